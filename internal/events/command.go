@@ -1,0 +1,138 @@
+// Package events holds the wire contract of contactrelay as Go types: the
+// contact.create command, the contact.created and contact.failed events, the
+// CloudEvents envelope that carries them, decoding and validation of commands
+// into field errors, and deterministic event ids. It does no I/O.
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Subjects and names of the contract.
+const (
+	SubjectCreate  = "contact.create"
+	SubjectCreated = "contact.created"
+	SubjectFailed  = "contact.failed"
+
+	// HeaderMsgID is JetStream's de-duplication header.
+	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderReplayOf marks a replayed command with the id of the failed event
+	// it replays; its value names the command's generation.
+	HeaderReplayOf = "Contact-Replay-Of"
+)
+
+// MaxCommandSize is the largest command body accepted, in bytes.
+const MaxCommandSize = 64 << 10
+
+// Command is one contact.create command. Provider-specific fields for PIK are
+// kept as raw JSON so that they are sent to PIK exactly as they came.
+type Command struct {
+	CommandID   string                     `json:"commandId,omitempty" validate:"omitempty,min=1,max=128"`
+	Provider    string                     `json:"provider,omitempty"`
+	Name        string                     `json:"name" validate:"required,max=200"`
+	Email       string                     `json:"email" validate:"required,email,max=254"`
+	Mobile      string                     `json:"mobile" validate:"required,mobile"`
+	TagID       string                     `json:"tagId" validate:"required,max=128"`
+	CompanyName string                     `json:"companyName,omitempty" validate:"max=200"`
+	PIK         map[string]json.RawMessage `json:"pik,omitempty"`
+	Metadata    map[string]string          `json:"metadata,omitempty" validate:"max=32,dive,keys,max=128,endkeys,max=1024"`
+}
+
+// MobileDigits returns the digits of the command's mobile number, without
+// the leading plus sign.
+func (c Command) MobileDigits() string { return strings.TrimPrefix(c.Mobile, "+") }
+
+// DecodeError says why a command body could not be turned into a Command.
+// Reason is ReasonMalformed when the body is not a JSON object of acceptable
+// size, or ReasonInvalid when a known field has the wrong JSON type.
+type DecodeError struct {
+	Reason  Reason
+	Message string
+	Errors  []FieldError
+}
+
+func (e *DecodeError) Error() string {
+	if len(e.Errors) == 0 {
+		return e.Message
+	}
+	msgs := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		msgs[i] = fe.Message
+	}
+	return e.Message + ": " + strings.Join(msgs, "; ")
+}
+
+// commandFields maps each known JSON field to the Go value it decodes into.
+func commandFields(c *Command) map[string]any {
+	return map[string]any{
+		"commandId":   &c.CommandID,
+		"provider":    &c.Provider,
+		"name":        &c.Name,
+		"email":       &c.Email,
+		"mobile":      &c.Mobile,
+		"tagId":       &c.TagID,
+		"companyName": &c.CompanyName,
+		"pik":         &c.PIK,
+		"metadata":    &c.Metadata,
+	}
+}
+
+// typeNames gives the JSON type each known field must have, for messages.
+var typeNames = map[string]string{
+	"pik":      "an object",
+	"metadata": "an object of strings",
+}
+
+// DecodeCommand decodes a command body. Unknown fields are ignored; a known
+// field of the wrong JSON type is reported, together with every other such
+// field, as a ReasonInvalid DecodeError. The name is trimmed of surrounding
+// white space. DecodeCommand does not apply the field rules: see
+// Validator.Validate. With a ReasonInvalid error, the returned Command holds
+// the fields that did decode.
+func DecodeCommand(body []byte) (Command, error) {
+	var cmd Command
+	switch {
+	case len(body) == 0:
+		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is empty"}
+	case len(body) > MaxCommandSize:
+		return cmd, &DecodeError{Reason: ReasonMalformed, Message: fmt.Sprintf("the command body is %d bytes, more than the limit of %d", len(body), MaxCommandSize)}
+	case !utf8.Valid(body):
+		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not UTF-8 text"}
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not a JSON object"}
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not valid JSON: " + err.Error()}
+	}
+	var errs []FieldError
+	for name, dst := range commandFields(&cmd) {
+		v, ok := raw[name]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			want := typeNames[name]
+			if want == "" {
+				want = "a string"
+			}
+			errs = append(errs, FieldError{Field: name, Rule: "type", Message: name + " must be " + want})
+		}
+	}
+	if v, ok := raw["commandId"]; ok && string(v) == `""` {
+		// Present but empty: say so, rather than fall back silently.
+		errs = append(errs, FieldError{Field: "commandId", Rule: "min", Message: "commandId must not be empty"})
+	}
+	cmd.Name = strings.TrimSpace(cmd.Name)
+	if len(errs) > 0 {
+		sortFieldErrors(errs)
+		return cmd, &DecodeError{Reason: ReasonInvalid, Message: "the command has fields of the wrong type or value", Errors: errs}
+	}
+	return cmd, nil
+}

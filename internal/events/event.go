@@ -1,0 +1,113 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Reason says why a command failed, in contact.failed events.
+type Reason string
+
+// The reasons of the contract. Only ReasonExhausted is retryable.
+const (
+	ReasonMalformed  Reason = "malformed"
+	ReasonInvalid    Reason = "invalid"
+	ReasonUnroutable Reason = "unroutable"
+	ReasonRejected   Reason = "rejected"
+	ReasonExhausted  Reason = "exhausted"
+)
+
+// Retryable reports whether a replay of the unchanged command can succeed.
+func (r Reason) Retryable() bool { return r == ReasonExhausted }
+
+// DefaultSource is the CloudEvents source of the events the service emits.
+const DefaultSource = "contactrelay"
+
+// Event is a CloudEvents 1.0 structured-mode JSON document. Data holds a
+// Created or a Failed, encoded.
+type Event struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Created is the data of a contact.created event.
+type Created struct {
+	CommandID string            `json:"commandId"`
+	Provider  string            `json:"provider"`
+	ContactID string            `json:"contactId"`
+	Upstream  map[string]any    `json:"upstream"`
+	Attempts  int               `json:"attempts"`
+	ReplayOf  string            `json:"replayOf,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+}
+
+// Failed is the data of a contact.failed event. Message explains the failure
+// in one sentence; Errors lists the broken rules of an invalid command;
+// Upstream carries the provider's last answer for rejected and exhausted
+// commands; Command is the original command object, or CommandRaw the raw
+// body (base64 in JSON) when it was malformed.
+type Failed struct {
+	CommandID  string            `json:"commandId"`
+	Provider   string            `json:"provider,omitempty"`
+	Reason     Reason            `json:"reason"`
+	Retryable  bool              `json:"retryable"`
+	Message    string            `json:"message"`
+	Errors     []FieldError      `json:"errors,omitempty"`
+	Upstream   *Upstream         `json:"upstream,omitempty"`
+	Attempts   int               `json:"attempts"`
+	ReplayOf   string            `json:"replayOf,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	Command    json.RawMessage   `json:"command,omitempty"`
+	CommandRaw []byte            `json:"commandRaw,omitempty"`
+}
+
+// Upstream is a provider's last answer to a failed create call. Code is the
+// provider's status code, or "timeout" or "connection" where no answer came.
+type Upstream struct {
+	HTTPStatus int    `json:"httpStatus,omitempty"`
+	Code       string `json:"code,omitempty"`
+	Message    string `json:"message,omitempty"`
+	RequestID  string `json:"requestId,omitempty"`
+}
+
+// idNamespace is the UUIDv5 namespace of event ids.
+var idNamespace = uuid.MustParse("6f1b2c1e-4c43-5b0a-9a57-3f0f7f1c2a10")
+
+// EventID returns the deterministic id of the event of the given type for a
+// command in a generation: the same inputs always give the same id, and any
+// change of one of them gives another. generation is empty for an original
+// command and the Contact-Replay-Of value for a replay.
+func EventID(commandID, generation, eventType string) string {
+	name := eventType + "\x00" + generation + "\x00" + commandID
+	return uuid.NewSHA1(idNamespace, []byte(name)).String()
+}
+
+// NewEvent wraps data in a CloudEvents envelope whose id is EventID of the
+// command, generation and type. An empty source means DefaultSource.
+func NewEvent(source, eventType, commandID, generation string, at time.Time, data any) (Event, error) {
+	if source == "" {
+		source = DefaultSource
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{
+		SpecVersion:     "1.0",
+		ID:              EventID(commandID, generation, eventType),
+		Source:          source,
+		Type:            eventType,
+		Subject:         commandID,
+		Time:            at.UTC(),
+		DataContentType: "application/json",
+		Data:            body,
+	}, nil
+}

@@ -1,0 +1,92 @@
+package events
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+func TestEventIDIsDeterministic(t *testing.T) {
+	id := EventID("c-1", "", SubjectCreated)
+	assert.Equal(t, id, EventID("c-1", "", SubjectCreated), "same inputs, same id")
+	others := []string{
+		EventID("c-2", "", SubjectCreated),
+		EventID("c-1", "gen-1", SubjectCreated),
+		EventID("c-1", "", SubjectFailed),
+		EventID("c-1\x00", "", SubjectCreated),
+	}
+	for _, o := range others {
+		assert.NotEqual(t, id, o, "a change of any input changes the id")
+	}
+	assert.Len(t, id, 36, "ids are UUIDs")
+}
+
+func TestEventsGolden(t *testing.T) {
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		typ  string
+		gen  string
+		data any
+	}{
+		{"created", SubjectCreated, "", Created{
+			CommandID: "c-1", Provider: "instantpay", ContactID: "65a1b2c3d4e5f6a7b8c9d0e1",
+			Upstream: map[string]any{"contactId": "65a1b2c3d4e5f6a7b8c9d0e1", "userId": "u1", "ipayUuid": "u-1", "orderId": "o-1", "environment": "LIVE", "timestamp": "2026-11-21 15:30:00"},
+			Attempts: 1, Metadata: map[string]string{"source": "crm"},
+		}},
+		{"failed_invalid", SubjectFailed, "", Failed{
+			CommandID: "c-2", Provider: "instantpay", Reason: ReasonInvalid, Message: "the command breaks 1 rule: email must be a valid email address",
+			Errors:  []FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}},
+			Command: json.RawMessage(`{"commandId":"c-2","name":"Jane","email":"jane@","mobile":"9876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`),
+		}},
+		{"failed_exhausted_replay", SubjectFailed, "7168773c-9ddf-58dd-b9ad-45791ab996da", Failed{
+			CommandID: "c-3", Provider: "pik", Reason: ReasonExhausted, Retryable: true, Message: "transient failures outlasted 10 deliveries",
+			Upstream: &Upstream{HTTPStatus: 503, Code: "503", Message: "service unavailable", RequestID: "r-1"},
+			Attempts: 12, ReplayOf: "7168773c-9ddf-58dd-b9ad-45791ab996da",
+			Command: json.RawMessage(`{"commandId":"c-3","provider":"pik","name":"Ravi","email":"ravi@example.com","mobile":"9876543210","tagId":"vip"}`),
+		}},
+		{"failed_malformed", SubjectFailed, "", Failed{
+			CommandID: "CONTACT_COMMANDS:7", Reason: ReasonMalformed, Message: "the command body is not a JSON object", CommandRaw: []byte("hello"),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var commandID string
+			switch d := tt.data.(type) {
+			case Created:
+				commandID = d.CommandID
+			case Failed:
+				commandID = d.CommandID
+			}
+			ev, err := NewEvent("", tt.typ, commandID, tt.gen, at, tt.data)
+			require.NoError(t, err)
+			got, err := json.MarshalIndent(ev, "", "  ")
+			require.NoError(t, err)
+			path := filepath.Join("testdata", tt.name+".json")
+			if *update {
+				require.NoError(t, os.WriteFile(path, append(got, '\n'), 0o644))
+			}
+			want, err := os.ReadFile(path)
+			require.NoError(t, err, "golden file missing: run go test ./internal/events -update")
+			assert.JSONEq(t, string(want), string(got))
+			assert.Equal(t, EventID(commandID, tt.gen, tt.typ), ev.ID)
+			assert.Equal(t, commandID, ev.Subject, "the subject is the commandId")
+			assert.Equal(t, DefaultSource, ev.Source)
+		})
+	}
+}
+
+func TestReasonRetryable(t *testing.T) {
+	for _, r := range []Reason{ReasonMalformed, ReasonInvalid, ReasonUnroutable, ReasonRejected} {
+		assert.False(t, r.Retryable(), r)
+	}
+	assert.True(t, ReasonExhausted.Retryable())
+}

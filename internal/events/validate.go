@@ -1,0 +1,105 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// FieldError is one broken rule of a command, reported in contact.failed
+// events with reason "invalid". Field is the JSON name of the field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+}
+
+var mobilePattern = regexp.MustCompile(`^\+?[0-9]{10,15}$`)
+
+// Validator applies the contract's field rules to commands. Build one with
+// NewValidator at start and share it: it is safe for concurrent use.
+type Validator struct {
+	v *validator.Validate
+}
+
+// NewValidator returns a Validator with the contract's rules registered.
+func NewValidator() *Validator {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			return ""
+		}
+		return name
+	})
+	// The rule is static and known to register.
+	if err := v.RegisterValidation("mobile", func(fl validator.FieldLevel) bool {
+		return mobilePattern.MatchString(fl.Field().String())
+	}); err != nil {
+		panic(err)
+	}
+	return &Validator{v: v}
+}
+
+// Validate returns every rule the command breaks, sorted by field, or nil.
+// Provider-specific rules are not applied here: each provider adds its own.
+func (val *Validator) Validate(cmd Command) []FieldError {
+	err := val.v.Struct(cmd)
+	if err == nil {
+		return nil
+	}
+	var verrs validator.ValidationErrors
+	if !errors.As(err, &verrs) {
+		return []FieldError{{Field: "", Rule: "internal", Message: err.Error()}}
+	}
+	out := make([]FieldError, 0, len(verrs))
+	for _, fe := range verrs {
+		out = append(out, toFieldError(fe))
+	}
+	sortFieldErrors(out)
+	return out
+}
+
+// toFieldError turns one validator error into the contract's form, with a
+// message a person can act on.
+func toFieldError(fe validator.FieldError) FieldError {
+	field := fieldPath(fe.Namespace())
+	var msg string
+	switch fe.Tag() {
+	case "required":
+		msg = field + " is required"
+	case "email":
+		msg = field + " must be a valid email address"
+	case "mobile":
+		msg = field + " must be 10 to 15 digits, with an optional leading +"
+	case "max":
+		if fe.Kind() == reflect.Map {
+			msg = fmt.Sprintf("%s must have at most %s entries", field, fe.Param())
+		} else {
+			msg = fmt.Sprintf("%s must be at most %s characters", field, fe.Param())
+		}
+	case "min":
+		msg = fmt.Sprintf("%s must be at least %s characters", field, fe.Param())
+	default:
+		msg = fmt.Sprintf("%s breaks the rule %q", field, fe.Tag())
+	}
+	return FieldError{Field: field, Rule: fe.Tag(), Message: msg}
+}
+
+// fieldPath drops the struct name from a validator namespace
+// ("Command.metadata[k]" becomes "metadata[k]").
+func fieldPath(ns string) string {
+	if _, rest, ok := strings.Cut(ns, "."); ok {
+		return rest
+	}
+	return ns
+}
+
+func sortFieldErrors(errs []FieldError) {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+}
