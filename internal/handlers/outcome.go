@@ -1,0 +1,203 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// storeRetryDelay is how long a command waits for redelivery when its record
+// could not be read or written (NATS trouble): short, since no provider is
+// being spared.
+const storeRetryDelay = 2 * time.Second
+
+// fail decides a failed outcome that needs no record: the command was
+// malformed, invalid or unroutable, which every delivery decides alike.
+func (h *Handler) fail(m Message, cmd events.Command, provider string, reason events.Reason, msg string, errs []events.FieldError) Outcome {
+	commandID := cmd.CommandID
+	data := events.Failed{
+		CommandID: commandID,
+		Provider:  provider,
+		Reason:    reason,
+		Retryable: reason.Retryable(),
+		Message:   msg,
+		Errors:    errs,
+		ReplayOf:  m.Generation,
+		Metadata:  cmd.Metadata,
+	}
+	if reason == events.ReasonMalformed {
+		data.CommandRaw = m.Body
+	} else {
+		data.Command = m.Body
+	}
+	ev, err := events.NewEvent(h.cfg.Source, events.SubjectFailed, commandID, m.Generation, h.cfg.Now(), data)
+	if err != nil {
+		// Only data that cannot be encoded gets here; keep the raw bytes.
+		data.Command, data.CommandRaw, data.Metadata = nil, m.Body, nil
+		ev, _ = events.NewEvent(h.cfg.Source, events.SubjectFailed, commandID, m.Generation, h.cfg.Now(), data)
+	}
+	return Outcome{Action: Term, Event: &ev, CommandID: commandID, Provider: provider, Reason: reason, Err: errors.New(msg)}
+}
+
+// settled returns the outcome of a command that needs no provider call: its
+// generation's recorded outcome, or contact.created from the record of a
+// contact created earlier (by another generation, delivery or instance).
+func (h *Handler) settled(ctx context.Context, d *delivery) *Outcome {
+	if g := d.rec.Generations[d.m.Generation]; g != nil && g.Outcome != nil {
+		out := recordedOutcome(d, g)
+		return &out
+	}
+	if d.rec.Contact != nil {
+		c := d.rec.Contact
+		out := h.created(ctx, d, events.Contact{ID: c.ID, Upstream: c.Upstream})
+		return &out
+	}
+	return nil
+}
+
+// created records the contact and the generation's created outcome, unless
+// the generation already has an outcome, which is then kept.
+func (h *Handler) created(ctx context.Context, d *delivery, c events.Contact) Outcome {
+	return h.decide(ctx, d, func(r *Record, g *Generation) (events.Reason, any) {
+		if r.Contact == nil {
+			r.Contact = &StoredContact{Provider: d.cmd.Provider, ID: c.ID, Upstream: c.Upstream, CreatedAt: h.cfg.Now().UTC()}
+		}
+		r.Unsettled, r.InFlightUntil = false, time.Time{}
+		return "", h.createdData(d, r.Contact, g)
+	})
+}
+
+// finish records a failed outcome for the generation, unless it already has
+// an outcome or the contact exists meanwhile (then it is created).
+func (h *Handler) finish(ctx context.Context, d *delivery, reason events.Reason, msg string) Outcome {
+	return h.decide(ctx, d, func(r *Record, g *Generation) (events.Reason, any) {
+		if r.Contact != nil {
+			return "", h.createdData(d, r.Contact, g)
+		}
+		data := events.Failed{
+			CommandID: d.cmd.CommandID,
+			Provider:  d.cmd.Provider,
+			Reason:    reason,
+			Retryable: reason.Retryable(),
+			Message:   msg,
+			Attempts:  g.Attempts,
+			ReplayOf:  d.m.Generation,
+			Metadata:  d.cmd.Metadata,
+			Command:   d.m.Body,
+		}
+		if d.last != nil {
+			data.Upstream = d.last.Upstream()
+		}
+		return reason, data
+	})
+}
+
+func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) events.Created {
+	up := c.Upstream
+	if up == nil {
+		up = map[string]any{}
+	}
+	return events.Created{
+		CommandID: d.cmd.CommandID,
+		Provider:  c.Provider,
+		ContactID: c.ID,
+		Upstream:  up,
+		Attempts:  g.Attempts,
+		ReplayOf:  d.m.Generation,
+		Metadata:  d.cmd.Metadata,
+	}
+}
+
+// decide records the generation's outcome, built by build from the freshest
+// record, with a compare-and-set; a generation has one outcome, so one
+// recorded first by another delivery wins.
+func (h *Handler) decide(ctx context.Context, d *delivery, build func(*Record, *Generation) (events.Reason, any)) Outcome {
+	var buildErr error
+	_, err := h.update(ctx, d, func(r *Record) bool {
+		r.Generations = cloneGenerations(r.Generations)
+		g := r.generation(d.m.Generation)
+		if g.Outcome != nil {
+			return false
+		}
+		reason, data := build(r, g)
+		typ := events.SubjectCreated
+		if reason != "" {
+			typ = events.SubjectFailed
+		}
+		ev, err := events.NewEvent(h.cfg.Source, typ, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
+		if err != nil {
+			buildErr = err
+			return false
+		}
+		g.Outcome = &ev
+		return true
+	})
+	if err == nil {
+		err = buildErr
+	}
+	if err != nil {
+		return h.retryStore(d, err)
+	}
+	return recordedOutcome(d, d.rec.Generations[d.m.Generation])
+}
+
+// recordedOutcome turns a generation's recorded event into an Outcome.
+func recordedOutcome(d *delivery, g *Generation) Outcome {
+	var data struct {
+		Provider string        `json:"provider"`
+		Reason   events.Reason `json:"reason"`
+		Message  string        `json:"message"`
+	}
+	_ = json.Unmarshal(g.Outcome.Data, &data) // our own encoding; a miss only thins the log line
+	out := Outcome{Action: Ack, Event: g.Outcome, CommandID: d.cmd.CommandID, Provider: data.Provider, Reason: data.Reason, Attempts: g.Attempts}
+	if data.Reason != "" {
+		out.Err = errors.New(data.Message)
+	}
+	return out
+}
+
+// retryStore ends a delivery whose record could not be read or written.
+func (h *Handler) retryStore(d *delivery, err error) Outcome {
+	return Outcome{Action: Retry, Delay: storeRetryDelay, CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(), Err: err}
+}
+
+// storeContext bounds one record read or write; it outlives ctx's
+// cancellation so that a decided outcome is recorded during shutdown.
+func (h *Handler) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.cfg.StoreTimeout)
+}
+
+// reload reads the delivery's record afresh.
+func (h *Handler) reload(ctx context.Context, d *delivery) error {
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	rec, rev, err := h.records.load(sctx, d.cmd.CommandID)
+	if err != nil {
+		return err
+	}
+	d.rec, d.rev = rec, rev
+	return nil
+}
+
+// save writes rec over revision rev.
+func (h *Handler) save(ctx context.Context, rec Record, rev uint64) (uint64, error) {
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	return h.records.save(sctx, rec, rev)
+}
+
+// update changes the delivery's record with a compare-and-set, reading and
+// reapplying on conflict, and keeps the delivery's copy current.
+func (h *Handler) update(ctx context.Context, d *delivery, change func(*Record) bool) (Record, error) {
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	rec, rev, err := h.records.update(sctx, d.cmd.CommandID, d.rec, d.rev, change)
+	if err != nil {
+		return Record{}, err
+	}
+	d.rec, d.rev = rec, rev
+	return rec, nil
+}
