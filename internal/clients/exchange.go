@@ -1,0 +1,204 @@
+package clients
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// MaxReplyBytes is the default bound of a reply body read from a provider.
+const MaxReplyBytes = 1 << 20
+
+// Codes of a ProviderError for a call that got no answer.
+const (
+	CodeTimeout    = "timeout"
+	CodeConnection = "connection"
+)
+
+// Call names one kind of request to a provider, for reading its replies and
+// classifying its failures. A Call is a value; it is safe for concurrent use.
+type Call struct {
+	// Provider and Op fill the fields of the same names of every
+	// ProviderError the call returns.
+	Provider string
+	Op       string
+	// Safe marks a call that changes nothing at the provider (a lookup, a
+	// token request): when it gets no answer it is Transient, never
+	// Ambiguous.
+	Safe bool
+	// MaxReplyBytes bounds the reply body; zero means MaxReplyBytes.
+	MaxReplyBytes int64
+}
+
+// Reply is a provider's answer: the HTTP status, the headers and the body,
+// read whole up to the call's bound.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// OK reports whether the HTTP status is 2xx.
+func (r Reply) OK() bool { return r.Status >= 200 && r.Status < 300 }
+
+// RequestID returns the request id a provider or its gateway put in the
+// reply headers (X-Request-Id, X-Correlation-Id, Request-Id or
+// X-Amzn-Requestid), or "".
+func (r Reply) RequestID() string {
+	for _, h := range []string{"X-Request-Id", "X-Correlation-Id", "Request-Id", "X-Amzn-Requestid"} {
+		if v := r.Header.Get(h); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Do sends req with client and reads the reply. It traces whether the
+// request was written to the connection, so that a call that then gets no
+// answer is classified by TransportError as Ambiguous rather than
+// Transient. Every error it returns is an *events.ProviderError; an HTTP
+// status of any kind is a Reply, not an error. When the body of a non-2xx
+// reply cannot be read whole, Do returns what it read: the status is the
+// answer. The request's context bounds the whole exchange, body included.
+func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	resp, err := client.Do(req)
+	if err != nil {
+		return Reply{}, c.TransportError(err, wrote.Load())
+	}
+	defer resp.Body.Close()
+
+	reply := Reply{Status: resp.StatusCode, Header: resp.Header}
+	limit := c.MaxReplyBytes
+	if limit <= 0 {
+		limit = MaxReplyBytes
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	tooLarge := int64(len(body)) > limit
+	if tooLarge {
+		body = body[:limit]
+	}
+	reply.Body = body
+	if !reply.OK() {
+		return reply, nil
+	}
+	if err == nil && tooLarge {
+		err = fmt.Errorf("the reply is larger than %d bytes", limit)
+	}
+	if err != nil {
+		pe := c.TransportError(fmt.Errorf("read reply: %w", err), true)
+		pe.HTTPStatus = reply.Status
+		pe.RequestID = reply.RequestID()
+		return Reply{}, pe
+	}
+	return reply, nil
+}
+
+// TransportError classifies err, the failure of a call that got no complete
+// answer. wrote says whether the request was written to the connection. A
+// request that was not written (or failed to dial) changed nothing and is
+// Transient; one that was written and then timed out or lost its connection
+// may have been carried out, and is Ambiguous unless the call is Safe. The
+// Code is "timeout" when a deadline ran out and "connection" otherwise.
+func (c Call) TransportError(err error, wrote bool) *events.ProviderError {
+	if neverSent(err) {
+		wrote = false
+	}
+	pe := &events.ProviderError{
+		Provider: c.Provider,
+		Op:       c.Op,
+		Class:    events.Transient,
+		Code:     CodeConnection,
+		Err:      err,
+	}
+	if isTimeout(err) {
+		pe.Code = CodeTimeout
+	}
+	switch {
+	case !wrote:
+		pe.Message = "the request was not sent: " + err.Error()
+	case c.Safe:
+		pe.Message = "the request was sent but no answer came: " + err.Error()
+	default:
+		pe.Class = events.Ambiguous
+		pe.Message = "the request was sent but no answer came, so its outcome is unknown: " + err.Error()
+	}
+	return pe
+}
+
+// neverSent reports whether err shows that no connection was made, so the
+// request cannot have reached the provider.
+func neverSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ClassOfStatus classifies a non-2xx HTTP status: 429 and 5xx are
+// Transient, anything else Permanent.
+func ClassOfStatus(status int) events.Class {
+	if status == http.StatusTooManyRequests || (status >= 500 && status <= 599) {
+		return events.Transient
+	}
+	return events.Permanent
+}
+
+// RetryAfter returns the wait a Retry-After header asks for, given as
+// seconds or as an HTTP date (measured from now), at most a day, or zero
+// when the header is missing, unparseable or in the past.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		// Capped at a day, so that no value overflows a Duration.
+		return time.Duration(min(max(secs, 0), 24*60*60)) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
+}
+
+// EncodeJSON encodes v as a request body, without escaping HTML characters
+// and without a trailing newline.
+func EncodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -1,0 +1,162 @@
+// Package instantpay is contactrelay's adapter for the InstantPay Contact
+// Book API (developers.instantpay.in): it creates contacts with
+// POST /contacts/profile, finds them again with GET /contacts/profile for
+// reconciling, and classifies every failure as an *events.ProviderError.
+package instantpay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/clients"
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// Name is the provider's name in commands and events.
+const Name = "instantpay"
+
+// Defaults of Config.
+const (
+	DefaultBaseURL  = "https://api.instantpay.in"
+	DefaultAuthCode = "1"
+	DefaultTimeout  = 10 * time.Second
+)
+
+// profilePath is the Contact Book resource: POST creates, GET lists.
+const profilePath = "/contacts/profile"
+
+// maxListBytes bounds the reply of the contact list, which holds every
+// contact of the account and so may be far larger than other replies.
+const maxListBytes = 16 << 20
+
+// Config configures a Client. The zero value of each optional field is its
+// documented default.
+type Config struct {
+	// BaseURL is the API's root; empty means DefaultBaseURL.
+	BaseURL string
+	// ClientID and ClientSecret are the account's credentials; both are
+	// required. The secret is sent only in its header, never in errors.
+	ClientID     string
+	ClientSecret string
+	// EndpointIP is sent as X-Ipay-Endpoint-Ip when set.
+	EndpointIP string
+	// AuthCode is sent as X-Ipay-Auth-Code; empty means DefaultAuthCode.
+	AuthCode string
+	// HTTPClient sends the requests; nil means http.DefaultClient. Use
+	// clients.NewHTTPClient for a pool sized for the service.
+	HTTPClient *http.Client
+	// Timeout bounds each request, reply body included; zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Client calls the InstantPay Contact Book API. It is safe for concurrent
+// use.
+type Client struct {
+	baseURL      string
+	clientID     string
+	clientSecret string
+	endpointIP   string
+	authCode     string
+	hc           *http.Client
+	timeout      time.Duration
+}
+
+// New returns a Client for cfg, or an error when a credential is missing or
+// the base URL is not an http(s) URL.
+func New(cfg Config) (*Client, error) {
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		return nil, errors.New("instantpay: the client id and the client secret are required")
+	}
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("instantpay: base URL %q is not an http(s) URL", base)
+	}
+	c := &Client{
+		baseURL:      strings.TrimSuffix(base, "/"),
+		clientID:     cfg.ClientID,
+		clientSecret: cfg.ClientSecret,
+		endpointIP:   cfg.EndpointIP,
+		authCode:     cfg.AuthCode,
+		hc:           cfg.HTTPClient,
+		timeout:      cfg.Timeout,
+	}
+	if c.authCode == "" {
+		c.authCode = DefaultAuthCode
+	}
+	if c.hc == nil {
+		c.hc = http.DefaultClient
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	return c, nil
+}
+
+// Validate returns the rules the command breaks for InstantPay, or nil: the
+// tagId must be a 24-character hexadecimal id. An empty tagId is left to the
+// common rules, which report it as required.
+func (c *Client) Validate(cmd events.Command) []events.FieldError {
+	if cmd.TagID == "" || isHex24(cmd.TagID) {
+		return nil
+	}
+	return []events.FieldError{{
+		Field:   "tagId",
+		Rule:    "hexadecimal24",
+		Message: "tagId must be a 24-character hexadecimal id for InstantPay",
+	}}
+}
+
+func isHex24(s string) bool {
+	if len(s) != 24 {
+		return false
+	}
+	for i := range len(s) {
+		switch b := s[i]; {
+		case '0' <= b && b <= '9', 'a' <= b && b <= 'f', 'A' <= b && b <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// send makes one request to the Contact Book resource, bounded by the
+// client's timeout, and returns the reply read whole.
+func (c *Client) send(ctx context.Context, call clients.Call, method string, body []byte) (clients.Reply, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+profilePath, rd)
+	if err != nil {
+		return clients.Reply{}, &events.ProviderError{
+			Provider: Name, Op: call.Op, Class: events.Permanent,
+			Message: "cannot build the request", Err: fmt.Errorf("build request: %w", err),
+		}
+	}
+	req.Header.Set("X-Ipay-Auth-Code", c.authCode)
+	req.Header.Set("X-Ipay-Client-Id", c.clientID)
+	req.Header.Set("X-Ipay-Client-Secret", c.clientSecret)
+	if c.endpointIP != "" {
+		req.Header.Set("X-Ipay-Endpoint-Ip", c.endpointIP)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return call.Do(c.hc, req)
+}

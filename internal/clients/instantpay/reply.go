@@ -1,0 +1,130 @@
+package instantpay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/clients"
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// Status codes with a meaning of their own; the others are failures.
+const (
+	codeSuccess  = "TXN" // transaction successful
+	codePending  = "TUP" // transaction under process
+	codeNotFound = "RNF" // record not found
+)
+
+// envelope is the reply every InstantPay API answers with.
+type envelope struct {
+	StatusCode  clients.Text    `json:"statuscode"`
+	ActCode     clients.Text    `json:"actcode"`
+	Status      clients.Text    `json:"status"`
+	Data        json.RawMessage `json:"data"`
+	Timestamp   clients.Text    `json:"timestamp"`
+	IpayUUID    clients.Text    `json:"ipay_uuid"`
+	OrderID     clients.Text    `json:"orderid"`
+	Environment clients.Text    `json:"environment"`
+}
+
+// parseEnvelope decodes a reply body; one without a statuscode is not an
+// InstantPay reply.
+func parseEnvelope(body []byte) (envelope, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return envelope{}, fmt.Errorf("decode reply: %w", err)
+	}
+	if env.StatusCode == "" {
+		return envelope{}, errors.New("the reply has no statuscode")
+	}
+	return env, nil
+}
+
+// classOfCode classifies a failed statuscode. Pending is Ambiguous: the
+// contact may be created yet, so the caller looks it up before retrying.
+// System-side codes and any status that says to try later are Transient;
+// parameter, credential and account codes, and codes not known, are
+// Permanent.
+func classOfCode(code, status string) events.Class {
+	switch code {
+	case codePending:
+		return events.Ambiguous
+	case "ISE", "IPE", "SPE", "SPD", "TSU", "USM":
+		return events.Transient
+	}
+	s := strings.ToLower(status)
+	if strings.Contains(s, "try later") || strings.Contains(s, "try again") || strings.Contains(s, "try after") {
+		return events.Transient
+	}
+	return events.Permanent
+}
+
+// newError returns a ProviderError for a reply, with the fields every
+// failure shares filled in and no class yet.
+func newError(call clients.Call, reply clients.Reply, env envelope) *events.ProviderError {
+	pe := &events.ProviderError{
+		Provider:   Name,
+		Op:         call.Op,
+		HTTPStatus: reply.Status,
+		Code:       env.StatusCode.String(),
+		Message:    env.Status.String(),
+		RequestID:  firstNonEmpty(env.IpayUUID.String(), env.OrderID.String(), reply.RequestID()),
+	}
+	return pe
+}
+
+// failure classifies a reply that is not a success. parseErr is the error
+// of parsing its body, if any. The HTTP status decides when it is not 2xx;
+// a 2xx reply that cannot be read says something happened, so it is
+// Ambiguous; otherwise the statuscode decides. For a Safe call (a lookup)
+// Ambiguous becomes Transient: a GET changes nothing.
+func failure(call clients.Call, reply clients.Reply, env envelope, parseErr error) *events.ProviderError {
+	pe := newError(call, reply, env)
+	switch {
+	case !reply.OK():
+		pe.Class = clients.ClassOfStatus(reply.Status)
+		if pe.Message == "" {
+			pe.Message = http.StatusText(reply.Status)
+		}
+	case parseErr != nil:
+		pe.Class = events.Ambiguous
+		pe.Message = "the reply is not an InstantPay reply: " + parseErr.Error()
+		pe.Err = parseErr
+	default:
+		pe.Class = classOfCode(pe.Code, pe.Message)
+	}
+	if call.Safe && pe.Class == events.Ambiguous {
+		pe.Class = events.Transient
+	}
+	if pe.Class == events.Transient {
+		pe.RetryAfter = clients.RetryAfter(reply.Header, time.Now())
+	}
+	return pe
+}
+
+// putText sets up[key] to v unless v is empty.
+func putText(up map[string]any, key string, v clients.Text) {
+	if v != "" {
+		up[key] = v.String()
+	}
+}
+
+// putScalar sets up[key] to the scalar in raw, if there is one.
+func putScalar(up map[string]any, key string, raw json.RawMessage) {
+	if v, ok := clients.Scalar(raw); ok {
+		up[key] = v
+	}
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,217 @@
+// Package pik is contactrelay's adapter for the PIK Global Account API: it
+// obtains and caches the app's access token, creates contacts with
+// POST /api/v1/contact/create, finds them again by contactCode with
+// GET /api/v1/contact/list for reconciling, and classifies every failure as
+// an *events.ProviderError.
+package pik
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/clients"
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// Name is the provider's name in commands and events.
+const Name = "pik"
+
+// Defaults of Config.
+const (
+	DefaultTimeout       = 10 * time.Second
+	DefaultRefreshBefore = time.Minute
+	// DefaultTokenLifetime is the lifetime of a token whose reply gives
+	// none, as the PIK docs state it.
+	DefaultTokenLifetime = 30 * time.Minute
+)
+
+// Config configures a Client. The zero value of each optional field is its
+// documented default.
+type Config struct {
+	// BaseURL is the API's root; required (PIK gives each partner its own).
+	BaseURL string
+	// AppID and AppSecret are the app's credentials; both are required.
+	// The secret is sent only in the token request, never in errors.
+	AppID     string
+	AppSecret string
+	// HTTPClient sends the requests; nil means http.DefaultClient. Use
+	// clients.NewHTTPClient for a pool sized for the service.
+	HTTPClient *http.Client
+	// Timeout bounds each request, reply body included; zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// RefreshBefore is how long before its expiry a token is replaced;
+	// zero means DefaultRefreshBefore. It is capped at half the token's
+	// lifetime.
+	RefreshBefore time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Client calls the PIK contact API. It is safe for concurrent use: all
+// callers share one cached access token, and at most one token request is
+// in flight at a time.
+type Client struct {
+	baseURL       string
+	appID         string
+	appSecret     string
+	hc            *http.Client
+	timeout       time.Duration
+	refreshBefore time.Duration
+	now           func() time.Time
+
+	mu        sync.Mutex
+	token     string       // the cached token, "" if none
+	expires   time.Time    // when the cached token stops working
+	refreshAt time.Time    // when the cached token is replaced
+	flight    *tokenFlight // the token request in flight, if any
+	fetched   bool         // a token request has finished
+	lastErr   error        // the error of the last token request
+}
+
+// New returns a Client for cfg, or an error when the base URL or a
+// credential is missing.
+func New(cfg Config) (*Client, error) {
+	if cfg.AppID == "" || cfg.AppSecret == "" {
+		return nil, errors.New("pik: the app id and the app secret are required")
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("pik: base URL %q is not an http(s) URL", cfg.BaseURL)
+	}
+	c := &Client{
+		baseURL:       strings.TrimSuffix(cfg.BaseURL, "/"),
+		appID:         cfg.AppID,
+		appSecret:     cfg.AppSecret,
+		hc:            cfg.HTTPClient,
+		timeout:       cfg.Timeout,
+		refreshBefore: cfg.RefreshBefore,
+		now:           cfg.Now,
+	}
+	if c.hc == nil {
+		c.hc = http.DefaultClient
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.refreshBefore <= 0 {
+		c.refreshBefore = DefaultRefreshBefore
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// Validate returns the rules the command's pik fields break, or nil:
+// paymentContactAddress and paymentContactAccount must be JSON objects, the
+// other known fields strings, and contactCode, when given, not empty. null
+// is accepted anywhere; unknown fields are passed on unchecked.
+func (c *Client) Validate(cmd events.Command) []events.FieldError {
+	var errs []events.FieldError
+	for _, name := range sortedKeys(cmd.PIK) {
+		raw := bytes.TrimSpace(cmd.PIK[name])
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		field := "pik." + name
+		switch name {
+		case "paymentContactAddress", "paymentContactAccount":
+			if raw[0] != '{' {
+				errs = append(errs, events.FieldError{Field: field, Rule: "type", Message: field + " must be an object"})
+			}
+		case "contactCode", "contactType", "businessType", "firstName", "lastName",
+			"nickname", "countryCode", "nationality":
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				errs = append(errs, events.FieldError{Field: field, Rule: "type", Message: field + " must be a string"})
+			} else if name == "contactCode" && strings.TrimSpace(s) == "" {
+				errs = append(errs, events.FieldError{Field: field, Rule: "required", Message: field + " must not be empty when given"})
+			}
+		}
+	}
+	return errs
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ContactCode returns the contactCode the command's contact has at PIK:
+// pik.contactCode when it is a non-empty string, else one derived from the
+// commandId alone ("CR" and the first 24 hexadecimal digits of its SHA-256,
+// uppercase), so that every delivery and replay of a command sends the same
+// code and an ambiguous create can be looked up.
+func ContactCode(cmd events.Command) string {
+	var code string
+	if raw, ok := cmd.PIK["contactCode"]; ok && json.Unmarshal(raw, &code) == nil && strings.TrimSpace(code) != "" {
+		return code
+	}
+	sum := sha256.Sum256([]byte(cmd.CommandID))
+	return "CR" + strings.ToUpper(hex.EncodeToString(sum[:])[:24])
+}
+
+// send makes one request to path, bounded by the client's timeout, with the
+// given bearer token (none if empty), and returns the reply read whole.
+func (c *Client) send(ctx context.Context, call clients.Call, method, path string, body []byte, token string) (clients.Reply, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
+	if err != nil {
+		return clients.Reply{}, &events.ProviderError{
+			Provider: Name, Op: call.Op, Class: events.Permanent,
+			Message: "cannot build the request", Err: fmt.Errorf("build request: %w", err),
+		}
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return call.Do(c.hc, req)
+}
+
+// authorized makes an authenticated request and returns the reply. When
+// PIK answers 401 (as the HTTP status or as the body's code) the token is
+// dropped, a new one fetched and the request made once more; that answer is
+// final.
+func (c *Client) authorized(ctx context.Context, call clients.Call, method, path string, body []byte) (clients.Reply, error) {
+	for attempt := 1; ; attempt++ {
+		token, err := c.accessToken(ctx)
+		if err != nil {
+			return clients.Reply{}, err
+		}
+		reply, err := c.send(ctx, call, method, path, body, token)
+		if err != nil {
+			return clients.Reply{}, err
+		}
+		if attempt == 1 && unauthorized(reply) {
+			c.invalidate(token)
+			continue
+		}
+		return reply, nil
+	}
+}
