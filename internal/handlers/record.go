@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -91,7 +92,9 @@ func (rs records) load(ctx context.Context, commandID string) (Record, uint64, e
 	if rev == 0 {
 		return rec, 0, nil
 	}
-	if err := json.Unmarshal(val, &rec); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(val))
+	dec.UseNumber() // provider ids stay exact, however long
+	if err := dec.Decode(&rec); err != nil {
 		return Record{}, 0, fmt.Errorf("decode record of %s: %w", commandID, err)
 	}
 	return rec, rev, nil

@@ -1,0 +1,90 @@
+// Package natstest starts in-process NATS servers with JetStream for tests:
+// on a random loopback port, with their store in a test's temporary folder,
+// shut down when the test ends.
+package natstest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is an in-process JetStream server that can be restarted on the
+// same port and store.
+type Server struct {
+	*server.Server
+	opts *server.Options
+	tb   testing.TB
+}
+
+// Start starts a JetStream server for tb. change, if not nil, adjusts the
+// options first (auth, TLS, cluster).
+func Start(tb testing.TB, change func(*server.Options)) *Server {
+	tb.Helper()
+	opts := &server.Options{
+		ServerName: "test",
+		Host:       "127.0.0.1",
+		Port:       -1,
+		JetStream:  true,
+		StoreDir:   tb.TempDir(),
+		NoLog:      true,
+		NoSigs:     true,
+	}
+	if change != nil {
+		change(opts)
+	}
+	s := &Server{opts: opts, tb: tb}
+	s.start()
+	// The first start picked the port: keep it for restarts.
+	s.opts.Port = s.Addr().(*net.TCPAddr).Port
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) start() {
+	s.tb.Helper()
+	ns, err := server.NewServer(s.opts)
+	if err != nil {
+		s.tb.Fatalf("nats server: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		s.tb.Fatalf("nats server did not start")
+	}
+	s.Server = ns
+}
+
+// Stop shuts the server down and waits until it has.
+func (s *Server) Stop() {
+	if s.Server != nil && s.Running() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+}
+
+// Restart stops the server and starts it again on the same port and store.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	s.start()
+}
+
+// Connect returns a connection to the server that reconnects for ever and
+// is closed when the test ends, and a JetStream context on it.
+func (s *Server) Connect(tb testing.TB) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}

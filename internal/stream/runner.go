@@ -1,0 +1,290 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/handlers"
+)
+
+// Handler decides the outcome of one delivery; *handlers.Handler is one.
+type Handler interface {
+	Handle(ctx context.Context, m handlers.Message) handlers.Outcome
+}
+
+// RunnerConfig configures a Runner. Zero values take the documented defaults.
+type RunnerConfig struct {
+	// Concurrency is the number of commands processed at once, and the
+	// number fetched ahead. Default 64.
+	Concurrency int
+	// AckWait is the consumer's ack wait; a message being processed is kept
+	// alive with an in-progress ack every AckWait/3. Default 30s.
+	AckWait time.Duration
+	// ShutdownGrace bounds how long Run waits for in-flight commands once
+	// its context is cancelled. Default 30s.
+	ShutdownGrace time.Duration
+	// PublishTimeout bounds one event publish. Default 10s.
+	PublishTimeout time.Duration
+	// Logger receives one line per outcome. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c *RunnerConfig) setDefaults() {
+	if c.Concurrency == 0 {
+		c.Concurrency = 64
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 30 * time.Second
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Runner consumes contact.create commands from the durable consumer, hands
+// each to a Handler, publishes the terminal event the handler decides and
+// only then acknowledges the command. It owns every ack.
+type Runner struct {
+	js      jetstream.JetStream
+	handler Handler
+	cfg     RunnerConfig
+}
+
+// NewRunner returns a Runner. The JetStream resources must exist (Setup).
+func NewRunner(js jetstream.JetStream, h Handler, cfg RunnerConfig) *Runner {
+	cfg.setDefaults()
+	return &Runner{js: js, handler: h, cfg: cfg}
+}
+
+// Run consumes until ctx is cancelled, then stops fetching, lets in-flight
+// commands finish within the shutdown grace and returns nil. Commands that
+// were fetched but not started are handed back (Nak) for immediate
+// redelivery. It returns an error only when it cannot start consuming.
+func (r *Runner) Run(ctx context.Context) error {
+	cons, err := r.js.Consumer(ctx, CommandStream, Durable)
+	if err != nil {
+		return fmt.Errorf("bind consumer %s: %w", Durable, err)
+	}
+	// Fetch no further ahead than the commands we can work on at once, so
+	// that nothing waits out its ack wait in a buffer.
+	iter, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", Durable, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			iter.Drain()
+		case <-stopped:
+		}
+	}()
+	defer close(stopped)
+
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, r.cfg.Concurrency)
+	for {
+		acquired := false
+		select {
+		case slots <- struct{}{}:
+			acquired = true
+		case <-ctx.Done():
+		}
+		msg, err := iter.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			break
+		}
+		if err != nil || ctx.Err() != nil {
+			if acquired {
+				<-slots
+			}
+			if err != nil {
+				r.cfg.Logger.Warn("fetch failed", "error", err)
+				sleep(ctx, 500*time.Millisecond)
+				continue
+			}
+			// Draining: hand it back untouched for another instance.
+			_ = msg.Nak()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			r.process(ctx, msg)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(r.cfg.ShutdownGrace):
+		r.cfg.Logger.Warn("shutdown grace ran out; unfinished commands will be redelivered", "grace", r.cfg.ShutdownGrace)
+	}
+	return nil
+}
+
+// process handles one message and settles it.
+func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
+	start := time.Now()
+	meta, err := msg.Metadata()
+	if err != nil {
+		r.cfg.Logger.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
+		_ = msg.Term()
+		return
+	}
+	hdr := msg.Headers()
+	m := handlers.Message{
+		Body:       msg.Data(),
+		MsgID:      hdr.Get(events.HeaderMsgID),
+		Stream:     meta.Stream,
+		Sequence:   meta.Sequence.Stream,
+		Generation: hdr.Get(events.HeaderReplayOf),
+		Delivery:   int(meta.NumDelivered),
+	}
+
+	ka := keepAlive(msg, r.cfg.AckWait/3)
+	out := r.handler.Handle(ctx, m)
+	ka.stop()
+
+	var settleErr error
+	switch out.Action {
+	case handlers.Ack, handlers.Term:
+		if err := r.publish(ctx, out.Event, hdr); err != nil {
+			// The outcome is recorded: the redelivery publishes the same
+			// event, under the same id.
+			settleErr = fmt.Errorf("publish %s: %w", out.Event.Type, err)
+			_ = msg.NakWithDelay(time.Second)
+			break
+		}
+		if out.Action == handlers.Term {
+			settleErr = msg.TermWithReason(string(out.Reason))
+		} else {
+			settleErr = msg.Ack()
+		}
+	default:
+		if out.Delay > 0 {
+			settleErr = msg.NakWithDelay(out.Delay)
+		} else {
+			settleErr = msg.Nak()
+		}
+	}
+	r.log(m, out, time.Since(start), settleErr)
+}
+
+// traceHeaders are the command headers carried on to its events.
+var traceHeaders = []string{"traceparent", "tracestate"}
+
+// publish publishes a terminal event with its id as Nats-Msg-Id and waits
+// for the stream's acknowledgement. It outlives ctx's cancellation, bounded
+// by the publish timeout, so that a decided outcome is not dropped.
+func (r *Runner) publish(ctx context.Context, ev *events.Event, cmdHdr nats.Header) error {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(ev.Type)
+	msg.Data = body
+	msg.Header.Set(events.HeaderMsgID, ev.ID)
+	for _, h := range traceHeaders {
+		if v := cmdHdr.Get(h); v != "" {
+			msg.Header.Set(h, v)
+		}
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout)
+	defer cancel()
+	_, err = r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID))
+	return err
+}
+
+func (r *Runner) log(m handlers.Message, out handlers.Outcome, took time.Duration, settleErr error) {
+	attrs := []any{
+		"commandId", out.CommandID,
+		"provider", out.Provider,
+		"delivery", m.Delivery,
+		"attempts", out.Attempts,
+		"duration", took,
+	}
+	if m.Generation != "" {
+		attrs = append(attrs, "replayOf", m.Generation)
+	}
+	if out.Replayed {
+		attrs = append(attrs, "repeated", true)
+	}
+	level, text := slog.LevelInfo, "contact created"
+	switch {
+	case out.Action == handlers.Retry:
+		level, text = slog.LevelWarn, "will retry"
+		attrs = append(attrs, "delay", out.Delay)
+	case out.Reason != "":
+		level, text = slog.LevelWarn, "contact failed"
+		attrs = append(attrs, "reason", out.Reason)
+	}
+	if out.Event != nil {
+		attrs = append(attrs, "eventId", out.Event.ID)
+	}
+	if out.Err != nil {
+		attrs = append(attrs, "error", out.Err.Error())
+	}
+	if settleErr != nil {
+		level = slog.LevelError
+		attrs = append(attrs, "settleError", settleErr.Error())
+	}
+	r.cfg.Logger.Log(context.Background(), level, text, attrs...)
+}
+
+// alive keeps a message from being redelivered while it is processed.
+type alive struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+// keepAlive sends an in-progress ack for msg every period until stopped.
+func keepAlive(msg jetstream.Msg, period time.Duration) *alive {
+	a := &alive{}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.t = time.AfterFunc(period, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.stopped {
+			return
+		}
+		_ = msg.InProgress()
+		a.t.Reset(period)
+	})
+	return a
+}
+
+func (a *alive) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopped = true
+	a.t.Stop()
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,155 @@
+// Package stream is contactrelay's JetStream adapter: it creates the streams,
+// the durable consumer and the record bucket, runs the consume loop with
+// bounded concurrency, turns handler outcomes into publishes and acks, and
+// keeps idempotency records in a key-value bucket.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// Names of the contract's JetStream resources.
+const (
+	CommandStream = "CONTACT_COMMANDS"
+	EventStream   = "CONTACT_EVENTS"
+	Durable       = "contact-consumer"
+	RecordBucket  = "CONTACT_RECORDS"
+
+	// DuplicateWindow is both streams' de-duplication window.
+	DuplicateWindow = 2 * time.Minute
+)
+
+// Topology describes the JetStream resources to create. The zero value
+// gives a single replica and the contract's defaults.
+type Topology struct {
+	// Replicas of the streams and the bucket. Default 1.
+	Replicas int
+	// AckWait of the durable consumer. Default 30s.
+	AckWait time.Duration
+	// MaxAckPending of the durable consumer, across all instances.
+	// Default 10000.
+	MaxAckPending int
+}
+
+func (t *Topology) setDefaults() {
+	if t.Replicas == 0 {
+		t.Replicas = 1
+	}
+	if t.AckWait == 0 {
+		t.AckWait = 30 * time.Second
+	}
+	if t.MaxAckPending == 0 {
+		t.MaxAckPending = 10000
+	}
+}
+
+// ConsumerConfig returns the durable consumer's configuration. It has no
+// delivery limit: the handler counts deliveries itself (MAX_DELIVER), so
+// that a command whose last delivery died with its process is delivered
+// once more and settled as exhausted instead of being dropped silently.
+func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
+	t.setDefaults()
+	return jetstream.ConsumerConfig{
+		Durable:       Durable,
+		Description:   "contactrelay: creates contacts at payment providers",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       t.AckWait,
+		MaxDeliver:    -1,
+		FilterSubject: events.SubjectCreate,
+		MaxAckPending: t.MaxAckPending,
+		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+	}
+}
+
+// Setup creates or updates the streams, the durable consumer and the record
+// bucket. It is idempotent: run twice, it changes nothing the second time.
+// An existing stream keeps subjects and limits of its own; it only gains
+// the contract's subjects if it lacks them.
+func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	t.setDefaults()
+	streams := []jetstream.StreamConfig{
+		{
+			Name:        CommandStream,
+			Description: "contact.create commands (kept for replay)",
+			Subjects:    []string{events.SubjectCreate},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Duplicates:  DuplicateWindow,
+			Replicas:    t.Replicas,
+		},
+		{
+			Name:        EventStream,
+			Description: "contact.created and contact.failed events",
+			Subjects:    []string{events.SubjectCreated, events.SubjectFailed},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Duplicates:  DuplicateWindow,
+			Replicas:    t.Replicas,
+		},
+	}
+	for _, cfg := range streams {
+		if err := ensureStream(ctx, js, cfg); err != nil {
+			return err
+		}
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, CommandStream, t.ConsumerConfig()); err != nil {
+		return fmt.Errorf("create consumer %s: %w", Durable, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      RecordBucket,
+		Description: "contactrelay idempotency records, by commandId",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}); err != nil {
+		return fmt.Errorf("create bucket %s: %w", RecordBucket, err)
+	}
+	return nil
+}
+
+// ensureStream creates a stream, or adds the contract's subjects and
+// duplicate window to an existing one that lacks them.
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.CreateStream(ctx, want); err != nil {
+			return fmt.Errorf("create stream %s: %w", want.Name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", want.Name, err)
+	}
+	have := s.CachedInfo().Config
+	changed := false
+	for _, subj := range want.Subjects {
+		if !slices.Contains(have.Subjects, subj) {
+			have.Subjects = append(have.Subjects, subj)
+			changed = true
+		}
+	}
+	if have.Duplicates < want.Duplicates {
+		have.Duplicates = want.Duplicates
+		changed = true
+	}
+	if have.Replicas < want.Replicas {
+		have.Replicas = want.Replicas
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := js.UpdateStream(ctx, have); err != nil {
+		return fmt.Errorf("update stream %s: %w", want.Name, err)
+	}
+	return nil
+}
