@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/redact"
+)
+
+// setting is one configuration variable of the contract, with its flag.
+type setting struct {
+	env, flag, def, usage string
+	secret                bool // may come from <env>_FILE; never printed
+}
+
+// settings lists every variable of the contract, and a few of our own.
+var settings = []setting{
+	{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "comma-separated NATS server URLs"},
+	{env: "NATS_CREDS", flag: "nats-creds", usage: "NATS user credentials file", secret: true},
+	{env: "NATS_NKEY", flag: "nats-nkey", usage: "NATS nkey seed file", secret: true},
+	{env: "NATS_TLS_CA", flag: "nats-tls-ca", usage: "CA certificate file for NATS TLS"},
+	{env: "NATS_TLS_CERT", flag: "nats-tls-cert", usage: "client certificate file for NATS TLS"},
+	{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key file for NATS TLS", secret: true},
+	{env: "CONCURRENCY", flag: "concurrency", def: "64", usage: "commands processed at once"},
+	{env: "MAX_DELIVER", flag: "max-deliver", def: "10", usage: "deliveries before a command fails as exhausted"},
+	{env: "ACK_WAIT", flag: "ack-wait", def: "30s", usage: "JetStream ack wait"},
+	{env: "RETRY_INITIAL_INTERVAL", flag: "retry-initial-interval", def: "500ms", usage: "first backoff interval"},
+	{env: "RETRY_MAX_INTERVAL", flag: "retry-max-interval", def: "30s", usage: "largest backoff interval"},
+	{env: "RETRY_MAX_ELAPSED", flag: "retry-max-elapsed", def: "2m", usage: "in-process retry budget of one delivery"},
+	{env: "PROVIDER_TIMEOUT", flag: "provider-timeout", def: "10s", usage: "one HTTP request to a provider"},
+	{env: "DEFAULT_PROVIDER", flag: "default-provider", usage: "provider for commands that name none (instantpay or pik)"},
+	{env: "INSTANTPAY_BASE_URL", flag: "instantpay-base-url", def: "https://api.instantpay.in", usage: "InstantPay API base URL"},
+	{env: "INSTANTPAY_CLIENT_ID", flag: "instantpay-client-id", usage: "InstantPay client id", secret: true},
+	{env: "INSTANTPAY_CLIENT_SECRET", flag: "instantpay-client-secret", usage: "InstantPay client secret", secret: true},
+	{env: "INSTANTPAY_ENDPOINT_IP", flag: "instantpay-endpoint-ip", usage: "InstantPay X-Ipay-Endpoint-Ip"},
+	{env: "INSTANTPAY_AUTH_CODE", flag: "instantpay-auth-code", def: "1", usage: "InstantPay X-Ipay-Auth-Code"},
+	{env: "PIK_BASE_URL", flag: "pik-base-url", usage: "PIK Global Account API base URL (enables PIK)"},
+	{env: "PIK_APP_ID", flag: "pik-app-id", usage: "PIK app id", secret: true},
+	{env: "PIK_APP_SECRET", flag: "pik-app-secret", usage: "PIK app secret", secret: true},
+	{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of /healthz, /readyz and /metrics (empty: off)"},
+	{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
+	{env: "LOG_FORMAT", flag: "log-format", def: "json", usage: "json or text"},
+	{env: "SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "how long shutdown waits for in-flight commands"},
+	{env: "EVENT_SOURCE", flag: "event-source", def: "contactrelay", usage: "CloudEvents source of the events"},
+}
+
+// Config is the service's configuration, from the environment and flags.
+type Config struct {
+	NATSURL     string
+	NATSCreds   string
+	NATSNKey    string
+	NATSTLSCA   string
+	NATSTLSCert string
+	NATSTLSKey  string
+
+	Concurrency     int
+	MaxDeliver      int
+	AckWait         time.Duration
+	RetryInitial    time.Duration
+	RetryMax        time.Duration
+	RetryMaxElapsed time.Duration
+	ProviderTimeout time.Duration
+	DefaultProvider string
+
+	InstantPayBaseURL      string
+	InstantPayClientID     string
+	InstantPayClientSecret string
+	InstantPayEndpointIP   string
+	InstantPayAuthCode     string
+
+	PIKBaseURL   string
+	PIKAppID     string
+	PIKAppSecret string
+
+	HTTPAddr      string
+	LogLevel      slog.Level
+	LogFormat     string
+	ShutdownGrace time.Duration
+	EventSource   string
+}
+
+// InstantPayEnabled reports whether InstantPay has credentials.
+func (c Config) InstantPayEnabled() bool {
+	return c.InstantPayClientID != "" && c.InstantPayClientSecret != ""
+}
+
+// PIKEnabled reports whether PIK has a base URL and credentials.
+func (c Config) PIKEnabled() bool {
+	return c.PIKBaseURL != "" && c.PIKAppID != "" && c.PIKAppSecret != ""
+}
+
+// configFlags registers a flag for every setting on fs. The returned
+// function builds the Config from the flags given, the environment and the
+// defaults, in that order, and reports every bad value at once.
+func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, error) {
+	given := map[string]string{}
+	for _, s := range settings {
+		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
+		if s.def != "" {
+			usage += ", default " + s.def
+		}
+		usage += ")"
+		fs.Func(s.flag, usage, func(v string) error { given[s.env] = v; return nil })
+	}
+	return func() (Config, error) {
+		var errs []error
+		values := map[string]string{}
+		for _, s := range settings {
+			v, ok := given[s.env]
+			if !ok {
+				v = getenv(s.env)
+			}
+			if v == "" && s.secret {
+				if path := getenv(s.env + "_FILE"); path != "" {
+					b, err := os.ReadFile(path)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("%s_FILE: %w", s.env, err))
+					}
+					v = strings.TrimSpace(string(b))
+				}
+			}
+			if v == "" {
+				v = s.def
+			}
+			values[s.env] = v
+		}
+		cfg, perrs := parseConfig(values)
+		return cfg, errors.Join(append(errs, perrs...)...)
+	}
+}
+
+// parseConfig turns the settings' text into a Config, checking each value.
+func parseConfig(v map[string]string) (Config, []error) {
+	var errs []error
+	num := func(env string, min int) int {
+		n, err := strconv.Atoi(v[env])
+		if err != nil || n < min {
+			errs = append(errs, fmt.Errorf("%s must be a whole number of at least %d, not %q", env, min, v[env]))
+		}
+		return n
+	}
+	dur := func(env string) time.Duration {
+		d, err := time.ParseDuration(v[env])
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s or 2m, not %q", env, v[env]))
+		}
+		return d
+	}
+	cfg := Config{
+		NATSURL:                v["NATS_URL"],
+		NATSCreds:              v["NATS_CREDS"],
+		NATSNKey:               v["NATS_NKEY"],
+		NATSTLSCA:              v["NATS_TLS_CA"],
+		NATSTLSCert:            v["NATS_TLS_CERT"],
+		NATSTLSKey:             v["NATS_TLS_KEY"],
+		Concurrency:            num("CONCURRENCY", 1),
+		MaxDeliver:             num("MAX_DELIVER", 1),
+		AckWait:                dur("ACK_WAIT"),
+		RetryInitial:           dur("RETRY_INITIAL_INTERVAL"),
+		RetryMax:               dur("RETRY_MAX_INTERVAL"),
+		RetryMaxElapsed:        dur("RETRY_MAX_ELAPSED"),
+		ProviderTimeout:        dur("PROVIDER_TIMEOUT"),
+		DefaultProvider:        v["DEFAULT_PROVIDER"],
+		InstantPayBaseURL:      v["INSTANTPAY_BASE_URL"],
+		InstantPayClientID:     v["INSTANTPAY_CLIENT_ID"],
+		InstantPayClientSecret: v["INSTANTPAY_CLIENT_SECRET"],
+		InstantPayEndpointIP:   v["INSTANTPAY_ENDPOINT_IP"],
+		InstantPayAuthCode:     v["INSTANTPAY_AUTH_CODE"],
+		PIKBaseURL:             v["PIK_BASE_URL"],
+		PIKAppID:               v["PIK_APP_ID"],
+		PIKAppSecret:           v["PIK_APP_SECRET"],
+		HTTPAddr:               v["HTTP_ADDR"],
+		LogFormat:              v["LOG_FORMAT"],
+		ShutdownGrace:          dur("SHUTDOWN_GRACE"),
+		EventSource:            v["EVENT_SOURCE"],
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(v["LOG_LEVEL"])); err != nil {
+		errs = append(errs, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, not %q", v["LOG_LEVEL"]))
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("LOG_FORMAT must be json or text, not %q", cfg.LogFormat))
+	}
+	switch cfg.DefaultProvider {
+	case "", "instantpay", "pik":
+	default:
+		errs = append(errs, fmt.Errorf("DEFAULT_PROVIDER must be instantpay or pik, not %q", cfg.DefaultProvider))
+	}
+	for _, env := range []string{"INSTANTPAY_BASE_URL", "PIK_BASE_URL"} {
+		if v[env] == "" {
+			continue
+		}
+		if u, err := url.Parse(v[env]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s must be an http or https URL, not %q", env, v[env]))
+		}
+	}
+	if cfg.RetryInitial > cfg.RetryMax {
+		errs = append(errs, fmt.Errorf("RETRY_INITIAL_INTERVAL (%s) must not exceed RETRY_MAX_INTERVAL (%s)", cfg.RetryInitial, cfg.RetryMax))
+	}
+	return cfg, errs
+}
+
+// newLogger returns the service's logger: JSON or text on w, with personal
+// data masked in every line.
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact.ReplaceAttr}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/contactrelay/contactrelay/internal/sandbox"
+)
+
+// Credentials of the sandbox providers in dev mode; they open nothing real.
+const (
+	devIPayClientID     = "sandbox-client-id"
+	devIPayClientSecret = "sandbox-client-secret"
+	devPIKAppID         = "sandbox-app-id"
+	devPIKAppSecret     = "sandbox-app-secret"
+	// devPIKTokenTTL is short so that dev mode exercises token refresh.
+	devPIKTokenTTL = 2 * time.Minute
+)
+
+// devDefaults are dev mode's defaults where the environment sets nothing.
+var devDefaults = map[string]string{
+	"LOG_FORMAT":       "text",
+	"DEFAULT_PROVIDER": "instantpay",
+	"HTTP_ADDR":        "127.0.0.1:8080",
+}
+
+// devCommand is 'consumer dev': an embedded JetStream server, sandbox
+// stand-ins of both providers and the service, in one process.
+func devCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consumer dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server, on 127.0.0.1")
+	dataDir := fs.String("data-dir", "./data", "folder of the embedded server's JetStream store")
+	load := configFlags(fs, func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return devDefaults[k]
+	})
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	cfg, err := load()
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+
+	ns, err := startNATS(*natsPort, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}()
+
+	ipay := sandbox.NewInstantPay(sandbox.InstantPayConfig{ClientID: devIPayClientID, ClientSecret: devIPayClientSecret})
+	defer ipay.Close()
+	ipayURL, stopIPay, err := serveLoopback(ipay)
+	if err != nil {
+		return err
+	}
+	defer stopIPay()
+	pikBox := sandbox.NewPIK(sandbox.PIKConfig{AppID: devPIKAppID, AppSecret: devPIKAppSecret, TokenTTL: devPIKTokenTTL})
+	defer pikBox.Close()
+	pikURL, stopPIK, err := serveLoopback(pikBox)
+	if err != nil {
+		return err
+	}
+	defer stopPIK()
+
+	// Whatever the environment says, dev mode talks to the sandboxes only.
+	cfg.NATSURL = ns.ClientURL()
+	cfg.NATSCreds, cfg.NATSNKey, cfg.NATSTLSCA, cfg.NATSTLSCert, cfg.NATSTLSKey = "", "", "", "", ""
+	cfg.InstantPayBaseURL, cfg.InstantPayClientID, cfg.InstantPayClientSecret = ipayURL, devIPayClientID, devIPayClientSecret
+	cfg.PIKBaseURL, cfg.PIKAppID, cfg.PIKAppSecret = pikURL, devPIKAppID, devPIKAppSecret
+	if ln, err := net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		cfg.HTTPAddr = "127.0.0.1:0" // the usual port is taken: any will do
+	} else {
+		ln.Close()
+	}
+
+	abs, _ := filepath.Abs(*dataDir)
+	return serve(ctx, cfg, log, func(httpAddr string) {
+		printDevBanner(stdout, cfg, abs, ipayURL, pikURL, httpAddr, *natsPort)
+	})
+}
+
+// startNATS starts an embedded JetStream server on 127.0.0.1:port.
+func startNATS(port int, dataDir string) (*server.Server, error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "contactrelay-dev",
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dataDir,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded NATS did not start on 127.0.0.1:%d (is the port taken? try --nats-port)", port)
+	}
+	return ns, nil
+}
+
+// serveLoopback serves h on a free loopback port.
+func serveLoopback(h http.Handler) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "sandbox server:", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+func printDevBanner(w io.Writer, cfg Config, dataDir, ipayURL, pikURL, httpAddr string, natsPort int) {
+	natsFlag := ""
+	if natsPort != 4222 {
+		natsFlag = fmt.Sprintf(" --nats-url nats://127.0.0.1:%d", natsPort)
+	}
+	fmt.Fprintf(w, `
+contactrelay dev mode: SANDBOX providers, no real contact is created.
+
+  NATS JetStream       %s   (data in %s)
+  InstantPay sandbox   %s
+  PIK sandbox          %s   (tokens expire every %s)
+  health               http://%s/readyz
+  default provider     %s
+
+Publish from another terminal, and see the outcome:
+
+  go run ./cmd/consumer publish%s --wait --name "Jane Doe" --email jane@example.com \
+      --mobile +919876543210 --tag-id 65a1b2c3d4e5f6a7b8c9d0e1
+  go run ./cmd/consumer publish%s --wait --provider pik --name "Ravi Kumar" \
+      --email ravi@example.com --mobile 9876543210 --tag-id vip
+  echo '{"name":"","email":"not-an-email","mobile":"12"}' | go run ./cmd/consumer publish%s --wait --file -
+
+Make a sandbox fail, and heal it:
+
+  curl -X POST %s/_sandbox/down        # every call answers 503
+  curl -X DELETE %s/_sandbox/down
+  curl %s/_sandbox/contacts            # what the sandbox holds
+
+Stop with Ctrl-C.
+`, cfg.NATSURL, dataDir, ipayURL, pikURL, devPIKTokenTTL, httpAddr, cfg.DefaultProvider,
+		natsFlag, natsFlag, natsFlag, ipayURL, ipayURL, ipayURL)
+}

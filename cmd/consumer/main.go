@@ -1,0 +1,102 @@
+// Command consumer is contactrelay: it consumes contact.create commands from
+// NATS JetStream, creates the contacts at InstantPay or PIK, and publishes
+// contact.created or contact.failed events. See the README for its commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errQuiet) {
+			fmt.Fprintln(os.Stderr, "consumer:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitError carries a process exit code other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// errQuiet ends a command whose output already said what happened.
+var errQuiet = errors.New("")
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+const usage = `usage: consumer <command> [flags]
+
+commands:
+  run       run the service (the default)
+  dev       run NATS, sandbox providers and the service in one process
+  setup     create or update the streams, the consumer and the record bucket
+  publish   publish one contact.create command (--wait for its outcome)
+  version   print the version
+
+Run 'consumer <command> -h' for a command's flags.
+`
+
+// run is the whole program: it parses args and runs a command until ctx is
+// cancelled. Tests call it as main does.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runCommand(ctx, args, getenv, stderr)
+	case "dev":
+		return devCommand(ctx, args, getenv, stdout, stderr)
+	case "setup":
+		return setupCommand(ctx, args, getenv, stdout, stderr)
+	case "publish":
+		return publishCommand(ctx, args, getenv, stdin, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "consumer", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+}
+
+// version returns the module version and VCS revision the binary was built
+// from, as far as the build recorded them.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v
+}
