@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/health"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -66,6 +67,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(httpA
 	if err != nil {
 		return err
 	}
+	tracker := health.NewProviders(keys(providers), nil)
+	checkCredentials(ctx, providers, tracker, log)
 	h, err := handlers.New(handlers.Config{
 		Providers:            providers,
 		DefaultProvider:      cfg.DefaultProvider,
@@ -77,6 +80,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(httpA
 		RetryMaxInterval:     cfg.RetryMax,
 		RetryMaxElapsed:      cfg.RetryMaxElapsed,
 		CallTimeout:          cfg.ProviderTimeout,
+		Observer:             tracker,
 	})
 	if err != nil {
 		return err
@@ -90,7 +94,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(httpA
 
 	httpAddr := ""
 	if cfg.HTTPAddr != "" {
-		srv, addr, err := startHealth(cfg.HTTPAddr, nc, log)
+		checks := []health.Check{
+			{Name: "nats", Check: func() error {
+				if st := nc.Status(); st != nats.CONNECTED {
+					return fmt.Errorf("connection %s", strings.ToLower(st.String()))
+				}
+				return nil
+			}},
+			{Name: "consumer", Check: runner.Consuming},
+		}
+		srv, addr, err := startHTTP(cfg.HTTPAddr, health.Handler(checks, tracker), log)
 		if err != nil {
 			return err
 		}
@@ -120,24 +133,13 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// startHealth serves /healthz and /readyz on addr.
-func startHealth(addr string, nc *nats.Conn, log *slog.Logger) (*http.Server, string, error) {
+// startHTTP serves the health endpoints on addr.
+func startHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("HTTP_ADDR %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if st := nc.Status(); st != nats.CONNECTED {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "nats": st.String()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "nats": nats.CONNECTED.String()})
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP server stopped", "error", err)
@@ -146,8 +148,26 @@ func startHealth(addr string, nc *nats.Conn, log *slog.Logger) (*http.Server, st
 	return srv, ln.Addr().String(), nil
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+// authenticator is a provider that can check its credentials up front.
+type authenticator interface {
+	Authenticate(ctx context.Context) error
+}
+
+// checkCredentials asks each provider that can to check its credentials, so
+// that refused ones show in the log and in readiness before any command.
+func checkCredentials(ctx context.Context, providers map[string]handlers.Provider, tracker *health.Providers, log *slog.Logger) {
+	for name, p := range providers {
+		a, ok := p.(authenticator)
+		if !ok {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		start := time.Now()
+		err := a.Authenticate(actx)
+		cancel()
+		tracker.ProviderCall(name, "token", time.Since(start), err)
+		if err != nil {
+			log.Error("provider credentials check failed", "provider", name, "error", err)
+		}
+	}
 }

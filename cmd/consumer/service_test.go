@@ -178,15 +178,30 @@ func TestServiceShutdownMidFlightLosesNothing(t *testing.T) {
 func TestServiceHealth(t *testing.T) {
 	e := newTestEnv(t)
 	svc := e.start(t)
-	for _, path := range []string{"/healthz", "/readyz"} {
+	get := func(path string) (int, map[string]any) {
 		res, err := http.Get("http://" + svc.httpAddr + path)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		assert.Equal(t, http.StatusOK, res.StatusCode, path)
 		var v map[string]any
 		assert.NoError(t, json.Unmarshal(body, &v), "%s answers JSON", path)
+		return res.StatusCode, v
 	}
+	code, _ := get("/healthz")
+	assert.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK },
+		5*time.Second, 20*time.Millisecond, "ready once consuming")
+	_, body := get("/readyz")
+	assert.Equal(t, map[string]any{"nats": "ok", "consumer": "ok"}, body["checks"])
+
+	e.nats.Stop()
+	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusServiceUnavailable },
+		5*time.Second, 20*time.Millisecond, "not ready while NATS is down")
+	_, body = get("/readyz")
+	assert.NotEmpty(t, body["problems"], "the body says what is wrong")
+	e.nats.Restart()
+	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK },
+		10*time.Second, 50*time.Millisecond, "ready again once NATS is back")
 }
 
 func TestServiceLogsNoSecretsNorPersonalData(t *testing.T) {

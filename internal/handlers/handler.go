@@ -61,9 +61,24 @@ type Config struct {
 	CallTimeout time.Duration
 	// StoreTimeout bounds one record read or write. Default 5s.
 	StoreTimeout time.Duration
+	// Observer is told of every provider call, for health and metrics.
+	// Default: none.
+	Observer Observer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
+
+// Observer is told what the handler does. Its methods must be quick and
+// safe for concurrent use.
+type Observer interface {
+	// ProviderCall reports one call to a provider: op is "create" or
+	// "lookup"; err is nil when the provider answered with success.
+	ProviderCall(provider, op string, took time.Duration, err error)
+}
+
+type noObserver struct{}
+
+func (noObserver) ProviderCall(string, string, time.Duration, error) {}
 
 func (c *Config) setDefaults() {
 	if c.Validator == nil {
@@ -98,6 +113,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 }
 

@@ -177,7 +177,9 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		d.rec, d.rev = claim, rev
 
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
+		start := time.Now()
 		contact, err := d.provider.Create(callCtx, d.cmd)
+		h.cfg.Observer.ProviderCall(d.cmd.Provider, "create", time.Since(start), err)
 		cancel()
 		if err == nil {
 			out := h.created(ctx, d, contact)
@@ -203,7 +205,9 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 // an outcome when the contact exists.
 func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Outcome, error) {
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
+	start := time.Now()
 	contact, found, err := d.provider.Lookup(callCtx, d.cmd)
+	h.cfg.Observer.ProviderCall(d.cmd.Provider, "lookup", time.Since(start), err)
 	cancel()
 	if err != nil {
 		d.noteFailure(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,9 +61,18 @@ func (c *RunnerConfig) setDefaults() {
 // each to a Handler, publishes the terminal event the handler decides and
 // only then acknowledges the command. It owns every ack.
 type Runner struct {
-	js      jetstream.JetStream
-	handler Handler
-	cfg     RunnerConfig
+	js        jetstream.JetStream
+	handler   Handler
+	cfg       RunnerConfig
+	consuming atomic.Bool
+}
+
+// Consuming reports nil while Run is bound to the consumer and pulling.
+func (r *Runner) Consuming() error {
+	if !r.consuming.Load() {
+		return errors.New("not consuming from " + Durable)
+	}
+	return nil
 }
 
 // NewRunner returns a Runner. The JetStream resources must exist (Setup).
@@ -78,6 +88,9 @@ func NewRunner(js jetstream.JetStream, h Handler, cfg RunnerConfig) *Runner {
 func (r *Runner) Run(ctx context.Context) error {
 	cons, err := r.js.Consumer(ctx, CommandStream, Durable)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began
+		}
 		return fmt.Errorf("bind consumer %s: %w", Durable, err)
 	}
 	// Fetch no further ahead than the commands we can work on at once, so
@@ -86,6 +99,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", Durable, err)
 	}
+	r.consuming.Store(true)
+	defer r.consuming.Store(false)
 	stopped := make(chan struct{})
 	go func() {
 		select {
