@@ -92,9 +92,9 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 
 	abs, _ := filepath.Abs(*dataDir)
-	return serve(ctx, cfg, log, func(httpAddr string) {
+	return serve(ctx, cfg, log, hooks{started: func(httpAddr string) {
 		printDevBanner(stdout, cfg, abs, ipayURL, pikURL, httpAddr, *natsPort)
-	})
+	}})
 }
 
 // startNATS starts an embedded JetStream server on 127.0.0.1:port.

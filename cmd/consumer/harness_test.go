@@ -7,13 +7,16 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
@@ -30,6 +33,8 @@ type testEnv struct {
 	js   jetstream.JetStream
 	ipay *sandbox.InstantPay
 	pik  *sandbox.PIK
+	// ipayCalls counts the requests InstantPay is answering at once.
+	ipayCalls inFlight
 	vars map[string]string // the environment the service sees
 }
 
@@ -38,7 +43,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	e := &testEnv{nats: natstest.Start(t, nil)}
 	e.nc, e.js = e.nats.Connect(t)
 	e.ipay = sandbox.NewInstantPay(sandbox.InstantPayConfig{ClientID: "id", ClientSecret: "secret"})
-	ipaySrv := httptest.NewServer(e.ipay)
+	ipaySrv := httptest.NewServer(e.ipayCalls.wrap(e.ipay))
 	t.Cleanup(func() { e.ipay.Close(); ipaySrv.Close() })
 	e.pik = sandbox.NewPIK(sandbox.PIKConfig{AppID: "app", AppSecret: "app-secret", TokenTTL: time.Minute})
 	pikSrv := httptest.NewServer(e.pik)
@@ -99,7 +104,28 @@ func (b *syncBuffer) String() string {
 type service struct {
 	httpAddr string
 	logs     *syncBuffer
+	nc       *nats.Conn
 	stop     func()
+	cancel   context.CancelFunc
+	finished chan struct{} // closed when serve returned
+	err      error         // what serve returned
+	killed   bool
+}
+
+// kill stops the service as a crash would, as far as the broker and the
+// record can tell: its connection drops at once, nothing more is acked,
+// published or recorded. Provider calls in flight still reach the
+// provider, as they would have before a real crash.
+func (s *service) kill(t *testing.T) {
+	t.Helper()
+	s.killed = true
+	s.nc.Close()
+	s.cancel()
+	select {
+	case <-s.finished:
+	case <-time.After(30 * time.Second):
+		t.Error("killed service did not return")
+	}
 }
 
 // start runs the service until the test ends or stop is called.
@@ -110,29 +136,35 @@ func (e *testEnv) start(t *testing.T) *service {
 	log := newLogger(io.MultiWriter(logs, testWriter{t}), slog.LevelDebug, "json") // the service's own, masking included
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, func(addr string) { ready <- addr }) }()
-	s := &service{logs: logs}
+	s := &service{logs: logs, cancel: cancel, finished: make(chan struct{})}
+	conn := make(chan *nats.Conn, 1)
+	go func() {
+		defer close(s.finished)
+		s.err = serve(ctx, cfg, log, hooks{
+			connected: func(nc *nats.Conn) { conn <- nc },
+			started:   func(addr string) { ready <- addr },
+		})
+	}()
 	select {
 	case s.httpAddr = <-ready:
-	case err := <-done:
+		s.nc = <-conn
+	case <-s.finished:
 		cancel()
-		t.Fatalf("service did not start: %v", err)
+		t.Fatalf("service did not start: %v", s.err)
 	case <-time.After(10 * time.Second):
 		cancel()
 		t.Fatal("service did not start in time")
 	}
-	var once sync.Once
 	s.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				require.NoError(t, err, "the service stops cleanly")
-			case <-time.After(30 * time.Second):
-				t.Error("service did not stop")
+		cancel()
+		select {
+		case <-s.finished:
+			if !s.killed {
+				require.NoError(t, s.err, "the service stops cleanly")
 			}
-		})
+		case <-time.After(30 * time.Second):
+			t.Error("service did not stop")
+		}
 	}
 	t.Cleanup(s.stop)
 	return s
@@ -209,4 +241,63 @@ func data[T any](t testing.TB, ev events.Event) T {
 	var d T
 	require.NoError(t, json.Unmarshal(ev.Data, &d))
 	return d
+}
+
+// inFlight measures how many requests a handler answers at once.
+type inFlight struct {
+	now, peak atomic.Int32
+}
+
+func (f *inFlight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := f.now.Add(1)
+		defer f.now.Add(-1)
+		for {
+			p := f.peak.Load()
+			if n <= p || f.peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// watchPublishes records every event published, including those the
+// stream drops as duplicates, through a core NATS subscription.
+func (e *testEnv) watchPublishes(t testing.TB) func() []events.Event {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		got []events.Event
+	)
+	sub, err := e.nc.Subscribe("contact.*", func(m *nats.Msg) {
+		if m.Subject == events.SubjectCreate {
+			return
+		}
+		var ev events.Event
+		if json.Unmarshal(m.Data, &ev) == nil {
+			mu.Lock()
+			got = append(got, ev)
+			mu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, e.nc.Flush())
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return func() []events.Event {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]events.Event(nil), got...)
+	}
+}
+
+// assertExactlyOnce checks the service's guarantee for the given
+// commandIds: each has exactly one terminal event in the stream.
+func assertExactlyOnce(t testing.TB, evs []events.Event, ids []string) {
+	t.Helper()
+	by := byCommand(evs)
+	for _, id := range ids {
+		assert.Len(t, by[id], 1, "%s has exactly one terminal outcome", id)
+	}
+	assert.Len(t, evs, len(ids), "no other events")
 }

@@ -34,12 +34,21 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	return serve(ctx, cfg, log, nil)
+	return serve(ctx, cfg, log, hooks{})
 }
 
-// serve runs the service until ctx is cancelled. started, if not nil, is
-// called once the service consumes, with the address of its HTTP server.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAddr string)) error {
+// hooks let dev mode and tests follow the service's life. Nil fields are
+// not called.
+type hooks struct {
+	// connected is called with the NATS connection once it is made.
+	connected func(*nats.Conn)
+	// started is called once the service is about to consume, with the
+	// address of its HTTP server.
+	started func(httpAddr string)
+}
+
+// serve runs the service until ctx is cancelled.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	providers, disabled, err := buildProviders(cfg, clients.NewHTTPClient(cfg.Concurrency))
 	if err != nil {
 		return err
@@ -56,6 +65,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(httpA
 		return err
 	}
 	defer nc.Close()
+	if hk.connected != nil {
+		hk.connected(nc)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -117,8 +129,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(httpA
 	log.Info("consuming", "stream", stream.CommandStream, "consumer", stream.Durable,
 		"providers", fmt.Sprint(keys(providers)), "defaultProvider", cfg.DefaultProvider,
 		"concurrency", cfg.Concurrency, "maxDeliver", cfg.MaxDeliver, "httpAddr", httpAddr)
-	if started != nil {
-		started(httpAddr)
+	if hk.started != nil {
+		hk.started(httpAddr)
 	}
 	err = runner.Run(ctx)
 	log.Info("stopped")

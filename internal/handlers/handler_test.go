@@ -424,3 +424,22 @@ func TestHandleShutdownInterruptsBackoff(t *testing.T) {
 	assert.Zero(t, out.Delay, "a command interrupted by shutdown is handed back at once")
 	assert.Less(t, time.Since(start), 10*time.Second, "the minute-long backoff wait was interrupted")
 }
+
+func TestHandleBusyOnLastDeliveryWaitsForTheHolder(t *testing.T) {
+	store := newMemStore()
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	// Another delivery holds the create call for two more seconds.
+	rec := Record{CommandID: "c-1", Unsettled: true, InFlightUntil: now.Add(2 * time.Second),
+		Generations: map[string]*Generation{"": {Attempts: 1}}}
+	val, _ := json.Marshal(rec)
+	_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
+	p := &fakeProvider{}
+	h := newTestHandler(t, p, store, func(c *Config) { c.Now = func() time.Time { return now } })
+
+	for _, delivery := range []int{3, 4} { // the last, and one past it
+		out := h.Handle(context.Background(), msg(delivery))
+		assert.Equal(t, Retry, out.Action, "delivery %d: a held command is not exhausted", delivery)
+		assert.Equal(t, 2*time.Second, out.Delay, "delivery %d: it comes back when the hold ends", delivery)
+	}
+	assert.Zero(t, p.creates.Load()+p.lookups.Load(), "nothing is called while another delivery holds the call")
+}

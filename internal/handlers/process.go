@@ -83,11 +83,16 @@ func (h *Handler) process(ctx context.Context, m Message, cmd events.Command, p 
 			"delivery", m.Delivery, "attempts", d.attempts(), "wait", wait, "error", err)
 	}
 	err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify)
+	var busy errBusy
 	switch {
 	case out != nil:
 		return *out
 	case errors.As(err, new(errStore)):
 		return h.retryStore(d, err)
+	case errors.As(err, &busy):
+		// Another delivery holds the create call: it decides, whatever our
+		// delivery count. Come back when its hold ends.
+		return h.retryBusy(d, busy, err)
 	case ctx.Err() != nil:
 		// Shutting down: let another instance, or this one restarted,
 		// take the command at once.
@@ -227,6 +232,10 @@ func (h *Handler) finalPass(ctx context.Context, d *delivery) Outcome {
 	if out := h.settled(ctx, d); out != nil {
 		return *out
 	}
+	if until := d.rec.InFlightUntil; d.rec.Unsettled && h.cfg.Now().Before(until) {
+		busy := errBusy{until: until}
+		return h.retryBusy(d, busy, busy)
+	}
 	if d.rec.Unsettled {
 		out, err := h.reconcile(ctx, d)
 		if out != nil {
@@ -238,6 +247,12 @@ func (h *Handler) finalPass(ctx context.Context, d *delivery) Outcome {
 	}
 	return h.finish(ctx, d, events.ReasonExhausted,
 		fmt.Sprintf("the command was not settled within %d deliveries (the last one ended without an answer)", h.cfg.MaxDeliver))
+}
+
+// retryBusy asks for redelivery once another delivery's create call is over.
+func (h *Handler) retryBusy(d *delivery, busy errBusy, err error) Outcome {
+	delay := max(busy.until.Sub(h.cfg.Now()), h.cfg.RetryInitialInterval)
+	return Outcome{Action: Retry, Delay: delay, CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(), Err: err}
 }
 
 func (d *delivery) noteFailure(err error) {
