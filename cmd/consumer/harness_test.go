@@ -35,7 +35,7 @@ type testEnv struct {
 	pik  *sandbox.PIK
 	// ipayCalls counts the requests InstantPay is answering at once.
 	ipayCalls inFlight
-	vars map[string]string // the environment the service sees
+	vars      map[string]string // the environment the service sees
 }
 
 func newTestEnv(t *testing.T) *testEnv {
