@@ -104,12 +104,18 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if _, err := js.CreateOrUpdateConsumer(ctx, CommandStream, t.ConsumerConfig()); err != nil {
 		return fmt.Errorf("create consumer %s: %w", Durable, err)
 	}
+	// Keep a bucket's replicas if an earlier setup made more: 'run' must
+	// not undo 'setup --replicas 3'.
+	replicas := t.Replicas
+	if s, err := js.Stream(ctx, "KV_"+RecordBucket); err == nil {
+		replicas = max(replicas, s.CachedInfo().Config.Replicas)
+	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      RecordBucket,
 		Description: "contactrelay idempotency records, by commandId",
 		History:     1,
 		Storage:     jetstream.FileStorage,
-		Replicas:    t.Replicas,
+		Replicas:    replicas,
 	}); err != nil {
 		return fmt.Errorf("create bucket %s: %w", RecordBucket, err)
 	}
