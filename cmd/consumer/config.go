@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
@@ -45,6 +46,12 @@ var settings = []setting{
 	{env: "PIK_BASE_URL", flag: "pik-base-url", usage: "PIK Global Account API base URL (enables PIK)"},
 	{env: "PIK_APP_ID", flag: "pik-app-id", usage: "PIK app id", secret: true},
 	{env: "PIK_APP_SECRET", flag: "pik-app-secret", usage: "PIK app secret", secret: true},
+	{env: "INSTANTPAY_RATE_LIMIT", flag: "instantpay-rate-limit", def: "0", usage: "most InstantPay calls per second (0: unlimited)"},
+	{env: "INSTANTPAY_MAX_CONCURRENCY", flag: "instantpay-max-concurrency", def: "0", usage: "most InstantPay calls at once (0: CONCURRENCY)"},
+	{env: "PIK_RATE_LIMIT", flag: "pik-rate-limit", def: "0", usage: "most PIK calls per second (0: unlimited)"},
+	{env: "PIK_MAX_CONCURRENCY", flag: "pik-max-concurrency", def: "0", usage: "most PIK calls at once (0: CONCURRENCY)"},
+	{env: "CIRCUIT_FAILURES", flag: "circuit-failures", def: "5", usage: "consecutive transient failures that open a provider's circuit"},
+	{env: "CIRCUIT_OPEN_FOR", flag: "circuit-open-for", def: "30s", usage: "how long an open circuit holds calls back before testing the provider"},
 	{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of /healthz, /readyz and /metrics (empty: off)"},
 	{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
 	{env: "LOG_FORMAT", flag: "log-format", def: "json", usage: "json or text"},
@@ -79,6 +86,9 @@ type Config struct {
 	PIKBaseURL   string
 	PIKAppID     string
 	PIKAppSecret string
+
+	// Protection guards each provider, by name.
+	Protection map[string]handlers.Protection
 
 	HTTPAddr      string
 	LogLevel      slog.Level
@@ -181,6 +191,21 @@ func parseConfig(v map[string]string) (Config, []error) {
 		LogFormat:              v["LOG_FORMAT"],
 		ShutdownGrace:          dur("SHUTDOWN_GRACE"),
 		EventSource:            v["EVENT_SOURCE"],
+	}
+	failures := num("CIRCUIT_FAILURES", 1)
+	openFor := dur("CIRCUIT_OPEN_FOR")
+	cfg.Protection = map[string]handlers.Protection{}
+	for _, name := range []string{"INSTANTPAY", "PIK"} {
+		rate, err := strconv.ParseFloat(v[name+"_RATE_LIMIT"], 64)
+		if err != nil || rate < 0 {
+			errs = append(errs, fmt.Errorf("%s_RATE_LIMIT must be a number of calls per second, 0 for none, not %q", name, v[name+"_RATE_LIMIT"]))
+		}
+		cfg.Protection[strings.ToLower(name)] = handlers.Protection{
+			RateLimit:       rate,
+			MaxConcurrency:  num(name+"_MAX_CONCURRENCY", 0),
+			BreakerFailures: uint32(max(failures, 1)),
+			BreakerOpenFor:  openFor,
+		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(v["LOG_LEVEL"])); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, not %q", v["LOG_LEVEL"]))

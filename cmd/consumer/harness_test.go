@@ -66,6 +66,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		"PROVIDER_TIMEOUT":         "500ms",
 		"SHUTDOWN_GRACE":           "10s",
 		"LOG_LEVEL":                "debug",
+		"CIRCUIT_OPEN_FOR":         "200ms",
 	}
 	return e
 }

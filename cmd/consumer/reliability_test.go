@@ -40,9 +40,9 @@ func TestFaultKilledMidFlight(t *testing.T) {
 
 	e.ipay.ClearFaults()
 	e.start(t)
-	evs := e.awaitEvents(t, len(cmds), 60*time.Second)
+	e.awaitEvents(t, len(cmds), 60*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	evs = e.events(t)
+	evs := e.events(t)
 	assertExactlyOnce(t, evs, cmds)
 	for _, ev := range evs {
 		assert.Equal(t, events.SubjectCreated, ev.Type, ev.Subject)

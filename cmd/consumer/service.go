@@ -92,7 +92,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		RetryMaxInterval:     cfg.RetryMax,
 		RetryMaxElapsed:      cfg.RetryMaxElapsed,
 		CallTimeout:          cfg.ProviderTimeout,
-		Observer:             tracker,
+		Protection:           cfg.Protection,
+		Hooks:                handlers.Hooks{ProviderCall: tracker.ProviderCall},
 	})
 	if err != nil {
 		return err

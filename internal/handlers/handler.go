@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/contactrelay/contactrelay/internal/events"
 )
 
@@ -61,24 +64,36 @@ type Config struct {
 	CallTimeout time.Duration
 	// StoreTimeout bounds one record read or write. Default 5s.
 	StoreTimeout time.Duration
-	// Observer is told of every provider call, for health and metrics.
-	// Default: none.
-	Observer Observer
+	// Protection guards each provider by name (rate limit, concurrency
+	// cap, circuit breaker); a provider not named gets the zero
+	// Protection's defaults.
+	Protection map[string]Protection
+	// Hooks are told what the handler does, for health and metrics.
+	Hooks Hooks
+	// Tracer makes a span per provider call. Default: no tracing.
+	Tracer trace.Tracer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
 
-// Observer is told what the handler does. Its methods must be quick and
-// safe for concurrent use.
-type Observer interface {
+// Hooks are called as the handler works. Nil hooks are not called; the
+// others must be quick and safe for concurrent use.
+type Hooks struct {
 	// ProviderCall reports one call to a provider: op is "create" or
 	// "lookup"; err is nil when the provider answered with success.
-	ProviderCall(provider, op string, took time.Duration, err error)
+	ProviderCall func(provider, op string, took time.Duration, err error)
+	// Retry reports an in-process retry of a command after a failure.
+	Retry func(provider string)
+	// CircuitChange reports a provider's circuit breaker changing state
+	// ("closed", "half-open", "open").
+	CircuitChange func(provider, from, to string)
 }
 
-type noObserver struct{}
-
-func (noObserver) ProviderCall(string, string, time.Duration, error) {}
+func (hk Hooks) providerCall(provider, op string, took time.Duration, err error) {
+	if hk.ProviderCall != nil {
+		hk.ProviderCall(provider, op, took, err)
+	}
+}
 
 func (c *Config) setDefaults() {
 	if c.Validator == nil {
@@ -114,8 +129,8 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Observer == nil {
-		c.Observer = noObserver{}
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 }
 
@@ -140,7 +155,8 @@ func (c *Config) validate() error {
 type Handler struct {
 	cfg     Config
 	records records
-	names   string // enabled provider names, for messages
+	names   string            // enabled provider names, for messages
+	guards  map[string]*guard // by provider name
 }
 
 // New returns a Handler, or an error when the configuration cannot work.
@@ -149,11 +165,16 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("handler config: %w", err)
 	}
-	return &Handler{
+	h := &Handler{
 		cfg:     cfg,
 		records: records{store: cfg.Store},
 		names:   strings.Join(providerNames(cfg.Providers), ", "),
-	}, nil
+		guards:  map[string]*guard{},
+	}
+	for name := range cfg.Providers {
+		h.guards[name] = newGuard(name, cfg.Protection[name], cfg.Hooks, cfg.Now)
+	}
+	return h, nil
 }
 
 func providerNames(ps map[string]Provider) []string {
@@ -220,8 +241,10 @@ type Outcome struct {
 	Provider  string
 	Reason    events.Reason // empty for contact.created
 	Attempts  int
-	Replayed  bool // the outcome repeats one recorded earlier
-	Err       error
+	// FromRecord is set when the record answered without a provider call:
+	// the generation's outcome was recorded, or the contact existed.
+	FromRecord bool
+	Err        error
 }
 
 // Handle decides the outcome of one delivery. Cancelling ctx interrupts
@@ -251,7 +274,11 @@ func (h *Handler) Handle(ctx context.Context, m Message) Outcome {
 		fieldErrs = append(fieldErrs, provider.Validate(cmd)...)
 	}
 	if len(fieldErrs) > 0 {
-		return h.fail(m, cmd, name, events.ReasonInvalid, invalidMessage(fieldErrs), fieldErrs)
+		chosen := "" // the event names a provider only if one was chosen
+		if provider != nil {
+			chosen = name
+		}
+		return h.fail(m, cmd, chosen, events.ReasonInvalid, invalidMessage(fieldErrs), fieldErrs)
 	}
 	if provider == nil {
 		return h.fail(m, cmd, "", events.ReasonUnroutable, h.unroutableMessage(cmd.Provider), nil)

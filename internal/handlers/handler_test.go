@@ -110,6 +110,8 @@ func newTestHandler(t testing.TB, p Provider, store Store, change func(*Config))
 		RetryMaxInterval:     2 * time.Millisecond,
 		RetryMaxElapsed:      20 * time.Millisecond,
 		CallTimeout:          time.Second,
+		// Tests of retries want the provider called every time.
+		Protection: map[string]Protection{"fake": {BreakerFailures: 1000}},
 	}
 	if change != nil {
 		change(&cfg)

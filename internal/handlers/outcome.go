@@ -48,11 +48,13 @@ func (h *Handler) fail(m Message, cmd events.Command, provider string, reason ev
 func (h *Handler) settled(ctx context.Context, d *delivery) *Outcome {
 	if g := d.rec.Generations[d.m.Generation]; g != nil && g.Outcome != nil {
 		out := recordedOutcome(d, g)
+		out.FromRecord = true
 		return &out
 	}
 	if d.rec.Contact != nil {
 		c := d.rec.Contact
 		out := h.created(ctx, d, events.Contact{ID: c.ID, Upstream: c.Upstream})
+		out.FromRecord = out.Event != nil
 		return &out
 	}
 	return nil
@@ -88,8 +90,11 @@ func (h *Handler) finish(ctx context.Context, d *delivery, reason events.Reason,
 			Metadata:  d.cmd.Metadata,
 			Command:   d.m.Body,
 		}
-		if d.last != nil {
+		switch {
+		case d.last != nil:
 			data.Upstream = d.last.Upstream()
+		case r.LastFailure != nil:
+			data.Upstream = r.LastFailure
 		}
 		return reason, data
 	})

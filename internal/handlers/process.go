@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contactrelay/contactrelay/internal/events"
 )
@@ -69,7 +72,7 @@ func (h *Handler) process(ctx context.Context, m Message, cmd events.Command, p 
 		var pe *events.ProviderError
 		b.hint = 0
 		switch {
-		case errors.As(err, new(errStore)):
+		case errors.As(err, new(errStore)), errors.As(err, new(errCircuitOpen)):
 			return backoff.Permanent(err)
 		case errors.As(err, &pe) && pe.Class == events.Permanent:
 			return backoff.Permanent(err)
@@ -79,6 +82,9 @@ func (h *Handler) process(ctx context.Context, m Message, cmd events.Command, p 
 		return err
 	}
 	notify := func(err error, wait time.Duration) {
+		if h.cfg.Hooks.Retry != nil {
+			h.cfg.Hooks.Retry(cmd.Provider)
+		}
 		h.cfg.Logger.Info("retrying", "commandId", cmd.CommandID, "provider", cmd.Provider,
 			"delivery", m.Delivery, "attempts", d.attempts(), "wait", wait, "error", err)
 	}
@@ -93,6 +99,11 @@ func (h *Handler) process(ctx context.Context, m Message, cmd events.Command, p 
 		// Another delivery holds the create call: it decides, whatever our
 		// delivery count. Come back when its hold ends.
 		return h.retryBusy(d, busy, err)
+	case errors.As(err, new(errCircuitOpen)) && m.Delivery < h.cfg.MaxDeliver:
+		// Free the slot for other providers' commands, and spend this
+		// delivery no faster than retrying through it would have.
+		return Outcome{Action: Retry, Delay: h.cfg.RetryMaxElapsed + h.cfg.RedeliveryDelay,
+			CommandID: cmd.CommandID, Provider: cmd.Provider, Attempts: d.attempts(), Err: err}
 	case ctx.Err() != nil:
 		// Shutting down: let another instance, or this one restarted,
 		// take the command at once.
@@ -162,6 +173,12 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 			}
 		}
 
+		// Wait for the provider's guard before claiming, so that neither a
+		// rate limit nor an open circuit holds a claim or counts an attempt.
+		done, err := h.guards[d.cmd.Provider].admit(ctx)
+		if err != nil {
+			return nil, err
+		}
 		// Claim the create call: mark the record unsettled and count the
 		// attempt, atomically, so that no other delivery creates meanwhile.
 		claim := d.rec
@@ -170,22 +187,22 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		claim.Generations = cloneGenerations(d.rec.Generations)
 		claim.generation(d.m.Generation).Attempts++
 		rev, err := h.save(ctx, claim, d.rev)
-		if errors.Is(err, errConflict) {
+		if err != nil {
+			done(errNotCalled)
+			if !errors.Is(err, errConflict) {
+				return nil, errStore{err}
+			}
 			if err := h.reload(ctx, d); err != nil {
 				return nil, errStore{err}
 			}
 			continue
 		}
-		if err != nil {
-			return nil, errStore{err}
-		}
 		d.rec, d.rev = claim, rev
 
-		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
-		start := time.Now()
-		contact, err := d.provider.Create(callCtx, d.cmd)
-		h.cfg.Observer.ProviderCall(d.cmd.Provider, "create", time.Since(start), err)
-		cancel()
+		contact, err := h.call(ctx, d, "create", func(ctx context.Context) (events.Contact, error) {
+			return d.provider.Create(ctx, d.cmd)
+		})
+		done(err)
 		if err == nil {
 			out := h.created(ctx, d, contact)
 			return &out, nil
@@ -198,6 +215,9 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		if _, serr := h.update(ctx, d, func(r *Record) bool {
 			r.Unsettled = ambiguous
 			r.InFlightUntil = time.Time{}
+			if d.last != nil {
+				r.LastFailure = d.last.Upstream()
+			}
 			return true
 		}); serr != nil {
 			h.cfg.Logger.Warn("could not settle record", "commandId", d.cmd.CommandID, "error", serr)
@@ -209,11 +229,16 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 // reconcile looks up a contact whose creation may have happened. It returns
 // an outcome when the contact exists.
 func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Outcome, error) {
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
-	start := time.Now()
-	contact, found, err := d.provider.Lookup(callCtx, d.cmd)
-	h.cfg.Observer.ProviderCall(d.cmd.Provider, "lookup", time.Since(start), err)
-	cancel()
+	done, err := h.guards[d.cmd.Provider].admit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found bool
+	contact, err := h.call(ctx, d, "lookup", func(ctx context.Context) (c events.Contact, err error) {
+		c, found, err = d.provider.Lookup(ctx, d.cmd)
+		return c, err
+	})
+	done(err)
 	if err != nil {
 		d.noteFailure(err)
 		return nil, fmt.Errorf("reconcile an earlier create: %w", err)
@@ -225,6 +250,29 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Outcome, error) 
 		return &out, nil
 	}
 	return nil, nil
+}
+
+// call makes one provider call in a span of its own, bounded by the call
+// timeout but not by ctx's cancellation: a call under way when shutdown
+// begins finishes, so that its answer is recorded.
+func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(context.Context) (events.Contact, error)) (events.Contact, error) {
+	ctx, span := h.cfg.Tracer.Start(ctx, d.cmd.Provider+" "+op, trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(
+			attribute.String("contactrelay.provider", d.cmd.Provider),
+			attribute.String("contactrelay.operation", op),
+			attribute.String("contactrelay.command_id", d.cmd.CommandID),
+		))
+	defer span.End()
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
+	defer cancel()
+	start := time.Now()
+	contact, err := fn(callCtx)
+	h.cfg.Hooks.providerCall(d.cmd.Provider, op, time.Since(start), err)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, events.ClassOf(err).String())
+	}
+	return contact, err
 }
 
 // finalPass settles a command past its last delivery without creating.

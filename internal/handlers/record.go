@@ -38,6 +38,9 @@ type Record struct {
 	// the next attempt looks the contact up first.
 	Unsettled     bool      `json:"unsettled,omitempty"`
 	InFlightUntil time.Time `json:"inFlightUntil,omitzero"`
+	// LastFailure is the provider's answer to the last failed call, for
+	// the exhausted event of a delivery that made no call of its own.
+	LastFailure *events.Upstream `json:"lastFailure,omitempty"`
 	// Generations holds per generation ("" for the original command, the
 	// Contact-Replay-Of value for a replay) its create attempts and its
 	// outcome once decided.
