@@ -85,18 +85,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
 }
 
+// Set at build time, e.g. by the Dockerfile, with
+// -ldflags "-X main.buildVersion=v1.2.3 -X main.commit=abc123"; when empty,
+// the build info's module version and VCS revision are used.
+var buildVersion, commit string
+
 // version returns the module version and VCS revision the binary was built
 // from, as far as the build recorded them.
 func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := info.Main.Version
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" {
-			v += " " + s.Value
+	v, rev := buildVersion, commit
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "" {
+			v = info.Main.Version
 		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && rev == "" {
+				rev = s.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "unknown"
+	}
+	if rev != "" {
+		v += " " + rev
 	}
 	return v
 }
