@@ -51,8 +51,8 @@ var errNotCalled = errors.New("not called")
 type guard struct {
 	provider string
 	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
-	limiter  *rate.Limiter  // nil: unlimited
-	slots    chan struct{}  // nil: uncapped
+	limiter  *rate.Limiter // nil: unlimited
+	slots    chan struct{} // nil: uncapped
 	openFor  time.Duration
 	now      func() time.Time
 	mu       sync.Mutex

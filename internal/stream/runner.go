@@ -238,8 +238,8 @@ func (r *Runner) log(m handlers.Message, out handlers.Outcome, took time.Duratio
 	if m.Generation != "" {
 		attrs = append(attrs, "replayOf", m.Generation)
 	}
-	if out.Replayed {
-		attrs = append(attrs, "repeated", true)
+	if out.FromRecord {
+		attrs = append(attrs, "fromRecord", true)
 	}
 	level, text := slog.LevelInfo, "contact created"
 	switch {
