@@ -241,3 +241,25 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
+
+// redacted returns c with every secret replaced, for printing.
+func (c Config) redacted() Config {
+	for _, s := range []*string{&c.InstantPayClientSecret, &c.PIKAppSecret, &c.InstantPayClientID, &c.PIKAppID} {
+		if *s != "" {
+			*s = "[redacted]"
+		}
+	}
+	return c
+}
+
+// String prints the configuration with its secrets redacted.
+func (c Config) String() string {
+	type plain Config // no methods: no recursion
+	return fmt.Sprintf("%+v", plain(c.redacted()))
+}
+
+// GoString is String, so that %#v redacts too.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue logs the configuration with its secrets redacted.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }

@@ -92,7 +92,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 
 	abs, _ := filepath.Abs(*dataDir)
-	return serve(ctx, cfg, log, hooks{started: func(httpAddr string) {
+	return serveTraced(ctx, cfg, log, getenv, hooks{started: func(httpAddr string) {
 		printDevBanner(stdout, cfg, abs, ipayURL, pikURL, httpAddr, *natsPort)
 	}})
 }

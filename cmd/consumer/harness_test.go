@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/natstest"
@@ -35,7 +37,9 @@ type testEnv struct {
 	pik  *sandbox.PIK
 	// ipayCalls counts the requests InstantPay is answering at once.
 	ipayCalls inFlight
-	vars      map[string]string // the environment the service sees
+	// tracerProvider, if set, makes the service's spans.
+	tracerProvider trace.TracerProvider
+	vars           map[string]string // the environment the service sees
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -142,8 +146,9 @@ func (e *testEnv) start(t *testing.T) *service {
 	go func() {
 		defer close(s.finished)
 		s.err = serve(ctx, cfg, log, hooks{
-			connected: func(nc *nats.Conn) { conn <- nc },
-			started:   func(addr string) { ready <- addr },
+			connected:      func(nc *nats.Conn) { conn <- nc },
+			started:        func(addr string) { ready <- addr },
+			tracerProvider: e.tracerProvider,
 		})
 	}()
 	select {
@@ -247,10 +252,15 @@ func data[T any](t testing.TB, ev events.Event) T {
 // inFlight measures how many requests a handler answers at once.
 type inFlight struct {
 	now, peak atomic.Int32
+	// seen, if set before the service starts, sees every request.
+	seen func(*http.Request)
 }
 
 func (f *inFlight) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.seen != nil && !strings.HasPrefix(r.URL.Path, "/_sandbox") {
+			f.seen(r)
+		}
 		n := f.now.Add(1)
 		defer f.now.Add(-1)
 		for {

@@ -121,6 +121,7 @@ func TestFaultMixedProviderErrors(t *testing.T) {
 	e := newTestEnv(t)
 	e.vars["RETRY_MAX_ELAPSED"] = "10s"
 	e.vars["MAX_DELIVER"] = "10"
+	e.vars["CIRCUIT_FAILURES"] = "100" // this test is about the classes, not the breaker
 	for _, f := range []sandbox.Fault{
 		{Times: 2, Status: 429, RetryAfter: 100 * time.Millisecond},
 		{Times: 2, Status: 500},

@@ -14,10 +14,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/health"
+	"github.com/contactrelay/contactrelay/internal/metrics"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -34,22 +39,49 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	return serve(ctx, cfg, log, hooks{})
+	return serveTraced(ctx, cfg, log, getenv, hooks{})
 }
 
-// hooks let dev mode and tests follow the service's life. Nil fields are
-// not called.
+// serveTraced runs serve with the tracing the OTEL_* variables ask for.
+func serveTraced(ctx context.Context, cfg Config, log *slog.Logger, getenv func(string) string, hk hooks) error {
+	tp, shutdown, err := newTracerProvider(ctx, getenv)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn("flushing traces failed", "error", err)
+		}
+	}()
+	hk.tracerProvider = tp
+	return serve(ctx, cfg, log, hk)
+}
+
+// hooks let dev mode and tests follow and shape the service's life. Nil
+// fields are not used.
 type hooks struct {
 	// connected is called with the NATS connection once it is made.
 	connected func(*nats.Conn)
 	// started is called once the service is about to consume, with the
 	// address of its HTTP server.
 	started func(httpAddr string)
+	// tracerProvider makes the service's spans; nil means none.
+	tracerProvider trace.TracerProvider
 }
 
 // serve runs the service until ctx is cancelled.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
-	providers, disabled, err := buildProviders(cfg, clients.NewHTTPClient(cfg.Concurrency))
+	tp := hk.tracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	propagator := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	hc := clients.NewHTTPClient(cfg.Concurrency)
+	// Every provider request gets a client span and carries traceparent.
+	hc.Transport = otelhttp.NewTransport(hc.Transport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagator))
+	providers, disabled, err := buildProviders(cfg, hc)
 	if err != nil {
 		return err
 	}
@@ -80,6 +112,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		return err
 	}
 	tracker := health.NewProviders(keys(providers), nil)
+	met := metrics.New(keys(providers))
 	checkCredentials(ctx, providers, tracker, log)
 	h, err := handlers.New(handlers.Config{
 		Providers:            providers,
@@ -93,17 +126,31 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		RetryMaxElapsed:      cfg.RetryMaxElapsed,
 		CallTimeout:          cfg.ProviderTimeout,
 		Protection:           cfg.Protection,
-		Hooks:                handlers.Hooks{ProviderCall: tracker.ProviderCall},
+		Hooks: handlers.Hooks{
+			ProviderCall: func(provider, op string, took time.Duration, err error) {
+				tracker.ProviderCall(provider, op, took, err)
+				met.ProviderCall(provider, op, took, err)
+			},
+			Retry:         met.Retry,
+			CircuitChange: met.CircuitChange,
+		},
+		Tracer: tp.Tracer("github.com/contactrelay/contactrelay/internal/handlers"),
 	})
 	if err != nil {
 		return err
 	}
 	runner := stream.NewRunner(js, h, stream.RunnerConfig{
-		Concurrency:   cfg.Concurrency,
-		AckWait:       cfg.AckWait,
-		ShutdownGrace: cfg.ShutdownGrace,
-		Logger:        log,
+		Concurrency:    cfg.Concurrency,
+		AckWait:        cfg.AckWait,
+		ShutdownGrace:  cfg.ShutdownGrace,
+		Logger:         log,
+		Hooks:          stream.Hooks{Received: met.Received, Settled: met.Settled},
+		TracerProvider: tp,
+		Propagator:     propagator,
 	})
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go stream.WatchConsumer(watchCtx, js, 10*time.Second, met.ConsumerState)
 
 	httpAddr := ""
 	if cfg.HTTPAddr != "" {
@@ -116,7 +163,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 			}},
 			{Name: "consumer", Check: runner.Consuming},
 		}
-		srv, addr, err := startHTTP(cfg.HTTPAddr, health.Handler(checks, tracker), log)
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", met.Handler())
+		mux.Handle("/", health.Handler(checks, tracker))
+		srv, addr, err := startHTTP(cfg.HTTPAddr, mux, log)
 		if err != nil {
 			return err
 		}

@@ -6,12 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
@@ -37,6 +43,25 @@ type RunnerConfig struct {
 	PublishTimeout time.Duration
 	// Logger receives one line per outcome. Default: discard.
 	Logger *slog.Logger
+	// Hooks are told of each delivery, for metrics.
+	Hooks Hooks
+	// TracerProvider makes a span per command, continuing the trace of
+	// the command's traceparent header. Default: no tracing (the trace
+	// context is still carried on to the events).
+	TracerProvider trace.TracerProvider
+	// Propagator reads and writes trace context headers. Default: W3C
+	// trace context.
+	Propagator propagation.TextMapPropagator
+}
+
+// Hooks are called for each delivery. Nil hooks are not called; the others
+// must be quick and safe for concurrent use.
+type Hooks struct {
+	// Received is called as a delivery starts.
+	Received func(m handlers.Message)
+	// Settled is called as it ends, with its outcome and the error of
+	// publishing its event or settling it on the stream, if any.
+	Settled func(m handlers.Message, out handlers.Outcome, took time.Duration, settleErr error)
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -55,6 +80,12 @@ func (c *RunnerConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
+	}
 }
 
 // Runner consumes contact.create commands from the durable consumer, hands
@@ -64,6 +95,7 @@ type Runner struct {
 	js        jetstream.JetStream
 	handler   Handler
 	cfg       RunnerConfig
+	tracer    trace.Tracer
 	consuming atomic.Bool
 }
 
@@ -78,7 +110,7 @@ func (r *Runner) Consuming() error {
 // NewRunner returns a Runner. The JetStream resources must exist (Setup).
 func NewRunner(js jetstream.JetStream, h Handler, cfg RunnerConfig) *Runner {
 	cfg.setDefaults()
-	return &Runner{js: js, handler: h, cfg: cfg}
+	return &Runner{js: js, handler: h, cfg: cfg, tracer: cfg.TracerProvider.Tracer("github.com/contactrelay/contactrelay/internal/stream")}
 }
 
 // Run consumes until ctx is cancelled, then stops fetching, lets in-flight
@@ -173,14 +205,33 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 		Delivery:   int(meta.NumDelivered),
 	}
 
+	if r.cfg.Hooks.Received != nil {
+		r.cfg.Hooks.Received(m)
+	}
+	ctx = r.cfg.Propagator.Extract(ctx, headerCarrier(hdr))
+	ctx, span := r.tracer.Start(ctx, events.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", events.SubjectCreate),
+			attribute.String("messaging.consumer.group.name", Durable),
+			attribute.String("messaging.message.id", m.MsgID),
+			attribute.Int("messaging.message.body.size", len(m.Body)),
+			attribute.Int64("messaging.nats.stream_sequence", int64(m.Sequence)),
+			attribute.Int("messaging.nats.delivery", m.Delivery),
+		))
+	defer span.End()
+
 	ka := keepAlive(msg, r.cfg.AckWait/3)
 	out := r.handler.Handle(ctx, m)
 	ka.stop()
+	span.SetAttributes(attribute.String("contactrelay.command_id", out.CommandID), attribute.String("contactrelay.provider", out.Provider))
 
 	var settleErr error
 	switch out.Action {
 	case handlers.Ack, handlers.Term:
-		if err := r.publish(ctx, out.Event, hdr); err != nil {
+		span.SetAttributes(attribute.String("contactrelay.event", out.Event.Type), attribute.String("contactrelay.reason", string(out.Reason)))
+		if err := r.publish(ctx, out.Event); err != nil {
 			// The outcome is recorded: the redelivery publishes the same
 			// event, under the same id.
 			settleErr = fmt.Errorf("publish %s: %w", out.Event.Type, err)
@@ -193,22 +244,28 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 			settleErr = msg.Ack()
 		}
 	default:
+		span.SetAttributes(attribute.String("contactrelay.event", "retry"))
 		if out.Delay > 0 {
 			settleErr = msg.NakWithDelay(out.Delay)
 		} else {
 			settleErr = msg.Nak()
 		}
 	}
-	r.log(m, out, time.Since(start), settleErr)
+	if settleErr != nil {
+		span.RecordError(settleErr)
+		span.SetStatus(codes.Error, "settle failed")
+	}
+	took := time.Since(start)
+	if r.cfg.Hooks.Settled != nil {
+		r.cfg.Hooks.Settled(m, out, took, settleErr)
+	}
+	r.log(m, out, took, settleErr)
 }
-
-// traceHeaders are the command headers carried on to its events.
-var traceHeaders = []string{"traceparent", "tracestate"}
 
 // publish publishes a terminal event with its id as Nats-Msg-Id and waits
 // for the stream's acknowledgement. It outlives ctx's cancellation, bounded
 // by the publish timeout, so that a decided outcome is not dropped.
-func (r *Runner) publish(ctx context.Context, ev *events.Event, cmdHdr nats.Header) error {
+func (r *Runner) publish(ctx context.Context, ev *events.Event) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
@@ -216,11 +273,7 @@ func (r *Runner) publish(ctx context.Context, ev *events.Event, cmdHdr nats.Head
 	msg := nats.NewMsg(ev.Type)
 	msg.Data = body
 	msg.Header.Set(events.HeaderMsgID, ev.ID)
-	for _, h := range traceHeaders {
-		if v := cmdHdr.Get(h); v != "" {
-			msg.Header.Set(h, v)
-		}
-	}
+	r.cfg.Propagator.Inject(ctx, headerCarrier(msg.Header))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout)
 	defer cancel()
 	_, err = r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID))
@@ -302,4 +355,25 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// headerCarrier adapts NATS headers to OpenTelemetry propagation. NATS
+// header names are case-sensitive; W3C trace context uses lower case.
+type headerCarrier nats.Header
+
+func (c headerCarrier) Get(key string) string {
+	if v := nats.Header(c).Get(key); v != "" {
+		return v
+	}
+	return nats.Header(c).Get(strings.ToLower(key))
+}
+
+func (c headerCarrier) Set(key, value string) { nats.Header(c).Set(strings.ToLower(key), value) }
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }

@@ -159,3 +159,38 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	}
 	return nil
 }
+
+// WatchConsumer reads the durable consumer's state every period until ctx
+// is done and reports its backlog: pending (not yet delivered) and
+// ack-pending (delivered, not yet acknowledged), the figures KEDA's NATS
+// JetStream scaler sums as lag. A failed read is reported as err.
+func WatchConsumer(ctx context.Context, js jetstream.JetStream, period time.Duration, report func(pending, ackPending uint64, err error)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, period)
+		info, err := readConsumerInfo(rctx, js)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			report(0, 0, err)
+		} else {
+			report(info.NumPending, uint64(info.NumAckPending), nil)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func readConsumerInfo(ctx context.Context, js jetstream.JetStream) (*jetstream.ConsumerInfo, error) {
+	c, err := js.Consumer(ctx, CommandStream, Durable)
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func loadConfig(t *testing.T, env map[string]string, args ...string) (Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	load := configFlags(fs, func(k string) string { return env[k] })
+	require.NoError(t, fs.Parse(args))
+	return load()
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(t, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "nats://127.0.0.1:4222", cfg.NATSURL)
+	assert.Equal(t, 64, cfg.Concurrency)
+	assert.Equal(t, 10, cfg.MaxDeliver)
+	assert.Equal(t, 30*time.Second, cfg.AckWait)
+	assert.Equal(t, 500*time.Millisecond, cfg.RetryInitial)
+	assert.Equal(t, 30*time.Second, cfg.RetryMax)
+	assert.Equal(t, 2*time.Minute, cfg.RetryMaxElapsed)
+	assert.Equal(t, 10*time.Second, cfg.ProviderTimeout)
+	assert.Equal(t, "https://api.instantpay.in", cfg.InstantPayBaseURL)
+	assert.Equal(t, "1", cfg.InstantPayAuthCode)
+	assert.Equal(t, ":8080", cfg.HTTPAddr)
+	assert.Equal(t, "json", cfg.LogFormat)
+	assert.False(t, cfg.InstantPayEnabled(), "no credentials, no InstantPay")
+	assert.False(t, cfg.PIKEnabled())
+}
+
+func TestConfigFlagsOverrideEnvironment(t *testing.T) {
+	cfg, err := loadConfig(t, map[string]string{"CONCURRENCY": "8"}, "--concurrency", "16")
+	require.NoError(t, err)
+	assert.Equal(t, 16, cfg.Concurrency)
+}
+
+func TestConfigReportsEveryBadValue(t *testing.T) {
+	_, err := loadConfig(t, map[string]string{
+		"CONCURRENCY":         "zero",
+		"ACK_WAIT":            "30",
+		"DEFAULT_PROVIDER":    "paypal",
+		"LOG_FORMAT":          "xml",
+		"PIK_BASE_URL":        "ftp://pik",
+		"PIK_RATE_LIMIT":      "-1",
+		"INSTANTPAY_BASE_URL": "::",
+	})
+	require.Error(t, err)
+	for _, name := range []string{"CONCURRENCY", "ACK_WAIT", "DEFAULT_PROVIDER", "LOG_FORMAT", "PIK_BASE_URL", "PIK_RATE_LIMIT", "INSTANTPAY_BASE_URL"} {
+		assert.Contains(t, err.Error(), name, "every bad value is reported at once")
+	}
+}
+
+func TestConfigSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(path, []byte("s3cret\n"), 0o600))
+	cfg, err := loadConfig(t, map[string]string{
+		"INSTANTPAY_CLIENT_ID":          "id",
+		"INSTANTPAY_CLIENT_SECRET_FILE": path,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "s3cret", cfg.InstantPayClientSecret, "X_FILE is read and trimmed")
+	assert.True(t, cfg.InstantPayEnabled())
+
+	_, err = loadConfig(t, map[string]string{"PIK_APP_SECRET_FILE": filepath.Join(dir, "missing")})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "PIK_APP_SECRET_FILE")
+}
+
+func TestConfigNeverPrintsSecrets(t *testing.T) {
+	cfg, err := loadConfig(t, map[string]string{
+		"INSTANTPAY_CLIENT_ID": "ipay-id-1", "INSTANTPAY_CLIENT_SECRET": "ipay-secret-1",
+		"PIK_BASE_URL": "https://pik.example", "PIK_APP_ID": "pik-id-1", "PIK_APP_SECRET": "pik-secret-1",
+	})
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	newLogger(&logs, slog.LevelInfo, "json").Info("config", "config", cfg)
+	for _, out := range []string{fmt.Sprint(cfg), fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg), logs.String()} {
+		for _, secret := range []string{"ipay-secret-1", "pik-secret-1", "ipay-id-1", "pik-id-1"} {
+			assert.NotContains(t, out, secret)
+		}
+		assert.Contains(t, out, "https://pik.example", "the rest is shown")
+	}
+}

@@ -1,0 +1,181 @@
+// Package metrics holds contactrelay's Prometheus metrics, on a registry of
+// its own (no global state), and the functions the runner and the handler
+// call to update them. Label values are bounded: provider names, operation
+// names, outcome reasons and result classes, never ids or error text.
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/handlers"
+)
+
+const namespace = "contactrelay"
+
+// Metrics are the service's metrics. Its methods are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	received      prometheus.Counter
+	redeliveries  prometheus.Counter
+	replays       prometheus.Counter
+	inFlight      prometheus.Gauge
+	outcomes      *prometheus.CounterVec
+	retryLater    *prometheus.CounterVec
+	idempotent    *prometheus.CounterVec
+	settleErrors  prometheus.Counter
+	duration      *prometheus.HistogramVec
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	retries       *prometheus.CounterVec
+	circuit       *prometheus.GaugeVec
+	lag           prometheus.Gauge
+	pending       prometheus.Gauge
+	ackPending    prometheus.Gauge
+	lagReadErrors prometheus.Counter
+}
+
+// New returns the metrics, registered with the Go runtime's and the
+// process's collectors on a new registry, for the named providers.
+func New(providers []string) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m.received = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "commands_received_total",
+		Help: "Deliveries of contact.create commands received from the stream."})
+	m.redeliveries = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "redeliveries_total",
+		Help: "Deliveries that were not a command's first."})
+	m.replays = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "replays_received_total",
+		Help: "Deliveries of replayed commands (with Contact-Replay-Of)."})
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "commands_in_flight",
+		Help: "Commands being processed now."})
+	m.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "outcomes_total",
+		Help: "Terminal events published, by provider, event type and failure reason (empty for contact.created)."},
+		[]string{"provider", "event", "reason"})
+	m.retryLater = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "deliveries_deferred_total",
+		Help: "Deliveries handed back for redelivery later (NakWithDelay), by provider."}, []string{"provider"})
+	m.idempotent = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "idempotency_hits_total",
+		Help: "Outcomes answered from the idempotency record without a provider call, by provider."}, []string{"provider"})
+	m.settleErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "settle_errors_total",
+		Help: "Failures to publish an event or to ack, nak or term a command (it is redelivered)."})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "command_duration_seconds",
+		Help:    "Time from receiving a delivery to settling it, by event type (retry for a deferred one).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}}, []string{"event"})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "provider_requests_total",
+		Help: "Calls to providers, by provider, operation (create, lookup, token) and result (ok, transient, permanent, ambiguous)."},
+		[]string{"provider", "operation", "result"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "provider_request_duration_seconds",
+		Help:    "Duration of calls to providers, by provider and operation.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"provider", "operation"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "retries_total",
+		Help: "In-process retries after a transient failure, by provider."}, []string{"provider"})
+	m.circuit = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "circuit_state",
+		Help: "State of each provider's circuit breaker: 0 closed, 1 half-open, 2 open."}, []string{"provider"})
+	m.lag = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_lag",
+		Help: "Commands not yet settled: the durable consumer's pending plus ack-pending, as KEDA's NATS JetStream scaler reads it."})
+	m.pending = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_pending",
+		Help: "Commands in the stream not yet delivered to the durable consumer."})
+	m.ackPending = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_ack_pending",
+		Help: "Commands delivered and not yet acknowledged."})
+	m.lagReadErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "consumer_info_errors_total",
+		Help: "Failures to read the durable consumer's state."})
+	for _, c := range []prometheus.Collector{m.received, m.redeliveries, m.replays, m.inFlight, m.outcomes, m.retryLater,
+		m.idempotent, m.settleErrors, m.duration, m.requests, m.latency, m.retries, m.circuit, m.lag, m.pending,
+		m.ackPending, m.lagReadErrors} {
+		f(c)
+	}
+	for _, p := range providers {
+		m.circuit.WithLabelValues(p).Set(0)
+		m.retries.WithLabelValues(p)
+		m.idempotent.WithLabelValues(p)
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Received counts a delivery as it starts.
+func (m *Metrics) Received(msg handlers.Message) {
+	m.received.Inc()
+	m.inFlight.Inc()
+	if msg.Delivery > 1 {
+		m.redeliveries.Inc()
+	}
+	if msg.Generation != "" {
+		m.replays.Inc()
+	}
+}
+
+// Settled counts a delivery as it ends: its outcome, or its deferral, and
+// whether settling it on the stream failed.
+func (m *Metrics) Settled(_ handlers.Message, out handlers.Outcome, took time.Duration, settleErr error) {
+	m.inFlight.Dec()
+	event := "retry"
+	if out.Event != nil && settleErr == nil {
+		event = out.Event.Type
+		m.outcomes.WithLabelValues(out.Provider, event, string(out.Reason)).Inc()
+		if out.FromRecord {
+			m.idempotent.WithLabelValues(out.Provider).Inc()
+		}
+	} else {
+		m.retryLater.WithLabelValues(out.Provider).Inc()
+	}
+	if settleErr != nil {
+		m.settleErrors.Inc()
+	}
+	m.duration.WithLabelValues(event).Observe(took.Seconds())
+}
+
+// ProviderCall counts one call to a provider and its latency.
+func (m *Metrics) ProviderCall(provider, op string, took time.Duration, err error) {
+	result := "ok"
+	var pe *events.ProviderError
+	if err != nil {
+		result = events.Transient.String()
+		if errors.As(err, &pe) {
+			result = pe.Class.String()
+			op = pe.Op // a token request made inside a create is a token call
+		}
+	}
+	m.requests.WithLabelValues(provider, op, result).Inc()
+	m.latency.WithLabelValues(provider, op).Observe(took.Seconds())
+}
+
+// Retry counts an in-process retry.
+func (m *Metrics) Retry(provider string) { m.retries.WithLabelValues(provider).Inc() }
+
+// CircuitChange records a provider's circuit state.
+func (m *Metrics) CircuitChange(provider, _, to string) {
+	v := 0.0
+	switch to {
+	case "half-open":
+		v = 1
+	case "open":
+		v = 2
+	}
+	m.circuit.WithLabelValues(provider).Set(v)
+}
+
+// ConsumerState records the durable consumer's backlog; err counts a
+// failed read and leaves the last figures.
+func (m *Metrics) ConsumerState(pending, ackPending uint64, err error) {
+	if err != nil {
+		m.lagReadErrors.Inc()
+		return
+	}
+	m.pending.Set(float64(pending))
+	m.ackPending.Set(float64(ackPending))
+	m.lag.Set(float64(pending + ackPending))
+}
