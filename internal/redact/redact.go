@@ -35,19 +35,64 @@ func Mobile(s string) string {
 // String masks every email address and phone number found in free text,
 // such as a provider's error message.
 func String(s string) string {
-	s = emailPattern.ReplaceAllStringFunc(s, Email)
-	return phonePattern.ReplaceAllStringFunc(s, func(p string) string {
-		digits := 0
-		for _, r := range p {
-			if r >= '0' && r <= '9' {
-				digits++
-			}
+	// Most log text holds neither: skip the expressions unless there is an
+	// @, or ten digits in a run of digits and spaces.
+	at, run, longest := false, 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '@':
+			at = true
+			run = 0
+		case c >= '0' && c <= '9':
+			run++
+			longest = max(longest, run)
+		case c == ' ' || c == '+':
+		default:
+			run = 0
 		}
-		if digits < 10 {
-			return p
+	}
+	if at {
+		s = emailPattern.ReplaceAllStringFunc(s, Email)
+	}
+	if longest < 10 {
+		return s
+	}
+	// A run of digits inside a word (an id such as a UUID's last group)
+	// is not a phone number: only whole runs are masked.
+	var b strings.Builder
+	last := 0
+	for _, m := range phonePattern.FindAllStringIndex(s, -1) {
+		if inWord(s, m[0]-1) || inWord(s, m[1]) || countDigits(s[m[0]:m[1]]) < 10 {
+			continue
 		}
-		return Mobile(p)
-	})
+		b.WriteString(s[last:m[0]])
+		b.WriteString(Mobile(s[m[0]:m[1]]))
+		last = m[1]
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// inWord reports whether s[i] exists and belongs to a word or an id.
+func inWord(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return false
+	}
+	c := s[i]
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-'
+}
+
+func countDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
 }
 
 // ReplaceAttr is a slog.HandlerOptions.ReplaceAttr that masks personal data

@@ -19,6 +19,10 @@ func TestString(t *testing.T) {
 		{"short numbers stay", "HTTP 503 after 12 tries", "HTTP 503 after 12 tries"},
 		{"timestamps stay", "at 2026-11-21 10:00:00", "at 2026-11-21 10:00:00"},
 		{"nothing to mask", "provider refused", "provider refused"},
+		{"uuids stay", "replayOf=f258c1b6-dafe-5a48-b835-2c4581220954", "replayOf=f258c1b6-dafe-5a48-b835-2c4581220954"},
+		{"digit-only id group stays", "id 6ccc45e5-f9ce-5022-84f3-458122095411", "id 6ccc45e5-f9ce-5022-84f3-458122095411"},
+		{"mobile in quotes", `"mobile":"9876543210"`, `"mobile":"***10"`},
+		{"two mobiles", "9876543210 and +919876543211", "***10 and ***11"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,4 +47,10 @@ func TestReplaceAttrMasksLogLines(t *testing.T) {
 	assert.NotContains(t, out, "9876543210\"", "mobiles in errors are masked")
 	assert.Contains(t, out, "***10", "the masked form keeps the last two digits")
 	assert.Contains(t, out, "a***@b.io")
+}
+
+func BenchmarkStringNothingToMask(b *testing.B) {
+	for b.Loop() {
+		String("7168773c-9ddf-58dd-b9ad-45791ab996da")
+	}
 }
