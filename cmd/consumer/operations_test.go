@@ -131,7 +131,7 @@ func TestTracePropagation(t *testing.T) {
 	assert.Equal(t, process.SpanContext.SpanID(), create.Parent.SpanID(), "the provider call is a child of the command's span")
 	attrs := map[string]string{}
 	for _, a := range process.Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	assert.Equal(t, "nats", attrs["messaging.system"])
 	assert.Equal(t, "process", attrs["messaging.operation.type"])
@@ -182,4 +182,23 @@ func TestOpenCircuitDoesNotSlowTheOtherProvider(t *testing.T) {
 	assert.Equal(t, float64(2), scrape(t, svc.httpAddr)[`contactrelay_circuit_state{provider="instantpay"}`], "InstantPay's circuit is open")
 	assert.LessOrEqual(t, e.ipay.CreateCalls(), 6, "an open circuit sends no more calls")
 	t.Logf("8 PIK commands decided in %s while InstantPay was down", took)
+}
+
+func TestTraceContextReachesProvidersWithTracingOff(t *testing.T) {
+	e := newTestEnv(t) // no tracer provider: tracing off
+	var got []string
+	var mu sync.Mutex
+	e.ipayCalls.seen = func(r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("traceparent"))
+		mu.Unlock()
+	}
+	e.start(t)
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	e.publish(t, command("untraced-1"), "traceparent", tp)
+	e.awaitEvents(t, 1, 10*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 1)
+	assert.Equal(t, tp, got[0], "the command's traceparent goes on to the provider unchanged")
 }

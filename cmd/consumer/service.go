@@ -79,8 +79,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	}
 	propagator := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	hc := clients.NewHTTPClient(cfg.Concurrency)
-	// Every provider request gets a client span and carries traceparent.
-	hc.Transport = otelhttp.NewTransport(hc.Transport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagator))
+	if _, off := tp.(noop.TracerProvider); off {
+		// No spans to make: carry the command's trace context on, only.
+		hc.Transport = propagating{base: hc.Transport, propagator: propagator}
+	} else {
+		// Every provider request gets a client span and carries traceparent.
+		hc.Transport = otelhttp.NewTransport(hc.Transport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagator))
+	}
 	providers, disabled, err := buildProviders(cfg, hc)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Text is a JSON scalar read as text, for reply fields whose type providers
@@ -15,15 +16,24 @@ type Text string
 // UnmarshalJSON implements json.Unmarshaler. Objects and arrays are an
 // error.
 func (t *Text) UnmarshalJSON(b []byte) error {
-	v, ok, err := scalar(b)
-	if err != nil {
-		return err
-	}
-	if !ok {
+	// The decoder calling this has checked that b is one JSON value.
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || string(b) == "null":
 		*t = ""
-		return nil
+	case b[0] == '{' || b[0] == '[':
+		return fmt.Errorf("want a JSON scalar, got %s", kindOf(b))
+	case b[0] != '"':
+		*t = Text(b) // a number or a boolean, as written
+	case bytes.IndexByte(b[1:len(b)-1], '\\') < 0:
+		*t = Text(b[1 : len(b)-1]) // a string without escapes
+	default:
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = Text(s)
 	}
-	*t = Text(fmt.Sprint(v))
 	return nil
 }
 
@@ -46,20 +56,34 @@ func Scalar(raw json.RawMessage) (any, bool) {
 }
 
 // scalar decodes a JSON scalar; ok is false for null and for no value.
+// Numbers come as json.Number, so that big ids keep every digit.
 func scalar(raw []byte) (v any, ok bool, err error) {
 	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
 		return nil, false, nil
-	}
-	if raw[0] == '{' || raw[0] == '[' {
+	case raw[0] == '{' || raw[0] == '[':
 		return nil, false, fmt.Errorf("want a JSON scalar, got %s", kindOf(raw))
+	case string(raw) == "true":
+		return true, true, nil
+	case string(raw) == "false":
+		return false, true, nil
+	case raw[0] == '"':
+		if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 &&
+			json.Valid(raw) && utf8.Valid(raw) {
+			return string(raw[1 : len(raw)-1]), true, nil // no escapes: the text as it is
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, false, err
+		}
+		return s, true, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return nil, false, err
+	n := json.Number(raw)
+	if _, err := n.Float64(); err != nil || !json.Valid(raw) {
+		return nil, false, fmt.Errorf("want a JSON scalar, got %q", raw)
 	}
-	return v, true, nil
+	return n, true, nil
 }
 
 func kindOf(raw []byte) string {

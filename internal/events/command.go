@@ -66,19 +66,30 @@ func (e *DecodeError) Error() string {
 	return e.Message + ": " + strings.Join(msgs, "; ")
 }
 
-// commandFields maps each known JSON field to the Go value it decodes into.
-func commandFields(c *Command) map[string]any {
-	return map[string]any{
-		"commandId":   &c.CommandID,
-		"provider":    &c.Provider,
-		"name":        &c.Name,
-		"email":       &c.Email,
-		"mobile":      &c.Mobile,
-		"tagId":       &c.TagID,
-		"companyName": &c.CompanyName,
-		"pik":         &c.PIK,
-		"metadata":    &c.Metadata,
+// commandField returns where the known JSON field name decodes to, or nil
+// for a field the command does not know.
+func commandField(c *Command, name string) any {
+	switch name {
+	case "commandId":
+		return &c.CommandID
+	case "provider":
+		return &c.Provider
+	case "name":
+		return &c.Name
+	case "email":
+		return &c.Email
+	case "mobile":
+		return &c.Mobile
+	case "tagId":
+		return &c.TagID
+	case "companyName":
+		return &c.CompanyName
+	case "pik":
+		return &c.PIK
+	case "metadata":
+		return &c.Metadata
 	}
+	return nil
 }
 
 // typeNames gives the JSON type each known field must have, for messages.
@@ -112,12 +123,12 @@ func DecodeCommand(body []byte) (Command, error) {
 		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not valid JSON: " + err.Error()}
 	}
 	var errs []FieldError
-	for name, dst := range commandFields(&cmd) {
-		v, ok := raw[name]
-		if !ok || string(v) == "null" {
+	for name, v := range raw {
+		dst := commandField(&cmd, name)
+		if dst == nil || string(v) == "null" {
 			continue
 		}
-		if err := json.Unmarshal(v, dst); err != nil {
+		if err := unmarshalField(v, dst); err != nil {
 			want := typeNames[name]
 			if want == "" {
 				want = "a string"
@@ -135,4 +146,15 @@ func DecodeCommand(body []byte) (Command, error) {
 		return cmd, &DecodeError{Reason: ReasonInvalid, Message: "the command has fields of the wrong type or value", Errors: errs}
 	}
 	return cmd, nil
+}
+
+// unmarshalField decodes one field's value, taking the common case of a
+// string without escapes without the decoder's reflection.
+func unmarshalField(v json.RawMessage, dst any) error {
+	if p, ok := dst.(*string); ok && len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' &&
+		bytes.IndexByte(v[1:len(v)-1], '\\') < 0 && utf8.Valid(v) {
+		*p = string(v[1 : len(v)-1])
+		return nil
+	}
+	return json.Unmarshal(v, dst)
 }

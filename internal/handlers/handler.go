@@ -232,8 +232,10 @@ const (
 // Outcome is the handler's decision on one delivery.
 type Outcome struct {
 	Action Action
-	// Event is the terminal event to publish before Ack or Term.
-	Event *events.Event
+	// Event is the terminal event to publish before Ack or Term, and
+	// EventJSON its encoding, when the handler has it: the bytes to publish.
+	Event     *events.Event
+	EventJSON []byte
 	// Delay is how long to wait before redelivery, with Retry.
 	Delay time.Duration
 	// What happened, for logs and metrics.

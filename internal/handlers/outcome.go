@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/events"
@@ -118,26 +119,44 @@ func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) even
 
 // decide records the generation's outcome, built by build from the freshest
 // record, with a compare-and-set; a generation has one outcome, so one
-// recorded first by another delivery wins.
+// recorded first by another delivery wins. The event is encoded once: the
+// record keeps those bytes and the runner publishes them.
 func (h *Handler) decide(ctx context.Context, d *delivery, build func(*Record, *Generation) (events.Reason, any)) Outcome {
-	var buildErr error
+	var (
+		buildErr error
+		fresh    *Outcome // the outcome this delivery wrote, if it did
+	)
 	_, err := h.update(ctx, d, func(r *Record) bool {
+		fresh = nil
 		r.Generations = cloneGenerations(r.Generations)
 		g := r.generation(d.m.Generation)
 		if g.Outcome != nil {
 			return false
 		}
 		reason, data := build(r, g)
-		typ := events.SubjectCreated
-		if reason != "" {
-			typ = events.SubjectFailed
+		typ, provider, msg := events.SubjectCreated, "", ""
+		switch v := data.(type) {
+		case events.Created:
+			provider = v.Provider
+		case events.Failed:
+			typ, provider, msg = events.SubjectFailed, v.Provider, v.Message
 		}
 		ev, err := events.NewEvent(h.cfg.Source, typ, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
 		if err != nil {
 			buildErr = err
 			return false
 		}
-		g.Outcome = &ev
+		encoded, err := json.Marshal(ev)
+		if err != nil {
+			buildErr = err
+			return false
+		}
+		g.Outcome, g.Provider, g.Reason = encoded, provider, reason
+		fresh = &Outcome{Action: Ack, Event: &ev, EventJSON: encoded, CommandID: d.cmd.CommandID,
+			Provider: provider, Reason: reason, Attempts: g.Attempts}
+		if reason != "" {
+			fresh.Err = errors.New(msg)
+		}
 		return true
 	})
 	if err == nil {
@@ -146,20 +165,24 @@ func (h *Handler) decide(ctx context.Context, d *delivery, build func(*Record, *
 	if err != nil {
 		return h.retryStore(d, err)
 	}
+	if fresh != nil {
+		return *fresh
+	}
 	return recordedOutcome(d, d.rec.Generations[d.m.Generation])
 }
 
 // recordedOutcome turns a generation's recorded event into an Outcome.
 func recordedOutcome(d *delivery, g *Generation) Outcome {
-	var data struct {
-		Provider string        `json:"provider"`
-		Reason   events.Reason `json:"reason"`
-		Message  string        `json:"message"`
+	var ev events.Event
+	if err := json.Unmarshal(g.Outcome, &ev); err != nil {
+		// Our own encoding: only a damaged record gets here. Publishing
+		// the bytes as they are still repeats the outcome.
+		ev = events.Event{Type: events.SubjectFailed}
 	}
-	_ = json.Unmarshal(g.Outcome.Data, &data) // our own encoding; a miss only thins the log line
-	out := Outcome{Action: Ack, Event: g.Outcome, CommandID: d.cmd.CommandID, Provider: data.Provider, Reason: data.Reason, Attempts: g.Attempts}
-	if data.Reason != "" {
-		out.Err = errors.New(data.Message)
+	out := Outcome{Action: Ack, Event: &ev, EventJSON: g.Outcome, CommandID: d.cmd.CommandID,
+		Provider: g.Provider, Reason: g.Reason, Attempts: g.Attempts}
+	if g.Reason != "" {
+		out.Err = fmt.Errorf("%s, as decided earlier", g.Reason)
 	}
 	return out
 }

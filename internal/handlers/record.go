@@ -57,8 +57,12 @@ type StoredContact struct {
 
 // Generation is the state of one generation of a command.
 type Generation struct {
-	Attempts int           `json:"attempts"`
-	Outcome  *events.Event `json:"outcome,omitempty"`
+	Attempts int `json:"attempts"`
+	// Outcome is the terminal event, encoded, once decided; Provider and
+	// Reason repeat what it says, for logs and metrics.
+	Outcome  json.RawMessage `json:"outcome,omitempty"`
+	Provider string          `json:"provider,omitempty"`
+	Reason   events.Reason   `json:"reason,omitempty"`
 }
 
 // generation returns the record's entry for gen, creating it if needed.

@@ -23,6 +23,13 @@ import (
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
+// pullExpiry and pullHeartbeat bound each pull request and its idle
+// heartbeats: two heartbeats missed and the runner pulls again.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
+
 // Handler decides the outcome of one delivery; *handlers.Handler is one.
 type Handler interface {
 	Handle(ctx context.Context, m handlers.Message) handlers.Outcome
@@ -126,8 +133,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("bind consumer %s: %w", Durable, err)
 	}
 	// Fetch no further ahead than the commands we can work on at once, so
-	// that nothing waits out its ack wait in a buffer.
-	iter, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Concurrency))
+	// that nothing waits out its ack wait in a buffer. Pull requests live
+	// on the consumer's leader: when its server dies they die with it,
+	// silently, and only missing heartbeats tell. The client's defaults
+	// (30s requests, 15s heartbeats, two missed) stalled every instance for
+	// 30s after losing that server in a cluster; these notice within 4s.
+	iter, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Concurrency),
+		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", Durable, err)
 	}
@@ -143,39 +155,40 @@ func (r *Runner) Run(ctx context.Context) error {
 	}()
 	defer close(stopped)
 
+	// A fixed pool of workers, each with a stack that has grown to what
+	// a command needs, rather than a goroutine per command.
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, r.cfg.Concurrency)
+	work := make(chan jetstream.Msg)
+	for range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for msg := range work {
+				r.process(ctx, msg)
+			}
+		}()
+	}
 	for {
-		acquired := false
-		select {
-		case slots <- struct{}{}:
-			acquired = true
-		case <-ctx.Done():
-		}
 		msg, err := iter.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			break
 		}
-		if err != nil || ctx.Err() != nil {
-			if acquired {
-				<-slots
-			}
-			if err != nil {
-				r.cfg.Logger.Warn("fetch failed", "error", err)
-				sleep(ctx, 500*time.Millisecond)
-				continue
-			}
-			// Draining: hand it back untouched for another instance.
-			_ = msg.Nak()
+		if err != nil {
+			r.cfg.Logger.Warn("fetch failed", "error", err)
+			sleep(ctx, 500*time.Millisecond)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			r.process(ctx, msg)
-		}()
+		if ctx.Err() == nil {
+			select {
+			case work <- msg:
+				continue
+			case <-ctx.Done():
+			}
+		}
+		// Draining: hand it back untouched for another instance.
+		_ = msg.Nak()
 	}
+	close(work)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -231,7 +244,7 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 	switch out.Action {
 	case handlers.Ack, handlers.Term:
 		span.SetAttributes(attribute.String("contactrelay.event", out.Event.Type), attribute.String("contactrelay.reason", string(out.Reason)))
-		if err := r.publish(ctx, out.Event); err != nil {
+		if err := r.publish(ctx, out.Event, out.EventJSON); err != nil {
 			// The outcome is recorded: the redelivery publishes the same
 			// event, under the same id.
 			settleErr = fmt.Errorf("publish %s: %w", out.Event.Type, err)
@@ -265,18 +278,19 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 // publish publishes a terminal event with its id as Nats-Msg-Id and waits
 // for the stream's acknowledgement. It outlives ctx's cancellation, bounded
 // by the publish timeout, so that a decided outcome is not dropped.
-func (r *Runner) publish(ctx context.Context, ev *events.Event) error {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return err
+func (r *Runner) publish(ctx context.Context, ev *events.Event, body []byte) error {
+	if body == nil {
+		var err error
+		if body, err = json.Marshal(ev); err != nil {
+			return err
+		}
 	}
 	msg := nats.NewMsg(ev.Type)
 	msg.Data = body
-	msg.Header.Set(events.HeaderMsgID, ev.ID)
 	r.cfg.Propagator.Inject(ctx, headerCarrier(msg.Header))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout)
 	defer cancel()
-	_, err = r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID))
+	_, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID))
 	return err
 }
 
