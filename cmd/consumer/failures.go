@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/replay"
+)
+
+// failuresCommand is 'consumer failures': list contact.failed events, or
+// show one command's failure whole.
+func failuresCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consumer failures", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	filter := filterFlags(fs, 50)
+	asJSON := fs.Bool("json", false, "print JSON lines, one failure each, instead of a table")
+	unmask := fs.Bool("unmask", false, "show email addresses and mobile numbers in full")
+	load := configFlags(fs, getenv)
+	flt, cfg, err := parseToolFlags(fs, args, filter, load)
+	if err != nil {
+		return err
+	}
+	nc, js, err := connectJetStream(cfg, "contactrelay-failures")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sel, err := scanFailures(ctx, js, flt)
+	if err != nil {
+		return err
+	}
+
+	switch {
+	case *asJSON:
+		if err := replay.WriteJSON(stdout, sel.Failures, *unmask); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, replay.MatchLine(sel))
+	case flt.CommandID != "":
+		if len(sel.Failures) == 0 {
+			fmt.Fprintf(stderr, "no contact.failed event of commandId %s matches (%d events read)\n", flt.CommandID, sel.Read)
+			return &exitError{code: 1, err: errQuiet}
+		}
+		if err := replay.WriteDetail(stdout, sel.Failures, *unmask); err != nil {
+			return err
+		}
+	default:
+		if len(sel.Failures) > 0 {
+			if err := replay.WriteTable(stdout, sel.Failures, *unmask); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintln(stdout, replay.MatchLine(sel))
+	}
+	if sel.Unreadable > 0 {
+		fmt.Fprintf(stderr, "warning: %d events in the stream were not readable contract events and were passed over\n", sel.Unreadable)
+	}
+	return nil
+}
+
+// filterFlags registers the flags that select failures, which 'consumer
+// failures' and 'consumer replay' share. The returned function builds the
+// filter once the flags are parsed, with durations counted back from now.
+func filterFlags(fs *flag.FlagSet, defaultLimit int) func(now time.Time) (replay.Filter, error) {
+	var since, until string
+	var reasons, providers []string
+	fs.StringVar(&since, "since", "", "failures at or after this time: RFC 3339, a date, or a duration back from now (2h, 3d)")
+	fs.StringVar(&until, "until", "", "failures at or before this time, written as for --since")
+	fs.Func("reason", "only failures of this reason: malformed, invalid, unroutable, rejected, exhausted (repeatable, or a comma list)",
+		func(v string) error { reasons = append(reasons, v); return nil })
+	fs.Func("provider", "only failures of this provider: instantpay, pik (repeatable, or a comma list)",
+		func(v string) error { providers = append(providers, v); return nil })
+	commandID := fs.String("command-id", "", "only the failures of this commandId")
+	limit := fs.Int("limit", defaultLimit, "the most failures to select, newest first (0: all)")
+	return func(now time.Time) (replay.Filter, error) {
+		var errs []error
+		flt := replay.Filter{CommandID: *commandID, Limit: *limit, Providers: replay.SplitList(providers)}
+		var err error
+		if flt.Reasons, err = replay.ParseReasons(reasons); err != nil {
+			errs = append(errs, fmt.Errorf("--reason: %w", err))
+		}
+		for _, t := range []struct {
+			name, value string
+			dst         *time.Time
+		}{{"--since", since, &flt.Since}, {"--until", until, &flt.Until}} {
+			if t.value == "" {
+				continue
+			}
+			if *t.dst, err = replay.ParseTime(t.value, now); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
+			}
+		}
+		if len(errs) == 0 {
+			if err := flt.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return flt, errors.Join(errs...)
+	}
+}
+
+// parseToolFlags parses the flags of a command that reads failures and
+// builds its filter and configuration; usage errors exit with 2.
+func parseToolFlags(fs *flag.FlagSet, args []string, filter func(time.Time) (replay.Filter, error), load func() (Config, error)) (replay.Filter, Config, error) {
+	if err := fs.Parse(args); err != nil {
+		return replay.Filter{}, Config{}, &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		return replay.Filter{}, Config{}, &exitError{code: 2, err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}
+	}
+	flt, err := filter(time.Now())
+	if err != nil {
+		return replay.Filter{}, Config{}, &exitError{code: 2, err: err}
+	}
+	cfg, err := load()
+	if err != nil {
+		return replay.Filter{}, Config{}, &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
+	}
+	return flt, cfg, nil
+}
+
+// connectJetStream connects a command-line tool to NATS; the caller closes
+// the connection. A failure to connect exits with 2.
+func connectJetStream(cfg Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := connectNATS(cfg, name, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, &exitError{code: 2, err: err}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// scanFailures reads the failures flt selects; a missing stream exits
+// with 2.
+func scanFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter) (*replay.Selection, error) {
+	sel, err := replay.Scan(ctx, js, flt)
+	if errors.Is(err, replay.ErrNoStream) {
+		return nil, &exitError{code: 2, err: errNoStreams}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read failures: %w", err)
+	}
+	return sel, nil
+}

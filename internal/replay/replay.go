@@ -1,0 +1,206 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// Options configures Replay. The zero value replays the retryable failures
+// that no later outcome supersedes, 20 a second.
+type Options struct {
+	// All includes failures that are not retryable.
+	All bool
+	// IncludeSuperseded includes failures superseded by a later
+	// contact.created: the consumer answers their replay with
+	// contact.created again, from its record, without a provider call.
+	// Only the newest failure of a command is replayed all the same.
+	IncludeSuperseded bool
+	// Repair, when not empty, changes these fields of the command before
+	// it is sent. The selection must hold failures of one commandId only,
+	// of which only the newest is replayed; it is, retryable or not.
+	Repair []Set
+	// Validator checks repaired commands. Default: a new one.
+	Validator *events.Validator
+	// Rate is the most commands sent per second. Default 20.
+	Rate float64
+	// DryRun sends nothing; Item.Msg still says what would be sent.
+	DryRun bool
+	// PublishTimeout bounds one publish. Default 10s.
+	PublishTimeout time.Duration
+	// OnItem, if set, is told the fate of each selected failure, in order.
+	OnItem func(Item)
+	// Progress, if set, is called after each selected failure with how
+	// many are done and the summary so far.
+	Progress func(done int, s Summary)
+}
+
+func (o *Options) setDefaults() {
+	if o.Validator == nil {
+		o.Validator = events.NewValidator()
+	}
+	if o.Rate <= 0 {
+		o.Rate = 20
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 10 * time.Second
+	}
+}
+
+// Skip says why a selected failure is not replayed.
+type Skip string
+
+// The reasons a selected failure is skipped, in the order they are checked.
+const (
+	SkipSupersededByCreated Skip = "superseded by a later contact.created"
+	SkipSupersededByFailure Skip = "superseded by a later failure of the same commandId"
+	SkipMalformed           Skip = "malformed, with no command to replay"
+	SkipNotRetryable        Skip = "not retryable"
+)
+
+// skipOrder lists the skips in the order summaries show them.
+var skipOrder = []Skip{SkipNotRetryable, SkipSupersededByCreated, SkipSupersededByFailure, SkipMalformed}
+
+// Item is what became of one selected failure.
+type Item struct {
+	Failure *Failure
+	// Skip says why it was not replayed; empty when it was (or, in a dry
+	// run, would be).
+	Skip Skip
+	// Msg is the message sent, or that a dry run would send.
+	Msg *nats.Msg
+	// Ack is the stream's acknowledgement; Ack.Duplicate means the stream
+	// dropped the message as a replay of the same failure within its
+	// duplicate window.
+	Ack *jetstream.PubAck
+	// Err is why the publish failed.
+	Err error
+}
+
+// Summary counts what a replay did.
+type Summary struct {
+	DryRun   bool
+	Selected int
+	// Replayed counts the commands published (in a dry run, that would
+	// be); Duplicates those among them the stream dropped as a replay of
+	// the same failure within its duplicate window.
+	Replayed   int
+	Duplicates int
+	Skipped    map[Skip]int
+	// PublishFailed counts the publishes that failed; NotAttempted the
+	// failures left when the replay was interrupted.
+	PublishFailed int
+	NotAttempted  int
+}
+
+// SkippedTotal returns how many selected failures were skipped.
+func (s Summary) SkippedTotal() int {
+	n := 0
+	for _, c := range s.Skipped {
+		n += c
+	}
+	return n
+}
+
+// Replay re-publishes the selected failures' commands to contact.create,
+// the newest first, at most opts.Rate a second, and returns what it did.
+// It returns a *RepairError, having sent nothing, when a repaired command
+// does not validate; and ctx's error, with the summary so far, when ctx is
+// cancelled. A failed publish is counted, not returned: the replay goes on.
+// Replay does not wait for the consumer's outcomes.
+func Replay(ctx context.Context, js jetstream.JetStream, failures []*Failure, opts Options) (Summary, error) {
+	opts.setDefaults()
+	sum := Summary{DryRun: opts.DryRun, Selected: len(failures), Skipped: map[Skip]int{}}
+	if len(opts.Repair) > 0 {
+		for _, f := range failures[min(1, len(failures)):] {
+			if f.CommandID() != failures[0].CommandID() {
+				return sum, fmt.Errorf("a repair changes the command of one commandId, and the selection holds %s and %s", failures[0].CommandID(), f.CommandID())
+			}
+		}
+	}
+	items := make([]Item, len(failures))
+	for i, f := range failures {
+		items[i] = Item{Failure: f, Skip: skip(f, opts)}
+	}
+	// Build every message first, so that a refused repair sends nothing.
+	for i := range items {
+		it := &items[i]
+		if it.Skip != "" {
+			continue
+		}
+		var body []byte
+		var err error
+		if len(opts.Repair) > 0 {
+			body, err = Repair(it.Failure, opts.Repair, opts.Validator)
+		} else {
+			body, err = Body(it.Failure)
+		}
+		switch {
+		case errors.Is(err, ErrNothingToReplay):
+			it.Skip = SkipMalformed
+		case err != nil:
+			return sum, err
+		default:
+			it.Msg = Message(it.Failure, body)
+		}
+	}
+
+	limiter := rate.NewLimiter(rate.Limit(opts.Rate), 1)
+	for i := range items {
+		it := &items[i]
+		if it.Skip == "" && !opts.DryRun {
+			if err := limiter.Wait(ctx); err != nil {
+				sum.NotAttempted = len(items) - i
+				return sum, fmt.Errorf("replay interrupted: %w", err)
+			}
+			pctx, cancel := context.WithTimeout(ctx, opts.PublishTimeout)
+			it.Ack, it.Err = js.PublishMsg(pctx, it.Msg)
+			cancel()
+		}
+		switch {
+		case it.Skip != "":
+			sum.Skipped[it.Skip]++
+		case it.Err != nil:
+			sum.PublishFailed++
+		default:
+			sum.Replayed++
+			if it.Ack != nil && it.Ack.Duplicate {
+				sum.Duplicates++
+			}
+		}
+		if opts.OnItem != nil {
+			opts.OnItem(*it)
+		}
+		if opts.Progress != nil {
+			opts.Progress(i+1, sum)
+		}
+		if ctx.Err() != nil && i+1 < len(items) {
+			sum.NotAttempted = len(items) - i - 1
+			return sum, fmt.Errorf("replay interrupted: %w", ctx.Err())
+		}
+	}
+	return sum, nil
+}
+
+// skip says why f is not to be replayed, or "" when it is. A repair is
+// sent whether or not the failure is retryable: mending it is the point.
+func skip(f *Failure, opts Options) Skip {
+	switch {
+	case f.CreatedAfter != nil && !opts.IncludeSuperseded:
+		return SkipSupersededByCreated
+	case f.FailedAfter != nil:
+		return SkipSupersededByFailure
+	case f.Data.Reason == events.ReasonMalformed:
+		return SkipMalformed
+	case !f.Data.Retryable && !opts.All && len(opts.Repair) == 0:
+		return SkipNotRetryable
+	}
+	return ""
+}

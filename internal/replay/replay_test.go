@@ -1,0 +1,190 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// sent records the contact.create messages published on a server.
+func sent(t *testing.T, l *eventLog) func() []*nats.Msg {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		msgs []*nats.Msg
+	)
+	nc := l.js.Conn()
+	sub, err := nc.Subscribe(events.SubjectCreate, func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		msgs = append(msgs, m)
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return func() []*nats.Msg {
+		require.NoError(t, nc.Flush())
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*nats.Msg(nil), msgs...)
+	}
+}
+
+func TestReplaySelectsAndSkips(t *testing.T) {
+	l := newEventLog(t, true)
+	open := l.failed(t, "open", "", events.ReasonExhausted)
+	old := l.failed(t, "twice", "", events.ReasonExhausted)
+	newer := l.failed(t, "twice", old, events.ReasonExhausted)
+	done := l.failed(t, "done", "", events.ReasonExhausted)
+	l.created(t, "done", done)
+	l.failed(t, "inv", "", events.ReasonInvalid)
+	bad := l.add(t, events.SubjectFailed, "bad", "", events.Failed{CommandID: "bad", Reason: events.ReasonMalformed, CommandRaw: []byte("x")})
+	got := sent(t, l)
+
+	sel := l.scan(t, Filter{})
+	var items []Item
+	sum, err := Replay(context.Background(), l.js, sel.Failures, Options{Rate: 1000, OnItem: func(it Item) { items = append(items, it) }})
+	require.NoError(t, err)
+	assert.Equal(t, Summary{Selected: 6, Replayed: 2, Skipped: map[Skip]int{
+		SkipSupersededByCreated: 1, SkipSupersededByFailure: 1, SkipNotRetryable: 1, SkipMalformed: 1,
+	}}, sum)
+	msgs := got()
+	require.Len(t, msgs, 2, "only the newest open retryable failures are sent")
+	gens := []string{msgs[0].Header.Get(events.HeaderReplayOf), msgs[1].Header.Get(events.HeaderReplayOf)}
+	assert.ElementsMatch(t, []string{open, newer}, gens)
+	for _, it := range items {
+		if it.Failure.Event.ID == bad {
+			assert.Equal(t, SkipMalformed, it.Skip)
+		}
+	}
+
+	t.Run("all, and superseded", func(t *testing.T) {
+		sum, err := Replay(context.Background(), l.js, sel.Failures, Options{Rate: 1000, All: true, IncludeSuperseded: true})
+		require.NoError(t, err)
+		assert.Equal(t, 4, sum.Replayed, "open, twice's newest, done and inv")
+		assert.Equal(t, 2, sum.Duplicates, "open and twice were replayed within the window already")
+		assert.Equal(t, map[Skip]int{SkipSupersededByFailure: 1, SkipMalformed: 1}, sum.Skipped)
+		assert.Len(t, got(), 6, "every message is sent; the stream drops the duplicates")
+	})
+}
+
+func TestReplayDryRunSendsNothing(t *testing.T) {
+	l := newEventLog(t, true)
+	id := l.failed(t, "a", "", events.ReasonExhausted)
+	got := sent(t, l)
+	var items []Item
+	sum, err := Replay(context.Background(), l.js, l.scan(t, Filter{}).Failures, Options{DryRun: true, OnItem: func(it Item) { items = append(items, it) }})
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Replayed)
+	assert.True(t, sum.DryRun)
+	assert.Empty(t, got(), "a dry run publishes nothing")
+	require.Len(t, items, 1)
+	require.NotNil(t, items[0].Msg, "but says what it would send")
+	assert.Equal(t, "replay:"+id, items[0].Msg.Header.Get(events.HeaderMsgID))
+	assert.Nil(t, items[0].Ack)
+}
+
+func TestReplayCountsFailedPublishes(t *testing.T) {
+	l := newEventLog(t, false) // no command stream: every publish fails
+	l.failed(t, "a", "", events.ReasonExhausted)
+	l.failed(t, "b", "", events.ReasonExhausted)
+	var errs []error
+	sum, err := Replay(context.Background(), l.js, l.scan(t, Filter{}).Failures, Options{
+		PublishTimeout: time.Second,
+		OnItem:         func(it Item) { errs = append(errs, it.Err) },
+	})
+	require.NoError(t, err, "a failed publish is counted, not returned")
+	assert.Equal(t, 2, sum.PublishFailed, "the replay goes on after a failed publish")
+	assert.Zero(t, sum.Replayed)
+	for _, e := range errs {
+		assert.Error(t, e)
+	}
+}
+
+func TestReplayRate(t *testing.T) {
+	l := newEventLog(t, true)
+	for i := range 20 {
+		l.failed(t, string(rune('a'+i)), "", events.ReasonExhausted)
+	}
+	fs := l.scan(t, Filter{}).Failures
+	start := time.Now()
+	sum, err := Replay(context.Background(), l.js, fs, Options{Rate: 40})
+	took := time.Since(start)
+	require.NoError(t, err)
+	assert.Equal(t, 20, sum.Replayed)
+	// The first is sent at once, then one every 25ms: 475ms at least.
+	assert.GreaterOrEqual(t, took, 450*time.Millisecond, "20 replays at 40 a second")
+	assert.Less(t, took, 3*time.Second)
+	t.Logf("20 replays at --rate 40 took %s", took)
+}
+
+func TestReplayInterrupted(t *testing.T) {
+	l := newEventLog(t, true)
+	for i := range 10 {
+		l.failed(t, string(rune('a'+i)), "", events.ReasonExhausted)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	sum, err := Replay(ctx, l.js, l.scan(t, Filter{}).Failures, Options{Rate: 1000, OnItem: func(Item) {
+		if n++; n == 3 {
+			cancel()
+		}
+	}})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 3, sum.Replayed)
+	assert.Equal(t, 7, sum.NotAttempted)
+}
+
+func TestReplayRepair(t *testing.T) {
+	l := newEventLog(t, true)
+	old := l.failed(t, "r", "", events.ReasonInvalid)
+	l.failed(t, "r", old, events.ReasonInvalid)
+	got := sent(t, l)
+	fs := l.scan(t, Filter{CommandID: "r"}).Failures
+
+	t.Run("refused, nothing sent", func(t *testing.T) {
+		_, err := Replay(context.Background(), l.js, fs, Options{Repair: []Set{{Path: []string{"email"}, Value: "nope"}}})
+		var rerr *RepairError
+		require.ErrorAs(t, err, &rerr)
+		assert.Equal(t, "email", rerr.Errors[0].Field)
+		assert.Empty(t, got())
+	})
+	t.Run("the newest is sent, not retryable as it is", func(t *testing.T) {
+		sum, err := Replay(context.Background(), l.js, fs, Options{Repair: []Set{{Path: []string{"name"}, Value: "Jane Roe"}}})
+		require.NoError(t, err)
+		assert.Equal(t, 1, sum.Replayed)
+		assert.Equal(t, map[Skip]int{SkipSupersededByFailure: 1}, sum.Skipped)
+		msgs := got()
+		require.Len(t, msgs, 1)
+		assert.Equal(t, fs[0].Event.ID, msgs[0].Header.Get(events.HeaderReplayOf))
+		assert.Contains(t, string(msgs[0].Data), `"name":"Jane Roe"`)
+	})
+	t.Run("one commandId only", func(t *testing.T) {
+		l.failed(t, "s", "", events.ReasonInvalid)
+		_, err := Replay(context.Background(), l.js, l.scan(t, Filter{}).Failures, Options{Repair: []Set{{Path: []string{"name"}, Value: "x"}}})
+		assert.ErrorContains(t, err, "one commandId")
+	})
+}
+
+func TestSummaryFormat(t *testing.T) {
+	var b bytes.Buffer
+	require.NoError(t, Summary{Selected: 5, Replayed: 2, Duplicates: 1, PublishFailed: 1,
+		Skipped: map[Skip]int{SkipNotRetryable: 1, SkipSupersededByCreated: 1}}.Format(&b))
+	assert.Equal(t, `5 selected: 2 replayed, 2 skipped, 1 failed to publish
+  skipped 1: not retryable (--all includes them; --set repairs one)
+  skipped 1: superseded by a later contact.created (the contact exists; --include-superseded repeats its contact.created)
+  1 of them was dropped by the command stream as a duplicate: the same failure was replayed within its duplicate window
+`, b.String())
+	b.Reset()
+	require.NoError(t, Summary{DryRun: true, Selected: 1, Replayed: 1}.Format(&b))
+	assert.Equal(t, "dry run, nothing sent: 1 selected: 1 would be replayed, 0 skipped, 0 failed to publish\n", b.String())
+}
