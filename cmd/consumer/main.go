@@ -53,6 +53,9 @@ commands:
   dev       run NATS, sandbox providers and the service in one process
   setup     create or update the streams, the consumer and the record bucket
   publish   publish one contact.create command (--wait for its outcome)
+  failures  list contact.failed events, or show one command's failure whole
+  replay    re-publish failed commands (--dry-run first; --set repairs one)
+  bench     measure throughput and latency against a bare-loop floor
   version   print the version
 
 Run 'consumer <command> -h' for a command's flags.
@@ -74,6 +77,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return setupCommand(ctx, args, getenv, stdout, stderr)
 	case "publish":
 		return publishCommand(ctx, args, getenv, stdin, stdout, stderr)
+	case "failures":
+		return failuresCommand(ctx, args, getenv, stdout, stderr)
+	case "replay":
+		return replayCommand(ctx, args, getenv, stdout, stderr)
+	case "bench":
+		return benchCommand(ctx, args, stdout, stderr)
+	case "bench-worker":
+		return benchWorkerCommand(ctx, args, stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "consumer", version())
 		return nil

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/bench"
+)
+
+// benchCommand is 'consumer bench': contactrelay against the bare-loop
+// floor, on one NATS server and one provider stand-in. See docs/PERFORMANCE.md.
+func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consumer bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		n           = fs.Int("n", 20000, "commands per run")
+		latency     = fs.Duration("latency", 0, "provider stand-in latency")
+		concurrency = fs.String("concurrency", "256", "CONCURRENCY; a comma list (16,32,...) measures a curve")
+		modes       = fs.String("modes", "floor,contactrelay", "what to measure: floor, contactrelay or both")
+		runs        = fs.Int("runs", 1, "runs of each measurement; medians are reported")
+		rate        = fs.Float64("rate", 0, "publish at this rate (commands/s) while consuming, instead of a backlog; 'half' finds the maximum first")
+		half        = fs.Bool("half-rate", false, "measure latency at half of each mode's maximum throughput (runs the backlog first)")
+		natsURL     = fs.String("nats", "", "an external NATS server (default: embedded, on a fresh store per run)")
+		jsonOut     = fs.String("json", "", "also write the results as JSON to this file")
+		inProcess   = fs.Bool("in-process", false, "run the consumers as goroutines (no memory figure)")
+		profileDir  = fs.String("profile", "", "write each worker's CPU profile into this folder")
+	)
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	var concs []int
+	for _, c := range strings.Split(*concurrency, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || v < 1 {
+			return &exitError{code: 2, err: fmt.Errorf("--concurrency: %q is not a positive number", c)}
+		}
+		concs = append(concs, v)
+	}
+	var ms []string
+	for _, m := range strings.Split(*modes, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case bench.ModeFloor, bench.ModeRelay:
+			ms = append(ms, m)
+		default:
+			return &exitError{code: 2, err: fmt.Errorf("--modes: %q is not floor or contactrelay", m)}
+		}
+	}
+	newWorker := func() bench.Worker {
+		if *inProcess {
+			return &goroutineWorker{}
+		}
+		return &processWorker{profileDir: *profileDir}
+	}
+
+	var results []bench.Result
+	measure := func(s bench.Scenario) (bench.Result, error) {
+		var rs []bench.Result
+		for range *runs {
+			env, err := bench.StartEnv(ctx, *natsURL, s.Latency)
+			if err != nil {
+				return bench.Result{}, err
+			}
+			r, err := bench.Run(ctx, env, s, newWorker())
+			env.Close()
+			if err != nil {
+				return bench.Result{}, fmt.Errorf("%s c=%d: %w", s.Mode, s.Concurrency, err)
+			}
+			fmt.Fprintf(stderr, "  %s c=%d n=%d: %.0f/s p50 %.1fms p99 %.1fms rss %.0fMiB cpu/cmd worker %.0fµs env %.0fµs\n",
+				s.Mode, s.Concurrency, s.N, r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus)
+			rs = append(rs, r)
+		}
+		return bench.Median(rs), nil
+	}
+	for _, c := range concs {
+		for _, m := range ms {
+			s := bench.Scenario{Mode: m, Latency: *latency, Concurrency: c, N: *n, Rate: *rate}
+			r, err := measure(s)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+			if *half && s.Rate == 0 {
+				s.Rate = r.Throughput / 2
+				hr, err := measure(s)
+				if err != nil {
+					return err
+				}
+				results = append(results, hr)
+			}
+		}
+	}
+	printResults(stdout, results)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printResults(w io.Writer, rs []bench.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tlatency\tconcurrency\tn\trate\tcmd/s\tp50 ms\tp99 ms\tpeak RSS MiB\tworker µs/cmd\tenv µs/cmd\tvs floor\t")
+	floor := map[string]float64{}
+	for _, r := range rs {
+		if r.Mode == bench.ModeFloor && r.Rate == 0 {
+			floor[fmt.Sprint(r.Latency, r.Concurrency, r.N)] = r.Throughput
+		}
+	}
+	for _, r := range rs {
+		ratio := "-"
+		if f := floor[fmt.Sprint(r.Latency, r.Concurrency, r.N)]; f > 0 && r.Mode == bench.ModeRelay && r.Rate == 0 {
+			ratio = fmt.Sprintf("%.2f", r.Throughput/f)
+		}
+		rate := "backlog"
+		if r.Rate > 0 {
+			rate = fmt.Sprintf("%.0f/s", r.Rate)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.Mode, r.Latency, r.Concurrency, r.N, rate,
+			r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus, ratio)
+	}
+	tw.Flush()
+}
+
+// benchWorkerCommand is 'consumer bench-worker', the consumer side of a
+// benchmark run in a process of its own: it prints "ready" once it
+// consumes, runs until its standard input closes, then prints its peak
+// memory as JSON.
+func benchWorkerCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consumer bench-worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mode := fs.String("mode", bench.ModeRelay, "floor or contactrelay")
+	natsURL := fs.String("nats", "", "NATS URL")
+	provider := fs.String("provider", "", "provider stand-in URL")
+	concurrency := fs.Int("concurrency", 64, "CONCURRENCY")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _, _ = io.Copy(io.Discard, stdin); cancel() }()
+	ready := func() { fmt.Fprintln(stdout, "ready") }
+	if err := runWorker(ctx, *mode, *natsURL, *provider, *concurrency, stderr, ready); err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(bench.WorkerStats{PeakRSS: bench.PeakRSS(), CPU: bench.CPUTime()})
+}
+
+// runWorker runs one consumer of a benchmark until ctx is done.
+func runWorker(ctx context.Context, mode, natsURL, providerURL string, concurrency int, logTo io.Writer, ready func()) error {
+	if mode == bench.ModeFloor {
+		ready()
+		return bench.Floor(ctx, natsURL, providerURL, concurrency)
+	}
+	env := map[string]string{
+		"NATS_URL":                 natsURL,
+		"INSTANTPAY_BASE_URL":      providerURL,
+		"INSTANTPAY_CLIENT_ID":     bench.ClientID,
+		"INSTANTPAY_CLIENT_SECRET": bench.ClientSecret,
+		"CONCURRENCY":              strconv.Itoa(concurrency),
+		"HTTP_ADDR":                "",
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	load := configFlags(fs, func(k string) string { return env[k] })
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(logTo, cfg.LogLevel, cfg.LogFormat) // the service's own logging, at its default level
+	return serve(ctx, cfg, log, hooks{started: func(string) { ready() }})
+}
+
+// processWorker runs the consumer as 'consumer bench-worker' in a child
+// process, so that its peak memory is its own.
+type processWorker struct {
+	profileDir string
+	cmd        *exec.Cmd
+	stdin      io.WriteCloser
+	stdout     *bufio.Reader
+}
+
+func (w *processWorker) Start(ctx context.Context, s bench.Scenario, env *bench.Env) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"bench-worker", "--mode", s.Mode, "--nats", env.NATSURL,
+		"--provider", env.ProviderURL, "--concurrency", strconv.Itoa(s.Concurrency)}
+	if w.profileDir != "" {
+		args = append(args, "--cpuprofile", filepath.Join(w.profileDir, fmt.Sprintf("%s-c%d-l%s.prof", s.Mode, s.Concurrency, s.Latency)))
+	}
+	w.cmd = exec.CommandContext(ctx, self, args...)
+	w.cmd.Stderr = nil // the service's logs are written, and dropped
+	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+		return err
+	}
+	out, err := w.cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	w.stdout = bufio.NewReader(out)
+	if err := w.cmd.Start(); err != nil {
+		return err
+	}
+	line, err := w.stdout.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		_ = w.cmd.Process.Kill()
+		return fmt.Errorf("worker did not start: %q %v", line, err)
+	}
+	return nil
+}
+
+func (w *processWorker) Stop() (bench.WorkerStats, error) {
+	w.stdin.Close()
+	var v bench.WorkerStats
+	err := json.NewDecoder(w.stdout).Decode(&v)
+	if werr := w.cmd.Wait(); err == nil {
+		err = werr
+	}
+	return v, err
+}
+
+// goroutineWorker runs the consumer in this process.
+type goroutineWorker struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (w *goroutineWorker) Start(ctx context.Context, s bench.Scenario, env *bench.Env) error {
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.done = make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		w.done <- runWorker(ctx, s.Mode, env.NATSURL, env.ProviderURL, s.Concurrency, io.Discard, func() { close(ready) })
+	}()
+	select {
+	case <-ready:
+		return nil
+	case err := <-w.done:
+		return fmt.Errorf("worker stopped: %w", err)
+	case <-time.After(30 * time.Second):
+		w.cancel()
+		return errors.New("worker did not start")
+	}
+}
+
+func (w *goroutineWorker) Stop() (bench.WorkerStats, error) {
+	w.cancel()
+	return bench.WorkerStats{}, <-w.done
+}
