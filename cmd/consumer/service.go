@@ -118,7 +118,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	}
 	tracker := health.NewProviders(keys(providers), nil)
 	met := metrics.New(keys(providers))
-	checkCredentials(ctx, providers, tracker, log)
+	checkCredentials(ctx, providers, func(provider, op string, took time.Duration, err error) {
+		tracker.ProviderCall(provider, op, took, err)
+		met.ProviderCall(provider, op, took, err)
+	}, log)
 	h, err := handlers.New(handlers.Config{
 		Providers:            providers,
 		DefaultProvider:      cfg.DefaultProvider,
@@ -223,7 +226,7 @@ type authenticator interface {
 
 // checkCredentials asks each provider that can to check its credentials, so
 // that refused ones show in the log and in readiness before any command.
-func checkCredentials(ctx context.Context, providers map[string]handlers.Provider, tracker *health.Providers, log *slog.Logger) {
+func checkCredentials(ctx context.Context, providers map[string]handlers.Provider, report func(provider, op string, took time.Duration, err error), log *slog.Logger) {
 	for name, p := range providers {
 		a, ok := p.(authenticator)
 		if !ok {
@@ -233,7 +236,7 @@ func checkCredentials(ctx context.Context, providers map[string]handlers.Provide
 		start := time.Now()
 		err := a.Authenticate(actx)
 		cancel()
-		tracker.ProviderCall(name, "token", time.Since(start), err)
+		report(name, "token", time.Since(start), err)
 		if err != nil {
 			log.Error("provider credentials check failed", "provider", name, "error", err)
 		}

@@ -93,10 +93,25 @@ func New(providers []string) *Metrics {
 		m.ackPending, m.lagReadErrors} {
 		f(c)
 	}
+	// Every series a dashboard or an alert watches exists from the start
+	// at zero, so that its first increase shows in rate().
+	for _, reason := range []events.Reason{events.ReasonMalformed, events.ReasonUnroutable} {
+		m.outcomes.WithLabelValues("", events.SubjectFailed, string(reason))
+	}
 	for _, p := range providers {
 		m.circuit.WithLabelValues(p).Set(0)
 		m.retries.WithLabelValues(p)
 		m.idempotent.WithLabelValues(p)
+		m.retryLater.WithLabelValues(p)
+		m.outcomes.WithLabelValues(p, events.SubjectCreated, "")
+		for _, reason := range []events.Reason{events.ReasonInvalid, events.ReasonRejected, events.ReasonExhausted} {
+			m.outcomes.WithLabelValues(p, events.SubjectFailed, string(reason))
+		}
+		for _, op := range []string{"create", "lookup"} {
+			for _, result := range []string{"ok", "transient", "permanent", "ambiguous"} {
+				m.requests.WithLabelValues(p, op, result)
+			}
+		}
 	}
 	return m
 }
