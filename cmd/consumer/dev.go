@@ -27,11 +27,17 @@ const (
 	devPIKTokenTTL = 2 * time.Minute
 )
 
-// devDefaults are dev mode's defaults where the environment sets nothing.
+// devDefaults are dev mode's defaults where the environment sets nothing:
+// readable logs, and retries short enough that a failure shows, and can be
+// replayed, within a minute rather than half an hour.
 var devDefaults = map[string]string{
-	"LOG_FORMAT":       "text",
-	"DEFAULT_PROVIDER": "instantpay",
-	"HTTP_ADDR":        "127.0.0.1:8080",
+	"LOG_FORMAT":         "text",
+	"DEFAULT_PROVIDER":   "instantpay",
+	"HTTP_ADDR":          "127.0.0.1:8080",
+	"MAX_DELIVER":        "3",
+	"RETRY_MAX_ELAPSED":  "5s",
+	"RETRY_MAX_INTERVAL": "2s",
+	"CIRCUIT_OPEN_FOR":   "5s",
 }
 
 // devCommand is 'consumer dev': an embedded JetStream server, sandbox
@@ -147,8 +153,9 @@ contactrelay dev mode: SANDBOX providers, no real contact is created.
   NATS JetStream       %s   (data in %s)
   InstantPay sandbox   %s
   PIK sandbox          %s   (tokens expire every %s)
-  health               http://%s/readyz
+  health, metrics      http://%s/readyz, /metrics
   default provider     %s
+  retries              MAX_DELIVER=%d, RETRY_MAX_ELAPSED=%s (dev mode's short defaults)
 
 Publish from another terminal, and see the outcome:
 
@@ -158,13 +165,21 @@ Publish from another terminal, and see the outcome:
       --email ravi@example.com --mobile 9876543210 --tag-id vip
   echo '{"name":"","email":"not-an-email","mobile":"12"}' | go run ./cmd/consumer publish%s --wait --file -
 
-Make a sandbox fail, and heal it:
+Make a sandbox fail, see the failures, heal it and replay them:
 
   curl -X POST %s/_sandbox/down        # every call answers 503
+  go run ./cmd/consumer failures%s       # after about %s
   curl -X DELETE %s/_sandbox/down
+  go run ./cmd/consumer replay%s
   curl %s/_sandbox/contacts            # what the sandbox holds
 
 Stop with Ctrl-C.
-`, cfg.NATSURL, dataDir, ipayURL, pikURL, devPIKTokenTTL, httpAddr, cfg.DefaultProvider,
-		natsFlag, natsFlag, natsFlag, ipayURL, ipayURL, ipayURL)
+`, cfg.NATSURL, dataDir, ipayURL, pikURL, devPIKTokenTTL, httpAddr, cfg.DefaultProvider, cfg.MaxDeliver, cfg.RetryMaxElapsed,
+		natsFlag, natsFlag, natsFlag, ipayURL, natsFlag, exhaustAfter(cfg), ipayURL, natsFlag, ipayURL)
+}
+
+// exhaustAfter estimates how long a command keeps failing before it is
+// exhausted: every delivery's retry budget and the delays between them.
+func exhaustAfter(cfg Config) time.Duration {
+	return time.Duration(cfg.MaxDeliver)*cfg.RetryMaxElapsed + time.Duration(cfg.MaxDeliver-1)*cfg.RetryMax
 }
