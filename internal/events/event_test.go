@@ -90,3 +90,18 @@ func TestReasonRetryable(t *testing.T) {
 	}
 	assert.True(t, ReasonExhausted.Retryable())
 }
+
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.FixedZone("IST", 5*3600+1800))
+	for _, id := range []string{"c-1", "CONTACT_COMMANDS:7", `odd "id" <&> \ é` + "\n\t\x01"} {
+		ev, err := NewEvent("src<x>", SubjectCreated, id, "gen", at, Created{CommandID: id, Upstream: map[string]any{"a": 1}})
+		require.NoError(t, err)
+		want, err := json.Marshal(ev)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(ev.AppendJSON(nil)), "the hand-written encoding is encoding/json's, for %q", id)
+	}
+	assert.Equal(t, `{"specversion":"","id":"","source":"","type":"","subject":"","time":"0001-01-01T00:00:00Z","datacontenttype":"","data":null}`,
+		string(Event{}.AppendJSON(nil)))
+	want, _ := json.Marshal(Event{})
+	assert.Equal(t, string(want), string(Event{}.AppendJSON(nil)))
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/events"
@@ -63,6 +64,9 @@ type Generation struct {
 	Outcome  json.RawMessage `json:"outcome,omitempty"`
 	Provider string          `json:"provider,omitempty"`
 	Reason   events.Reason   `json:"reason,omitempty"`
+	// OutcomeLine says, in a stored record, which line after the first
+	// holds the outcome (see records.save).
+	OutcomeLine int `json:"outcomeLine,omitempty"`
 }
 
 // generation returns the record's entry for gen, creating it if needed.
@@ -99,10 +103,20 @@ func (rs records) load(ctx context.Context, commandID string) (Record, uint64, e
 	if rev == 0 {
 		return rec, 0, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(val))
+	head, rest, _ := bytes.Cut(val, []byte{'\n'})
+	dec := json.NewDecoder(bytes.NewReader(head))
 	dec.UseNumber() // provider ids stay exact, however long
 	if err := dec.Decode(&rec); err != nil {
 		return Record{}, 0, fmt.Errorf("decode record of %s: %w", commandID, err)
+	}
+	lines := bytes.Split(rest, []byte{'\n'})
+	for _, g := range rec.Generations {
+		if n := g.OutcomeLine; n > 0 {
+			if n > len(lines) || len(rest) == 0 {
+				return Record{}, 0, fmt.Errorf("decode record of %s: no outcome line %d", commandID, n)
+			}
+			g.Outcome, g.OutcomeLine = lines[n-1], 0
+		}
 	}
 	return rec, rev, nil
 }
@@ -110,11 +124,35 @@ func (rs records) load(ctx context.Context, commandID string) (Record, uint64, e
 // errConflict reports that a record changed between its read and its write.
 var errConflict = errors.New("record changed concurrently")
 
-// save writes rec if its revision is still rev.
+// save writes rec if its revision is still rev. A stored record is a line
+// of JSON, then the generations' outcomes, one encoded event a line, as
+// they are: re-encoding them inside the record would cost a pass over
+// every event at every write. (Encoded JSON holds no raw newline.)
 func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, error) {
+	var outcomes [][]byte
+	if len(rec.Generations) > 0 {
+		gens := make(map[string]*Generation, len(rec.Generations))
+		keys := make([]string, 0, len(rec.Generations))
+		for k := range rec.Generations {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			g := *rec.Generations[k]
+			if len(g.Outcome) > 0 {
+				outcomes = append(outcomes, g.Outcome)
+				g.Outcome, g.OutcomeLine = nil, len(outcomes)
+			}
+			gens[k] = &g
+		}
+		rec.Generations = gens
+	}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return 0, fmt.Errorf("encode record of %s: %w", rec.CommandID, err)
+	}
+	for _, o := range outcomes {
+		val = append(append(val, '\n'), o...)
 	}
 	newRev, ok, err := rs.store.Put(ctx, RecordKey(rec.CommandID), val, rev)
 	if err != nil {
