@@ -27,25 +27,47 @@ import (
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
-// testEnv is one test's world: a JetStream server and both sandbox
-// providers behind real HTTP servers.
+// testEnv is one test's world: a JetStream server (or a cluster of them)
+// and both sandbox providers behind real HTTP servers.
 type testEnv struct {
-	nats *natstest.Server
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	ipay *sandbox.InstantPay
-	pik  *sandbox.PIK
+	nats    *natstest.Server  // nil with a cluster
+	cluster *natstest.Cluster // nil with one server
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	ipay    *sandbox.InstantPay
+	pik     *sandbox.PIK
 	// ipayCalls counts the requests InstantPay is answering at once.
 	ipayCalls inFlight
 	// tracerProvider, if set, makes the service's spans.
 	tracerProvider trace.TracerProvider
-	vars           map[string]string // the environment the service sees
+	// quietLogs keeps the services' logs out of the test's log unless the
+	// test fails, for tests that process thousands of commands.
+	quietLogs bool
+	vars      map[string]string // the environment the service sees
 }
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	e := &testEnv{nats: natstest.Start(t, nil)}
-	e.nc, e.js = e.nats.Connect(t)
+	srv := natstest.Start(t, nil)
+	e := newTestEnvOn(t, srv.ClientURL(), srv.Connect)
+	e.nats = srv
+	return e
+}
+
+// newClusterTestEnv is newTestEnv on a JetStream cluster of n servers; the
+// service's NATS_URL lists them all.
+func newClusterTestEnv(t *testing.T, n int) *testEnv {
+	t.Helper()
+	c := natstest.StartCluster(t, n)
+	e := newTestEnvOn(t, c.ClientURLs(), c.Connect)
+	e.cluster = c
+	return e
+}
+
+func newTestEnvOn(t *testing.T, natsURL string, connect func(testing.TB) (*nats.Conn, jetstream.JetStream)) *testEnv {
+	t.Helper()
+	e := &testEnv{}
+	e.nc, e.js = connect(t)
 	e.ipay = sandbox.NewInstantPay(sandbox.InstantPayConfig{ClientID: "id", ClientSecret: "secret"})
 	ipaySrv := httptest.NewServer(e.ipayCalls.wrap(e.ipay))
 	t.Cleanup(func() { e.ipay.Close(); ipaySrv.Close() })
@@ -53,7 +75,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	pikSrv := httptest.NewServer(e.pik)
 	t.Cleanup(func() { e.pik.Close(); pikSrv.Close() })
 	e.vars = map[string]string{
-		"NATS_URL":                 e.nats.ClientURL(),
+		"NATS_URL":                 natsURL,
 		"INSTANTPAY_BASE_URL":      ipaySrv.URL,
 		"INSTANTPAY_CLIENT_ID":     "id",
 		"INSTANTPAY_CLIENT_SECRET": "secret",
@@ -138,7 +160,16 @@ func (e *testEnv) start(t *testing.T) *service {
 	t.Helper()
 	cfg := e.config(t)
 	logs := &syncBuffer{}
-	log := newLogger(io.MultiWriter(logs, testWriter{t}), slog.LevelDebug, "json") // the service's own, masking included
+	var out io.Writer = io.MultiWriter(logs, testWriter{t})
+	if e.quietLogs {
+		out = logs
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Log("the service's last log lines:\n" + tail(logs.String(), 200))
+			}
+		})
+	}
+	log := newLogger(out, slog.LevelDebug, "json") // the service's own, masking included
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	s := &service{logs: logs, cancel: cancel, finished: make(chan struct{})}
@@ -174,6 +205,12 @@ func (e *testEnv) start(t *testing.T) *service {
 	}
 	t.Cleanup(s.stop)
 	return s
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // testWriter sends log lines to the test's log, shown on failure.

@@ -1,9 +1,11 @@
 // Package natstest starts in-process NATS servers with JetStream for tests:
 // on a random loopback port, with their store in a test's temporary folder,
-// shut down when the test ends.
+// shut down when the test ends. Start gives one server; StartCluster gives
+// a routed JetStream cluster of several (see cluster.go).
 package natstest
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -47,15 +49,25 @@ func Start(tb testing.TB, change func(*server.Options)) *Server {
 
 func (s *Server) start() {
 	s.tb.Helper()
+	if err := s.launch(); err != nil {
+		s.tb.Fatal(err)
+	}
+}
+
+// launch starts the server with s.opts and waits until it listens.
+func (s *Server) launch() error {
 	ns, err := server.NewServer(s.opts)
 	if err != nil {
-		s.tb.Fatalf("nats server: %v", err)
+		return fmt.Errorf("nats server %s: %w", s.opts.ServerName, err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		s.tb.Fatalf("nats server did not start")
-	}
 	s.Server = ns
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return fmt.Errorf("nats server %s did not start (a port taken?)", s.opts.ServerName)
+	}
+	return nil
 }
 
 // Stop shuts the server down and waits until it has.
