@@ -184,8 +184,14 @@ func recordedOutcome(d *delivery, g *Generation) Outcome {
 }
 
 // retryStore ends a delivery whose record could not be read or written.
+// Each such delivery counts towards MAX_DELIVER, so the wait doubles with
+// every delivery, up to one delivery's full retry schedule: a NATS
+// election costs a delivery or two, and the default of ten deliveries
+// outlasts some ten minutes without a record store.
 func (h *Handler) retryStore(d *delivery, err error) Outcome {
-	return Outcome{Action: Retry, Delay: storeRetryDelay, CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(), Err: err}
+	delay := storeRetryDelay << min(max(d.m.Delivery-1, 0), 16)
+	delay = min(delay, h.cfg.RetryMaxElapsed+h.cfg.RedeliveryDelay)
+	return Outcome{Action: Retry, Delay: delay, CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(), Err: err}
 }
 
 // storeContext bounds one record read or write; it outlives ctx's
