@@ -146,7 +146,7 @@ func (h *Handler) decide(ctx context.Context, d *delivery, build func(*Record, *
 			buildErr = err
 			return false
 		}
-		encoded := ev.AppendJSON(nil)
+		encoded := ev.AppendJSON(make([]byte, 0, 320+len(ev.Data)))
 		g.Outcome, g.Provider, g.Reason = encoded, provider, reason
 		fresh = &Outcome{Action: Ack, Event: &ev, EventJSON: encoded, CommandID: d.cmd.CommandID,
 			Provider: provider, Reason: reason, Attempts: g.Attempts}

@@ -256,13 +256,15 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Outcome, error) 
 // timeout but not by ctx's cancellation: a call under way when shutdown
 // begins finishes, so that its answer is recorded.
 func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(context.Context) (events.Contact, error)) (events.Contact, error) {
-	ctx, span := h.cfg.Tracer.Start(ctx, d.cmd.Provider+" "+op, trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(
+	ctx, span := h.cfg.Tracer.Start(ctx, d.cmd.Provider+" "+op, trace.WithSpanKind(trace.SpanKindInternal))
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("contactrelay.provider", d.cmd.Provider),
 			attribute.String("contactrelay.operation", op),
 			attribute.String("contactrelay.command_id", d.cmd.CommandID),
-		))
-	defer span.End()
+		)
+	}
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
 	defer cancel()
 	start := time.Now()

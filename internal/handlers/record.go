@@ -151,8 +151,15 @@ func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, err
 	if err != nil {
 		return 0, fmt.Errorf("encode record of %s: %w", rec.CommandID, err)
 	}
-	for _, o := range outcomes {
-		val = append(append(val, '\n'), o...)
+	if len(outcomes) > 0 {
+		n := len(val)
+		for _, o := range outcomes {
+			n += 1 + len(o)
+		}
+		val = slices.Grow(val, n-len(val))
+		for _, o := range outcomes {
+			val = append(append(val, '\n'), o...)
+		}
 	}
 	newRev, ok, err := rs.store.Put(ctx, RecordKey(rec.CommandID), val, rev)
 	if err != nil {

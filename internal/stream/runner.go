@@ -222,8 +222,10 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 		r.cfg.Hooks.Received(m)
 	}
 	ctx = r.cfg.Propagator.Extract(ctx, headerCarrier(hdr))
-	ctx, span := r.tracer.Start(ctx, events.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := r.tracer.Start(ctx, events.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	recording := span.IsRecording() // attributes cost allocations: only for a real span
+	if recording {
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", events.SubjectCreate),
@@ -232,18 +234,23 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 			attribute.Int("messaging.message.body.size", len(m.Body)),
 			attribute.Int64("messaging.nats.stream_sequence", int64(m.Sequence)),
 			attribute.Int("messaging.nats.delivery", m.Delivery),
-		))
+		)
+	}
 	defer span.End()
 
 	ka := keepAlive(msg, r.cfg.AckWait/3)
 	out := r.handler.Handle(ctx, m)
 	ka.stop()
-	span.SetAttributes(attribute.String("contactrelay.command_id", out.CommandID), attribute.String("contactrelay.provider", out.Provider))
+	if recording {
+		span.SetAttributes(attribute.String("contactrelay.command_id", out.CommandID), attribute.String("contactrelay.provider", out.Provider))
+	}
 
 	var settleErr error
 	switch out.Action {
 	case handlers.Ack, handlers.Term:
-		span.SetAttributes(attribute.String("contactrelay.event", out.Event.Type), attribute.String("contactrelay.reason", string(out.Reason)))
+		if recording {
+			span.SetAttributes(attribute.String("contactrelay.event", out.Event.Type), attribute.String("contactrelay.reason", string(out.Reason)))
+		}
 		if err := r.publish(ctx, out.Event, out.EventJSON); err != nil {
 			// The outcome is recorded: the redelivery publishes the same
 			// event, under the same id.
@@ -257,7 +264,9 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 			settleErr = msg.Ack()
 		}
 	default:
-		span.SetAttributes(attribute.String("contactrelay.event", "retry"))
+		if recording {
+			span.SetAttributes(attribute.String("contactrelay.event", "retry"))
+		}
 		if out.Delay > 0 {
 			settleErr = msg.NakWithDelay(out.Delay)
 		} else {
