@@ -38,8 +38,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		inProcess   = fs.Bool("in-process", false, "run the consumers as goroutines (no memory figure)")
 		profileDir  = fs.String("profile", "", "write each worker's CPU profile into this folder")
 	)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	var concs []int
 	for _, c := range strings.Split(*concurrency, ",") {
@@ -148,8 +148,8 @@ func benchWorkerCommand(ctx context.Context, args []string, stdin io.Reader, std
 	provider := fs.String("provider", "", "provider stand-in URL")
 	concurrency := fs.Int("concurrency", 64, "CONCURRENCY")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

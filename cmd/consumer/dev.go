@@ -53,8 +53,8 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return devDefaults[k]
 	})
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := load()
 	if err != nil {

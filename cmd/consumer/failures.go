@@ -111,8 +111,8 @@ func filterFlags(fs *flag.FlagSet, defaultLimit int) func(now time.Time) (replay
 // parseToolFlags parses the flags of a command that reads failures and
 // builds its filter and configuration; usage errors exit with 2.
 func parseToolFlags(fs *flag.FlagSet, args []string, filter func(time.Time) (replay.Filter, error), load func() (Config, error)) (replay.Filter, Config, error) {
-	if err := fs.Parse(args); err != nil {
-		return replay.Filter{}, Config{}, &exitError{code: 2, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return replay.Filter{}, Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return replay.Filter{}, Config{}, &exitError{code: 2, err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,9 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0) // -h printed the flags
+		}
 		if !errors.Is(err, errQuiet) {
 			fmt.Fprintln(os.Stderr, "consumer:", err)
 		}
@@ -43,6 +47,20 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // errQuiet ends a command whose output already said what happened.
 var errQuiet = errors.New("")
+
+// parseFlags parses a command's flags. The flag package has printed what
+// was wrong, and the flags: the error it returns says no more (exit 2), or
+// is flag.ErrHelp for -h (exit 0).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		return err
+	}
+	return &exitError{code: 2, err: errQuiet}
+}
 
 func exitCode(err error) int {
 	var ee *exitError
@@ -71,8 +89,13 @@ Run 'consumer <command> -h' for a command's flags.
 // cancelled. Tests call it as main does.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "run"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--version" || a == "-version" || a == "-h" || a == "--help" || a == "-help":
+			cmd, args = a, args[1:]
+		case a != "" && a[0] != '-':
+			cmd, args = a, args[1:]
+		}
 	}
 	switch cmd {
 	case "run":
@@ -94,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "consumer", version())
 		return nil
-	case "help", "-h", "--help":
+	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

@@ -42,8 +42,8 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		timeout   = fs.Duration("timeout", 30*time.Second, "how long --wait waits")
 	)
 	load := configFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := load()
 	if err != nil {

@@ -31,8 +31,8 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("consumer run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	load := configFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := load()
 	if err != nil {

@@ -19,8 +19,8 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	fs.SetOutput(stderr)
 	replicas := fs.Int("replicas", 1, "replicas of the streams and the record bucket")
 	load := configFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := load()
 	if err != nil {
