@@ -37,6 +37,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		jsonOut     = fs.String("json", "", "also write the results as JSON to this file")
 		inProcess   = fs.Bool("in-process", false, "run the consumers as goroutines (no memory figure)")
 		profileDir  = fs.String("profile", "", "write each worker's CPU profile into this folder")
+		instances   = fs.String("instances", "1", "consumer instances sharing the durable; a comma list (1,2,3) measures each")
 	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -48,6 +49,14 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return &exitError{code: 2, err: fmt.Errorf("--concurrency: %q is not a positive number", c)}
 		}
 		concs = append(concs, v)
+	}
+	var insts []int
+	for _, c := range strings.Split(*instances, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || v < 1 {
+			return &exitError{code: 2, err: fmt.Errorf("--instances: %q is not a positive number", c)}
+		}
+		insts = append(insts, v)
 	}
 	var ms []string
 	for _, m := range strings.Split(*modes, ",") {
@@ -73,32 +82,34 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			if err != nil {
 				return bench.Result{}, err
 			}
-			r, err := bench.Run(ctx, env, s, newWorker())
+			r, err := bench.Run(ctx, env, s, newWorker)
 			env.Close()
 			if err != nil {
 				return bench.Result{}, fmt.Errorf("%s c=%d: %w", s.Mode, s.Concurrency, err)
 			}
-			fmt.Fprintf(stderr, "  %s c=%d n=%d: %.0f/s p50 %.1fms p99 %.1fms rss %.0fMiB cpu/cmd worker %.0fµs env %.0fµs\n",
-				s.Mode, s.Concurrency, s.N, r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus)
+			fmt.Fprintf(stderr, "  %s x%d c=%d n=%d: %.0f/s p50 %.1fms p99 %.1fms rss %.0fMiB cpu/cmd worker %.0fµs env %.0fµs\n",
+				s.Mode, max(s.Instances, 1), s.Concurrency, s.N, r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus)
 			rs = append(rs, r)
 		}
 		return bench.Median(rs), nil
 	}
 	for _, c := range concs {
-		for _, m := range ms {
-			s := bench.Scenario{Mode: m, Latency: *latency, Concurrency: c, N: *n, Rate: *rate}
-			r, err := measure(s)
-			if err != nil {
-				return err
-			}
-			results = append(results, r)
-			if *half && s.Rate == 0 {
-				s.Rate = r.Throughput / 2
-				hr, err := measure(s)
+		for _, inst := range insts {
+			for _, m := range ms {
+				s := bench.Scenario{Mode: m, Latency: *latency, Concurrency: c, Instances: inst, N: *n, Rate: *rate}
+				r, err := measure(s)
 				if err != nil {
 					return err
 				}
-				results = append(results, hr)
+				results = append(results, r)
+				if *half && s.Rate == 0 {
+					s.Rate = r.Throughput / 2
+					hr, err := measure(s)
+					if err != nil {
+						return err
+					}
+					results = append(results, hr)
+				}
 			}
 		}
 	}
@@ -114,23 +125,23 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func printResults(w io.Writer, rs []bench.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tlatency\tconcurrency\tn\trate\tcmd/s\tp50 ms\tp99 ms\tpeak RSS MiB\tworker µs/cmd\tenv µs/cmd\tvs floor\t")
+	fmt.Fprintln(tw, "mode\tinstances\tlatency\tconcurrency\tn\trate\tcmd/s\tp50 ms\tp99 ms\tpeak RSS MiB\tworker µs/cmd\tenv µs/cmd\tvs floor\t")
 	floor := map[string]float64{}
 	for _, r := range rs {
 		if r.Mode == bench.ModeFloor && r.Rate == 0 {
-			floor[fmt.Sprint(r.Latency, r.Concurrency, r.N)] = r.Throughput
+			floor[fmt.Sprint(r.Latency, r.Concurrency, r.Instances, r.N)] = r.Throughput
 		}
 	}
 	for _, r := range rs {
 		ratio := "-"
-		if f := floor[fmt.Sprint(r.Latency, r.Concurrency, r.N)]; f > 0 && r.Mode == bench.ModeRelay && r.Rate == 0 {
+		if f := floor[fmt.Sprint(r.Latency, r.Concurrency, r.Instances, r.N)]; f > 0 && r.Mode == bench.ModeRelay && r.Rate == 0 {
 			ratio = fmt.Sprintf("%.2f", r.Throughput/f)
 		}
 		rate := "backlog"
 		if r.Rate > 0 {
 			rate = fmt.Sprintf("%.0f/s", r.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.Mode, r.Latency, r.Concurrency, r.N, rate,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.Mode, max(r.Instances, 1), r.Latency, r.Concurrency, r.N, rate,
 			r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus, ratio)
 	}
 	tw.Flush()
@@ -184,7 +195,7 @@ func runWorker(ctx context.Context, mode, natsURL, providerURL string, concurren
 		"INSTANTPAY_CLIENT_ID":     bench.ClientID,
 		"INSTANTPAY_CLIENT_SECRET": bench.ClientSecret,
 		"CONCURRENCY":              strconv.Itoa(concurrency),
-		"HTTP_ADDR":                "",
+		"HTTP_ADDR":                "off",
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	load := configFlags(fs, func(k string) string { return env[k] })

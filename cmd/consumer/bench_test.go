@@ -20,7 +20,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			defer env.Close()
 			s := bench.Scenario{Mode: mode, Concurrency: 64, N: max(b.N, 500)}
-			r, err := bench.Run(b.Context(), env, s, &goroutineWorker{})
+			r, err := bench.Run(b.Context(), env, s, func() bench.Worker { return &goroutineWorker{} })
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -52,7 +52,7 @@ var settings = []setting{
 	{env: "PIK_MAX_CONCURRENCY", flag: "pik-max-concurrency", def: "0", usage: "most PIK calls at once (0: CONCURRENCY)"},
 	{env: "CIRCUIT_FAILURES", flag: "circuit-failures", def: "5", usage: "consecutive transient failures that open a provider's circuit"},
 	{env: "CIRCUIT_OPEN_FOR", flag: "circuit-open-for", def: "30s", usage: "how long an open circuit holds calls back before testing the provider"},
-	{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of /healthz, /readyz and /metrics (empty: off)"},
+	{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of /healthz, /readyz and /metrics (off: none)"},
 	{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
 	{env: "LOG_FORMAT", flag: "log-format", def: "json", usage: "json or text"},
 	{env: "SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "how long shutdown waits for in-flight commands"},
@@ -137,7 +137,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 					v = strings.TrimSpace(string(b))
 				}
 			}
-			if v == "" {
+			if v == "" && !(ok && given[s.env] == "") { // an empty flag is meant
 				v = s.def
 			}
 			values[s.env] = v
@@ -187,7 +187,7 @@ func parseConfig(v map[string]string) (Config, []error) {
 		PIKBaseURL:             v["PIK_BASE_URL"],
 		PIKAppID:               v["PIK_APP_ID"],
 		PIKAppSecret:           v["PIK_APP_SECRET"],
-		HTTPAddr:               v["HTTP_ADDR"],
+		HTTPAddr:               httpAddr(v["HTTP_ADDR"]),
 		LogFormat:              v["LOG_FORMAT"],
 		ShutdownGrace:          dur("SHUTDOWN_GRACE"),
 		EventSource:            v["EVENT_SOURCE"],
@@ -263,3 +263,12 @@ func (c Config) GoString() string { return c.String() }
 
 // LogValue logs the configuration with its secrets redacted.
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// httpAddr reads HTTP_ADDR: "off" (or "none") turns the HTTP server off,
+// since an empty variable cannot be told from an unset one.
+func httpAddr(v string) string {
+	if strings.EqualFold(v, "off") || strings.EqualFold(v, "none") {
+		return ""
+	}
+	return v
+}

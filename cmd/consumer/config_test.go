@@ -95,3 +95,24 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 		assert.Contains(t, out, "https://pik.example", "the rest is shown")
 	}
 }
+
+func TestConfigHTTPAddrOff(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"default", nil, nil, ":8080"},
+		{"off in the environment", map[string]string{"HTTP_ADDR": "off"}, nil, ""},
+		{"none in the environment", map[string]string{"HTTP_ADDR": "none"}, nil, ""},
+		{"an empty flag", nil, []string{"--http-addr", ""}, ""},
+		{"an address", map[string]string{"HTTP_ADDR": "127.0.0.1:9000"}, nil, "127.0.0.1:9000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadConfig(t, tc.env, tc.args...)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.HTTPAddr)
+		})
+	}
+}

@@ -46,6 +46,9 @@ type Scenario struct {
 	Mode        string        `json:"mode"`
 	Latency     time.Duration `json:"latency"`
 	Concurrency int           `json:"concurrency"`
+	// Instances consumers share the durable consumer, each with
+	// Concurrency. Zero means one.
+	Instances int `json:"instances,omitempty"`
 	// N commands are published: as a backlog before the worker starts
 	// when Rate is zero, else at Rate per second while it runs.
 	N    int     `json:"n"`
@@ -59,8 +62,9 @@ type Result struct {
 	Throughput float64 `json:"commandsPerSecond"`
 	P50Ms      float64 `json:"p50Ms"`
 	P99Ms      float64 `json:"p99Ms"`
-	PeakRSS    uint64  `json:"peakRssBytes"`
-	Failed     int     `json:"failed"`
+	// PeakRSS is the largest peak resident memory of one consumer.
+	PeakRSS uint64 `json:"peakRssBytes"`
+	Failed  int    `json:"failed"`
 	// WorkerCPUus is the consumer's CPU time per command, and EnvCPUus
 	// that of this process (the embedded NATS server, the provider
 	// stand-in and the measuring), in microseconds: figures that a busy
@@ -238,8 +242,13 @@ type WorkerStats struct {
 	CPU     time.Duration `json:"cpuNanos"`
 }
 
-// Run measures one scenario with a worker.
-func Run(ctx context.Context, env *Env, s Scenario, w Worker) (Result, error) {
+// Run measures one scenario with s.Instances workers made by newWorker.
+func Run(ctx context.Context, env *Env, s Scenario, newWorker func() Worker) (Result, error) {
+	if s.Instances < 1 {
+		s.Instances = 1
+	}
+	workers := make([]Worker, 0, s.Instances)
+	w := workerGroup{workers: &workers}
 	run := fmt.Sprintf("%s-%d", s.Mode, time.Now().UnixNano())
 	o := &outcomes{want: int64(s.N), all: make(chan struct{}), latencies: make([]time.Duration, 0, s.N)}
 	sub, err := env.nc.Subscribe("contact.*", func(m *nats.Msg) {
@@ -262,8 +271,13 @@ func Run(ctx context.Context, env *Env, s Scenario, w Worker) (Result, error) {
 		}
 	}
 	envCPU := CPUTime()
-	if err := w.Start(ctx, s, env); err != nil {
-		return Result{}, fmt.Errorf("start worker: %w", err)
+	for range s.Instances {
+		one := newWorker()
+		if err := one.Start(ctx, s, env); err != nil {
+			_, _ = w.Stop()
+			return Result{}, fmt.Errorf("start worker: %w", err)
+		}
+		workers = append(workers, one)
 	}
 	start := time.Now()
 	if s.Rate > 0 {
@@ -342,4 +356,22 @@ func Median(rs []Result) Result {
 		return 0
 	})
 	return s[len(s)/2]
+}
+
+// workerGroup stops several workers and sums what they report: the CPU
+// time of all, the largest peak memory of one.
+type workerGroup struct{ workers *[]Worker }
+
+func (g workerGroup) Stop() (WorkerStats, error) {
+	var (
+		total WorkerStats
+		errs  []error
+	)
+	for _, w := range *g.workers {
+		st, err := w.Stop()
+		errs = append(errs, err)
+		total.CPU += st.CPU
+		total.PeakRSS = max(total.PeakRSS, st.PeakRSS)
+	}
+	return total, errors.Join(errs...)
 }
