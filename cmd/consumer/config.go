@@ -109,7 +109,8 @@ func (c Config) PIKEnabled() bool {
 
 // configFlags registers a flag for every setting on fs. The returned
 // function builds the Config from the flags given, the environment and the
-// defaults, in that order, and reports every bad value at once.
+// defaults, in that order, and reports every bad value at once (a usage
+// error: exit 2).
 func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, error) {
 	given := map[string]string{}
 	for _, s := range settings {
@@ -143,7 +144,10 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 			values[s.env] = v
 		}
 		cfg, perrs := parseConfig(values)
-		return cfg, errors.Join(append(errs, perrs...)...)
+		if err := errors.Join(append(errs, perrs...)...); err != nil {
+			return cfg, &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
+		}
+		return cfg, nil
 	}
 }
 

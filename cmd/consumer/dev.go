@@ -58,7 +58,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	cfg, err := load()
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
+		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 

@@ -123,7 +123,7 @@ func parseToolFlags(fs *flag.FlagSet, args []string, filter func(time.Time) (rep
 	}
 	cfg, err := load()
 	if err != nil {
-		return replay.Filter{}, Config{}, &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
+		return replay.Filter{}, Config{}, err
 	}
 	return flt, cfg, nil
 }

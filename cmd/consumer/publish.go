@@ -47,7 +47,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	cfg, err := load()
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
+		return err
 	}
 
 	var body []byte

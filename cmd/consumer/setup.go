@@ -24,7 +24,7 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	cfg, err := load()
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
+		return err
 	}
 	nc, err := connectNATS(cfg, "contactrelay-setup", slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -89,7 +89,13 @@ func (s *Server) Restart() {
 // is closed when the test ends, and a JetStream context on it.
 func (s *Server) Connect(tb testing.TB) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	return connect(tb, s.ClientURL())
+}
+
+// connect connects to urls, reconnecting for ever, until the test ends.
+func connect(tb testing.TB, urls string) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		tb.Fatalf("connect: %v", err)
 	}
