@@ -75,8 +75,15 @@ var (
 // the service knows, its default and whether it may come from X_FILE.
 func serviceSettings(t *testing.T) map[string]setting {
 	t.Helper()
-	src, err := os.ReadFile(configGo)
+	// The service's own settings, and each provider's (provider_*.go).
+	files, err := filepath.Glob(filepath.Join(filepath.Dir(configGo), "provider_*.go"))
 	require.NoError(t, err)
+	var src []byte
+	for _, f := range append([]string{configGo}, files...) {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		src = append(src, b...)
+	}
 	out := map[string]setting{}
 	for _, m := range settingLine.FindAllStringSubmatch(string(src), -1) {
 		s := setting{env: m[1], secret: settingSec.MatchString(m[2])}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +23,8 @@ type setting struct {
 	secret                bool // may come from <env>_FILE; never printed
 }
 
-// settings lists every variable of the contract, and a few of our own.
+// settings lists the service's own variables; each provider adds its own
+// (see providerSpec), and allSettings gives them all.
 var settings = []setting{
 	{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "comma-separated NATS server URLs"},
 	{env: "NATS_CREDS", flag: "nats-creds", usage: "NATS user credentials file", secret: true},
@@ -38,18 +40,6 @@ var settings = []setting{
 	{env: "RETRY_MAX_ELAPSED", flag: "retry-max-elapsed", def: "2m", usage: "in-process retry budget of one delivery"},
 	{env: "PROVIDER_TIMEOUT", flag: "provider-timeout", def: "10s", usage: "one HTTP request to a provider"},
 	{env: "DEFAULT_PROVIDER", flag: "default-provider", usage: "provider for commands that name none (instantpay or pik)"},
-	{env: "INSTANTPAY_BASE_URL", flag: "instantpay-base-url", def: "https://api.instantpay.in", usage: "InstantPay API base URL"},
-	{env: "INSTANTPAY_CLIENT_ID", flag: "instantpay-client-id", usage: "InstantPay client id", secret: true},
-	{env: "INSTANTPAY_CLIENT_SECRET", flag: "instantpay-client-secret", usage: "InstantPay client secret", secret: true},
-	{env: "INSTANTPAY_ENDPOINT_IP", flag: "instantpay-endpoint-ip", usage: "InstantPay X-Ipay-Endpoint-Ip"},
-	{env: "INSTANTPAY_AUTH_CODE", flag: "instantpay-auth-code", def: "1", usage: "InstantPay X-Ipay-Auth-Code"},
-	{env: "PIK_BASE_URL", flag: "pik-base-url", usage: "PIK Global Account API base URL (enables PIK)"},
-	{env: "PIK_APP_ID", flag: "pik-app-id", usage: "PIK app id", secret: true},
-	{env: "PIK_APP_SECRET", flag: "pik-app-secret", usage: "PIK app secret", secret: true},
-	{env: "INSTANTPAY_RATE_LIMIT", flag: "instantpay-rate-limit", def: "0", usage: "most InstantPay calls per second (0: unlimited)"},
-	{env: "INSTANTPAY_MAX_CONCURRENCY", flag: "instantpay-max-concurrency", def: "0", usage: "most InstantPay calls at once (0: CONCURRENCY)"},
-	{env: "PIK_RATE_LIMIT", flag: "pik-rate-limit", def: "0", usage: "most PIK calls per second (0: unlimited)"},
-	{env: "PIK_MAX_CONCURRENCY", flag: "pik-max-concurrency", def: "0", usage: "most PIK calls at once (0: CONCURRENCY)"},
 	{env: "CIRCUIT_FAILURES", flag: "circuit-failures", def: "5", usage: "consecutive transient failures that open a provider's circuit"},
 	{env: "CIRCUIT_OPEN_FOR", flag: "circuit-open-for", def: "30s", usage: "how long an open circuit holds calls back before testing the provider"},
 	{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of /healthz, /readyz and /metrics (off: none)"},
@@ -77,16 +67,9 @@ type Config struct {
 	ProviderTimeout time.Duration
 	DefaultProvider string
 
-	InstantPayBaseURL      string
-	InstantPayClientID     string
-	InstantPayClientSecret string
-	InstantPayEndpointIP   string
-	InstantPayAuthCode     string
-
-	PIKBaseURL   string
-	PIKAppID     string
-	PIKAppSecret string
-
+	// Providers holds each provider's own settings, by provider name and
+	// variable; the provider's spec reads them.
+	Providers map[string]map[string]string
 	// Protection guards each provider, by name.
 	Protection map[string]handlers.Protection
 
@@ -97,14 +80,13 @@ type Config struct {
 	EventSource   string
 }
 
-// InstantPayEnabled reports whether InstantPay has credentials.
-func (c Config) InstantPayEnabled() bool {
-	return c.InstantPayClientID != "" && c.InstantPayClientSecret != ""
-}
-
-// PIKEnabled reports whether PIK has a base URL and credentials.
-func (c Config) PIKEnabled() bool {
-	return c.PIKBaseURL != "" && c.PIKAppID != "" && c.PIKAppSecret != ""
+// allSettings returns the service's variables and every provider's.
+func allSettings() []setting {
+	all := slices.Clone(settings)
+	for _, p := range providerSpecs {
+		all = append(all, p.settings...)
+	}
+	return all
 }
 
 // configFlags registers a flag for every setting on fs. The returned
@@ -113,7 +95,8 @@ func (c Config) PIKEnabled() bool {
 // error: exit 2).
 func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, error) {
 	given := map[string]string{}
-	for _, s := range settings {
+	all := allSettings()
+	for _, s := range all {
 		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
 		if s.def != "" {
 			usage += ", default " + s.def
@@ -124,7 +107,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	return func() (Config, error) {
 		var errs []error
 		values := map[string]string{}
-		for _, s := range settings {
+		for _, s := range all {
 			v, ok := given[s.env]
 			if !ok {
 				v = getenv(s.env)
@@ -169,44 +152,45 @@ func parseConfig(v map[string]string) (Config, []error) {
 		return d
 	}
 	cfg := Config{
-		NATSURL:                v["NATS_URL"],
-		NATSCreds:              v["NATS_CREDS"],
-		NATSNKey:               v["NATS_NKEY"],
-		NATSTLSCA:              v["NATS_TLS_CA"],
-		NATSTLSCert:            v["NATS_TLS_CERT"],
-		NATSTLSKey:             v["NATS_TLS_KEY"],
-		Concurrency:            num("CONCURRENCY", 1),
-		MaxDeliver:             num("MAX_DELIVER", 1),
-		AckWait:                dur("ACK_WAIT"),
-		RetryInitial:           dur("RETRY_INITIAL_INTERVAL"),
-		RetryMax:               dur("RETRY_MAX_INTERVAL"),
-		RetryMaxElapsed:        dur("RETRY_MAX_ELAPSED"),
-		ProviderTimeout:        dur("PROVIDER_TIMEOUT"),
-		DefaultProvider:        v["DEFAULT_PROVIDER"],
-		InstantPayBaseURL:      v["INSTANTPAY_BASE_URL"],
-		InstantPayClientID:     v["INSTANTPAY_CLIENT_ID"],
-		InstantPayClientSecret: v["INSTANTPAY_CLIENT_SECRET"],
-		InstantPayEndpointIP:   v["INSTANTPAY_ENDPOINT_IP"],
-		InstantPayAuthCode:     v["INSTANTPAY_AUTH_CODE"],
-		PIKBaseURL:             v["PIK_BASE_URL"],
-		PIKAppID:               v["PIK_APP_ID"],
-		PIKAppSecret:           v["PIK_APP_SECRET"],
-		HTTPAddr:               httpAddr(v["HTTP_ADDR"]),
-		LogFormat:              v["LOG_FORMAT"],
-		ShutdownGrace:          dur("SHUTDOWN_GRACE"),
-		EventSource:            v["EVENT_SOURCE"],
+		NATSURL:         v["NATS_URL"],
+		NATSCreds:       v["NATS_CREDS"],
+		NATSNKey:        v["NATS_NKEY"],
+		NATSTLSCA:       v["NATS_TLS_CA"],
+		NATSTLSCert:     v["NATS_TLS_CERT"],
+		NATSTLSKey:      v["NATS_TLS_KEY"],
+		Concurrency:     num("CONCURRENCY", 1),
+		MaxDeliver:      num("MAX_DELIVER", 1),
+		AckWait:         dur("ACK_WAIT"),
+		RetryInitial:    dur("RETRY_INITIAL_INTERVAL"),
+		RetryMax:        dur("RETRY_MAX_INTERVAL"),
+		RetryMaxElapsed: dur("RETRY_MAX_ELAPSED"),
+		ProviderTimeout: dur("PROVIDER_TIMEOUT"),
+		DefaultProvider: v["DEFAULT_PROVIDER"],
+		HTTPAddr:        httpAddr(v["HTTP_ADDR"]),
+		LogFormat:       v["LOG_FORMAT"],
+		ShutdownGrace:   dur("SHUTDOWN_GRACE"),
+		EventSource:     v["EVENT_SOURCE"],
 	}
 	failures := num("CIRCUIT_FAILURES", 1)
 	openFor := dur("CIRCUIT_OPEN_FOR")
+	cfg.Providers = map[string]map[string]string{}
 	cfg.Protection = map[string]handlers.Protection{}
-	for _, name := range []string{"INSTANTPAY", "PIK"} {
-		rate, err := strconv.ParseFloat(v[name+"_RATE_LIMIT"], 64)
-		if err != nil || rate < 0 {
-			errs = append(errs, fmt.Errorf("%s_RATE_LIMIT must be a number of calls per second, 0 for none, not %q", name, v[name+"_RATE_LIMIT"]))
+	var names []string
+	for _, p := range providerSpecs {
+		names = append(names, p.name)
+		own := map[string]string{}
+		for _, st := range p.settings {
+			own[st.env] = v[st.env]
 		}
-		cfg.Protection[strings.ToLower(name)] = handlers.Protection{
+		cfg.Providers[p.name] = own
+		prefix := strings.ToUpper(p.name)
+		rate, err := strconv.ParseFloat(v[prefix+"_RATE_LIMIT"], 64)
+		if err != nil || rate < 0 {
+			errs = append(errs, fmt.Errorf("%s_RATE_LIMIT must be a number of calls per second, 0 for none, not %q", prefix, v[prefix+"_RATE_LIMIT"]))
+		}
+		cfg.Protection[p.name] = handlers.Protection{
 			RateLimit:       rate,
-			MaxConcurrency:  num(name+"_MAX_CONCURRENCY", 0),
+			MaxConcurrency:  num(prefix+"_MAX_CONCURRENCY", 0),
 			BreakerFailures: uint32(max(failures, 1)),
 			BreakerOpenFor:  openFor,
 		}
@@ -217,13 +201,11 @@ func parseConfig(v map[string]string) (Config, []error) {
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT must be json or text, not %q", cfg.LogFormat))
 	}
-	switch cfg.DefaultProvider {
-	case "", "instantpay", "pik":
-	default:
-		errs = append(errs, fmt.Errorf("DEFAULT_PROVIDER must be instantpay or pik, not %q", cfg.DefaultProvider))
+	if cfg.DefaultProvider != "" && !slices.Contains(names, cfg.DefaultProvider) {
+		errs = append(errs, fmt.Errorf("DEFAULT_PROVIDER must be one of %s, not %q", strings.Join(names, ", "), cfg.DefaultProvider))
 	}
-	for _, env := range []string{"INSTANTPAY_BASE_URL", "PIK_BASE_URL"} {
-		if v[env] == "" {
+	for env := range v {
+		if !strings.HasSuffix(env, "_BASE_URL") || v[env] == "" {
 			continue
 		}
 		if u, err := url.Parse(v[env]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -248,11 +230,22 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 
 // redacted returns c with every secret replaced, for printing.
 func (c Config) redacted() Config {
-	for _, s := range []*string{&c.InstantPayClientSecret, &c.PIKAppSecret, &c.InstantPayClientID, &c.PIKAppID} {
-		if *s != "" {
-			*s = "[redacted]"
-		}
+	secret := map[string]bool{}
+	for _, s := range allSettings() {
+		secret[s.env] = s.secret
 	}
+	providers := make(map[string]map[string]string, len(c.Providers))
+	for name, own := range c.Providers {
+		shown := make(map[string]string, len(own))
+		for k, v := range own {
+			if secret[k] && v != "" {
+				v = "[redacted]"
+			}
+			shown[k] = v
+		}
+		providers[name] = shown
+	}
+	c.Providers = providers
 	return c
 }
 

@@ -33,12 +33,15 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 30*time.Second, cfg.RetryMax)
 	assert.Equal(t, 2*time.Minute, cfg.RetryMaxElapsed)
 	assert.Equal(t, 10*time.Second, cfg.ProviderTimeout)
-	assert.Equal(t, "https://api.instantpay.in", cfg.InstantPayBaseURL)
-	assert.Equal(t, "1", cfg.InstantPayAuthCode)
+	assert.Equal(t, "https://api.instantpay.in", cfg.Providers["instantpay"]["INSTANTPAY_BASE_URL"])
+	assert.Equal(t, "1", cfg.Providers["instantpay"]["INSTANTPAY_AUTH_CODE"])
 	assert.Equal(t, ":8080", cfg.HTTPAddr)
 	assert.Equal(t, "json", cfg.LogFormat)
-	assert.False(t, cfg.InstantPayEnabled(), "no credentials, no InstantPay")
-	assert.False(t, cfg.PIKEnabled())
+	enabled, disabled, err := buildProviders(cfg, nil)
+	require.NoError(t, err)
+	assert.Empty(t, enabled, "no credentials, no provider")
+	assert.Contains(t, disabled["instantpay"], "INSTANTPAY_CLIENT_ID", "the reason names what is missing")
+	assert.Contains(t, disabled["pik"], "PIK_BASE_URL")
 }
 
 func TestConfigFlagsOverrideEnvironment(t *testing.T) {
@@ -72,8 +75,10 @@ func TestConfigSecretsFromFiles(t *testing.T) {
 		"INSTANTPAY_CLIENT_SECRET_FILE": path,
 	})
 	require.NoError(t, err)
-	assert.Equal(t, "s3cret", cfg.InstantPayClientSecret, "X_FILE is read and trimmed")
-	assert.True(t, cfg.InstantPayEnabled())
+	assert.Equal(t, "s3cret", cfg.Providers["instantpay"]["INSTANTPAY_CLIENT_SECRET"], "X_FILE is read and trimmed")
+	enabled, _, err := buildProviders(cfg, nil)
+	require.NoError(t, err)
+	assert.Contains(t, enabled, "instantpay")
 
 	_, err = loadConfig(t, map[string]string{"PIK_APP_SECRET_FILE": filepath.Join(dir, "missing")})
 	require.Error(t, err)

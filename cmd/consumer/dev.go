@@ -89,8 +89,9 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	// Whatever the environment says, dev mode talks to the sandboxes only.
 	cfg.NATSURL = ns.ClientURL()
 	cfg.NATSCreds, cfg.NATSNKey, cfg.NATSTLSCA, cfg.NATSTLSCert, cfg.NATSTLSKey = "", "", "", "", ""
-	cfg.InstantPayBaseURL, cfg.InstantPayClientID, cfg.InstantPayClientSecret = ipayURL, devIPayClientID, devIPayClientSecret
-	cfg.PIKBaseURL, cfg.PIKAppID, cfg.PIKAppSecret = pikURL, devPIKAppID, devPIKAppSecret
+	ip, pk := cfg.Providers["instantpay"], cfg.Providers["pik"]
+	ip["INSTANTPAY_BASE_URL"], ip["INSTANTPAY_CLIENT_ID"], ip["INSTANTPAY_CLIENT_SECRET"] = ipayURL, devIPayClientID, devIPayClientSecret
+	pk["PIK_BASE_URL"], pk["PIK_APP_ID"], pk["PIK_APP_SECRET"] = pikURL, devPIKAppID, devPIKAppSecret
 	if ln, err := net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		cfg.HTTPAddr = "127.0.0.1:0" // the usual port is taken: any will do
 	} else {

@@ -3,54 +3,28 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"time"
 
-	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
-	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
-// providerSpec builds one provider from the configuration. build returns a
-// nil provider and the reason when the provider is not enabled.
+// providerSpec is all the service knows of one provider: its variables
+// (its rate limit and concurrency cap among them, as <NAME>_RATE_LIMIT and
+// <NAME>_MAX_CONCURRENCY) and how to build its client from them.
 type providerSpec struct {
-	name  string
-	build func(cfg Config, hc *http.Client) (p handlers.Provider, disabled string, err error)
+	name     string
+	settings []setting
+	// build returns the provider from its settings' values, or a nil
+	// provider and why it is not enabled.
+	build func(v map[string]string, hc *http.Client, timeout time.Duration) (p handlers.Provider, disabled string, err error)
 }
 
-// providerSpecs registers every provider the service knows: a new provider
-// is a package under internal/clients and one line here.
+// providerSpecs registers every provider the service knows. A new provider
+// is a client package under internal/clients, a provider_<name>.go here
+// with its spec, and one line in this list.
 var providerSpecs = []providerSpec{
-	{name: instantpay.Name, build: buildInstantPay},
-	{name: pik.Name, build: buildPIK},
-}
-
-func buildInstantPay(cfg Config, hc *http.Client) (handlers.Provider, string, error) {
-	if !cfg.InstantPayEnabled() {
-		return nil, "INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET are not both set", nil
-	}
-	c, err := instantpay.New(instantpay.Config{
-		BaseURL:      cfg.InstantPayBaseURL,
-		ClientID:     cfg.InstantPayClientID,
-		ClientSecret: cfg.InstantPayClientSecret,
-		EndpointIP:   cfg.InstantPayEndpointIP,
-		AuthCode:     cfg.InstantPayAuthCode,
-		HTTPClient:   hc,
-		Timeout:      cfg.ProviderTimeout,
-	})
-	return c, "", err
-}
-
-func buildPIK(cfg Config, hc *http.Client) (handlers.Provider, string, error) {
-	if !cfg.PIKEnabled() {
-		return nil, "PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET are not all set", nil
-	}
-	c, err := pik.New(pik.Config{
-		BaseURL:    cfg.PIKBaseURL,
-		AppID:      cfg.PIKAppID,
-		AppSecret:  cfg.PIKAppSecret,
-		HTTPClient: hc,
-		Timeout:    cfg.ProviderTimeout,
-	})
-	return c, "", err
+	instantpaySpec,
+	pikSpec,
 }
 
 // buildProviders returns the enabled providers by name, and for each
@@ -59,7 +33,7 @@ func buildProviders(cfg Config, hc *http.Client) (map[string]handlers.Provider, 
 	enabled := map[string]handlers.Provider{}
 	disabled := map[string]string{}
 	for _, spec := range providerSpecs {
-		p, why, err := spec.build(cfg, hc)
+		p, why, err := spec.build(cfg.Providers[spec.name], hc, cfg.ProviderTimeout)
 		if err != nil {
 			return nil, nil, fmt.Errorf("provider %s: %w", spec.name, err)
 		}
