@@ -123,7 +123,9 @@ func NewRunner(js jetstream.JetStream, h Handler, cfg RunnerConfig) *Runner {
 // Run consumes until ctx is cancelled, then stops fetching, lets in-flight
 // commands finish within the shutdown grace and returns nil. Commands that
 // were fetched but not started are handed back (Nak) for immediate
-// redelivery. It returns an error only when it cannot start consuming.
+// redelivery. It returns an error when it cannot start consuming, or when
+// the durable consumer is deleted under it (after finishing what is in
+// flight): the process should exit, and its restart sets the consumer up.
 func (r *Runner) Run(ctx context.Context) error {
 	cons, err := r.js.Consumer(ctx, CommandStream, Durable)
 	if err != nil {
@@ -168,9 +170,17 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	var runErr error
 	for {
 		msg, err := iter.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			break
+		}
+		if errors.Is(err, jetstream.ErrConsumerDeleted) {
+			// Someone deleted the durable: stop, with what is in flight
+			// finished, and say so; a restart sets it up again.
+			runErr = fmt.Errorf("consumer %s was deleted: %w", Durable, err)
+			iter.Stop()
 			break
 		}
 		if err != nil {
@@ -196,7 +206,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	case <-time.After(r.cfg.ShutdownGrace):
 		r.cfg.Logger.Warn("shutdown grace ran out; unfinished commands will be redelivered", "grace", r.cfg.ShutdownGrace)
 	}
-	return nil
+	return runErr
 }
 
 // process handles one message and settles it.

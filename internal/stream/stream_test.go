@@ -305,3 +305,22 @@ func TestRunnerShutdownLetsInFlightFinish(t *testing.T) {
 	require.Eventually(t, func() bool { return len(eventsIn(t, js)) == 6 }, 10*time.Second, 20*time.Millisecond,
 		"the commands not finished before shutdown are processed after the restart")
 }
+
+func TestRunnerStopsWhenTheConsumerIsDeleted(t *testing.T) {
+	_, _, js := setup(t, Topology{})
+	done := make(chan error, 1)
+	go func() {
+		done <- NewRunner(js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Outcome {
+			return createdOutcome(t, m)
+		}), RunnerConfig{Concurrency: 2}).Run(context.Background())
+	}()
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, js.DeleteConsumer(context.Background(), CommandStream, Durable))
+	select {
+	case err := <-done:
+		require.Error(t, err, "a deleted consumer ends the run with an error, so the process restarts")
+		assert.Contains(t, err.Error(), Durable)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the runner went on without its consumer")
+	}
+}
