@@ -38,6 +38,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		inProcess   = fs.Bool("in-process", false, "run the consumers as goroutines (no memory figure)")
 		profileDir  = fs.String("profile", "", "write each worker's CPU profile into this folder")
 		instances   = fs.String("instances", "1", "consumer instances sharing the durable; a comma list (1,2,3) measures each")
+		workerCPUs  = fs.String("worker-cpus", "", "run the consumers on these CPUs (taskset list, e.g. 1), to keep them apart from the server")
 	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -71,7 +72,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if *inProcess {
 			return &goroutineWorker{}
 		}
-		return &processWorker{profileDir: *profileDir}
+		return &processWorker{profileDir: *profileDir, cpus: *workerCPUs}
 	}
 
 	var results []bench.Result
@@ -211,6 +212,7 @@ func runWorker(ctx context.Context, mode, natsURL, providerURL string, concurren
 // process, so that its peak memory is its own.
 type processWorker struct {
 	profileDir string
+	cpus       string // taskset CPU list, or "" for any
 	cmd        *exec.Cmd
 	stdin      io.WriteCloser
 	stdout     *bufio.Reader
@@ -225,6 +227,10 @@ func (w *processWorker) Start(ctx context.Context, s bench.Scenario, env *bench.
 		"--provider", env.ProviderURL, "--concurrency", strconv.Itoa(s.Concurrency)}
 	if w.profileDir != "" {
 		args = append(args, "--cpuprofile", filepath.Join(w.profileDir, fmt.Sprintf("%s-c%d-l%s.prof", s.Mode, s.Concurrency, s.Latency)))
+	}
+	if w.cpus != "" {
+		args = append([]string{"-c", w.cpus, self}, args...)
+		self = "taskset"
 	}
 	w.cmd = exec.CommandContext(ctx, self, args...)
 	w.cmd.Stderr = nil // the service's logs are written, and dropped
