@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -66,6 +67,9 @@ func (e *DecodeError) Error() string {
 	return e.Message + ": " + strings.Join(msgs, "; ")
 }
 
+// fieldNames are the command's known JSON fields, commandId first.
+var fieldNames = [...]string{"commandId", "provider", "name", "email", "mobile", "tagId", "companyName", "pik", "metadata"}
+
 // commandField returns where the known JSON field name decodes to, or nil
 // for a field the command does not know.
 func commandField(c *Command, name string) any {
@@ -118,17 +122,25 @@ func DecodeCommand(body []byte) (Command, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not a JSON object"}
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
-		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not valid JSON: " + err.Error()}
+	if !json.Valid(trimmed) {
+		var v any
+		err := json.Unmarshal(trimmed, &v) // for its message
+		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not valid JSON: " + fmt.Sprint(err)}
 	}
+	// The last of repeated keys counts, as with encoding/json.
+	var fields [len(fieldNames)]json.RawMessage
+	eachMember(trimmed, func(key string, v json.RawMessage) {
+		if i := slices.Index(fieldNames[:], key); i >= 0 {
+			fields[i] = v
+		}
+	})
 	var errs []FieldError
-	for name, v := range raw {
-		dst := commandField(&cmd, name)
-		if dst == nil || string(v) == "null" {
+	for i, v := range fields {
+		name := fieldNames[i]
+		if v == nil || string(v) == "null" {
 			continue
 		}
-		if err := unmarshalField(v, dst); err != nil {
+		if err := unmarshalField(v, commandField(&cmd, name)); err != nil {
 			want := typeNames[name]
 			if want == "" {
 				want = "a string"
@@ -136,7 +148,7 @@ func DecodeCommand(body []byte) (Command, error) {
 			errs = append(errs, FieldError{Field: name, Rule: "type", Message: name + " must be " + want})
 		}
 	}
-	if v, ok := raw["commandId"]; ok && string(v) == `""` {
+	if v := fields[0]; string(v) == `""` { // fieldNames[0] is commandId
 		// Present but empty: say so, rather than fall back silently.
 		errs = append(errs, FieldError{Field: "commandId", Rule: "min", Message: "commandId must not be empty"})
 	}
@@ -157,4 +169,80 @@ func unmarshalField(v json.RawMessage, dst any) error {
 		return nil
 	}
 	return json.Unmarshal(v, dst)
+}
+
+// eachMember calls f with every member of obj, a valid JSON object, in
+// order: the key unescaped and the value's raw bytes (no copy). It walks
+// the bytes once, without building a map.
+func eachMember(obj []byte, f func(key string, v json.RawMessage)) {
+	i := skipSpace(obj, 1) // past '{'
+	for i < len(obj) && obj[i] == '"' {
+		end := stringEnd(obj, i)
+		rawKey := obj[i:end]
+		key := string(rawKey[1 : len(rawKey)-1])
+		if bytes.IndexByte(rawKey, '\\') >= 0 {
+			_ = json.Unmarshal(rawKey, &key)
+		}
+		i = skipSpace(obj, end)
+		i = skipSpace(obj, i+1) // past ':'
+		vend := valueEnd(obj, i)
+		f(key, obj[i:vend])
+		i = skipSpace(obj, vend)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string starting at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for ; i < len(b); i++ { // a number, true, false or null
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return len(b)
 }
