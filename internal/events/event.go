@@ -139,6 +139,9 @@ func (e Event) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// AppendString appends s as a JSON string, escaped as encoding/json does.
+func AppendString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString appends s as a JSON string, escaped as encoding/json does.
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {

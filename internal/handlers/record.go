@@ -147,7 +147,7 @@ func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, err
 		}
 		rec.Generations = gens
 	}
-	val, err := json.Marshal(rec)
+	val, err := rec.appendJSON(make([]byte, 0, 512))
 	if err != nil {
 		return 0, fmt.Errorf("encode record of %s: %w", rec.CommandID, err)
 	}

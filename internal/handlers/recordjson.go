@@ -1,0 +1,140 @@
+package handlers
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// appendJSON appends the record's JSON encoding to b: what json.Marshal
+// writes, without its reflection (records are written twice per command).
+func (r Record) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"commandId":`...)
+	b = events.AppendString(b, r.CommandID)
+	if c := r.Contact; c != nil {
+		b = append(b, `,"contact":{"provider":`...)
+		b = events.AppendString(b, c.Provider)
+		b = append(b, `,"id":`...)
+		b = events.AppendString(b, c.ID)
+		if len(c.Upstream) > 0 {
+			b = append(b, `,"upstream":`...)
+			var err error
+			if b, err = appendObject(b, c.Upstream); err != nil {
+				return nil, err
+			}
+		}
+		b = append(b, `,"createdAt":`...)
+		b = appendTime(b, c.CreatedAt)
+		b = append(b, '}')
+	}
+	if r.Unsettled {
+		b = append(b, `,"unsettled":true`...)
+	}
+	if !r.InFlightUntil.IsZero() {
+		b = append(b, `,"inFlightUntil":`...)
+		b = appendTime(b, r.InFlightUntil)
+	}
+	if u := r.LastFailure; u != nil {
+		b = append(b, `,"lastFailure":{`...)
+		first := true
+		field := func(name string) {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, '"')
+			b = append(b, name...)
+			b = append(b, `":`...)
+		}
+		if u.HTTPStatus != 0 {
+			field("httpStatus")
+			b = strconv.AppendInt(b, int64(u.HTTPStatus), 10)
+		}
+		for _, kv := range [...][2]string{{"code", u.Code}, {"message", u.Message}, {"requestId", u.RequestID}} {
+			if kv[1] != "" {
+				field(kv[0])
+				b = events.AppendString(b, kv[1])
+			}
+		}
+		b = append(b, '}')
+	}
+	if len(r.Generations) > 0 {
+		b = append(b, `,"generations":{`...)
+		keys := make([]string, 0, len(r.Generations))
+		for k := range r.Generations {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			g := r.Generations[k]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = events.AppendString(b, k)
+			b = append(b, `:{"attempts":`...)
+			b = strconv.AppendInt(b, int64(g.Attempts), 10)
+			if len(g.Outcome) > 0 {
+				b = append(b, `,"outcome":`...)
+				b = append(b, g.Outcome...)
+			}
+			if g.Provider != "" {
+				b = append(b, `,"provider":`...)
+				b = events.AppendString(b, g.Provider)
+			}
+			if g.Reason != "" {
+				b = append(b, `,"reason":`...)
+				b = events.AppendString(b, string(g.Reason))
+			}
+			if g.OutcomeLine != 0 {
+				b = append(b, `,"outcomeLine":`...)
+				b = strconv.AppendInt(b, int64(g.OutcomeLine), 10)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendObject appends m with its keys sorted, as json.Marshal does;
+// values other than strings and json.Numbers go through json.Marshal.
+func appendObject(b []byte, m map[string]any) ([]byte, error) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = events.AppendString(b, k)
+		b = append(b, ':')
+		switch v := m[k].(type) {
+		case string:
+			b = events.AppendString(b, v)
+		case json.Number:
+			if !json.Valid([]byte(v)) || v == "" {
+				return nil, &json.UnsupportedValueError{Str: string(v)}
+			}
+			b = append(b, v...)
+		default:
+			enc, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, enc...)
+		}
+	}
+	return append(b, '}'), nil
+}
