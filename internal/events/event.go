@@ -2,6 +2,8 @@ package events
 
 import (
 	"encoding/json"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -96,7 +98,15 @@ func NewEvent(source, eventType, commandID, generation string, at time.Time, dat
 	if source == "" {
 		source = DefaultSource
 	}
-	body, err := json.Marshal(data)
+	var (
+		body []byte
+		err  error
+	)
+	if c, ok := data.(Created); ok {
+		body, err = c.AppendJSON(make([]byte, 0, 384)) // the hot path, without reflection
+	} else {
+		body, err = json.Marshal(data)
+	}
 	if err != nil {
 		return Event{}, err
 	}
@@ -153,4 +163,82 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// AppendObject appends m with its keys sorted, as json.Marshal does;
+// values other than strings and json.Numbers go through json.Marshal.
+func AppendObject(b []byte, m map[string]any) ([]byte, error) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		switch v := m[k].(type) {
+		case string:
+			b = appendString(b, v)
+		case json.Number:
+			if !json.Valid([]byte(v)) || v == "" {
+				return nil, &json.UnsupportedValueError{Str: string(v)}
+			}
+			b = append(b, v...)
+		default:
+			enc, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, enc...)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// AppendJSON appends the data's JSON encoding: the bytes json.Marshal
+// writes, without reflection.
+func (c Created) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"commandId":`...)
+	b = appendString(b, c.CommandID)
+	b = append(b, `,"provider":`...)
+	b = appendString(b, c.Provider)
+	b = append(b, `,"contactId":`...)
+	b = appendString(b, c.ContactID)
+	b = append(b, `,"upstream":`...)
+	if c.Upstream == nil {
+		b = append(b, "null"...)
+	} else {
+		var err error
+		if b, err = AppendObject(b, c.Upstream); err != nil {
+			return nil, err
+		}
+	}
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(c.Attempts), 10)
+	if c.ReplayOf != "" {
+		b = append(b, `,"replayOf":`...)
+		b = appendString(b, c.ReplayOf)
+	}
+	if len(c.Metadata) > 0 {
+		b = append(b, `,"metadata":{`...)
+		keys := make([]string, 0, len(c.Metadata))
+		for k := range c.Metadata {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, c.Metadata[k])
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
 }

@@ -105,3 +105,22 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	want, _ := json.Marshal(Event{})
 	assert.Equal(t, string(want), string(Event{}.AppendJSON(nil)))
 }
+
+func TestCreatedAppendJSONMatchesEncodingJSON(t *testing.T) {
+	for name, c := range map[string]Created{
+		"full": {CommandID: `c "1" <x>`, Provider: "instantpay", ContactID: "ct", Attempts: 3, ReplayOf: "r",
+			Upstream: map[string]any{"contactId": "ct", "userId": json.Number("123456789012345678901"), "reconciled": true, "f": 1.25, "nested": map[string]any{"a": []any{1, "b"}}},
+			Metadata: map[string]string{"z": "1", "a": "é\n"}},
+		"bare":         {CommandID: "c"},
+		"empty maps":   {CommandID: "c", Upstream: map[string]any{}, Metadata: map[string]string{}},
+		"nil upstream": {CommandID: "c", Metadata: map[string]string{"k": "v"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, err := json.Marshal(c)
+			require.NoError(t, err)
+			got, err := c.AppendJSON(nil)
+			require.NoError(t, err)
+			assert.Equal(t, string(want), string(got), "the hand-written encoding is encoding/json's")
+		})
+	}
+}

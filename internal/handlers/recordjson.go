@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
@@ -22,7 +21,7 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 		if len(c.Upstream) > 0 {
 			b = append(b, `,"upstream":`...)
 			var err error
-			if b, err = appendObject(b, c.Upstream); err != nil {
+			if b, err = events.AppendObject(b, c.Upstream); err != nil {
 				return nil, err
 			}
 		}
@@ -103,38 +102,4 @@ func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
-}
-
-// appendObject appends m with its keys sorted, as json.Marshal does;
-// values other than strings and json.Numbers go through json.Marshal.
-func appendObject(b []byte, m map[string]any) ([]byte, error) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = events.AppendString(b, k)
-		b = append(b, ':')
-		switch v := m[k].(type) {
-		case string:
-			b = events.AppendString(b, v)
-		case json.Number:
-			if !json.Valid([]byte(v)) || v == "" {
-				return nil, &json.UnsupportedValueError{Str: string(v)}
-			}
-			b = append(b, v...)
-		default:
-			enc, err := json.Marshal(v)
-			if err != nil {
-				return nil, err
-			}
-			b = append(b, enc...)
-		}
-	}
-	return append(b, '}'), nil
 }
