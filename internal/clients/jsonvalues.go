@@ -16,25 +16,29 @@ type Text string
 // UnmarshalJSON implements json.Unmarshaler. Objects and arrays are an
 // error.
 func (t *Text) UnmarshalJSON(b []byte) error {
-	// The decoder calling this has checked that b is one JSON value.
+	v, err := TextOf(b)
+	*t = v
+	return err
+}
+
+// TextOf reads one valid JSON value as Text, as UnmarshalJSON does.
+func TextOf(b []byte) (Text, error) {
 	b = bytes.TrimSpace(b)
 	switch {
 	case len(b) == 0 || string(b) == "null":
-		*t = ""
+		return "", nil
 	case b[0] == '{' || b[0] == '[':
-		return fmt.Errorf("want a JSON scalar, got %s", kindOf(b))
+		return "", fmt.Errorf("want a JSON scalar, got %s", kindOf(b))
 	case b[0] != '"':
-		*t = Text(b) // a number or a boolean, as written
+		return Text(b), nil // a number or a boolean, as written
 	case bytes.IndexByte(b[1:len(b)-1], '\\') < 0:
-		*t = Text(b[1 : len(b)-1]) // a string without escapes
-	default:
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*t = Text(s)
+		return Text(b[1 : len(b)-1]), nil // a string without escapes
 	}
-	return nil
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", err
+	}
+	return Text(s), nil
 }
 
 // String returns the text.

@@ -8,9 +8,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/contactrelay/contactrelay/internal/jsonscan"
 )
 
 // Subjects and names of the contract.
@@ -129,9 +130,12 @@ func DecodeCommand(body []byte) (Command, error) {
 	}
 	// The last of repeated keys counts, as with encoding/json.
 	var fields [len(fieldNames)]json.RawMessage
-	eachMember(trimmed, func(key string, v json.RawMessage) {
-		if i := slices.Index(fieldNames[:], key); i >= 0 {
-			fields[i] = v
+	jsonscan.EachMember(trimmed, func(key, v []byte) {
+		for i, name := range fieldNames {
+			if string(key) == name {
+				fields[i] = v
+				break
+			}
 		}
 	})
 	var errs []FieldError
@@ -169,80 +173,4 @@ func unmarshalField(v json.RawMessage, dst any) error {
 		return nil
 	}
 	return json.Unmarshal(v, dst)
-}
-
-// eachMember calls f with every member of obj, a valid JSON object, in
-// order: the key unescaped and the value's raw bytes (no copy). It walks
-// the bytes once, without building a map.
-func eachMember(obj []byte, f func(key string, v json.RawMessage)) {
-	i := skipSpace(obj, 1) // past '{'
-	for i < len(obj) && obj[i] == '"' {
-		end := stringEnd(obj, i)
-		rawKey := obj[i:end]
-		key := string(rawKey[1 : len(rawKey)-1])
-		if bytes.IndexByte(rawKey, '\\') >= 0 {
-			_ = json.Unmarshal(rawKey, &key)
-		}
-		i = skipSpace(obj, end)
-		i = skipSpace(obj, i+1) // past ':'
-		vend := valueEnd(obj, i)
-		f(key, obj[i:vend])
-		i = skipSpace(obj, vend)
-		if i < len(obj) && obj[i] == ',' {
-			i = skipSpace(obj, i+1)
-		}
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string starting at b[i].
-func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(b)
-}
-
-// valueEnd returns the index just past the value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return len(b)
-	}
-	for ; i < len(b); i++ { // a number, true, false or null
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-	}
-	return len(b)
 }

@@ -1,13 +1,16 @@
 package instantpay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/jsonscan"
 )
 
 // createRequest is the body of POST /contacts/profile.
@@ -58,8 +61,8 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (events.Contact
 	if !reply.OK() || perr != nil || env.StatusCode != codeSuccess {
 		return events.Contact{}, failure(createCall, reply, env, perr)
 	}
-	var data contactData
-	if err := json.Unmarshal(env.Data, &data); err != nil || data.ID == "" {
+	data, err := parseContact(env.Data)
+	if err != nil || data.ID == "" {
 		pe := newError(createCall, reply, env)
 		pe.Class = events.Ambiguous
 		pe.Message = "InstantPay answered " + codeSuccess + " without a contact id (data._id)"
@@ -143,4 +146,32 @@ func digits(s string) string {
 		}
 		return -1
 	}, s)
+}
+
+// parseContact reads the members of a contact that the service uses,
+// walking the object in place (it is read on every create).
+func parseContact(raw json.RawMessage) (contactData, error) {
+	var (
+		c    contactData
+		errs []error
+	)
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return c, nil // null, or not a contact: no id
+	}
+	jsonscan.EachMember(raw, func(k, v []byte) {
+		var err error
+		switch string(k) {
+		case "_id":
+			c.ID, err = clients.TextOf(v)
+		case "userId":
+			c.UserID = json.RawMessage(v)
+		case "email":
+			c.Email, err = clients.TextOf(v)
+		case "mobile":
+			c.Mobile, err = clients.TextOf(v)
+		}
+		errs = append(errs, err)
+	})
+	return c, errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package instantpay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/jsonscan"
 )
 
 // Status codes with a meaning of their own; the others are failures.
@@ -34,8 +36,46 @@ type envelope struct {
 // parseEnvelope decodes a reply body; one without a statuscode is not an
 // InstantPay reply.
 func parseEnvelope(body []byte) (envelope, error) {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) || len(body) == 0 || body[0] != '{' {
+		var v envelope
+		err := json.Unmarshal(body, &v) // for its message
+		if err == nil {
+			err = errors.New("not a JSON object")
+		}
+		return envelope{}, fmt.Errorf("decode reply: %w", err)
+	}
+	// Walk the members in place: replies are read on every call.
+	var (
+		env  envelope
+		errs []error
+	)
+	text := func(dst *clients.Text, v []byte) {
+		t, err := clients.TextOf(v)
+		*dst = t
+		errs = append(errs, err)
+	}
+	jsonscan.EachMember(body, func(k, v []byte) {
+		switch string(k) {
+		case "statuscode":
+			text(&env.StatusCode, v)
+		case "actcode":
+			text(&env.ActCode, v)
+		case "status":
+			text(&env.Status, v)
+		case "data":
+			env.Data = v
+		case "timestamp":
+			text(&env.Timestamp, v)
+		case "ipay_uuid":
+			text(&env.IpayUUID, v)
+		case "orderid":
+			text(&env.OrderID, v)
+		case "environment":
+			text(&env.Environment, v)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
 		return envelope{}, fmt.Errorf("decode reply: %w", err)
 	}
 	if env.StatusCode == "" {
