@@ -247,6 +247,12 @@ type Outcome struct {
 	// the generation's outcome was recorded, or the contact existed.
 	FromRecord bool
 	Err        error
+	// Finish, when set, completes a delivery whose create call succeeded
+	// (Start returns it; the other fields are then provisional): it
+	// records the generation's outcome and returns the final Outcome. It
+	// must be called exactly once, and may be called on another goroutine,
+	// so that the caller can take its next command meanwhile.
+	Finish func(context.Context) Outcome
 }
 
 // Handle decides the outcome of one delivery. Cancelling ctx interrupts
@@ -254,6 +260,16 @@ type Outcome struct {
 // Retry; a provider call or record write already started is let finish,
 // bounded by its own timeout, so that its answer is not lost.
 func (h *Handler) Handle(ctx context.Context, m Message) Outcome {
+	out := h.Start(ctx, m)
+	if out.Finish != nil {
+		out = out.Finish(ctx)
+	}
+	return out
+}
+
+// Start is Handle, up to a successful create call's answer: the Outcome it
+// returns then has Finish set, which records the outcome and returns it.
+func (h *Handler) Start(ctx context.Context, m Message) Outcome {
 	cmd, err := events.DecodeCommand(m.Body)
 	var derr *events.DecodeError
 	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {

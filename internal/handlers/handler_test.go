@@ -156,6 +156,31 @@ func TestHandleCreated(t *testing.T) {
 	assert.EqualValues(t, 1, p.creates.Load(), "a redelivery makes no second create call")
 }
 
+func TestStartLeavesTheOutcomeToFinish(t *testing.T) {
+	p, store := &fakeProvider{}, newMemStore()
+	h := newTestHandler(t, p, store, nil)
+
+	out := h.Start(context.Background(), msg(1))
+	require.NotNil(t, out.Finish, "a created contact's outcome is left to Finish")
+	assert.Nil(t, out.Event)
+	rec := store.record(t, "c-1")
+	assert.True(t, rec.Unsettled, "until Finish, the record holds only the claim")
+	assert.Nil(t, rec.Generations[""].Outcome)
+
+	// Meanwhile a redelivery elsewhere finds the claim, not an outcome.
+	busy := h.Start(context.Background(), msg(2))
+	assert.Equal(t, Retry, busy.Action, "another delivery waits for the call in flight")
+
+	final := out.Finish(context.Background())
+	require.Equal(t, Ack, final.Action)
+	assert.Nil(t, final.Finish)
+	assert.Equal(t, "ct-1", decodeData[events.Created](t, final.Event).ContactID)
+	rec = store.record(t, "c-1")
+	assert.False(t, rec.Unsettled)
+	assert.Equal(t, string(final.EventJSON), string(rec.Generations[""].Outcome), "Finish recorded the event it returns")
+	assert.EqualValues(t, 1, p.creates.Load())
+}
+
 func TestHandleRetriesTransientFailuresInProcess(t *testing.T) {
 	p := &fakeProvider{create: func(n int) (events.Contact, error) {
 		if n < 3 {

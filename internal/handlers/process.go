@@ -204,8 +204,9 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		})
 		done(err)
 		if err == nil {
-			out := h.created(ctx, d, contact)
-			return &out, nil
+			out := &Outcome{CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(),
+				Finish: func(ctx context.Context) Outcome { return h.created(ctx, d, contact) }}
+			return out, nil
 		}
 		d.noteFailure(err)
 		// Settle the claim: a definite answer clears it; an ambiguous one

@@ -57,7 +57,7 @@ func New(providers []string) *Metrics {
 	m.replays = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "replays_received_total",
 		Help: "Deliveries of replayed commands (with Contact-Replay-Of)."})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "commands_in_flight",
-		Help: "Commands being processed now."})
+		Help: "Commands being processed now, from delivery to ack."})
 	m.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "outcomes_total",
 		Help: "Terminal events published, by provider, event type and failure reason (empty for contact.created)."},
 		[]string{"provider", "event", "reason"})

@@ -31,14 +31,18 @@ const (
 )
 
 // Handler decides the outcome of one delivery; *handlers.Handler is one.
+// An Outcome with Finish set is finished by the runner, off the worker
+// that started it.
 type Handler interface {
-	Handle(ctx context.Context, m handlers.Message) handlers.Outcome
+	Start(ctx context.Context, m handlers.Message) handlers.Outcome
 }
 
 // RunnerConfig configures a Runner. Zero values take the documented defaults.
 type RunnerConfig struct {
-	// Concurrency is the number of commands processed at once, and the
-	// number fetched ahead. Default 64.
+	// Concurrency is the number of commands handled at once (decoded,
+	// validated, claimed and sent to their provider), and the number
+	// fetched ahead. As many more may be finishing meanwhile (recording
+	// the outcome, publishing the event, acking). Default 64.
 	Concurrency int
 	// AckWait is the consumer's ack wait; a message being processed is kept
 	// alive with an in-progress ack every AckWait/3. Default 30s.
@@ -134,6 +138,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("bind consumer %s: %w", Durable, err)
 	}
+	s, err := r.newSession()
+	if err != nil {
+		return err
+	}
+	defer s.close()
 	// Fetch no further ahead than the commands we can work on at once, so
 	// that nothing waits out its ack wait in a buffer. Pull requests live
 	// on the consumer's leader: when its server dies they die with it,
@@ -157,16 +166,24 @@ func (r *Runner) Run(ctx context.Context) error {
 	}()
 	defer close(stopped)
 
-	// A fixed pool of workers, each with a stack that has grown to what
-	// a command needs, rather than a goroutine per command.
-	var wg sync.WaitGroup
+	// Fixed pools of goroutines, each with a stack that has grown to what
+	// its step needs, rather than a goroutine per command: workers handle
+	// commands up to the provider's answer, finishers record the outcomes.
+	var workers, finishers sync.WaitGroup
 	work := make(chan jetstream.Msg)
 	for range r.cfg.Concurrency {
-		wg.Add(1)
+		workers.Add(1)
 		go func() {
-			defer wg.Done()
+			defer workers.Done()
 			for msg := range work {
-				r.process(ctx, msg)
+				s.process(ctx, msg)
+			}
+		}()
+		finishers.Add(1)
+		go func() {
+			defer finishers.Done()
+			for c := range s.finishing {
+				s.conclude(c, c.out.Finish(c.ctx))
 			}
 		}()
 	}
@@ -200,7 +217,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	close(work)
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() {
+		workers.Wait()
+		close(s.finishing)
+		finishers.Wait()
+		s.publishing.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(r.cfg.ShutdownGrace):
@@ -209,12 +232,92 @@ func (r *Runner) Run(ctx context.Context) error {
 	return runErr
 }
 
-// process handles one message and settles it.
-func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
+// session is one Run's machinery after the handler: the finishers' queue
+// and the asynchronous publisher of events, whose stream acknowledgement
+// acks the command.
+type session struct {
+	*Runner
+	pub       jetstream.JetStream
+	finishing chan *command
+
+	// The tail: commands past their worker, being finished or waiting
+	// for their event's publish (pending, by event message); slots bounds
+	// them, publishing counts them.
+	mu         sync.Mutex
+	pending    map[*nats.Msg]*command
+	slots      chan struct{}
+	publishing sync.WaitGroup
+	closed     chan nats.Status
+}
+
+// command is one delivery on its way through the runner.
+type command struct {
+	ctx   context.Context // carries the delivery's span
+	msg   jetstream.Msg
+	m     handlers.Message
+	out   handlers.Outcome
+	start time.Time
+	span  trace.Span
+	alive *alive
+	tail  bool // holds one of the tail's slots
+}
+
+func (r *Runner) newSession() (*session, error) {
+	s := &session{
+		Runner:    r,
+		finishing: make(chan *command),
+		pending:   make(map[*nats.Msg]*command, r.cfg.Concurrency),
+		slots:     make(chan struct{}, r.cfg.Concurrency),
+	}
+	pub, err := jetstream.New(r.js.Conn(),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, ev *nats.Msg, _ *jetstream.PubAck) {
+			s.settle(s.take(ev), nil)
+		}),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, ev *nats.Msg, err error) {
+			s.settle(s.take(ev), err)
+		}),
+		jetstream.WithPublishAsyncTimeout(r.cfg.PublishTimeout),
+		// Above the slots, so that a publish never stalls in the client.
+		jetstream.WithPublishAsyncMaxPending(2*r.cfg.Concurrency+1))
+	if err != nil {
+		return nil, fmt.Errorf("event publisher: %w", err)
+	}
+	s.pub = pub
+	// A closed connection answers no publish: settle what waits at once
+	// rather than when each publish times out.
+	s.closed = r.js.Conn().StatusChanged(nats.CLOSED)
+	go func() {
+		if _, ok := <-s.closed; ok {
+			s.abandon(nats.ErrConnectionClosed)
+		}
+	}()
+	return s, nil
+}
+
+// close releases what the session holds on the connection.
+func (s *session) close() { s.js.Conn().RemoveStatusListener(s.closed) }
+
+// abandon settles every command waiting for its event's publish with err.
+func (s *session) abandon(err error) {
+	s.mu.Lock()
+	waiting := make([]*command, 0, len(s.pending))
+	for ev, c := range s.pending {
+		waiting = append(waiting, c)
+		delete(s.pending, ev)
+	}
+	s.mu.Unlock()
+	for _, c := range waiting {
+		s.settle(c, err)
+	}
+}
+
+// process starts one delivery and hands it on: to a finisher when the
+// handler left its outcome to record, else straight to conclude.
+func (s *session) process(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	meta, err := msg.Metadata()
 	if err != nil {
-		r.cfg.Logger.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
+		s.cfg.Logger.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
 		_ = msg.Term()
 		return
 	}
@@ -228,13 +331,12 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 		Delivery:   int(meta.NumDelivered),
 	}
 
-	if r.cfg.Hooks.Received != nil {
-		r.cfg.Hooks.Received(m)
+	if s.cfg.Hooks.Received != nil {
+		s.cfg.Hooks.Received(m)
 	}
-	ctx = r.cfg.Propagator.Extract(ctx, headerCarrier(hdr))
-	ctx, span := r.tracer.Start(ctx, events.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer))
-	recording := span.IsRecording() // attributes cost allocations: only for a real span
-	if recording {
+	ctx = s.cfg.Propagator.Extract(ctx, headerCarrier(hdr))
+	ctx, span := s.tracer.Start(ctx, events.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() { // attributes cost allocations: only for a real span
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
@@ -246,71 +348,136 @@ func (r *Runner) process(ctx context.Context, msg jetstream.Msg) {
 			attribute.Int("messaging.nats.delivery", m.Delivery),
 		)
 	}
-	defer span.End()
 
-	ka := keepAlive(msg, r.cfg.AckWait/3)
-	out := r.handler.Handle(ctx, m)
-	ka.stop()
-	if recording {
-		span.SetAttributes(attribute.String("contactrelay.command_id", out.CommandID), attribute.String("contactrelay.provider", out.Provider))
+	c := &command{ctx: ctx, msg: msg, m: m, start: start, span: span, alive: keepAlive(msg, s.cfg.AckWait/3)}
+	out := s.handler.Start(ctx, m)
+	if out.Finish != nil {
+		c.out = out
+		s.enterTail(c)
+		s.finishing <- c
+		return
 	}
-
-	var settleErr error
-	switch out.Action {
-	case handlers.Ack, handlers.Term:
-		if recording {
-			span.SetAttributes(attribute.String("contactrelay.event", out.Event.Type), attribute.String("contactrelay.reason", string(out.Reason)))
-		}
-		if err := r.publish(ctx, out.Event, out.EventJSON); err != nil {
-			// The outcome is recorded: the redelivery publishes the same
-			// event, under the same id.
-			settleErr = fmt.Errorf("publish %s: %w", out.Event.Type, err)
-			_ = msg.NakWithDelay(time.Second)
-			break
-		}
-		if out.Action == handlers.Term {
-			settleErr = msg.TermWithReason(string(out.Reason))
-		} else {
-			settleErr = msg.Ack()
-		}
-	default:
-		if recording {
-			span.SetAttributes(attribute.String("contactrelay.event", "retry"))
-		}
-		if out.Delay > 0 {
-			settleErr = msg.NakWithDelay(out.Delay)
-		} else {
-			settleErr = msg.Nak()
-		}
-	}
-	if settleErr != nil {
-		span.RecordError(settleErr)
-		span.SetStatus(codes.Error, "settle failed")
-	}
-	took := time.Since(start)
-	if r.cfg.Hooks.Settled != nil {
-		r.cfg.Hooks.Settled(m, out, took, settleErr)
-	}
-	r.log(m, out, took, settleErr)
+	s.conclude(c, out)
 }
 
-// publish publishes a terminal event with its id as Nats-Msg-Id and waits
-// for the stream's acknowledgement. It outlives ctx's cancellation, bounded
-// by the publish timeout, so that a decided outcome is not dropped.
-func (r *Runner) publish(ctx context.Context, ev *events.Event, body []byte) error {
+// enterTail admits a command to the tail, where its outcome is recorded
+// and its event published while the worker takes the next command. The
+// tail holds at most Concurrency commands: a worker waits for room.
+func (s *session) enterTail(c *command) {
+	s.slots <- struct{}{}
+	s.publishing.Add(1)
+	c.tail = true
+}
+
+// conclude acts on a delivery's final outcome: a terminal event is
+// published, and the command acked (or terminated) once the stream has
+// stored it; a retry hands the command back at once.
+func (s *session) conclude(c *command, out handlers.Outcome) {
+	c.out = out
+	recording := c.span.IsRecording()
+	if recording {
+		c.span.SetAttributes(attribute.String("contactrelay.command_id", out.CommandID), attribute.String("contactrelay.provider", out.Provider))
+	}
+	if out.Action == handlers.Retry {
+		c.alive.stop()
+		if recording {
+			c.span.SetAttributes(attribute.String("contactrelay.event", "retry"))
+		}
+		var err error
+		if out.Delay > 0 {
+			err = c.msg.NakWithDelay(out.Delay)
+		} else {
+			err = c.msg.Nak()
+		}
+		s.finish(c, err)
+		return
+	}
+	if recording {
+		c.span.SetAttributes(attribute.String("contactrelay.event", out.Event.Type), attribute.String("contactrelay.reason", string(out.Reason)))
+	}
+	ev, err := eventMsg(c.ctx, s.cfg.Propagator, out.Event, out.EventJSON)
+	if err != nil {
+		c.alive.stop()
+		_ = c.msg.NakWithDelay(time.Second)
+		s.finish(c, fmt.Errorf("encode %s: %w", out.Event.Type, err))
+		return
+	}
+	if !c.tail {
+		s.enterTail(c)
+	}
+	// Register before sending: the acknowledgement may come back before
+	// the publish call returns.
+	s.mu.Lock()
+	s.pending[ev] = c
+	s.mu.Unlock()
+	if _, err := s.pub.PublishMsgAsync(ev, jetstream.WithMsgID(out.Event.ID)); err != nil {
+		s.settle(s.take(ev), err)
+	}
+}
+
+// take removes and returns the command waiting for ev's publish, or nil
+// when another callback took it first.
+func (s *session) take(ev *nats.Msg) *command {
+	s.mu.Lock()
+	c := s.pending[ev]
+	delete(s.pending, ev)
+	s.mu.Unlock()
+	return c
+}
+
+// settle acks a command whose event the stream stored, terminates it for
+// a failure (contact.failed), or hands it back when the publish failed:
+// its outcome is recorded, so the redelivery publishes the same event,
+// under the same id.
+func (s *session) settle(c *command, pubErr error) {
+	if c == nil {
+		return
+	}
+	c.alive.stop()
+	var err error
+	switch {
+	case pubErr != nil:
+		err = fmt.Errorf("publish %s: %w", c.out.Event.Type, pubErr)
+		_ = c.msg.NakWithDelay(time.Second)
+	case c.out.Action == handlers.Term:
+		err = c.msg.TermWithReason(string(c.out.Reason))
+	default:
+		err = c.msg.Ack()
+	}
+	s.finish(c, err)
+}
+
+// finish reports a delivery that ended: its span, hooks and log line.
+func (s *session) finish(c *command, settleErr error) {
+	if settleErr != nil {
+		c.span.RecordError(settleErr)
+		c.span.SetStatus(codes.Error, "settle failed")
+	}
+	c.span.End()
+	took := time.Since(c.start)
+	if s.cfg.Hooks.Settled != nil {
+		s.cfg.Hooks.Settled(c.m, c.out, took, settleErr)
+	}
+	s.log(c.m, c.out, took, settleErr)
+	if c.tail {
+		<-s.slots
+		s.publishing.Done()
+	}
+}
+
+// eventMsg builds the message of a terminal event, with the trace context
+// of ctx in its headers.
+func eventMsg(ctx context.Context, prop propagation.TextMapPropagator, ev *events.Event, body []byte) (*nats.Msg, error) {
 	if body == nil {
 		var err error
 		if body, err = json.Marshal(ev); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	msg := nats.NewMsg(ev.Type)
 	msg.Data = body
-	r.cfg.Propagator.Inject(ctx, headerCarrier(msg.Header))
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout)
-	defer cancel()
-	_, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID))
-	return err
+	prop.Inject(ctx, headerCarrier(msg.Header))
+	return msg, nil
 }
 
 func (r *Runner) log(m handlers.Message, out handlers.Outcome, took time.Duration, settleErr error) {

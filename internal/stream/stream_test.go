@@ -108,7 +108,7 @@ func TestRecordsCompareAndSet(t *testing.T) {
 // handlerFunc adapts a function to the runner's Handler.
 type handlerFunc func(ctx context.Context, m handlers.Message) handlers.Outcome
 
-func (f handlerFunc) Handle(ctx context.Context, m handlers.Message) handlers.Outcome {
+func (f handlerFunc) Start(ctx context.Context, m handlers.Message) handlers.Outcome {
 	return f(ctx, m)
 }
 
@@ -273,9 +273,10 @@ func TestRunnerBoundsConcurrency(t *testing.T) {
 	}, 20*time.Second, 10*time.Millisecond)
 	assert.LessOrEqual(t, peak.Load(), int32(limit), "never more than Concurrency commands at once")
 	assert.Equal(t, int32(limit), peak.Load(), "and the limit is used")
-	// In flight (limit), one in the loop's hand, and a prefetch of at most
-	// limit; acks reach the server a little after the work is done.
-	assert.LessOrEqual(t, maxAckPending, 3*limit, "fetched no further ahead than about twice the limit")
+	// Handled (limit), in the tail (limit), one in the loop's hand and a
+	// prefetch of at most limit; acks reach the server a little after the
+	// work is done.
+	assert.LessOrEqual(t, maxAckPending, 4*limit, "fetched no further ahead than the limit")
 }
 
 func TestRunnerShutdownLetsInFlightFinish(t *testing.T) {
@@ -323,4 +324,99 @@ func TestRunnerStopsWhenTheConsumerIsDeleted(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the runner went on without its consumer")
 	}
+}
+
+func TestRunnerFinishesOffTheWorker(t *testing.T) {
+	_, _, js := setup(t, Topology{})
+	secondStarted := make(chan struct{})
+	var releasedBySecond atomic.Bool
+	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Outcome {
+		if string(m.Body) == "second" {
+			close(secondStarted)
+			return createdOutcome(t, m)
+		}
+		return handlers.Outcome{CommandID: "first", Finish: func(context.Context) handlers.Outcome {
+			// Recording the first outcome waits until the only worker has
+			// taken the next command: it must not be the worker's job.
+			select {
+			case <-secondStarted:
+				releasedBySecond.Store(true)
+			case <-time.After(10 * time.Second):
+			}
+			return createdOutcome(t, m)
+		}}
+	}), RunnerConfig{Concurrency: 1})
+
+	publish(t, js, "first", nil)
+	publish(t, js, "second", nil)
+	require.Eventually(t, func() bool { return len(eventsIn(t, js)) == 2 }, 15*time.Second, 10*time.Millisecond)
+	assert.True(t, releasedBySecond.Load(), "the worker took the second command while the first was finishing")
+	require.Eventually(t, func() bool { return consumerInfo(t, js).NumAckPending == 0 }, 5*time.Second, 10*time.Millisecond,
+		"both commands are acked once their events are stored")
+}
+
+func TestRunnerSettlesAtOnceWhenItsConnectionCloses(t *testing.T) {
+	srv, _, js := setup(t, Topology{})
+	ctx := context.Background()
+	// Events go nowhere: a subscriber takes them and never acknowledges,
+	// so the publish waits.
+	require.NoError(t, js.DeleteStream(ctx, EventStream))
+	sink, _ := srv.Connect(t)
+	_, err := sink.Subscribe(events.SubjectCreated, func(*nats.Msg) {})
+	require.NoError(t, err)
+	require.NoError(t, sink.Flush())
+
+	nc, rjs := srv.Connect(t)
+	handled := make(chan struct{}, 1)
+	settled := make(chan error, 1)
+	done := make(chan error, 1)
+	runner := NewRunner(rjs, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Outcome {
+		handled <- struct{}{}
+		return createdOutcome(t, m)
+	}), RunnerConfig{Concurrency: 2, PublishTimeout: time.Minute, ShutdownGrace: time.Minute,
+		Hooks: Hooks{Settled: func(_ handlers.Message, _ handlers.Outcome, _ time.Duration, err error) { settled <- err }}})
+	go func() { done <- runner.Run(ctx) }()
+
+	publish(t, js, "c-1", nil)
+	<-handled
+	time.Sleep(100 * time.Millisecond) // the event's publish is under way
+	closedAt := time.Now()
+	nc.Close()
+	select {
+	case err := <-settled:
+		assert.ErrorIs(t, err, nats.ErrConnectionClosed, "the command waiting for its event is settled with the closed connection")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command was not settled when the connection closed")
+	}
+	select {
+	case <-done:
+		assert.Less(t, time.Since(closedAt), 10*time.Second, "Run returns without waiting out the publish timeout")
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after its connection closed")
+	}
+}
+
+func TestRunnerBoundsTheTail(t *testing.T) {
+	_, _, js := setup(t, Topology{})
+	const limit = 2
+	release := make(chan struct{})
+	var started atomic.Int32
+	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Outcome {
+		started.Add(1)
+		return handlers.Outcome{CommandID: string(m.Body), Finish: func(context.Context) handlers.Outcome {
+			<-release // recording the outcome is stuck
+			return createdOutcome(t, m)
+		}}
+	}), RunnerConfig{Concurrency: limit})
+
+	for i := range 10 {
+		publish(t, js, fmt.Sprintf("c-%d", i), nil)
+	}
+	// limit commands in the tail, then limit workers blocked handing
+	// theirs on: nothing more is started while the tail is full.
+	require.Eventually(t, func() bool { return started.Load() == 2*limit }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	assert.EqualValues(t, 2*limit, started.Load(), "no command is started while the tail and the workers are full")
+	close(release)
+	require.Eventually(t, func() bool { return len(eventsIn(t, js)) == 10 }, 10*time.Second, 10*time.Millisecond)
 }
