@@ -29,7 +29,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		n           = fs.Int("n", 20000, "commands per run")
 		latency     = fs.Duration("latency", 0, "provider stand-in latency")
 		concurrency = fs.String("concurrency", "256", "CONCURRENCY; a comma list (16,32,...) measures a curve")
-		modes       = fs.String("modes", "floor,contactrelay", "what to measure: floor, contactrelay or both")
+		modes       = fs.String("modes", "floor,contactrelay", "what to measure, a comma list of floor, floor+records (the floor with the two record writes the guarantees take) and contactrelay")
 		runs        = fs.Int("runs", 1, "runs of each measurement; medians are reported")
 		rate        = fs.Float64("rate", 0, "publish at this rate (commands/s) while consuming, instead of a backlog; 'half' finds the maximum first")
 		half        = fs.Bool("half-rate", false, "measure latency at half of each mode's maximum throughput (runs the backlog first)")
@@ -62,10 +62,10 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var ms []string
 	for _, m := range strings.Split(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
-		case bench.ModeFloor, bench.ModeRelay:
+		case bench.ModeFloor, bench.ModeFloorRecords, bench.ModeRelay:
 			ms = append(ms, m)
 		default:
-			return &exitError{code: 2, err: fmt.Errorf("--modes: %q is not floor or contactrelay", m)}
+			return &exitError{code: 2, err: fmt.Errorf("--modes: %q is not floor, floor+records or contactrelay", m)}
 		}
 	}
 	newWorker := func() bench.Worker {
@@ -135,7 +135,7 @@ func printResults(w io.Writer, rs []bench.Result) {
 	}
 	for _, r := range rs {
 		ratio := "-"
-		if f := floor[fmt.Sprint(r.Latency, r.Concurrency, r.Instances, r.N)]; f > 0 && r.Mode == bench.ModeRelay && r.Rate == 0 {
+		if f := floor[fmt.Sprint(r.Latency, r.Concurrency, r.Instances, r.N)]; f > 0 && r.Mode != bench.ModeFloor && r.Rate == 0 {
 			ratio = fmt.Sprintf("%.2f", r.Throughput/f)
 		}
 		rate := "backlog"
@@ -155,7 +155,7 @@ func printResults(w io.Writer, rs []bench.Result) {
 func benchWorkerCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consumer bench-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mode := fs.String("mode", bench.ModeRelay, "floor or contactrelay")
+	mode := fs.String("mode", bench.ModeRelay, "floor, floor+records or contactrelay")
 	natsURL := fs.String("nats", "", "NATS URL")
 	provider := fs.String("provider", "", "provider stand-in URL")
 	concurrency := fs.Int("concurrency", 64, "CONCURRENCY")
@@ -186,9 +186,9 @@ func benchWorkerCommand(ctx context.Context, args []string, stdin io.Reader, std
 
 // runWorker runs one consumer of a benchmark until ctx is done.
 func runWorker(ctx context.Context, mode, natsURL, providerURL string, concurrency int, logTo io.Writer, ready func()) error {
-	if mode == bench.ModeFloor {
+	if mode == bench.ModeFloor || mode == bench.ModeFloorRecords {
 		ready()
-		return bench.Floor(ctx, natsURL, providerURL, concurrency)
+		return bench.Floor(ctx, natsURL, providerURL, concurrency, mode == bench.ModeFloorRecords)
 	}
 	env := map[string]string{
 		"NATS_URL":                 natsURL,

@@ -37,8 +37,9 @@ const (
 
 // Modes of a worker.
 const (
-	ModeFloor = "floor"
-	ModeRelay = "contactrelay"
+	ModeFloor        = "floor"
+	ModeFloorRecords = "floor+records"
+	ModeRelay        = "contactrelay"
 )
 
 // Scenario is one measurement.

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,15 @@ import (
 // provider, publish one event and wait for the stream's ack, then ack the
 // command. No validation, no idempotency record, no retries. It runs until
 // ctx is done.
-func Floor(ctx context.Context, natsURL, providerURL string, concurrency int) error {
+//
+// With records, it also does the two record writes that the contract's
+// guarantees take, and nothing else: a compare-and-set on the command's
+// key in the record bucket before the POST (only one create call per
+// commandId, whatever the instances and deliveries), and the outcome, with
+// the event in it, written over that revision before the event is
+// published (a redelivery repeats it). It measures what the guarantees
+// cost on a given server, apart from the service's own machinery.
+func Floor(ctx context.Context, natsURL, providerURL string, concurrency int, records bool) error {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		return err
@@ -40,6 +49,12 @@ func Floor(ctx context.Context, natsURL, providerURL string, concurrency int) er
 	iter, err := cons.Messages(jetstream.PullMaxMessages(concurrency))
 	if err != nil {
 		return err
+	}
+	var kv jetstream.KeyValue
+	if records {
+		if kv, err = js.KeyValue(ctx, stream.RecordBucket); err != nil {
+			return err
+		}
 	}
 	go func() { <-ctx.Done(); iter.Stop() }()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency}}
@@ -60,14 +75,14 @@ func Floor(ctx context.Context, natsURL, providerURL string, concurrency int) er
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			if err := floorOne(ctx, js, hc, providerURL, msg); err != nil {
+			if err := floorOne(ctx, js, kv, hc, providerURL, msg); err != nil {
 				_ = msg.Nak()
 			}
 		}()
 	}
 }
 
-func floorOne(ctx context.Context, js jetstream.JetStream, hc *http.Client, providerURL string, msg jetstream.Msg) error {
+func floorOne(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, hc *http.Client, providerURL string, msg jetstream.Msg) error {
 	var cmd struct {
 		CommandID string            `json:"commandId"`
 		Name      string            `json:"name"`
@@ -78,6 +93,17 @@ func floorOne(ctx context.Context, js jetstream.JetStream, hc *http.Client, prov
 	}
 	if err := json.Unmarshal(msg.Data(), &cmd); err != nil {
 		return msg.Term()
+	}
+	var (
+		key = "c." + base64.RawURLEncoding.EncodeToString([]byte(cmd.CommandID))
+		rev uint64
+		err error
+	)
+	if kv != nil {
+		claim, _ := json.Marshal(map[string]any{"commandId": cmd.CommandID, "unsettled": true, "generations": map[string]any{"": map[string]int{"attempts": 1}}})
+		if rev, err = kv.Create(ctx, key, claim); err != nil {
+			return err
+		}
 	}
 	body, _ := json.Marshal(map[string]any{
 		"name": cmd.Name, "email": cmd.Email, "mobile": cmd.Mobile,
@@ -112,6 +138,13 @@ func floorOne(ctx context.Context, js jetstream.JetStream, hc *http.Client, prov
 		Time: time.Now().UTC(), DataContentType: "application/json",
 		Data: mustJSON(map[string]any{"commandId": cmd.CommandID, "contactId": reply.Data.ID, "metadata": cmd.Metadata}),
 	})
+	if kv != nil {
+		rec, _ := json.Marshal(map[string]any{"commandId": cmd.CommandID, "contact": map[string]string{"provider": "instantpay", "id": reply.Data.ID},
+			"generations": map[string]any{"": map[string]any{"attempts": 1, "outcome": json.RawMessage(ev)}}})
+		if _, err := kv.Update(ctx, key, rec, rev); err != nil {
+			return err
+		}
+	}
 	out := nats.NewMsg(events.SubjectCreated)
 	out.Data = ev
 	if _, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id)); err != nil {
