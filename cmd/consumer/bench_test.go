@@ -12,7 +12,7 @@ import (
 // events. Compare cmd/s and the ratio between the two modes; ns/op includes
 // publishing the backlog and starting the consumer.
 func BenchmarkPipeline(b *testing.B) {
-	for _, mode := range []string{bench.ModeFloor, bench.ModeRelay} {
+	for _, mode := range []string{bench.ModeFloor, bench.ModeFloorRecords, bench.ModeRelay} {
 		b.Run(mode, func(b *testing.B) {
 			env, err := bench.StartEnv(b.Context(), "", 0)
 			if err != nil {
