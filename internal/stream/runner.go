@@ -179,8 +179,6 @@ func (r *Runner) Run(ctx context.Context) error {
 				s.process(ctx, msg)
 			}
 		}()
-	}
-	for range finisherCount(r.cfg.Concurrency) {
 		finishers.Add(1)
 		go func() {
 			defer finishers.Done()
@@ -234,11 +232,6 @@ func (r *Runner) Run(ctx context.Context) error {
 	return runErr
 }
 
-// finisherCount is how many goroutines record outcomes for concurrency
-// workers: a record write is one round trip, far shorter than a provider
-// call, and each goroutine's stack is scanned at every collection.
-func finisherCount(concurrency int) int { return max(4, concurrency/8) }
-
 // session is one Run's machinery after the handler: the finishers' queue
 // and the asynchronous publisher of events, whose stream acknowledgement
 // acks the command.
@@ -272,7 +265,7 @@ type command struct {
 func (r *Runner) newSession() (*session, error) {
 	s := &session{
 		Runner:    r,
-		finishing: make(chan *command, r.cfg.Concurrency), // the tail's slots bound it
+		finishing: make(chan *command),
 		pending:   make(map[*nats.Msg]*command, r.cfg.Concurrency),
 		slots:     make(chan struct{}, r.cfg.Concurrency),
 	}
