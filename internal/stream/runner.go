@@ -294,8 +294,13 @@ func (r *Runner) newSession() (*session, error) {
 	return s, nil
 }
 
-// close releases what the session holds on the connection.
-func (s *session) close() { s.js.Conn().RemoveStatusListener(s.closed) }
+// close releases what the session holds on the connection: its status
+// listener and the publisher's reply subscription (a publish still pending,
+// past the shutdown grace, fails, and its command is handed back).
+func (s *session) close() {
+	s.js.Conn().RemoveStatusListener(s.closed)
+	s.pub.CleanupPublisher()
+}
 
 // abandon settles every command waiting for its event's publish with err.
 func (s *session) abandon(err error) {
