@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/events"
@@ -129,37 +128,17 @@ var errConflict = errors.New("record changed concurrently")
 // they are: re-encoding them inside the record would cost a pass over
 // every event at every write. (Encoded JSON holds no raw newline.)
 func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, error) {
-	var outcomes [][]byte
-	if len(rec.Generations) > 0 {
-		gens := make(map[string]*Generation, len(rec.Generations))
-		keys := make([]string, 0, len(rec.Generations))
-		for k := range rec.Generations {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			g := *rec.Generations[k]
-			if len(g.Outcome) > 0 {
-				outcomes = append(outcomes, g.Outcome)
-				g.Outcome, g.OutcomeLine = nil, len(outcomes)
-			}
-			gens[k] = &g
-		}
-		rec.Generations = gens
+	size := 512
+	for _, g := range rec.Generations {
+		size += 1 + len(g.Outcome)
 	}
-	val, err := rec.appendJSON(make([]byte, 0, 512))
+	var outcomes [][]byte
+	val, err := rec.appendTo(make([]byte, 0, size), &outcomes)
 	if err != nil {
 		return 0, fmt.Errorf("encode record of %s: %w", rec.CommandID, err)
 	}
-	if len(outcomes) > 0 {
-		n := len(val)
-		for _, o := range outcomes {
-			n += 1 + len(o)
-		}
-		val = slices.Grow(val, n-len(val))
-		for _, o := range outcomes {
-			val = append(append(val, '\n'), o...)
-		}
+	for _, o := range outcomes {
+		val = append(append(val, '\n'), o...)
 	}
 	newRev, ok, err := rs.store.Put(ctx, RecordKey(rec.CommandID), val, rev)
 	if err != nil {

@@ -10,7 +10,12 @@ import (
 
 // appendJSON appends the record's JSON encoding to b: what json.Marshal
 // writes, without its reflection (records are written twice per command).
-func (r Record) appendJSON(b []byte) ([]byte, error) {
+func (r Record) appendJSON(b []byte) ([]byte, error) { return r.appendTo(b, nil) }
+
+// appendTo is appendJSON; with apart non-nil, it leaves each generation's
+// outcome out and adds it to *apart instead, the record saying which line
+// after it (1, 2, …) holds it: the stored form (see records.save).
+func (r Record) appendTo(b []byte, apart *[][]byte) ([]byte, error) {
 	b = append(b, `{"commandId":`...)
 	b = events.AppendString(b, r.CommandID)
 	if c := r.Contact; c != nil {
@@ -75,7 +80,12 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 			b = events.AppendString(b, k)
 			b = append(b, `:{"attempts":`...)
 			b = strconv.AppendInt(b, int64(g.Attempts), 10)
-			if len(g.Outcome) > 0 {
+			line := g.OutcomeLine
+			switch {
+			case len(g.Outcome) > 0 && apart != nil:
+				*apart = append(*apart, g.Outcome)
+				line = len(*apart)
+			case len(g.Outcome) > 0:
 				b = append(b, `,"outcome":`...)
 				b = append(b, g.Outcome...)
 			}
@@ -87,9 +97,9 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 				b = append(b, `,"reason":`...)
 				b = events.AppendString(b, string(g.Reason))
 			}
-			if g.OutcomeLine != 0 {
+			if line != 0 {
 				b = append(b, `,"outcomeLine":`...)
-				b = strconv.AppendInt(b, int64(g.OutcomeLine), 10)
+				b = strconv.AppendInt(b, int64(line), 10)
 			}
 			b = append(b, '}')
 		}
