@@ -3,7 +3,13 @@ package main
 import (
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/contactrelay/contactrelay/internal/bench"
+	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // BenchmarkPipeline is the short variant of 'consumer bench', for
@@ -26,6 +32,45 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			b.ReportMetric(r.Throughput, "cmd/s")
 			b.ReportMetric(r.P99Ms, "p99-ms")
+		})
+	}
+}
+
+// TestBenchModes runs each of the benchmark's consumers on a small backlog:
+// every command gets one event and one contact, and floor+records leaves
+// one record per command, as contactrelay does.
+func TestBenchModes(t *testing.T) {
+	const n = 300
+	for _, mode := range []string{bench.ModeFloor, bench.ModeFloorRecords, bench.ModeRelay} {
+		t.Run(mode, func(t *testing.T) {
+			env, err := bench.StartEnv(t.Context(), "", 0)
+			require.NoError(t, err)
+			defer env.Close()
+			r, err := bench.Run(t.Context(), env, bench.Scenario{Mode: mode, Concurrency: 16, N: n}, func() bench.Worker { return &goroutineWorker{} })
+			require.NoError(t, err)
+			assert.Zero(t, r.Failed, "no command failed")
+			assert.Positive(t, r.Throughput)
+			assert.Len(t, env.Provider.Contacts(), n, "one contact per command")
+			assert.Zero(t, env.Provider.Duplicates())
+
+			nc, err := nats.Connect(env.NATSURL)
+			require.NoError(t, err)
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			require.NoError(t, err)
+			kv, err := js.KeyValue(t.Context(), stream.RecordBucket)
+			require.NoError(t, err)
+			keys, err := kv.ListKeys(t.Context())
+			require.NoError(t, err)
+			count := 0
+			for range keys.Keys() {
+				count++
+			}
+			if mode == bench.ModeFloor {
+				assert.Zero(t, count, "the floor keeps no record")
+			} else {
+				assert.Equal(t, n, count, "a record per command")
+			}
 		})
 	}
 }
