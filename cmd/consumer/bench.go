@@ -39,6 +39,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		profileDir  = fs.String("profile", "", "write each worker's CPU profile into this folder")
 		instances   = fs.String("instances", "1", "consumer instances sharing the durable; a comma list (1,2,3) measures each")
 		workerCPUs  = fs.String("worker-cpus", "", "run the consumers on these CPUs (taskset list, e.g. 1), to keep them apart from the server")
+		workerLog   = fs.String("worker-log", "", "append the consumers' logs to this file (default: dropped)")
 	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -68,11 +69,20 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return &exitError{code: 2, err: fmt.Errorf("--modes: %q is not floor, floor+records or contactrelay", m)}
 		}
 	}
+	var logs *os.File // nil: the consumers' logs are dropped
+	if *workerLog != "" {
+		f, err := os.OpenFile(*workerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--worker-log: %w", err)}
+		}
+		defer f.Close()
+		logs = f
+	}
 	newWorker := func() bench.Worker {
 		if *inProcess {
-			return &goroutineWorker{}
+			return &goroutineWorker{logs: logs}
 		}
-		return &processWorker{profileDir: *profileDir, cpus: *workerCPUs}
+		return &processWorker{profileDir: *profileDir, cpus: *workerCPUs, logs: logs}
 	}
 
 	var results []bench.Result
@@ -212,7 +222,8 @@ func runWorker(ctx context.Context, mode, natsURL, providerURL string, concurren
 // process, so that its peak memory is its own.
 type processWorker struct {
 	profileDir string
-	cpus       string // taskset CPU list, or "" for any
+	cpus       string   // taskset CPU list, or "" for any
+	logs       *os.File // where its logs go; nil drops them
 	cmd        *exec.Cmd
 	stdin      io.WriteCloser
 	stdout     *bufio.Reader
@@ -233,7 +244,9 @@ func (w *processWorker) Start(ctx context.Context, s bench.Scenario, env *bench.
 		self = "taskset"
 	}
 	w.cmd = exec.CommandContext(ctx, self, args...)
-	w.cmd.Stderr = nil // the service's logs are written, and dropped
+	if w.logs != nil {
+		w.cmd.Stderr = w.logs
+	}
 	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
 		return err
 	}
@@ -265,6 +278,7 @@ func (w *processWorker) Stop() (bench.WorkerStats, error) {
 
 // goroutineWorker runs the consumer in this process.
 type goroutineWorker struct {
+	logs   *os.File // where its logs go; nil drops them
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -274,7 +288,11 @@ func (w *goroutineWorker) Start(ctx context.Context, s bench.Scenario, env *benc
 	w.done = make(chan error, 1)
 	ready := make(chan struct{})
 	go func() {
-		w.done <- runWorker(ctx, s.Mode, env.NATSURL, env.ProviderURL, s.Concurrency, io.Discard, func() { close(ready) })
+		var logTo io.Writer = io.Discard
+		if w.logs != nil {
+			logTo = w.logs
+		}
+		w.done <- runWorker(ctx, s.Mode, env.NATSURL, env.ProviderURL, s.Concurrency, logTo, func() { close(ready) })
 	}()
 	select {
 	case <-ready:
