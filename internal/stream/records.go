@@ -48,7 +48,10 @@ func (r *Records) Put(ctx context.Context, key string, value []byte, revision ui
 	} else {
 		rev, err = r.kv.Update(ctx, key, value, revision)
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	// A conflict: the key exists (Create), or its revision moved on
+	// (Update; replicated streams may report that with a code of their
+	// own, which only ErrKeyRevisionMismatch matches).
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, false, nil
 	}
 	if err != nil {

@@ -105,6 +105,31 @@ func TestRecordsCompareAndSet(t *testing.T) {
 	assert.Equal(t, rev2, rev)
 }
 
+func TestRecordsCompareAndSetReplicated(t *testing.T) {
+	// Replicated streams report a revision conflict with another error
+	// code than R1 streams: it is a conflict all the same, not trouble.
+	c := natstest.StartCluster(t, 3)
+	_, js := c.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, Setup(ctx, js, Topology{Replicas: 3}))
+	r, err := OpenRecords(ctx, js)
+	require.NoError(t, err)
+
+	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok, err = r.Put(ctx, "c.a", []byte("again"), 0)
+	require.NoError(t, err)
+	assert.False(t, ok, "create fails on an existing key")
+	_, ok, err = r.Put(ctx, "c.a", []byte("two"), rev1)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok, err = r.Put(ctx, "c.a", []byte("stale"), rev1)
+	require.NoError(t, err, "a stale revision is a conflict, not an error")
+	assert.False(t, ok, "an update over a stale revision fails")
+}
+
 // handlerFunc adapts a function to the runner's Handler.
 type handlerFunc func(ctx context.Context, m handlers.Message) handlers.Outcome
 
