@@ -112,10 +112,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	if err := stream.Setup(ctx, js, stream.Topology{AckWait: cfg.AckWait}); err != nil {
 		return err
 	}
-	store, err := stream.OpenRecords(ctx, js)
+	store, err := stream.OpenRecords(ctx, js, handlers.DefaultStoreTimeout)
 	if err != nil {
 		return err
 	}
+	defer store.Close()
 	tracker := health.NewProviders(keys(providers), nil)
 	met := metrics.New(keys(providers))
 	checkCredentials(ctx, providers, func(provider, op string, took time.Duration, err error) {

@@ -62,7 +62,8 @@ type Config struct {
 	// CallTimeout bounds one provider call, and with it how long a create
 	// call may hold a record in flight. Default 10s.
 	CallTimeout time.Duration
-	// StoreTimeout bounds one record read or write. Default 5s.
+	// StoreTimeout bounds one record read or write. Default
+	// DefaultStoreTimeout; an AsyncStore bounds its own writes.
 	StoreTimeout time.Duration
 	// Protection guards each provider by name (rate limit, concurrency
 	// cap, circuit breaker); a provider not named gets the zero
@@ -75,6 +76,9 @@ type Config struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
+
+// DefaultStoreTimeout bounds one record read or write by default.
+const DefaultStoreTimeout = 5 * time.Second
 
 // Hooks are called as the handler works. Nil hooks are not called; the
 // others must be quick and safe for concurrent use.
@@ -124,7 +128,7 @@ func (c *Config) setDefaults() {
 		c.CallTimeout = 10 * time.Second
 	}
 	if c.StoreTimeout == 0 {
-		c.StoreTimeout = 5 * time.Second
+		c.StoreTimeout = DefaultStoreTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -253,6 +257,11 @@ type Outcome struct {
 	// must be called exactly once, and may be called on another goroutine,
 	// so that the caller can take its next command meanwhile.
 	Finish func(context.Context) Outcome
+	// FinishAsync, set beside Finish when the Store is an AsyncStore, is
+	// Finish without waiting: done gets the final Outcome, on another
+	// goroutine, once the outcome is recorded. Call Finish or FinishAsync,
+	// once.
+	FinishAsync func(ctx context.Context, done func(Outcome))
 }
 
 // Handle decides the outcome of one delivery. Cancelling ctx interrupts

@@ -181,6 +181,62 @@ func TestStartLeavesTheOutcomeToFinish(t *testing.T) {
 	assert.EqualValues(t, 1, p.creates.Load())
 }
 
+// asyncStore is a memStore that also writes without waiting; fail, when
+// set, answers the next asynchronous write instead of writing it.
+type asyncStore struct {
+	*memStore
+	fail  func() (ok bool, err error)
+	async atomic.Int32
+}
+
+func (s *asyncStore) PutAsync(key string, val []byte, rev uint64, done func(uint64, bool, error)) {
+	s.async.Add(1)
+	go func() {
+		if f := s.fail; f != nil {
+			s.fail = nil
+			ok, err := f()
+			done(0, ok, err)
+			return
+		}
+		done(s.Put(context.Background(), key, val, rev))
+	}()
+}
+
+func TestFinishAsyncRecordsWithoutWaiting(t *testing.T) {
+	for name, fail := range map[string]func() (bool, error){
+		"written":       nil,
+		"conflict":      func() (bool, error) { return false, nil },
+		"store trouble": func() (bool, error) { return false, errors.New("timeout") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := &asyncStore{memStore: newMemStore(), fail: fail}
+			p := &fakeProvider{}
+			h := newTestHandler(t, p, store, nil)
+			out := h.Start(context.Background(), msg(1))
+			require.NotNil(t, out.FinishAsync, "an AsyncStore gets FinishAsync")
+			got := make(chan Outcome, 1)
+			out.FinishAsync(context.Background(), func(o Outcome) { got <- o })
+			var final Outcome
+			select {
+			case final = <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("done was not called")
+			}
+			require.Equal(t, Ack, final.Action)
+			assert.Equal(t, events.EventID("c-1", "", events.SubjectCreated), final.Event.ID)
+			assert.Equal(t, "ct-1", decodeData[events.Created](t, final.Event).ContactID)
+			rec := store.record(t, "c-1")
+			assert.False(t, rec.Unsettled)
+			assert.Equal(t, string(final.EventJSON), string(rec.Generations[""].Outcome), "the event it returns is the one recorded")
+			assert.EqualValues(t, 1, store.async.Load(), "one write without waiting")
+			assert.EqualValues(t, 1, p.creates.Load())
+
+			again := h.Handle(context.Background(), msg(2))
+			assert.Equal(t, string(final.EventJSON), string(again.EventJSON), "a redelivery repeats it")
+		})
+	}
+}
+
 func TestHandleRetriesTransientFailuresInProcess(t *testing.T) {
 	p := &fakeProvider{create: func(n int) (events.Contact, error) {
 		if n < 3 {

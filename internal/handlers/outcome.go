@@ -64,13 +64,18 @@ func (h *Handler) settled(ctx context.Context, d *delivery) *Outcome {
 // created records the contact and the generation's created outcome, unless
 // the generation already has an outcome, which is then kept.
 func (h *Handler) created(ctx context.Context, d *delivery, c events.Contact) Outcome {
-	return h.decide(ctx, d, func(r *Record, g *Generation) (events.Reason, any) {
+	return h.decide(ctx, d, h.createdBuild(d, c))
+}
+
+// createdBuild builds the created outcome of contact c into a record.
+func (h *Handler) createdBuild(d *delivery, c events.Contact) func(*Record, *Generation) (events.Reason, any) {
+	return func(r *Record, g *Generation) (events.Reason, any) {
 		if r.Contact == nil {
 			r.Contact = &StoredContact{Provider: d.cmd.Provider, ID: c.ID, Upstream: c.Upstream, CreatedAt: h.cfg.Now().UTC()}
 		}
 		r.Unsettled, r.InFlightUntil = false, time.Time{}
 		return "", h.createdData(d, r.Contact, g)
-	})
+	}
 }
 
 // finish records a failed outcome for the generation, unless it already has
@@ -127,33 +132,8 @@ func (h *Handler) decide(ctx context.Context, d *delivery, build func(*Record, *
 		fresh    *Outcome // the outcome this delivery wrote, if it did
 	)
 	_, err := h.update(ctx, d, func(r *Record) bool {
-		fresh = nil
-		r.Generations = cloneGenerations(r.Generations)
-		g := r.generation(d.m.Generation)
-		if g.Outcome != nil {
-			return false
-		}
-		reason, data := build(r, g)
-		typ, provider, msg := events.SubjectCreated, "", ""
-		switch v := data.(type) {
-		case events.Created:
-			provider = v.Provider
-		case events.Failed:
-			typ, provider, msg = events.SubjectFailed, v.Provider, v.Message
-		}
-		ev, err := events.NewEvent(h.cfg.Source, typ, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
-		if err != nil {
-			buildErr = err
-			return false
-		}
-		encoded := ev.AppendJSON(make([]byte, 0, 320+len(ev.Data)))
-		g.Outcome, g.Provider, g.Reason = encoded, provider, reason
-		fresh = &Outcome{Action: Ack, Event: &ev, EventJSON: encoded, CommandID: d.cmd.CommandID,
-			Provider: provider, Reason: reason, Attempts: g.Attempts}
-		if reason != "" {
-			fresh.Err = errors.New(msg)
-		}
-		return true
+		fresh, buildErr = h.applyOutcome(d, r, build)
+		return fresh != nil
 	})
 	if err == nil {
 		err = buildErr
@@ -165,6 +145,64 @@ func (h *Handler) decide(ctx context.Context, d *delivery, build func(*Record, *
 		return *fresh
 	}
 	return recordedOutcome(d, d.rec.Generations[d.m.Generation])
+}
+
+// applyOutcome sets the generation's outcome in r, built by build, and
+// returns it; it returns nil when the generation has one already (or the
+// event cannot be built: then with the error).
+func (h *Handler) applyOutcome(d *delivery, r *Record, build func(*Record, *Generation) (events.Reason, any)) (*Outcome, error) {
+	r.Generations = cloneGenerations(r.Generations)
+	g := r.generation(d.m.Generation)
+	if g.Outcome != nil {
+		return nil, nil
+	}
+	reason, data := build(r, g)
+	typ, provider, msg := events.SubjectCreated, "", ""
+	switch v := data.(type) {
+	case events.Created:
+		provider = v.Provider
+	case events.Failed:
+		typ, provider, msg = events.SubjectFailed, v.Provider, v.Message
+	}
+	ev, err := events.NewEvent(h.cfg.Source, typ, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
+	if err != nil {
+		return nil, err
+	}
+	encoded := ev.AppendJSON(make([]byte, 0, 320+len(ev.Data)))
+	g.Outcome, g.Provider, g.Reason = encoded, provider, reason
+	out := &Outcome{Action: Ack, Event: &ev, EventJSON: encoded, CommandID: d.cmd.CommandID,
+		Provider: provider, Reason: reason, Attempts: g.Attempts}
+	if reason != "" {
+		out.Err = errors.New(msg)
+	}
+	return out, nil
+}
+
+// createdAsync is created through an AsyncStore: the outcome is written
+// over the delivery's revision without waiting, and done gets the Outcome
+// once it is recorded. A conflict or trouble takes the careful way,
+// created, which reads the record again (on a goroutine of its own).
+func (h *Handler) createdAsync(ctx context.Context, store AsyncStore, d *delivery, c events.Contact, done func(Outcome)) {
+	careful := func() { go func() { done(h.created(ctx, d, c)) }() }
+	rec := d.rec
+	fresh, err := h.applyOutcome(d, &rec, h.createdBuild(d, c))
+	if fresh == nil || err != nil || d.rev == 0 {
+		careful()
+		return
+	}
+	val, err := h.records.encode(rec)
+	if err != nil {
+		careful()
+		return
+	}
+	store.PutAsync(RecordKey(d.cmd.CommandID), val, d.rev, func(rev uint64, ok bool, err error) {
+		if err != nil || !ok {
+			careful()
+			return
+		}
+		d.rec, d.rev = rec, rev
+		done(*fresh)
+	})
 }
 
 // recordedOutcome turns a generation's recorded event into an Outcome.

@@ -206,6 +206,9 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		if err == nil {
 			out := &Outcome{CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(),
 				Finish: func(ctx context.Context) Outcome { return h.created(ctx, d, contact) }}
+			if as, ok := h.cfg.Store.(AsyncStore); ok {
+				out.FinishAsync = func(ctx context.Context, done func(Outcome)) { h.createdAsync(ctx, as, d, contact, done) }
+			}
 			return out, nil
 		}
 		d.noteFailure(err)

@@ -24,6 +24,14 @@ type Store interface {
 	Put(ctx context.Context, key string, value []byte, revision uint64) (newRevision uint64, ok bool, err error)
 }
 
+// AsyncStore is a Store that can also write without waiting for the
+// answer: done is called once, with what Put would return, on another
+// goroutine, and must not block.
+type AsyncStore interface {
+	Store
+	PutAsync(key string, value []byte, revision uint64, done func(newRevision uint64, ok bool, err error))
+}
+
 // Record is the idempotency record of one commandId. It is the single source
 // of truth for "was this contact created" and "what was this generation's
 // outcome", shared by every consumer instance.
@@ -128,17 +136,9 @@ var errConflict = errors.New("record changed concurrently")
 // they are: re-encoding them inside the record would cost a pass over
 // every event at every write. (Encoded JSON holds no raw newline.)
 func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, error) {
-	size := 512
-	for _, g := range rec.Generations {
-		size += 1 + len(g.Outcome)
-	}
-	var outcomes [][]byte
-	val, err := rec.appendTo(make([]byte, 0, size), &outcomes)
+	val, err := rs.encode(rec)
 	if err != nil {
-		return 0, fmt.Errorf("encode record of %s: %w", rec.CommandID, err)
-	}
-	for _, o := range outcomes {
-		val = append(append(val, '\n'), o...)
+		return 0, err
 	}
 	newRev, ok, err := rs.store.Put(ctx, RecordKey(rec.CommandID), val, rev)
 	if err != nil {
@@ -148,6 +148,23 @@ func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, err
 		return 0, errConflict
 	}
 	return newRev, nil
+}
+
+// encode returns the stored form of rec (see save).
+func (records) encode(rec Record) ([]byte, error) {
+	size := 512
+	for _, g := range rec.Generations {
+		size += 1 + len(g.Outcome)
+	}
+	var outcomes [][]byte
+	val, err := rec.appendTo(make([]byte, 0, size), &outcomes)
+	if err != nil {
+		return nil, fmt.Errorf("encode record of %s: %w", rec.CommandID, err)
+	}
+	for _, o := range outcomes {
+		val = append(append(val, '\n'), o...)
+	}
+	return val, nil
 }
 
 // update applies change to the current record of commandID and saves it,

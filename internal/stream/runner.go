@@ -31,8 +31,9 @@ const (
 )
 
 // Handler decides the outcome of one delivery; *handlers.Handler is one.
-// An Outcome with Finish set is finished by the runner, off the worker
-// that started it.
+// An Outcome with FinishAsync or Finish set is finished by the runner, off
+// the worker that started it (FinishAsync preferred: it holds no goroutine
+// while the outcome's record is written).
 type Handler interface {
 	Start(ctx context.Context, m handlers.Message) handlers.Outcome
 }
@@ -166,10 +167,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	}()
 	defer close(stopped)
 
-	// Fixed pools of goroutines, each with a stack that has grown to what
-	// its step needs, rather than a goroutine per command: workers handle
-	// commands up to the provider's answer, finishers record the outcomes.
-	var workers, finishers sync.WaitGroup
+	// A fixed pool of workers, each with a stack that has grown to what a
+	// command needs, rather than a goroutine per command. A worker keeps
+	// a command up to its provider's answer; the outcome's record write,
+	// the event's publish and the ack follow asynchronously (the tail).
+	var workers sync.WaitGroup
 	work := make(chan jetstream.Msg)
 	for range r.cfg.Concurrency {
 		workers.Add(1)
@@ -177,13 +179,6 @@ func (r *Runner) Run(ctx context.Context) error {
 			defer workers.Done()
 			for msg := range work {
 				s.process(ctx, msg)
-			}
-		}()
-		finishers.Add(1)
-		go func() {
-			defer finishers.Done()
-			for c := range s.finishing {
-				s.conclude(c, c.out.Finish(c.ctx))
 			}
 		}()
 	}
@@ -219,8 +214,6 @@ func (r *Runner) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		workers.Wait()
-		close(s.finishing)
-		finishers.Wait()
 		s.publishing.Wait()
 		close(done)
 	}()
@@ -232,16 +225,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	return runErr
 }
 
-// session is one Run's machinery after the handler: the finishers' queue
-// and the asynchronous publisher of events, whose stream acknowledgement
-// acks the command.
+// session is one Run's machinery after the handler: the asynchronous
+// publisher of events, whose stream acknowledgement acks the command.
 type session struct {
 	*Runner
-	pub       jetstream.JetStream
-	finishing chan *command
+	pub jetstream.JetStream
 
-	// The tail: commands past their worker, being finished or waiting
-	// for their event's publish (pending, by event message); slots bounds
+	// The tail: commands past their worker, their outcome being recorded
+	// or their event published (pending, by event message); slots bounds
 	// them, publishing counts them.
 	mu         sync.Mutex
 	pending    map[*nats.Msg]*command
@@ -264,10 +255,9 @@ type command struct {
 
 func (r *Runner) newSession() (*session, error) {
 	s := &session{
-		Runner:    r,
-		finishing: make(chan *command),
-		pending:   make(map[*nats.Msg]*command, r.cfg.Concurrency),
-		slots:     make(chan struct{}, r.cfg.Concurrency),
+		Runner:  r,
+		pending: make(map[*nats.Msg]*command, r.cfg.Concurrency),
+		slots:   make(chan struct{}, r.cfg.Concurrency),
 	}
 	pub, err := jetstream.New(r.js.Conn(),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, ev *nats.Msg, _ *jetstream.PubAck) {
@@ -316,8 +306,9 @@ func (s *session) abandon(err error) {
 	}
 }
 
-// process starts one delivery and hands it on: to a finisher when the
-// handler left its outcome to record, else straight to conclude.
+// process starts one delivery and hands it on to the tail: through the
+// handler's Finish when it left the outcome to record, else straight to
+// conclude.
 func (s *session) process(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	meta, err := msg.Metadata()
@@ -356,13 +347,18 @@ func (s *session) process(ctx context.Context, msg jetstream.Msg) {
 
 	c := &command{ctx: ctx, msg: msg, m: m, start: start, span: span, alive: keepAlive(msg, s.cfg.AckWait/3)}
 	out := s.handler.Start(ctx, m)
-	if out.Finish != nil {
+	switch {
+	case out.FinishAsync != nil:
 		c.out = out
 		s.enterTail(c)
-		s.finishing <- c
-		return
+		out.FinishAsync(ctx, func(final handlers.Outcome) { s.conclude(c, final) })
+	case out.Finish != nil:
+		c.out = out
+		s.enterTail(c)
+		go func() { s.conclude(c, out.Finish(ctx)) }() // the tail's slots bound these
+	default:
+		s.conclude(c, out)
 	}
-	s.conclude(c, out)
 }
 
 // enterTail admits a command to the tail, where its outcome is recorded

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,7 @@ func TestSetupKeepsWhatAnOperatorAdded(t *testing.T) {
 func TestRecordsCompareAndSet(t *testing.T) {
 	_, _, js := setup(t, Topology{})
 	ctx := context.Background()
-	r, err := OpenRecords(ctx, js)
+	r, err := OpenRecords(ctx, js, 5*time.Second)
 	require.NoError(t, err)
 
 	val, rev, err := r.Get(ctx, "c.a")
@@ -105,6 +106,51 @@ func TestRecordsCompareAndSet(t *testing.T) {
 	assert.Equal(t, rev2, rev)
 }
 
+func TestRecordsPutAsync(t *testing.T) {
+	srv, _, _ := setup(t, Topology{})
+	nc, js := srv.Connect(t)
+	ctx := context.Background()
+	r, err := OpenRecords(ctx, js, 5*time.Second)
+	require.NoError(t, err)
+	defer r.Close()
+	type answer struct {
+		rev uint64
+		ok  bool
+		err error
+	}
+	put := func(key, val string, rev uint64) answer {
+		ch := make(chan answer, 1)
+		r.PutAsync(key, []byte(val), rev, func(rev uint64, ok bool, err error) { ch <- answer{rev, ok, err} })
+		select {
+		case a := <-ch:
+			return a
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer")
+			return answer{}
+		}
+	}
+
+	a := put("c.a", "one", 0)
+	require.NoError(t, a.err)
+	require.True(t, a.ok, "a new key is created (the synchronous way)")
+	b := put("c.a", "two", a.rev)
+	require.NoError(t, b.err)
+	require.True(t, b.ok)
+	assert.Greater(t, b.rev, a.rev)
+	stale := put("c.a", "stale", a.rev)
+	assert.NoError(t, stale.err, "a stale revision is a conflict, not an error")
+	assert.False(t, stale.ok)
+	val, rev, err := r.Get(ctx, "c.a")
+	require.NoError(t, err)
+	assert.Equal(t, "two", string(val))
+	assert.Equal(t, b.rev, rev)
+
+	nc.Close()
+	closed := put("c.a", "three", b.rev)
+	assert.Error(t, closed.err, "a closed connection answers with an error")
+	assert.False(t, closed.ok)
+}
+
 func TestRecordsCompareAndSetReplicated(t *testing.T) {
 	// Replicated streams report a revision conflict with another error
 	// code than R1 streams: it is a conflict all the same, not trouble.
@@ -113,7 +159,7 @@ func TestRecordsCompareAndSetReplicated(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, Setup(ctx, js, Topology{Replicas: 3}))
-	r, err := OpenRecords(ctx, js)
+	r, err := OpenRecords(ctx, js, 5*time.Second)
 	require.NoError(t, err)
 
 	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
@@ -128,6 +174,20 @@ func TestRecordsCompareAndSetReplicated(t *testing.T) {
 	_, ok, err = r.Put(ctx, "c.a", []byte("stale"), rev1)
 	require.NoError(t, err, "a stale revision is a conflict, not an error")
 	assert.False(t, ok, "an update over a stale revision fails")
+
+	done := make(chan error, 1)
+	r.PutAsync("c.a", []byte("stale"), rev1, func(_ uint64, ok bool, err error) {
+		if err == nil && ok {
+			err = errors.New("written over a stale revision")
+		}
+		done <- err
+	})
+	select {
+	case err := <-done:
+		assert.NoError(t, err, "without waiting too, a stale revision is a conflict")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer")
+	}
 }
 
 // handlerFunc adapts a function to the runner's Handler.
@@ -444,4 +504,24 @@ func TestRunnerBoundsTheTail(t *testing.T) {
 	assert.EqualValues(t, 2*limit, started.Load(), "no command is started while the tail and the workers are full")
 	close(release)
 	require.Eventually(t, func() bool { return len(eventsIn(t, js)) == 10 }, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestRunnerFinishesAsynchronously(t *testing.T) {
+	_, _, js := setup(t, Topology{})
+	var finishes atomic.Int32
+	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Outcome {
+		return handlers.Outcome{CommandID: string(m.Body),
+			Finish: func(context.Context) handlers.Outcome { panic("FinishAsync is preferred") },
+			FinishAsync: func(_ context.Context, done func(handlers.Outcome)) {
+				finishes.Add(1)
+				go done(createdOutcome(t, m)) // as a store's acknowledgement would
+			}}
+	}), RunnerConfig{Concurrency: 2})
+
+	for i := range 10 {
+		publish(t, js, fmt.Sprintf("c-%d", i), nil)
+	}
+	require.Eventually(t, func() bool { return len(eventsIn(t, js)) == 10 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return consumerInfo(t, js).NumAckPending == 0 }, 5*time.Second, 10*time.Millisecond)
+	assert.EqualValues(t, 10, finishes.Load())
 }
