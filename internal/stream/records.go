@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,16 +16,10 @@ import (
 // satisfies handlers.Store and handlers.AsyncStore and is safe for
 // concurrent use.
 type Records struct {
-	kv jetstream.KeyValue
-
-	// The asynchronous writer: its own JetStream context, and the writes
-	// waiting for their acknowledgement.
-	pub     jetstream.JetStream
+	kv      jetstream.KeyValue
+	pub     *publisher[func(uint64, bool, error)] // PutAsync's writes
 	timeout time.Duration
 	subject string // the bucket's put subject, without the key
-	mu      sync.Mutex
-	pending map[*nats.Msg]func(uint64, bool, error)
-	closed  chan nats.Status
 }
 
 // OpenRecords binds to the record bucket, which Setup creates. Writes
@@ -37,39 +30,26 @@ func OpenRecords(ctx context.Context, js jetstream.JetStream, writeTimeout time.
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", RecordBucket, err)
 	}
-	r := &Records{kv: kv, timeout: writeTimeout, subject: "$KV." + RecordBucket + ".", pending: map[*nats.Msg]func(uint64, bool, error){}}
-	r.pub, err = jetstream.New(js.Conn(),
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
-			if done := r.take(m); done != nil {
-				done(ack.Sequence, true, nil)
-			}
-		}),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
-			if done := r.take(m); done != nil {
-				r.answer(done, err)
-			}
-		}),
-		jetstream.WithPublishAsyncTimeout(writeTimeout))
+	r := &Records{kv: kv, timeout: writeTimeout, subject: "$KV." + RecordBucket + "."}
+	r.pub, err = newPublisher(js.Conn(), writeTimeout, 4096, func(done func(uint64, bool, error), ack *jetstream.PubAck, err error) {
+		switch {
+		case err == nil:
+			done(ack.Sequence, true, nil)
+		case isConflict(err):
+			done(0, false, nil)
+		default:
+			done(0, false, err)
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("record writer: %w", err)
 	}
-	// A closed connection answers no write: fail those waiting at once.
-	r.closed = js.Conn().StatusChanged(nats.CLOSED)
-	go func() {
-		if _, ok := <-r.closed; ok {
-			r.abandon(nats.ErrConnectionClosed)
-		}
-	}()
 	return r, nil
 }
 
 // Close fails the writes still waiting and releases the connection's
 // listener and subscription.
-func (r *Records) Close() {
-	r.pub.Conn().RemoveStatusListener(r.closed)
-	r.pub.CleanupPublisher()
-	r.abandon(errors.New("record store closed"))
-}
+func (r *Records) Close() { r.pub.close(errors.New("record store closed")) }
 
 // Get returns the value under key and its revision, or revision zero.
 func (r *Records) Get(ctx context.Context, key string) ([]byte, uint64, error) {
@@ -120,47 +100,7 @@ func (r *Records) PutAsync(key string, value []byte, revision uint64, done func(
 	m := nats.NewMsg(r.subject + key)
 	m.Data = value
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(revision, 10))
-	// Register before sending: the acknowledgement may come back before
-	// the publish call returns.
-	r.mu.Lock()
-	r.pending[m] = done
-	r.mu.Unlock()
-	if _, err := r.pub.PublishMsgAsync(m); err != nil {
-		if done := r.take(m); done != nil {
-			r.answer(done, err)
-		}
-	}
-}
-
-// answer reports a failed write: a conflict as ok false, anything else as
-// an error.
-func (r *Records) answer(done func(uint64, bool, error), err error) {
-	if isConflict(err) {
-		done(0, false, nil)
-		return
-	}
-	done(0, false, err)
-}
-
-func (r *Records) take(m *nats.Msg) func(uint64, bool, error) {
-	r.mu.Lock()
-	done := r.pending[m]
-	delete(r.pending, m)
-	r.mu.Unlock()
-	return done
-}
-
-func (r *Records) abandon(err error) {
-	r.mu.Lock()
-	waiting := make([]func(uint64, bool, error), 0, len(r.pending))
-	for m, done := range r.pending {
-		waiting = append(waiting, done)
-		delete(r.pending, m)
-	}
-	r.mu.Unlock()
-	for _, done := range waiting {
-		done(0, false, err)
-	}
+	r.pub.publish(m, done)
 }
 
 // isConflict reports a compare-and-set conflict: the key exists (a

@@ -225,20 +225,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	return runErr
 }
 
-// session is one Run's machinery after the handler: the asynchronous
-// publisher of events, whose stream acknowledgement acks the command.
+// session is one Run's machinery after the handler: the tail, and the
+// asynchronous publisher of events, whose stream acknowledgement acks the
+// command.
 type session struct {
 	*Runner
-	pub jetstream.JetStream
+	pub *publisher[*command]
 
 	// The tail: commands past their worker, their outcome being recorded
-	// or their event published (pending, by event message); slots bounds
-	// them, publishing counts them.
-	mu         sync.Mutex
-	pending    map[*nats.Msg]*command
+	// or their event published; slots bounds them, publishing counts them.
 	slots      chan struct{}
 	publishing sync.WaitGroup
-	closed     chan nats.Status
 }
 
 // command is one delivery on its way through the runner.
@@ -254,57 +251,23 @@ type command struct {
 }
 
 func (r *Runner) newSession() (*session, error) {
-	s := &session{
-		Runner:  r,
-		pending: make(map[*nats.Msg]*command, r.cfg.Concurrency),
-		slots:   make(chan struct{}, r.cfg.Concurrency),
-	}
-	pub, err := jetstream.New(r.js.Conn(),
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, ev *nats.Msg, _ *jetstream.PubAck) {
-			s.settle(s.take(ev), nil)
-		}),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, ev *nats.Msg, err error) {
-			s.settle(s.take(ev), err)
-		}),
-		jetstream.WithPublishAsyncTimeout(r.cfg.PublishTimeout),
-		// Above the slots, so that a publish never stalls in the client.
-		jetstream.WithPublishAsyncMaxPending(2*r.cfg.Concurrency+1))
+	s := &session{Runner: r, slots: make(chan struct{}, r.cfg.Concurrency)}
+	// Room for more than the tail, so that a publish never stalls in the
+	// client.
+	pub, err := newPublisher(r.js.Conn(), r.cfg.PublishTimeout, 2*r.cfg.Concurrency+1, func(c *command, _ *jetstream.PubAck, err error) {
+		s.settle(c, err)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("event publisher: %w", err)
 	}
 	s.pub = pub
-	// A closed connection answers no publish: settle what waits at once
-	// rather than when each publish times out.
-	s.closed = r.js.Conn().StatusChanged(nats.CLOSED)
-	go func() {
-		if _, ok := <-s.closed; ok {
-			s.abandon(nats.ErrConnectionClosed)
-		}
-	}()
 	return s, nil
 }
 
-// close releases what the session holds on the connection: its status
-// listener and the publisher's reply subscription (a publish still pending,
-// past the shutdown grace, fails, and its command is handed back).
-func (s *session) close() {
-	s.js.Conn().RemoveStatusListener(s.closed)
-	s.pub.CleanupPublisher()
-}
-
-// abandon settles every command waiting for its event's publish with err.
-func (s *session) abandon(err error) {
-	s.mu.Lock()
-	waiting := make([]*command, 0, len(s.pending))
-	for ev, c := range s.pending {
-		waiting = append(waiting, c)
-		delete(s.pending, ev)
-	}
-	s.mu.Unlock()
-	for _, c := range waiting {
-		s.settle(c, err)
-	}
-}
+// close releases what the session holds on the connection: a publish
+// still pending, past the shutdown grace, fails, and its command is
+// handed back.
+func (s *session) close() { s.pub.close(errors.New("runner stopped")) }
 
 // process starts one delivery and hands it on to the tail: through the
 // handler's Finish when it left the outcome to record, else straight to
@@ -406,24 +369,7 @@ func (s *session) conclude(c *command, out handlers.Outcome) {
 	if !c.tail {
 		s.enterTail(c)
 	}
-	// Register before sending: the acknowledgement may come back before
-	// the publish call returns.
-	s.mu.Lock()
-	s.pending[ev] = c
-	s.mu.Unlock()
-	if _, err := s.pub.PublishMsgAsync(ev, jetstream.WithMsgID(out.Event.ID)); err != nil {
-		s.settle(s.take(ev), err)
-	}
-}
-
-// take removes and returns the command waiting for ev's publish, or nil
-// when another callback took it first.
-func (s *session) take(ev *nats.Msg) *command {
-	s.mu.Lock()
-	c := s.pending[ev]
-	delete(s.pending, ev)
-	s.mu.Unlock()
-	return c
+	s.pub.publish(ev, c, jetstream.WithMsgID(out.Event.ID))
 }
 
 // settle acks a command whose event the stream stored, terminates it for
@@ -431,9 +377,6 @@ func (s *session) take(ev *nats.Msg) *command {
 // its outcome is recorded, so the redelivery publishes the same event,
 // under the same id.
 func (s *session) settle(c *command, pubErr error) {
-	if c == nil {
-		return
-	}
 	c.alive.stop()
 	var err error
 	switch {

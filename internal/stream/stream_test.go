@@ -80,12 +80,19 @@ func TestRecordsCompareAndSet(t *testing.T) {
 	ctx := context.Background()
 	r, err := OpenRecords(ctx, js, 5*time.Second)
 	require.NoError(t, err)
-
+	defer r.Close()
 	val, rev, err := r.Get(ctx, "c.a")
 	require.NoError(t, err)
 	assert.Zero(t, rev, "a missing key has revision zero")
 	assert.Nil(t, val)
+	checkCompareAndSet(t, r)
+}
 
+// checkCompareAndSet writes key c.a (which must not exist yet) through
+// every path, with and without waiting, with stale revisions too.
+func checkCompareAndSet(t *testing.T, r *Records) {
+	t.Helper()
+	ctx := context.Background()
 	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -97,10 +104,24 @@ func TestRecordsCompareAndSet(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	_, ok, err = r.Put(ctx, "c.a", []byte("stale"), rev1)
-	require.NoError(t, err)
+	require.NoError(t, err, "a stale revision is a conflict, not an error")
 	assert.False(t, ok, "an update over a stale revision fails")
 
-	val, rev, err = r.Get(ctx, "c.a")
+	done := make(chan error, 1)
+	r.PutAsync("c.a", []byte("stale"), rev1, func(_ uint64, ok bool, err error) {
+		if err == nil && ok {
+			err = errors.New("written over a stale revision")
+		}
+		done <- err
+	})
+	select {
+	case err := <-done:
+		assert.NoError(t, err, "without waiting too, a stale revision is a conflict")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer")
+	}
+
+	val, rev, err := r.Get(ctx, "c.a")
 	require.NoError(t, err)
 	assert.Equal(t, "two", string(val))
 	assert.Equal(t, rev2, rev)
@@ -152,8 +173,8 @@ func TestRecordsPutAsync(t *testing.T) {
 }
 
 func TestRecordsCompareAndSetReplicated(t *testing.T) {
-	// Replicated streams report a revision conflict with another error
-	// code than R1 streams: it is a conflict all the same, not trouble.
+	// Replicated streams may report a revision conflict with another
+	// error code than R1 streams: it is a conflict all the same.
 	c := natstest.StartCluster(t, 3)
 	_, js := c.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -161,33 +182,8 @@ func TestRecordsCompareAndSetReplicated(t *testing.T) {
 	require.NoError(t, Setup(ctx, js, Topology{Replicas: 3}))
 	r, err := OpenRecords(ctx, js, 5*time.Second)
 	require.NoError(t, err)
-
-	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
-	require.NoError(t, err)
-	require.True(t, ok)
-	_, ok, err = r.Put(ctx, "c.a", []byte("again"), 0)
-	require.NoError(t, err)
-	assert.False(t, ok, "create fails on an existing key")
-	_, ok, err = r.Put(ctx, "c.a", []byte("two"), rev1)
-	require.NoError(t, err)
-	require.True(t, ok)
-	_, ok, err = r.Put(ctx, "c.a", []byte("stale"), rev1)
-	require.NoError(t, err, "a stale revision is a conflict, not an error")
-	assert.False(t, ok, "an update over a stale revision fails")
-
-	done := make(chan error, 1)
-	r.PutAsync("c.a", []byte("stale"), rev1, func(_ uint64, ok bool, err error) {
-		if err == nil && ok {
-			err = errors.New("written over a stale revision")
-		}
-		done <- err
-	})
-	select {
-	case err := <-done:
-		assert.NoError(t, err, "without waiting too, a stale revision is a conflict")
-	case <-time.After(10 * time.Second):
-		t.Fatal("no answer")
-	}
+	defer r.Close()
+	checkCompareAndSet(t, r)
 }
 
 // handlerFunc adapts a function to the runner's Handler.
