@@ -181,35 +181,43 @@ func TestStartLeavesTheOutcomeToFinish(t *testing.T) {
 	assert.EqualValues(t, 1, p.creates.Load())
 }
 
-// asyncStore is a memStore that also writes without waiting; fail, when
-// set, answers the next asynchronous write instead of writing it.
+// asyncStore is a memStore that also writes without waiting; answer, when
+// set, decides how the next asynchronous write goes: it may call write,
+// and returns what the writer is told.
 type asyncStore struct {
 	*memStore
-	fail  func() (ok bool, err error)
-	async atomic.Int32
+	answer func(write func() (uint64, bool, error)) (uint64, bool, error)
+	async  atomic.Int32
 }
 
 func (s *asyncStore) PutAsync(key string, val []byte, rev uint64, done func(uint64, bool, error)) {
 	s.async.Add(1)
+	write := func() (uint64, bool, error) { return s.Put(context.Background(), key, val, rev) }
+	answer := s.answer
+	s.answer = nil
 	go func() {
-		if f := s.fail; f != nil {
-			s.fail = nil
-			ok, err := f()
-			done(0, ok, err)
+		if answer == nil {
+			done(write())
 			return
 		}
-		done(s.Put(context.Background(), key, val, rev))
+		done(answer(write))
 	}()
 }
 
 func TestFinishAsyncRecordsWithoutWaiting(t *testing.T) {
-	for name, fail := range map[string]func() (bool, error){
-		"written":       nil,
-		"conflict":      func() (bool, error) { return false, nil },
-		"store trouble": func() (bool, error) { return false, errors.New("timeout") },
+	for name, answer := range map[string]func(func() (uint64, bool, error)) (uint64, bool, error){
+		"written":  nil,
+		"conflict": func(func() (uint64, bool, error)) (uint64, bool, error) { return 0, false, nil },
+		"store trouble": func(func() (uint64, bool, error)) (uint64, bool, error) {
+			return 0, false, errors.New("timeout")
+		},
+		"written, answer lost": func(write func() (uint64, bool, error)) (uint64, bool, error) {
+			_, _, _ = write()
+			return 0, false, errors.New("timeout waiting for ack")
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			store := &asyncStore{memStore: newMemStore(), fail: fail}
+			store := &asyncStore{memStore: newMemStore(), answer: answer}
 			p := &fakeProvider{}
 			h := newTestHandler(t, p, store, nil)
 			out := h.Start(context.Background(), msg(1))
