@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ type publisher[T any] struct {
 	answer  func(v T, ack *jetstream.PubAck, err error)
 	mu      sync.Mutex
 	pending map[*nats.Msg]T
+	done    bool // closed: publish answers at once
 	closed  chan nats.Status
 }
 
@@ -52,11 +54,20 @@ func newPublisher[T any](nc *nats.Conn, timeout time.Duration, maxPending int, a
 	return p, nil
 }
 
-// publish sends m; its answer comes with v.
+// errPublisherClosed answers what is published after close.
+var errPublisherClosed = errors.New("publisher closed")
+
+// publish sends m; its answer comes with v (at once, with an error, after
+// close).
 func (p *publisher[T]) publish(m *nats.Msg, v T, opts ...jetstream.PublishOpt) {
 	// Register before sending: the acknowledgement may come back before
 	// the publish call returns.
 	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		p.answer(v, nil, errPublisherClosed)
+		return
+	}
 	p.pending[m] = v
 	p.mu.Unlock()
 	if _, err := p.js.PublishMsgAsync(m, opts...); err != nil {
@@ -93,6 +104,9 @@ func (p *publisher[T]) abandon(err error) {
 // close answers what still waits with err and releases the connection's
 // listener and the reply subscription.
 func (p *publisher[T]) close(err error) {
+	p.mu.Lock()
+	p.done = true // a late publish must not bring the reply subscription back
+	p.mu.Unlock()
 	p.js.Conn().RemoveStatusListener(p.closed)
 	p.js.CleanupPublisher() // answers what is pending through the error handler
 	p.abandon(err)

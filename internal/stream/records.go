@@ -18,8 +18,7 @@ import (
 type Records struct {
 	kv      jetstream.KeyValue
 	pub     *publisher[func(uint64, bool, error)] // PutAsync's writes
-	timeout time.Duration
-	subject string // the bucket's put subject, without the key
+	subject string                                // the bucket's put subject, without the key
 }
 
 // OpenRecords binds to the record bucket, which Setup creates. Writes
@@ -30,7 +29,7 @@ func OpenRecords(ctx context.Context, js jetstream.JetStream, writeTimeout time.
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", RecordBucket, err)
 	}
-	r := &Records{kv: kv, timeout: writeTimeout, subject: "$KV." + RecordBucket + "."}
+	r := &Records{kv: kv, subject: "$KV." + RecordBucket + "."}
 	r.pub, err = newPublisher(js.Conn(), writeTimeout, 4096, func(done func(uint64, bool, error), ack *jetstream.PubAck, err error) {
 		switch {
 		case err == nil:
@@ -84,17 +83,17 @@ func (r *Records) Put(ctx context.Context, key string, value []byte, revision ui
 	return rev, true, nil
 }
 
+// errPutAsyncCreate refuses a create without waiting.
+var errPutAsyncCreate = errors.New("PutAsync writes over an existing revision; create keys with Put")
+
 // PutAsync is Put without waiting: done is called once with what Put would
 // return, on a goroutine of the NATS client's, and must not block. Only an
-// existing key is written this way (revision above zero): a key deleted
-// since would need the read Create does.
+// existing key is written this way (revision above zero: a create needs the
+// read Put does for a key deleted since); revision zero is answered with
+// an error at once.
 func (r *Records) PutAsync(key string, value []byte, revision uint64, done func(newRevision uint64, ok bool, err error)) {
 	if revision == 0 {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-			defer cancel()
-			done(r.Put(ctx, key, value, 0))
-		}()
+		done(0, false, errPutAsyncCreate)
 		return
 	}
 	m := nats.NewMsg(r.subject + key)

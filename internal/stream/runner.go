@@ -362,8 +362,7 @@ func (s *session) conclude(c *command, out handlers.Outcome) {
 	ev, err := eventMsg(c.ctx, s.cfg.Propagator, out.Event, out.EventJSON)
 	if err != nil {
 		c.alive.stop()
-		_ = c.msg.NakWithDelay(time.Second)
-		s.finish(c, fmt.Errorf("encode %s: %w", out.Event.Type, err))
+		s.finish(c, errors.Join(fmt.Errorf("encode %s: %w", out.Event.Type, err), c.msg.NakWithDelay(time.Second)))
 		return
 	}
 	if !c.tail {
@@ -381,8 +380,7 @@ func (s *session) settle(c *command, pubErr error) {
 	var err error
 	switch {
 	case pubErr != nil:
-		err = fmt.Errorf("publish %s: %w", c.out.Event.Type, pubErr)
-		_ = c.msg.NakWithDelay(time.Second)
+		err = errors.Join(fmt.Errorf("publish %s: %w", c.out.Event.Type, pubErr), c.msg.NakWithDelay(time.Second))
 	case c.out.Action == handlers.Term:
 		err = c.msg.TermWithReason(string(c.out.Reason))
 	default:
@@ -425,6 +423,16 @@ func eventMsg(ctx context.Context, prop propagation.TextMapPropagator, ev *event
 }
 
 func (r *Runner) log(m handlers.Message, out handlers.Outcome, took time.Duration, settleErr error) {
+	level := slog.LevelInfo
+	switch {
+	case settleErr != nil:
+		level = slog.LevelError
+	case out.Action == handlers.Retry || out.Reason != "":
+		level = slog.LevelWarn
+	}
+	if !r.cfg.Logger.Enabled(context.Background(), level) {
+		return // build no line that would be dropped
+	}
 	attrs := []any{
 		"commandId", out.CommandID,
 		"provider", out.Provider,
@@ -438,13 +446,13 @@ func (r *Runner) log(m handlers.Message, out handlers.Outcome, took time.Duratio
 	if out.FromRecord {
 		attrs = append(attrs, "fromRecord", true)
 	}
-	level, text := slog.LevelInfo, "contact created"
+	text := "contact created"
 	switch {
 	case out.Action == handlers.Retry:
-		level, text = slog.LevelWarn, "will retry"
+		text = "will retry"
 		attrs = append(attrs, "delay", out.Delay)
 	case out.Reason != "":
-		level, text = slog.LevelWarn, "contact failed"
+		text = "contact failed"
 		attrs = append(attrs, "reason", out.Reason)
 	}
 	if out.Event != nil {
@@ -454,7 +462,6 @@ func (r *Runner) log(m handlers.Message, out handlers.Outcome, took time.Duratio
 		attrs = append(attrs, "error", out.Err.Error())
 	}
 	if settleErr != nil {
-		level = slog.LevelError
 		attrs = append(attrs, "settleError", settleErr.Error())
 	}
 	r.cfg.Logger.Log(context.Background(), level, text, attrs...)

@@ -133,7 +133,6 @@ func TestRecordsPutAsync(t *testing.T) {
 	ctx := context.Background()
 	r, err := OpenRecords(ctx, js, 5*time.Second)
 	require.NoError(t, err)
-	defer r.Close()
 	type answer struct {
 		rev uint64
 		ok  bool
@@ -151,9 +150,13 @@ func TestRecordsPutAsync(t *testing.T) {
 		}
 	}
 
-	a := put("c.a", "one", 0)
-	require.NoError(t, a.err)
-	require.True(t, a.ok, "a new key is created (the synchronous way)")
+	create := put("c.a", "one", 0)
+	assert.Error(t, create.err, "a create is refused: it takes the synchronous way")
+	assert.False(t, create.ok)
+	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
+	require.NoError(t, err)
+	require.True(t, ok)
+	a := answer{rev: rev1, ok: true}
 	b := put("c.a", "two", a.rev)
 	require.NoError(t, b.err)
 	require.True(t, b.ok)
@@ -166,6 +169,14 @@ func TestRecordsPutAsync(t *testing.T) {
 	assert.Equal(t, "two", string(val))
 	assert.Equal(t, b.rev, rev)
 
+	r.Close()
+	afterClose := put("c.a", "three", b.rev)
+	assert.ErrorIs(t, afterClose.err, errPublisherClosed, "a closed store answers at once")
+
+	r2, err := OpenRecords(ctx, js, 5*time.Second)
+	require.NoError(t, err)
+	defer r2.Close()
+	r = r2
 	nc.Close()
 	closed := put("c.a", "three", b.rev)
 	assert.Error(t, closed.err, "a closed connection answers with an error")
