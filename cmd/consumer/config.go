@@ -20,18 +20,22 @@ import (
 // setting is one configuration variable of the contract, with its flag.
 type setting struct {
 	env, flag, def, usage string
-	secret                bool // may come from <env>_FILE; never printed
+	secret                bool // may come from <env>_FILE (read); never printed
+	// secretFile settings name a file that holds a secret (NATS
+	// credentials, nkey seed, TLS key): <env>_FILE is accepted as the same
+	// path, never read here, so no secret reaches a message.
+	secretFile bool
 }
 
 // settings lists the service's own variables; each provider adds its own
 // (see providerSpec), and allSettings gives them all.
 var settings = []setting{
 	{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "comma-separated NATS server URLs"},
-	{env: "NATS_CREDS", flag: "nats-creds", usage: "NATS user credentials file", secret: true},
-	{env: "NATS_NKEY", flag: "nats-nkey", usage: "NATS nkey seed file", secret: true},
+	{env: "NATS_CREDS", flag: "nats-creds", usage: "NATS user credentials file", secretFile: true},
+	{env: "NATS_NKEY", flag: "nats-nkey", usage: "NATS nkey seed file", secretFile: true},
 	{env: "NATS_TLS_CA", flag: "nats-tls-ca", usage: "CA certificate file for NATS TLS"},
 	{env: "NATS_TLS_CERT", flag: "nats-tls-cert", usage: "client certificate file for NATS TLS"},
-	{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key file for NATS TLS", secret: true},
+	{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key file for NATS TLS", secretFile: true},
 	{env: "CONCURRENCY", flag: "concurrency", def: "64", usage: "commands processed at once"},
 	{env: "MAX_DELIVER", flag: "max-deliver", def: "10", usage: "deliveries before a command fails as exhausted"},
 	{env: "ACK_WAIT", flag: "ack-wait", def: "30s", usage: "JetStream ack wait"},
@@ -111,6 +115,9 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 			v, ok := given[s.env]
 			if !ok {
 				v = getenv(s.env)
+			}
+			if v == "" && s.secretFile {
+				v = getenv(s.env + "_FILE")
 			}
 			if v == "" && s.secret {
 				if path := getenv(s.env + "_FILE"); path != "" {

@@ -83,6 +83,18 @@ func TestConfigSecretsFromFiles(t *testing.T) {
 	_, err = loadConfig(t, map[string]string{"PIK_APP_SECRET_FILE": filepath.Join(dir, "missing")})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "PIK_APP_SECRET_FILE")
+
+	// NATS_CREDS, NATS_NKEY and NATS_TLS_KEY already name files: their
+	// _FILE form is the same path, and what the file holds is never read
+	// into the configuration (nor into an error).
+	seed := filepath.Join(dir, "seed.nk")
+	require.NoError(t, os.WriteFile(seed, []byte("SUAFAKESEEDSECRET\n"), 0o600))
+	cfg, err = loadConfig(t, map[string]string{"NATS_NKEY_FILE": seed, "NATS_CREDS_FILE": seed, "NATS_TLS_KEY_FILE": seed})
+	require.NoError(t, err)
+	assert.Equal(t, seed, cfg.NATSNKey)
+	assert.Equal(t, seed, cfg.NATSCreds)
+	assert.Equal(t, seed, cfg.NATSTLSKey)
+	assert.NotContains(t, fmt.Sprintf("%v %+v", cfg, cfg), "SUAFAKESEEDSECRET")
 }
 
 func TestConfigNeverPrintsSecrets(t *testing.T) {
