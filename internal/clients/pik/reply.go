@@ -65,14 +65,8 @@ func transientCode(code string) bool {
 // Transient: a lookup changes nothing.
 func (c *Client) outcome(call clients.Call, reply clients.Reply) (envelope, *events.ProviderError) {
 	env, perr := parseEnvelope(reply.Body)
-	pe := &events.ProviderError{
-		Provider:   Name,
-		Op:         call.Op,
-		HTTPStatus: reply.Status,
-		Code:       env.Code.String(),
-		Message:    env.message(),
-		RequestID:  reply.RequestID(),
-	}
+	pe := replyError(call, reply, env)
+	pe.Message = env.message()
 	switch {
 	case !reply.OK():
 		pe.Class = clients.ClassOfStatus(reply.Status)
@@ -97,10 +91,28 @@ func (c *Client) outcome(call clients.Call, reply clients.Reply) (envelope, *eve
 	if pe.Message == "" {
 		pe.Message = http.StatusText(reply.Status)
 	}
+	c.retryAfter(pe, reply)
+	return env, pe
+}
+
+// replyError is the ProviderError of a reply that is not a success, with
+// what the reply says; the caller classifies it and words the message.
+func replyError(call clients.Call, reply clients.Reply, env envelope) *events.ProviderError {
+	return &events.ProviderError{
+		Provider:   Name,
+		Op:         call.Op,
+		HTTPStatus: reply.Status,
+		Code:       env.Code.String(),
+		RequestID:  reply.RequestID(),
+	}
+}
+
+// retryAfter sets how long a transient failure asks to wait, from the
+// reply's Retry-After header.
+func (c *Client) retryAfter(pe *events.ProviderError, reply clients.Reply) {
 	if pe.Class == events.Transient {
 		pe.RetryAfter = clients.RetryAfter(reply.Header, c.now())
 	}
-	return env, pe
 }
 
 // contactFields decodes a contact object; anything else gives nil.

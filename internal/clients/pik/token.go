@@ -130,13 +130,7 @@ func (c *Client) fetchToken(ctx context.Context) (tokenGrant, error) {
 		return tokenGrant{}, err
 	}
 	env, perr := parseEnvelope(reply.Body)
-	pe := &events.ProviderError{
-		Provider:   Name,
-		Op:         call.Op,
-		HTTPStatus: reply.Status,
-		Code:       env.Code.String(),
-		RequestID:  reply.RequestID(),
-	}
+	pe := replyError(call, reply, env)
 	why := env.message()
 	if why == "" {
 		why = http.StatusText(reply.Status)
@@ -167,9 +161,7 @@ func (c *Client) fetchToken(ctx context.Context) (tokenGrant, error) {
 		}
 		return c.grant(token, expiresIn, issued), nil
 	}
-	if pe.Class == events.Transient {
-		pe.RetryAfter = clients.RetryAfter(reply.Header, c.now())
-	}
+	c.retryAfter(pe, reply)
 	return tokenGrant{}, pe
 }
 
