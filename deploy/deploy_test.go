@@ -62,13 +62,15 @@ var runtimeVars = []string{"GOMEMLIMIT", "GOMAXPROCS", "GOGC", "GODEBUG", "GOTRA
 
 type setting struct {
 	env, def string
-	secret   bool
+	// secret: a secret value, or a file holding one (secretFile, such as
+	// NATS_CREDS): either comes from a Secret, never from the ConfigMap.
+	secret bool
 }
 
 var (
 	settingLine = regexp.MustCompile(`(?m)^\s*\{env:\s*"([A-Z][A-Z0-9_]*)"(.*)\},?\s*$`)
 	settingDef  = regexp.MustCompile(`\bdef:\s*"([^"]*)"`)
-	settingSec  = regexp.MustCompile(`\bsecret:\s*true\b`)
+	settingSec  = regexp.MustCompile(`\bsecret(File)?:\s*true\b`)
 )
 
 // serviceSettings reads the `settings` table of config.go: every variable
