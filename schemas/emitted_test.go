@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -52,7 +54,7 @@ func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64) (u
 // when createErr is nil, and every lookup with found (contact) or not.
 type fakeProvider struct {
 	mu        sync.Mutex
-	contact   events.Contact
+	contact   provider.Contact
 	createErr error
 	found     bool
 	rules     []events.FieldError // what Validate reports
@@ -66,20 +68,20 @@ func (p *fakeProvider) set(createErr error) {
 
 func (p *fakeProvider) Validate(events.Command) []events.FieldError { return p.rules }
 
-func (p *fakeProvider) Create(context.Context, events.Command) (events.Contact, error) {
+func (p *fakeProvider) Create(context.Context, events.Command) (provider.Contact, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.createErr != nil {
-		return events.Contact{}, p.createErr
+		return provider.Contact{}, p.createErr
 	}
 	return p.contact, nil
 }
 
-func (p *fakeProvider) Lookup(context.Context, events.Command) (events.Contact, bool, error) {
+func (p *fakeProvider) Lookup(context.Context, events.Command) (provider.Contact, bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.found {
-		return events.Contact{}, false, nil
+		return provider.Contact{}, false, nil
 	}
 	c := p.contact
 	c.Upstream = map[string]any{"reconciled": true}
@@ -89,8 +91,8 @@ func (p *fakeProvider) Lookup(context.Context, events.Command) (events.Contact, 
 	return c, true, nil
 }
 
-func providerError(class events.Class, status int, code, msg string) *events.ProviderError {
-	return &events.ProviderError{Provider: "instantpay", Op: "create", Class: class, HTTPStatus: status, Code: code, Message: msg, RequestID: "req-1"}
+func providerError(class provider.Class, status int, code, msg string) *provider.Error {
+	return &provider.Error{Provider: "instantpay", Op: "create", Class: class, HTTPStatus: status, Code: code, Message: msg, RequestID: "req-1"}
 }
 
 // step is one delivery in a scenario.
@@ -113,11 +115,11 @@ const (
 
 func TestEmittedEventsValidate(t *testing.T) {
 	s := compiled(t)
-	ipContact := events.Contact{ID: "65a1b2c3d4e5f6a7b8c9d0e1", Upstream: map[string]any{
+	ipContact := provider.Contact{ID: "65a1b2c3d4e5f6a7b8c9d0e1", Upstream: map[string]any{
 		"contactId": "65a1b2c3d4e5f6a7b8c9d0e1", "userId": json.Number("1201"), "ipayUuid": "h0689a1b2c3d",
 		"orderId": "1240311182519QPZXT", "environment": "LIVE", "timestamp": "2026-11-21 15:30:00",
 	}}
-	pikContact := events.Contact{ID: "SUP-1", Upstream: map[string]any{"contactCode": "SUP-1", "id": json.Number("1894561237"), "accountId": "acc-7"}}
+	pikContact := provider.Contact{ID: "SUP-1", Upstream: map[string]any{"contactCode": "SUP-1", "id": json.Number("1894561237"), "accountId": "acc-7"}}
 	manyKeys := make([]string, 33)
 	for i := range manyKeys {
 		manyKeys[i] = `"k` + strings.Repeat("x", i) + `":"v"`
@@ -140,21 +142,21 @@ func TestEmittedEventsValidate(t *testing.T) {
 		{name: "created by the default provider with the Nats-Msg-Id as commandId", steps: []step{{body: noID, msgID: "msg-7", delivery: 1}}, wantType: events.SubjectCreated},
 		{
 			name:        "created, reconciled after an ambiguous create",
-			steps:       []step{{body: goodIP, delivery: 1, createErr: providerError(events.Ambiguous, 0, "timeout", "no answer")}},
+			steps:       []step{{body: goodIP, delivery: 1, createErr: providerError(provider.Ambiguous, 0, "timeout", "no answer")}},
 			lookupFinds: true,
 			wantType:    events.SubjectCreated,
 		},
 		{
 			name:       "rejected with the provider's answer",
-			steps:      []step{{body: goodIP, delivery: 1, createErr: providerError(events.Permanent, 200, "RPI", "Invalid tag id")}},
+			steps:      []step{{body: goodIP, delivery: 1, createErr: providerError(provider.Permanent, 200, "RPI", "Invalid tag id")}},
 			wantType:   events.SubjectFailed,
 			wantReason: events.ReasonRejected,
 		},
 		{
 			name: "exhausted by transient failures",
 			steps: []step{
-				{body: goodPIK, delivery: 1, createErr: providerError(events.Transient, 503, "503", "service unavailable")},
-				{body: goodPIK, delivery: maxDeliver, createErr: providerError(events.Transient, 503, "503", "service unavailable")},
+				{body: goodPIK, delivery: 1, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
+				{body: goodPIK, delivery: maxDeliver, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
 			},
 			wantType:   events.SubjectFailed,
 			wantReason: events.ReasonExhausted,
@@ -162,8 +164,8 @@ func TestEmittedEventsValidate(t *testing.T) {
 		{
 			name: "exhausted by timeouts",
 			steps: []step{
-				{body: goodIP, delivery: 1, createErr: providerError(events.Ambiguous, 0, "timeout", "no answer within 10s")},
-				{body: goodIP, delivery: maxDeliver, createErr: providerError(events.Ambiguous, 0, "timeout", "no answer within 10s")},
+				{body: goodIP, delivery: 1, createErr: providerError(provider.Ambiguous, 0, "timeout", "no answer within 10s")},
+				{body: goodIP, delivery: maxDeliver, createErr: providerError(provider.Ambiguous, 0, "timeout", "no answer within 10s")},
 			},
 			wantType:   events.SubjectFailed,
 			wantReason: events.ReasonExhausted,
@@ -214,8 +216,8 @@ func TestEmittedEventsValidate(t *testing.T) {
 		{
 			name: "replay of an exhausted command, created",
 			steps: []step{
-				{body: goodPIK, delivery: 1, createErr: providerError(events.Transient, 503, "503", "service unavailable")},
-				{body: goodPIK, delivery: maxDeliver, createErr: providerError(events.Transient, 503, "503", "service unavailable")},
+				{body: goodPIK, delivery: 1, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
+				{body: goodPIK, delivery: maxDeliver, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
 				{body: goodPIK, delivery: 1, replay: true},
 			},
 			wantType:   events.SubjectCreated,
@@ -224,9 +226,9 @@ func TestEmittedEventsValidate(t *testing.T) {
 		{
 			name: "replay of an exhausted command, exhausted again",
 			steps: []step{
-				{body: goodIP, delivery: 1, createErr: providerError(events.Transient, 502, "ISE", "try later")},
-				{body: goodIP, delivery: maxDeliver, createErr: providerError(events.Transient, 502, "ISE", "try later")},
-				{body: goodIP, delivery: maxDeliver, replay: true, createErr: providerError(events.Transient, 502, "ISE", "try later")},
+				{body: goodIP, delivery: 1, createErr: providerError(provider.Transient, 502, "ISE", "try later")},
+				{body: goodIP, delivery: maxDeliver, createErr: providerError(provider.Transient, 502, "ISE", "try later")},
+				{body: goodIP, delivery: maxDeliver, replay: true, createErr: providerError(provider.Transient, 502, "ISE", "try later")},
 			},
 			wantType:   events.SubjectFailed,
 			wantReason: events.ReasonExhausted,
@@ -235,8 +237,8 @@ func TestEmittedEventsValidate(t *testing.T) {
 		{
 			name: "replay while the provider's circuit is open, exhausted again",
 			steps: []step{
-				{body: goodPIK, delivery: 1, createErr: providerError(events.Transient, 503, "503", "service unavailable")},
-				{body: goodPIK, delivery: maxDeliver, createErr: providerError(events.Transient, 503, "503", "service unavailable")},
+				{body: goodPIK, delivery: 1, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
+				{body: goodPIK, delivery: maxDeliver, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
 				{body: goodPIK, delivery: maxDeliver, replay: true},
 			},
 			breakerFailures: 2,

@@ -14,13 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 )
 
 // MaxReplyBytes is the default bound of a reply body read from a provider.
 const MaxReplyBytes = 1 << 20
 
-// Codes of a ProviderError for a call that got no answer.
+// Codes of a provider.Error for a call that got no answer.
 const (
 	CodeTimeout    = "timeout"
 	CodeConnection = "connection"
@@ -30,7 +30,7 @@ const (
 // classifying its failures. A Call is a value; it is safe for concurrent use.
 type Call struct {
 	// Provider and Op fill the fields of the same names of every
-	// ProviderError the call returns.
+	// provider.Error the call returns.
 	Provider string
 	Op       string
 	// Safe marks a call that changes nothing at the provider (a lookup, a
@@ -67,7 +67,7 @@ func (r Reply) RequestID() string {
 // Do sends req with client and reads the reply. It traces whether the
 // request was written to the connection, so that a call that then gets no
 // answer is classified by TransportError as Ambiguous rather than
-// Transient. Every error it returns is an *events.ProviderError; an HTTP
+// Transient. Every error it returns is a *provider.Error; an HTTP
 // status of any kind is a Reply, not an error. When the body of a non-2xx
 // reply cannot be read whole, Do returns what it read: the status is the
 // answer. The request's context bounds the whole exchange, body included.
@@ -119,14 +119,14 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 // Transient; one that was written and then timed out or lost its connection
 // may have been carried out, and is Ambiguous unless the call is Safe. The
 // Code is "timeout" when a deadline ran out and "connection" otherwise.
-func (c Call) TransportError(err error, wrote bool) *events.ProviderError {
+func (c Call) TransportError(err error, wrote bool) *provider.Error {
 	if neverSent(err) {
 		wrote = false
 	}
-	pe := &events.ProviderError{
+	pe := &provider.Error{
 		Provider: c.Provider,
 		Op:       c.Op,
-		Class:    events.Transient,
+		Class:    provider.Transient,
 		Code:     CodeConnection,
 		Err:      err,
 	}
@@ -139,7 +139,7 @@ func (c Call) TransportError(err error, wrote bool) *events.ProviderError {
 	case c.Safe:
 		pe.Message = "the request was sent but no answer came: " + err.Error()
 	default:
-		pe.Class = events.Ambiguous
+		pe.Class = provider.Ambiguous
 		pe.Message = "the request was sent but no answer came, so its outcome is unknown: " + err.Error()
 	}
 	return pe
@@ -166,11 +166,11 @@ func isTimeout(err error) bool {
 
 // ClassOfStatus classifies a non-2xx HTTP status: 429 and 5xx are
 // Transient, anything else Permanent.
-func ClassOfStatus(status int) events.Class {
+func ClassOfStatus(status int) provider.Class {
 	if status == http.StatusTooManyRequests || (status >= 500 && status <= 599) {
-		return events.Transient
+		return provider.Transient
 	}
-	return events.Permanent
+	return provider.Permanent
 }
 
 // RetryAfter returns the wait a Retry-After header asks for, given as

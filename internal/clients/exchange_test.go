@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 func TestNewHTTPClient(t *testing.T) {
@@ -70,14 +71,14 @@ func TestRetryAfter(t *testing.T) {
 func TestClassOfStatus(t *testing.T) {
 	tests := []struct {
 		status int
-		want   events.Class
+		want   provider.Class
 	}{
-		{http.StatusTooManyRequests, events.Transient},
-		{http.StatusInternalServerError, events.Transient},
-		{http.StatusBadGateway, events.Transient},
-		{http.StatusBadRequest, events.Permanent},
-		{http.StatusUnauthorized, events.Permanent},
-		{http.StatusNotFound, events.Permanent},
+		{http.StatusTooManyRequests, provider.Transient},
+		{http.StatusInternalServerError, provider.Transient},
+		{http.StatusBadGateway, provider.Transient},
+		{http.StatusBadRequest, provider.Permanent},
+		{http.StatusUnauthorized, provider.Permanent},
+		{http.StatusNotFound, provider.Permanent},
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
@@ -108,15 +109,15 @@ func TestCallDo(t *testing.T) {
 		name      string
 		handler   http.HandlerFunc // nil: no server listening
 		safe      bool
-		wantClass events.Class
+		wantClass provider.Class
 		wantCode  string
 		wantErr   bool
 	}{
-		{name: "connection refused is transient", handler: nil, wantClass: events.Transient, wantCode: clients.CodeConnection, wantErr: true},
-		{name: "timeout after sending is ambiguous", handler: hang, wantClass: events.Ambiguous, wantCode: clients.CodeTimeout, wantErr: true},
-		{name: "timeout of a safe call is transient", handler: hang, safe: true, wantClass: events.Transient, wantCode: clients.CodeTimeout, wantErr: true},
-		{name: "connection lost after sending is ambiguous", handler: hangUp, wantClass: events.Ambiguous, wantCode: clients.CodeConnection, wantErr: true},
-		{name: "reply too large is ambiguous", handler: big, wantClass: events.Ambiguous, wantCode: clients.CodeConnection, wantErr: true},
+		{name: "connection refused is transient", handler: nil, wantClass: provider.Transient, wantCode: clients.CodeConnection, wantErr: true},
+		{name: "timeout after sending is ambiguous", handler: hang, wantClass: provider.Ambiguous, wantCode: clients.CodeTimeout, wantErr: true},
+		{name: "timeout of a safe call is transient", handler: hang, safe: true, wantClass: provider.Transient, wantCode: clients.CodeTimeout, wantErr: true},
+		{name: "connection lost after sending is ambiguous", handler: hangUp, wantClass: provider.Ambiguous, wantCode: clients.CodeConnection, wantErr: true},
+		{name: "reply too large is ambiguous", handler: big, wantClass: provider.Ambiguous, wantCode: clients.CodeConnection, wantErr: true},
 		{name: "a status is a reply", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }},
 	}
 	for _, tt := range tests {
@@ -143,8 +144,8 @@ func TestCallDo(t *testing.T) {
 				assert.Equal(t, http.StatusBadGateway, reply.Status, "the status should be kept")
 				return
 			}
-			var pe *events.ProviderError
-			require.True(t, errors.As(err, &pe), "the error should be a ProviderError, got %v", err)
+			var pe *provider.Error
+			require.True(t, errors.As(err, &pe), "the error should be a provider.Error, got %v", err)
 			assert.Equal(t, tt.wantClass, pe.Class, "class of %v", err)
 			assert.Equal(t, tt.wantCode, pe.Code, "code of %v", err)
 			assert.Equal(t, "test", pe.Provider, "provider should be filled in")

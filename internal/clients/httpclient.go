@@ -4,7 +4,7 @@
 // for what they share.
 //
 // A provider package builds its requests, authenticates, parses the replies
-// and classifies every failure once, as an *events.ProviderError whose Class
+// and classifies every failure once, as a *provider.Error whose Class
 // (Transient, Permanent or Ambiguous) is all the handler needs to decide. The
 // packages are leaves: they import only the standard library and
 // internal/events, and return concrete types; the handler declares the

@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 )
 
 // BenchmarkHandleCreated measures the handler's own cost for a new command
 // that is created at the first try: decode, validate, claim, create (a fake
 // provider), record and encode the outcome. The store is in memory.
 func BenchmarkHandleCreated(b *testing.B) {
-	p := &fakeProvider{create: func(int) (events.Contact, error) {
-		return events.Contact{ID: "65a1b2c3d4e5f6a7b8c9d0e1", Upstream: map[string]any{
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{ID: "65a1b2c3d4e5f6a7b8c9d0e1", Upstream: map[string]any{
 			"contactId": "65a1b2c3d4e5f6a7b8c9d0e1", "userId": "u1", "ipayUuid": "IPAY123", "orderId": "O123",
 			"environment": "LIVE", "timestamp": "2026-11-21 10:00:00",
 		}}, nil

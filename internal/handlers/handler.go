@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -21,15 +23,15 @@ import (
 )
 
 // Provider creates contacts at one payment provider. Errors should be
-// *events.ProviderError so that the handler knows their class; any other
+// *provider.Error so that the handler knows their class; any other
 // error is treated as transient.
 type Provider interface {
 	// Validate returns the provider's own rules that the command breaks.
 	Validate(cmd events.Command) []events.FieldError
 	// Create creates the contact.
-	Create(ctx context.Context, cmd events.Command) (events.Contact, error)
+	Create(ctx context.Context, cmd events.Command) (provider.Contact, error)
 	// Lookup finds a contact created earlier for the command, if any.
-	Lookup(ctx context.Context, cmd events.Command) (events.Contact, bool, error)
+	Lookup(ctx context.Context, cmd events.Command) (provider.Contact, bool, error)
 }
 
 // Config configures a Handler. Zero durations and counts take the documented

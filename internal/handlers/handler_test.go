@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -64,36 +66,36 @@ func (s *memStore) record(t testing.TB, commandID string) Record {
 
 // fakeProvider answers create and lookup calls from functions, counting them.
 type fakeProvider struct {
-	create  func(n int) (events.Contact, error)
-	lookup  func() (events.Contact, bool, error)
+	create  func(n int) (provider.Contact, error)
+	lookup  func() (provider.Contact, bool, error)
 	creates atomic.Int32
 	lookups atomic.Int32
 }
 
 func (p *fakeProvider) Validate(events.Command) []events.FieldError { return nil }
 
-func (p *fakeProvider) Create(context.Context, events.Command) (events.Contact, error) {
+func (p *fakeProvider) Create(context.Context, events.Command) (provider.Contact, error) {
 	n := int(p.creates.Add(1))
 	if p.create == nil {
-		return events.Contact{ID: "ct-1", Upstream: map[string]any{"contactId": "ct-1"}}, nil
+		return provider.Contact{ID: "ct-1", Upstream: map[string]any{"contactId": "ct-1"}}, nil
 	}
 	return p.create(n)
 }
 
-func (p *fakeProvider) Lookup(context.Context, events.Command) (events.Contact, bool, error) {
+func (p *fakeProvider) Lookup(context.Context, events.Command) (provider.Contact, bool, error) {
 	p.lookups.Add(1)
 	if p.lookup == nil {
-		return events.Contact{}, false, nil
+		return provider.Contact{}, false, nil
 	}
 	return p.lookup()
 }
 
 func transient(code string) error {
-	return &events.ProviderError{Provider: "fake", Op: "create", Class: events.Transient, HTTPStatus: 503, Code: code, Message: "try later"}
+	return &provider.Error{Provider: "fake", Op: "create", Class: provider.Transient, HTTPStatus: 503, Code: code, Message: "try later"}
 }
 
 func ambiguous() error {
-	return &events.ProviderError{Provider: "fake", Op: "create", Class: events.Ambiguous, Code: "timeout", Message: "no answer"}
+	return &provider.Error{Provider: "fake", Op: "create", Class: provider.Ambiguous, Code: "timeout", Message: "no answer"}
 }
 
 func newTestHandler(t testing.TB, p Provider, store Store, change func(*Config)) *Handler {
@@ -246,11 +248,11 @@ func TestFinishAsyncRecordsWithoutWaiting(t *testing.T) {
 }
 
 func TestHandleRetriesTransientFailuresInProcess(t *testing.T) {
-	p := &fakeProvider{create: func(n int) (events.Contact, error) {
+	p := &fakeProvider{create: func(n int) (provider.Contact, error) {
 		if n < 3 {
-			return events.Contact{}, transient("ISE")
+			return provider.Contact{}, transient("ISE")
 		}
-		return events.Contact{ID: "ct-3"}, nil
+		return provider.Contact{ID: "ct-3"}, nil
 	}}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
 	out := h.Handle(context.Background(), msg(1))
@@ -259,11 +261,11 @@ func TestHandleRetriesTransientFailuresInProcess(t *testing.T) {
 }
 
 func TestHandleHonoursRetryAfter(t *testing.T) {
-	p := &fakeProvider{create: func(n int) (events.Contact, error) {
+	p := &fakeProvider{create: func(n int) (provider.Contact, error) {
 		if n == 1 {
-			return events.Contact{}, &events.ProviderError{Class: events.Transient, HTTPStatus: 429, RetryAfter: 80 * time.Millisecond}
+			return provider.Contact{}, &provider.Error{Class: provider.Transient, HTTPStatus: 429, RetryAfter: 80 * time.Millisecond}
 		}
-		return events.Contact{ID: "ct"}, nil
+		return provider.Contact{ID: "ct"}, nil
 	}}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
 	start := time.Now()
@@ -273,8 +275,8 @@ func TestHandleHonoursRetryAfter(t *testing.T) {
 }
 
 func TestHandlePermanentFailureIsRejected(t *testing.T) {
-	p := &fakeProvider{create: func(int) (events.Contact, error) {
-		return events.Contact{}, &events.ProviderError{Provider: "fake", Op: "create", Class: events.Permanent, HTTPStatus: 200, Code: "RPI", Message: "invalid tag", RequestID: "r-9"}
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{}, &provider.Error{Provider: "fake", Op: "create", Class: provider.Permanent, HTTPStatus: 200, Code: "RPI", Message: "invalid tag", RequestID: "r-9"}
 	}}
 	h := newTestHandler(t, p, newMemStore(), nil)
 	out := h.Handle(context.Background(), msg(1))
@@ -288,7 +290,7 @@ func TestHandlePermanentFailureIsRejected(t *testing.T) {
 }
 
 func TestHandleExhaustion(t *testing.T) {
-	p := &fakeProvider{create: func(int) (events.Contact, error) { return events.Contact{}, transient("ISE") }}
+	p := &fakeProvider{create: func(int) (provider.Contact, error) { return provider.Contact{}, transient("ISE") }}
 	store := newMemStore()
 	h := newTestHandler(t, p, store, func(c *Config) { c.RedeliveryDelay = 7 * time.Second })
 
@@ -313,9 +315,9 @@ func TestHandleExhaustion(t *testing.T) {
 
 func TestHandleReconcilesAmbiguousCreate(t *testing.T) {
 	p := &fakeProvider{
-		create: func(int) (events.Contact, error) { return events.Contact{}, ambiguous() },
-		lookup: func() (events.Contact, bool, error) {
-			return events.Contact{ID: "ct-found", Upstream: map[string]any{"reconciled": true}}, true, nil
+		create: func(int) (provider.Contact, error) { return provider.Contact{}, ambiguous() },
+		lookup: func() (provider.Contact, bool, error) {
+			return provider.Contact{ID: "ct-found", Upstream: map[string]any{"reconciled": true}}, true, nil
 		},
 	}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
@@ -329,11 +331,11 @@ func TestHandleReconcilesAmbiguousCreate(t *testing.T) {
 }
 
 func TestHandleCreatesAgainWhenLookupFindsNothing(t *testing.T) {
-	p := &fakeProvider{create: func(n int) (events.Contact, error) {
+	p := &fakeProvider{create: func(n int) (provider.Contact, error) {
 		if n == 1 {
-			return events.Contact{}, ambiguous()
+			return provider.Contact{}, ambiguous()
 		}
-		return events.Contact{ID: "ct-2"}, nil
+		return provider.Contact{ID: "ct-2"}, nil
 	}}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
 	out := h.Handle(context.Background(), msg(1))
@@ -351,7 +353,7 @@ func TestHandleCrashDuringCreateIsReconciledOnRedelivery(t *testing.T) {
 	val, _ := json.Marshal(rec)
 	_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
 
-	p := &fakeProvider{lookup: func() (events.Contact, bool, error) { return events.Contact{ID: "ct-0"}, true, nil }}
+	p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct-0"}, true, nil }}
 	h := newTestHandler(t, p, store, func(c *Config) { c.Now = func() time.Time { return now } })
 	out := h.Handle(context.Background(), msg(2))
 	require.Equal(t, Ack, out.Action)
@@ -374,7 +376,7 @@ func TestHandlePastLastDelivery(t *testing.T) {
 			rec := Record{CommandID: "c-1", Unsettled: true, Generations: map[string]*Generation{"": {Attempts: 4}}}
 			val, _ := json.Marshal(rec)
 			_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
-			p := &fakeProvider{lookup: func() (events.Contact, bool, error) { return events.Contact{ID: "ct"}, tt.found, nil }}
+			p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct"}, tt.found, nil }}
 			h := newTestHandler(t, p, store, nil)
 
 			out := h.Handle(context.Background(), msg(4)) // MaxDeliver is 3
@@ -411,9 +413,9 @@ func TestHandleReplayIsANewGeneration(t *testing.T) {
 
 func TestHandleConcurrentDeliveriesCreateOnce(t *testing.T) {
 	release := make(chan struct{})
-	p := &fakeProvider{create: func(int) (events.Contact, error) {
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
 		<-release
-		return events.Contact{ID: "ct-1"}, nil
+		return provider.Contact{ID: "ct-1"}, nil
 	}}
 	store := newMemStore()
 	h := newTestHandler(t, p, store, func(c *Config) { c.RetryMaxElapsed = 5 * time.Second })
@@ -502,7 +504,7 @@ func TestHandleStoreTroubleRetriesWithoutDeciding(t *testing.T) {
 }
 
 func TestHandleShutdownInterruptsBackoff(t *testing.T) {
-	p := &fakeProvider{create: func(int) (events.Contact, error) { return events.Contact{}, transient("ISE") }}
+	p := &fakeProvider{create: func(int) (provider.Contact, error) { return provider.Contact{}, transient("ISE") }}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) {
 		c.RetryInitialInterval, c.RetryMaxInterval, c.RetryMaxElapsed = time.Minute, time.Minute, time.Hour
 	})

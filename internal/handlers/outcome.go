@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/contactrelay/contactrelay/internal/events"
 )
 
@@ -54,7 +56,7 @@ func (h *Handler) settled(ctx context.Context, d *delivery) *Outcome {
 	}
 	if d.rec.Contact != nil {
 		c := d.rec.Contact
-		out := h.created(ctx, d, events.Contact{ID: c.ID, Upstream: c.Upstream})
+		out := h.created(ctx, d, provider.Contact{ID: c.ID, Upstream: c.Upstream})
 		out.FromRecord = out.Event != nil
 		return &out
 	}
@@ -63,12 +65,12 @@ func (h *Handler) settled(ctx context.Context, d *delivery) *Outcome {
 
 // created records the contact and the generation's created outcome, unless
 // the generation already has an outcome, which is then kept.
-func (h *Handler) created(ctx context.Context, d *delivery, c events.Contact) Outcome {
+func (h *Handler) created(ctx context.Context, d *delivery, c provider.Contact) Outcome {
 	return h.decide(ctx, d, h.createdBuild(d, c))
 }
 
 // createdBuild builds the created outcome of contact c into a record.
-func (h *Handler) createdBuild(d *delivery, c events.Contact) func(*Record, *Generation) (events.Reason, any) {
+func (h *Handler) createdBuild(d *delivery, c provider.Contact) func(*Record, *Generation) (events.Reason, any) {
 	return func(r *Record, g *Generation) (events.Reason, any) {
 		if r.Contact == nil {
 			r.Contact = &StoredContact{Provider: d.cmd.Provider, ID: c.ID, Upstream: c.Upstream, CreatedAt: h.cfg.Now().UTC()}
@@ -182,7 +184,7 @@ func (h *Handler) applyOutcome(d *delivery, r *Record, build func(*Record, *Gene
 // over the delivery's revision without waiting, and done gets the Outcome
 // once it is recorded. A conflict or trouble takes the careful way,
 // created, which reads the record again (on a goroutine of its own).
-func (h *Handler) createdAsync(ctx context.Context, store AsyncStore, d *delivery, c events.Contact, done func(Outcome)) {
+func (h *Handler) createdAsync(ctx context.Context, store AsyncStore, d *delivery, c provider.Contact, done func(Outcome)) {
 	careful := func() { go func() { done(h.created(ctx, d, c)) }() }
 	rec := d.rec
 	fresh, err := h.applyOutcome(d, &rec, h.createdBuild(d, c))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -25,8 +27,8 @@ type delivery struct {
 	provider Provider
 	rec      Record
 	rev      uint64
-	last     *events.ProviderError // the provider's last failure, if any
-	stale    bool                  // rec may be out of date: read it before the next try
+	last     *provider.Error // the provider's last failure, if any
+	stale    bool            // rec may be out of date: read it before the next try
 }
 
 // errBusy reports that another delivery of the same commandId has a create
@@ -69,12 +71,12 @@ func (h *Handler) process(ctx context.Context, m Message, cmd events.Command, p 
 			out = o
 			return nil
 		}
-		var pe *events.ProviderError
+		var pe *provider.Error
 		b.hint = 0
 		switch {
 		case errors.As(err, new(errStore)), errors.As(err, new(errCircuitOpen)):
 			return backoff.Permanent(err)
-		case errors.As(err, &pe) && pe.Class == events.Permanent:
+		case errors.As(err, &pe) && pe.Class == provider.Permanent:
 			return backoff.Permanent(err)
 		case errors.As(err, &pe):
 			b.hint = pe.RetryAfter
@@ -108,7 +110,7 @@ func (h *Handler) process(ctx context.Context, m Message, cmd events.Command, p 
 		// Shutting down: let another instance, or this one restarted,
 		// take the command at once.
 		return Outcome{Action: Retry, CommandID: cmd.CommandID, Provider: cmd.Provider, Attempts: d.attempts(), Err: err}
-	case events.ClassOf(err) == events.Permanent:
+	case provider.ClassOf(err) == provider.Permanent:
 		return h.finish(ctx, d, events.ReasonRejected, "the provider refused the contact: "+err.Error())
 	case m.Delivery >= h.cfg.MaxDeliver:
 		return h.finish(ctx, d, events.ReasonExhausted,
@@ -199,7 +201,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		}
 		d.rec, d.rev = claim, rev
 
-		contact, err := h.call(ctx, d, "create", func(ctx context.Context) (events.Contact, error) {
+		contact, err := h.call(ctx, d, "create", func(ctx context.Context) (provider.Contact, error) {
 			return d.provider.Create(ctx, d.cmd)
 		})
 		done(err)
@@ -215,7 +217,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		// Settle the claim: a definite answer clears it; an ambiguous one
 		// leaves the record unsettled but ends the call's hold at once, so
 		// the next try looks the contact up without waiting.
-		ambiguous := events.ClassOf(err) == events.Ambiguous
+		ambiguous := provider.ClassOf(err) == provider.Ambiguous
 		if _, serr := h.update(ctx, d, func(r *Record) bool {
 			r.Unsettled = ambiguous
 			r.InFlightUntil = time.Time{}
@@ -238,7 +240,7 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Outcome, error) 
 		return nil, err
 	}
 	var found bool
-	contact, err := h.call(ctx, d, "lookup", func(ctx context.Context) (c events.Contact, err error) {
+	contact, err := h.call(ctx, d, "lookup", func(ctx context.Context) (c provider.Contact, err error) {
 		c, found, err = d.provider.Lookup(ctx, d.cmd)
 		return c, err
 	})
@@ -259,7 +261,7 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Outcome, error) 
 // call makes one provider call in a span of its own, bounded by the call
 // timeout but not by ctx's cancellation: a call under way when shutdown
 // begins finishes, so that its answer is recorded.
-func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(context.Context) (events.Contact, error)) (events.Contact, error) {
+func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(context.Context) (provider.Contact, error)) (provider.Contact, error) {
 	ctx, span := h.cfg.Tracer.Start(ctx, d.cmd.Provider+" "+op, trace.WithSpanKind(trace.SpanKindInternal))
 	defer span.End()
 	if span.IsRecording() {
@@ -276,7 +278,7 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 	h.cfg.Hooks.providerCall(d.cmd.Provider, op, time.Since(start), err)
 	if err != nil {
 		span.RecordError(err)
-		span.SetStatus(codes.Error, events.ClassOf(err).String())
+		span.SetStatus(codes.Error, provider.ClassOf(err).String())
 	}
 	return contact, err
 }
@@ -310,7 +312,7 @@ func (h *Handler) retryBusy(d *delivery, busy errBusy, err error) Outcome {
 }
 
 func (d *delivery) noteFailure(err error) {
-	var pe *events.ProviderError
+	var pe *provider.Error
 	if errors.As(err, &pe) {
 		d.last = pe
 	}

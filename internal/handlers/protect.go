@@ -8,10 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
-
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 // Protection configures the guard of one provider. The zero value means no
@@ -59,14 +58,14 @@ type guard struct {
 	openedAt time.Time
 }
 
-func newGuard(provider string, p Protection, hooks Hooks, now func() time.Time) *guard {
+func newGuard(name string, p Protection, hooks Hooks, now func() time.Time) *guard {
 	if p.BreakerFailures == 0 {
 		p.BreakerFailures = 5
 	}
 	if p.BreakerOpenFor == 0 {
 		p.BreakerOpenFor = 30 * time.Second
 	}
-	g := &guard{provider: provider, openFor: p.BreakerOpenFor, now: now}
+	g := &guard{provider: name, openFor: p.BreakerOpenFor, now: now}
 	if p.RateLimit > 0 {
 		g.limiter = rate.NewLimiter(rate.Limit(p.RateLimit), max(1, int(math.Ceil(p.RateLimit))))
 	}
@@ -74,10 +73,10 @@ func newGuard(provider string, p Protection, hooks Hooks, now func() time.Time) 
 		g.slots = make(chan struct{}, p.MaxConcurrency)
 	}
 	g.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:    provider,
+		Name:    name,
 		Timeout: p.BreakerOpenFor,
 		IsSuccessful: func(err error) bool {
-			return err == nil || events.ClassOf(err) == events.Permanent
+			return err == nil || provider.ClassOf(err) == provider.Permanent
 		},
 		IsExcluded: func(err error) bool { return errors.Is(err, errNotCalled) },
 		ReadyToTrip: func(c gobreaker.Counts) bool {

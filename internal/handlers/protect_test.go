@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,11 +24,11 @@ func msgFor(id string) Message {
 func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
-	p := &fakeProvider{create: func(int) (events.Contact, error) {
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
 		if down.Load() {
-			return events.Contact{}, transient("ISE")
+			return provider.Contact{}, transient("ISE")
 		}
-		return events.Contact{ID: "ct"}, nil
+		return provider.Contact{ID: "ct"}, nil
 	}}
 	var changes []string
 	var mu sync.Mutex
@@ -63,8 +65,8 @@ func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 }
 
 func TestCircuitIgnoresPermanentFailures(t *testing.T) {
-	p := &fakeProvider{create: func(int) (events.Contact, error) {
-		return events.Contact{}, &events.ProviderError{Class: events.Permanent, Code: "RPI"}
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{}, &provider.Error{Class: provider.Permanent, Code: "RPI"}
 	}}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) {
 		c.Protection = map[string]Protection{"fake": {BreakerFailures: 2}}
@@ -78,7 +80,7 @@ func TestCircuitIgnoresPermanentFailures(t *testing.T) {
 }
 
 func TestCircuitOpenOnLastDeliveryExhaustsWithTheLastAnswer(t *testing.T) {
-	p := &fakeProvider{create: func(int) (events.Contact, error) { return events.Contact{}, transient("ISE") }}
+	p := &fakeProvider{create: func(int) (provider.Contact, error) { return provider.Contact{}, transient("ISE") }}
 	store := newMemStore()
 	h := newTestHandler(t, p, store, func(c *Config) {
 		c.Protection = map[string]Protection{"fake": {BreakerFailures: 2, BreakerOpenFor: time.Hour}}
@@ -120,7 +122,7 @@ func TestRateLimit(t *testing.T) {
 
 func TestConcurrencyCap(t *testing.T) {
 	var now, peak atomic.Int32
-	p := &fakeProvider{create: func(int) (events.Contact, error) {
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
 		n := now.Add(1)
 		defer now.Add(-1)
 		for {
@@ -130,7 +132,7 @@ func TestConcurrencyCap(t *testing.T) {
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
-		return events.Contact{ID: "ct"}, nil
+		return provider.Contact{ID: "ct"}, nil
 	}}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) {
 		c.Protection = map[string]Protection{"fake": {MaxConcurrency: 2}}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
@@ -57,14 +57,14 @@ func NewProviders(names []string, now func() time.Time) *Providers {
 // failure of a create call says something about the contact, not the
 // provider, and counts as an answer; a refused token request means the
 // provider cannot be used at all.
-func (p *Providers) ProviderCall(provider, op string, _ time.Duration, err error) {
+func (p *Providers) ProviderCall(name, op string, _ time.Duration, err error) {
 	status := StatusOK
-	var pe *events.ProviderError
+	var pe *provider.Error
 	switch {
 	case err == nil:
-	case errors.As(err, &pe) && pe.Class == events.Permanent && pe.Op == "token":
+	case errors.As(err, &pe) && pe.Class == provider.Permanent && pe.Op == "token":
 		status = StatusFailing
-	case errors.As(err, &pe) && pe.Class == events.Permanent:
+	case errors.As(err, &pe) && pe.Class == provider.Permanent:
 		// The provider answered: it is up.
 	default:
 		status = StatusDegraded
@@ -72,10 +72,10 @@ func (p *Providers) ProviderCall(provider, op string, _ time.Duration, err error
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.states[provider]
+	s := p.states[name]
 	if s == nil {
 		s = &ProviderState{}
-		p.states[provider] = s
+		p.states[name] = s
 	}
 	if s.Status != status {
 		s.Status, s.Since = status, now

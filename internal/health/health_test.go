@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 func TestProviderStates(t *testing.T) {
@@ -22,11 +22,11 @@ func TestProviderStates(t *testing.T) {
 		want string
 	}{
 		{"answered", "create", nil, StatusOK},
-		{"contact refused", "create", &events.ProviderError{Class: events.Permanent, Op: "create", Code: "RPI"}, StatusOK},
-		{"transient", "create", &events.ProviderError{Class: events.Transient, Op: "create", HTTPStatus: 503}, StatusDegraded},
-		{"no answer", "create", &events.ProviderError{Class: events.Ambiguous, Op: "create", Code: "timeout"}, StatusDegraded},
+		{"contact refused", "create", &provider.Error{Class: provider.Permanent, Op: "create", Code: "RPI"}, StatusOK},
+		{"transient", "create", &provider.Error{Class: provider.Transient, Op: "create", HTTPStatus: 503}, StatusDegraded},
+		{"no answer", "create", &provider.Error{Class: provider.Ambiguous, Op: "create", Code: "timeout"}, StatusDegraded},
 		{"other error", "lookup", errors.New("boom"), StatusDegraded},
-		{"credentials refused", "token", &events.ProviderError{Class: events.Permanent, Op: "token", Message: "PIK rejected the app credentials"}, StatusFailing},
+		{"credentials refused", "token", &provider.Error{Class: provider.Permanent, Op: "token", Message: "PIK rejected the app credentials"}, StatusFailing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,7 +64,7 @@ func TestReadyz(t *testing.T) {
 	assert.Contains(t, body["problems"], "nats: disconnected", "the body says what is wrong")
 
 	natsErr = nil
-	p.ProviderCall("pik", "token", 0, &events.ProviderError{Provider: "pik", Op: "token", Class: events.Permanent, Message: "PIK rejected the app credentials: invalid appId"})
+	p.ProviderCall("pik", "token", 0, &provider.Error{Provider: "pik", Op: "token", Class: provider.Permanent, Message: "PIK rejected the app credentials: invalid appId"})
 	code, body = get()
 	assert.Equal(t, http.StatusServiceUnavailable, code, "refused credentials make the service not ready")
 	providers := body["providers"].(map[string]any)

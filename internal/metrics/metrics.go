@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
@@ -154,18 +155,18 @@ func (m *Metrics) Settled(_ handlers.Message, out handlers.Outcome, took time.Du
 }
 
 // ProviderCall counts one call to a provider and its latency.
-func (m *Metrics) ProviderCall(provider, op string, took time.Duration, err error) {
+func (m *Metrics) ProviderCall(name, op string, took time.Duration, err error) {
 	result := "ok"
-	var pe *events.ProviderError
+	var pe *provider.Error
 	if err != nil {
-		result = events.Transient.String()
+		result = provider.Transient.String()
 		if errors.As(err, &pe) {
 			result = pe.Class.String()
 			op = pe.Op // a token request made inside a create is a token call
 		}
 	}
-	m.requests.WithLabelValues(provider, op, result).Inc()
-	m.latency.WithLabelValues(provider, op).Observe(took.Seconds())
+	m.requests.WithLabelValues(name, op, result).Inc()
+	m.latency.WithLabelValues(name, op).Observe(took.Seconds())
 }
 
 // Retry counts an in-process retry.

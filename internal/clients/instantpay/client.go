@@ -1,7 +1,7 @@
 // Package instantpay is contactrelay's adapter for the InstantPay Contact
 // Book API (developers.instantpay.in): it creates contacts with
 // POST /contacts/profile, finds them again with GET /contacts/profile for
-// reconciling, and classifies every failure as an *events.ProviderError.
+// reconciling, and classifies every failure as a *provider.Error.
 package instantpay
 
 import (
@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
@@ -155,8 +157,8 @@ func (c *Client) send(ctx context.Context, call clients.Call, method string, bod
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+profilePath, rd)
 	if err != nil {
-		return clients.Reply{}, &events.ProviderError{
-			Provider: Name, Op: call.Op, Class: events.Permanent,
+		return clients.Reply{}, &provider.Error{
+			Provider: Name, Op: call.Op, Class: provider.Permanent,
 			Message: "cannot build the request", Err: fmt.Errorf("build request: %w", err),
 		}
 	}

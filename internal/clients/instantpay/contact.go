@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/jsonscan"
@@ -38,10 +40,10 @@ type contactData struct {
 // Create creates the command's contact. On success the Contact's ID is
 // InstantPay's data._id, and Upstream holds contactId, userId, ipayUuid,
 // orderId, environment and timestamp, those that are not empty. Every error
-// is an *events.ProviderError: TUP (pending), a 2xx reply that cannot be
+// is a *provider.Error: TUP (pending), a 2xx reply that cannot be
 // read and a request sent but not answered are Ambiguous, and the contact
 // must be looked up before the call is retried.
-func (c *Client) Create(ctx context.Context, cmd events.Command) (events.Contact, error) {
+func (c *Client) Create(ctx context.Context, cmd events.Command) (provider.Contact, error) {
 	createCall := clients.Call{Provider: Name, Op: "create"}
 	body, err := clients.EncodeJSON(createRequest{
 		Name:        cmd.Name,
@@ -51,23 +53,23 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (events.Contact
 		TagDetails:  []tagDetail{{TagID: cmd.TagID}},
 	})
 	if err != nil {
-		return events.Contact{}, &events.ProviderError{Provider: Name, Op: createCall.Op, Class: events.Permanent, Message: "cannot encode the request", Err: err}
+		return provider.Contact{}, &provider.Error{Provider: Name, Op: createCall.Op, Class: provider.Permanent, Message: "cannot encode the request", Err: err}
 	}
 	reply, err := c.send(ctx, createCall, http.MethodPost, body)
 	if err != nil {
-		return events.Contact{}, err
+		return provider.Contact{}, err
 	}
 	env, perr := parseEnvelope(reply.Body)
 	if !reply.OK() || perr != nil || env.StatusCode != codeSuccess {
-		return events.Contact{}, failure(createCall, reply, env, perr)
+		return provider.Contact{}, failure(createCall, reply, env, perr)
 	}
 	data, err := parseContact(env.Data)
 	if err != nil || data.ID == "" {
 		pe := newError(createCall, reply, env)
-		pe.Class = events.Ambiguous
+		pe.Class = provider.Ambiguous
 		pe.Message = "InstantPay answered " + codeSuccess + " without a contact id (data._id)"
 		pe.Err = err
-		return events.Contact{}, pe
+		return provider.Contact{}, pe
 	}
 	up := map[string]any{"contactId": data.ID.String()}
 	putScalar(up, "userId", data.UserID)
@@ -75,7 +77,7 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (events.Contact
 	putText(up, "orderId", env.OrderID)
 	putText(up, "environment", env.Environment)
 	putText(up, "timestamp", env.Timestamp)
-	return events.Contact{ID: data.ID.String(), Upstream: up}, nil
+	return provider.Contact{ID: data.ID.String(), Upstream: up}, nil
 }
 
 // Lookup looks for the command's contact among the account's contacts: one
@@ -84,28 +86,28 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (events.Contact
 // other: a country code may be added or left out). found is false when no
 // contact matches, and when InstantPay answers RNF (record not found). The
 // list holds every contact of the account, so its reply may be up to 16 MiB. A found Contact has Upstream contactId, userId (if
-// listed) and reconciled: true. Every error is an *events.ProviderError,
+// listed) and reconciled: true. Every error is a *provider.Error,
 // never Ambiguous: a lookup changes nothing.
-func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact events.Contact, found bool, err error) {
+func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact provider.Contact, found bool, err error) {
 	lookupCall := clients.Call{Provider: Name, Op: "lookup", Safe: true, MaxReplyBytes: maxListBytes}
 	reply, err := c.send(ctx, lookupCall, http.MethodGet, nil)
 	if err != nil {
-		return events.Contact{}, false, err
+		return provider.Contact{}, false, err
 	}
 	env, perr := parseEnvelope(reply.Body)
 	if reply.OK() && perr == nil && env.StatusCode == codeNotFound {
-		return events.Contact{}, false, nil
+		return provider.Contact{}, false, nil
 	}
 	if !reply.OK() || perr != nil || env.StatusCode != codeSuccess {
-		return events.Contact{}, false, failure(lookupCall, reply, env, perr)
+		return provider.Contact{}, false, failure(lookupCall, reply, env, perr)
 	}
 	items, err := clients.Items(env.Data, "contacts", "list", "records", "rows", "items", "docs")
 	if err != nil {
 		pe := newError(lookupCall, reply, env)
-		pe.Class = events.Transient
+		pe.Class = provider.Transient
 		pe.Message = "the contact list has an unexpected shape: " + err.Error()
 		pe.Err = err
-		return events.Contact{}, false, pe
+		return provider.Contact{}, false, pe
 	}
 	for _, item := range items {
 		var listed contactData
@@ -117,9 +119,9 @@ func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact events
 		}
 		up := map[string]any{"contactId": listed.ID.String(), "reconciled": true}
 		putScalar(up, "userId", listed.UserID)
-		return events.Contact{ID: listed.ID.String(), Upstream: up}, true, nil
+		return provider.Contact{ID: listed.ID.String(), Upstream: up}, true, nil
 	}
-	return events.Contact{}, false, nil
+	return provider.Contact{}, false, nil
 }
 
 func sameEmail(a, b string) bool {

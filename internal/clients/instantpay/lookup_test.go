@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 func listReply(contacts string) string {
@@ -106,30 +106,30 @@ func TestLookupFailures(t *testing.T) {
 	tests := []struct {
 		name      string
 		baseURL   func(t *testing.T) string
-		wantClass events.Class
+		wantClass provider.Class
 		wantCode  string
 	}{
-		{name: "HTTP 503", baseURL: func(t *testing.T) string { return newStandIn(t, reply(503, ``)).URL }, wantClass: events.Transient},
+		{name: "HTTP 503", baseURL: func(t *testing.T) string { return newStandIn(t, reply(503, ``)).URL }, wantClass: provider.Transient},
 		{name: "HTTP 403", baseURL: func(t *testing.T) string {
 			return newStandIn(t, reply(403, `{"statuscode":"UAD","status":"User Access Denied"}`)).URL
-		}, wantClass: events.Permanent, wantCode: "UAD"},
+		}, wantClass: provider.Permanent, wantCode: "UAD"},
 		{name: "IAC invalid credentials", baseURL: func(t *testing.T) string {
 			return newStandIn(t, reply(200, `{"statuscode":"IAC","status":"Invalid Dealer Credentials"}`)).URL
-		}, wantClass: events.Permanent, wantCode: "IAC"},
+		}, wantClass: provider.Permanent, wantCode: "IAC"},
 		{name: "ISE system error", baseURL: func(t *testing.T) string {
 			return newStandIn(t, reply(200, `{"statuscode":"ISE","status":"System Error"}`)).URL
-		}, wantClass: events.Transient, wantCode: "ISE"},
+		}, wantClass: provider.Transient, wantCode: "ISE"},
 		{name: "TUP is transient for a lookup", baseURL: func(t *testing.T) string {
 			return newStandIn(t, reply(200, `{"statuscode":"TUP","status":"Under Process"}`)).URL
-		}, wantClass: events.Transient, wantCode: "TUP"},
+		}, wantClass: provider.Transient, wantCode: "TUP"},
 		{name: "unparseable 2xx is transient for a lookup", baseURL: func(t *testing.T) string {
 			return newStandIn(t, reply(200, `not json`)).URL
-		}, wantClass: events.Transient},
+		}, wantClass: provider.Transient},
 		{name: "unexpected data shape", baseURL: func(t *testing.T) string {
 			return newStandIn(t, reply(200, listReply(`"nope"`))).URL
-		}, wantClass: events.Transient, wantCode: "TXN"},
-		{name: "timeout is transient for a lookup", baseURL: func(t *testing.T) string { return newStandIn(t, hang).URL }, wantClass: events.Transient, wantCode: "timeout"},
-		{name: "connection refused", baseURL: func(t *testing.T) string { return refusedURL() }, wantClass: events.Transient, wantCode: "connection"},
+		}, wantClass: provider.Transient, wantCode: "TXN"},
+		{name: "timeout is transient for a lookup", baseURL: func(t *testing.T) string { return newStandIn(t, hang).URL }, wantClass: provider.Transient, wantCode: "timeout"},
+		{name: "connection refused", baseURL: func(t *testing.T) string { return refusedURL() }, wantClass: provider.Transient, wantCode: "connection"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/jsonscan"
 )
 
@@ -89,24 +90,24 @@ func parseEnvelope(body []byte) (envelope, error) {
 // System-side codes and any status that says to try later are Transient;
 // parameter, credential and account codes, and codes not known, are
 // Permanent.
-func classOfCode(code, status string) events.Class {
+func classOfCode(code, status string) provider.Class {
 	switch code {
 	case codePending:
-		return events.Ambiguous
+		return provider.Ambiguous
 	case "ISE", "IPE", "SPE", "SPD", "TSU", "USM":
-		return events.Transient
+		return provider.Transient
 	}
 	s := strings.ToLower(status)
 	if strings.Contains(s, "try later") || strings.Contains(s, "try again") || strings.Contains(s, "try after") {
-		return events.Transient
+		return provider.Transient
 	}
-	return events.Permanent
+	return provider.Permanent
 }
 
-// newError returns a ProviderError for a reply, with the fields every
+// newError returns a provider.Error for a reply, with the fields every
 // failure shares filled in and no class yet.
-func newError(call clients.Call, reply clients.Reply, env envelope) *events.ProviderError {
-	pe := &events.ProviderError{
+func newError(call clients.Call, reply clients.Reply, env envelope) *provider.Error {
+	pe := &provider.Error{
 		Provider:   Name,
 		Op:         call.Op,
 		HTTPStatus: reply.Status,
@@ -122,7 +123,7 @@ func newError(call clients.Call, reply clients.Reply, env envelope) *events.Prov
 // a 2xx reply that cannot be read says something happened, so it is
 // Ambiguous; otherwise the statuscode decides. For a Safe call (a lookup)
 // Ambiguous becomes Transient: a GET changes nothing.
-func failure(call clients.Call, reply clients.Reply, env envelope, parseErr error) *events.ProviderError {
+func failure(call clients.Call, reply clients.Reply, env envelope, parseErr error) *provider.Error {
 	pe := newError(call, reply, env)
 	switch {
 	case !reply.OK():
@@ -131,16 +132,16 @@ func failure(call clients.Call, reply clients.Reply, env envelope, parseErr erro
 			pe.Message = http.StatusText(reply.Status)
 		}
 	case parseErr != nil:
-		pe.Class = events.Ambiguous
+		pe.Class = provider.Ambiguous
 		pe.Message = "the reply is not an InstantPay reply: " + parseErr.Error()
 		pe.Err = parseErr
 	default:
 		pe.Class = classOfCode(pe.Code, pe.Message)
 	}
-	if call.Safe && pe.Class == events.Ambiguous {
-		pe.Class = events.Transient
+	if call.Safe && pe.Class == provider.Ambiguous {
+		pe.Class = provider.Transient
 	}
-	if pe.Class == events.Transient {
+	if pe.Class == provider.Transient {
 		pe.RetryAfter = clients.RetryAfter(reply.Header, time.Now())
 	}
 	return pe

@@ -2,7 +2,7 @@
 // obtains and caches the app's access token, creates contacts with
 // POST /api/v1/contact/create, finds them again by contactCode with
 // GET /api/v1/contact/list for reconciling, and classifies every failure as
-// an *events.ProviderError.
+// a *provider.Error.
 package pik
 
 import (
@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
@@ -179,8 +181,8 @@ func (c *Client) send(ctx context.Context, call clients.Call, method, path strin
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
 	if err != nil {
-		return clients.Reply{}, &events.ProviderError{
-			Provider: Name, Op: call.Op, Class: events.Permanent,
+		return clients.Reply{}, &provider.Error{
+			Provider: Name, Op: call.Op, Class: provider.Permanent,
 			Message: "cannot build the request", Err: fmt.Errorf("build request: %w", err),
 		}
 	}

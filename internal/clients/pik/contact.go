@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
 )
@@ -37,23 +39,23 @@ func createBody(cmd events.Command, contactCode string) ([]byte, error) {
 // the Contact's ID is the contactCode PIK answers with (the one sent if it
 // answers none), and Upstream holds contactCode and every identifier of the
 // reply's data (scalar fields named id or ending in Id or _id). Every error
-// is an *events.ProviderError; a request sent but not answered, and a 2xx
+// is a *provider.Error; a request sent but not answered, and a 2xx
 // reply that cannot be read, are Ambiguous, and the contact must be looked
 // up before the call is retried.
-func (c *Client) Create(ctx context.Context, cmd events.Command) (events.Contact, error) {
+func (c *Client) Create(ctx context.Context, cmd events.Command) (provider.Contact, error) {
 	call := clients.Call{Provider: Name, Op: "create"}
 	code := ContactCode(cmd)
 	body, err := createBody(cmd, code)
 	if err != nil {
-		return events.Contact{}, &events.ProviderError{Provider: Name, Op: call.Op, Class: events.Permanent, Message: "cannot encode the request: " + err.Error(), Err: err}
+		return provider.Contact{}, &provider.Error{Provider: Name, Op: call.Op, Class: provider.Permanent, Message: "cannot encode the request: " + err.Error(), Err: err}
 	}
 	reply, err := c.authorized(ctx, call, http.MethodPost, createPath, body)
 	if err != nil {
-		return events.Contact{}, err
+		return provider.Contact{}, err
 	}
 	env, pe := c.outcome(call, reply)
 	if pe != nil {
-		return events.Contact{}, pe
+		return provider.Contact{}, pe
 	}
 	fields := contactFields(env.Data)
 	if v, ok := clients.Scalar(fields["contactCode"]); ok {
@@ -61,7 +63,7 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (events.Contact
 			code = s
 		}
 	}
-	return events.Contact{ID: code, Upstream: upstreamOf(fields, code)}, nil
+	return provider.Contact{ID: code, Upstream: upstreamOf(fields, code)}, nil
 }
 
 // Lookup looks for the command's contact by its ContactCode, among the
@@ -69,24 +71,24 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (events.Contact
 // counts. found is false when none matches. A found Contact has Upstream
 // contactCode, its identifiers and reconciled: true. The list may come as
 // data itself or under data.list, data.records, data.rows or data.items.
-// Every error is an *events.ProviderError, never Ambiguous: a lookup changes
+// Every error is a *provider.Error, never Ambiguous: a lookup changes
 // nothing.
-func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact events.Contact, found bool, err error) {
+func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact provider.Contact, found bool, err error) {
 	call := clients.Call{Provider: Name, Op: "lookup", Safe: true}
 	code := ContactCode(cmd)
 	path := listPath + "?pageNum=1&pageSize=10&keyword=" + url.QueryEscape(code)
 	reply, err := c.authorized(ctx, call, http.MethodGet, path, nil)
 	if err != nil {
-		return events.Contact{}, false, err
+		return provider.Contact{}, false, err
 	}
 	env, pe := c.outcome(call, reply)
 	if pe != nil {
-		return events.Contact{}, false, pe
+		return provider.Contact{}, false, pe
 	}
 	items, err := clients.Items(env.Data, "list", "records", "rows", "items")
 	if err != nil {
-		return events.Contact{}, false, &events.ProviderError{
-			Provider: Name, Op: call.Op, Class: events.Transient, HTTPStatus: reply.Status,
+		return provider.Contact{}, false, &provider.Error{
+			Provider: Name, Op: call.Op, Class: provider.Transient, HTTPStatus: reply.Status,
 			Code: env.Code.String(), RequestID: reply.RequestID(),
 			Message: "the contact list has an unexpected shape: " + err.Error(), Err: err,
 		}
@@ -98,7 +100,7 @@ func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact events
 		}
 		up := upstreamOf(fields, code)
 		up["reconciled"] = true
-		return events.Contact{ID: code, Upstream: up}, true, nil
+		return provider.Contact{ID: code, Upstream: up}, true, nil
 	}
-	return events.Contact{}, false, nil
+	return provider.Contact{}, false, nil
 }

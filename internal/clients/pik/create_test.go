@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 func TestCreateRequest(t *testing.T) {
@@ -124,7 +125,7 @@ func TestCreateSuccess(t *testing.T) {
 
 func TestCreateFailures(t *testing.T) {
 	type want struct {
-		class      events.Class
+		class      provider.Class
 		httpStatus int
 		code       string
 		message    string
@@ -139,57 +140,57 @@ func TestCreateFailures(t *testing.T) {
 		{
 			name:    "HTTP 500",
 			handler: reply(500, `{"code":500,"message":"internal error"}`, "X-Request-Id", "r-500"),
-			want:    want{class: events.Transient, httpStatus: 500, code: "500", message: "internal error", requestID: "r-500"},
+			want:    want{class: provider.Transient, httpStatus: 500, code: "500", message: "internal error", requestID: "r-500"},
 		},
 		{
 			name:    "HTTP 502 from a gateway",
 			handler: reply(502, `<html>bad gateway</html>`),
-			want:    want{class: events.Transient, httpStatus: 502, message: "Bad Gateway"},
+			want:    want{class: provider.Transient, httpStatus: 502, message: "Bad Gateway"},
 		},
 		{
 			name:    "HTTP 429 with Retry-After",
 			handler: reply(429, `{"code":429,"message":"slow down"}`, "Retry-After", "3"),
-			want:    want{class: events.Transient, httpStatus: 429, code: "429", message: "slow down", retryAfter: 3 * time.Second},
+			want:    want{class: provider.Transient, httpStatus: 429, code: "429", message: "slow down", retryAfter: 3 * time.Second},
 		},
 		{
 			name:    "HTTP 400",
 			handler: reply(400, `{"code":400,"message":"email is invalid"}`, "X-Request-Id", "r-400"),
-			want:    want{class: events.Permanent, httpStatus: 400, code: "400", message: "email is invalid", requestID: "r-400"},
+			want:    want{class: provider.Permanent, httpStatus: 400, code: "400", message: "email is invalid", requestID: "r-400"},
 		},
 		{
 			name:    "HTTP 403",
 			handler: reply(403, `{"code":403,"message":"forbidden"}`),
-			want:    want{class: events.Permanent, httpStatus: 403, code: "403", message: "forbidden"},
+			want:    want{class: provider.Permanent, httpStatus: 403, code: "403", message: "forbidden"},
 		},
 		{
 			name:    "body code 500",
 			handler: reply(200, `{"code":500,"message":"system busy"}`),
-			want:    want{class: events.Transient, httpStatus: 200, code: "500", message: "system busy"},
+			want:    want{class: provider.Transient, httpStatus: 200, code: "500", message: "system busy"},
 		},
 		{
 			name:    "body code 429 as a string",
 			handler: reply(200, `{"code":"429","msg":"rate limited"}`, "Retry-After", "1"),
-			want:    want{class: events.Transient, httpStatus: 200, code: "429", message: "rate limited", retryAfter: time.Second},
+			want:    want{class: provider.Transient, httpStatus: 200, code: "429", message: "rate limited", retryAfter: time.Second},
 		},
 		{
 			name:    "body code 400",
 			handler: reply(200, `{"code":400,"message":"contactCode already exists"}`),
-			want:    want{class: events.Permanent, httpStatus: 200, code: "400", message: "contactCode already exists"},
+			want:    want{class: provider.Permanent, httpStatus: 200, code: "400", message: "contactCode already exists"},
 		},
 		{
 			name:    "body code not numeric",
 			handler: reply(200, `{"code":"E1001","message":"bad country"}`),
-			want:    want{class: events.Permanent, httpStatus: 200, code: "E1001", message: "bad country"},
+			want:    want{class: provider.Permanent, httpStatus: 200, code: "E1001", message: "bad country"},
 		},
 		{
 			name:    "unparseable 2xx",
 			handler: reply(200, `{"code":200,"data":`),
-			want:    want{class: events.Ambiguous, httpStatus: 200},
+			want:    want{class: provider.Ambiguous, httpStatus: 200},
 		},
 		{
 			name:    "2xx without a code",
 			handler: reply(200, `{"data":{"contactCode":"X"}}`),
-			want:    want{class: events.Ambiguous, httpStatus: 200},
+			want:    want{class: provider.Ambiguous, httpStatus: 200},
 		},
 	}
 	for _, tt := range tests {
@@ -218,24 +219,24 @@ func TestCreateNoAnswer(t *testing.T) {
 	tests := []struct {
 		name      string
 		stand     func(t *testing.T) string
-		wantClass events.Class
+		wantClass provider.Class
 		wantCode  string
 		wantOp    string
 	}{
 		{
 			name:      "timeout after the server got the request",
 			stand:     func(t *testing.T) string { return newStandIn(t, &standIn{Create: hang}).URL },
-			wantClass: events.Ambiguous, wantCode: "timeout", wantOp: "create",
+			wantClass: provider.Ambiguous, wantCode: "timeout", wantOp: "create",
 		},
 		{
 			name:      "connection closed after the server got the request",
 			stand:     func(t *testing.T) string { return newStandIn(t, &standIn{Create: hangUp}).URL },
-			wantClass: events.Ambiguous, wantCode: "connection", wantOp: "create",
+			wantClass: provider.Ambiguous, wantCode: "connection", wantOp: "create",
 		},
 		{
 			name:      "connection refused",
 			stand:     func(t *testing.T) string { return refusedURL() },
-			wantClass: events.Transient, wantCode: "connection", wantOp: "token",
+			wantClass: provider.Transient, wantCode: "connection", wantOp: "token",
 		},
 	}
 	for _, tt := range tests {

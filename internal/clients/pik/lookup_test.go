@@ -7,11 +7,12 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 func TestLookupRequest(t *testing.T) {
@@ -70,16 +71,16 @@ func TestLookupFailures(t *testing.T) {
 	tests := []struct {
 		name      string
 		list      http.HandlerFunc
-		wantClass events.Class
+		wantClass provider.Class
 		wantCode  string
 	}{
-		{name: "HTTP 500", list: reply(500, ``), wantClass: events.Transient},
-		{name: "HTTP 404", list: reply(404, `{"code":404,"message":"no such path"}`), wantClass: events.Permanent, wantCode: "404"},
-		{name: "body code 503", list: reply(200, `{"code":503,"message":"busy"}`), wantClass: events.Transient, wantCode: "503"},
-		{name: "unparseable 2xx is transient", list: reply(200, `nope`), wantClass: events.Transient},
-		{name: "unknown data shape", list: reply(200, `{"code":200,"data":{"total":1}}`), wantClass: events.Transient, wantCode: "200"},
-		{name: "timeout is transient", list: hang, wantClass: events.Transient, wantCode: "timeout"},
-		{name: "connection lost is transient", list: hangUp, wantClass: events.Transient, wantCode: "connection"},
+		{name: "HTTP 500", list: reply(500, ``), wantClass: provider.Transient},
+		{name: "HTTP 404", list: reply(404, `{"code":404,"message":"no such path"}`), wantClass: provider.Permanent, wantCode: "404"},
+		{name: "body code 503", list: reply(200, `{"code":503,"message":"busy"}`), wantClass: provider.Transient, wantCode: "503"},
+		{name: "unparseable 2xx is transient", list: reply(200, `nope`), wantClass: provider.Transient},
+		{name: "unknown data shape", list: reply(200, `{"code":200,"data":{"total":1}}`), wantClass: provider.Transient, wantCode: "200"},
+		{name: "timeout is transient", list: hang, wantClass: provider.Transient, wantCode: "timeout"},
+		{name: "connection lost is transient", list: hangUp, wantClass: provider.Transient, wantCode: "connection"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

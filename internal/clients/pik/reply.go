@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 // codeOK is the body code of a successful PIK reply.
@@ -57,13 +58,13 @@ func transientCode(code string) bool {
 }
 
 // outcome reads the reply of a create or lookup call: its envelope, and a
-// ProviderError unless it is a success (HTTP 2xx and body code 200). A
+// provider.Error unless it is a success (HTTP 2xx and body code 200). A
 // non-2xx status decides the class (429 and 5xx Transient, the rest
 // Permanent); a 2xx reply without a readable code says something happened
 // and is Ambiguous; a body code other than 200 is Transient for 429 and 5xx
 // and Permanent otherwise. For a Safe call (a lookup) Ambiguous becomes
 // Transient: a lookup changes nothing.
-func (c *Client) outcome(call clients.Call, reply clients.Reply) (envelope, *events.ProviderError) {
+func (c *Client) outcome(call clients.Call, reply clients.Reply) (envelope, *provider.Error) {
 	env, perr := parseEnvelope(reply.Body)
 	pe := replyError(call, reply, env)
 	pe.Message = env.message()
@@ -71,22 +72,22 @@ func (c *Client) outcome(call clients.Call, reply clients.Reply) (envelope, *eve
 	case !reply.OK():
 		pe.Class = clients.ClassOfStatus(reply.Status)
 	case perr != nil:
-		pe.Class = events.Ambiguous
+		pe.Class = provider.Ambiguous
 		pe.Message = "the reply is not a PIK reply: " + perr.Error()
 		pe.Err = perr
 	case env.Code == "":
-		pe.Class = events.Ambiguous
+		pe.Class = provider.Ambiguous
 		pe.Message = "the reply has no code"
 	case env.Code != codeOK:
-		pe.Class = events.Permanent
+		pe.Class = provider.Permanent
 		if transientCode(env.Code.String()) {
-			pe.Class = events.Transient
+			pe.Class = provider.Transient
 		}
 	default:
 		return env, nil
 	}
-	if call.Safe && pe.Class == events.Ambiguous {
-		pe.Class = events.Transient
+	if call.Safe && pe.Class == provider.Ambiguous {
+		pe.Class = provider.Transient
 	}
 	if pe.Message == "" {
 		pe.Message = http.StatusText(reply.Status)
@@ -95,10 +96,10 @@ func (c *Client) outcome(call clients.Call, reply clients.Reply) (envelope, *eve
 	return env, pe
 }
 
-// replyError is the ProviderError of a reply that is not a success, with
+// replyError is the provider.Error of a reply that is not a success, with
 // what the reply says; the caller classifies it and words the message.
-func replyError(call clients.Call, reply clients.Reply, env envelope) *events.ProviderError {
-	return &events.ProviderError{
+func replyError(call clients.Call, reply clients.Reply, env envelope) *provider.Error {
+	return &provider.Error{
 		Provider:   Name,
 		Op:         call.Op,
 		HTTPStatus: reply.Status,
@@ -109,8 +110,8 @@ func replyError(call clients.Call, reply clients.Reply, env envelope) *events.Pr
 
 // retryAfter sets how long a transient failure asks to wait, from the
 // reply's Retry-After header.
-func (c *Client) retryAfter(pe *events.ProviderError, reply clients.Reply) {
-	if pe.Class == events.Transient {
+func (c *Client) retryAfter(pe *provider.Error, reply clients.Reply) {
+	if pe.Class == provider.Transient {
 		pe.RetryAfter = clients.RetryAfter(reply.Header, c.now())
 	}
 }

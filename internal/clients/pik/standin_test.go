@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
@@ -194,13 +196,13 @@ func testCommand() events.Command {
 	}
 }
 
-// asProviderError returns err as a ProviderError, failing the test if it is
+// asProviderError returns err as a provider.Error, failing the test if it is
 // not one.
-func asProviderError(tb testing.TB, err error) *events.ProviderError {
+func asProviderError(tb testing.TB, err error) *provider.Error {
 	tb.Helper()
 	require.Error(tb, err, "a failure was expected")
-	pe, ok := err.(*events.ProviderError)
-	require.True(tb, ok, "the error should be a *events.ProviderError, got %T: %v", err, err)
+	pe, ok := err.(*provider.Error)
+	require.True(tb, ok, "the error should be a *provider.Error, got %T: %v", err, err)
 	return pe
 }
 

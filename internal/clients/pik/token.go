@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 // tokenPath is where PIK issues access tokens.
@@ -122,7 +123,7 @@ func (c *Client) fetchToken(ctx context.Context) (tokenGrant, error) {
 	call := clients.Call{Provider: Name, Op: "token", Safe: true}
 	body, err := clients.EncodeJSON(map[string]string{"appId": c.appID, "appSecret": c.appSecret})
 	if err != nil {
-		return tokenGrant{}, &events.ProviderError{Provider: Name, Op: call.Op, Class: events.Permanent, Message: "cannot encode the token request", Err: err}
+		return tokenGrant{}, &provider.Error{Provider: Name, Op: call.Op, Class: provider.Permanent, Message: "cannot encode the token request", Err: err}
 	}
 	issued := c.now()
 	reply, err := c.send(ctx, call, http.MethodPost, tokenPath, body, "")
@@ -137,25 +138,25 @@ func (c *Client) fetchToken(ctx context.Context) (tokenGrant, error) {
 	}
 	switch {
 	case reply.Status == http.StatusUnauthorized || reply.Status == http.StatusForbidden:
-		pe.Class = events.Permanent
+		pe.Class = provider.Permanent
 		pe.Message = "PIK rejected the app credentials: " + why
 	case !reply.OK():
 		pe.Class = clients.ClassOfStatus(reply.Status)
 		pe.Message = "PIK refused the token request: " + why
 	case perr != nil:
-		pe.Class = events.Transient
+		pe.Class = provider.Transient
 		pe.Message = "the token reply is not a PIK reply: " + perr.Error()
 		pe.Err = perr
 	case env.Code != "" && env.Code != codeOK && transientCode(env.Code.String()):
-		pe.Class = events.Transient
+		pe.Class = provider.Transient
 		pe.Message = "PIK could not issue a token: " + why
 	case env.Code != "" && env.Code != codeOK:
-		pe.Class = events.Permanent
+		pe.Class = provider.Permanent
 		pe.Message = "PIK rejected the app credentials: " + why
 	default:
 		token, expiresIn := tokenFrom(env.Data)
 		if token == "" {
-			pe.Class = events.Transient
+			pe.Class = provider.Transient
 			pe.Message = "the token reply holds no token in data.token, data.accessToken or data.access_token"
 			break
 		}

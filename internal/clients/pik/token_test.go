@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 func TestTokenCachedAcrossCalls(t *testing.T) {
@@ -116,7 +116,7 @@ func TestTokenRefreshOn401(t *testing.T) {
 			contact, err := newClient(t, s.URL, nil).Create(context.Background(), testCommand())
 			if tt.wantErr {
 				pe := asProviderError(t, err)
-				assert.Equal(t, events.Permanent, pe.Class, "a second 401 is permanent")
+				assert.Equal(t, provider.Permanent, pe.Class, "a second 401 is permanent")
 				assert.Equal(t, http.StatusUnauthorized, pe.HTTPStatus, "HTTP status")
 			} else {
 				require.NoError(t, err, "the retry with a new token should succeed")
@@ -171,7 +171,7 @@ func TestTokenWaiterGivesUp(t *testing.T) {
 	defer cancel()
 	_, err := c.Create(ctx, testCommand())
 	pe := asProviderError(t, err)
-	assert.Equal(t, events.Transient, pe.Class, "giving up on the token is transient: nothing was sent")
+	assert.Equal(t, provider.Transient, pe.Class, "giving up on the token is transient: nothing was sent")
 	assert.Equal(t, "token", pe.Op, "op")
 	assert.Equal(t, "timeout", pe.Code, "code")
 
@@ -186,7 +186,7 @@ func TestTokenFailures(t *testing.T) {
 		name        string
 		token       func(http.ResponseWriter, *http.Request, int)
 		baseURL     string
-		wantClass   events.Class
+		wantClass   provider.Class
 		wantCode    string
 		wantMessage string
 		wantWait    time.Duration
@@ -194,62 +194,62 @@ func TestTokenFailures(t *testing.T) {
 		{
 			name:        "HTTP 401",
 			token:       tokenReply(401, `{"code":401,"message":"invalid appId or appSecret"}`),
-			wantClass:   events.Permanent,
+			wantClass:   provider.Permanent,
 			wantCode:    "401",
 			wantMessage: "PIK rejected the app credentials: invalid appId or appSecret",
 		},
 		{
 			name:        "HTTP 403 without a body",
 			token:       tokenReply(403, ``),
-			wantClass:   events.Permanent,
+			wantClass:   provider.Permanent,
 			wantMessage: "PIK rejected the app credentials: Forbidden",
 		},
 		{
 			name:        "body code refusal",
 			token:       tokenReply(200, `{"code":10002,"message":"app secret mismatch"}`),
-			wantClass:   events.Permanent,
+			wantClass:   provider.Permanent,
 			wantCode:    "10002",
 			wantMessage: "PIK rejected the app credentials: app secret mismatch",
 		},
 		{
 			name:      "HTTP 503",
 			token:     tokenReply(503, `{"code":503,"message":"maintenance"}`, "Retry-After", "5"),
-			wantClass: events.Transient,
+			wantClass: provider.Transient,
 			wantCode:  "503",
 			wantWait:  5 * time.Second,
 		},
 		{
 			name:      "HTTP 429",
 			token:     tokenReply(429, ``),
-			wantClass: events.Transient,
+			wantClass: provider.Transient,
 		},
 		{
 			name:      "body code 500",
 			token:     tokenReply(200, `{"code":500,"message":"busy"}`),
-			wantClass: events.Transient,
+			wantClass: provider.Transient,
 			wantCode:  "500",
 		},
 		{
 			name:      "reply without a token",
 			token:     tokenReply(200, `{"code":200,"data":{"jwt":"x"}}`),
-			wantClass: events.Transient,
+			wantClass: provider.Transient,
 			wantCode:  "200",
 		},
 		{
 			name:      "unparseable reply",
 			token:     tokenReply(200, `<html>`),
-			wantClass: events.Transient,
+			wantClass: provider.Transient,
 		},
 		{
 			name:      "timeout",
 			token:     func(w http.ResponseWriter, r *http.Request, _ int) { hang(w, r) },
-			wantClass: events.Transient,
+			wantClass: provider.Transient,
 			wantCode:  "timeout",
 		},
 		{
 			name:      "connection refused",
 			baseURL:   refusedURL(),
-			wantClass: events.Transient,
+			wantClass: provider.Transient,
 			wantCode:  "connection",
 		},
 	}
@@ -304,6 +304,6 @@ func TestTokenFailedRefreshKeepsValidToken(t *testing.T) {
 	clk.Advance(time.Minute) // expired
 	_, err = c.Create(context.Background(), testCommand())
 	pe := asProviderError(t, err)
-	assert.Equal(t, events.Transient, pe.Class, "with no usable token, the refresh failure is the answer")
+	assert.Equal(t, provider.Transient, pe.Class, "with no usable token, the refresh failure is the answer")
 	assert.Equal(t, "token", pe.Op, "op")
 }

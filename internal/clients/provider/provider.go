@@ -1,9 +1,15 @@
-package events
+// Package provider is the taxonomy of what a payment provider answers: the
+// contact it created or found, and the classified failure of a call
+// (transient, permanent or ambiguous). Provider clients return these; the
+// handler decides from them alone. It does no I/O.
+package provider
 
 import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 // Contact is what a provider answers for a created (or found) contact: its
@@ -40,9 +46,9 @@ func (c Class) String() string {
 	return fmt.Sprintf("Class(%d)", c)
 }
 
-// ProviderError is a failed call to a provider, classified once by the
+// Error is a failed call to a provider, classified once by the
 // client that made it; the handler decides from Class alone.
-type ProviderError struct {
+type Error struct {
 	Provider   string
 	Op         string // "create", "lookup", "token"
 	Class      Class
@@ -54,7 +60,7 @@ type ProviderError struct {
 	Err        error         // the underlying error, if any
 }
 
-func (e *ProviderError) Error() string {
+func (e *Error) Error() string {
 	s := fmt.Sprintf("%s %s: %s failure", e.Provider, e.Op, e.Class)
 	if e.HTTPStatus != 0 {
 		s += fmt.Sprintf(", HTTP %d", e.HTTPStatus)
@@ -71,19 +77,27 @@ func (e *ProviderError) Error() string {
 	return s
 }
 
-func (e *ProviderError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Upstream returns the provider's answer in the form of the failed event.
-func (e *ProviderError) Upstream() *Upstream {
-	return &Upstream{HTTPStatus: e.HTTPStatus, Code: e.Code, Message: e.Message, RequestID: e.RequestID}
+func (e *Error) Upstream() *events.Upstream {
+	return &events.Upstream{HTTPStatus: e.HTTPStatus, Code: e.Code, Message: e.Message, RequestID: e.RequestID}
 }
 
 // ClassOf returns the class of a provider error, and Transient for any other
 // non-nil error (a failure that is not the provider's word is worth a retry).
 func ClassOf(err error) Class {
-	var pe *ProviderError
+	var pe *Error
 	if errors.As(err, &pe) {
 		return pe.Class
 	}
 	return Transient
 }
+
+// ErrIncompleteLookup reports a lookup that could not see every contact
+// that might match: more pages than it may read, a list whose paging it
+// does not understand, or a page that could not be read. "Not found" may
+// only be concluded from a complete view; a Lookup returns this (wrapped,
+// possibly inside an *Error) instead, and the caller must not create the
+// contact again on the strength of it.
+var ErrIncompleteLookup = errors.New("the lookup could not see every contact that might match")
