@@ -208,7 +208,7 @@ func TestEmittedEventsValidate(t *testing.T) {
 		},
 		{
 			name:       "unroutable: no provider and no default",
-			steps:      []step{{body: noID, msgID: "msg-10", delivery: 1}},
+			steps:      []step{{body: noID, msgID: "msg-10", delivery: maxDeliver}},
 			noDefault:  true,
 			wantType:   events.SubjectFailed,
 			wantReason: events.ReasonUnroutable,

@@ -27,6 +27,15 @@ var providerSpecs = []providerSpec{
 	pikSpec,
 }
 
+// knownProviders returns the names of every provider this build knows.
+func knownProviders() []string {
+	names := make([]string, len(providerSpecs))
+	for i, spec := range providerSpecs {
+		names[i] = spec.name
+	}
+	return names
+}
+
 // buildProviders returns the enabled providers by name, and for each
 // disabled one the reason.
 func buildProviders(cfg Config, hc *http.Client) (map[string]handlers.Provider, map[string]string, error) {

@@ -105,6 +105,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	if hk.connected != nil {
 		hk.connected(nc)
 	}
+	perms := stream.NewPermissions(log)
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if !perms.Observe(err) {
+			log.Warn("NATS error", "error", err)
+		}
+	})
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -125,6 +131,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	}, log)
 	h, err := handlers.New(handlers.Config{
 		Providers:            providers,
+		KnownProviders:       knownProviders(),
 		DefaultProvider:      cfg.DefaultProvider,
 		Store:                store,
 		Logger:               log,
@@ -149,7 +156,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		return err
 	}
 	runner := stream.NewRunner(js, h, stream.RunnerConfig{
+		Records:        store,
 		Concurrency:    cfg.Concurrency,
+		Prefetch:       prefetch(cfg, providers),
+		Permissions:    perms,
 		AckWait:        cfg.AckWait,
 		ShutdownGrace:  cfg.ShutdownGrace,
 		Logger:         log,
@@ -171,6 +181,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 				return nil
 			}},
 			{Name: "consumer", Check: runner.Consuming},
+			{Name: "permissions", Check: perms.Check},
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", met.Handler())
@@ -195,6 +206,21 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	err = runner.Run(ctx)
 	log.Info("stopped")
 	return err
+}
+
+// prefetch is how many commands the runner fetches ahead of its workers:
+// CONCURRENCY, unless an enabled provider has a rate limit, which lets
+// through no more than rate × ACK_WAIT/2 commands in half an ack wait; a
+// command fetched beyond that would wait out its ack wait in the buffer
+// and be delivered again.
+func prefetch[P any](cfg Config, providers map[string]P) int {
+	n := cfg.Concurrency
+	for name := range providers {
+		if r := cfg.Protection[name].RateLimit; r > 0 {
+			n = min(n, max(1, int(r*cfg.AckWait.Seconds()/2)))
+		}
+	}
+	return n
 }
 
 func keys[V any](m map[string]V) []string {

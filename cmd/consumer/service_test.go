@@ -192,7 +192,7 @@ func TestServiceHealth(t *testing.T) {
 	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK },
 		5*time.Second, 20*time.Millisecond, "ready once consuming")
 	_, body := get("/readyz")
-	assert.Equal(t, map[string]any{"nats": "ok", "consumer": "ok"}, body["checks"])
+	assert.Equal(t, map[string]any{"nats": "ok", "consumer": "ok", "permissions": "ok"}, body["checks"])
 
 	e.nats.Stop()
 	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusServiceUnavailable },

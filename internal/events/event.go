@@ -19,6 +19,15 @@ const (
 	ReasonUnroutable Reason = "unroutable"
 	ReasonRejected   Reason = "rejected"
 	ReasonExhausted  Reason = "exhausted"
+	// ReasonConflict answers an original command whose commandId was first
+	// used for a command with other content: nothing was sent to a
+	// provider, and the first command's outcome stands.
+	ReasonConflict Reason = "conflict"
+	// ReasonAmbiguous says the contact may exist: a create call's answer
+	// was lost and a lookup could not prove the contact absent (it could
+	// not see the provider's whole list). Creating again could duplicate
+	// it, so a person must check the provider.
+	ReasonAmbiguous Reason = "ambiguous"
 )
 
 // Retryable reports whether a replay of the unchanged command can succeed.

@@ -1,8 +1,24 @@
 // Package handlers holds the business of one contact.create command: decode
-// and validate it, pick its provider, consult and update its idempotency
-// record, call the provider with retries and reconcile ambiguous outcomes,
-// and decide the outcome. It knows nothing of NATS: a runner hands it a
-// Message and turns the Outcome it returns into a publish and an ack.
+// and validate it, pick its provider, consult its idempotency record, claim
+// and make the create call with retries, reconcile ambiguous outcomes, and
+// decide the outcome. It knows nothing of NATS.
+//
+// A command goes through five stages, named the same everywhere (code,
+// logs, metrics, README):
+//
+//   - received: a runner got one delivery of it (a Message);
+//   - decided: the Handler's Decide returned a Decision: the terminal event,
+//     the record write that makes it the generation's one outcome, and what
+//     to do with the message (Ack, Term), or Retry with a delay;
+//   - recorded: the runner wrote the Decision's record, compare-and-set on
+//     the revision the handler read; a write that did not land goes back
+//     to Redecide, which reads the record again;
+//   - published: the runner published the event;
+//   - settled: the runner acked, terminated or handed back the message.
+//
+// The handler itself writes only claims (the record marked in flight just
+// before a create call) and the record's bookkeeping after a failed call;
+// every outcome is recorded by the runner, in that order.
 package handlers
 
 import (
@@ -40,8 +56,15 @@ type Config struct {
 	// Providers are the enabled providers by name. At least one is needed.
 	Providers map[string]Provider
 	// DefaultProvider serves commands that name none; empty means such
-	// commands are unroutable.
+	// commands are handed back for an instance that has one, and fail as
+	// unroutable on their last delivery.
 	DefaultProvider string
+	// KnownProviders names every provider this build can serve, enabled
+	// here or not. A command for a known provider that is not enabled on
+	// this instance is handed back (Retry) for an instance that has it,
+	// and fails as unroutable only on its last delivery; a name no build
+	// knows fails at once. Default: the enabled providers.
+	KnownProviders []string
 	// Store keeps idempotency records. Required.
 	Store Store
 	// Validator applies the contract's field rules. Default: a new one.
@@ -61,8 +84,9 @@ type Config struct {
 	// RedeliveryDelay is how long a command waits before its next delivery
 	// once a delivery's retry budget is spent. Default RetryMaxInterval.
 	RedeliveryDelay time.Duration
-	// CallTimeout bounds one provider call, and with it how long a create
-	// call may hold a record in flight. Default 10s.
+	// CallTimeout bounds one create call, and with it how long a create
+	// call may hold a record in flight (CallTimeout + 2s); a lookup, which
+	// may read many pages, gets three times as long. Default 10s.
 	CallTimeout time.Duration
 	// StoreTimeout bounds one record read or write. Default
 	// DefaultStoreTimeout; an AsyncStore bounds its own writes.
@@ -135,6 +159,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.KnownProviders == nil {
+		c.KnownProviders = providerNames(c.Providers)
+	}
 	if c.Tracer == nil {
 		c.Tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -163,6 +190,7 @@ type Handler struct {
 	records records
 	names   string            // enabled provider names, for messages
 	guards  map[string]*guard // by provider name
+	holds   *holds            // claims seen, timed on this instance's clock
 }
 
 // New returns a Handler, or an error when the configuration cannot work.
@@ -176,6 +204,7 @@ func New(cfg Config) (*Handler, error) {
 		records: records{store: cfg.Store},
 		names:   strings.Join(providerNames(cfg.Providers), ", "),
 		guards:  map[string]*guard{},
+		holds:   newHolds(cfg.Now),
 	}
 	for name := range cfg.Providers {
 		h.guards[name] = newGuard(name, cfg.Protection[name], cfg.Hooks, cfg.Now)
@@ -192,7 +221,7 @@ func providerNames(ps map[string]Provider) []string {
 	return names
 }
 
-// Message is one delivery of a command, as the runner saw it.
+// Message is one delivery of a command, as the runner received it.
 type Message struct {
 	Body []byte
 	// MsgID is the Nats-Msg-Id header, the commandId of last resort.
@@ -221,30 +250,38 @@ func (m Message) commandID(cmd events.Command, idValid bool) string {
 	}
 }
 
-// Action says what the runner does with the command message.
+// Action says what the runner does with the command message once the
+// Decision's record is written and its event published.
 type Action uint8
 
 const (
-	// Ack acknowledges the message after its event is published.
+	// Ack acknowledges the message.
 	Ack Action = iota + 1
-	// Term terminates the message after its event is published: bad input
-	// that no redelivery can mend.
+	// Term terminates the message: bad input that no redelivery can mend.
 	Term
-	// Retry leaves the outcome open: the message is redelivered after
-	// Outcome.Delay, and no event is published.
+	// Retry leaves the outcome open: nothing is written or published, and
+	// the message is redelivered after Decision.Delay.
 	Retry
 )
 
-// Outcome is the handler's decision on one delivery.
-type Outcome struct {
+// Decision is the handler's word on one delivery: final, with everything
+// the runner must do to carry it out. It holds no function; the runner
+// records Write (when set), publishes EventJSON, and settles the message
+// by Action.
+type Decision struct {
 	Action Action
-	// Event is the terminal event to publish before Ack or Term, and
-	// EventJSON its encoding, when the handler has it: the bytes to publish.
+	// Write is the record to write before the event is published, when
+	// the decision is new: a compare-and-set over Write.Revision. Nil when
+	// the outcome is already recorded (it is repeated) or needs no record
+	// (a conflict, decided alike by every delivery).
+	Write *Write
+	// Event is the terminal event, and EventJSON its encoding: the bytes
+	// to publish, with Event.ID as Nats-Msg-Id. Nil with Retry.
 	Event     *events.Event
 	EventJSON []byte
 	// Delay is how long to wait before redelivery, with Retry.
 	Delay time.Duration
-	// What happened, for logs and metrics.
+	// What was decided, for logs and metrics.
 	CommandID string
 	Provider  string
 	Reason    events.Reason // empty for contact.created
@@ -253,83 +290,108 @@ type Outcome struct {
 	// the generation's outcome was recorded, or the contact existed.
 	FromRecord bool
 	Err        error
-	// Finish, when set, completes a delivery whose create call succeeded
-	// (Start returns it; the other fields are then provisional): it
-	// records the generation's outcome and returns the final Outcome. It
-	// must be called exactly once, and may be called on another goroutine,
-	// so that the caller can take its next command meanwhile.
-	Finish func(context.Context) Outcome
-	// FinishAsync, set beside Finish when the Store is an AsyncStore, is
-	// Finish without waiting: done gets the final Outcome, on another
-	// goroutine, once the outcome is recorded. Call Finish or FinishAsync,
-	// once.
-	FinishAsync func(ctx context.Context, done func(Outcome))
+
+	// outcome is what was concluded, for Redecide.
+	outcome *conclusion
 }
 
-// Handle decides the outcome of one delivery. Cancelling ctx interrupts
-// waits (backoff, a concurrent create elsewhere) and ends the delivery with
-// Retry; a provider call or record write already started is let finish,
-// bounded by its own timeout, so that its answer is not lost.
-func (h *Handler) Handle(ctx context.Context, m Message) Outcome {
-	out := h.Start(ctx, m)
-	if out.Finish != nil {
-		out = out.Finish(ctx)
-	}
-	return out
+// Write is a record write: Value under Key if the key's revision is still
+// Revision (zero: if the key does not exist).
+type Write struct {
+	Key      string
+	Value    []byte
+	Revision uint64
 }
 
-// Start is Handle, up to a successful create call's answer: the Outcome it
-// returns then has Finish set, which records the outcome and returns it.
-func (h *Handler) Start(ctx context.Context, m Message) Outcome {
-	cmd, err := events.DecodeCommand(m.Body)
-	var derr *events.DecodeError
-	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
-		cmd := events.Command{CommandID: m.commandID(events.Command{}, false)}
-		return h.fail(m, cmd, "", events.ReasonMalformed, derr.Message, nil)
-	}
-	fieldErrs := h.cfg.Validator.Validate(cmd)
-	if derr != nil {
-		fieldErrs = append(derr.Errors, fieldErrs...)
-	}
-	idValid := !slices.ContainsFunc(fieldErrs, func(fe events.FieldError) bool { return fe.Field == "commandId" })
-	cmd.CommandID = m.commandID(cmd, idValid)
-
-	name := cmd.Provider
-	if name == "" {
-		name = h.cfg.DefaultProvider
-	}
-	provider := h.cfg.Providers[name]
-	if provider != nil {
-		fieldErrs = append(fieldErrs, provider.Validate(cmd)...)
-	}
-	if len(fieldErrs) > 0 {
-		chosen := "" // the event names a provider only if one was chosen
-		if provider != nil {
-			chosen = name
+// Decide decides one delivery. It reads the command's record when it may
+// exist, and may claim the create call and make it; it records no outcome
+// itself: the Decision carries the record write that makes it the
+// generation's one outcome. Cancelling ctx interrupts waits (backoff, the
+// guard) and ends the delivery with Retry; a provider call or record write
+// already started is let finish, bounded by its own timeout, so that its
+// answer is not lost.
+func (h *Handler) Decide(ctx context.Context, m Message) Decision {
+	in := h.read(m)
+	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: Record{CommandID: in.cmd.CommandID}}
+	// A first delivery of an original command is almost always new: skip
+	// the read, and let the first write's compare-and-set tell otherwise.
+	if m.Delivery > 1 || m.Generation != "" {
+		if err := h.reload(ctx, d); err != nil {
+			return h.retryStore(d, err)
 		}
-		return h.fail(m, cmd, chosen, events.ReasonInvalid, invalidMessage(fieldErrs), fieldErrs)
 	}
-	if provider == nil {
-		return h.fail(m, cmd, "", events.ReasonUnroutable, h.unroutableMessage(cmd.Provider), nil)
-	}
-	cmd.Provider = name
-	return h.process(ctx, m, cmd, provider)
+	return h.decide(ctx, d)
 }
 
-func invalidMessage(errs []events.FieldError) string {
-	msgs := make([]string, len(errs))
-	for i, fe := range errs {
-		msgs[i] = fe.Message
+// Redecide decides again a delivery whose Decision's record write did not
+// land: another delivery changed the record meanwhile, or the write's
+// answer never came. It reads the record and applies the same conclusion
+// to it, unless the record now holds this generation's outcome (which is
+// then repeated, whoever wrote it) or shows a conflict.
+func (h *Handler) Redecide(ctx context.Context, m Message, prev Decision) Decision {
+	in := h.read(m)
+	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: Record{CommandID: in.cmd.CommandID}}
+	if err := h.reload(ctx, d); err != nil {
+		return h.retryStore(d, err)
 	}
-	if len(errs) == 1 {
-		return "the command breaks 1 rule: " + msgs[0]
+	if dec, ok := h.fromRecord(d); ok {
+		return dec
 	}
-	return fmt.Sprintf("the command breaks %d rules: %s", len(errs), strings.Join(msgs, "; "))
+	if prev.outcome == nil {
+		return h.decide(ctx, d)
+	}
+	return h.conclude(d, *prev.outcome)
 }
 
-func (h *Handler) unroutableMessage(asked string) string {
+// Handle decides one delivery and records its Decision through the
+// Store, as a runner does before publishing: for callers that want the
+// recorded outcome and nothing more (tests, benchmarks).
+func (h *Handler) Handle(ctx context.Context, m Message) Decision {
+	dec := h.Decide(ctx, m)
+	for try := 0; dec.Write != nil; try++ {
+		_, ok, err := h.cfg.Store.Put(ctx, dec.Write.Key, dec.Write.Value, dec.Write.Revision)
+		if err == nil && ok {
+			break
+		}
+		if try == 3 {
+			return Decision{Action: Retry, Delay: storeRetryDelay, CommandID: dec.CommandID, Provider: dec.Provider, Err: errConflict}
+		}
+		dec = h.Redecide(ctx, m, dec)
+	}
+	return dec
+}
+
+// decide decides a delivery whose record d holds (as read, or empty).
+func (h *Handler) decide(ctx context.Context, d *delivery) Decision {
+	if dec, ok := h.fromRecord(d); ok {
+		return dec
+	}
+	switch in := d.in; {
+	case in.bad != nil:
+		return h.conclude(d, *in.bad)
+	case in.elsewhere && d.m.Delivery < h.cfg.MaxDeliver:
+		return Decision{Action: Retry, Delay: handBackDelay, CommandID: d.cmd.CommandID, Provider: in.asked,
+			Err: errors.New(h.unroutableMessage(in.asked, false))}
+	case in.elsewhere:
+		return h.conclude(d, conclusion{reason: events.ReasonUnroutable, message: h.unroutableMessage(in.asked, true)})
+	}
+	return h.process(ctx, d)
+}
+
+// handBackDelay is how long a command for a provider this instance has
+// not enabled waits before another delivery, perhaps to an instance that
+// has it.
+const handBackDelay = 2 * time.Second
+
+func (h *Handler) unroutableMessage(asked string, last bool) string {
+	var s string
 	if asked == "" {
-		return "the command names no provider and no default provider is set; enabled providers: " + h.names
+		s = "the command names no provider and no default provider is set"
+	} else {
+		s = fmt.Sprintf("provider %q is not enabled on this instance", asked)
 	}
-	return fmt.Sprintf("provider %q is unknown or not enabled on this service; enabled providers: %s", asked, h.names)
+	if last {
+		return fmt.Sprintf("%s, and no instance took it within %d deliveries; enabled here: %s", s, h.cfg.MaxDeliver, h.names)
+	}
+	return s + "; handed back for an instance that has it; enabled here: " + h.names
 }

@@ -158,91 +158,74 @@ func TestHandleCreated(t *testing.T) {
 	assert.EqualValues(t, 1, p.creates.Load(), "a redelivery makes no second create call")
 }
 
-func TestStartLeavesTheOutcomeToFinish(t *testing.T) {
+func TestDecideLeavesTheWriteToTheRunner(t *testing.T) {
 	p, store := &fakeProvider{}, newMemStore()
 	h := newTestHandler(t, p, store, nil)
 
-	out := h.Start(context.Background(), msg(1))
-	require.NotNil(t, out.Finish, "a created contact's outcome is left to Finish")
-	assert.Nil(t, out.Event)
+	dec := h.Decide(context.Background(), msg(1))
+	require.Equal(t, Ack, dec.Action)
+	require.NotNil(t, dec.Write, "a new outcome comes with the record write that makes it the generation's")
 	rec := store.record(t, "c-1")
-	assert.True(t, rec.Unsettled, "until Finish, the record holds only the claim")
+	assert.True(t, rec.InFlight, "until the write, the record holds only the claim")
 	assert.Nil(t, rec.Generations[""].Outcome)
 
 	// Meanwhile a redelivery elsewhere finds the claim, not an outcome.
-	busy := h.Start(context.Background(), msg(2))
+	busy := h.Decide(context.Background(), msg(2))
 	assert.Equal(t, Retry, busy.Action, "another delivery waits for the call in flight")
+	assert.Nil(t, busy.Write)
 
-	final := out.Finish(context.Background())
-	require.Equal(t, Ack, final.Action)
-	assert.Nil(t, final.Finish)
-	assert.Equal(t, "ct-1", decodeData[events.Created](t, final.Event).ContactID)
+	rev, ok, err := store.Put(context.Background(), dec.Write.Key, dec.Write.Value, dec.Write.Revision)
+	require.NoError(t, err)
+	require.True(t, ok, "the write is a compare-and-set over the claim's revision")
+	require.NotZero(t, rev)
 	rec = store.record(t, "c-1")
 	assert.False(t, rec.Unsettled)
-	assert.Equal(t, string(final.EventJSON), string(rec.Generations[""].Outcome), "Finish recorded the event it returns")
+	assert.False(t, rec.InFlight)
+	again := h.Decide(context.Background(), msg(2))
+	assert.Nil(t, again.Write, "a recorded outcome is repeated, not written again")
+	assert.Equal(t, string(dec.EventJSON), string(again.EventJSON), "the recorded event, byte for byte")
 	assert.EqualValues(t, 1, p.creates.Load())
 }
 
-// asyncStore is a memStore that also writes without waiting; answer, when
-// set, decides how the next asynchronous write goes: it may call write,
-// and returns what the writer is told.
-type asyncStore struct {
-	*memStore
-	answer func(write func() (uint64, bool, error)) (uint64, bool, error)
-	async  atomic.Int32
-}
-
-func (s *asyncStore) PutAsync(key string, val []byte, rev uint64, done func(uint64, bool, error)) {
-	s.async.Add(1)
-	write := func() (uint64, bool, error) { return s.Put(context.Background(), key, val, rev) }
-	answer := s.answer
-	s.answer = nil
-	go func() {
-		if answer == nil {
-			done(write())
-			return
-		}
-		done(answer(write))
-	}()
-}
-
-func TestFinishAsyncRecordsWithoutWaiting(t *testing.T) {
-	for name, answer := range map[string]func(func() (uint64, bool, error)) (uint64, bool, error){
-		"written":  nil,
-		"conflict": func(func() (uint64, bool, error)) (uint64, bool, error) { return 0, false, nil },
-		"store trouble": func(func() (uint64, bool, error)) (uint64, bool, error) {
-			return 0, false, errors.New("timeout")
+func TestRedecideAfterAWriteThatDidNotLand(t *testing.T) {
+	for name, meanwhile := range map[string]func(t *testing.T, h *Handler, store *memStore, w *Write){
+		"written, answer lost": func(t *testing.T, _ *Handler, store *memStore, w *Write) {
+			_, ok, err := store.Put(context.Background(), w.Key, w.Value, w.Revision)
+			require.True(t, ok)
+			require.NoError(t, err)
 		},
-		"written, answer lost": func(write func() (uint64, bool, error)) (uint64, bool, error) {
-			_, _, _ = write()
-			return 0, false, errors.New("timeout waiting for ack")
+		"another delivery settled the claim": func(t *testing.T, _ *Handler, store *memStore, w *Write) {
+			rec := store.record(t, "c-1")
+			rec.LastFailure = &events.Upstream{Code: "noise"}
+			val, err := encodeRecord(&rec, "")
+			require.NoError(t, err)
+			_, ok, err := store.Put(context.Background(), w.Key, val, w.Revision)
+			require.True(t, ok)
+			require.NoError(t, err)
 		},
+		"nothing happened": func(*testing.T, *Handler, *memStore, *Write) {},
 	} {
 		t.Run(name, func(t *testing.T) {
-			store := &asyncStore{memStore: newMemStore(), answer: answer}
-			p := &fakeProvider{}
+			p, store := &fakeProvider{}, newMemStore()
 			h := newTestHandler(t, p, store, nil)
-			out := h.Start(context.Background(), msg(1))
-			require.NotNil(t, out.FinishAsync, "an AsyncStore gets FinishAsync")
-			got := make(chan Outcome, 1)
-			out.FinishAsync(context.Background(), func(o Outcome) { got <- o })
-			var final Outcome
-			select {
-			case final = <-got:
-			case <-time.After(5 * time.Second):
-				t.Fatal("done was not called")
-			}
-			require.Equal(t, Ack, final.Action)
-			assert.Equal(t, events.EventID("c-1", "", events.SubjectCreated), final.Event.ID)
-			assert.Equal(t, "ct-1", decodeData[events.Created](t, final.Event).ContactID)
-			rec := store.record(t, "c-1")
-			assert.False(t, rec.Unsettled)
-			assert.Equal(t, string(final.EventJSON), string(rec.Generations[""].Outcome), "the event it returns is the one recorded")
-			assert.EqualValues(t, 1, store.async.Load(), "one write without waiting")
-			assert.EqualValues(t, 1, p.creates.Load())
+			first := h.Decide(context.Background(), msg(1))
+			require.NotNil(t, first.Write)
+			meanwhile(t, h, store, first.Write)
 
-			again := h.Handle(context.Background(), msg(2))
-			assert.Equal(t, string(final.EventJSON), string(again.EventJSON), "a redelivery repeats it")
+			dec := h.Redecide(context.Background(), msg(1), first)
+			require.Equal(t, Ack, dec.Action)
+			assert.Equal(t, first.Event.ID, dec.Event.ID, "the same outcome, under the same id")
+			assert.Equal(t, "ct-1", decodeData[events.Created](t, dec.Event).ContactID)
+			if dec.Write != nil {
+				_, ok, err := store.Put(context.Background(), dec.Write.Key, dec.Write.Value, dec.Write.Revision)
+				require.NoError(t, err)
+				require.True(t, ok, "the write is made against the record as it is now")
+			}
+			rec := store.record(t, "c-1")
+			require.NotNil(t, rec.Contact, "the contact this delivery created is recorded")
+			assert.False(t, rec.Unsettled)
+			assert.NotEmpty(t, rec.Generations[""].Outcome)
+			assert.EqualValues(t, 1, p.creates.Load(), "deciding again calls nothing")
 		})
 	}
 }
@@ -345,20 +328,33 @@ func TestHandleCreatesAgainWhenLookupFindsNothing(t *testing.T) {
 }
 
 func TestHandleCrashDuringCreateIsReconciledOnRedelivery(t *testing.T) {
-	store := newMemStore()
-	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	// A record left by a process that died during its create call.
-	rec := Record{CommandID: "c-1", Unsettled: true, InFlightUntil: now.Add(-time.Second),
-		Generations: map[string]*Generation{"": {Attempts: 1}}}
-	val, _ := json.Marshal(rec)
-	_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
+	for name, rec := range map[string]Record{
+		"version 2 claim": {CommandID: "c-1", Unsettled: true, InFlight: true, HoldMillis: 3000,
+			Generations: map[string]*Generation{"": {Attempts: 1}}},
+		"version 1 claim, its time long past": {CommandID: "c-1", Unsettled: true, InFlightUntil: time.Unix(0, 0),
+			Generations: map[string]*Generation{"": {Attempts: 1}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := newMemStore()
+			// A record left by a process that died during its create call.
+			val, _ := json.Marshal(rec)
+			_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
 
-	p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct-0"}, true, nil }}
-	h := newTestHandler(t, p, store, func(c *Config) { c.Now = func() time.Time { return now } })
-	out := h.Handle(context.Background(), msg(2))
-	require.Equal(t, Ack, out.Action)
-	assert.Equal(t, "ct-0", decodeData[events.Created](t, out.Event).ContactID)
-	assert.Zero(t, p.creates.Load(), "the contact created before the crash is found, not created again")
+			clock := newFakeClock()
+			p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct-0"}, true, nil }}
+			h := newTestHandler(t, p, store, func(c *Config) { c.Now = clock.Now })
+			out := h.Handle(context.Background(), msg(2))
+			require.Equal(t, Retry, out.Action, "a claim seen for the first time is waited out: its call may be under way")
+			assert.Equal(t, 3*time.Second, out.Delay, "for one hold (call timeout 1s + 2s), on this instance's clock")
+			assert.Zero(t, p.lookups.Load()+p.creates.Load())
+
+			clock.Add(3 * time.Second)
+			out = h.Handle(context.Background(), msg(3))
+			require.Equal(t, Ack, out.Action, "one hold after it was first seen, the claim is taken for a dead one")
+			assert.Equal(t, "ct-0", decodeData[events.Created](t, out.Event).ContactID)
+			assert.Zero(t, p.creates.Load(), "the contact created before the crash is found, not created again")
+		})
+	}
 }
 
 func TestHandlePastLastDelivery(t *testing.T) {
@@ -412,8 +408,9 @@ func TestHandleReplayIsANewGeneration(t *testing.T) {
 }
 
 func TestHandleConcurrentDeliveriesCreateOnce(t *testing.T) {
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		close(started)
 		<-release
 		return provider.Contact{ID: "ct-1"}, nil
 	}}
@@ -421,25 +418,46 @@ func TestHandleConcurrentDeliveriesCreateOnce(t *testing.T) {
 	h := newTestHandler(t, p, store, func(c *Config) { c.RetryMaxElapsed = 5 * time.Second })
 
 	const n = 8
-	outs := make([]Outcome, n)
-	var wg sync.WaitGroup
+	outs := make([]Decision, n)
+	done := make(chan int, n)
 	for i := range n {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			m := msg(1)
 			m.Sequence = uint64(i + 1) // the same commandId published n times
 			outs[i] = h.Handle(context.Background(), m)
+			done <- i
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	assert.EqualValues(t, 1, p.creates.Load(), "one create call for one commandId")
-	for i, out := range outs {
-		require.Equal(t, Ack, out.Action, "delivery %d", i)
-		assert.Equal(t, outs[0].Event.ID, out.Event.ID, "one outcome per generation")
+	// Every delivery but the one whose create call is under way ends
+	// while it is.
+	<-started
+	for range n - 1 {
+		<-done
 	}
+	close(release)
+	<-done
+	assert.EqualValues(t, 1, p.creates.Load(), "one create call for one commandId")
+	var created *events.Event
+	for i, out := range outs {
+		switch out.Action {
+		case Ack:
+			require.Nil(t, created, "delivery %d: one delivery decides", i)
+			created = out.Event
+		case Retry:
+			assert.Positive(t, out.Delay, "delivery %d: the others come back once the call is over", i)
+		default:
+			t.Fatalf("delivery %d: %v", i, out.Action)
+		}
+	}
+	require.NotNil(t, created)
+	for i := range n {
+		m := msg(2)
+		m.Sequence = uint64(i + 1)
+		again := h.Handle(context.Background(), m)
+		require.Equal(t, Ack, again.Action)
+		assert.Equal(t, created.ID, again.Event.ID, "one outcome per generation")
+	}
+	assert.EqualValues(t, 1, p.creates.Load())
 }
 
 func TestHandleBadInputIsTerminated(t *testing.T) {
@@ -486,10 +504,34 @@ func TestHandleBadInputIsTerminated(t *testing.T) {
 func TestHandleNoDefaultProvider(t *testing.T) {
 	h := newTestHandler(t, &fakeProvider{}, newMemStore(), func(c *Config) { c.DefaultProvider = "" })
 	out := h.Handle(context.Background(), msg(1))
-	require.Equal(t, Term, out.Action)
+	require.Equal(t, Retry, out.Action, "handed back for an instance that has a default provider")
+	assert.Nil(t, out.Event)
+	out = h.Handle(context.Background(), msg(3))
+	require.Equal(t, Term, out.Action, "on its last delivery, nobody took it")
 	d := decodeData[events.Failed](t, out.Event)
 	assert.Equal(t, events.ReasonUnroutable, d.Reason)
 	assert.Contains(t, d.Message, "fake", "the message names the enabled providers")
+	assert.Contains(t, d.Message, "3 deliveries")
+}
+
+func TestHandleProviderEnabledElsewhere(t *testing.T) {
+	p := &fakeProvider{}
+	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.KnownProviders = []string{"fake", "other"} })
+	other := []byte(`{"commandId":"c-2","provider":"other","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"}`)
+	for delivery := 1; delivery < 3; delivery++ {
+		out := h.Handle(context.Background(), Message{Body: other, Delivery: delivery})
+		require.Equal(t, Retry, out.Action, "delivery %d: a provider this build knows is left to an instance that has it", delivery)
+		assert.Nil(t, out.Write, "nothing is recorded for it")
+	}
+	out := h.Handle(context.Background(), Message{Body: other, Delivery: 3})
+	require.Equal(t, Term, out.Action)
+	assert.Equal(t, events.ReasonUnroutable, decodeData[events.Failed](t, out.Event).Reason)
+
+	unknown := []byte(`{"commandId":"c-3","provider":"acme","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"}`)
+	out = h.Handle(context.Background(), Message{Body: unknown, Delivery: 1})
+	require.Equal(t, Term, out.Action, "a provider no build knows fails at once")
+	assert.Contains(t, decodeData[events.Failed](t, out.Event).Message, "known providers: fake, other")
+	assert.Zero(t, p.creates.Load())
 }
 
 func TestHandleStoreTroubleRetriesWithoutDeciding(t *testing.T) {
@@ -519,21 +561,44 @@ func TestHandleShutdownInterruptsBackoff(t *testing.T) {
 
 func TestHandleBusyOnLastDeliveryWaitsForTheHolder(t *testing.T) {
 	store := newMemStore()
-	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	// Another delivery holds the create call for two more seconds.
-	rec := Record{CommandID: "c-1", Unsettled: true, InFlightUntil: now.Add(2 * time.Second),
+	// Another delivery holds the create call.
+	rec := Record{Version: RecordVersion, CommandID: "c-1", Unsettled: true, InFlight: true, HoldMillis: 3000,
 		Generations: map[string]*Generation{"": {Attempts: 1}}}
 	val, _ := json.Marshal(rec)
 	_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
 	p := &fakeProvider{}
-	h := newTestHandler(t, p, store, func(c *Config) { c.Now = func() time.Time { return now } })
+	clock := newFakeClock()
+	h := newTestHandler(t, p, store, func(c *Config) { c.Now = clock.Now })
 
-	for _, delivery := range []int{3, 4} { // the last, and one past it
+	for i, delivery := range []int{3, 4} { // the last, and one past it
 		out := h.Handle(context.Background(), msg(delivery))
 		assert.Equal(t, Retry, out.Action, "delivery %d: a held command is not exhausted", delivery)
-		assert.Equal(t, 2*time.Second, out.Delay, "delivery %d: it comes back when the hold ends", delivery)
+		assert.Equal(t, 3*time.Second-time.Duration(i)*time.Second, out.Delay, "delivery %d: it comes back when the hold ends", delivery)
+		clock.Add(time.Second)
 	}
 	assert.Zero(t, p.creates.Load()+p.lookups.Load(), "nothing is called while another delivery holds the call")
+}
+
+// fakeClock is a clock that moves only when told; safe for concurrent use.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func mustJSON(t testing.TB, v any) []byte {
@@ -564,6 +629,5 @@ func TestRecordRoundTrip(t *testing.T) {
 	assert.Empty(t, got.Generations["g3"].Outcome)
 	assert.Equal(t, 3, got.Generations[""].Attempts)
 	assert.Equal(t, json.Number("12345678901234567890"), got.Contact.Upstream["userId"], "big ids stay exact")
-	assert.Zero(t, got.Generations[""].OutcomeLine, "the line numbers stay in storage")
 	assert.NotNil(t, rec.Generations[""].Outcome, "saving leaves the caller's record as it was")
 }

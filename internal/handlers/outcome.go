@@ -1,14 +1,13 @@
 package handlers
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-
 	"github.com/contactrelay/contactrelay/internal/events"
 )
 
@@ -17,95 +16,205 @@ import (
 // being spared.
 const storeRetryDelay = 2 * time.Second
 
-// fail decides a failed outcome that needs no record: the command was
-// malformed, invalid or unroutable, which every delivery decides alike.
-func (h *Handler) fail(m Message, cmd events.Command, provider string, reason events.Reason, msg string, errs []events.FieldError) Outcome {
-	commandID := cmd.CommandID
-	data := events.Failed{
-		CommandID: commandID,
-		Provider:  provider,
-		Reason:    reason,
-		Retryable: reason.Retryable(),
-		Message:   msg,
-		Errors:    errs,
-		ReplayOf:  m.Generation,
-		Metadata:  cmd.Metadata,
-	}
-	if reason == events.ReasonMalformed {
-		data.CommandRaw = m.Body
-	} else {
-		data.Command = m.Body
-	}
-	ev, err := events.NewEvent(h.cfg.Source, events.SubjectFailed, commandID, m.Generation, h.cfg.Now(), data)
-	if err != nil {
-		// Only data that cannot be encoded gets here; keep the raw bytes.
-		data.Command, data.CommandRaw, data.Metadata = nil, m.Body, nil
-		ev, _ = events.NewEvent(h.cfg.Source, events.SubjectFailed, commandID, m.Generation, h.cfg.Now(), data)
-	}
-	return Outcome{Action: Term, Event: &ev, CommandID: commandID, Provider: provider, Reason: reason, Err: errors.New(msg)}
+// conclusion is what a delivery concluded, before it is made a Decision
+// against the freshest record: a contact (created or found), or a failure.
+type conclusion struct {
+	contact  *provider.Contact
+	reason   events.Reason
+	provider string // the chosen provider of a failure, if any
+	message  string
+	errors   []events.FieldError
+	upstream *events.Upstream
 }
 
-// settled returns the outcome of a command that needs no provider call: its
-// generation's recorded outcome, or contact.created from the record of a
-// contact created earlier (by another generation, delivery or instance).
-func (h *Handler) settled(ctx context.Context, d *delivery) *Outcome {
+// terminal reports the reasons whose command message is terminated rather
+// than acknowledged: bad input that no redelivery can mend.
+func terminal(reason events.Reason) bool {
+	switch reason {
+	case events.ReasonMalformed, events.ReasonInvalid, events.ReasonUnroutable, events.ReasonConflict:
+		return true
+	}
+	return false
+}
+
+// fromRecord returns the decision the record alone makes: a conflict, when
+// an original command's content is not the content its commandId was
+// first used for; the generation's recorded outcome, repeated; or, for a
+// command that is not bad input, contact.created from the contact the
+// record holds.
+func (h *Handler) fromRecord(d *delivery) (Decision, bool) {
+	if d.rev == 0 {
+		return Decision{}, false
+	}
+	if d.m.Generation == "" && d.rec.Fingerprint != "" && d.rec.Fingerprint != d.in.fingerprint {
+		return h.conflict(d), true
+	}
 	if g := d.rec.Generations[d.m.Generation]; g != nil && g.Outcome != nil {
-		out := recordedOutcome(d, g)
-		out.FromRecord = true
-		return &out
+		return h.repeat(d, g), true
 	}
-	if d.rec.Contact != nil {
-		c := d.rec.Contact
-		out := h.created(ctx, d, provider.Contact{ID: c.ID, Upstream: c.Upstream})
-		out.FromRecord = out.Event != nil
-		return &out
+	if c := d.rec.Contact; c != nil && d.in.bad == nil {
+		dec := h.conclude(d, conclusion{contact: &provider.Contact{ID: c.ID, Upstream: c.Upstream}})
+		dec.FromRecord = true
+		return dec, true
 	}
-	return nil
+	return Decision{}, false
 }
 
-// created records the contact and the generation's created outcome, unless
-// the generation already has an outcome, which is then kept.
-func (h *Handler) created(ctx context.Context, d *delivery, c provider.Contact) Outcome {
-	return h.decide(ctx, d, h.createdBuild(d, c))
-}
+// conclude makes c the generation's outcome in a copy of the delivery's
+// record, and returns the Decision that records and publishes it. A
+// failure of a command whose contact exists meanwhile is contact.created
+// instead; a generation with an outcome keeps it.
+func (h *Handler) conclude(d *delivery, c conclusion) Decision {
+	r := d.rec
+	r.Generations = cloneGenerations(d.rec.Generations)
+	if d.m.Generation == "" && r.Fingerprint == "" {
+		r.Fingerprint, r.FirstUsed = d.in.fingerprint, h.cfg.Now().UTC()
+	}
+	g := r.generation(d.m.Generation)
+	if g.Outcome != nil {
+		return h.repeat(d, g)
+	}
+	if c.contact == nil && r.Contact != nil && !terminal(c.reason) {
+		c = conclusion{contact: &provider.Contact{ID: r.Contact.ID, Upstream: r.Contact.Upstream}}
+	}
 
-// createdBuild builds the created outcome of contact c into a record.
-func (h *Handler) createdBuild(d *delivery, c provider.Contact) func(*Record, *Generation) (events.Reason, any) {
-	return func(r *Record, g *Generation) (events.Reason, any) {
+	var (
+		typ    = events.SubjectCreated
+		data   any
+		stored any // data as recorded: a failed event without its command
+		prov   string
+	)
+	if c.contact != nil {
 		if r.Contact == nil {
-			r.Contact = &StoredContact{Provider: d.cmd.Provider, ID: c.ID, Upstream: c.Upstream, CreatedAt: h.cfg.Now().UTC()}
+			r.Contact = &StoredContact{Provider: d.cmd.Provider, ID: c.contact.ID, Upstream: boundUpstream(c.contact.Upstream), CreatedAt: h.cfg.Now().UTC()}
 		}
-		r.Unsettled, r.InFlightUntil = false, time.Time{}
-		return "", h.createdData(d, r.Contact, g)
-	}
-}
-
-// finish records a failed outcome for the generation, unless it already has
-// an outcome or the contact exists meanwhile (then it is created).
-func (h *Handler) finish(ctx context.Context, d *delivery, reason events.Reason, msg string) Outcome {
-	return h.decide(ctx, d, func(r *Record, g *Generation) (events.Reason, any) {
-		if r.Contact != nil {
-			return "", h.createdData(d, r.Contact, g)
-		}
-		data := events.Failed{
+		r.Unsettled, r.InFlight, r.HoldMillis = false, false, 0
+		created := h.createdData(d, r.Contact, g)
+		data, stored, prov = created, created, created.Provider
+	} else {
+		typ, prov = events.SubjectFailed, c.provider
+		failed := events.Failed{
 			CommandID: d.cmd.CommandID,
-			Provider:  d.cmd.Provider,
-			Reason:    reason,
-			Retryable: reason.Retryable(),
-			Message:   msg,
+			Provider:  c.provider,
+			Reason:    c.reason,
+			Retryable: c.reason.Retryable(),
+			Message:   c.message,
+			Errors:    c.errors,
+			Upstream:  c.upstream,
 			Attempts:  g.Attempts,
 			ReplayOf:  d.m.Generation,
 			Metadata:  d.cmd.Metadata,
-			Command:   d.m.Body,
 		}
-		switch {
-		case d.last != nil:
-			data.Upstream = d.last.Upstream()
-		case r.LastFailure != nil:
-			data.Upstream = r.LastFailure
+		if failed.Upstream == nil && (c.reason == events.ReasonRejected || c.reason == events.ReasonExhausted || c.reason == events.ReasonAmbiguous) {
+			failed.Upstream = r.LastFailure
 		}
-		return reason, data
-	})
+		stored = failed
+		attachCommand(&failed, d.m.Body)
+		data = failed
+	}
+	now := h.cfg.Now()
+	ev, err := events.NewEvent(h.cfg.Source, typ, d.cmd.CommandID, d.m.Generation, now, data)
+	if err != nil {
+		return h.unencodable(d, err)
+	}
+	full := ev.AppendJSON(make([]byte, 0, 320+len(ev.Data)))
+	if typ == events.SubjectCreated {
+		g.Outcome = full
+	} else {
+		sev, err := events.NewEvent(h.cfg.Source, typ, d.cmd.CommandID, d.m.Generation, now, stored)
+		if err != nil {
+			return h.unencodable(d, err)
+		}
+		g.Outcome = sev.AppendJSON(nil)
+	}
+	g.Provider, g.Reason = prov, c.reason
+
+	dec := Decision{Action: Ack, Event: &ev, EventJSON: full, CommandID: d.cmd.CommandID,
+		Provider: prov, Reason: c.reason, Attempts: g.Attempts, outcome: &c}
+	if terminal(c.reason) {
+		dec.Action = Term
+	}
+	if c.reason != "" {
+		dec.Err = errors.New(c.message)
+	}
+	val, err := encodeRecord(&r, d.m.Generation)
+	if err != nil {
+		// Only an outcome larger than a record may hold gets here: publish
+		// it unrecorded rather than loop on a write that cannot succeed.
+		h.cfg.Logger.Error("outcome not recorded", "commandId", shortID(d.cmd.CommandID), "error", err)
+		return dec
+	}
+	dec.Write = &Write{Key: RecordKey(d.cmd.CommandID), Value: val, Revision: d.rev}
+	return dec
+}
+
+// unencodable answers an event that could not be encoded (data no JSON
+// can carry): a failed event with the raw command, which always encodes.
+func (h *Handler) unencodable(d *delivery, err error) Decision {
+	data := events.Failed{CommandID: d.cmd.CommandID, Reason: events.ReasonMalformed,
+		Message: "the outcome could not be encoded: " + err.Error(), ReplayOf: d.m.Generation}
+	attachCommand(&data, nil)
+	data.CommandRaw = boundRaw(d.m.Body)
+	ev, _ := events.NewEvent(h.cfg.Source, events.SubjectFailed, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
+	return Decision{Action: Term, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
+		Reason: events.ReasonMalformed, Err: err}
+}
+
+// repeat returns the generation's recorded outcome, with the delivery's
+// command put back into a failed event.
+func (h *Handler) repeat(d *delivery, g *Generation) Decision {
+	dec := Decision{Action: Ack, CommandID: d.cmd.CommandID, Provider: g.Provider, Reason: g.Reason,
+		Attempts: g.Attempts, FromRecord: true, EventJSON: g.Outcome}
+	if terminal(g.Reason) {
+		dec.Action = Term
+	}
+	if g.Reason != "" {
+		dec.Err = fmt.Errorf("%s, as decided earlier", g.Reason)
+	}
+	var ev events.Event
+	if err := json.Unmarshal(g.Outcome, &ev); err != nil {
+		// Our own encoding: only a damaged record gets here. Publishing
+		// the bytes as they are still repeats the outcome.
+		dec.Event = &events.Event{Type: events.SubjectFailed}
+		return dec
+	}
+	dec.Event = &ev
+	if ev.Type != events.SubjectFailed {
+		return dec
+	}
+	var f events.Failed
+	if err := json.Unmarshal(ev.Data, &f); err != nil || f.Command != nil || f.CommandRaw != nil {
+		return dec // recorded with its command (version 1), or damaged
+	}
+	attachCommand(&f, d.m.Body)
+	data, err := json.Marshal(f)
+	if err != nil {
+		return dec
+	}
+	ev.Data = data
+	dec.EventJSON = ev.AppendJSON(make([]byte, 0, 320+len(data)))
+	return dec
+}
+
+// conflict answers an original command whose commandId was first used for
+// other content: a failed event whose id is its own (a function of the
+// commandId and this content), nothing recorded, nothing sent.
+func (h *Handler) conflict(d *delivery) Decision {
+	msg := fmt.Sprintf("this commandId was first used at %s for a command with other content "+
+		"(fingerprint %s; this command's is %s): nothing was sent to a provider and the first command's outcome stands; "+
+		"use a new commandId for a new contact, or replay the first command's failure with a repair to change it",
+		d.rec.FirstUsed.UTC().Format(time.RFC3339), d.rec.Fingerprint, d.in.fingerprint)
+	data := events.Failed{CommandID: d.cmd.CommandID, Reason: events.ReasonConflict, Message: msg, Metadata: d.cmd.Metadata}
+	if d.in.bad == nil {
+		data.Provider = d.cmd.Provider
+	}
+	attachCommand(&data, d.m.Body)
+	ev, err := events.NewEvent(h.cfg.Source, events.SubjectFailed, d.cmd.CommandID, "conflict:"+d.in.fingerprint, h.cfg.Now(), data)
+	if err != nil {
+		return h.unencodable(d, err)
+	}
+	return Decision{Action: Term, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
+		Provider: data.Provider, Reason: events.ReasonConflict, Err: errors.New("commandId used for other content")}
 }
 
 func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) events.Created {
@@ -124,103 +233,58 @@ func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) even
 	}
 }
 
-// decide records the generation's outcome, built by build from the freshest
-// record, with a compare-and-set; a generation has one outcome, so one
-// recorded first by another delivery wins. The event is encoded once: the
-// record keeps those bytes and the runner publishes them.
-func (h *Handler) decide(ctx context.Context, d *delivery, build func(*Record, *Generation) (events.Reason, any)) Outcome {
-	var (
-		buildErr error
-		fresh    *Outcome // the outcome this delivery wrote, if it did
-	)
-	_, err := h.update(ctx, d, func(r *Record) bool {
-		fresh, buildErr = h.applyOutcome(d, r, build)
-		return fresh != nil
-	})
-	if err == nil {
-		err = buildErr
-	}
-	if err != nil {
-		return h.retryStore(d, err)
-	}
-	if fresh != nil {
-		return *fresh
-	}
-	return recordedOutcome(d, d.rec.Generations[d.m.Generation])
-}
+// maxCommandRaw bounds the raw bytes a failed event carries.
+const maxCommandRaw = events.MaxCommandSize
 
-// applyOutcome sets the generation's outcome in r, built by build, and
-// returns it; it returns nil when the generation has one already (or the
-// event cannot be built: then with the error).
-func (h *Handler) applyOutcome(d *delivery, r *Record, build func(*Record, *Generation) (events.Reason, any)) (*Outcome, error) {
-	r.Generations = cloneGenerations(r.Generations)
-	g := r.generation(d.m.Generation)
-	if g.Outcome != nil {
-		return nil, nil
-	}
-	reason, data := build(r, g)
-	typ, provider, msg := events.SubjectCreated, "", ""
-	switch v := data.(type) {
-	case events.Created:
-		provider = v.Provider
-	case events.Failed:
-		typ, provider, msg = events.SubjectFailed, v.Provider, v.Message
-	}
-	ev, err := events.NewEvent(h.cfg.Source, typ, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
-	if err != nil {
-		return nil, err
-	}
-	encoded := ev.AppendJSON(make([]byte, 0, 320+len(ev.Data)))
-	g.Outcome, g.Provider, g.Reason = encoded, provider, reason
-	out := &Outcome{Action: Ack, Event: &ev, EventJSON: encoded, CommandID: d.cmd.CommandID,
-		Provider: provider, Reason: reason, Attempts: g.Attempts}
-	if reason != "" {
-		out.Err = errors.New(msg)
-	}
-	return out, nil
-}
-
-// createdAsync is created through an AsyncStore: the outcome is written
-// over the delivery's revision without waiting, and done gets the Outcome
-// once it is recorded. A conflict or trouble takes the careful way,
-// created, which reads the record again (on a goroutine of its own).
-func (h *Handler) createdAsync(ctx context.Context, store AsyncStore, d *delivery, c provider.Contact, done func(Outcome)) {
-	careful := func() { go func() { done(h.created(ctx, d, c)) }() }
-	rec := d.rec
-	fresh, err := h.applyOutcome(d, &rec, h.createdBuild(d, c))
-	if fresh == nil || err != nil || d.rev == 0 {
-		careful()
+// attachCommand puts the command into a failed event: the object itself,
+// or for a malformed body its raw bytes, at most maxCommandRaw of them.
+func attachCommand(f *events.Failed, body []byte) {
+	if f.Reason == events.ReasonMalformed || !json.Valid(body) || len(body) > events.MaxCommandSize {
+		f.CommandRaw = boundRaw(body)
 		return
 	}
-	val, err := h.records.encode(rec)
-	if err != nil {
-		careful()
-		return
+	f.Command = body
+}
+
+func boundRaw(body []byte) []byte {
+	if len(body) > maxCommandRaw {
+		return body[:maxCommandRaw]
 	}
-	store.PutAsync(RecordKey(d.cmd.CommandID), val, d.rev, func(rev uint64, ok bool, err error) {
-		if err != nil || !ok {
-			careful()
-			return
+	return body
+}
+
+// boundUpstream keeps a provider's identifiers within what a record and
+// an event can carry: at most 64 of them, each value's encoding at most
+// 1 KiB (a longer one is dropped, and the drop noted).
+func boundUpstream(up map[string]any) map[string]any {
+	const maxKeys, maxValue = 64, 1 << 10
+	if len(up) == 0 {
+		return up
+	}
+	out := make(map[string]any, min(len(up), maxKeys))
+	dropped := 0
+	for _, k := range sortedKeys(up) {
+		v := up[k]
+		enc, err := json.Marshal(v)
+		if len(out) >= maxKeys || len(k) > maxValue || err != nil || len(enc) > maxValue {
+			dropped++
+			continue
 		}
-		d.rec, d.rev = rec, rev
-		done(*fresh)
-	})
-}
-
-// recordedOutcome turns a generation's recorded event into an Outcome.
-func recordedOutcome(d *delivery, g *Generation) Outcome {
-	var ev events.Event
-	if err := json.Unmarshal(g.Outcome, &ev); err != nil {
-		// Our own encoding: only a damaged record gets here. Publishing
-		// the bytes as they are still repeats the outcome.
-		ev = events.Event{Type: events.SubjectFailed}
+		out[k] = v
 	}
-	out := Outcome{Action: Ack, Event: &ev, EventJSON: g.Outcome, CommandID: d.cmd.CommandID,
-		Provider: g.Provider, Reason: g.Reason, Attempts: g.Attempts}
-	if g.Reason != "" {
-		out.Err = fmt.Errorf("%s, as decided earlier", g.Reason)
+	if dropped > 0 {
+		out["droppedIdentifiers"] = dropped
 	}
 	return out
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // retryStore ends a delivery whose record could not be read or written.
@@ -228,46 +292,8 @@ func recordedOutcome(d *delivery, g *Generation) Outcome {
 // every delivery, up to one delivery's full retry schedule: a NATS
 // election costs a delivery or two, and the default of ten deliveries
 // outlasts some ten minutes without a record store.
-func (h *Handler) retryStore(d *delivery, err error) Outcome {
+func (h *Handler) retryStore(d *delivery, err error) Decision {
 	delay := storeRetryDelay << min(max(d.m.Delivery-1, 0), 16)
 	delay = min(delay, h.cfg.RetryMaxElapsed+h.cfg.RedeliveryDelay)
-	return Outcome{Action: Retry, Delay: delay, CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(), Err: err}
-}
-
-// storeContext bounds one record read or write; it outlives ctx's
-// cancellation so that a decided outcome is recorded during shutdown.
-func (h *Handler) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), h.cfg.StoreTimeout)
-}
-
-// reload reads the delivery's record afresh.
-func (h *Handler) reload(ctx context.Context, d *delivery) error {
-	sctx, cancel := h.storeContext(ctx)
-	defer cancel()
-	rec, rev, err := h.records.load(sctx, d.cmd.CommandID)
-	if err != nil {
-		return err
-	}
-	d.rec, d.rev = rec, rev
-	return nil
-}
-
-// save writes rec over revision rev.
-func (h *Handler) save(ctx context.Context, rec Record, rev uint64) (uint64, error) {
-	sctx, cancel := h.storeContext(ctx)
-	defer cancel()
-	return h.records.save(sctx, rec, rev)
-}
-
-// update changes the delivery's record with a compare-and-set, reading and
-// reapplying on conflict, and keeps the delivery's copy current.
-func (h *Handler) update(ctx context.Context, d *delivery, change func(*Record) bool) (Record, error) {
-	sctx, cancel := h.storeContext(ctx)
-	defer cancel()
-	rec, rev, err := h.records.update(sctx, d.cmd.CommandID, d.rec, d.rev, change)
-	if err != nil {
-		return Record{}, err
-	}
-	d.rec, d.rev = rec, rev
-	return rec, nil
+	return Decision{Action: Retry, Delay: delay, CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(), Err: err}
 }

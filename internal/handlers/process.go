@@ -6,23 +6,31 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/clients/provider"
-
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
 )
 
-// inFlightMargin is added to the call timeout to form the time a create call
-// holds its record: past it, the call is over whatever became of it.
+// inFlightMargin is added to the call timeout to form how long a create
+// call holds its claim: past it, the call is over whatever became of it.
 const inFlightMargin = 2 * time.Second
 
-// delivery is the state of one delivery of a routed, valid command.
+// lookupTimeoutFactor times the call timeout bounds a lookup, which may
+// read many pages of the provider's list.
+const lookupTimeoutFactor = 3
+
+// maxRetryAfter bounds how long a provider's Retry-After can defer a
+// command, so that a provider's typo cannot park it for days.
+const maxRetryAfter = time.Hour
+
+// delivery is the state of one delivery of a command.
 type delivery struct {
 	m        Message
+	in       input
 	cmd      events.Command
 	provider Provider
 	rec      Record
@@ -32,11 +40,11 @@ type delivery struct {
 }
 
 // errBusy reports that another delivery of the same commandId has a create
-// call in flight; it is transient and counts no attempt.
-type errBusy struct{ until time.Time }
+// call in flight (or had, until its hold ends); it counts no attempt.
+type errBusy struct{ wait time.Duration }
 
 func (e errBusy) Error() string {
-	return "another delivery of this command has a create call in flight until " + e.until.Format(time.RFC3339)
+	return fmt.Sprintf("another delivery of this command holds its create call for up to %s more", e.wait.Round(time.Millisecond))
 }
 
 // errStore marks failures of the record store: they end the delivery with
@@ -46,85 +54,108 @@ type errStore struct{ err error }
 func (e errStore) Error() string { return e.err.Error() }
 func (e errStore) Unwrap() error { return e.err }
 
-// process runs the idempotent, retried creation of a valid command.
-func (h *Handler) process(ctx context.Context, m Message, cmd events.Command, p Provider) Outcome {
-	d := &delivery{m: m, cmd: cmd, provider: p, rec: Record{CommandID: cmd.CommandID}}
-	// A first delivery of an original command is almost always new: skip
-	// the read, and let the first write's compare-and-set tell otherwise.
-	if m.Delivery > 1 || m.Generation != "" {
-		if err := h.reload(ctx, d); err != nil {
-			return h.retryStore(d, err)
-		}
-	}
-	if m.Delivery > h.cfg.MaxDeliver {
+// errIncomplete marks a lookup that could not prove the contact absent and
+// will not do better by being retried at once.
+type errIncomplete struct{ err error }
+
+func (e errIncomplete) Error() string { return e.err.Error() }
+func (e errIncomplete) Unwrap() error { return e.err }
+
+// hold is how long a create call of this instance can hold its claim.
+func (h *Handler) hold() time.Duration { return h.cfg.CallTimeout + inFlightMargin }
+
+// process runs the idempotent, retried creation of a valid, routed command.
+func (h *Handler) process(ctx context.Context, d *delivery) Decision {
+	if d.m.Delivery > h.cfg.MaxDeliver {
 		// The last allowed delivery ended without an outcome (the process
 		// died during it): settle with what is known, calling nothing but a
 		// lookup.
 		return h.finalPass(ctx, d)
 	}
-
-	var out *Outcome
+	var dec *Decision
 	b := h.newBackOff()
 	op := func() error {
 		o, err := h.attempt(ctx, d)
 		if err == nil {
-			out = o
+			dec = o
 			return nil
 		}
 		var pe *provider.Error
 		b.hint = 0
 		switch {
-		case errors.As(err, new(errStore)), errors.As(err, new(errCircuitOpen)):
+		case errors.As(err, new(errStore)), errors.As(err, new(errCircuitOpen)), errors.As(err, new(errBusy)),
+			errors.As(err, new(errIncomplete)):
 			return backoff.Permanent(err)
 		case errors.As(err, &pe) && pe.Class == provider.Permanent:
 			return backoff.Permanent(err)
 		case errors.As(err, &pe):
-			b.hint = pe.RetryAfter
+			b.hint = min(pe.RetryAfter, maxRetryAfter)
 		}
 		return err
 	}
 	notify := func(err error, wait time.Duration) {
 		if h.cfg.Hooks.Retry != nil {
-			h.cfg.Hooks.Retry(cmd.Provider)
+			h.cfg.Hooks.Retry(d.cmd.Provider)
 		}
-		h.cfg.Logger.Info("retrying", "commandId", cmd.CommandID, "provider", cmd.Provider,
-			"delivery", m.Delivery, "attempts", d.attempts(), "wait", wait, "error", err)
+		h.cfg.Logger.Info("retrying", "commandId", shortID(d.cmd.CommandID), "provider", d.cmd.Provider,
+			"delivery", d.m.Delivery, "attempts", d.attempts(), "wait", wait, "error", err)
 	}
 	err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify)
-	var busy errBusy
+	var (
+		busy  errBusy
+		cOpen errCircuitOpen
+	)
 	switch {
-	case out != nil:
-		return *out
+	case dec != nil:
+		return *dec
 	case errors.As(err, new(errStore)):
 		return h.retryStore(d, err)
 	case errors.As(err, &busy):
 		// Another delivery holds the create call: it decides, whatever our
 		// delivery count. Come back when its hold ends.
-		return h.retryBusy(d, busy, err)
-	case errors.As(err, new(errCircuitOpen)) && m.Delivery < h.cfg.MaxDeliver:
+		return h.retry(d, max(busy.wait, h.cfg.RetryInitialInterval), err)
+	case errors.As(err, new(errIncomplete)):
+		return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(err))
+	case errors.As(err, &cOpen) && d.m.Delivery < h.cfg.MaxDeliver:
+		if cOpen.probing {
+			// One trial call is testing the provider: come back when it
+			// has had its time.
+			return h.retry(d, h.hold(), err)
+		}
 		// Free the slot for other providers' commands, and spend this
 		// delivery no faster than retrying through it would have.
-		return Outcome{Action: Retry, Delay: h.cfg.RetryMaxElapsed + h.cfg.RedeliveryDelay,
-			CommandID: cmd.CommandID, Provider: cmd.Provider, Attempts: d.attempts(), Err: err}
+		return h.retry(d, h.cfg.RetryMaxElapsed+h.cfg.RedeliveryDelay, err)
 	case ctx.Err() != nil:
 		// Shutting down: let another instance, or this one restarted,
 		// take the command at once.
-		return Outcome{Action: Retry, CommandID: cmd.CommandID, Provider: cmd.Provider, Attempts: d.attempts(), Err: err}
+		return h.retry(d, 0, err)
 	case provider.ClassOf(err) == provider.Permanent:
 		return h.finish(ctx, d, events.ReasonRejected, "the provider refused the contact: "+err.Error())
-	case m.Delivery >= h.cfg.MaxDeliver:
+	case d.m.Delivery >= h.cfg.MaxDeliver:
 		return h.finish(ctx, d, events.ReasonExhausted,
-			fmt.Sprintf("transient failures outlasted %d deliveries: %v", m.Delivery, err))
+			fmt.Sprintf("transient failures outlasted %d deliveries: %v", d.m.Delivery, err))
 	}
 	delay := h.cfg.RedeliveryDelay
-	if d.last != nil && d.last.RetryAfter > delay {
-		delay = d.last.RetryAfter
+	if d.last != nil {
+		// A Retry-After beyond what was left of the delivery's budget
+		// ended it: the command waits outside, freeing its worker.
+		delay = max(delay, min(d.last.RetryAfter, maxRetryAfter))
 	}
-	return Outcome{Action: Retry, Delay: delay, CommandID: cmd.CommandID, Provider: cmd.Provider, Attempts: d.attempts(), Err: err}
+	return h.retry(d, delay, err)
+}
+
+func (h *Handler) retry(d *delivery, delay time.Duration, err error) Decision {
+	return Decision{Action: Retry, Delay: delay, CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(), Err: err}
+}
+
+func ambiguousMessage(err error) string {
+	return "the contact may exist: a create call's answer was lost, and the lookup could not prove the contact absent (" +
+		err.Error() + "); creating it again could duplicate it, so check the provider, then discard this failure or replay it"
 }
 
 // hintedBackOff is an exponential backoff that waits at least as long as
-// the provider asked (Retry-After) for the next try.
+// the provider asked (Retry-After) for the next try, and stops instead
+// when that wait would outlast the delivery's budget.
 type hintedBackOff struct {
 	*backoff.ExponentialBackOff
 	hint time.Duration
@@ -133,6 +164,9 @@ type hintedBackOff struct {
 func (b *hintedBackOff) NextBackOff() time.Duration {
 	d := b.ExponentialBackOff.NextBackOff()
 	if d != backoff.Stop && b.hint > d {
+		if b.GetElapsedTime()+b.hint > b.MaxElapsedTime {
+			return backoff.Stop
+		}
 		d = b.hint
 	}
 	return d
@@ -148,9 +182,9 @@ func (h *Handler) newBackOff() *hintedBackOff {
 	return &hintedBackOff{ExponentialBackOff: eb}
 }
 
-// attempt makes one try: it returns an outcome when the command is settled,
-// or the error that kept it from being settled.
-func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err error) {
+// attempt makes one try: it returns a decision when the command is
+// concluded, or the error that kept it from being concluded.
+func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err error) {
 	if d.stale {
 		if err := h.reload(ctx, d); err != nil {
 			return nil, errStore{err}
@@ -159,36 +193,38 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 	// Between tries, another delivery may change the record.
 	defer func() { d.stale = err != nil }()
 	for {
-		if out := h.settled(ctx, d); out != nil {
-			return out, nil
+		if dec, ok := h.fromRecord(d); ok {
+			return &dec, nil
 		}
-		now := h.cfg.Now()
+		if err := h.waitOutClaim(d); err != nil {
+			return nil, err
+		}
 		if d.rec.Unsettled {
-			if now.Before(d.rec.InFlightUntil) {
-				return nil, errBusy{until: d.rec.InFlightUntil}
-			}
 			// An earlier create call's answer never arrived: the contact may
 			// exist. Look before creating again.
-			out, err := h.reconcile(ctx, d)
-			if out != nil || err != nil {
-				return out, err
+			dec, err := h.reconcile(ctx, d)
+			if dec != nil || err != nil {
+				return dec, err
 			}
 		}
 
 		// Wait for the provider's guard before claiming, so that neither a
-		// rate limit nor an open circuit holds a claim or counts an attempt.
+		// rate limit nor an open circuit holds a claim or counts an attempt,
+		// and the claim's hold starts as the call does.
 		done, err := h.guards[d.cmd.Provider].admit(ctx)
 		if err != nil {
 			return nil, err
 		}
-		// Claim the create call: mark the record unsettled and count the
+		// Claim the create call: mark the record in flight and count the
 		// attempt, atomically, so that no other delivery creates meanwhile.
 		claim := d.rec
-		claim.Unsettled = true
-		claim.InFlightUntil = now.Add(h.cfg.CallTimeout + inFlightMargin)
+		claim.Unsettled, claim.InFlight, claim.HoldMillis = true, true, h.hold().Milliseconds()
 		claim.Generations = cloneGenerations(d.rec.Generations)
+		if d.m.Generation == "" && claim.Fingerprint == "" {
+			claim.Fingerprint, claim.FirstUsed = d.in.fingerprint, h.cfg.Now().UTC()
+		}
 		claim.generation(d.m.Generation).Attempts++
-		rev, err := h.save(ctx, claim, d.rev)
+		rev, err := h.save(ctx, &claim, d.rev)
 		if err != nil {
 			done(errNotCalled)
 			if !errors.Is(err, errConflict) {
@@ -206,12 +242,8 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		})
 		done(err)
 		if err == nil {
-			out := &Outcome{CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(),
-				Finish: func(ctx context.Context) Outcome { return h.created(ctx, d, contact) }}
-			if as, ok := h.cfg.Store.(AsyncStore); ok {
-				out.FinishAsync = func(ctx context.Context, done func(Outcome)) { h.createdAsync(ctx, as, d, contact, done) }
-			}
-			return out, nil
+			dec := h.conclude(d, conclusion{contact: &contact})
+			return &dec, nil
 		}
 		d.noteFailure(err)
 		// Settle the claim: a definite answer clears it; an ambiguous one
@@ -219,22 +251,39 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (out *Outcome, err e
 		// the next try looks the contact up without waiting.
 		ambiguous := provider.ClassOf(err) == provider.Ambiguous
 		if _, serr := h.update(ctx, d, func(r *Record) bool {
-			r.Unsettled = ambiguous
-			r.InFlightUntil = time.Time{}
+			r.Unsettled, r.InFlight, r.HoldMillis = ambiguous, false, 0
 			if d.last != nil {
 				r.LastFailure = d.last.Upstream()
 			}
 			return true
 		}); serr != nil {
-			h.cfg.Logger.Warn("could not settle record", "commandId", d.cmd.CommandID, "error", serr)
+			h.cfg.Logger.Warn("could not settle record", "commandId", shortID(d.cmd.CommandID), "error", serr)
 		}
 		return nil, err
 	}
 }
 
+// waitOutClaim returns errBusy while another delivery's claim on the
+// record may still have its create call under way. The hold is measured
+// on this instance's clock from when it first saw this revision of the
+// record, never against a time another instance wrote; once it has
+// passed, the claim is taken for one whose answer was lost.
+func (h *Handler) waitOutClaim(d *delivery) error {
+	if !d.rec.InFlight {
+		return nil
+	}
+	hold := max(h.hold(), time.Duration(d.rec.HoldMillis)*time.Millisecond)
+	if wait := h.holds.remaining(RecordKey(d.cmd.CommandID), d.rev, hold); wait > 0 {
+		return errBusy{wait: wait}
+	}
+	d.rec.InFlight = false // Unsettled stays: look the contact up
+	return nil
+}
+
 // reconcile looks up a contact whose creation may have happened. It returns
-// an outcome when the contact exists.
-func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Outcome, error) {
+// a decision when the contact exists, and nil, nil only when the lookup saw
+// the provider's whole list and the contact is not in it.
+func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Decision, error) {
 	done, err := h.guards[d.cmd.Provider].admit(ctx)
 	if err != nil {
 		return nil, err
@@ -247,13 +296,17 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Outcome, error) 
 	done(err)
 	if err != nil {
 		d.noteFailure(err)
-		return nil, fmt.Errorf("reconcile an earlier create: %w", err)
+		err = fmt.Errorf("reconcile an earlier create: %w", err)
+		if errors.Is(err, provider.ErrIncompleteLookup) && provider.ClassOf(err) == provider.Permanent {
+			return nil, errIncomplete{err}
+		}
+		return nil, err
 	}
 	if found {
 		h.cfg.Logger.Info("reconciled: the contact was created by an earlier attempt",
-			"commandId", d.cmd.CommandID, "provider", d.cmd.Provider, "contactId", contact.ID)
-		out := h.created(ctx, d, contact)
-		return &out, nil
+			"commandId", shortID(d.cmd.CommandID), "provider", d.cmd.Provider, "contactId", contact.ID)
+		dec := h.conclude(d, conclusion{contact: &contact})
+		return &dec, nil
 	}
 	return nil, nil
 }
@@ -271,7 +324,12 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 			attribute.String("contactrelay.command_id", d.cmd.CommandID),
 		)
 	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
+	timeout := h.cfg.CallTimeout
+	if op == "lookup" {
+		// A lookup may read many pages of a list; it holds no claim.
+		timeout *= lookupTimeoutFactor
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	start := time.Now()
 	contact, err := fn(callCtx)
@@ -284,31 +342,36 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 }
 
 // finalPass settles a command past its last delivery without creating.
-func (h *Handler) finalPass(ctx context.Context, d *delivery) Outcome {
-	if out := h.settled(ctx, d); out != nil {
-		return *out
+func (h *Handler) finalPass(ctx context.Context, d *delivery) Decision {
+	if dec, ok := h.fromRecord(d); ok {
+		return dec
 	}
-	if until := d.rec.InFlightUntil; d.rec.Unsettled && h.cfg.Now().Before(until) {
-		busy := errBusy{until: until}
-		return h.retryBusy(d, busy, busy)
+	var busy errBusy
+	if err := h.waitOutClaim(d); errors.As(err, &busy) {
+		return h.retry(d, max(busy.wait, h.cfg.RetryInitialInterval), err)
 	}
 	if d.rec.Unsettled {
-		out, err := h.reconcile(ctx, d)
-		if out != nil {
-			return *out
-		}
-		if errors.As(err, new(errStore)) {
+		dec, err := h.reconcile(ctx, d)
+		switch {
+		case dec != nil:
+			return *dec
+		case errors.As(err, new(errStore)):
 			return h.retryStore(d, err)
+		case errors.As(err, new(errIncomplete)):
+			return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(err))
 		}
 	}
 	return h.finish(ctx, d, events.ReasonExhausted,
 		fmt.Sprintf("the command was not settled within %d deliveries (the last one ended without an answer)", h.cfg.MaxDeliver))
 }
 
-// retryBusy asks for redelivery once another delivery's create call is over.
-func (h *Handler) retryBusy(d *delivery, busy errBusy, err error) Outcome {
-	delay := max(busy.until.Sub(h.cfg.Now()), h.cfg.RetryInitialInterval)
-	return Outcome{Action: Retry, Delay: delay, CommandID: d.cmd.CommandID, Provider: d.cmd.Provider, Attempts: d.attempts(), Err: err}
+// finish concludes a delivery with a failure of the provider's making.
+func (h *Handler) finish(_ context.Context, d *delivery, reason events.Reason, msg string) Decision {
+	c := conclusion{reason: reason, provider: d.cmd.Provider, message: msg}
+	if d.last != nil {
+		c.upstream = d.last.Upstream()
+	}
+	return h.conclude(d, c)
 }
 
 func (d *delivery) noteFailure(err error) {
@@ -325,11 +388,40 @@ func (d *delivery) attempts() int {
 	return 0
 }
 
-func cloneGenerations(gs map[string]*Generation) map[string]*Generation {
-	out := make(map[string]*Generation, len(gs)+1)
-	for k, g := range gs {
-		c := *g
-		out[k] = &c
+// storeContext bounds one record read or write; it outlives ctx's
+// cancellation so that a claim's bookkeeping is written during shutdown.
+func (h *Handler) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.cfg.StoreTimeout)
+}
+
+// reload reads the delivery's record afresh.
+func (h *Handler) reload(ctx context.Context, d *delivery) error {
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	rec, rev, err := h.records.load(sctx, d.cmd.CommandID)
+	if err != nil {
+		return err
 	}
-	return out
+	d.rec, d.rev = rec, rev
+	return nil
+}
+
+// save writes rec over revision rev.
+func (h *Handler) save(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	return h.records.save(sctx, *rec, rev)
+}
+
+// update changes the delivery's record with a compare-and-set, reading and
+// reapplying on conflict, and keeps the delivery's copy current.
+func (h *Handler) update(ctx context.Context, d *delivery, change func(*Record) bool) (Record, error) {
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	rec, rev, err := h.records.update(sctx, d.cmd.CommandID, d.rec, d.rev, change)
+	if err != nil {
+		return Record{}, err
+	}
+	d.rec, d.rev = rec, rev
+	return rec, nil
 }

@@ -30,13 +30,18 @@ type Protection struct {
 }
 
 // errCircuitOpen says a provider's circuit is open: no call is made until
-// it lets one through again.
+// it lets one through again. With probing, the circuit is half-open: one
+// trial call is testing the provider, and the others wait for its answer.
 type errCircuitOpen struct {
 	provider string
 	until    time.Time
+	probing  bool
 }
 
 func (e errCircuitOpen) Error() string {
+	if e.probing {
+		return e.provider + " circuit half-open: a trial call is testing the provider; other calls wait for its answer"
+	}
 	return fmt.Sprintf("%s circuit open until %s: calls are held back while the provider keeps failing", e.provider, e.until.Format(time.RFC3339))
 }
 
@@ -101,6 +106,9 @@ func newGuard(name string, p Protection, hooks Hooks, now func() time.Time) *gua
 // circuit is open, or with ctx's error while waiting.
 func (g *guard) admit(ctx context.Context) (done func(error), err error) {
 	report, err := g.breaker.Allow()
+	if errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return nil, errCircuitOpen{provider: g.provider, probing: true}
+	}
 	if err != nil {
 		g.mu.Lock()
 		until := g.openedAt.Add(g.openFor)

@@ -3,16 +3,18 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/events"
 )
 
-// Store keeps the idempotency records of commands, keyed by commandId, with
+// Store keeps the idempotency records of commands, keyed by RecordKey, with
 // compare-and-set writes. Implementations must be safe for concurrent use.
 type Store interface {
 	// Get returns the value stored under key and its revision, or a zero
@@ -24,36 +26,53 @@ type Store interface {
 	Put(ctx context.Context, key string, value []byte, revision uint64) (newRevision uint64, ok bool, err error)
 }
 
-// AsyncStore is a Store that can also write without waiting for the
-// answer: done is called once, with what Put would return, on another
-// goroutine, and must not block.
-type AsyncStore interface {
-	Store
-	PutAsync(key string, value []byte, revision uint64, done func(newRevision uint64, ok bool, err error))
-}
-
 // Record is the idempotency record of one commandId. It is the single source
-// of truth for "was this contact created" and "what was this generation's
-// outcome", shared by every consumer instance.
+// of truth for "was this contact created", "is a create call under way" and
+// "what was this generation's outcome", shared by every consumer instance.
 type Record struct {
+	// Version is the stored form's version (RecordVersion when written).
+	Version   int    `json:"v,omitempty"`
 	CommandID string `json:"commandId"`
+	// Fingerprint is the digest of the content of the first command that
+	// used this commandId in its original generation, and FirstUsed when
+	// that was (by the deciding instance's clock: for messages only). An
+	// original command with other content is a conflict.
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	FirstUsed   time.Time `json:"firstUsed,omitzero"`
 	// Contact is set once the contact exists at the provider, whoever
 	// created it and however it was found.
 	Contact *StoredContact `json:"contact,omitempty"`
-	// Unsettled is set just before a create call and cleared when its answer
-	// is known: a record found unsettled after InFlightUntil means a create
-	// may have reached the provider without its answer being recorded, so
-	// the next attempt looks the contact up first.
-	Unsettled     bool      `json:"unsettled,omitempty"`
-	InFlightUntil time.Time `json:"inFlightUntil,omitzero"`
+	// Unsettled is set when a create call may have reached the provider
+	// without its answer being recorded: the next attempt looks the
+	// contact up first.
+	Unsettled bool `json:"unsettled,omitempty"`
+	// InFlight is set, with Unsettled, while a create call is under way
+	// (claimed); HoldMillis is how long, at most, the claimer's call can
+	// last. Another delivery that sees the claim waits that long on its
+	// own clock, from when it first saw this revision, before taking the
+	// claim for one whose instance died: no two clocks are compared.
+	InFlight   bool  `json:"inFlight,omitempty"`
+	HoldMillis int64 `json:"holdMs,omitempty"`
 	// LastFailure is the provider's answer to the last failed call, for
 	// the exhausted event of a delivery that made no call of its own.
 	LastFailure *events.Upstream `json:"lastFailure,omitempty"`
 	// Generations holds per generation ("" for the original command, the
 	// Contact-Replay-Of value for a replay) its create attempts and its
-	// outcome once decided.
+	// outcome once decided. At most maxGenerations are kept (the oldest
+	// decided ones give way), and the record stays under maxRecordBytes.
 	Generations map[string]*Generation `json:"generations,omitempty"`
+	// Order counts the generations ever added, to tell the oldest.
+	Order int `json:"order,omitempty"`
+
+	// InFlightUntil is read from records written before version 2, whose
+	// holds were absolute times; it is never written.
+	InFlightUntil time.Time `json:"inFlightUntil,omitzero"`
 }
+
+// RecordVersion is the version of the records this code writes. Version 1
+// (no "v" member) is read too; a newer one is refused, so that an older
+// instance never rewrites what it does not understand.
+const RecordVersion = 2
 
 // StoredContact is a created contact as recorded.
 type StoredContact struct {
@@ -66,15 +85,25 @@ type StoredContact struct {
 // Generation is the state of one generation of a command.
 type Generation struct {
 	Attempts int `json:"attempts"`
-	// Outcome is the terminal event, encoded, once decided; Provider and
-	// Reason repeat what it says, for logs and metrics.
+	// Outcome is the terminal event, encoded, once decided, without the
+	// command a failed event carries (the delivery's own body is put back
+	// when it is repeated); Provider and Reason repeat what it says.
 	Outcome  json.RawMessage `json:"outcome,omitempty"`
 	Provider string          `json:"provider,omitempty"`
 	Reason   events.Reason   `json:"reason,omitempty"`
-	// OutcomeLine says, in a stored record, which line after the first
-	// holds the outcome (see records.save).
+	// Order is the record's Order when the generation was added.
+	Order int `json:"order,omitempty"`
+	// OutcomeLine is read from version 1 records, which kept outcomes on
+	// lines after the record's own.
 	OutcomeLine int `json:"outcomeLine,omitempty"`
 }
+
+// Bounds of a record, so that every record this code builds can be written
+// (the server's max payload is 1 MiB by default).
+const (
+	maxGenerations = 8
+	maxRecordBytes = 512 << 10
+)
 
 // generation returns the record's entry for gen, creating it if needed.
 func (r *Record) generation(gen string) *Generation {
@@ -83,15 +112,52 @@ func (r *Record) generation(gen string) *Generation {
 	}
 	g := r.Generations[gen]
 	if g == nil {
-		g = &Generation{}
+		r.Order++
+		g = &Generation{Order: r.Order}
 		r.Generations[gen] = g
 	}
 	return g
 }
 
-// RecordKey returns the store key of a commandId: its URL-safe base64
-// form, since a commandId may hold characters a key may not.
+// prune drops the oldest generations other than keep until at most
+// maxGenerations remain.
+func (r *Record) prune(keep string) {
+	for len(r.Generations) > maxGenerations && r.dropOldest(keep) {
+	}
+}
+
+// dropOldest drops the oldest generation other than keep, reporting
+// whether there was one.
+func (r *Record) dropOldest(keep string) bool {
+	oldest, found := "", false
+	for name, g := range r.Generations {
+		if name == keep {
+			continue
+		}
+		if !found || g.Order < r.Generations[oldest].Order {
+			oldest, found = name, true
+		}
+	}
+	if found {
+		delete(r.Generations, oldest)
+	}
+	return found
+}
+
+// maxPlainKey is the longest commandId, in bytes, kept readable in its
+// record key; longer ones are keyed by digest.
+const maxPlainKey = 256
+
+// RecordKey returns the store key of a commandId: "c." and its URL-safe
+// base64 form, since a commandId may hold characters a key may not; or,
+// for a commandId over 256 bytes (one taken from a long Nats-Msg-Id
+// header), "d." and the base64 of its SHA-256. A key is therefore at most
+// 344 bytes, whatever the input.
 func RecordKey(commandID string) string {
+	if len(commandID) > maxPlainKey {
+		sum := sha256.Sum256([]byte(commandID))
+		return "d." + base64.RawURLEncoding.EncodeToString(sum[:])
+	}
 	return "c." + base64.RawURLEncoding.EncodeToString([]byte(commandID))
 }
 
@@ -100,49 +166,78 @@ type records struct {
 	store Store
 }
 
+// errRecordVersion refuses a record written by a newer version.
+var errRecordVersion = errors.New("record written by a newer version of contactrelay")
+
 // load returns the record of a command and its revision (zero if none).
 func (rs records) load(ctx context.Context, commandID string) (Record, uint64, error) {
 	val, rev, err := rs.store.Get(ctx, RecordKey(commandID))
 	if err != nil {
-		return Record{}, 0, fmt.Errorf("read record of %s: %w", commandID, err)
+		return Record{}, 0, fmt.Errorf("read record of %s: %w", shortID(commandID), err)
 	}
-	rec := Record{CommandID: commandID}
 	if rev == 0 {
-		return rec, 0, nil
+		return Record{CommandID: commandID}, 0, nil
 	}
+	rec, err := decodeRecord(val)
+	if err != nil {
+		return Record{}, 0, fmt.Errorf("decode record of %s: %w", shortID(commandID), err)
+	}
+	if rec.CommandID != commandID {
+		// Two commandIds whose digests collide: refuse rather than mix.
+		return Record{}, 0, fmt.Errorf("record of %s holds another commandId", shortID(commandID))
+	}
+	return rec, rev, nil
+}
+
+// decodeRecord reads a stored record: version 2, a JSON document, or
+// version 1, the record's JSON line followed by one line per outcome.
+func decodeRecord(val []byte) (Record, error) {
 	head, rest, _ := bytes.Cut(val, []byte{'\n'})
+	var rec Record
 	dec := json.NewDecoder(bytes.NewReader(head))
 	dec.UseNumber() // provider ids stay exact, however long
 	if err := dec.Decode(&rec); err != nil {
-		return Record{}, 0, fmt.Errorf("decode record of %s: %w", commandID, err)
+		return Record{}, err
 	}
-	lines := bytes.Split(rest, []byte{'\n'})
-	for _, g := range rec.Generations {
-		if n := g.OutcomeLine; n > 0 {
-			if n > len(lines) || len(rest) == 0 {
-				return Record{}, 0, fmt.Errorf("decode record of %s: no outcome line %d", commandID, n)
+	switch rec.Version {
+	case 0: // version 1
+		lines := bytes.Split(rest, []byte{'\n'})
+		for _, g := range rec.Generations {
+			if n := g.OutcomeLine; n > 0 {
+				if n > len(lines) || len(rest) == 0 {
+					return Record{}, fmt.Errorf("no outcome line %d", n)
+				}
+				g.Outcome, g.OutcomeLine = lines[n-1], 0
 			}
-			g.Outcome, g.OutcomeLine = lines[n-1], 0
 		}
+		if !rec.InFlightUntil.IsZero() {
+			// A version 1 claim: its hold was an absolute time. Treat it as
+			// a claim of the default hold, measured from when it is seen.
+			rec.InFlight, rec.InFlightUntil = true, time.Time{}
+		}
+	case RecordVersion:
+	default:
+		return Record{}, fmt.Errorf("%w (version %d; this one writes %d)", errRecordVersion, rec.Version, RecordVersion)
 	}
-	return rec, rev, nil
+	return rec, nil
 }
 
 // errConflict reports that a record changed between its read and its write.
 var errConflict = errors.New("record changed concurrently")
 
-// save writes rec if its revision is still rev. A stored record is a line
-// of JSON, then the generations' outcomes, one encoded event a line, as
-// they are: re-encoding them inside the record would cost a pass over
-// every event at every write. (Encoded JSON holds no raw newline.)
+// errRecordTooLarge reports a record that could not be brought under
+// maxRecordBytes: only a generation's own outcome larger than that does.
+var errRecordTooLarge = errors.New("record too large")
+
+// save writes rec if its revision is still rev.
 func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, error) {
-	val, err := rs.encode(rec)
+	val, err := encodeRecord(&rec, "")
 	if err != nil {
 		return 0, err
 	}
 	newRev, ok, err := rs.store.Put(ctx, RecordKey(rec.CommandID), val, rev)
 	if err != nil {
-		return 0, fmt.Errorf("write record of %s: %w", rec.CommandID, err)
+		return 0, fmt.Errorf("write record of %s: %w", shortID(rec.CommandID), err)
 	}
 	if !ok {
 		return 0, errConflict
@@ -150,21 +245,29 @@ func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, err
 	return newRev, nil
 }
 
-// encode returns the stored form of rec (see save).
-func (records) encode(rec Record) ([]byte, error) {
-	size := 512
-	for _, g := range rec.Generations {
-		size += 1 + len(g.Outcome)
+// encodeRecord returns the stored form of rec, version 2, after dropping
+// its oldest generations (other than keep) as needed to keep it within
+// maxGenerations and maxRecordBytes; rec is changed accordingly.
+func encodeRecord(rec *Record, keep string) ([]byte, error) {
+	rec.Version = RecordVersion
+	rec.InFlightUntil = time.Time{}
+	rec.prune(keep)
+	for {
+		size := 512
+		for _, g := range rec.Generations {
+			size += 96 + len(g.Outcome)
+		}
+		val, err := rec.appendJSON(make([]byte, 0, size))
+		if err != nil {
+			return nil, fmt.Errorf("encode record of %s: %w", shortID(rec.CommandID), err)
+		}
+		if len(val) <= maxRecordBytes {
+			return val, nil
+		}
+		if !rec.dropOldest(keep) {
+			return nil, fmt.Errorf("encode record of %s: %w: %d bytes", shortID(rec.CommandID), errRecordTooLarge, len(val))
+		}
 	}
-	var outcomes [][]byte
-	val, err := rec.appendTo(make([]byte, 0, size), &outcomes)
-	if err != nil {
-		return nil, fmt.Errorf("encode record of %s: %w", rec.CommandID, err)
-	}
-	for _, o := range outcomes {
-		val = append(append(val, '\n'), o...)
-	}
-	return val, nil
 }
 
 // update applies change to the current record of commandID and saves it,
@@ -187,3 +290,40 @@ func (rs records) update(ctx context.Context, commandID string, rec Record, rev 
 		}
 	}
 }
+
+// cloneGenerations returns a deep copy of gs, to change without touching
+// a record another goroutine may read.
+func cloneGenerations(gs map[string]*Generation) map[string]*Generation {
+	out := make(map[string]*Generation, len(gs)+1)
+	for k, g := range gs {
+		c := *g
+		out[k] = &c
+	}
+	return out
+}
+
+// sortedGenerations returns the names of gs, sorted.
+func sortedGenerations(gs map[string]*Generation) []string {
+	keys := make([]string, 0, len(gs))
+	for k := range gs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// shortID returns a commandId fit for an error message: whole when short,
+// else its start and length.
+func shortID(id string) string {
+	const n = 64
+	if len(id) <= n {
+		return id
+	}
+	cut := n
+	for cut > 0 && !utf8RuneStart(id[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", id[:cut], len(id))
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"slices"
 	"strconv"
 	"time"
 
@@ -10,14 +9,23 @@ import (
 
 // appendJSON appends the record's JSON encoding to b: what json.Marshal
 // writes, without its reflection (records are written twice per command).
-func (r Record) appendJSON(b []byte) ([]byte, error) { return r.appendTo(b, nil) }
-
-// appendTo is appendJSON; with apart non-nil, it leaves each generation's
-// outcome out and adds it to *apart instead, the record saying which line
-// after it (1, 2, …) holds it: the stored form (see records.save).
-func (r Record) appendTo(b []byte, apart *[][]byte) ([]byte, error) {
-	b = append(b, `{"commandId":`...)
+func (r Record) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, '{')
+	if r.Version != 0 {
+		b = append(b, `"v":`...)
+		b = strconv.AppendInt(b, int64(r.Version), 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"commandId":`...)
 	b = events.AppendString(b, r.CommandID)
+	if r.Fingerprint != "" {
+		b = append(b, `,"fingerprint":`...)
+		b = events.AppendString(b, r.Fingerprint)
+	}
+	if !r.FirstUsed.IsZero() {
+		b = append(b, `,"firstUsed":`...)
+		b = appendTime(b, r.FirstUsed)
+	}
 	if c := r.Contact; c != nil {
 		b = append(b, `,"contact":{"provider":`...)
 		b = events.AppendString(b, c.Provider)
@@ -37,9 +45,12 @@ func (r Record) appendTo(b []byte, apart *[][]byte) ([]byte, error) {
 	if r.Unsettled {
 		b = append(b, `,"unsettled":true`...)
 	}
-	if !r.InFlightUntil.IsZero() {
-		b = append(b, `,"inFlightUntil":`...)
-		b = appendTime(b, r.InFlightUntil)
+	if r.InFlight {
+		b = append(b, `,"inFlight":true`...)
+	}
+	if r.HoldMillis != 0 {
+		b = append(b, `,"holdMs":`...)
+		b = strconv.AppendInt(b, r.HoldMillis, 10)
 	}
 	if u := r.LastFailure; u != nil {
 		b = append(b, `,"lastFailure":{`...)
@@ -67,12 +78,7 @@ func (r Record) appendTo(b []byte, apart *[][]byte) ([]byte, error) {
 	}
 	if len(r.Generations) > 0 {
 		b = append(b, `,"generations":{`...)
-		keys := make([]string, 0, len(r.Generations))
-		for k := range r.Generations {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
+		for i, k := range sortedGenerations(r.Generations) {
 			g := r.Generations[k]
 			if i > 0 {
 				b = append(b, ',')
@@ -80,12 +86,7 @@ func (r Record) appendTo(b []byte, apart *[][]byte) ([]byte, error) {
 			b = events.AppendString(b, k)
 			b = append(b, `:{"attempts":`...)
 			b = strconv.AppendInt(b, int64(g.Attempts), 10)
-			line := g.OutcomeLine
-			switch {
-			case len(g.Outcome) > 0 && apart != nil:
-				*apart = append(*apart, g.Outcome)
-				line = len(*apart)
-			case len(g.Outcome) > 0:
+			if len(g.Outcome) > 0 {
 				b = append(b, `,"outcome":`...)
 				b = append(b, g.Outcome...)
 			}
@@ -97,13 +98,25 @@ func (r Record) appendTo(b []byte, apart *[][]byte) ([]byte, error) {
 				b = append(b, `,"reason":`...)
 				b = events.AppendString(b, string(g.Reason))
 			}
-			if line != 0 {
+			if g.Order != 0 {
+				b = append(b, `,"order":`...)
+				b = strconv.AppendInt(b, int64(g.Order), 10)
+			}
+			if g.OutcomeLine != 0 {
 				b = append(b, `,"outcomeLine":`...)
-				b = strconv.AppendInt(b, int64(line), 10)
+				b = strconv.AppendInt(b, int64(g.OutcomeLine), 10)
 			}
 			b = append(b, '}')
 		}
 		b = append(b, '}')
+	}
+	if r.Order != 0 {
+		b = append(b, `,"order":`...)
+		b = strconv.AppendInt(b, int64(r.Order), 10)
+	}
+	if !r.InFlightUntil.IsZero() {
+		b = append(b, `,"inFlightUntil":`...)
+		b = appendTime(b, r.InFlightUntil)
 	}
 	return append(b, '}'), nil
 }

@@ -15,7 +15,8 @@ import (
 func TestRecordAppendJSONMatchesEncodingJSON(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 123, time.UTC)
 	records := map[string]Record{
-		"claim": {CommandID: "c-1", Unsettled: true, InFlightUntil: at, Generations: map[string]*Generation{"": {Attempts: 1}}},
+		"claim": {Version: 2, CommandID: "c-1", Fingerprint: "v1:ab", FirstUsed: at, Unsettled: true, InFlight: true, HoldMillis: 12000, Generations: map[string]*Generation{"": {Attempts: 1, Order: 1}}, Order: 1},
+		"v1 claim": {CommandID: "c-1", Unsettled: true, InFlightUntil: at},
 		"created": {CommandID: `odd "id" <&>`, Contact: &StoredContact{Provider: "instantpay", ID: "ct", CreatedAt: at,
 			Upstream: map[string]any{"contactId": "ct", "userId": json.Number("12345678901234567890"), "reconciled": true, "n": 1.5}},
 			Generations: map[string]*Generation{"": {Attempts: 2, Outcome: json.RawMessage(`{"a":1}`), Provider: "instantpay"},
@@ -42,27 +43,40 @@ func TestStoredRecordFormat(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	rec := Record{CommandID: "c-1", Contact: &StoredContact{Provider: "instantpay", ID: "ct", CreatedAt: at},
 		Generations: map[string]*Generation{
-			"":      {Attempts: 2, Outcome: json.RawMessage(`{"id":"e1"}`), Provider: "instantpay"},
-			"gen-b": {Attempts: 1},
-			"gen-a": {Attempts: 1, Outcome: json.RawMessage(`{"id":"e2"}`), Reason: events.ReasonExhausted},
-		}}
+			"":      {Attempts: 2, Outcome: json.RawMessage(`{"id":"e1"}`), Provider: "instantpay", Order: 1},
+			"gen-b": {Attempts: 1, Order: 3},
+			"gen-a": {Attempts: 1, Outcome: json.RawMessage(`{"id":"e2"}`), Reason: events.ReasonExhausted, Order: 2},
+		}, Order: 3}
 	store := newMemStore()
 	_, err := records{store: store}.save(context.Background(), rec, 0)
 	require.NoError(t, err)
 	got, _, err := store.Get(context.Background(), RecordKey("c-1"))
 	require.NoError(t, err)
 
-	// The format records have had since they were first written: the
-	// record's JSON with each outcome replaced by its line number (in the
-	// order of the generations' names), then the outcomes, a line each.
-	want := `{"commandId":"c-1","contact":{"provider":"instantpay","id":"ct","createdAt":"2026-11-21T10:00:00Z"},` +
-		`"generations":{"":{"attempts":2,"provider":"instantpay","outcomeLine":1},"gen-a":{"attempts":1,"reason":"exhausted","outcomeLine":2},"gen-b":{"attempts":1}}}` +
-		"\n" + `{"id":"e1"}` + "\n" + `{"id":"e2"}`
+	// Version 2, documented in docs/RECORDS.md: one JSON document.
+	want := `{"v":2,"commandId":"c-1","contact":{"provider":"instantpay","id":"ct","createdAt":"2026-11-21T10:00:00Z"},` +
+		`"generations":{"":{"attempts":2,"outcome":{"id":"e1"},"provider":"instantpay","order":1},` +
+		`"gen-a":{"attempts":1,"outcome":{"id":"e2"},"reason":"exhausted","order":2},"gen-b":{"attempts":1,"order":3}},"order":3}`
 	assert.Equal(t, want, string(got))
-
 	back := store.record(t, "c-1")
 	assert.Equal(t, rec.Generations[""].Outcome, back.Generations[""].Outcome)
 	assert.Equal(t, rec.Generations["gen-a"].Outcome, back.Generations["gen-a"].Outcome)
 	assert.Nil(t, back.Generations["gen-b"].Outcome)
-	assert.Zero(t, rec.Generations[""].OutcomeLine, "saving leaves the record it was given as it was")
+
+	// Version 1, as records were written before: the record's JSON with
+	// each outcome replaced by its line number, then the outcomes, a line
+	// each. It is still read.
+	v1 := `{"commandId":"c-1","contact":{"provider":"instantpay","id":"ct","createdAt":"2026-11-21T10:00:00Z"},` +
+		`"unsettled":true,"inFlightUntil":"2026-11-21T10:00:12Z",` +
+		`"generations":{"":{"attempts":2,"provider":"instantpay","outcomeLine":1},"gen-a":{"attempts":1,"reason":"exhausted","outcomeLine":2},"gen-b":{"attempts":1}}}` +
+		"\n" + `{"id":"e1"}` + "\n" + `{"id":"e2"}`
+	old, err := decodeRecord([]byte(v1))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"id":"e1"}`, string(old.Generations[""].Outcome))
+	assert.JSONEq(t, `{"id":"e2"}`, string(old.Generations["gen-a"].Outcome))
+	assert.True(t, old.InFlight, "a version 1 hold is a claim, timed from when it is seen")
+	assert.Zero(t, old.Generations[""].OutcomeLine)
+
+	_, err = decodeRecord([]byte(`{"v":3,"commandId":"c-1"}`))
+	assert.ErrorIs(t, err, errRecordVersion, "a newer version is refused, never rewritten")
 }

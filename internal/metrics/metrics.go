@@ -134,9 +134,9 @@ func (m *Metrics) Received(msg handlers.Message) {
 	}
 }
 
-// Settled counts a delivery as it ends: its outcome, or its deferral, and
+// Settled counts a delivery as it ends: its decision, or its deferral, and
 // whether settling it on the stream failed.
-func (m *Metrics) Settled(_ handlers.Message, out handlers.Outcome, took time.Duration, settleErr error) {
+func (m *Metrics) Settled(_ handlers.Message, out handlers.Decision, took time.Duration, settleErr error) {
 	m.inFlight.Dec()
 	event := "retry"
 	if out.Event != nil && settleErr == nil {

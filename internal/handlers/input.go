@@ -1,0 +1,151 @@
+package handlers
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// input is a received command as the handler reads it: valid and routed,
+// or the failure it earns, with the fingerprint of its content.
+type input struct {
+	cmd      events.Command // CommandID resolved; Provider resolved when routed
+	provider Provider       // nil unless routed
+	// bad is the failure a malformed, invalid or unroutable command earns.
+	bad *conclusion
+	// elsewhere marks a valid command whose provider (asked) this build
+	// knows but this instance has not enabled, or that names none where
+	// no default is set.
+	elsewhere bool
+	asked     string
+	// fingerprint digests the command's content (see fingerprint).
+	fingerprint string
+}
+
+// read decodes, validates and routes a delivery's command.
+func (h *Handler) read(m Message) input {
+	cmd, err := events.DecodeCommand(m.Body)
+	var derr *events.DecodeError
+	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
+		return input{
+			cmd:         events.Command{CommandID: m.commandID(events.Command{}, false)},
+			fingerprint: rawFingerprint("malformed", m.Body),
+			bad:         &conclusion{reason: events.ReasonMalformed, message: derr.Message},
+		}
+	}
+	fieldErrs := h.cfg.Validator.Validate(cmd)
+	in := input{}
+	if derr != nil {
+		fieldErrs = append(derr.Errors, fieldErrs...)
+		var compact bytes.Buffer
+		if json.Compact(&compact, m.Body) != nil {
+			compact.Reset()
+			compact.Write(m.Body)
+		}
+		in.fingerprint = rawFingerprint("invalid", compact.Bytes())
+	} else {
+		in.fingerprint = fingerprint(cmd)
+	}
+	idValid := !slices.ContainsFunc(fieldErrs, func(fe events.FieldError) bool { return fe.Field == "commandId" })
+	cmd.CommandID = m.commandID(cmd, idValid)
+
+	name := cmd.Provider
+	if name == "" {
+		name = h.cfg.DefaultProvider
+	}
+	p := h.cfg.Providers[name]
+	if p != nil {
+		fieldErrs = append(fieldErrs, p.Validate(cmd)...)
+	}
+	switch {
+	case len(fieldErrs) > 0:
+		chosen := "" // the event names a provider only if one was chosen
+		if p != nil {
+			chosen = name
+		}
+		in.bad = &conclusion{reason: events.ReasonInvalid, provider: chosen, message: invalidMessage(fieldErrs), errors: fieldErrs}
+	case p != nil:
+		cmd.Provider, in.provider = name, p
+	case name == "" || slices.Contains(h.cfg.KnownProviders, name):
+		in.elsewhere, in.asked = true, name
+	default:
+		in.bad = &conclusion{reason: events.ReasonUnroutable,
+			message: fmt.Sprintf("provider %q is unknown; known providers: %s", name, strings.Join(h.cfg.KnownProviders, ", "))}
+	}
+	in.cmd = cmd
+	return in
+}
+
+func invalidMessage(errs []events.FieldError) string {
+	msgs := make([]string, len(errs))
+	for i, fe := range errs {
+		msgs[i] = fe.Message
+	}
+	if len(errs) == 1 {
+		return "the command breaks 1 rule: " + msgs[0]
+	}
+	return fmt.Sprintf("the command breaks %d rules: %s", len(errs), strings.Join(msgs, "; "))
+}
+
+// fingerprint digests the content of a decoded command: the fields that
+// decide what is created (provider as the command names it, name, email,
+// mobile, tagId, companyName and the pik object, its members in any order
+// and white space) and not commandId or metadata, which only correlate.
+// Two commands with one fingerprint ask for the same contact.
+func fingerprint(cmd events.Command) string {
+	h := sha256.New()
+	for _, f := range [...]string{cmd.Provider, cmd.Name, cmd.Email, cmd.Mobile, cmd.TagID, cmd.CompanyName} {
+		writeField(h, []byte(f))
+	}
+	if len(cmd.PIK) > 0 {
+		keys := make([]string, 0, len(cmd.PIK))
+		for k := range cmd.PIK {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			writeField(h, []byte(k))
+			writeField(h, canonicalJSON(cmd.PIK[k]))
+		}
+	}
+	return "v1:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// rawFingerprint digests a body that did not decode into a command.
+func rawFingerprint(kind string, body []byte) string {
+	h := sha256.New()
+	writeField(h, []byte(kind))
+	writeField(h, body)
+	return "v1:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func writeField(h interface{ Write([]byte) (int, error) }, b []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	_, _ = h.Write(n[:])
+	_, _ = h.Write(b)
+}
+
+// canonicalJSON returns v with its objects' members sorted and no white
+// space (v as it is when it does not decode).
+func canonicalJSON(v json.RawMessage) []byte {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var x any
+	if dec.Decode(&x) != nil {
+		return v
+	}
+	out, err := json.Marshal(x)
+	if err != nil {
+		return v
+	}
+	return out
+}

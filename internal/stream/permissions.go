@@ -1,0 +1,141 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// probeEvery is how often a subject the server refused is tried again,
+// to notice that the permission was granted.
+const probeEvery = 15 * time.Second
+
+// Permissions keeps what the NATS server said of the service's right to
+// publish: the subjects it refused (a permissions violation, reported on
+// the connection's error callback, while the publish itself only times
+// out). A refused subject is reported once, with the first commandId it
+// held up; its publishes are tried only every probeEvery meanwhile, so
+// that commands that cannot settle do not hold the tail's slots; and
+// Check reports it for readiness, until a publish to it succeeds. It is
+// safe for concurrent use.
+type Permissions struct {
+	log     *slog.Logger
+	now     func() time.Time
+	mu      sync.Mutex
+	refused map[string]*refusal
+}
+
+type refusal struct {
+	since    time.Time
+	lastTry  time.Time
+	reported bool
+}
+
+// NewPermissions returns a Permissions that logs to log.
+func NewPermissions(log *slog.Logger) *Permissions {
+	return &Permissions{log: log, now: time.Now, refused: map[string]*refusal{}}
+}
+
+// ErrPublishRefused reports a publish to a subject the server refuses to
+// this service's credentials.
+var ErrPublishRefused = errors.New("the server refuses this service's publishes to the subject (permissions violation)")
+
+// Observe takes an error from the connection's asynchronous error callback
+// and notes a permissions violation for publishing, reporting whether err
+// was one (the caller need not log it: Failed reports it once, with the
+// command it held up). nats.go reports the subject only in the error's
+// text ("permissions violation for publish to \"subject\""), which is
+// therefore read here.
+func (p *Permissions) Observe(err error) bool {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return false
+	}
+	text := err.Error()
+	_, rest, ok := strings.Cut(strings.ToLower(text), "publish to ")
+	if !ok {
+		return false
+	}
+	subject := strings.Trim(strings.TrimSpace(text[len(text)-len(rest):]), `"`)
+	if subject == "" {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refused[subject] == nil {
+		p.refused[subject] = &refusal{since: p.now(), lastTry: p.now()}
+	}
+	return true
+}
+
+// Try returns ErrPublishRefused, wrapped, for a refused subject whose
+// next probe is not yet due; nil when a publish to it may be tried.
+func (p *Permissions) Try(subject string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.refused[subject]
+	if r == nil {
+		return nil
+	}
+	if now := p.now(); now.Sub(r.lastTry) >= probeEvery {
+		r.lastTry = now
+		return nil
+	}
+	return fmt.Errorf("publish %s: %w", subject, ErrPublishRefused)
+}
+
+// Failed is told of a failed publish to subject for commandID; it returns
+// ErrPublishRefused, wrapped, when the server refused the subject, and
+// logs that once per subject.
+func (p *Permissions) Failed(subject, commandID string) error {
+	p.mu.Lock()
+	r := p.refused[subject]
+	first := r != nil && !r.reported
+	if first {
+		r.reported = true
+	}
+	p.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	if first {
+		if len(commandID) > maxLoggedID {
+			commandID = commandID[:maxLoggedID] + "…"
+		}
+		p.log.Error("the NATS server refuses this service's publishes to a subject: grant the permission; "+
+			"commands are kept and handed back, backing off, until it is granted",
+			"subject", subject, "commandId", commandID)
+	}
+	return fmt.Errorf("%w: %s", ErrPublishRefused, subject)
+}
+
+// Succeeded is told of a publish to subject that the stream stored: the
+// subject is permitted again.
+func (p *Permissions) Succeeded(subject string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r := p.refused[subject]; r != nil {
+		delete(p.refused, subject)
+		p.log.Info("the NATS server accepts this service's publishes to the subject again", "subject", subject)
+	}
+}
+
+// Check returns an error naming the subjects refused, for readiness.
+func (p *Permissions) Check() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.refused) == 0 {
+		return nil
+	}
+	subjects := make([]string, 0, len(p.refused))
+	for s := range p.refused {
+		subjects = append(subjects, s)
+	}
+	slices.Sort(subjects)
+	return fmt.Errorf("publishing refused by the server (permissions) to: %s", strings.Join(subjects, ", "))
+}

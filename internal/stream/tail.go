@@ -1,0 +1,280 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/handlers"
+)
+
+// maxRedecisions bounds how often one delivery's decision is taken again
+// after record writes that did not land, before it is handed back.
+const maxRedecisions = 3
+
+// session is one Run's machinery after the handler: the tail, where a
+// decided command is recorded, published and settled while its worker
+// takes the next one.
+type session struct {
+	*Runner
+	pub *publisher[*command]
+
+	// slots bounds the commands in the tail; tail counts them.
+	slots chan struct{}
+	tail  sync.WaitGroup
+}
+
+// command is one delivery on its way through the runner.
+type command struct {
+	ctx         context.Context // carries the delivery's span
+	msg         jetstream.Msg
+	m           handlers.Message
+	dec         handlers.Decision
+	start       time.Time
+	span        trace.Span
+	alive       *alive
+	inTail      bool // holds one of the tail's slots
+	redecisions int
+}
+
+func (r *Runner) newSession() (*session, error) {
+	s := &session{Runner: r, slots: make(chan struct{}, r.cfg.Concurrency)}
+	// Room for more than the tail, so that a publish never stalls in the
+	// client.
+	pub, err := newPublisher(r.js.Conn(), r.cfg.PublishTimeout, 2*r.cfg.Concurrency+1, func(c *command, _ *jetstream.PubAck, err error) {
+		s.settle(c, err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event publisher: %w", err)
+	}
+	s.pub = pub
+	return s, nil
+}
+
+// close releases what the session holds on the connection: a publish
+// still pending, past the shutdown grace, fails, and its command is
+// handed back.
+func (s *session) close() { s.pub.close(errors.New("runner stopped")) }
+
+// receive has one fetched delivery decided, and carries the decision out.
+func (s *session) receive(ctx context.Context, f fetched) {
+	msg := f.msg
+	meta, err := msg.Metadata()
+	if err != nil {
+		f.alive.stop()
+		s.cfg.Logger.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
+		_ = msg.Term()
+		return
+	}
+	hdr := msg.Headers()
+	m := handlers.Message{
+		Body:       msg.Data(),
+		MsgID:      hdr.Get(events.HeaderMsgID),
+		Stream:     meta.Stream,
+		Sequence:   meta.Sequence.Stream,
+		Generation: hdr.Get(events.HeaderReplayOf),
+		Delivery:   int(meta.NumDelivered),
+	}
+	if s.cfg.Hooks.Received != nil {
+		s.cfg.Hooks.Received(m)
+	}
+	ctx = s.cfg.Propagator.Extract(ctx, headerCarrier(hdr))
+	ctx, span := s.tracer.Start(ctx, events.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() { // attributes cost allocations: only for a real span
+		span.SetAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", events.SubjectCreate),
+			attribute.String("messaging.consumer.group.name", Durable),
+			attribute.String("messaging.message.id", m.MsgID),
+			attribute.Int("messaging.message.body.size", len(m.Body)),
+			attribute.Int64("messaging.nats.stream_sequence", int64(m.Sequence)),
+			attribute.Int("messaging.nats.delivery", m.Delivery),
+		)
+	}
+	c := &command{ctx: ctx, msg: msg, m: m, start: f.at, span: span, alive: f.alive}
+	s.carryOut(c, s.handler.Decide(ctx, m))
+}
+
+// carryOut carries a decision out: a retry hands the command back at once;
+// a decision with a write enters the tail to be recorded, then published;
+// one without (an outcome repeated from the record) is published.
+func (s *session) carryOut(c *command, dec handlers.Decision) {
+	c.dec = dec
+	if c.span.IsRecording() {
+		c.span.SetAttributes(attribute.String("contactrelay.command_id", dec.CommandID), attribute.String("contactrelay.provider", dec.Provider))
+	}
+	if dec.Action == handlers.Retry {
+		s.handBack(c, dec.Delay, nil)
+		return
+	}
+	if !c.inTail {
+		// The tail holds at most Concurrency commands: a worker waits for
+		// room.
+		s.slots <- struct{}{}
+		s.tail.Add(1)
+		c.inTail = true
+	}
+	if w := dec.Write; w != nil {
+		s.record(c, w)
+		return
+	}
+	s.publish(c)
+}
+
+// record writes a decision's record, then publishes its event. A record
+// that is new (revision zero) is created with a read-and-write; any other
+// is written without waiting, its answer coming back on a client
+// goroutine.
+func (s *session) record(c *command, w *handlers.Write) {
+	if w.Revision == 0 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), handlers.DefaultStoreTimeout)
+		_, ok, err := s.cfg.Records.Put(ctx, w.Key, w.Value, 0)
+		cancel()
+		s.recorded(c, ok, err)
+		return
+	}
+	s.cfg.Records.PutAsync(w.Key, w.Value, w.Revision, func(_ uint64, ok bool, err error) { s.recorded(c, ok, err) })
+}
+
+// recorded goes on once a record write is answered: to the publish when it
+// landed; else back to the handler, which reads the record again (another
+// delivery may have decided, or this write may have landed without its
+// answer), off the client's goroutine.
+func (s *session) recorded(c *command, ok bool, err error) {
+	if ok && err == nil {
+		s.publish(c)
+		return
+	}
+	if c.redecisions >= maxRedecisions {
+		if err == nil {
+			err = errors.New("the record kept changing under its write")
+		}
+		s.handBack(c, storeDelay(c.m.Delivery), fmt.Errorf("record outcome: %w", err))
+		return
+	}
+	c.redecisions++
+	go s.carryOut(c, s.handler.Redecide(c.ctx, c.m, c.dec))
+}
+
+// publish publishes the decided event, with its id as Nats-Msg-Id; the
+// stream's acknowledgement settles the command (settle). A subject the
+// server refuses to this service is not tried more than Permissions
+// allows: the command is handed back at once, backing off.
+func (s *session) publish(c *command) {
+	ev := c.dec.Event
+	if c.span.IsRecording() {
+		c.span.SetAttributes(attribute.String("contactrelay.event", ev.Type), attribute.String("contactrelay.reason", string(c.dec.Reason)))
+	}
+	if err := s.cfg.Permissions.Try(ev.Type); err != nil {
+		s.handBack(c, publishDelay(c.m.Delivery), err)
+		return
+	}
+	msg, err := eventMsg(c.ctx, s.cfg.Propagator, ev, c.dec.EventJSON)
+	if err != nil {
+		s.handBack(c, publishDelay(c.m.Delivery), fmt.Errorf("encode %s: %w", ev.Type, err))
+		return
+	}
+	s.pub.publish(msg, c, jetstream.WithMsgID(ev.ID))
+}
+
+// settle acks a command whose event the stream stored, terminates it for
+// bad input, or hands it back when the publish failed: its outcome is
+// recorded, so the redelivery publishes the same event, under the same
+// id, after a wait that doubles with each delivery.
+func (s *session) settle(c *command, pubErr error) {
+	if pubErr != nil {
+		subject := c.dec.Event.Type
+		pubErr = fmt.Errorf("publish %s: %w", subject, pubErr)
+		if perr := s.cfg.Permissions.Failed(subject, c.dec.CommandID); perr != nil {
+			pubErr = errors.Join(pubErr, perr)
+		}
+		s.handBack(c, publishDelay(c.m.Delivery), pubErr)
+		return
+	}
+	s.cfg.Permissions.Succeeded(c.dec.Event.Type)
+	c.alive.stop()
+	var err error
+	if c.dec.Action == handlers.Term {
+		err = c.msg.TermWithReason(string(c.dec.Reason))
+	} else {
+		err = c.msg.Ack()
+	}
+	s.finish(c, err)
+}
+
+// handBack naks the command for redelivery after delay (at once when
+// zero), with cause, the error that made it necessary, if any.
+func (s *session) handBack(c *command, delay time.Duration, cause error) {
+	c.alive.stop()
+	if c.span.IsRecording() && cause == nil {
+		c.span.SetAttributes(attribute.String("contactrelay.event", "retry"))
+	}
+	var err error
+	if delay > 0 {
+		err = c.msg.NakWithDelay(delay)
+	} else {
+		err = c.msg.Nak()
+	}
+	if cause != nil {
+		c.dec.Action, c.dec.Delay = handlers.Retry, delay
+	}
+	s.finish(c, errors.Join(cause, err))
+}
+
+// publishDelay is the wait before a delivery whose event could not be
+// published is tried again: a second, doubling with every delivery, up to
+// five minutes.
+func publishDelay(delivery int) time.Duration {
+	return min(time.Second<<min(max(delivery-1, 0), 16), 5*time.Minute)
+}
+
+// storeDelay is the wait before a delivery whose decision could not be
+// recorded is tried again: two seconds, doubling, up to five minutes.
+func storeDelay(delivery int) time.Duration {
+	return min(2*time.Second<<min(max(delivery-1, 0), 16), 5*time.Minute)
+}
+
+// finish reports a delivery that ended: its span, hooks and log line.
+func (s *session) finish(c *command, settleErr error) {
+	if settleErr != nil {
+		c.span.RecordError(settleErr)
+		c.span.SetStatus(codes.Error, "settle failed")
+	}
+	c.span.End()
+	took := time.Since(c.start)
+	if s.cfg.Hooks.Settled != nil {
+		s.cfg.Hooks.Settled(c.m, c.dec, took, settleErr)
+	}
+	s.log(c.m, c.dec, took, settleErr)
+	if c.inTail {
+		<-s.slots
+		s.tail.Done()
+	}
+}
+
+// eventMsg builds the message of a terminal event, with the trace context
+// of ctx in its headers.
+func eventMsg(ctx context.Context, prop propagation.TextMapPropagator, ev *events.Event, body []byte) (*nats.Msg, error) {
+	if body == nil {
+		var err error
+		if body, err = json.Marshal(ev); err != nil {
+			return nil, err
+		}
+	}
+	msg := nats.NewMsg(ev.Type)
+	msg.Data = body
+	prop.Inject(ctx, headerCarrier(msg.Header))
+	return msg, nil
+}
