@@ -15,7 +15,7 @@ import (
 func TestRecordAppendJSONMatchesEncodingJSON(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 123, time.UTC)
 	records := map[string]Record{
-		"claim": {Version: 2, CommandID: "c-1", Fingerprint: "v1:ab", FirstUsed: at, Unsettled: true, InFlight: true, HoldMillis: 12000, Generations: map[string]*Generation{"": {Attempts: 1, Order: 1}}, Order: 1},
+		"claim":    {Version: 2, CommandID: "c-1", Fingerprint: "v1:ab", FirstUsed: at, Unsettled: true, InFlight: true, HoldMillis: 12000, Generations: map[string]*Generation{"": {Attempts: 1, Order: 1}}, Order: 1},
 		"v1 claim": {CommandID: "c-1", Unsettled: true, InFlightUntil: at},
 		"created": {CommandID: `odd "id" <&>`, Contact: &StoredContact{Provider: "instantpay", ID: "ct", CreatedAt: at,
 			Upstream: map[string]any{"contactId": "ct", "userId": json.Number("12345678901234567890"), "reconciled": true, "n": 1.5}},
