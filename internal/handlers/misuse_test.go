@@ -1,0 +1,345 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+func command(fields string) []byte {
+	return []byte(`{"commandId":"crm-001",` + fields + `}`)
+}
+
+const jane = `"name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"`
+
+func TestConflictingContentUnderOneCommandID(t *testing.T) {
+	p, store := &fakeProvider{}, newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	first := h.Handle(context.Background(), Message{Body: command(jane + `,"metadata":{"k":"v"}`), MsgID: "m-1", Delivery: 1})
+	require.Equal(t, Ack, first.Action)
+	require.Equal(t, events.SubjectCreated, first.Event.Type)
+	recorded := store.record(t, "crm-001")
+
+	tests := []struct {
+		name     string
+		body     []byte
+		conflict bool
+	}{
+		{"same content, other white space, member order and metadata", []byte(`{ "tagId":"t", "mobile":"9876543210",
+			"email":"jane@example.com", "name":"Jane", "commandId":"crm-001", "metadata":{"trace":"x"}}`), false},
+		{"another email", command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`), true},
+		{"an invalid email", command(`"name":"Jane","email":"not-an-email","mobile":"9876543210","tagId":"t"`), true},
+		{"an unknown provider", command(`"provider":"acme",` + jane), true},
+		{"a wrong type", command(`"name":"Jane","email":"jane@example.com","mobile":9876543210,"tagId":"t"`), true},
+		{"a malformed body", []byte(`{"commandId":"crm-001",`), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Message{Body: tt.body, MsgID: "crm-001", Delivery: 1}
+			if tt.name == "a malformed body" {
+				// A malformed body's commandId is its Nats-Msg-Id.
+				tt.conflict = true
+			}
+			out := h.Handle(context.Background(), m)
+			if !tt.conflict {
+				assert.Equal(t, first.Event.ID, out.Event.ID, "the same content repeats the outcome")
+				assert.True(t, out.FromRecord)
+				return
+			}
+			require.Equal(t, Term, out.Action)
+			d := decodeData[events.Failed](t, out.Event)
+			assert.Equal(t, events.ReasonConflict, d.Reason)
+			assert.False(t, d.Retryable)
+			assert.NotEqual(t, first.Event.ID, out.Event.ID, "a conflict is not the generation's outcome: its id differs")
+			assert.Contains(t, d.Message, recorded.FirstUsed.Format(time.RFC3339), "it says when the commandId was first used")
+			assert.NotContains(t, d.Message, "jane", "without echoing personal data")
+			assert.Nil(t, out.Write, "nothing is recorded for a conflict")
+			again := h.Handle(context.Background(), Message{Body: tt.body, MsgID: "crm-001", Delivery: 2})
+			assert.Equal(t, out.Event.ID, again.Event.ID, "the same conflicting content gets the same id")
+		})
+	}
+	assert.EqualValues(t, 1, p.creates.Load(), "no conflicting command reached the provider")
+	after := store.record(t, "crm-001")
+	assert.Equal(t, recorded.Generations[""].Outcome, after.Generations[""].Outcome, "the original outcome stays untouched")
+	assert.Equal(t, recorded.Fingerprint, after.Fingerprint)
+}
+
+func TestAReplayMayChangeContent(t *testing.T) {
+	p := &fakeProvider{create: func(n int) (provider.Contact, error) {
+		if n == 1 {
+			return provider.Contact{}, &provider.Error{Class: provider.Permanent, Code: "RPI", Message: "bad tag"}
+		}
+		return provider.Contact{ID: "ct-2"}, nil
+	}}
+	store := newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	failed := h.Handle(context.Background(), Message{Body: command(jane), Delivery: 1})
+	require.Equal(t, events.ReasonRejected, failed.Reason)
+
+	repaired := Message{Body: command(`"name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t2"`),
+		Generation: failed.Event.ID, Delivery: 1}
+	out := h.Handle(context.Background(), repaired)
+	require.Equal(t, Ack, out.Action)
+	assert.Equal(t, events.SubjectCreated, out.Event.Type, "a repaired replay is a new generation with its own content")
+
+	// The original, re-sent unchanged, repeats its own generation's outcome.
+	again := h.Handle(context.Background(), Message{Body: command(jane), Delivery: 1})
+	assert.Equal(t, failed.Event.ID, again.Event.ID)
+}
+
+func TestBadInputResentUnderASettledCommandIDRepeats(t *testing.T) {
+	store := newMemStore()
+	h := newTestHandler(t, &fakeProvider{}, store, nil)
+	bad := Message{Body: command(`"name":"Jane","email":"nope","mobile":"9876543210","tagId":"t"`), Delivery: 1}
+	first := h.Handle(context.Background(), bad)
+	require.Equal(t, events.ReasonInvalid, first.Reason)
+	require.NotNil(t, store.record(t, "crm-001").Generations[""].Outcome, "bad input is recorded too")
+	again := h.Handle(context.Background(), bad)
+	assert.Equal(t, first.Event.ID, again.Event.ID, "the generation's one outcome, repeated")
+	assert.Equal(t, string(first.EventJSON), string(again.EventJSON), "byte for byte, the command put back")
+}
+
+// TestInstancesThatDisagreeGiveOneOutcome runs two handlers on one store:
+// one without a default provider (and with the provider not enabled), one
+// with it. Whichever takes a delivery, the generation has one outcome.
+func TestInstancesThatDisagreeGiveOneOutcome(t *testing.T) {
+	store := newMemStore()
+	p := &fakeProvider{}
+	without := newTestHandler(t, &fakeProvider{}, store, func(c *Config) {
+		c.Providers = map[string]Provider{"other": &fakeProvider{}}
+		c.DefaultProvider = ""
+		c.KnownProviders = []string{"fake", "other"}
+	})
+	with := newTestHandler(t, p, store, nil)
+	noProvider := Message{Body: []byte(`{"commandId":"c-7",` + jane + `}`)}
+
+	m := noProvider
+	m.Delivery = 1
+	out := without.Handle(context.Background(), m)
+	require.Equal(t, Retry, out.Action, "an instance that cannot route it hands it back")
+	m.Delivery = 2
+	created := with.Handle(context.Background(), m)
+	require.Equal(t, events.SubjectCreated, created.Event.Type)
+	m.Delivery = 3 // the last, at the instance without
+	last := without.Handle(context.Background(), m)
+	assert.Equal(t, created.Event.ID, last.Event.ID, "the recorded outcome wins over this instance's view")
+	assert.Equal(t, string(created.EventJSON), string(last.EventJSON))
+	assert.EqualValues(t, 1, p.creates.Load())
+}
+
+// TestClaimsDoNotTrustClocks runs two handlers on one store whose clocks
+// disagree: the second's runs a minute ahead, then the first's jumps back
+// a minute during its create call. A duplicate of the command reaches the
+// second while the create is under way: one create, one outcome.
+func TestClaimsDoNotTrustClocks(t *testing.T) {
+	for name, skew := range map[string]func(first, second *fakeClock){
+		"second instance a minute ahead":        func(_, second *fakeClock) { second.Add(time.Minute) },
+		"first instance's clock jumps back 1m":  func(first, _ *fakeClock) { first.Add(-time.Minute) },
+		"both, and the second moves on 10s too": func(first, second *fakeClock) { first.Add(-time.Minute); second.Add(time.Minute + 10*time.Second) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := newMemStore()
+			calling, release := make(chan struct{}), make(chan struct{})
+			p := &fakeProvider{create: func(int) (provider.Contact, error) {
+				close(calling)
+				<-release
+				return provider.Contact{ID: "ct-1"}, nil
+			}}
+			firstClock, secondClock := newFakeClock(), newFakeClock()
+			first := newTestHandler(t, p, store, func(c *Config) { c.Now = firstClock.Now })
+			second := newTestHandler(t, p, store, func(c *Config) { c.Now = secondClock.Now })
+
+			done := make(chan Decision)
+			go func() { done <- first.Handle(context.Background(), msg(1)) }()
+			<-calling
+			skew(firstClock, secondClock)
+			dup := msg(1)
+			dup.Sequence = 2
+			out := second.Handle(context.Background(), dup)
+			require.Equal(t, Retry, out.Action, "the claim is live, whatever the clocks say")
+			secondClock.Add(out.Delay / 2)
+			out = second.Handle(context.Background(), dup)
+			require.Equal(t, Retry, out.Action, "still within the hold, as the second instance measures it")
+			close(release)
+			created := <-done
+			require.Equal(t, Ack, created.Action)
+			out = second.Handle(context.Background(), dup)
+			assert.Equal(t, created.Event.ID, out.Event.ID, "one outcome")
+			assert.EqualValues(t, 1, p.creates.Load(), "one create call")
+			assert.Zero(t, p.lookups.Load(), "no lookup raced the create")
+		})
+	}
+}
+
+// TestClaimAfterALongGuardWait holds the provider's only slot while a
+// command waits for it, for longer than a hold: the claim it then makes
+// must still hold off a duplicate.
+func TestClaimAfterALongGuardWait(t *testing.T) {
+	store := newMemStore()
+	clock := newFakeClock()
+	fillerCalling, fillerRelease := make(chan struct{}), make(chan struct{})
+	cmdCalling, cmdRelease := make(chan struct{}), make(chan struct{})
+	p := &fakeProvider{create: func(n int) (provider.Contact, error) {
+		if n == 1 {
+			close(fillerCalling)
+			<-fillerRelease
+			return provider.Contact{ID: "filler"}, nil
+		}
+		close(cmdCalling)
+		<-cmdRelease
+		return provider.Contact{ID: "ct-1"}, nil
+	}}
+	h := newTestHandler(t, p, store, func(c *Config) {
+		c.Now = clock.Now
+		c.Protection = map[string]Protection{"fake": {MaxConcurrency: 1, BreakerFailures: 1000}}
+	})
+	filler := Message{Body: []byte(`{"commandId":"filler",` + jane + `}`), Delivery: 1}
+	go h.Handle(context.Background(), filler)
+	<-fillerCalling
+
+	done := make(chan Decision)
+	go func() { done <- h.Handle(context.Background(), msg(1)) }()
+	clock.Add(time.Minute) // the command waits a minute for the slot
+	close(fillerRelease)
+	<-cmdCalling
+	dup := msg(2) // a redelivery reads the record before the guard
+	dup.Sequence = 2
+	out := h.Handle(context.Background(), dup)
+	assert.Equal(t, Retry, out.Action, "a duplicate waits for the call in flight")
+	close(cmdRelease)
+	<-done
+	assert.EqualValues(t, 2, p.creates.Load(), "the filler and the command, once each")
+	assert.Zero(t, p.lookups.Load())
+}
+
+func TestRetryAfterBeyondTheBudgetFreesTheWorker(t *testing.T) {
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{}, &provider.Error{Class: provider.Transient, HTTPStatus: 503, RetryAfter: 300 * time.Second}
+	}}
+	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
+	start := time.Now()
+	out := h.Handle(context.Background(), msg(1))
+	require.Equal(t, Retry, out.Action)
+	assert.Equal(t, 300*time.Second, out.Delay, "the command waits outside, as long as the provider asked")
+	assert.Less(t, time.Since(start), 5*time.Second, "and the worker is free at once")
+	assert.EqualValues(t, 1, p.creates.Load())
+}
+
+func TestHalfOpenCircuitSaysSo(t *testing.T) {
+	trial, release := make(chan struct{}), make(chan struct{})
+	p := &fakeProvider{create: func(n int) (provider.Contact, error) {
+		if n == 1 {
+			return provider.Contact{}, transient("ISE")
+		}
+		close(trial)
+		<-release
+		return provider.Contact{ID: "ct"}, nil
+	}}
+	h := newTestHandler(t, p, newMemStore(), func(c *Config) {
+		c.Protection = map[string]Protection{"fake": {BreakerFailures: 1, BreakerOpenFor: 200 * time.Millisecond}}
+	})
+	out := h.Handle(context.Background(), msg(1)) // opens the circuit
+	require.Equal(t, Retry, out.Action)
+	require.Eventually(t, func() bool { return h.guards["fake"].breaker.State() == gobreaker.StateHalfOpen },
+		5*time.Second, 5*time.Millisecond)
+	go h.Handle(context.Background(), msg(2)) // the trial call
+	<-trial
+	other := Message{Body: []byte(`{"commandId":"c-2",` + jane + `}`), Delivery: 1}
+	out = h.Handle(context.Background(), other)
+	close(release)
+	require.Equal(t, Retry, out.Action)
+	assert.Contains(t, out.Err.Error(), "half-open", "it says a trial call is testing the provider")
+	assert.NotContains(t, out.Err.Error(), "open until", "no time already past")
+	assert.Equal(t, h.hold(), out.Delay, "and comes back once the trial call has had its time")
+}
+
+func TestIncompleteLookupEndsAmbiguous(t *testing.T) {
+	incomplete := &provider.Error{Provider: "fake", Op: "lookup", Class: provider.Permanent,
+		Message: "lookup incomplete: 50 pages read of 80", Err: provider.ErrIncompleteLookup}
+	p := &fakeProvider{
+		create: func(int) (provider.Contact, error) { return provider.Contact{}, ambiguous() },
+		lookup: func() (provider.Contact, bool, error) { return provider.Contact{}, false, incomplete },
+	}
+	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
+	out := h.Handle(context.Background(), msg(1))
+	require.Equal(t, Ack, out.Action)
+	d := decodeData[events.Failed](t, out.Event)
+	assert.Equal(t, events.ReasonAmbiguous, d.Reason)
+	assert.False(t, d.Retryable)
+	assert.Contains(t, d.Message, "may exist")
+	assert.Contains(t, d.Message, "50 pages read of 80", "it says what was looked at")
+	assert.EqualValues(t, 1, p.creates.Load(), "never created again on a partial view")
+
+	// A replay reconciles again before anything else: still no create.
+	replay := msg(1)
+	replay.Generation = out.Event.ID
+	again := h.Handle(context.Background(), replay)
+	assert.Equal(t, events.ReasonAmbiguous, decodeData[events.Failed](t, again.Event).Reason)
+	assert.EqualValues(t, 1, p.creates.Load())
+}
+
+func TestRecordStaysBoundedAcrossGenerations(t *testing.T) {
+	big := strings.Repeat("x", 60<<10)
+	body := []byte(`{"commandId":"c-big",` + jane + `,"companyName":"` + big[:150] + `","pik":{"note":"` + big + `"}}`)
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{}, &provider.Error{Class: provider.Permanent, Code: "RPI", Message: "no"}
+	}}
+	store := newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	gen := ""
+	for i := range 20 {
+		out := h.Handle(context.Background(), Message{Body: body, Generation: gen, Delivery: 1})
+		require.Equal(t, events.ReasonRejected, out.Reason, "generation %d", i)
+		require.NotNil(t, out.Event)
+		d := decodeData[events.Failed](t, out.Event)
+		require.JSONEq(t, string(body), string(d.Command), "generation %d: the event still carries the command", i)
+		gen = out.Event.ID
+	}
+	val, _, err := store.Get(context.Background(), RecordKey("c-big"))
+	require.NoError(t, err)
+	assert.Less(t, len(val), 16<<10, "outcomes are recorded without their command")
+	rec := store.record(t, "c-big")
+	assert.LessOrEqual(t, len(rec.Generations), maxGenerations)
+	assert.EqualValues(t, 20, p.creates.Load(), "one create per generation, no loop")
+}
+
+func TestLongCommandIDsAreKeyedByDigest(t *testing.T) {
+	long := strings.Repeat("é", 2500) // 5,000 bytes
+	assert.Len(t, RecordKey(long), 2+43, "a digest key")
+	assert.LessOrEqual(t, len(RecordKey(strings.Repeat("a", maxPlainKey))), 2+344)
+	assert.NotEqual(t, RecordKey(long), RecordKey(long+"x"))
+
+	store := newMemStore()
+	h := newTestHandler(t, &fakeProvider{}, store, nil)
+	body := []byte(`{` + jane + `}`)
+	out := h.Handle(context.Background(), Message{Body: body, MsgID: long, Delivery: 1})
+	require.Equal(t, events.SubjectCreated, out.Event.Type)
+	assert.Equal(t, long, decodeData[events.Created](t, out.Event).CommandID, "the event keeps the readable id")
+	rec := store.record(t, long)
+	assert.Equal(t, long, rec.CommandID, "so does the record")
+}
+
+func TestConflictEventIDIsDeterministic(t *testing.T) {
+	store := newMemStore()
+	h := newTestHandler(t, &fakeProvider{}, store, nil)
+	require.Equal(t, Ack, h.Handle(context.Background(), Message{Body: command(jane), Delivery: 1}).Action)
+	ids := map[string]bool{}
+	for i := range 3 {
+		other := command(fmt.Sprintf(`"name":"Jane %d","email":"jane@example.com","mobile":"9876543210","tagId":"t"`, i%2))
+		out := h.Handle(context.Background(), Message{Body: other, Delivery: 1})
+		ids[out.Event.ID] = true
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal(out.EventJSON, &ev))
+	}
+	assert.Len(t, ids, 2, "one id per conflicting content")
+}
