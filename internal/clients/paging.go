@@ -54,7 +54,7 @@ type ListPage struct {
 // Paging members a ListPage reads, by what they mean. The first key present
 // (not null) wins.
 var (
-	numberKeys     = []string{"page", "pageNum", "pageNo", "pageNumber", "currentPage", "current_page"}
+	numberKeys     = []string{"page", "pageNum", "pageNo", "pageNumber", "currentPage", "current_page", "current"}
 	totalPagesKeys = []string{"totalPages", "total_pages", "pages", "pageCount", "page_count", "lastPage", "last_page"}
 	totalKeys      = []string{"total", "totalDocs", "totalCount", "total_count", "totalItems", "totalRecords", "totalElements", "totalResults"}
 	hasNextKeys    = []string{"hasNextPage", "hasNext", "has_next", "has_next_page", "hasMore", "has_more"}
