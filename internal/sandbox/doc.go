@@ -14,7 +14,15 @@
 // NewInstantPay answers
 //
 //	POST /contacts/profile   create a contact (statuscode TXN, data._id)
-//	GET  /contacts/profile   list every stored contact
+//	GET  /contacts/profile   list the stored contacts
+//
+// The list's paging is InstantPayConfig.Paging: by default the whole list as
+// the data array, or, when the request has page or limit, one page in the
+// mongoose-paginate shape (data.docs with totalDocs, limit, page,
+// totalPages, hasNextPage, nextPage), PageSize (20) a page unless limit
+// says otherwise, limit capped at MaxPageSize (100). PagingAlways pages
+// every request; PagingNever never does. Filters such as email= are
+// ignored. NewestFirst reverses the order, oldest first by default.
 //
 // Both check the X-Ipay-Client-Id, X-Ipay-Client-Secret and X-Ipay-Auth-Code
 // headers. Like the real API, errors come as HTTP 200 with a failure
@@ -29,6 +37,10 @@
 //	POST /auth/token            {"appId","appSecret"} → a JWT in data.token
 //	POST /api/v1/contact/create create a contact (needs a Bearer token)
 //	GET  /api/v1/contact/list   ?pageNum=&pageSize=&keyword= (needs a Bearer token)
+//
+// The list answers data.list with total, pageNum, pageSize, pages and
+// hasNextPage; PIKConfig.MaxPageSize caps pageSize, and NewestFirst
+// reverses the order.
 //
 // Tokens are HS256 JWTs signed with a key of the sandbox's own and expire
 // after PIKConfig.TokenTTL; a missing, forged or expired token gets HTTP 401.

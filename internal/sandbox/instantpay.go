@@ -24,6 +24,20 @@ type InstantPayConfig struct {
 	Latency time.Duration
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
+	// Paging is how GET /contacts/profile pages the list; the zero value
+	// pages only when asked (see ListPaging). Query parameters that filter
+	// (email=, mobile=, search=) are ignored, as an API may ignore them, so
+	// that a client's lookup walks every page.
+	Paging ListPaging
+	// PageSize is the page size when a paged request names no limit; zero
+	// means DefaultPageSize.
+	PageSize int
+	// MaxPageSize is the largest limit honoured; zero means
+	// DefaultMaxPageSize.
+	MaxPageSize int
+	// NewestFirst lists the newest contacts first; by default the oldest
+	// come first.
+	NewestFirst bool
 }
 
 // InstantPay is an in-memory stand-in of InstantPay's Contact Book API (see
@@ -142,15 +156,58 @@ func (p *InstantPay) create(_ *http.Request, body []byte) reply {
 	return reply{status: http.StatusOK, body: rep}
 }
 
-// list answers every stored contact.
-func (p *InstantPay) list(_ *http.Request, _ []byte) reply {
-	contacts := p.Contacts()
-	data := make([]map[string]any, len(contacts))
-	for i, c := range contacts {
-		data[i] = p.view(c)
+// list answers the stored contacts, whole or a page at a time as
+// cfg.Paging says.
+func (p *InstantPay) list(r *http.Request, _ []byte) reply {
+	contacts := ordered(p.Contacts(), p.cfg.NewestFirst)
+	q := r.URL.Query()
+	paged := p.cfg.Paging == PagingAlways ||
+		(p.cfg.Paging == PagingWhenAsked && (q.Has("page") || q.Has("limit")))
+	const fetched = "Contacts fetched successfully (SANDBOX: no real contacts)"
+	if !paged {
+		data := make([]map[string]any, len(contacts))
+		for i, c := range contacts {
+			data[i] = p.view(c)
+		}
+		return reply{status: http.StatusOK, body: p.envelope("TXN", fetched, data)}
 	}
-	return reply{status: http.StatusOK,
-		body: p.envelope("TXN", "Contacts fetched successfully (SANDBOX: no real contacts)", data)}
+	size, maxSize := p.cfg.PageSize, p.cfg.MaxPageSize
+	if size <= 0 {
+		size = DefaultPageSize
+	}
+	if maxSize <= 0 {
+		maxSize = DefaultMaxPageSize
+	}
+	pageNum, limit, ok := pageQuery(q, "page", "limit", size, maxSize)
+	if !ok {
+		return p.refuse("RPI", "Invalid request parameters (SANDBOX): page and limit must be positive whole numbers")
+	}
+	total := len(contacts)
+	from, to := pageBounds(total, pageNum, limit)
+	docs := make([]map[string]any, 0, to-from)
+	for _, c := range contacts[from:to] {
+		docs = append(docs, p.view(c))
+	}
+	pages := max(1, pagesOf(total, limit))
+	var prev, next any
+	if pageNum > 1 {
+		prev = pageNum - 1
+	}
+	if to < total {
+		next = pageNum + 1
+	}
+	return reply{status: http.StatusOK, body: p.envelope("TXN", fetched, map[string]any{
+		"docs":          docs,
+		"totalDocs":     total,
+		"limit":         limit,
+		"page":          pageNum,
+		"totalPages":    pages,
+		"pagingCounter": from + 1,
+		"hasPrevPage":   prev != nil,
+		"hasNextPage":   next != nil,
+		"prevPage":      prev,
+		"nextPage":      next,
+	})}
 }
 
 // view is a stored contact as InstantPay shows it in data.

@@ -28,6 +28,13 @@ type PIKConfig struct {
 	Latency time.Duration
 	// Now is the clock for tokens and timestamps; nil means time.Now.
 	Now func() time.Time
+	// MaxPageSize caps the pageSize of GET /api/v1/contact/list: a larger
+	// one gets pages of this size, as the reply's pageSize says. Zero
+	// honours any pageSize up to 1000 and refuses a larger one.
+	MaxPageSize int
+	// NewestFirst lists the newest contacts first; by default the oldest
+	// come first.
+	NewestFirst bool
 }
 
 // PIK is an in-memory stand-in of PIK Global Account's token and contact
@@ -192,17 +199,17 @@ func (p *PIK) create(_ *http.Request, body []byte) reply {
 }
 
 // list answers the stored contacts whose contactCode, displayName or email
-// contains the keyword (ignoring case), a page at a time.
+// contains the keyword (ignoring case), a page at a time: data.list with
+// total, pageNum, pageSize, pages and hasNextPage.
 func (p *PIK) list(r *http.Request, _ []byte) reply {
 	q := r.URL.Query()
-	pageNum, err1 := queryInt(q.Get("pageNum"), 1)
-	pageSize, err2 := queryInt(q.Get("pageSize"), 10)
-	if err1 != nil || err2 != nil || pageNum < 1 || pageSize < 1 || pageSize > 1000 {
+	pageNum, pageSize, ok := pageQuery(q, "pageNum", "pageSize", 10, p.cfg.MaxPageSize)
+	if !ok || (p.cfg.MaxPageSize == 0 && pageSize > 1000) {
 		return pikRefusal(http.StatusBadRequest, "SANDBOX: pageNum must be 1 or more, pageSize 1 to 1000")
 	}
 	keyword := strings.ToLower(q.Get("keyword"))
 	matches := []map[string]any{}
-	for _, c := range p.Contacts() {
+	for _, c := range ordered(p.Contacts(), p.cfg.NewestFirst) {
 		if strings.Contains(strings.ToLower(c.ContactCode), keyword) ||
 			strings.Contains(strings.ToLower(c.Name), keyword) ||
 			strings.Contains(strings.ToLower(c.Email), keyword) {
@@ -210,13 +217,14 @@ func (p *PIK) list(r *http.Request, _ []byte) reply {
 		}
 	}
 	total := len(matches)
-	from := min(total, (pageNum-1)*pageSize)
-	to := min(total, from+pageSize)
+	from, to := pageBounds(total, pageNum, pageSize)
 	return pikAnswer(http.StatusOK, "success", map[string]any{
-		"list":     matches[from:to],
-		"total":    total,
-		"pageNum":  pageNum,
-		"pageSize": pageSize,
+		"list":        matches[from:to],
+		"total":       total,
+		"pageNum":     pageNum,
+		"pageSize":    pageSize,
+		"pages":       pagesOf(total, pageSize),
+		"hasNextPage": to < total,
 	})
 }
 
@@ -227,12 +235,4 @@ func pikView(c Contact) map[string]any {
 	v["id"] = c.ID
 	v["createTime"] = c.CreatedAt.UTC().Format(time.DateTime)
 	return v
-}
-
-// queryInt parses a query parameter, def when it is absent.
-func queryInt(s string, def int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	return strconv.Atoi(s)
 }

@@ -34,8 +34,9 @@ const (
 // profilePath is the Contact Book resource: POST creates, GET lists.
 const profilePath = "/contacts/profile"
 
-// maxListBytes bounds the reply of the contact list, which holds every
-// contact of the account and so may be far larger than other replies.
+// maxListBytes bounds a reply of the contact list, which may hold every
+// contact of the account (when the API does not page it) and so may be far
+// larger than other replies.
 const maxListBytes = 16 << 20
 
 // Config configures a Client. The zero value of each optional field is its
@@ -57,6 +58,13 @@ type Config struct {
 	// Timeout bounds each request, reply body included; zero means
 	// DefaultTimeout.
 	Timeout time.Duration
+	// LookupMaxPages bounds the pages of the contact list one Lookup reads;
+	// zero means clients.DefaultMaxPages (50 pages of 100 contacts).
+	LookupMaxPages int
+	// LookupTimeout bounds one whole Lookup, every page included; zero
+	// means three times Timeout. The caller's context bounds it too: a
+	// handler's call timeout shorter than this is the real budget.
+	LookupTimeout time.Duration
 }
 
 // Client calls the InstantPay Contact Book API. It is safe for concurrent
@@ -69,6 +77,8 @@ type Client struct {
 	authCode     string
 	hc           *http.Client
 	timeout      time.Duration
+	lookupPages  int
+	lookupTime   time.Duration
 	getHeaders   http.Header // sent on every request
 	postHeaders  http.Header // and with a body
 }
@@ -95,6 +105,8 @@ func New(cfg Config) (*Client, error) {
 		authCode:     cfg.AuthCode,
 		hc:           cfg.HTTPClient,
 		timeout:      cfg.Timeout,
+		lookupPages:  cfg.LookupMaxPages,
+		lookupTime:   cfg.LookupTimeout,
 	}
 	if c.authCode == "" {
 		c.authCode = DefaultAuthCode
@@ -104,6 +116,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
+	}
+	if c.lookupPages <= 0 {
+		c.lookupPages = clients.DefaultMaxPages
+	}
+	if c.lookupTime <= 0 {
+		c.lookupTime = 3 * c.timeout
 	}
 	c.getHeaders = http.Header{}
 	c.getHeaders.Set("X-Ipay-Auth-Code", c.authCode)
@@ -146,16 +164,16 @@ func isHex24(s string) bool {
 	return true
 }
 
-// send makes one request to the Contact Book resource, bounded by the
-// client's timeout, and returns the reply read whole.
-func (c *Client) send(ctx context.Context, call clients.Call, method string, body []byte) (clients.Reply, error) {
+// send makes one request to target (a path and query under the base URL),
+// bounded by the client's timeout, and returns the reply read whole.
+func (c *Client) send(ctx context.Context, call clients.Call, method, target string, body []byte) (clients.Reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+profilePath, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+target, rd)
 	if err != nil {
 		return clients.Reply{}, &provider.Error{
 			Provider: Name, Op: call.Op, Class: provider.Permanent,

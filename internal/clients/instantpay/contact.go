@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
@@ -55,7 +54,7 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (provider.Conta
 	if err != nil {
 		return provider.Contact{}, &provider.Error{Provider: Name, Op: createCall.Op, Class: provider.Permanent, Message: "cannot encode the request", Err: err}
 	}
-	reply, err := c.send(ctx, createCall, http.MethodPost, body)
+	reply, err := c.send(ctx, createCall, http.MethodPost, profilePath, body)
 	if err != nil {
 		return provider.Contact{}, err
 	}
@@ -78,76 +77,6 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (provider.Conta
 	putText(up, "environment", env.Environment)
 	putText(up, "timestamp", env.Timestamp)
 	return provider.Contact{ID: data.ID.String(), Upstream: up}, nil
-}
-
-// Lookup looks for the command's contact among the account's contacts: one
-// whose email equals the command's regardless of case and whose mobile has
-// the same digits (or, when the shorter has at least 10 digits, ends the
-// other: a country code may be added or left out). found is false when no
-// contact matches, and when InstantPay answers RNF (record not found). The
-// list holds every contact of the account, so its reply may be up to 16 MiB. A found Contact has Upstream contactId, userId (if
-// listed) and reconciled: true. Every error is a *provider.Error,
-// never Ambiguous: a lookup changes nothing.
-func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact provider.Contact, found bool, err error) {
-	lookupCall := clients.Call{Provider: Name, Op: "lookup", Safe: true, MaxReplyBytes: maxListBytes}
-	reply, err := c.send(ctx, lookupCall, http.MethodGet, nil)
-	if err != nil {
-		return provider.Contact{}, false, err
-	}
-	env, perr := parseEnvelope(reply.Body)
-	if reply.OK() && perr == nil && env.StatusCode == codeNotFound {
-		return provider.Contact{}, false, nil
-	}
-	if !reply.OK() || perr != nil || env.StatusCode != codeSuccess {
-		return provider.Contact{}, false, failure(lookupCall, reply, env, perr)
-	}
-	items, err := clients.Items(env.Data, "contacts", "list", "records", "rows", "items", "docs")
-	if err != nil {
-		pe := newError(lookupCall, reply, env)
-		pe.Class = provider.Transient
-		pe.Message = "the contact list has an unexpected shape: " + err.Error()
-		pe.Err = err
-		return provider.Contact{}, false, pe
-	}
-	for _, item := range items {
-		var listed contactData
-		if json.Unmarshal(item, &listed) != nil || listed.ID == "" {
-			continue // not a contact this service could have created
-		}
-		if !sameEmail(listed.Email.String(), cmd.Email) || !sameMobile(listed.Mobile.String(), cmd.Mobile) {
-			continue
-		}
-		up := map[string]any{"contactId": listed.ID.String(), "reconciled": true}
-		putScalar(up, "userId", listed.UserID)
-		return provider.Contact{ID: listed.ID.String(), Upstream: up}, true, nil
-	}
-	return provider.Contact{}, false, nil
-}
-
-func sameEmail(a, b string) bool {
-	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
-}
-
-// sameMobile compares two phone numbers by their digits: equal, or the
-// shorter, with at least 10 digits, ending the longer.
-func sameMobile(a, b string) bool {
-	a, b = digits(a), digits(b)
-	if a == "" || b == "" {
-		return false
-	}
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	return a == b || (len(a) >= 10 && strings.HasSuffix(b, a))
-}
-
-func digits(s string) string {
-	return strings.Map(func(r rune) rune {
-		if '0' <= r && r <= '9' {
-			return r
-		}
-		return -1
-	}, s)
 }
 
 // parseContact reads the members of a contact that the service uses,

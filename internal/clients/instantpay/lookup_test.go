@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
@@ -27,6 +28,8 @@ func TestLookupRequest(t *testing.T) {
 	req := got[0]
 	assert.Equal(t, http.MethodGet, req.Method, "method")
 	assert.Equal(t, "/contacts/profile", req.Path, "path")
+	assert.Equal(t, url.Values{"page": {"1"}, "limit": {"100"}}, req.Query,
+		"the first page is asked for; a mixed-case email is not sent as a filter")
 	assert.Equal(t, "1", req.Header.Get("X-Ipay-Auth-Code"), "auth code header")
 	assert.Equal(t, testClientID, req.Header.Get("X-Ipay-Client-Id"), "client id header")
 	assert.Equal(t, testSecret, req.Header.Get("X-Ipay-Client-Secret"), "client secret header")
@@ -125,9 +128,9 @@ func TestLookupFailures(t *testing.T) {
 		{name: "unparseable 2xx is transient for a lookup", baseURL: func(t *testing.T) string {
 			return newStandIn(t, reply(200, `not json`)).URL
 		}, wantClass: provider.Transient},
-		{name: "unexpected data shape", baseURL: func(t *testing.T) string {
+		{name: "unexpected data shape is permanent: reading again would not help", baseURL: func(t *testing.T) string {
 			return newStandIn(t, reply(200, listReply(`"nope"`))).URL
-		}, wantClass: provider.Transient, wantCode: "TXN"},
+		}, wantClass: provider.Permanent, wantCode: "TXN"},
 		{name: "timeout is transient for a lookup", baseURL: func(t *testing.T) string { return newStandIn(t, hang).URL }, wantClass: provider.Transient, wantCode: "timeout"},
 		{name: "connection refused", baseURL: func(t *testing.T) string { return refusedURL() }, wantClass: provider.Transient, wantCode: "connection"},
 	}
@@ -139,6 +142,7 @@ func TestLookupFailures(t *testing.T) {
 			assert.Equal(t, tt.wantClass, pe.Class, "class of %v", err)
 			assert.Equal(t, tt.wantCode, pe.Code, "code of %v", err)
 			assert.Equal(t, "lookup", pe.Op, "op")
+			assert.ErrorIs(t, err, provider.ErrIncompleteLookup, "a failed lookup never proves absence")
 			assert.NotContains(t, err.Error(), testSecret, "the secret must never be in an error")
 		})
 	}

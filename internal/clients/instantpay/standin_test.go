@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ const (
 type recorded struct {
 	Method string
 	Path   string
+	Query  url.Values
 	Header http.Header
 	Body   []byte
 }
@@ -44,7 +46,7 @@ func newStandIn(tb testing.TB, handler http.HandlerFunc) *standIn {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.got = append(s.got, recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+		s.got = append(s.got, recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body})
 		s.mu.Unlock()
 		handler(w, r)
 	}))

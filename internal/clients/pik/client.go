@@ -60,6 +60,13 @@ type Config struct {
 	RefreshBefore time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// LookupMaxPages bounds the pages of the contact list one Lookup reads;
+	// zero means clients.DefaultMaxPages (50 pages of 10 contacts).
+	LookupMaxPages int
+	// LookupTimeout bounds one whole Lookup, every page included; zero
+	// means three times Timeout. The caller's context bounds it too: a
+	// handler's call timeout shorter than this is the real budget.
+	LookupTimeout time.Duration
 }
 
 // Client calls the PIK contact API. It is safe for concurrent use: all
@@ -73,6 +80,8 @@ type Client struct {
 	timeout       time.Duration
 	refreshBefore time.Duration
 	now           func() time.Time
+	lookupPages   int
+	lookupTime    time.Duration
 
 	mu        sync.Mutex
 	token     string       // the cached token, "" if none
@@ -101,6 +110,8 @@ func New(cfg Config) (*Client, error) {
 		timeout:       cfg.Timeout,
 		refreshBefore: cfg.RefreshBefore,
 		now:           cfg.Now,
+		lookupPages:   cfg.LookupMaxPages,
+		lookupTime:    cfg.LookupTimeout,
 	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
@@ -113,6 +124,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.lookupPages <= 0 {
+		c.lookupPages = clients.DefaultMaxPages
+	}
+	if c.lookupTime <= 0 {
+		c.lookupTime = 3 * c.timeout
 	}
 	return c, nil
 }

@@ -3,7 +3,6 @@ package pik
 import (
 	"context"
 	"net/http"
-	"net/url"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
@@ -64,43 +63,4 @@ func (c *Client) Create(ctx context.Context, cmd events.Command) (provider.Conta
 		}
 	}
 	return provider.Contact{ID: code, Upstream: upstreamOf(fields, code)}, nil
-}
-
-// Lookup looks for the command's contact by its ContactCode, among the
-// contacts PIK lists for that keyword; only an exact match of contactCode
-// counts. found is false when none matches. A found Contact has Upstream
-// contactCode, its identifiers and reconciled: true. The list may come as
-// data itself or under data.list, data.records, data.rows or data.items.
-// Every error is a *provider.Error, never Ambiguous: a lookup changes
-// nothing.
-func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact provider.Contact, found bool, err error) {
-	call := clients.Call{Provider: Name, Op: "lookup", Safe: true}
-	code := ContactCode(cmd)
-	path := listPath + "?pageNum=1&pageSize=10&keyword=" + url.QueryEscape(code)
-	reply, err := c.authorized(ctx, call, http.MethodGet, path, nil)
-	if err != nil {
-		return provider.Contact{}, false, err
-	}
-	env, pe := c.outcome(call, reply)
-	if pe != nil {
-		return provider.Contact{}, false, pe
-	}
-	items, err := clients.Items(env.Data, "list", "records", "rows", "items")
-	if err != nil {
-		return provider.Contact{}, false, &provider.Error{
-			Provider: Name, Op: call.Op, Class: provider.Transient, HTTPStatus: reply.Status,
-			Code: env.Code.String(), RequestID: reply.RequestID(),
-			Message: "the contact list has an unexpected shape: " + err.Error(), Err: err,
-		}
-	}
-	for _, item := range items {
-		fields := contactFields(item)
-		if v, ok := clients.Scalar(fields["contactCode"]); !ok || v != any(code) {
-			continue
-		}
-		up := upstreamOf(fields, code)
-		up["reconciled"] = true
-		return provider.Contact{ID: code, Upstream: up}, true, nil
-	}
-	return provider.Contact{}, false, nil
 }

@@ -78,7 +78,7 @@ func TestLookupFailures(t *testing.T) {
 		{name: "HTTP 404", list: reply(404, `{"code":404,"message":"no such path"}`), wantClass: provider.Permanent, wantCode: "404"},
 		{name: "body code 503", list: reply(200, `{"code":503,"message":"busy"}`), wantClass: provider.Transient, wantCode: "503"},
 		{name: "unparseable 2xx is transient", list: reply(200, `nope`), wantClass: provider.Transient},
-		{name: "unknown data shape", list: reply(200, `{"code":200,"data":{"total":1}}`), wantClass: provider.Transient, wantCode: "200"},
+		{name: "unknown data shape is permanent: reading again would not help", list: reply(200, `{"code":200,"data":{"total":1}}`), wantClass: provider.Permanent, wantCode: "200"},
 		{name: "timeout is transient", list: hang, wantClass: provider.Transient, wantCode: "timeout"},
 		{name: "connection lost is transient", list: hangUp, wantClass: provider.Transient, wantCode: "connection"},
 	}
@@ -91,6 +91,7 @@ func TestLookupFailures(t *testing.T) {
 			assert.Equal(t, tt.wantClass, pe.Class, "class of %v", err)
 			assert.Equal(t, tt.wantCode, pe.Code, "code of %v", err)
 			assert.Equal(t, "lookup", pe.Op, "op")
+			assert.ErrorIs(t, err, provider.ErrIncompleteLookup, "a failed lookup never proves absence")
 		})
 	}
 }
