@@ -25,6 +25,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
 // Name is the provider's name in commands and events.
@@ -45,7 +46,11 @@ type Config struct {
 	// BaseURL is the API's root; required (PIK gives each partner its own).
 	BaseURL string
 	// AppID and AppSecret are the app's credentials; both are required.
-	// The secret is sent only in the token request, never in errors.
+	// The secret is sent only in the token request. It and every access
+	// token the client was issued (the newest redact.MaxRotating) are
+	// scrubbed from every answer (redact.Secrets, with its lower bound on
+	// length), so that no error or contact the client returns, and no
+	// TokenState, holds one.
 	AppID     string
 	AppSecret string
 	// HTTPClient sends the requests; nil means http.DefaultClient. Use
@@ -73,6 +78,7 @@ type Client struct {
 	timeout       time.Duration
 	refreshBefore time.Duration
 	now           func() time.Time
+	secrets       *redact.Secrets // the app secret and the tokens issued
 
 	mu        sync.Mutex
 	token     string       // the cached token, "" if none
@@ -101,6 +107,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:       cfg.Timeout,
 		refreshBefore: cfg.RefreshBefore,
 		now:           cfg.Now,
+		secrets:       redact.NewSecrets(cfg.AppSecret),
 	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
@@ -196,11 +203,13 @@ func (c *Client) send(ctx context.Context, call clients.Call, method, path strin
 	return call.Do(c.hc, req)
 }
 
-// authorized makes an authenticated request and returns the reply. When
-// PIK answers 401 (as the HTTP status or as the body's code) the token is
+// authorized makes an authenticated request and returns the reply,
+// scrubbed of the app secret and the tokens, as is any error. When PIK
+// answers 401 (as the HTTP status or as the body's code) the token is
 // dropped, a new one fetched and the request made once more; that answer is
 // final.
 func (c *Client) authorized(ctx context.Context, call clients.Call, method, path string, body []byte) (clients.Reply, error) {
+	call.Secrets = c.secrets
 	for attempt := 1; ; attempt++ {
 		token, err := c.accessToken(ctx)
 		if err != nil {
