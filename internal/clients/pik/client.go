@@ -65,6 +65,15 @@ type Config struct {
 	RefreshBefore time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnTokenRequest, when set, is told of every token request the client
+	// makes, once, when it ends: how long it took and its error (nil when
+	// a token was issued; a *provider.Error with Op "token", scrubbed,
+	// otherwise). A request shared by many callers is one call. It is
+	// called on the goroutine that made the request, so it must be quick
+	// and safe for concurrent use. Create, Lookup and Authenticate report
+	// a failed token request as their own error too: count requests here,
+	// not there.
+	OnTokenRequest func(took time.Duration, err error)
 }
 
 // Client calls the PIK contact API. It is safe for concurrent use: all
@@ -79,6 +88,7 @@ type Client struct {
 	refreshBefore time.Duration
 	now           func() time.Time
 	secrets       *redact.Secrets // the app secret and the tokens issued
+	onToken       func(took time.Duration, err error)
 
 	mu        sync.Mutex
 	token     string       // the cached token, "" if none
@@ -108,6 +118,7 @@ func New(cfg Config) (*Client, error) {
 		refreshBefore: cfg.RefreshBefore,
 		now:           cfg.Now,
 		secrets:       redact.NewSecrets(cfg.AppSecret),
+		onToken:       cfg.OnTokenRequest,
 	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient

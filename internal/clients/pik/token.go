@@ -88,11 +88,15 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 // anyone can use it; the error is scrubbed of them before anyone sees it
 // (the token reply itself is read as it came: it holds the token).
 func (c *Client) refresh(ctx context.Context, f *tokenFlight) {
+	start := time.Now()
 	grant, err := c.fetchToken(ctx)
 	if err == nil {
 		c.secrets.Add(grant.token)
 	}
 	err = clients.ScrubError(err, c.secrets)
+	if c.onToken != nil {
+		c.onToken(time.Since(start), err)
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
