@@ -37,7 +37,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, "1", cfg.Providers["instantpay"]["INSTANTPAY_AUTH_CODE"])
 	assert.Equal(t, ":8080", cfg.HTTPAddr)
 	assert.Equal(t, "json", cfg.LogFormat)
-	enabled, disabled, err := buildProviders(cfg, nil)
+	enabled, disabled, err := buildProviders(cfg, nil, nil)
 	require.NoError(t, err)
 	assert.Empty(t, enabled, "no credentials, no provider")
 	assert.Contains(t, disabled["instantpay"], "INSTANTPAY_CLIENT_ID", "the reason names what is missing")
@@ -76,7 +76,7 @@ func TestConfigSecretsFromFiles(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret", cfg.Providers["instantpay"]["INSTANTPAY_CLIENT_SECRET"], "X_FILE is read and trimmed")
-	enabled, _, err := buildProviders(cfg, nil)
+	enabled, _, err := buildProviders(cfg, nil, nil)
 	require.NoError(t, err)
 	assert.Contains(t, enabled, "instantpay")
 

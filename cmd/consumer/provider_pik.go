@@ -19,17 +19,21 @@ var pikSpec = providerSpec{
 		{env: "PIK_RATE_LIMIT", flag: "pik-rate-limit", def: "0", usage: "most PIK calls per second (0: unlimited)"},
 		{env: "PIK_MAX_CONCURRENCY", flag: "pik-max-concurrency", def: "0", usage: "most PIK calls at once (0: CONCURRENCY)"},
 	},
-	build: func(v map[string]string, hc *http.Client, timeout time.Duration) (handlers.Provider, string, error) {
+	build: func(v map[string]string, hc *http.Client, timeout time.Duration, onRequest requestReport) (handlers.Provider, string, error) {
 		if v["PIK_BASE_URL"] == "" || v["PIK_APP_ID"] == "" || v["PIK_APP_SECRET"] == "" {
 			return nil, "PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET are not all set", nil
 		}
-		c, err := pik.New(pik.Config{
+		cfg := pik.Config{
 			BaseURL:    v["PIK_BASE_URL"],
 			AppID:      v["PIK_APP_ID"],
 			AppSecret:  v["PIK_APP_SECRET"],
 			HTTPClient: hc,
 			Timeout:    timeout,
-		})
+		}
+		if onRequest != nil {
+			cfg.OnTokenRequest = func(took time.Duration, err error) { onRequest("token", took, err) }
+		}
+		c, err := pik.New(cfg)
 		return c, "", err
 	},
 }

@@ -15,9 +15,15 @@ type providerSpec struct {
 	name     string
 	settings []setting
 	// build returns the provider from its settings' values, or a nil
-	// provider and why it is not enabled.
-	build func(v map[string]string, hc *http.Client, timeout time.Duration) (p handlers.Provider, disabled string, err error)
+	// provider and why it is not enabled. onRequest, when not nil, is to
+	// be told of every request the provider makes on its own, apart from
+	// the handler's create and lookup calls (PIK's token requests).
+	build func(v map[string]string, hc *http.Client, timeout time.Duration, onRequest requestReport) (p handlers.Provider, disabled string, err error)
 }
+
+// requestReport is told of one request a provider made: its operation,
+// how long it took and its error.
+type requestReport func(op string, took time.Duration, err error)
 
 // providerSpecs registers every provider the service knows. A new provider
 // is a client package under internal/clients, a provider_<name>.go here
@@ -37,12 +43,17 @@ func knownProviders() []string {
 }
 
 // buildProviders returns the enabled providers by name, and for each
-// disabled one the reason.
-func buildProviders(cfg Config, hc *http.Client) (map[string]handlers.Provider, map[string]string, error) {
+// disabled one the reason. onRequest, when not nil, is told of the requests
+// the providers make on their own (see providerSpec.build).
+func buildProviders(cfg Config, hc *http.Client, onRequest func(provider, op string, took time.Duration, err error)) (map[string]handlers.Provider, map[string]string, error) {
 	enabled := map[string]handlers.Provider{}
 	disabled := map[string]string{}
 	for _, spec := range providerSpecs {
-		p, why, err := spec.build(cfg.Providers[spec.name], hc, cfg.ProviderTimeout)
+		var report requestReport
+		if onRequest != nil {
+			report = func(op string, took time.Duration, err error) { onRequest(spec.name, op, took, err) }
+		}
+		p, why, err := spec.build(cfg.Providers[spec.name], hc, cfg.ProviderTimeout, report)
 		if err != nil {
 			return nil, nil, fmt.Errorf("provider %s: %w", spec.name, err)
 		}

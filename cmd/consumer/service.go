@@ -86,7 +86,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		// Every provider request gets a client span and carries traceparent.
 		hc.Transport = otelhttp.NewTransport(hc.Transport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagator))
 	}
-	providers, disabled, err := buildProviders(cfg, hc)
+	// The metrics are made once the enabled providers are known. The
+	// providers' own requests (PIK's token requests) are counted as they
+	// are made, the first of them in checkCredentials, after met is set.
+	var met *metrics.Metrics
+	providers, disabled, err := buildProviders(cfg, hc, func(provider, op string, took time.Duration, err error) {
+		met.ProviderCall(provider, op, took, err)
+	})
 	if err != nil {
 		return err
 	}
@@ -124,11 +130,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	}
 	defer store.Close()
 	tracker := health.NewProviders(keys(providers), nil)
-	met := metrics.New(keys(providers))
-	checkCredentials(ctx, providers, func(provider, op string, took time.Duration, err error) {
-		tracker.ProviderCall(provider, op, took, err)
-		met.ProviderCall(provider, op, took, err)
-	}, log)
+	met = metrics.New(keys(providers))
+	// The token request a credentials check makes is counted as it is made.
+	checkCredentials(ctx, providers, tracker.ProviderCall, log)
 	h, err := handlers.New(handlers.Config{
 		Providers:            providers,
 		KnownProviders:       knownProviders(),

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
 // MaxReplyBytes is the default bound of a reply body read from a provider.
@@ -39,6 +40,15 @@ type Call struct {
 	Safe bool
 	// MaxReplyBytes bounds the reply body; zero means MaxReplyBytes.
 	MaxReplyBytes int64
+	// Secrets are the client's credentials and tokens. Do scrubs them from
+	// everything the call returns (the reply's header values and body, and
+	// every *provider.Error), so that nothing derived from the provider's
+	// answer (an error's message, code or request id, a contact's
+	// upstream fields) can carry one into a log, an event or a health
+	// endpoint. Nil scrubs nothing: for a call whose reply must be read as
+	// it came, such as a token request, whose caller scrubs its errors
+	// with ScrubError.
+	Secrets *redact.Secrets
 }
 
 // Reply is a provider's answer: the HTTP status, the headers and the body,
@@ -87,7 +97,7 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 	}
 	defer resp.Body.Close()
 
-	reply := Reply{Status: resp.StatusCode, Header: resp.Header}
+	reply := Reply{Status: resp.StatusCode, Header: c.scrubHeader(resp.Header)}
 	limit := c.MaxReplyBytes
 	if limit <= 0 {
 		limit = MaxReplyBytes
@@ -97,7 +107,7 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 	if tooLarge {
 		body = body[:limit]
 	}
-	reply.Body = body
+	reply.Body = c.Secrets.Bytes(body)
 	if !reply.OK() {
 		return reply, nil
 	}
@@ -118,7 +128,9 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 // request that was not written (or failed to dial) changed nothing and is
 // Transient; one that was written and then timed out or lost its connection
 // may have been carried out, and is Ambiguous unless the call is Safe. The
-// Code is "timeout" when a deadline ran out and "connection" otherwise.
+// Code is "timeout" when a deadline ran out and "connection" otherwise. The
+// error is scrubbed of the call's Secrets: a transport error may quote what
+// the provider sent (a malformed status line or header, say).
 func (c Call) TransportError(err error, wrote bool) *provider.Error {
 	if neverSent(err) {
 		wrote = false
@@ -142,8 +154,73 @@ func (c Call) TransportError(err error, wrote bool) *provider.Error {
 		pe.Class = provider.Ambiguous
 		pe.Message = "the request was sent but no answer came, so its outcome is unknown: " + err.Error()
 	}
+	scrubError(pe, c.Secrets)
 	return pe
 }
+
+// scrubHeader scrubs the values of h, in place, of the call's Secrets: a
+// provider may echo a credential in a header it uses as a request id.
+func (c Call) scrubHeader(h http.Header) http.Header {
+	if c.Secrets == nil {
+		return h
+	}
+	for _, vs := range h {
+		for i, v := range vs {
+			vs[i] = c.Secrets.String(v)
+		}
+	}
+	return h
+}
+
+// ScrubError returns err with secrets scrubbed from its text. A
+// *provider.Error is scrubbed in place: its Message, Code and RequestID, and
+// its Err when that one's text holds a secret (see below). Any other error
+// whose text holds a secret is replaced the same way, by an error whose
+// text is scrubbed and which unwraps to the original, so that errors.Is
+// still sees through it (errors.As can reach the original's unscrubbed
+// fields: print the outer error, not what As finds). A nil err or nil
+// secrets change nothing.
+func ScrubError(err error, secrets *redact.Secrets) error {
+	if err == nil || secrets == nil {
+		return err
+	}
+	if pe, ok := err.(*provider.Error); ok {
+		scrubError(pe, secrets)
+		return pe
+	}
+	return scrubText(err, secrets)
+}
+
+func scrubError(pe *provider.Error, secrets *redact.Secrets) {
+	if secrets == nil {
+		return
+	}
+	pe.Message = secrets.String(pe.Message)
+	pe.Code = secrets.String(pe.Code)
+	pe.RequestID = secrets.String(pe.RequestID)
+	if pe.Err != nil {
+		pe.Err = scrubText(pe.Err, secrets)
+	}
+}
+
+// scrubText returns err, or an error of its text scrubbed that unwraps to
+// it when the text holds a secret.
+func scrubText(err error, secrets *redact.Secrets) error {
+	text := err.Error()
+	if scrubbed := secrets.String(text); scrubbed != text {
+		return &scrubbedError{text: scrubbed, err: err}
+	}
+	return err
+}
+
+// scrubbedError is an error whose text was scrubbed of secrets.
+type scrubbedError struct {
+	text string
+	err  error
+}
+
+func (e *scrubbedError) Error() string { return e.text }
+func (e *scrubbedError) Unwrap() error { return e.err }
 
 // neverSent reports whether err shows that no connection was made, so the
 // request cannot have reached the provider.

@@ -12,8 +12,10 @@
 //
 // This package provides the http.Client the adapters share (NewHTTPClient)
 // and the exchange of one request with a provider (Call.Do): bounded reads of
-// the reply, and the classification of a call that got no answer, which
-// depends on whether the request reached the wire.
+// the reply, the classification of a call that got no answer, which depends
+// on whether the request reached the wire, and the scrubbing of the client's
+// own secrets from everything the provider answers, before any of it is
+// read.
 package clients
 
 import (

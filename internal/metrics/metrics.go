@@ -154,15 +154,25 @@ func (m *Metrics) Settled(_ handlers.Message, out handlers.Decision, took time.D
 	m.duration.WithLabelValues(event).Observe(took.Seconds())
 }
 
-// ProviderCall counts one call to a provider and its latency.
+// ProviderCall counts one request to a provider, of operation op
+// ("create", "lookup" or "token"), with its result and latency. Call it once
+// per request made: the handler for its create and lookup calls, a client
+// for the requests it makes on its own (PIK's token requests, with
+// pik.Config.OnTokenRequest). A call that failed on another operation's
+// error (a create whose token request failed) made no request of its own
+// and is not counted: that request was counted where it was made, and
+// counting it again per command would count one refused token request
+// once for every command that waited for it.
 func (m *Metrics) ProviderCall(name, op string, took time.Duration, err error) {
 	result := "ok"
 	var pe *provider.Error
 	if err != nil {
 		result = provider.Transient.String()
 		if errors.As(err, &pe) {
+			if pe.Op != "" && pe.Op != op {
+				return
+			}
 			result = pe.Class.String()
-			op = pe.Op // a token request made inside a create is a token call
 		}
 	}
 	m.requests.WithLabelValues(name, op, result).Inc()

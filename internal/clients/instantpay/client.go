@@ -19,6 +19,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
 // Name is the provider's name in commands and events.
@@ -45,7 +46,9 @@ type Config struct {
 	// BaseURL is the API's root; empty means DefaultBaseURL.
 	BaseURL string
 	// ClientID and ClientSecret are the account's credentials; both are
-	// required. The secret is sent only in its header, never in errors.
+	// required. The secret is sent only in its header, and scrubbed from
+	// every answer (redact.Secrets, with its lower bound on length), so
+	// that no error or contact the client returns holds it.
 	ClientID     string
 	ClientSecret string
 	// EndpointIP is sent as X-Ipay-Endpoint-Ip when set.
@@ -81,6 +84,7 @@ type Client struct {
 	lookupTime   time.Duration
 	getHeaders   http.Header // sent on every request
 	postHeaders  http.Header // and with a body
+	secrets      *redact.Secrets
 }
 
 // New returns a Client for cfg, or an error when a credential is missing or
@@ -107,6 +111,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:      cfg.Timeout,
 		lookupPages:  cfg.LookupMaxPages,
 		lookupTime:   cfg.LookupTimeout,
+		secrets:      redact.NewSecrets(cfg.ClientSecret),
 	}
 	if c.authCode == "" {
 		c.authCode = DefaultAuthCode
@@ -165,8 +170,10 @@ func isHex24(s string) bool {
 }
 
 // send makes one request to target (a path and query under the base URL),
-// bounded by the client's timeout, and returns the reply read whole.
+// bounded by the client's timeout, and returns the reply read whole,
+// scrubbed of the client secret, as is any error.
 func (c *Client) send(ctx context.Context, call clients.Call, method, target string, body []byte) (clients.Reply, error) {
+	call.Secrets = c.secrets
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var rd io.Reader

@@ -25,6 +25,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
 // Name is the provider's name in commands and events.
@@ -45,7 +46,11 @@ type Config struct {
 	// BaseURL is the API's root; required (PIK gives each partner its own).
 	BaseURL string
 	// AppID and AppSecret are the app's credentials; both are required.
-	// The secret is sent only in the token request, never in errors.
+	// The secret is sent only in the token request. It and every access
+	// token the client was issued (the newest redact.MaxRotating) are
+	// scrubbed from every answer (redact.Secrets, with its lower bound on
+	// length), so that no error or contact the client returns, and no
+	// TokenState, holds one.
 	AppID     string
 	AppSecret string
 	// HTTPClient sends the requests; nil means http.DefaultClient. Use
@@ -67,6 +72,15 @@ type Config struct {
 	// means three times Timeout. The caller's context bounds it too: a
 	// handler's call timeout shorter than this is the real budget.
 	LookupTimeout time.Duration
+	// OnTokenRequest, when set, is told of every token request the client
+	// makes, once, when it ends: how long it took and its error (nil when
+	// a token was issued; a *provider.Error with Op "token", scrubbed,
+	// otherwise). A request shared by many callers is one call. It is
+	// called on the goroutine that made the request, so it must be quick
+	// and safe for concurrent use. Create, Lookup and Authenticate report
+	// a failed token request as their own error too: count requests here,
+	// not there.
+	OnTokenRequest func(took time.Duration, err error)
 }
 
 // Client calls the PIK contact API. It is safe for concurrent use: all
@@ -82,6 +96,8 @@ type Client struct {
 	now           func() time.Time
 	lookupPages   int
 	lookupTime    time.Duration
+	secrets       *redact.Secrets // the app secret and the tokens issued
+	onToken       func(took time.Duration, err error)
 
 	mu        sync.Mutex
 	token     string       // the cached token, "" if none
@@ -112,6 +128,8 @@ func New(cfg Config) (*Client, error) {
 		now:           cfg.Now,
 		lookupPages:   cfg.LookupMaxPages,
 		lookupTime:    cfg.LookupTimeout,
+		secrets:       redact.NewSecrets(cfg.AppSecret),
+		onToken:       cfg.OnTokenRequest,
 	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
@@ -213,11 +231,13 @@ func (c *Client) send(ctx context.Context, call clients.Call, method, path strin
 	return call.Do(c.hc, req)
 }
 
-// authorized makes an authenticated request and returns the reply. When
-// PIK answers 401 (as the HTTP status or as the body's code) the token is
+// authorized makes an authenticated request and returns the reply,
+// scrubbed of the app secret and the tokens, as is any error. When PIK
+// answers 401 (as the HTTP status or as the body's code) the token is
 // dropped, a new one fetched and the request made once more; that answer is
 // final.
 func (c *Client) authorized(ctx context.Context, call clients.Call, method, path string, body []byte) (clients.Reply, error) {
+	call.Secrets = c.secrets
 	for attempt := 1; ; attempt++ {
 		token, err := c.accessToken(ctx)
 		if err != nil {

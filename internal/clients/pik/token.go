@@ -84,9 +84,19 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 
 // refresh runs the token request of flight f and records its outcome. When
 // it fails while the cached token has not expired yet, the callers keep
-// using that token.
+// using that token. A new token joins the secrets the client scrubs before
+// anyone can use it; the error is scrubbed of them before anyone sees it
+// (the token reply itself is read as it came: it holds the token).
 func (c *Client) refresh(ctx context.Context, f *tokenFlight) {
+	start := time.Now()
 	grant, err := c.fetchToken(ctx)
+	if err == nil {
+		c.secrets.Add(grant.token)
+	}
+	err = clients.ScrubError(err, c.secrets)
+	if c.onToken != nil {
+		c.onToken(time.Since(start), err)
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
