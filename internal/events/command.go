@@ -50,7 +50,7 @@ func (c Command) MobileDigits() string { return strings.TrimPrefix(c.Mobile, "+"
 
 // DecodeError says why a command body could not be turned into a Command.
 // Reason is ReasonMalformed when the body is not a JSON object of acceptable
-// size, or ReasonInvalid when a known field has the wrong JSON type.
+// size (MaxCommandSize) and nesting (MaxNestingDepth), or ReasonInvalid when a known field has the wrong JSON type.
 type DecodeError struct {
 	Reason  Reason
 	Message string
@@ -122,6 +122,9 @@ func DecodeCommand(body []byte) (Command, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not a JSON object"}
+	}
+	if nestingDepth(trimmed, MaxNestingDepth) > MaxNestingDepth {
+		return cmd, &DecodeError{Reason: ReasonMalformed, Message: fmt.Sprintf("the command body nests objects and arrays more than %d levels deep", MaxNestingDepth)}
 	}
 	if !json.Valid(trimmed) {
 		var v any
