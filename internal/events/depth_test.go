@@ -67,9 +67,9 @@ func assertRoundTrip(t testing.TB, body []byte) {
 
 func TestAcceptedCommandsRoundTrip(t *testing.T) {
 	for name, body := range map[string][]byte{
-		"deepest accepted": nested(MaxNestingDepth),
+		"deepest accepted":                nested(MaxNestingDepth),
 		"ten thousand levels if accepted": []byte(`{"pik":` + strings.Repeat(`{"a":`, 9999) + `1` + strings.Repeat(`}`, 9999) + `}`),
-		"typical":         []byte(validBody),
+		"typical":                         []byte(validBody),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := DecodeCommand(body); err != nil {
