@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -56,19 +57,32 @@ type Created struct {
 // Upstream carries the provider's last answer for rejected and exhausted
 // commands; Command is the original command object, or CommandRaw the raw
 // body (base64 in JSON) when it was malformed.
+//
+// NewEvent bounds what it encodes (see MaxEventSize): at most MaxErrors
+// errors, with ErrorsOmitted counting the rest; the metadata entries that
+// keep the contract's rules, at most MaxMetadataEntries, with
+// MetadataOmitted counting the rest; a CommandRaw of at most MaxCommandSize
+// bytes, with CommandTruncated set and CommandSize the body's full size
+// when it was longer; a Command that is not a JSON object within
+// MaxCommandSize and MaxNestingDepth, or would encode too large, carried
+// as CommandRaw instead; and long strings clipped, ending in "…".
 type Failed struct {
-	CommandID  string            `json:"commandId"`
-	Provider   string            `json:"provider,omitempty"`
-	Reason     Reason            `json:"reason"`
-	Retryable  bool              `json:"retryable"`
-	Message    string            `json:"message"`
-	Errors     []FieldError      `json:"errors,omitempty"`
-	Upstream   *Upstream         `json:"upstream,omitempty"`
-	Attempts   int               `json:"attempts"`
-	ReplayOf   string            `json:"replayOf,omitempty"`
-	Metadata   map[string]string `json:"metadata,omitempty"`
-	Command    json.RawMessage   `json:"command,omitempty"`
-	CommandRaw []byte            `json:"commandRaw,omitempty"`
+	CommandID        string            `json:"commandId"`
+	Provider         string            `json:"provider,omitempty"`
+	Reason           Reason            `json:"reason"`
+	Retryable        bool              `json:"retryable"`
+	Message          string            `json:"message"`
+	Errors           []FieldError      `json:"errors,omitempty"`
+	ErrorsOmitted    int               `json:"errorsOmitted,omitempty"`
+	Upstream         *Upstream         `json:"upstream,omitempty"`
+	Attempts         int               `json:"attempts"`
+	ReplayOf         string            `json:"replayOf,omitempty"`
+	Metadata         map[string]string `json:"metadata,omitempty"`
+	MetadataOmitted  int               `json:"metadataOmitted,omitempty"`
+	Command          json.RawMessage   `json:"command,omitempty"`
+	CommandRaw       []byte            `json:"commandRaw,omitempty"`
+	CommandTruncated bool              `json:"commandTruncated,omitempty"`
+	CommandSize      int               `json:"commandSize,omitempty"`
 }
 
 // Upstream is a provider's last answer to a failed create call. Code is the
@@ -93,10 +107,28 @@ func EventID(commandID, generation, eventType string) string {
 }
 
 // NewEvent wraps data in a CloudEvents envelope whose id is EventID of the
-// command, generation and type. An empty source means DefaultSource.
+// command, generation and type. An empty source means DefaultSource. A
+// Failed (or *Failed) is bounded first, so that the event encodes to at most
+// MaxEventSize bytes; for that, NewEvent refuses a commandID longer than
+// MaxCommandIDBytes and a source longer than MaxSourceBytes, with an error.
 func NewEvent(source, eventType, commandID, generation string, at time.Time, data any) (Event, error) {
 	if source == "" {
 		source = DefaultSource
+	}
+	switch {
+	case len(commandID) > MaxCommandIDBytes:
+		return Event{}, fmt.Errorf("event for a commandId of %d bytes: more than %d", len(commandID), MaxCommandIDBytes)
+	case len(source) > MaxSourceBytes:
+		return Event{}, fmt.Errorf("event source of %d bytes: more than %d", len(source), MaxSourceBytes)
+	}
+	if f, ok := data.(*Failed); ok && f != nil {
+		data = *f
+	}
+	if f, ok := data.(Failed); ok {
+		if len(f.CommandID) > MaxCommandIDBytes {
+			return Event{}, fmt.Errorf("failed event for a commandId of %d bytes: more than %d", len(f.CommandID), MaxCommandIDBytes)
+		}
+		data = f.bounded()
 	}
 	var (
 		body []byte
