@@ -121,6 +121,9 @@ func NewEvent(source, eventType, commandID, generation string, at time.Time, dat
 	case len(source) > MaxSourceBytes:
 		return Event{}, fmt.Errorf("event source of %d bytes: more than %d", len(source), MaxSourceBytes)
 	}
+	if _, err := at.UTC().MarshalJSON(); err != nil {
+		return Event{}, fmt.Errorf("event time: %w", err) // a year outside 0-9999
+	}
 	if f, ok := data.(*Failed); ok && f != nil {
 		data = *f
 	}
@@ -198,7 +201,8 @@ func appendString(b []byte, s string) []byte {
 }
 
 // AppendObject appends m with its keys sorted, as json.Marshal does;
-// values other than strings and json.Numbers go through json.Marshal.
+// values other than strings and json.Numbers go through json.Marshal. A
+// json.Number that is not a JSON number is an error, as with json.Marshal.
 func AppendObject(b []byte, m map[string]any) ([]byte, error) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -216,8 +220,11 @@ func AppendObject(b []byte, m map[string]any) ([]byte, error) {
 		case string:
 			b = appendString(b, v)
 		case json.Number:
-			if !json.Valid([]byte(v)) || v == "" {
-				return nil, &json.UnsupportedValueError{Str: string(v)}
+			if v == "" {
+				v = "0" // as json.Marshal writes it
+			}
+			if !isNumber(string(v)) {
+				return nil, fmt.Errorf("json: invalid number literal %q", string(v))
 			}
 			b = append(b, v...)
 		default:
@@ -273,4 +280,42 @@ func (c Created) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, '}'), nil
+}
+
+// isNumber reports whether s is a JSON number, as json.Marshal checks a
+// json.Number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isNumber(s string) bool {
+	i := 0
+	digits := func() bool {
+		start := i
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(s)
 }
