@@ -31,17 +31,18 @@ const (
 const MaxCommandSize = 64 << 10
 
 // Command is one contact.create command. Provider-specific fields for PIK are
-// kept as raw JSON so that they are sent to PIK exactly as they came.
+// kept as raw JSON so that they are sent to PIK exactly as they came. The
+// text rules printable and visible are described in text.go.
 type Command struct {
-	CommandID   string                     `json:"commandId,omitempty" validate:"omitempty,min=1,max=128"`
+	CommandID   string                     `json:"commandId,omitempty" validate:"omitempty,min=1,max=128,printable"`
 	Provider    string                     `json:"provider,omitempty"`
-	Name        string                     `json:"name" validate:"required,max=200"`
+	Name        string                     `json:"name" validate:"required,max=200,printable,visible"`
 	Email       string                     `json:"email" validate:"required,email,max=254"`
 	Mobile      string                     `json:"mobile" validate:"required,mobile"`
-	TagID       string                     `json:"tagId" validate:"required,max=128"`
-	CompanyName string                     `json:"companyName,omitempty" validate:"max=200"`
+	TagID       string                     `json:"tagId" validate:"required,max=128,printable"`
+	CompanyName string                     `json:"companyName,omitempty" validate:"omitempty,max=200,printable,visible"`
 	PIK         map[string]json.RawMessage `json:"pik,omitempty"`
-	Metadata    map[string]string          `json:"metadata,omitempty" validate:"max=32,dive,keys,max=128,endkeys,max=1024"`
+	Metadata    map[string]string          `json:"metadata,omitempty" validate:"max=32,dive,keys,max=128,printable,endkeys,max=1024"`
 }
 
 // MobileDigits returns the digits of the command's mobile number, without
@@ -50,7 +51,7 @@ func (c Command) MobileDigits() string { return strings.TrimPrefix(c.Mobile, "+"
 
 // DecodeError says why a command body could not be turned into a Command.
 // Reason is ReasonMalformed when the body is not a JSON object of acceptable
-// size, or ReasonInvalid when a known field has the wrong JSON type.
+// size (MaxCommandSize) and nesting (MaxNestingDepth), or ReasonInvalid when a known field has the wrong JSON type.
 type DecodeError struct {
 	Reason  Reason
 	Message string
@@ -122,6 +123,9 @@ func DecodeCommand(body []byte) (Command, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return cmd, &DecodeError{Reason: ReasonMalformed, Message: "the command body is not a JSON object"}
+	}
+	if nestingDepth(trimmed, MaxNestingDepth) > MaxNestingDepth {
+		return cmd, &DecodeError{Reason: ReasonMalformed, Message: fmt.Sprintf("the command body nests objects and arrays more than %d levels deep", MaxNestingDepth)}
 	}
 	if !json.Valid(trimmed) {
 		var v any

@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -65,19 +66,32 @@ type Created struct {
 // Upstream carries the provider's last answer for rejected and exhausted
 // commands; Command is the original command object, or CommandRaw the raw
 // body (base64 in JSON) when it was malformed.
+//
+// NewEvent bounds what it encodes (see MaxEventSize): at most MaxErrors
+// errors, with ErrorsOmitted counting the rest; the metadata entries that
+// keep the contract's rules, at most MaxMetadataEntries, with
+// MetadataOmitted counting the rest; a CommandRaw of at most MaxCommandSize
+// bytes, with CommandTruncated set and CommandSize the body's full size
+// when it was longer; a Command that is not a JSON object within
+// MaxCommandSize and MaxNestingDepth, or would encode too large, carried
+// as CommandRaw instead; and long strings clipped, ending in "…".
 type Failed struct {
-	CommandID  string            `json:"commandId"`
-	Provider   string            `json:"provider,omitempty"`
-	Reason     Reason            `json:"reason"`
-	Retryable  bool              `json:"retryable"`
-	Message    string            `json:"message"`
-	Errors     []FieldError      `json:"errors,omitempty"`
-	Upstream   *Upstream         `json:"upstream,omitempty"`
-	Attempts   int               `json:"attempts"`
-	ReplayOf   string            `json:"replayOf,omitempty"`
-	Metadata   map[string]string `json:"metadata,omitempty"`
-	Command    json.RawMessage   `json:"command,omitempty"`
-	CommandRaw []byte            `json:"commandRaw,omitempty"`
+	CommandID        string            `json:"commandId"`
+	Provider         string            `json:"provider,omitempty"`
+	Reason           Reason            `json:"reason"`
+	Retryable        bool              `json:"retryable"`
+	Message          string            `json:"message"`
+	Errors           []FieldError      `json:"errors,omitempty"`
+	ErrorsOmitted    int               `json:"errorsOmitted,omitempty"`
+	Upstream         *Upstream         `json:"upstream,omitempty"`
+	Attempts         int               `json:"attempts"`
+	ReplayOf         string            `json:"replayOf,omitempty"`
+	Metadata         map[string]string `json:"metadata,omitempty"`
+	MetadataOmitted  int               `json:"metadataOmitted,omitempty"`
+	Command          json.RawMessage   `json:"command,omitempty"`
+	CommandRaw       []byte            `json:"commandRaw,omitempty"`
+	CommandTruncated bool              `json:"commandTruncated,omitempty"`
+	CommandSize      int               `json:"commandSize,omitempty"`
 }
 
 // Upstream is a provider's last answer to a failed create call. Code is the
@@ -102,10 +116,31 @@ func EventID(commandID, generation, eventType string) string {
 }
 
 // NewEvent wraps data in a CloudEvents envelope whose id is EventID of the
-// command, generation and type. An empty source means DefaultSource.
+// command, generation and type. An empty source means DefaultSource. A
+// Failed (or *Failed) is bounded first, so that the event encodes to at most
+// MaxEventSize bytes; for that, NewEvent refuses a commandID longer than
+// MaxCommandIDBytes and a source longer than MaxSourceBytes, with an error.
 func NewEvent(source, eventType, commandID, generation string, at time.Time, data any) (Event, error) {
 	if source == "" {
 		source = DefaultSource
+	}
+	switch {
+	case len(commandID) > MaxCommandIDBytes:
+		return Event{}, fmt.Errorf("event for a commandId of %d bytes: more than %d", len(commandID), MaxCommandIDBytes)
+	case len(source) > MaxSourceBytes:
+		return Event{}, fmt.Errorf("event source of %d bytes: more than %d", len(source), MaxSourceBytes)
+	}
+	if _, err := at.UTC().MarshalJSON(); err != nil {
+		return Event{}, fmt.Errorf("event time: %w", err) // a year outside 0-9999
+	}
+	if f, ok := data.(*Failed); ok && f != nil {
+		data = *f
+	}
+	if f, ok := data.(Failed); ok {
+		if len(f.CommandID) > MaxCommandIDBytes {
+			return Event{}, fmt.Errorf("failed event for a commandId of %d bytes: more than %d", len(f.CommandID), MaxCommandIDBytes)
+		}
+		data = f.bounded()
 	}
 	var (
 		body []byte
@@ -175,7 +210,8 @@ func appendString(b []byte, s string) []byte {
 }
 
 // AppendObject appends m with its keys sorted, as json.Marshal does;
-// values other than strings and json.Numbers go through json.Marshal.
+// values other than strings and json.Numbers go through json.Marshal. A
+// json.Number that is not a JSON number is an error, as with json.Marshal.
 func AppendObject(b []byte, m map[string]any) ([]byte, error) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -193,8 +229,11 @@ func AppendObject(b []byte, m map[string]any) ([]byte, error) {
 		case string:
 			b = appendString(b, v)
 		case json.Number:
-			if !json.Valid([]byte(v)) || v == "" {
-				return nil, &json.UnsupportedValueError{Str: string(v)}
+			if v == "" {
+				v = "0" // as json.Marshal writes it
+			}
+			if !isNumber(string(v)) {
+				return nil, fmt.Errorf("json: invalid number literal %q", string(v))
 			}
 			b = append(b, v...)
 		default:
@@ -250,4 +289,42 @@ func (c Created) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, '}'), nil
+}
+
+// isNumber reports whether s is a JSON number, as json.Marshal checks a
+// json.Number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isNumber(s string) bool {
+	i := 0
+	digits := func() bool {
+		start := i
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(s)
 }

@@ -3,8 +3,10 @@ package events
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +58,11 @@ func TestEventsGolden(t *testing.T) {
 		{"failed_malformed", SubjectFailed, "", Failed{
 			CommandID: "CONTACT_COMMANDS:7", Reason: ReasonMalformed, Message: "the command body is not a JSON object", CommandRaw: []byte("hello"),
 		}},
+		{"failed_malformed_truncated", SubjectFailed, "", Failed{
+			CommandID: "CONTACT_COMMANDS:8", Reason: ReasonMalformed, Message: "the command body is 65537 bytes, more than the limit of 65536",
+			CommandRaw: []byte(strings.Repeat("x", MaxCommandSize+1)),
+		}},
+		{"failed_invalid_bounded", SubjectFailed, "", manyErrors()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,4 +130,16 @@ func TestCreatedAppendJSONMatchesEncodingJSON(t *testing.T) {
 			assert.Equal(t, string(want), string(got), "the hand-written encoding is encoding/json's")
 		})
 	}
+}
+
+// manyErrors is an invalid command with more metadata entries and errors
+// than a contact.failed event carries.
+func manyErrors() Failed {
+	f := Failed{CommandID: "c-4", Reason: ReasonInvalid, Metadata: map[string]string{}, Command: json.RawMessage(`{"commandId":"c-4"}`)}
+	for i := range MaxErrors + 2 {
+		f.Errors = append(f.Errors, FieldError{Field: fmt.Sprintf("metadata[k%02d]", i), Rule: "printable", Message: fmt.Sprintf("metadata[k%02d] must not contain control or format characters (it contains U+202E)", i)})
+		f.Metadata[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	f.Message = InvalidMessage(f.Errors)
+	return f
 }

@@ -37,11 +37,18 @@ func NewValidator() *Validator {
 		}
 		return name
 	})
-	// The rule is static and known to register.
-	if err := v.RegisterValidation("mobile", func(fl validator.FieldLevel) bool {
-		return mobilePattern.MatchString(fl.Field().String())
-	}); err != nil {
-		panic(err)
+	// The rules are static and known to register.
+	for tag, fn := range map[string]validator.Func{
+		"mobile": func(fl validator.FieldLevel) bool { return mobilePattern.MatchString(fl.Field().String()) },
+		"printable": func(fl validator.FieldLevel) bool {
+			_, bad := unprintable(fl.Field().String())
+			return !bad
+		},
+		"visible": func(fl validator.FieldLevel) bool { return visible(fl.Field().String()) },
+	} {
+		if err := v.RegisterValidation(tag, fn); err != nil {
+			panic(err)
+		}
 	}
 	return &Validator{v: v}
 }
@@ -83,6 +90,15 @@ func toFieldError(fe validator.FieldError) FieldError {
 		} else {
 			msg = fmt.Sprintf("%s must be at most %s characters", field, fe.Param())
 		}
+	case "printable":
+		msg = field + " must not contain control or format characters"
+		if s, ok := fe.Value().(string); ok {
+			if r, bad := unprintable(s); bad {
+				msg += " (it contains " + codePoint(r) + ")"
+			}
+		}
+	case "visible":
+		msg = field + " must contain a visible character, not only white space or invisible characters"
 	case "min":
 		msg = fmt.Sprintf("%s must be at least %s characters", field, fe.Param())
 	default:
@@ -92,12 +108,14 @@ func toFieldError(fe validator.FieldError) FieldError {
 }
 
 // fieldPath drops the struct name from a validator namespace
-// ("Command.metadata[k]" becomes "metadata[k]").
+// ("Command.metadata[k]" becomes "metadata[k]"), with the characters the
+// printable rule refuses written as code points: a metadata key is part of
+// the path.
 func fieldPath(ns string) string {
 	if _, rest, ok := strings.Cut(ns, "."); ok {
-		return rest
+		ns = rest
 	}
-	return ns
+	return escapeUnprintable(ns)
 }
 
 func sortFieldErrors(errs []FieldError) {
