@@ -253,6 +253,7 @@ func (c Config) redacted() Config {
 		providers[name] = shown
 	}
 	c.Providers = providers
+	c.NATSURL = redactURLs(c.NATSURL)
 	return c
 }
 
