@@ -1,8 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -11,7 +16,8 @@ import (
 
 // connectNATS connects to the configured NATS servers, with the configured
 // credentials and TLS, reconnecting for ever once connected. A failure to
-// connect names NATS_URL, its user information redacted.
+// connect is an *exitError with code 2 whose message names NATS_URL (its
+// user information redacted) and says what to check.
 func connectNATS(cfg Config, name string, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
@@ -35,22 +41,64 @@ func connectNATS(cfg Config, name string, log *slog.Logger) (*nats.Conn, error) 
 	if cfg.NATSNKey != "" {
 		opt, err := nats.NkeyOptionFromSeed(cfg.NATSNKey)
 		if err != nil {
-			return nil, fmt.Errorf("NATS_NKEY: %w", err)
+			return nil, &exitError{code: 2, err: fmt.Errorf("NATS_NKEY: %w", err)}
 		}
 		opts = append(opts, opt)
 	}
 	if cfg.NATSTLSCA != "" {
+		// Read here, so that a bad file is named as such rather than
+		// mistaken for a server that cannot be reached.
+		pem, err := os.ReadFile(cfg.NATSTLSCA)
+		if err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("NATS_TLS_CA: %w", err)}
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return nil, &exitError{code: 2, err: fmt.Errorf("NATS_TLS_CA: %s holds no PEM certificate", cfg.NATSTLSCA)}
+		}
 		opts = append(opts, nats.RootCAs(cfg.NATSTLSCA))
 	}
 	if cfg.NATSTLSCert != "" || cfg.NATSTLSKey != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.NATSTLSCert, cfg.NATSTLSKey); err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("NATS_TLS_CERT and NATS_TLS_KEY: %w", err)}
+		}
 		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
 	}
 	nc, err := nats.Connect(cfg.NATSURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s (NATS_URL): %w (is a server running? 'consumer dev' starts one)",
-			redactURLs(cfg.NATSURL), redactError(err, cfg.NATSURL))
+		return nil, &exitError{code: 2, err: fmt.Errorf("connect to NATS at %s (NATS_URL): %w%s",
+			redactURLs(cfg.NATSURL), redactError(err, cfg.NATSURL), connectHint(err))}
 	}
 	return nc, nil
+}
+
+// connectHint says what to check after a failure to connect: the server
+// answered and refused, TLS failed, a name did not resolve, or no server
+// answered at all.
+func connectHint(err error) string {
+	var (
+		dnsErr    *net.DNSError
+		verifyErr *tls.CertificateVerificationError
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		alert     tls.AlertError
+		record    tls.RecordHeaderError
+		opErr     *net.OpError
+	)
+	switch {
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
+		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
+		return " (the server refused the credentials: check NATS_CREDS, NATS_NKEY, or the user and password in NATS_URL)"
+	case errors.Is(err, nats.ErrSecureConnRequired), errors.Is(err, nats.ErrSecureConnWanted),
+		errors.As(err, &verifyErr), errors.As(err, &unknownCA), errors.As(err, &hostErr),
+		errors.As(err, &invalid), errors.As(err, &alert), errors.As(err, &record):
+		return " (TLS failed: check NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY, and that NATS_URL says tls:// where the server wants TLS)"
+	case errors.As(err, &dnsErr):
+		return " (check the host names in NATS_URL)"
+	case errors.Is(err, nats.ErrNoServers), errors.Is(err, nats.ErrTimeout), errors.As(err, &opErr):
+		return " (is a server running? 'consumer dev' starts one)"
+	}
+	return ""
 }
 
 // redactURLs returns a comma-separated list of NATS URLs with the user

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/natstest"
 )
 
 // closedPort returns a loopback port nothing listens on.
@@ -73,5 +77,45 @@ func TestNATSURLSecretsNeverShow(t *testing.T) {
 				assert.Contains(t, out, "NATS_URL", "the message names the variable")
 			})
 		}
+	}
+}
+
+// TestNATSConnectHints checks that a failure to connect says what to check:
+// credentials when the server refused them, TLS when the handshake failed,
+// the host name when it did not resolve, and a server only when none
+// answered. Each exits 2.
+func TestNATSConnectHints(t *testing.T) {
+	const startServer = "is a server running?"
+	authSrv := natstest.Start(t, func(o *server.Options) { o.Username, o.Password = "jane", "right" })
+	ca, caKey, caPath := newCA(t)
+	srvCert := issue(t, ca, caKey, caPath, "server", 2)
+	_, _, otherCA := newCA(t)
+	tlsSrv := natstest.Start(t, func(o *server.Options) {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: srvCert.cert, KeyFile: srvCert.key, CaFile: caPath})
+		require.NoError(t, err)
+		o.TLSConfig, o.TLS = tc, true
+	})
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"wrong password", map[string]string{"NATS_URL": "nats://jane:wrong@" + authSrv.Addr().String()}, "refused the credentials"},
+		{"no credentials", map[string]string{"NATS_URL": "nats://" + authSrv.Addr().String()}, "refused the credentials"},
+		{"an unknown CA", map[string]string{"NATS_URL": "tls://" + tlsSrv.Addr().String(), "NATS_TLS_CA": otherCA}, "TLS failed"},
+		{"no CA", map[string]string{"NATS_URL": "tls://" + tlsSrv.Addr().String()}, "TLS failed"},
+		{"a name that does not resolve", map[string]string{"NATS_URL": "nats://nats.invalid:4222"}, "check the host names in NATS_URL"},
+		{"nothing listening", map[string]string{"NATS_URL": fmt.Sprintf("nats://127.0.0.1:%d", closedPort(t))}, startServer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(t.Context(), []string{"setup"}, func(k string) string { return tc.env[k] }, nil, io.Discard, io.Discard)
+			require.Error(t, err)
+			assert.Equal(t, 2, exitCode(err), "NATS not reachable exits 2")
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Contains(t, err.Error(), "NATS_URL", "the message names the variable")
+			if tc.want != startServer {
+				assert.NotContains(t, err.Error(), startServer, "a server answered")
+			}
+		})
 	}
 }
