@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -17,6 +18,9 @@ type providerSpec struct {
 	// build returns the provider from its settings' values, or a nil
 	// provider and why it is not enabled.
 	build func(v map[string]string, hc *http.Client, timeout time.Duration) (p handlers.Provider, disabled string, err error)
+	// rules returns the provider's own rules that cmd breaks, with no
+	// client configured: 'consumer publish' checks them before sending.
+	rules func(cmd events.Command) []events.FieldError
 }
 
 // providerSpecs registers every provider the service knows. A new provider
