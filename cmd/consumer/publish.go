@@ -179,8 +179,13 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	wctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	ev, raw, err := watch.await(wctx, id)
-	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("no outcome for %s within %s: %w (is the service running?)", id, *timeout, err)}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted while waiting for the outcome of %s: the command was published ('consumer failures --command-id %s' shows a failure later)", id, id)}
+	case err != nil && wctx.Err() != nil:
+		return &exitError{code: 2, err: fmt.Errorf("no outcome for %s within %s (is the service running?)", id, *timeout)}
+	case err != nil:
+		return &exitError{code: 2, err: fmt.Errorf("wait for the outcome of %s: %w", id, err)}
 	}
 	var out bytes.Buffer
 	if err := json.Indent(&out, raw, "", "  "); err != nil {
