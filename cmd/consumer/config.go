@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -141,20 +144,38 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	}
 }
 
-// parseConfig turns the settings' text into a Config, checking each value.
+// The ranges of the numeric settings: wide enough for any deployment we
+// know of, narrow enough to catch a slip of the finger. CONCURRENCY stops
+// at 4096 so that instances × CONCURRENCY can stay under the durable's
+// MaxAckPending (10000) with two instances or more.
+const (
+	maxConcurrency     = 4096
+	maxDeliverLimit    = 100
+	maxCircuitFailures = 1000
+	maxRateLimit       = 1e6
+)
+
+// parseConfig turns the settings' text into a Config, checking each value
+// once: a bad value gives one error, and a check that involves two
+// settings is made only when both are good.
 func parseConfig(v map[string]string) (Config, []error) {
 	var errs []error
-	num := func(env string, min int) int {
-		n, err := strconv.Atoi(v[env])
-		if err != nil || n < min {
-			errs = append(errs, fmt.Errorf("%s must be a whole number of at least %d, not %q", env, min, v[env]))
+	bad := map[string]bool{}
+	fail := func(env string, format string, args ...any) {
+		bad[env] = true
+		errs = append(errs, fmt.Errorf("%s "+format, append([]any{env}, args...)...))
+	}
+	num := func(env string, lo, hi int) int {
+		n, err := strconv.Atoi(strings.TrimSpace(v[env]))
+		if err != nil || n < lo || n > hi {
+			fail(env, "must be a whole number from %d to %d, not %q", lo, hi, v[env])
 		}
 		return n
 	}
-	dur := func(env string) time.Duration {
-		d, err := time.ParseDuration(v[env])
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s or 2m, not %q", env, v[env]))
+	dur := func(env string, lo, hi time.Duration) time.Duration {
+		d, err := time.ParseDuration(strings.TrimSpace(v[env]))
+		if err != nil || d < lo || d > hi {
+			fail(env, "must be a duration from %s to %s, such as 30s or 2m, not %q", lo, hi, v[env])
 		}
 		return d
 	}
@@ -165,21 +186,21 @@ func parseConfig(v map[string]string) (Config, []error) {
 		NATSTLSCA:       v["NATS_TLS_CA"],
 		NATSTLSCert:     v["NATS_TLS_CERT"],
 		NATSTLSKey:      v["NATS_TLS_KEY"],
-		Concurrency:     num("CONCURRENCY", 1),
-		MaxDeliver:      num("MAX_DELIVER", 1),
-		AckWait:         dur("ACK_WAIT"),
-		RetryInitial:    dur("RETRY_INITIAL_INTERVAL"),
-		RetryMax:        dur("RETRY_MAX_INTERVAL"),
-		RetryMaxElapsed: dur("RETRY_MAX_ELAPSED"),
-		ProviderTimeout: dur("PROVIDER_TIMEOUT"),
+		Concurrency:     num("CONCURRENCY", 1, maxConcurrency),
+		MaxDeliver:      num("MAX_DELIVER", 1, maxDeliverLimit),
+		AckWait:         dur("ACK_WAIT", time.Second, time.Hour),
+		RetryInitial:    dur("RETRY_INITIAL_INTERVAL", time.Millisecond, time.Hour),
+		RetryMax:        dur("RETRY_MAX_INTERVAL", time.Millisecond, time.Hour),
+		RetryMaxElapsed: dur("RETRY_MAX_ELAPSED", time.Millisecond, 24*time.Hour),
+		ProviderTimeout: dur("PROVIDER_TIMEOUT", time.Millisecond, 10*time.Minute),
 		DefaultProvider: v["DEFAULT_PROVIDER"],
 		HTTPAddr:        httpAddr(v["HTTP_ADDR"]),
 		LogFormat:       v["LOG_FORMAT"],
-		ShutdownGrace:   dur("SHUTDOWN_GRACE"),
+		ShutdownGrace:   dur("SHUTDOWN_GRACE", time.Millisecond, time.Hour),
 		EventSource:     v["EVENT_SOURCE"],
 	}
-	failures := num("CIRCUIT_FAILURES", 1)
-	openFor := dur("CIRCUIT_OPEN_FOR")
+	failures := num("CIRCUIT_FAILURES", 1, maxCircuitFailures)
+	openFor := dur("CIRCUIT_OPEN_FOR", time.Millisecond, time.Hour)
 	cfg.Providers = map[string]map[string]string{}
 	cfg.Protection = map[string]handlers.Protection{}
 	var names []string
@@ -191,38 +212,135 @@ func parseConfig(v map[string]string) (Config, []error) {
 		}
 		cfg.Providers[p.name] = own
 		prefix := strings.ToUpper(p.name)
-		rate, err := strconv.ParseFloat(v[prefix+"_RATE_LIMIT"], 64)
-		if err != nil || rate < 0 {
-			errs = append(errs, fmt.Errorf("%s_RATE_LIMIT must be a number of calls per second, 0 for none, not %q", prefix, v[prefix+"_RATE_LIMIT"]))
+		rate, err := strconv.ParseFloat(strings.TrimSpace(v[prefix+"_RATE_LIMIT"]), 64)
+		if err != nil || math.IsNaN(rate) || rate < 0 || rate > maxRateLimit {
+			fail(prefix+"_RATE_LIMIT", "must be a number of calls per second from 0 (no limit) to %g, not %q", float64(maxRateLimit), v[prefix+"_RATE_LIMIT"])
 		}
 		cfg.Protection[p.name] = handlers.Protection{
 			RateLimit:       rate,
-			MaxConcurrency:  num(prefix+"_MAX_CONCURRENCY", 0),
+			MaxConcurrency:  num(prefix+"_MAX_CONCURRENCY", 0, maxConcurrency),
 			BreakerFailures: uint32(max(failures, 1)),
 			BreakerOpenFor:  openFor,
 		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(v["LOG_LEVEL"])); err != nil {
-		errs = append(errs, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, not %q", v["LOG_LEVEL"]))
+		fail("LOG_LEVEL", "must be debug, info, warn or error, not %q", v["LOG_LEVEL"])
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("LOG_FORMAT must be json or text, not %q", cfg.LogFormat))
+		fail("LOG_FORMAT", "must be json or text, not %q", cfg.LogFormat)
 	}
 	if cfg.DefaultProvider != "" && !slices.Contains(names, cfg.DefaultProvider) {
-		errs = append(errs, fmt.Errorf("DEFAULT_PROVIDER must be one of %s, not %q", strings.Join(names, ", "), cfg.DefaultProvider))
+		fail("DEFAULT_PROVIDER", "must be one of %s, not %q", strings.Join(names, ", "), cfg.DefaultProvider)
 	}
-	for env := range v {
+	if strings.TrimSpace(cfg.EventSource) == "" {
+		fail("EVENT_SOURCE", "must not be empty: it is the events' CloudEvents source")
+	}
+	for _, env := range slices.Sorted(maps.Keys(v)) {
 		if !strings.HasSuffix(env, "_BASE_URL") || v[env] == "" {
 			continue
 		}
 		if u, err := url.Parse(v[env]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("%s must be an http or https URL, not %q", env, v[env]))
+			fail(env, "must be an http or https URL, not %q", v[env])
 		}
 	}
-	if cfg.RetryInitial > cfg.RetryMax {
+	if err := checkNATSURLs(cfg.NATSURL); err != nil {
+		fail("NATS_URL", "%v", err)
+	}
+	if cfg.HTTPAddr != "" {
+		if err := checkListenAddr(cfg.HTTPAddr); err != nil {
+			fail("HTTP_ADDR", "must be host:port, :port or off, not %q: %v", cfg.HTTPAddr, err)
+		}
+	}
+	errs = append(errs, checkNATSFiles(cfg)...)
+	if !bad["RETRY_INITIAL_INTERVAL"] && !bad["RETRY_MAX_INTERVAL"] && cfg.RetryInitial > cfg.RetryMax {
 		errs = append(errs, fmt.Errorf("RETRY_INITIAL_INTERVAL (%s) must not exceed RETRY_MAX_INTERVAL (%s)", cfg.RetryInitial, cfg.RetryMax))
 	}
 	return cfg, errs
+}
+
+// natsSchemes are the URL schemes nats.go connects with.
+var natsSchemes = []string{"nats", "tls", "ws", "wss"}
+
+// checkNATSURLs checks the syntax of a comma-separated list of NATS URLs
+// (a URL without a scheme is nats://); the error shows them redacted.
+// Whether a host name resolves is for the connection to find out.
+func checkNATSURLs(urls string) error {
+	var errs []string
+	for _, raw := range strings.Split(urls, ",") {
+		s := strings.TrimSpace(raw)
+		if s == "" {
+			errs = append(errs, "an empty URL")
+			continue
+		}
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		shown := strconv.Quote(redactURLs(strings.TrimSpace(raw)))
+		u, err := url.Parse(s)
+		switch {
+		case err != nil:
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err // its text quotes the URL whole
+			}
+			errs = append(errs, fmt.Sprintf("%s: %v", shown, redactError(err, s)))
+		case !slices.Contains(natsSchemes, u.Scheme):
+			errs = append(errs, fmt.Sprintf("%s: the scheme must be one of %s", shown, strings.Join(natsSchemes, ", ")))
+		case u.Hostname() == "":
+			errs = append(errs, fmt.Sprintf("%s: no host", shown))
+		case u.Port() != "":
+			if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+				errs = append(errs, fmt.Sprintf("%s: the port must be from 1 to 65535", shown))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New("must be comma-separated NATS URLs such as nats://host:4222: " + strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// checkListenAddr checks the syntax of an address to listen on: a host
+// (or none) and a port number.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var aerr *net.AddrError
+		if errors.As(err, &aerr) {
+			return errors.New(aerr.Err)
+		}
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("the port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
+// checkNATSFiles checks that the NATS credential and TLS files exist, and
+// that a client certificate comes with its key. It does not read them.
+func checkNATSFiles(cfg Config) []error {
+	var errs []error
+	switch {
+	case cfg.NATSTLSCert != "" && cfg.NATSTLSKey == "":
+		errs = append(errs, errors.New("NATS_TLS_CERT is set without NATS_TLS_KEY: a client certificate needs its key"))
+	case cfg.NATSTLSKey != "" && cfg.NATSTLSCert == "":
+		errs = append(errs, errors.New("NATS_TLS_KEY is set without NATS_TLS_CERT: a client key needs its certificate"))
+	}
+	for _, f := range []struct{ env, path string }{
+		{"NATS_CREDS", cfg.NATSCreds}, {"NATS_NKEY", cfg.NATSNKey}, {"NATS_TLS_CA", cfg.NATSTLSCA},
+		{"NATS_TLS_CERT", cfg.NATSTLSCert}, {"NATS_TLS_KEY", cfg.NATSTLSKey},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if fi, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.env, err))
+		} else if fi.IsDir() {
+			errs = append(errs, fmt.Errorf("%s: %s is a folder, not a file", f.env, f.path))
+		}
+	}
+	return errs
 }
 
 // newLogger returns the service's logger: JSON or text on w, with personal
@@ -253,6 +371,7 @@ func (c Config) redacted() Config {
 		providers[name] = shown
 	}
 	c.Providers = providers
+	c.NATSURL = redactURLs(c.NATSURL)
 	return c
 }
 

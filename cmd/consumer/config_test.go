@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,7 +91,7 @@ func TestConfigSecretsFromFiles(t *testing.T) {
 	// into the configuration (nor into an error).
 	seed := filepath.Join(dir, "seed.nk")
 	require.NoError(t, os.WriteFile(seed, []byte("SUAFAKESEEDSECRET\n"), 0o600))
-	cfg, err = loadConfig(t, map[string]string{"NATS_NKEY_FILE": seed, "NATS_CREDS_FILE": seed, "NATS_TLS_KEY_FILE": seed})
+	cfg, err = loadConfig(t, map[string]string{"NATS_NKEY_FILE": seed, "NATS_CREDS_FILE": seed, "NATS_TLS_KEY_FILE": seed, "NATS_TLS_CERT": seed})
 	require.NoError(t, err)
 	assert.Equal(t, seed, cfg.NATSNKey)
 	assert.Equal(t, seed, cfg.NATSCreds)
@@ -132,4 +134,85 @@ func TestConfigHTTPAddrOff(t *testing.T) {
 			assert.Equal(t, tc.want, cfg.HTTPAddr)
 		})
 	}
+}
+
+func TestConfigChecksSyntaxAndRangesAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "client.pem")
+	require.NoError(t, os.WriteFile(cert, []byte("not read here"), 0o600))
+	bad := map[string]string{
+		"NATS_URL":                   "nats://jane:pa55word@127.0.0.1:notaport,nats://ok:4222",
+		"HTTP_ADDR":                  "nope",
+		"CONCURRENCY":                "100000",
+		"MAX_DELIVER":                "0",
+		"ACK_WAIT":                   "1ms",
+		"RETRY_MAX_INTERVAL":         "-1s",
+		"RETRY_MAX_ELAPSED":          "forever",
+		"PROVIDER_TIMEOUT":           "0s",
+		"SHUTDOWN_GRACE":             "2h",
+		"CIRCUIT_FAILURES":           "1001",
+		"INSTANTPAY_RATE_LIMIT":      "NaN",
+		"PIK_MAX_CONCURRENCY":        "-1",
+		"EVENT_SOURCE":               " ",
+		"NATS_TLS_CERT":              cert,
+		"NATS_CREDS":                 filepath.Join(dir, "missing.creds"),
+		"INSTANTPAY_MAX_CONCURRENCY": "5000",
+	}
+	_, err := loadConfig(t, bad)
+	require.Error(t, err)
+	assert.Equal(t, 2, exitCode(err), "a configuration error exits 2")
+	msg := err.Error()
+	lines := strings.Split(msg, "\n")
+	for env := range bad {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, env+" ") || strings.HasPrefix(l, env+":") {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n, "%s is reported once, in:\n%s", env, msg)
+	}
+	assert.Len(t, lines, 1+len(bad), "one line each, after the heading:\n%s", msg)
+	assert.Contains(t, msg, "NATS_TLS_CERT is set without NATS_TLS_KEY")
+	assert.Contains(t, msg, "notaport")
+	assert.NotContains(t, msg, "pa55word", "the URL is shown redacted")
+	assert.NotContains(t, msg, "0s)", "no error derived from a value already reported")
+	assert.NotContains(t, msg, "RETRY_INITIAL_INTERVAL", "its own value is good")
+
+	good := map[string]string{
+		"NATS_URL":    "nats://a:4222, tls://b ,c:4223,ws://d:80",
+		"HTTP_ADDR":   "127.0.0.1:0",
+		"CONCURRENCY": "4096", "MAX_DELIVER": "100", "ACK_WAIT": "1s",
+		"RETRY_INITIAL_INTERVAL": "1ms", "RETRY_MAX_INTERVAL": "1h", "RETRY_MAX_ELAPSED": "24h",
+		"PROVIDER_TIMEOUT": "10m", "SHUTDOWN_GRACE": "1h", "CIRCUIT_FAILURES": "1000",
+		"INSTANTPAY_RATE_LIMIT": "0.5", "PIK_MAX_CONCURRENCY": "4096",
+	}
+	_, err = loadConfig(t, good)
+	assert.NoError(t, err, "the ends of each range are accepted")
+
+	for env, v := range map[string]string{
+		"CONCURRENCY": "4097", "MAX_DELIVER": "101", "ACK_WAIT": "999ms", "RETRY_MAX_ELAPSED": "25h",
+		"PROVIDER_TIMEOUT": "11m", "NATS_URL": "http://a:4222", "HTTP_ADDR": ":99999",
+	} {
+		_, err := loadConfig(t, map[string]string{env: v})
+		if assert.Error(t, err, "%s=%s is out of range", env, v) {
+			assert.Contains(t, err.Error(), env)
+		}
+	}
+}
+
+func TestSetupReplicasRange(t *testing.T) {
+	for _, n := range []string{"0", "-1", "6"} {
+		var stderr bytes.Buffer
+		err := run(t.Context(), []string{"setup", "--replicas", n}, func(string) string { return "" }, nil, io.Discard, &stderr)
+		require.Error(t, err, "--replicas %s", n)
+		assert.Equal(t, 2, exitCode(err), "--replicas %s is a usage error", n)
+		assert.Contains(t, err.Error(), "--replicas must be from 1 to 5")
+	}
+	err := run(t.Context(), []string{"setup", "--replicas", "0"}, func(k string) string {
+		return map[string]string{"CONCURRENCY": "0"}[k]
+	}, nil, io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "CONCURRENCY", "reported with the configuration's errors")
+	assert.Contains(t, err.Error(), "--replicas", "all at once")
 }

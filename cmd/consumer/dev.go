@@ -45,8 +45,8 @@ var devDefaults = map[string]string{
 func devCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consumer dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server, on 127.0.0.1")
-	dataDir := fs.String("data-dir", "./data", "folder of the embedded server's JetStream store")
+	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server, on 127.0.0.1 (0: any free port)")
+	dataDir := fs.String("data-dir", "./data", "folder of the embedded server's JetStream store (one 'consumer dev' at a time)")
 	load := configFlags(fs, func(k string) string {
 		if v := getenv(k); v != "" {
 			return v
@@ -56,11 +56,43 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}
+	}
 	cfg, err := load()
+	if *natsPort < 0 || *natsPort > 65535 {
+		perr := fmt.Errorf("--nats-port must be from 0 (any free port) to 65535, not %d", *natsPort)
+		if err != nil {
+			perr = fmt.Errorf("%w\n%w", err, perr)
+		}
+		return &exitError{code: 2, err: perr}
+	}
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+
+	// One embedded server per data folder, and no waiting to find out that
+	// a port is taken: each is a usage error, said at once.
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--data-dir: %w", err)}
+	}
+	unlock, err := lockDataDir(*dataDir)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer unlock()
+	if *natsPort != 0 {
+		if err := portFree(fmt.Sprintf("127.0.0.1:%d", *natsPort)); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("the NATS port 127.0.0.1:%d is taken (%w): another 'consumer dev' or NATS server? Give this one another --nats-port and another --data-dir (two servers cannot share one)",
+				*natsPort, err)}
+		}
+	}
+	if cfg.HTTPAddr != "" {
+		if err := portFree(cfg.HTTPAddr); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("HTTP_ADDR %s is taken (%w): set HTTP_ADDR to another address, 127.0.0.1:0 for any free port, or off", cfg.HTTPAddr, err)}
+		}
+	}
 
 	ns, err := startNATS(*natsPort, *dataDir)
 	if err != nil {
@@ -92,22 +124,18 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	ip, pk := cfg.Providers["instantpay"], cfg.Providers["pik"]
 	ip["INSTANTPAY_BASE_URL"], ip["INSTANTPAY_CLIENT_ID"], ip["INSTANTPAY_CLIENT_SECRET"] = ipayURL, devIPayClientID, devIPayClientSecret
 	pk["PIK_BASE_URL"], pk["PIK_APP_ID"], pk["PIK_APP_SECRET"] = pikURL, devPIKAppID, devPIKAppSecret
-	if ln, err := net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		cfg.HTTPAddr = "127.0.0.1:0" // the usual port is taken: any will do
-	} else {
-		ln.Close()
-	}
 
 	abs, _ := filepath.Abs(*dataDir)
 	return serveTraced(ctx, cfg, log, getenv, hooks{started: func(httpAddr string) {
-		printDevBanner(stdout, cfg, abs, ipayURL, pikURL, httpAddr, *natsPort)
+		printDevBanner(stdout, cfg, abs, ipayURL, pikURL, httpAddr, ns.Addr().(*net.TCPAddr).Port)
 	}})
 }
 
-// startNATS starts an embedded JetStream server on 127.0.0.1:port.
+// startNATS starts an embedded JetStream server on 127.0.0.1:port (any
+// free port for 0).
 func startNATS(port int, dataDir string) (*server.Server, error) {
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	if port == 0 {
+		port = server.RANDOM_PORT
 	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "contactrelay-dev",
@@ -123,9 +151,22 @@ func startNATS(port int, dataDir string) (*server.Server, error) {
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded NATS did not start on 127.0.0.1:%d (is the port taken? try --nats-port)", port)
+		return nil, fmt.Errorf("embedded NATS did not start on 127.0.0.1:%d within 10s", port)
 	}
 	return ns, nil
+}
+
+// portFree reports whether addr can be listened on now.
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			err = opErr.Err
+		}
+		return err
+	}
+	return ln.Close()
 }
 
 // serveLoopback serves h on a free loopback port.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,6 +86,15 @@ func filterFlags(fs *flag.FlagSet, defaultLimit int) func(now time.Time) (replay
 	return func(now time.Time) (replay.Filter, error) {
 		var errs []error
 		flt := replay.Filter{CommandID: *commandID, Limit: *limit, Providers: replay.SplitList(providers)}
+		var known []string
+		for _, spec := range providerSpecs {
+			known = append(known, spec.name)
+		}
+		for _, p := range flt.Providers {
+			if !slices.Contains(known, p) {
+				errs = append(errs, fmt.Errorf("--provider: unknown provider %q (the providers are %s)", p, strings.Join(known, ", ")))
+			}
+		}
 		var err error
 		if flt.Reasons, err = replay.ParseReasons(reasons); err != nil {
 			errs = append(errs, fmt.Errorf("--reason: %w", err))

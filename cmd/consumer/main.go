@@ -36,6 +36,18 @@ func main() {
 	}
 }
 
+// The exit codes of every command (the README's table):
+//
+//	0   success; 'run' and 'dev' stopped by a signal
+//	1   the work failed: a contact.failed outcome, a command named by
+//	    --command-id with no failure, a replay that failed to publish or a
+//	    refused repair, setup refused by the server, the service stopped
+//	    by an error
+//	2   usage or configuration error, NATS unreachable or refusing us,
+//	    the streams missing, no outcome within publish's --timeout
+//	130 a one-shot command (setup, publish, failures, replay) interrupted
+const exitInterrupted = 130
+
 // exitError carries a process exit code other than 1.
 type exitError struct {
 	code int
@@ -97,6 +109,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			cmd, args = a, args[1:]
 		}
 	}
+	err := runSubcommand(ctx, cmd, args, getenv, stdin, stdout, stderr)
+	if err != nil && ctx.Err() != nil && exitCode(err) != exitInterrupted && oneShot[cmd] {
+		// Whatever went wrong next, it went wrong because we were stopped.
+		msg := fmt.Sprintf("interrupted: %s did not finish", cmd)
+		if !errors.Is(err, errQuiet) {
+			msg += " (" + err.Error() + ")"
+		}
+		return &exitError{code: exitInterrupted, err: errors.New(msg)}
+	}
+	return err
+}
+
+// oneShot are the commands that do a piece of work and exit: an interrupt
+// leaves it undone (exit 130). 'run' and 'dev' are stopped by a signal as
+// a matter of course (exit 0).
+var oneShot = map[string]bool{"setup": true, "publish": true, "failures": true, "replay": true}
+
+func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "run":
 		return runCommand(ctx, args, getenv, stderr)

@@ -21,6 +21,8 @@ var instantpaySpec = providerSpec{
 		{env: "INSTANTPAY_RATE_LIMIT", flag: "instantpay-rate-limit", def: "0", usage: "most InstantPay calls per second (0: unlimited)"},
 		{env: "INSTANTPAY_MAX_CONCURRENCY", flag: "instantpay-max-concurrency", def: "0", usage: "most InstantPay calls at once (0: CONCURRENCY)"},
 	},
+	// Its rules read nothing of the client's configuration.
+	rules: (&instantpay.Client{}).Validate,
 	build: func(v map[string]string, hc *http.Client, timeout time.Duration, _ requestReport) (handlers.Provider, string, error) {
 		if v["INSTANTPAY_CLIENT_ID"] == "" || v["INSTANTPAY_CLIENT_SECRET"] == "" {
 			return nil, "INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET are not both set", nil

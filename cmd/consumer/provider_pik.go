@@ -19,6 +19,8 @@ var pikSpec = providerSpec{
 		{env: "PIK_RATE_LIMIT", flag: "pik-rate-limit", def: "0", usage: "most PIK calls per second (0: unlimited)"},
 		{env: "PIK_MAX_CONCURRENCY", flag: "pik-max-concurrency", def: "0", usage: "most PIK calls at once (0: CONCURRENCY)"},
 	},
+	// Its rules read nothing of the client's configuration.
+	rules: (&pik.Client{}).Validate,
 	build: func(v map[string]string, hc *http.Client, timeout time.Duration, onRequest requestReport) (handlers.Provider, string, error) {
 		if v["PIK_BASE_URL"] == "" || v["PIK_APP_ID"] == "" || v["PIK_APP_SECRET"] == "" {
 			return nil, "PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET are not all set", nil

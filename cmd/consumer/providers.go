@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -19,6 +20,9 @@ type providerSpec struct {
 	// be told of every request the provider makes on its own, apart from
 	// the handler's create and lookup calls (PIK's token requests).
 	build func(v map[string]string, hc *http.Client, timeout time.Duration, onRequest requestReport) (p handlers.Provider, disabled string, err error)
+	// rules returns the provider's own rules that cmd breaks, with no
+	// client configured: 'consumer publish' checks them before sending.
+	rules func(cmd events.Command) []events.FieldError
 }
 
 // requestReport is told of one request a provider made: its operation,

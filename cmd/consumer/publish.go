@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -24,36 +26,76 @@ import (
 // errNoStreams says the JetStream resources are missing.
 var errNoStreams = errors.New("the streams do not exist: start the service ('consumer run' or 'consumer dev') or run 'consumer setup'")
 
+// fieldFlags are publish's flags that write a command field; --file sends
+// a command of its own instead.
+var fieldFlags = []string{"provider", "name", "email", "mobile", "tag-id", "company", "command-id"}
+
 // publishCommand is 'consumer publish': publish one command and, with
-// --wait, print its terminal event.
+// --wait, print its terminal event. A command built from flags is checked
+// with the service's rules first and refused (exit 2) if it breaks any,
+// unless --no-validate; one from --file is sent as it is, with a warning
+// if the service will refuse it.
 func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consumer publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		file      = fs.String("file", "", "publish this file's bytes as the command (- for stdin), as they are")
-		provider  = fs.String("provider", "", "provider: instantpay or pik")
-		name      = fs.String("name", "", "contact name")
-		email     = fs.String("email", "", "contact email")
-		mobile    = fs.String("mobile", "", "contact mobile, 10 to 15 digits")
-		tagID     = fs.String("tag-id", "", "tag id (InstantPay: 24 hex characters)")
-		company   = fs.String("company", "", "company name")
-		commandID = fs.String("command-id", "", "idempotency key (default: a new UUID, with the field flags)")
-		wait      = fs.Bool("wait", false, "wait for the command's terminal event and print it")
-		timeout   = fs.Duration("timeout", 30*time.Second, "how long --wait waits")
+		file       = fs.String("file", "", "publish this file's bytes as the command (- for stdin), as they are, valid or not")
+		provider   = fs.String("provider", "", "provider: instantpay or pik (default: the service's DEFAULT_PROVIDER)")
+		name       = fs.String("name", "", "contact name")
+		email      = fs.String("email", "", "contact email")
+		mobile     = fs.String("mobile", "", "contact mobile, 10 to 15 digits")
+		tagID      = fs.String("tag-id", "", "tag id (InstantPay: 24 hex characters)")
+		company    = fs.String("company", "", "company name")
+		commandID  = fs.String("command-id", "", "idempotency key (default: a new UUID, with the field flags)")
+		noValidate = fs.Bool("no-validate", false, "publish the command built from the flags even if it breaks the service's rules (to see it fail)")
+		wait       = fs.Bool("wait", false, "wait for the command's terminal event and print it")
+		timeout    = fs.Duration("timeout", 30*time.Second, "how long --wait waits")
 	)
 	load := configFlags(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var usage []error
+	if fs.NArg() > 0 {
+		usage = append(usage, fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name()))
+	}
+	if given["file"] {
+		var with []string
+		for _, f := range append(fieldFlags, "no-validate") {
+			if given[f] {
+				with = append(with, "--"+f)
+			}
+		}
+		if len(with) > 0 {
+			usage = append(usage, fmt.Errorf("--file sends the file as it is: %s cannot go with it", strings.Join(with, ", ")))
+		}
+		if *file == "" {
+			usage = append(usage, errors.New("--file needs a file name, or - for stdin"))
+		}
+	}
+	if given["timeout"] && !*wait {
+		usage = append(usage, errors.New("--timeout is how long --wait waits: give --wait too"))
+	}
+	if *timeout <= 0 {
+		usage = append(usage, fmt.Errorf("--timeout must be more than 0, not %s", *timeout))
+	}
 	cfg, err := load()
 	if err != nil {
-		return err
+		usage = append(usage, err)
+	}
+	if len(usage) > 0 {
+		return &exitError{code: 2, err: errors.Join(usage...)}
 	}
 
 	var body []byte
-	if *file != "" {
+	if given["file"] {
 		if body, err = readInput(*file, stdin); err != nil {
-			return err
+			return &exitError{code: 2, err: fmt.Errorf("--file: %w", err)}
+		}
+		if broken := checkCommand(body, cfg.DefaultProvider); broken != "" {
+			fmt.Fprintf(stderr, "warning: sending the file as it is, for the service to answer with contact.failed: %s\n", broken)
 		}
 	} else {
 		cmd := map[string]any{"name": *name, "email": *email, "mobile": *mobile, "tagId": *tagID}
@@ -69,6 +111,12 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		cmd["commandId"] = id
 		if body, err = json.Marshal(cmd); err != nil {
 			return err
+		}
+		if broken := checkCommand(body, cfg.DefaultProvider); broken != "" {
+			if !*noValidate {
+				return &exitError{code: 2, err: fmt.Errorf("nothing was published (--no-validate sends it anyway): %s", broken)}
+			}
+			fmt.Fprintf(stderr, "warning: sending it anyway (--no-validate), for the service to answer with contact.failed: %s\n", broken)
 		}
 	}
 
@@ -131,8 +179,13 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	wctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	ev, raw, err := watch.await(wctx, id)
-	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("no outcome for %s within %s: %w (is the service running?)", id, *timeout, err)}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted while waiting for the outcome of %s: the command was published ('consumer failures --command-id %s' shows a failure later)", id, id)}
+	case err != nil && wctx.Err() != nil:
+		return &exitError{code: 2, err: fmt.Errorf("no outcome for %s within %s (is the service running?)", id, *timeout)}
+	case err != nil:
+		return &exitError{code: 2, err: fmt.Errorf("wait for the outcome of %s: %w", id, err)}
 	}
 	var out bytes.Buffer
 	if err := json.Indent(&out, raw, "", "  "); err != nil {
@@ -150,6 +203,58 @@ func readInput(path string, stdin io.Reader) ([]byte, error) {
 		return io.ReadAll(io.LimitReader(stdin, 16<<20))
 	}
 	return os.ReadFile(path)
+}
+
+// checkCommand applies the service's rules to a command body: decoding,
+// the contract's field rules and, when the command names a provider or
+// defaultProvider is set, that provider's own. It returns what the service
+// would answer with contact.failed, or "" when the command passes.
+func checkCommand(body []byte, defaultProvider string) string {
+	cmd, err := events.DecodeCommand(body)
+	var derr *events.DecodeError
+	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
+		return "the command is malformed: " + derr.Message
+	}
+	var broken []events.FieldError
+	if derr != nil {
+		broken = derr.Errors
+	}
+	for _, fe := range events.NewValidator().Validate(cmd) {
+		if !slices.ContainsFunc(broken, func(d events.FieldError) bool { return d.Field == fe.Field }) {
+			broken = append(broken, fe)
+		}
+	}
+	name := cmd.Provider
+	if name == "" {
+		name = defaultProvider
+	}
+	var names []string
+	known := false
+	for _, spec := range providerSpecs {
+		names = append(names, spec.name)
+		if spec.name == name {
+			known = true
+			broken = append(broken, spec.rules(cmd)...)
+		}
+	}
+	var b strings.Builder
+	switch n := len(broken); n {
+	case 0:
+	case 1:
+		b.WriteString("the command breaks 1 rule:")
+	default:
+		fmt.Fprintf(&b, "the command breaks %d rules:", n)
+	}
+	for _, fe := range broken {
+		fmt.Fprintf(&b, "\n  %s: %s", fe.Field, fe.Message)
+	}
+	if name != "" && !known {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "the provider %q is none of %s: the command is unroutable", name, strings.Join(names, ", "))
+	}
+	return b.String()
 }
 
 // bodyCommandID returns the body's commandId when it is one the service

@@ -94,13 +94,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		met.ProviderCall(provider, op, took, err)
 	})
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: err}
 	}
 	for name, why := range disabled {
 		log.Info("provider disabled", "provider", name, "why", why)
 	}
 	if len(providers) == 0 {
-		return errors.New("no provider is enabled: set INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET, or PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET (or try 'consumer dev')")
+		return &exitError{code: 2, err: errors.New("no provider is enabled: set INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET, or PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET (or try 'consumer dev')")}
 	}
 
 	nc, err := connectNATS(cfg, "contactrelay", log)
@@ -239,7 +239,7 @@ func keys[V any](m map[string]V) []string {
 func startHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, "", fmt.Errorf("HTTP_ADDR %s: %w", addr, err)
+		return nil, "", &exitError{code: 2, err: fmt.Errorf("HTTP_ADDR %s: %w", addr, err)}
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -12,17 +12,31 @@ import (
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
+// maxReplicas is the most replicas JetStream gives a stream.
+const maxReplicas = 5
+
 // setupCommand is 'consumer setup': create or update the JetStream
 // resources, then exit.
 func setupCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consumer setup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	replicas := fs.Int("replicas", 1, "replicas of the streams and the record bucket")
+	replicas := fs.Int("replicas", 1, fmt.Sprintf("replicas of the streams and the record bucket, 1 to %d", maxReplicas))
 	load := configFlags(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}
+	}
 	cfg, err := load()
+	if *replicas < 1 || *replicas > maxReplicas {
+		// Reported with the configuration's errors, if any, all at once.
+		rerr := fmt.Errorf("--replicas must be from 1 to %d (JetStream's most), not %d", maxReplicas, *replicas)
+		if err != nil {
+			rerr = fmt.Errorf("%w\n%w", err, rerr)
+		}
+		return &exitError{code: 2, err: rerr}
+	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// goodFlags are publish flags of a command every rule accepts.
+var goodFlags = []string{"--name", "Jane Doe", "--email", "jane@example.com", "--mobile", "+919876543210", "--tag-id", tagID}
+
+func TestPublishChecksTheCommandFirst(t *testing.T) {
+	e := newTestEnv(t)
+	_, _, err := e.cli(t, "setup")
+	require.NoError(t, err)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"name":"","email":"not-an-email","mobile":"12"}`), 0o600))
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // in the error
+	}{
+		{"no flags at all", nil, []string{"breaks 4 rules", "name is required", "email is required", "mobile is required", "tagId is required", "--no-validate"}},
+		{"a bad email", []string{"--name", "Jane", "--email", "jane@", "--mobile", "+919876543210", "--tag-id", tagID},
+			[]string{"breaks 1 rule", "email must be a valid email address"}},
+		{"InstantPay's own rule", []string{"--provider", "instantpay", "--name", "Jane", "--email", "j@example.com", "--mobile", "9876543210", "--tag-id", "vip"},
+			[]string{"tagId must be a 24-character hexadecimal id for InstantPay"}},
+		{"InstantPay as the default provider", []string{"--default-provider", "instantpay", "--name", "Jane", "--email", "j@example.com", "--mobile", "9876543210", "--tag-id", "vip"},
+			[]string{"tagId must be a 24-character hexadecimal id for InstantPay"}},
+		{"an unknown provider", append([]string{"--provider", "paypal"}, goodFlags...), []string{`"paypal"`, "unroutable"}},
+		{"--file with a field flag", []string{"--file", bad, "--name", "a"}, []string{"--name cannot go with it"}},
+		{"--file with --no-validate", []string{"--file", bad, "--no-validate"}, []string{"--no-validate cannot go with it"}},
+		{"--timeout without --wait", append([]string{"--timeout", "5s"}, goodFlags...), []string{"give --wait too"}},
+		{"a stray argument", append(goodFlags, "extra"), []string{`unexpected argument "extra"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := e.cli(t, append([]string{"publish"}, tc.args...)...)
+			require.Error(t, err)
+			assert.Equal(t, 2, exitCode(err), "a usage error")
+			for _, want := range tc.want {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Zero(t, e.commandsStored(t), "nothing was published")
+		})
+	}
+
+	t.Run("a good command is published", func(t *testing.T) {
+		_, stderr, err := e.cli(t, append([]string{"publish", "--provider", "pik"}, append(goodFlags[:6:6], "--tag-id", "vip")...)...)
+		require.NoError(t, err)
+		assert.Contains(t, stderr, "published contact.create")
+		assert.NotContains(t, stderr, "warning")
+	})
+	t.Run("a bad command on purpose, from flags", func(t *testing.T) {
+		before := e.commandsStored(t)
+		_, stderr, err := e.cli(t, "publish", "--no-validate", "--name", "Jane")
+		require.NoError(t, err)
+		assert.Contains(t, stderr, "sending it anyway (--no-validate)")
+		assert.Contains(t, stderr, "email is required")
+		assert.Equal(t, before+1, e.commandsStored(t))
+	})
+	t.Run("a bad command on purpose, from a file", func(t *testing.T) {
+		before := e.commandsStored(t)
+		_, stderr, err := e.cli(t, "publish", "--file", bad)
+		require.NoError(t, err)
+		assert.Contains(t, stderr, "sending the file as it is")
+		assert.Contains(t, stderr, "mobile must be 10 to 15 digits")
+		assert.Equal(t, before+1, e.commandsStored(t))
+	})
+}
