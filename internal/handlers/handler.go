@@ -237,17 +237,14 @@ type Message struct {
 	Delivery int
 }
 
-// commandID returns the idempotency key of a command: its commandId, else
-// the Nats-Msg-Id header, else <stream>:<sequence>.
-func (m Message) commandID(cmd events.Command, idValid bool) string {
-	switch {
-	case cmd.CommandID != "" && idValid:
-		return cmd.CommandID
-	case m.MsgID != "":
-		return m.MsgID
-	default:
-		return fmt.Sprintf("%s:%d", m.Stream, m.Sequence)
+// fallbackID returns the idempotency key of a command that has no usable
+// commandId of its own: the Nats-Msg-Id header when it can serve as one
+// (see events.CommandIDFromHeader), else <stream>:<sequence>.
+func (m Message) fallbackID() string {
+	if id, err := events.CommandIDFromHeader(m.MsgID); err == nil && id != "" {
+		return id
 	}
+	return fmt.Sprintf("%s:%d", m.Stream, m.Sequence)
 }
 
 // Action says what the runner does with the command message once the

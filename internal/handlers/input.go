@@ -36,7 +36,7 @@ func (h *Handler) read(m Message) input {
 	var derr *events.DecodeError
 	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
 		return input{
-			cmd:         events.Command{CommandID: m.commandID(events.Command{}, false)},
+			cmd:         events.Command{CommandID: m.fallbackID()},
 			fingerprint: rawFingerprint("malformed", m.Body),
 			bad:         &conclusion{reason: events.ReasonMalformed, message: derr.Message},
 		}
@@ -55,7 +55,17 @@ func (h *Handler) read(m Message) input {
 		in.fingerprint = fingerprint(cmd)
 	}
 	idValid := !slices.ContainsFunc(fieldErrs, func(fe events.FieldError) bool { return fe.Field == "commandId" })
-	cmd.CommandID = m.commandID(cmd, idValid)
+	if cmd.CommandID == "" || !idValid {
+		// The header names the command; one that cannot is malformed.
+		if _, err := events.CommandIDFromHeader(m.MsgID); errors.As(err, &derr) {
+			return input{
+				cmd:         events.Command{CommandID: m.fallbackID()},
+				fingerprint: rawFingerprint("malformed", m.Body),
+				bad:         &conclusion{reason: events.ReasonMalformed, message: derr.Message},
+			}
+		}
+		cmd.CommandID = m.fallbackID()
+	}
 
 	name := cmd.Provider
 	if name == "" {
@@ -71,7 +81,7 @@ func (h *Handler) read(m Message) input {
 		if p != nil {
 			chosen = name
 		}
-		in.bad = &conclusion{reason: events.ReasonInvalid, provider: chosen, message: invalidMessage(fieldErrs), errors: fieldErrs}
+		in.bad = &conclusion{reason: events.ReasonInvalid, provider: chosen, message: events.InvalidMessage(fieldErrs), errors: fieldErrs}
 	case p != nil:
 		cmd.Provider, in.provider = name, p
 	case name == "" || slices.Contains(h.cfg.KnownProviders, name):
@@ -82,17 +92,6 @@ func (h *Handler) read(m Message) input {
 	}
 	in.cmd = cmd
 	return in
-}
-
-func invalidMessage(errs []events.FieldError) string {
-	msgs := make([]string, len(errs))
-	for i, fe := range errs {
-		msgs[i] = fe.Message
-	}
-	if len(errs) == 1 {
-		return "the command breaks 1 rule: " + msgs[0]
-	}
-	return fmt.Sprintf("the command breaks %d rules: %s", len(errs), strings.Join(msgs, "; "))
 }
 
 // fingerprint digests the content of a decoded command: the fields that

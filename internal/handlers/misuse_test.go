@@ -313,8 +313,8 @@ func TestRecordStaysBoundedAcrossGenerations(t *testing.T) {
 	assert.EqualValues(t, 20, p.creates.Load(), "one create per generation, no loop")
 }
 
-func TestLongCommandIDsAreKeyedByDigest(t *testing.T) {
-	long := strings.Repeat("é", 2500) // 5,000 bytes
+func TestLongCommandIDsAreBounded(t *testing.T) {
+	long := strings.Repeat("é", 300) // 600 bytes: a header may name a command so
 	assert.Len(t, RecordKey(long), 2+43, "a digest key")
 	assert.LessOrEqual(t, len(RecordKey(strings.Repeat("a", maxPlainKey))), 2+344)
 	assert.NotEqual(t, RecordKey(long), RecordKey(long+"x"))
@@ -327,6 +327,17 @@ func TestLongCommandIDsAreKeyedByDigest(t *testing.T) {
 	assert.Equal(t, long, decodeData[events.Created](t, out.Event).CommandID, "the event keeps the readable id")
 	rec := store.record(t, long)
 	assert.Equal(t, long, rec.CommandID, "so does the record")
+
+	// A header too long to name a command makes it malformed, under its
+	// stream sequence.
+	huge := strings.Repeat("x", 5000)
+	out = h.Handle(context.Background(), Message{Body: body, MsgID: huge, Stream: "CONTACT_COMMANDS", Sequence: 7, Delivery: 1})
+	require.Equal(t, Term, out.Action)
+	d := decodeData[events.Failed](t, out.Event)
+	assert.Equal(t, events.ReasonMalformed, d.Reason)
+	assert.Equal(t, "CONTACT_COMMANDS:7", d.CommandID)
+	assert.Contains(t, d.Message, "Nats-Msg-Id")
+	assert.Less(t, len(out.EventJSON), events.MaxEventSize)
 }
 
 func TestConflictEventIDIsDeterministic(t *testing.T) {

@@ -153,8 +153,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 func (h *Handler) unencodable(d *delivery, err error) Decision {
 	data := events.Failed{CommandID: d.cmd.CommandID, Reason: events.ReasonMalformed,
 		Message: "the outcome could not be encoded: " + err.Error(), ReplayOf: d.m.Generation}
-	attachCommand(&data, nil)
-	data.CommandRaw = boundRaw(d.m.Body)
+	data.CommandRaw = d.m.Body
 	ev, _ := events.NewEvent(h.cfg.Source, events.SubjectFailed, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
 	return Decision{Action: Term, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
 		Reason: events.ReasonMalformed, Err: err}
@@ -187,12 +186,12 @@ func (h *Handler) repeat(d *delivery, g *Generation) Decision {
 		return dec // recorded with its command (version 1), or damaged
 	}
 	attachCommand(&f, d.m.Body)
-	data, err := json.Marshal(f)
-	if err != nil {
+	full, err := events.NewEvent(ev.Source, ev.Type, d.cmd.CommandID, d.m.Generation, ev.Time, f)
+	if err != nil || full.ID != ev.ID {
 		return dec
 	}
-	ev.Data = data
-	dec.EventJSON = ev.AppendJSON(make([]byte, 0, 320+len(data)))
+	dec.Event = &full
+	dec.EventJSON = full.AppendJSON(make([]byte, 0, 320+len(full.Data)))
 	return dec
 }
 
@@ -233,24 +232,14 @@ func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) even
 	}
 }
 
-// maxCommandRaw bounds the raw bytes a failed event carries.
-const maxCommandRaw = events.MaxCommandSize
-
 // attachCommand puts the command into a failed event: the object itself,
-// or for a malformed body its raw bytes, at most maxCommandRaw of them.
+// or for a malformed body its raw bytes (events.NewEvent bounds either).
 func attachCommand(f *events.Failed, body []byte) {
-	if f.Reason == events.ReasonMalformed || !json.Valid(body) || len(body) > events.MaxCommandSize {
-		f.CommandRaw = boundRaw(body)
+	if f.Reason == events.ReasonMalformed {
+		f.CommandRaw = body
 		return
 	}
 	f.Command = body
-}
-
-func boundRaw(body []byte) []byte {
-	if len(body) > maxCommandRaw {
-		return body[:maxCommandRaw]
-	}
-	return body
 }
 
 // boundUpstream keeps a provider's identifiers within what a record and
