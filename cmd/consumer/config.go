@@ -39,6 +39,7 @@ var settings = []setting{
 	{env: "NATS_TLS_CA", flag: "nats-tls-ca", usage: "CA certificate file for NATS TLS"},
 	{env: "NATS_TLS_CERT", flag: "nats-tls-cert", usage: "client certificate file for NATS TLS"},
 	{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key file for NATS TLS", secretFile: true},
+	{env: "NATS_JS_DOMAIN", flag: "nats-js-domain", usage: "JetStream domain of the streams (a leaf node's hub); unset: the server's own"},
 	{env: "CONCURRENCY", flag: "concurrency", def: "64", usage: "commands processed at once"},
 	{env: "MAX_DELIVER", flag: "max-deliver", def: "10", usage: "deliveries before a command fails as exhausted"},
 	{env: "ACK_WAIT", flag: "ack-wait", def: "30s", usage: "JetStream ack wait"},
@@ -64,6 +65,9 @@ type Config struct {
 	NATSTLSCA   string
 	NATSTLSCert string
 	NATSTLSKey  string
+	// NATSJSDomain is the JetStream domain the streams live in; empty
+	// means the connected server's own.
+	NATSJSDomain string
 
 	Concurrency     int
 	MaxDeliver      int
@@ -186,6 +190,7 @@ func parseConfig(v map[string]string) (Config, []error) {
 		NATSTLSCA:       v["NATS_TLS_CA"],
 		NATSTLSCert:     v["NATS_TLS_CERT"],
 		NATSTLSKey:      v["NATS_TLS_KEY"],
+		NATSJSDomain:    v["NATS_JS_DOMAIN"],
 		Concurrency:     num("CONCURRENCY", 1, maxConcurrency),
 		MaxDeliver:      num("MAX_DELIVER", 1, maxDeliverLimit),
 		AckWait:         dur("ACK_WAIT", time.Second, time.Hour),

@@ -146,7 +146,7 @@ func connectJetStream(cfg Config, name string) (*nats.Conn, jetstream.JetStream,
 	if err != nil {
 		return nil, nil, &exitError{code: 2, err: err}
 	}
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc, cfg)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // connectNATS connects to the configured NATS servers, with the configured
@@ -160,3 +161,12 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.replacer.Replace(e.err.Error()) }
 
 func (e *redactedError) Unwrap() error { return e.err }
+
+// newJetStream returns the JetStream context of the configured domain
+// (NATS_JS_DOMAIN), or of the connected server's own when none is set.
+func newJetStream(nc *nats.Conn, cfg Config) (jetstream.JetStream, error) {
+	if cfg.NATSJSDomain != "" {
+		return jetstream.NewWithDomain(nc, cfg.NATSJSDomain)
+	}
+	return jetstream.New(nc)
+}

@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -126,4 +128,21 @@ func consumerInfoOf(t testing.TB, e *testEnv) *jetstream.ConsumerInfo {
 func runSetup(t testing.TB, e *testEnv) error {
 	t.Helper()
 	return run(context.Background(), []string{"setup"}, e.getenv, nil, io.Discard, io.Discard)
+}
+
+// TestServiceUnderAJetStreamDomain runs the service with NATS_JS_DOMAIN:
+// every JetStream request, and every record write, goes through the
+// domain's API.
+func TestServiceUnderAJetStreamDomain(t *testing.T) {
+	srv := natstest.Start(t, func(o *server.Options) { o.JetStreamDomain = "hub" })
+	e := newTestEnvOn(t, srv.ClientURL(), srv.Connect)
+	e.nats = srv
+	e.vars["NATS_JS_DOMAIN"] = "hub"
+	e.start(t)
+	e.publish(t, command("dom-1"))
+	evs := e.awaitEvents(t, 1, 10*time.Second)
+	assert.Equal(t, events.SubjectCreated, evs[0].Type)
+	e.publish(t, command("dom-1", `"name":"Someone Else"`))
+	evs = e.awaitEvents(t, 2, 10*time.Second)
+	assert.Equal(t, events.ReasonConflict, data[events.Failed](t, evs[1]).Reason, "the record was written and read through the domain")
 }

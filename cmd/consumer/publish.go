@@ -125,7 +125,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		return &exitError{code: 2, err: err}
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc, cfg)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -117,7 +116,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 			log.Warn("NATS error", "error", err)
 		}
 	})
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc, cfg)
 	if err != nil {
 		return err
 	}

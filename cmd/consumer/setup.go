@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -45,7 +43,7 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc, cfg)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,7 +30,7 @@ func OpenRecords(ctx context.Context, js jetstream.JetStream, writeTimeout time.
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", RecordBucket, err)
 	}
-	r := &Records{kv: kv, subject: "$KV." + RecordBucket + "."}
+	r := &Records{kv: kv, subject: putPrefix(js) + "$KV." + RecordBucket + "."}
 	r.pub, err = newPublisher(js.Conn(), writeTimeout, 4096, func(done func(uint64, bool, error), ack *jetstream.PubAck, err error) {
 		switch {
 		case err == nil:
@@ -44,6 +45,20 @@ func OpenRecords(ctx context.Context, js jetstream.JetStream, writeTimeout time.
 		return nil, fmt.Errorf("record writer: %w", err)
 	}
 	return r, nil
+}
+
+// putPrefix returns what the key-value API puts before a key's subject
+// when it writes: nothing on the default JetStream API, the API prefix of
+// a domain or of an imported API otherwise (as nats.go's KeyValue.Put).
+func putPrefix(js jetstream.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "" && strings.TrimSuffix(o.APIPrefix, ".")+"." != jetstream.DefaultAPIPrefix:
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return ""
 }
 
 // Close fails the writes still waiting and releases the connection's
