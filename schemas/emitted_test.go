@@ -207,6 +207,15 @@ func TestEmittedEventsValidate(t *testing.T) {
 			wantReason: events.ReasonUnroutable,
 		},
 		{
+			name: "conflict: the commandId first used for other content",
+			steps: []step{
+				{body: goodIP, delivery: 1},
+				{body: strings.Replace(goodIP, "Jane Doe", "John Roe", 1), delivery: 1},
+			},
+			wantType:   events.SubjectFailed,
+			wantReason: events.ReasonConflict,
+		},
+		{
 			name:       "unroutable: no provider and no default",
 			steps:      []step{{body: noID, msgID: "msg-10", delivery: maxDeliver}},
 			noDefault:  true,

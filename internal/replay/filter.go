@@ -60,6 +60,7 @@ func (flt Filter) Validate() error {
 // reasons lists the contract's reasons, for messages.
 var reasons = []events.Reason{
 	events.ReasonMalformed, events.ReasonInvalid, events.ReasonUnroutable, events.ReasonRejected, events.ReasonExhausted,
+	events.ReasonConflict, events.ReasonAmbiguous,
 }
 
 // ParseReasons turns comma-separated lists of reasons (each value of a
@@ -70,7 +71,7 @@ func ParseReasons(values []string) ([]events.Reason, error) {
 	for _, s := range SplitList(values) {
 		r := events.Reason(s)
 		if !slices.Contains(reasons, r) {
-			errs = append(errs, fmt.Errorf("unknown reason %q (the reasons are malformed, invalid, unroutable, rejected and exhausted)", s))
+			errs = append(errs, fmt.Errorf("unknown reason %q (the reasons are malformed, invalid, unroutable, rejected, exhausted, conflict and ambiguous)", s))
 			continue
 		}
 		if !slices.Contains(out, r) {
