@@ -166,6 +166,9 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		note = " (a duplicate within the stream's window: not stored again)"
 	}
 	fmt.Fprintf(stderr, "published %s commandId=%s stream=%s seq=%d%s\n", events.SubjectCreate, id, ack.Stream, ack.Sequence, note)
+	if err := droppedConflict(ctx, js, ack, id, body); err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	if !*wait {
 		return nil
 	}

@@ -71,3 +71,29 @@ func TestPublishChecksTheCommandFirst(t *testing.T) {
 		assert.Equal(t, before+1, e.commandsStored(t))
 	})
 }
+
+// TestPublishSaysWhenTheWindowDroppedOtherContent: within the stream's
+// duplicate window, a command with a used commandId and other content is
+// dropped by the stream itself; publish says so instead of showing the
+// first command's outcome as if it were this one's.
+func TestPublishSaysWhenTheWindowDroppedOtherContent(t *testing.T) {
+	e := newTestEnv(t)
+	e.start(t)
+	first := []string{"publish", "--wait", "--command-id", "dup-1", "--name", "Jane", "--email", "jane@example.com", "--mobile", "+919876543210", "--tag-id", tagID}
+	_, _, err := e.cli(t, first...)
+	require.NoError(t, err)
+
+	same := append([]string{}, first...)
+	_, stderr, err := e.cli(t, same...)
+	require.NoError(t, err, "the same content again is the same command: its outcome is shown")
+	assert.Contains(t, stderr, "a duplicate within the stream's window")
+
+	other := append([]string{}, first...)
+	other[len(other)-5] = "jane.doe@example.com" // the email
+	_, _, err = e.cli(t, other...)
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, err.Error(), "not stored")
+	assert.Contains(t, err.Error(), "other content")
+	assert.EqualValues(t, 1, e.commandsStored(t), "the stream holds the first command only")
+}

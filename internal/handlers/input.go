@@ -94,6 +94,27 @@ func (h *Handler) read(m Message) input {
 	return in
 }
 
+// ContentFingerprint returns the fingerprint the handler keeps of a
+// command body's content (see fingerprint): two bodies with one
+// fingerprint ask for the same contact, whatever their member order, white
+// space, commandId or metadata. A body that does not decode has a
+// fingerprint of its bytes.
+func ContentFingerprint(body []byte) string {
+	cmd, err := events.DecodeCommand(body)
+	var derr *events.DecodeError
+	switch {
+	case errors.As(err, &derr) && derr.Reason == events.ReasonMalformed:
+		return rawFingerprint("malformed", body)
+	case derr != nil:
+		var compact bytes.Buffer
+		if json.Compact(&compact, body) != nil {
+			return rawFingerprint("invalid", body)
+		}
+		return rawFingerprint("invalid", compact.Bytes())
+	}
+	return fingerprint(cmd)
+}
+
 // fingerprint digests the content of a decoded command: the fields that
 // decide what is created (provider as the command names it, name, email,
 // mobile, tagId, companyName and the pik object, its members in any order
