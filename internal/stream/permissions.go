@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,13 +57,8 @@ func (p *Permissions) Observe(err error) bool {
 	if !errors.Is(err, nats.ErrPermissionViolation) {
 		return false
 	}
-	text := err.Error()
-	_, rest, ok := strings.Cut(strings.ToLower(text), "publish to ")
+	subject, ok := refusedSubject(err.Error())
 	if !ok {
-		return false
-	}
-	subject := strings.Trim(strings.TrimSpace(text[len(text)-len(rest):]), `"`)
-	if subject == "" {
 		return false
 	}
 	p.mu.Lock()
@@ -71,6 +67,28 @@ func (p *Permissions) Observe(err error) bool {
 		p.refused[subject] = &refusal{since: p.now(), lastTry: p.now()}
 	}
 	return true
+}
+
+// refusedSubject reads the subject out of the text of a publish
+// permissions violation, which the server writes as
+// `Permissions Violation for Publish to %q` (Go quoting) and nats.go
+// passes on after "nats: permissions violation: ". The words are matched
+// whatever their case, in place: lowering the whole text could change its
+// length (a subject may hold any character) and misplace the subject.
+func refusedSubject(text string) (string, bool) {
+	const marker = "publish to "
+	for i := 0; i+len(marker) <= len(text); i++ {
+		if !strings.EqualFold(text[i:i+len(marker)], marker) {
+			continue
+		}
+		rest := strings.TrimSpace(text[i+len(marker):])
+		subject, err := strconv.Unquote(rest)
+		if err != nil {
+			subject = strings.Trim(rest, `"`)
+		}
+		return subject, subject != ""
+	}
+	return "", false
 }
 
 // Try returns ErrPublishRefused, wrapped, for a refused subject whose
