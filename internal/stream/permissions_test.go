@@ -112,7 +112,7 @@ func TestPermissionsObserveTheRealError(t *testing.T) {
 	assert.NoError(t, p.Try("contact.created"), "the allowed subject is not refused")
 }
 
-func TestPermissionsTryProbesEveryInterval(t *testing.T) {
+func TestPermissionsTryFailsFastAndProbesBackOff(t *testing.T) {
 	p, clk, _ := newTestPermissions()
 	assert.NoError(t, p.Try("contact.failed"), "nothing refused yet: publish")
 	require.True(t, p.Observe(violation("contact.failed")))
@@ -121,19 +121,21 @@ func TestPermissionsTryProbesEveryInterval(t *testing.T) {
 	assert.ErrorContains(t, p.Try("contact.failed"), "publish contact.failed: ", "the error names the subject")
 	assert.NoError(t, p.Try("contact.created"), "other subjects are not held up")
 
-	clk.advance(probeEvery - time.Millisecond)
-	assert.ErrorIs(t, p.Try("contact.failed"), ErrPublishRefused, "no probe before the interval")
-	clk.advance(time.Millisecond)
-	assert.NoError(t, p.Try("contact.failed"), "one probe once the interval is up")
-	assert.ErrorIs(t, p.Try("contact.failed"), ErrPublishRefused, "only one: the next waits a whole interval")
-
-	// The probe is refused again: Observe keeps the subject, and the probe
-	// time, rather than starting over.
-	require.True(t, p.Observe(violation("contact.failed")))
-	clk.advance(probeEvery / 2)
-	assert.ErrorIs(t, p.Try("contact.failed"), ErrPublishRefused)
-	clk.advance(probeEvery / 2)
-	assert.NoError(t, p.Try("contact.failed"), "the next probe, an interval after the last")
+	// Probes: 1s after the refusal, then 2s, 4s, 8s, then every 15s; a
+	// command is never the probe.
+	var probes []time.Duration
+	start := clk.now()
+	for range 200 { // 50s in steps of 250ms
+		clk.advance(250 * time.Millisecond)
+		if due := p.dueProbes(); len(due) > 0 {
+			assert.Equal(t, []string{"contact.failed"}, due)
+			probes = append(probes, clk.now().Sub(start))
+			require.True(t, p.Observe(violation("contact.failed")), "refused again")
+		}
+		assert.ErrorIs(t, p.Try("contact.failed"), ErrPublishRefused, "refused between the probes")
+	}
+	want := []time.Duration{1 * time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second}
+	assert.Equal(t, want, probes, "probes back off, up to probeEvery")
 }
 
 func TestPermissionsFailedReportsOncePerSubject(t *testing.T) {
