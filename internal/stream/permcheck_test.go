@@ -128,7 +128,7 @@ func TestPermissionsRecoverWhenGranted(t *testing.T) {
 	}))
 	require.Eventually(t, func() bool { return p.Check() == nil }, 5*time.Second, 20*time.Millisecond,
 		"the probes notice the grant")
-	assert.NoError(t, p.Try(events.SubjectFailed))
+	assert.NoError(t, p.Try(events.SubjectFailed, "c-1"))
 	cancel()
 	<-done
 }

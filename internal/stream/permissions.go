@@ -104,16 +104,18 @@ func refusedSubject(text string) (string, bool) {
 }
 
 // Try returns ErrPublishRefused, wrapped, for a subject the server
-// refuses; nil when a publish to it may be tried. A command is never the
-// probe: a refused publish is answered only by the publish timeout,
-// holding its command that long.
-func (p *Permissions) Try(subject string) error {
+// refuses, reporting that once per subject, with commandID, the command it
+// holds up (as Failed does); nil when a publish to it may be tried. A
+// command is never the probe: a refused publish is answered only by the
+// publish timeout, holding its command that long.
+func (p *Permissions) Try(subject, commandID string) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.refused[subject] == nil {
+	refused := p.refused[subject] != nil
+	p.mu.Unlock()
+	if !refused {
 		return nil
 	}
-	return fmt.Errorf("publish %s: %w", subject, ErrPublishRefused)
+	return p.Failed(subject, commandID)
 }
 
 // Failed is told of a failed publish to subject for commandID; it returns
@@ -138,7 +140,7 @@ func (p *Permissions) Failed(subject, commandID string) error {
 			"commands are kept and handed back, backing off, until it is granted",
 			"subject", subject, "commandId", commandID)
 	}
-	return fmt.Errorf("%w: %s", ErrPublishRefused, subject)
+	return fmt.Errorf("publish %s: %w", subject, ErrPublishRefused)
 }
 
 // Succeeded is told of a publish to subject that the stream stored: the

@@ -78,7 +78,7 @@ func TestPermissionsObserve(t *testing.T) {
 				assert.NoError(t, p.Check(), "nothing refused")
 				return
 			}
-			assert.ErrorIs(t, p.Try(tc.subject), ErrPublishRefused, "the subject is refused, exactly as the server named it")
+			assert.ErrorIs(t, p.Try(tc.subject, "c-try"), ErrPublishRefused, "the subject is refused, exactly as the server named it")
 			assert.ErrorContains(t, p.Check(), tc.subject)
 		})
 	}
@@ -109,17 +109,17 @@ func TestPermissionsObserveTheRealError(t *testing.T) {
 	p, _, _ := newTestPermissions()
 	require.True(t, p.Observe(seen), "Observe recognises %q", seen)
 	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: contact.failed")
-	assert.NoError(t, p.Try("contact.created"), "the allowed subject is not refused")
+	assert.NoError(t, p.Try("contact.created", "c-try"), "the allowed subject is not refused")
 }
 
 func TestPermissionsTryFailsFastAndProbesBackOff(t *testing.T) {
 	p, clk, _ := newTestPermissions()
-	assert.NoError(t, p.Try("contact.failed"), "nothing refused yet: publish")
+	assert.NoError(t, p.Try("contact.failed", "c-try"), "nothing refused yet: publish")
 	require.True(t, p.Observe(violation("contact.failed")))
 
-	assert.ErrorIs(t, p.Try("contact.failed"), ErrPublishRefused, "refused at once after the violation")
-	assert.ErrorContains(t, p.Try("contact.failed"), "publish contact.failed: ", "the error names the subject")
-	assert.NoError(t, p.Try("contact.created"), "other subjects are not held up")
+	assert.ErrorIs(t, p.Try("contact.failed", "c-try"), ErrPublishRefused, "refused at once after the violation")
+	assert.ErrorContains(t, p.Try("contact.failed", "c-try"), "publish contact.failed: ", "the error names the subject")
+	assert.NoError(t, p.Try("contact.created", "c-try"), "other subjects are not held up")
 
 	// Probes: 1s after the refusal, then 2s, 4s, 8s, then every 15s; a
 	// command is never the probe.
@@ -132,7 +132,7 @@ func TestPermissionsTryFailsFastAndProbesBackOff(t *testing.T) {
 			probes = append(probes, clk.now().Sub(start))
 			require.True(t, p.Observe(violation("contact.failed")), "refused again")
 		}
-		assert.ErrorIs(t, p.Try("contact.failed"), ErrPublishRefused, "refused between the probes")
+		assert.ErrorIs(t, p.Try("contact.failed", "c-try"), ErrPublishRefused, "refused between the probes")
 	}
 	want := []time.Duration{1 * time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second}
 	assert.Equal(t, want, probes, "probes back off, up to probeEvery")
@@ -176,7 +176,7 @@ func TestPermissionsSucceededClears(t *testing.T) {
 		"every refused subject, sorted")
 
 	p.Succeeded("contact.failed")
-	assert.NoError(t, p.Try("contact.failed"), "publishes go through again")
+	assert.NoError(t, p.Try("contact.failed", "c-try"), "publishes go through again")
 	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: contact.created")
 	assert.Contains(t, logs.String(), "accepts this service's publishes to the subject again")
 	p.Succeeded("contact.created")
@@ -201,7 +201,7 @@ func TestPermissionsConcurrentUse(t *testing.T) {
 				case 0:
 					p.Observe(violation(subject))
 				case 1:
-					_ = p.Try(subject)
+					_ = p.Try(subject, "c-try")
 				case 2:
 					_ = p.Failed(subject, "c")
 				case 3:
