@@ -208,3 +208,29 @@ func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 	assert.Contains(t, svc.logs.String(), "accepts this service's publishes to the subject again")
 	t.Logf("all %d contact.failed published %s after the start", n, time.Since(start).Round(time.Millisecond))
 }
+
+// TestSetupChecksPublishPermissions: 'consumer setup' says which of the
+// service's subjects the credentials may not publish to, and fails; it
+// stores nothing in checking.
+func TestSetupChecksPublishPermissions(t *testing.T) {
+	e := permissionsEnv(t, events.SubjectFailed, "$KV."+stream.RecordBucket+".>")
+	var stdout strings.Builder
+	err := run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard)
+	require.Error(t, err, "setup fails when the service could not publish")
+	assert.Equal(t, 1, exitCode(err), "exit code 1")
+	assert.ErrorIs(t, err, stream.ErrPublishRefused)
+	assert.Contains(t, err.Error(), "refuses these credentials' publishes (permissions violation) to: contact.failed, $KV.CONTACT_RECORDS.c.")
+	assert.NotContains(t, err.Error(), "to: contact.created", "contact.created is allowed")
+	assert.Empty(t, stdout.String(), "no \"ready\" line")
+
+	e.vars["NATS_URL"] = e.nats.URL("admin", "pw")
+	require.NoError(t, run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard), "setup passes with every permission")
+	assert.Contains(t, stdout.String(), "ready:")
+	for _, name := range []string{stream.CommandStream, stream.EventStream, "KV_" + stream.RecordBucket} {
+		s, err := e.js.Stream(t.Context(), name)
+		require.NoError(t, err)
+		info, err := s.Info(t.Context())
+		require.NoError(t, err)
+		assert.Zero(t, info.State.Msgs, "the checks stored nothing in %s", name)
+	}
+}
