@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -49,6 +50,13 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	if err := stream.Setup(ctx, js, stream.Topology{Replicas: *replicas, AckWait: cfg.AckWait}); err != nil {
 		return err
+	}
+	// The service publishes with the same credentials: say now what the
+	// server will refuse it, rather than when commands cannot settle.
+	if err := stream.CheckPublish(ctx, nc, stream.PublishSubjects()); err != nil {
+		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
+			"(grant these credentials publish permission to %s, %s and $KV.%s.>)",
+			err, events.SubjectCreated, events.SubjectFailed, stream.RecordBucket)
 	}
 	fmt.Fprintf(stdout, "ready: streams %s and %s, consumer %s, bucket %s (replicas %d)\n",
 		stream.CommandStream, stream.EventStream, stream.Durable, stream.RecordBucket, *replicas)

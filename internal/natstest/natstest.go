@@ -106,3 +106,33 @@ func connect(tb testing.TB, urls string) (*nats.Conn, jetstream.JetStream) {
 	}
 	return nc, js
 }
+
+// User returns a user of the server's global account, with password,
+// allowed everything but publishing to the subjects in denyPublish; give
+// it to the options' Users (Start's change), so that JetStream, the
+// connection's inboxes and the key-value API keep working for it.
+func User(name, password string, denyPublish ...string) *server.User {
+	u := &server.User{Username: name, Password: password}
+	if len(denyPublish) > 0 {
+		u.Permissions = &server.Permissions{Publish: &server.SubjectPermission{Deny: denyPublish}}
+	}
+	return u
+}
+
+// URL returns the server's client URL with user and password in it.
+func (s *Server) URL(user, password string) string {
+	return fmt.Sprintf("nats://%s:%s@%s", user, password, s.Addr())
+}
+
+// Reload changes the running server's options with change and has it
+// apply them as a configuration reload would (users and their
+// permissions among them), keeping its clients connected.
+func (s *Server) Reload(change func(*server.Options)) error {
+	opts := s.opts.Clone()
+	change(opts)
+	if err := s.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("reload %s: %w", s.opts.ServerName, err)
+	}
+	s.opts = opts
+	return nil
+}

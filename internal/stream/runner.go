@@ -160,6 +160,20 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.close()
+	// Know before the first command which subjects the server refuses us
+	// (a few milliseconds when none is); probe them until granted.
+	nc := r.js.Conn()
+	r.cfg.Permissions.checkAll(ctx, nc, PublishSubjects())
+	probeCtx, stopProbing := context.WithCancel(ctx)
+	probing := make(chan struct{})
+	go func() {
+		defer close(probing)
+		r.cfg.Permissions.probeRefused(probeCtx, nc)
+	}()
+	defer func() {
+		stopProbing()
+		<-probing
+	}()
 	// Fetch no further ahead than the commands we can work on at once, so
 	// that nothing waits out its ack wait in a buffer. Pull requests live
 	// on the consumer's leader: when its server dies they die with it,

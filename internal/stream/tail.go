@@ -177,7 +177,7 @@ func (s *session) publish(c *command) {
 	if c.span.IsRecording() {
 		c.span.SetAttributes(attribute.String("contactrelay.event", ev.Type), attribute.String("contactrelay.reason", string(c.dec.Reason)))
 	}
-	if err := s.cfg.Permissions.Try(ev.Type); err != nil {
+	if err := s.cfg.Permissions.Try(ev.Type, c.dec.CommandID); err != nil {
 		s.handBack(c, publishDelay(c.m.Delivery), err)
 		return
 	}

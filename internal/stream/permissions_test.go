@@ -1,0 +1,217 @@
+package stream
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/natstest"
+)
+
+// violation is the error nats.go hands the async error callback for the
+// server's -ERR 'Permissions Violation for Publish to "<subject>"'
+// (Conn.processErr: the quotes trimmed, ErrPermissionViolation wrapped).
+func violation(subject string) error {
+	return fmt.Errorf("%w: %s", nats.ErrPermissionViolation, fmt.Sprintf("Permissions Violation for Publish to %q", subject))
+}
+
+// clock is a settable time for Permissions.now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestPermissions() (*Permissions, *clock, *bytes.Buffer) {
+	var logs bytes.Buffer
+	p := NewPermissions(slog.New(slog.NewJSONHandler(&logs, nil)))
+	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	p.now = c.now
+	return p, c, &logs
+}
+
+func TestPermissionsObserve(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		want    bool
+		subject string // refused afterwards
+	}{
+		{"publish violation", violation("contact.failed"), true, "contact.failed"},
+		{"key-value subject", violation("$KV.CONTACT_RECORDS.abc"), true, "$KV.CONTACT_RECORDS.abc"},
+		{"subject in upper case kept as it is", violation("Contact.Failed"), true, "Contact.Failed"},
+		{"non-ASCII subject", violation("contact.İstanbul"), true, "contact.İstanbul"},
+		{"subject longer in lower case", violation("İİİİ.failed"), true, "İİİİ.failed"},
+		{"quote in the subject", violation(`contact."q"`), true, `contact."q"`},
+		{"wrapped once more", fmt.Errorf("async: %w", violation("contact.created")), true, "contact.created"},
+		{"subscribe violation", fmt.Errorf("%w: %s", nats.ErrPermissionViolation, `Permissions Violation for Subscription to "contact.>"`), false, ""},
+		{"reply violation", fmt.Errorf("%w: %s", nats.ErrPermissionViolation, `Permissions Violation for Publish with Reply of "_INBOX.x"`), false, ""},
+		{"other error naming a publish", errors.New(`nats: Permissions Violation for Publish to "contact.failed"`), false, ""},
+		{"slow consumer", nats.ErrSlowConsumer, false, ""},
+		{"nil", nil, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _, _ := newTestPermissions()
+			assert.Equal(t, tc.want, p.Observe(tc.err), "Observe(%v)", tc.err)
+			if tc.subject == "" {
+				assert.NoError(t, p.Check(), "nothing refused")
+				return
+			}
+			assert.ErrorIs(t, p.Try(tc.subject, "c-try"), ErrPublishRefused, "the subject is refused, exactly as the server named it")
+			assert.ErrorContains(t, p.Check(), tc.subject)
+		})
+	}
+}
+
+// TestPermissionsObserveTheRealError has a real server refuse a publish
+// and hands Observe the error the client reported, so that the parsing
+// follows nats.go and the server rather than this package's idea of them.
+func TestPermissionsObserveTheRealError(t *testing.T) {
+	srv := natstest.Start(t, func(o *server.Options) {
+		o.Users = []*server.User{natstest.User("svc", "pw", "contact.failed")}
+	})
+	got := make(chan error, 4)
+	nc, err := nats.Connect(srv.URL("svc", "pw"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { got <- err }))
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.Publish("contact.created", []byte("allowed")))
+	require.NoError(t, nc.Publish("contact.failed", []byte("denied")))
+	require.NoError(t, nc.Flush())
+	var seen error
+	select {
+	case seen = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client reported no error for the refused publish")
+	}
+	t.Logf("nats.go reports: %v", seen)
+
+	p, _, _ := newTestPermissions()
+	require.True(t, p.Observe(seen), "Observe recognises %q", seen)
+	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: contact.failed")
+	assert.NoError(t, p.Try("contact.created", "c-try"), "the allowed subject is not refused")
+}
+
+func TestPermissionsTryFailsFastAndProbesBackOff(t *testing.T) {
+	p, clk, _ := newTestPermissions()
+	assert.NoError(t, p.Try("contact.failed", "c-try"), "nothing refused yet: publish")
+	require.True(t, p.Observe(violation("contact.failed")))
+
+	assert.ErrorIs(t, p.Try("contact.failed", "c-try"), ErrPublishRefused, "refused at once after the violation")
+	assert.ErrorContains(t, p.Try("contact.failed", "c-try"), "publish contact.failed: ", "the error names the subject")
+	assert.NoError(t, p.Try("contact.created", "c-try"), "other subjects are not held up")
+
+	// Probes: 1s after the refusal, then 2s, 4s, 8s, then every 15s; a
+	// command is never the probe.
+	var probes []time.Duration
+	start := clk.now()
+	for range 200 { // 50s in steps of 250ms
+		clk.advance(250 * time.Millisecond)
+		if due := p.dueProbes(); len(due) > 0 {
+			assert.Equal(t, []string{"contact.failed"}, due)
+			probes = append(probes, clk.now().Sub(start))
+			require.True(t, p.Observe(violation("contact.failed")), "refused again")
+		}
+		assert.ErrorIs(t, p.Try("contact.failed", "c-try"), ErrPublishRefused, "refused between the probes")
+	}
+	want := []time.Duration{1 * time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second}
+	assert.Equal(t, want, probes, "probes back off, up to probeEvery")
+}
+
+func TestPermissionsFailedReportsOncePerSubject(t *testing.T) {
+	p, _, logs := newTestPermissions()
+	assert.NoError(t, p.Failed("contact.failed", "c-0"), "a failure of a subject not refused is no refusal (a timeout, say)")
+	assert.Empty(t, logs.String(), "and is not reported here")
+
+	require.True(t, p.Observe(violation("contact.failed")))
+	require.True(t, p.Observe(violation("contact.created")))
+	for i := range 5 {
+		err := p.Failed("contact.failed", fmt.Sprintf("c-%d", i+1))
+		assert.ErrorIs(t, err, ErrPublishRefused)
+		assert.ErrorContains(t, err, "contact.failed")
+	}
+	long := strings.Repeat("x", 300)
+	assert.ErrorIs(t, p.Failed("contact.created", long), ErrPublishRefused)
+	assert.ErrorIs(t, p.Failed("contact.created", "c-9"), ErrPublishRefused)
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, 2, "one line per subject: %s", logs)
+	assert.Contains(t, lines[0], `"level":"ERROR"`)
+	assert.Contains(t, lines[0], `"subject":"contact.failed"`)
+	assert.Contains(t, lines[0], `"commandId":"c-1"`, "the first command held up")
+	assert.Contains(t, lines[0], "grant the permission")
+	assert.Contains(t, lines[1], `"subject":"contact.created"`)
+	assert.Contains(t, lines[1], `"commandId":"`+strings.Repeat("x", maxLoggedID)+`…"`, "a long commandId is cut")
+}
+
+func TestPermissionsSucceededClears(t *testing.T) {
+	p, _, logs := newTestPermissions()
+	p.Succeeded("contact.failed")
+	assert.Empty(t, logs.String(), "a success of a subject never refused says nothing")
+
+	require.True(t, p.Observe(violation("contact.failed")))
+	require.True(t, p.Observe(violation("contact.created")))
+	require.Error(t, p.Failed("contact.failed", "c-1"))
+	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: contact.created, contact.failed",
+		"every refused subject, sorted")
+
+	p.Succeeded("contact.failed")
+	assert.NoError(t, p.Try("contact.failed", "c-try"), "publishes go through again")
+	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: contact.created")
+	assert.Contains(t, logs.String(), "accepts this service's publishes to the subject again")
+	p.Succeeded("contact.created")
+	assert.NoError(t, p.Check(), "ready once nothing is refused")
+
+	// Refused again later: reported again, once.
+	logs.Reset()
+	require.True(t, p.Observe(violation("contact.failed")))
+	require.Error(t, p.Failed("contact.failed", "c-2"))
+	require.Error(t, p.Failed("contact.failed", "c-3"))
+	assert.Equal(t, 1, strings.Count(logs.String(), "refuses this service's publishes"), "a new refusal is a new report: %s", logs)
+}
+
+func TestPermissionsConcurrentUse(t *testing.T) {
+	p, clk, _ := newTestPermissions()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 200 {
+				subject := fmt.Sprintf("s.%d", j%3)
+				switch (i + j) % 5 {
+				case 0:
+					p.Observe(violation(subject))
+				case 1:
+					_ = p.Try(subject, "c-try")
+				case 2:
+					_ = p.Failed(subject, "c")
+				case 3:
+					p.Succeeded(subject)
+				default:
+					_ = p.Check()
+					clk.advance(time.Second)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
