@@ -44,94 +44,152 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	var concs []int
-	for _, c := range strings.Split(*concurrency, ",") {
-		v, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || v < 1 {
-			return &exitError{code: 2, err: fmt.Errorf("--concurrency: %q is not a positive number", c)}
-		}
-		concs = append(concs, v)
+	concs, err := positiveInts("concurrency", *concurrency)
+	if err != nil {
+		return err
 	}
-	var insts []int
-	for _, c := range strings.Split(*instances, ",") {
-		v, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || v < 1 {
-			return &exitError{code: 2, err: fmt.Errorf("--instances: %q is not a positive number", c)}
-		}
-		insts = append(insts, v)
+	insts, err := positiveInts("instances", *instances)
+	if err != nil {
+		return err
 	}
-	var ms []string
-	for _, m := range strings.Split(*modes, ",") {
-		switch m = strings.TrimSpace(m); m {
-		case bench.ModeFloor, bench.ModeFloorRecords, bench.ModeRelay:
-			ms = append(ms, m)
-		default:
-			return &exitError{code: 2, err: fmt.Errorf("--modes: %q is not floor, floor+records or contactrelay", m)}
-		}
+	ms, err := benchModes(*modes)
+	if err != nil {
+		return err
 	}
-	var logs *os.File // nil: the consumers' logs are dropped
-	if *workerLog != "" {
-		f, err := os.OpenFile(*workerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--worker-log: %w", err)}
-		}
-		defer f.Close()
-		logs = f
+	logs, err := openWorkerLog(*workerLog)
+	if err != nil {
+		return err
 	}
-	newWorker := func() bench.Worker {
+	if logs != nil {
+		defer logs.Close()
+	}
+	b := &benchmark{runs: *runs, natsURL: *natsURL, progress: stderr, newWorker: func() bench.Worker {
 		if *inProcess {
 			return &goroutineWorker{logs: logs}
 		}
 		return &processWorker{profileDir: *profileDir, cpus: *workerCPUs, logs: logs}
-	}
+	}}
 
 	var results []bench.Result
-	measure := func(s bench.Scenario) (bench.Result, error) {
-		var rs []bench.Result
-		for range *runs {
-			env, err := bench.StartEnv(ctx, *natsURL, s.Latency)
-			if err != nil {
-				return bench.Result{}, err
-			}
-			r, err := bench.Run(ctx, env, s, newWorker)
-			env.Close()
-			if err != nil {
-				return bench.Result{}, fmt.Errorf("%s c=%d: %w", s.Mode, s.Concurrency, err)
-			}
-			fmt.Fprintf(stderr, "  %s x%d c=%d n=%d: %.0f/s p50 %.1fms p99 %.1fms rss %.0fMiB cpu/cmd worker %.0fµs env %.0fµs\n",
-				s.Mode, max(s.Instances, 1), s.Concurrency, s.N, r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus)
-			rs = append(rs, r)
+	for _, s := range benchScenarios(concs, insts, ms, bench.Scenario{Latency: *latency, N: *n, Rate: *rate}) {
+		rs, err := b.measureAndHalf(ctx, s, *half)
+		if err != nil {
+			return err
 		}
-		return bench.Median(rs), nil
-	}
-	for _, c := range concs {
-		for _, inst := range insts {
-			for _, m := range ms {
-				s := bench.Scenario{Mode: m, Latency: *latency, Concurrency: c, Instances: inst, N: *n, Rate: *rate}
-				r, err := measure(s)
-				if err != nil {
-					return err
-				}
-				results = append(results, r)
-				if *half && s.Rate == 0 {
-					s.Rate = r.Throughput / 2
-					hr, err := measure(s)
-					if err != nil {
-						return err
-					}
-					results = append(results, hr)
-				}
-			}
-		}
+		results = append(results, rs...)
 	}
 	printResults(stdout, results)
 	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(results, "", "  ")
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+		out, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(out, '\n'), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// positiveInts parses the comma list of positive numbers that flag name
+// was given.
+func positiveInts(name, list string) ([]int, error) {
+	var out []int
+	for _, c := range strings.Split(list, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || v < 1 {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--%s: %q is not a positive number", name, c)}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// benchModes parses --modes.
+func benchModes(list string) ([]string, error) {
+	var out []string
+	for _, m := range strings.Split(list, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case bench.ModeFloor, bench.ModeFloorRecords, bench.ModeRelay:
+			out = append(out, m)
+		default:
+			return nil, &exitError{code: 2, err: fmt.Errorf("--modes: %q is not floor, floor+records or contactrelay", m)}
+		}
+	}
+	return out, nil
+}
+
+// openWorkerLog opens --worker-log for appending; nil, for "", means the
+// consumers' logs are dropped.
+func openWorkerLog(path string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("--worker-log: %w", err)}
+	}
+	return f, nil
+}
+
+// benchScenarios is every combination of concurrency, instances and mode,
+// in that order of nesting, on the settings of base.
+func benchScenarios(concs, insts []int, modes []string, base bench.Scenario) []bench.Scenario {
+	var out []bench.Scenario
+	for _, c := range concs {
+		for _, inst := range insts {
+			for _, m := range modes {
+				s := base
+				s.Mode, s.Concurrency, s.Instances = m, c, inst
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// benchmark measures scenarios, each runs times on an environment of its
+// own, and reports each run to progress as it ends.
+type benchmark struct {
+	runs      int
+	natsURL   string // "": an embedded server per run
+	newWorker func() bench.Worker
+	progress  io.Writer
+}
+
+// measureAndHalf measures s and, with half for a backlog, s again at half
+// the throughput it reached.
+func (b *benchmark) measureAndHalf(ctx context.Context, s bench.Scenario, half bool) ([]bench.Result, error) {
+	r, err := b.measure(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if !half || s.Rate != 0 {
+		return []bench.Result{r}, nil
+	}
+	s.Rate = r.Throughput / 2
+	hr, err := b.measure(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return []bench.Result{r, hr}, nil
+}
+
+// measure runs s b.runs times and returns the median.
+func (b *benchmark) measure(ctx context.Context, s bench.Scenario) (bench.Result, error) {
+	var rs []bench.Result
+	for range b.runs {
+		env, err := bench.StartEnv(ctx, b.natsURL, s.Latency)
+		if err != nil {
+			return bench.Result{}, err
+		}
+		r, err := bench.Run(ctx, env, s, b.newWorker)
+		env.Close()
+		if err != nil {
+			return bench.Result{}, fmt.Errorf("%s c=%d: %w", s.Mode, s.Concurrency, err)
+		}
+		fmt.Fprintf(b.progress, "  %s x%d c=%d n=%d: %.0f/s p50 %.1fms p99 %.1fms rss %.0fMiB cpu/cmd worker %.0fµs env %.0fµs\n",
+			s.Mode, max(s.Instances, 1), s.Concurrency, s.N, r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus)
+		rs = append(rs, r)
+	}
+	return bench.Median(rs), nil
 }
 
 func printResults(w io.Writer, rs []bench.Result) {

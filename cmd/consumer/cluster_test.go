@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -141,18 +140,14 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	atKill := []int{createdBy(svcs[0]), createdBy(svcs[1]), createdBy(svcs[2])}
 
 	// Done when every command has its event and none is left on the durable.
-	var last string
-	for {
+	deadline, _ := ctx.Deadline()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		msgs, pending, ackPending, err := progress(ctx, e.js)
-		if err == nil && msgs >= uint64(n) && pending == 0 && ackPending == 0 {
-			break
-		}
-		last = fmt.Sprintf("events %d of %d, pending %d, ack pending %d, err %v", msgs, n, pending, ackPending, err)
-		if ctx.Err() != nil {
-			t.Fatalf("not every command settled in time: %s", last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		require.NoError(c, err)
+		assert.GreaterOrEqual(c, msgs, uint64(n), "events")
+		assert.Zero(c, pending, "commands left to deliver")
+		assert.Zero(c, ackPending, "commands delivered and not yet acknowledged")
+	}, time.Until(deadline), 100*time.Millisecond, "every command settles in time")
 	took := time.Since(start)
 
 	evs := e.events(t)
@@ -229,8 +224,7 @@ func TestClusterResumesAfterLosingTheConsumerLeader(t *testing.T) {
 	t.Logf("lost %s, the durable consumer's leader, with %d commands left; the instance went on %s later (missed heartbeats noticed %d times)",
 		name, len(cmds)-at, time.Since(stopped).Round(time.Millisecond), strings.Count(svc.logs.String(), "no heartbeat received"))
 	e.awaitEvents(t, len(cmds), 30*time.Second)
-	time.Sleep(300 * time.Millisecond)
-	assertExactlyOnce(t, e.events(t), cmds)
+	assertExactlyOnce(t, e.settle(t, svc, 30*time.Second), cmds)
 }
 
 // publishAll publishes one command per id, alternating InstantPay and PIK,

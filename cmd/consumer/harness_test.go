@@ -259,15 +259,26 @@ func (e *testEnv) events(t testing.TB) []events.Event {
 func (e *testEnv) awaitEvents(t testing.TB, n int, within time.Duration) []events.Event {
 	t.Helper()
 	var evs []events.Event
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if evs = e.events(t); len(evs) >= n {
-			return evs
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("want %d events within %s, have %d", n, within, len(evs))
-	return nil
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		evs = e.events(t)
+		assert.GreaterOrEqual(c, len(evs), n, "events in the stream")
+	}, within, 20*time.Millisecond)
+	return evs
+}
+
+// settle waits until the durable consumer has nothing left to deliver nor
+// to be acknowledged, then stops svc, which finishes what it still holds,
+// and returns the events: no more can come.
+func (e *testEnv) settle(t *testing.T, svc *service, within time.Duration) []events.Event {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, pending, ackPending, err := progress(context.Background(), e.js)
+		require.NoError(c, err)
+		assert.Zero(c, pending, "commands left to deliver")
+		assert.Zero(c, ackPending, "commands delivered and not yet acknowledged")
+	}, within, 20*time.Millisecond)
+	svc.stop()
+	return e.events(t)
 }
 
 // byCommand indexes events by commandId.

@@ -36,115 +36,175 @@ var fieldFlags = []string{"provider", "name", "email", "mobile", "tag-id", "comp
 // unless --no-validate; one from --file is sent as it is, with a warning
 // if the service will refuse it.
 func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("consumer publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		file       = fs.String("file", "", "publish this file's bytes as the command (- for stdin), as they are, valid or not")
-		provider   = fs.String("provider", "", "provider: instantpay or pik (default: the service's DEFAULT_PROVIDER)")
-		name       = fs.String("name", "", "contact name")
-		email      = fs.String("email", "", "contact email")
-		mobile     = fs.String("mobile", "", "contact mobile, 10 to 15 digits")
-		tagID      = fs.String("tag-id", "", "tag id (InstantPay: 24 hex characters)")
-		company    = fs.String("company", "", "company name")
-		commandID  = fs.String("command-id", "", "idempotency key (default: a new UUID, with the field flags)")
-		noValidate = fs.Bool("no-validate", false, "publish the command built from the flags even if it breaks the service's rules (to see it fail)")
-		wait       = fs.Bool("wait", false, "wait for the command's terminal event and print it")
-		timeout    = fs.Duration("timeout", 30*time.Second, "how long --wait waits")
-	)
-	load := configFlags(fs, getenv)
-	if err := parseFlags(fs, args); err != nil {
+	opts, cfg, err := parsePublishFlags(args, getenv, stderr)
+	if err != nil {
 		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var usage []error
-	if fs.NArg() > 0 {
-		usage = append(usage, fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name()))
-	}
-	if given["file"] {
-		var with []string
-		for _, f := range append(fieldFlags, "no-validate") {
-			if given[f] {
-				with = append(with, "--"+f)
-			}
-		}
-		if len(with) > 0 {
-			usage = append(usage, fmt.Errorf("--file sends the file as it is: %s cannot go with it", strings.Join(with, ", ")))
-		}
-		if *file == "" {
-			usage = append(usage, errors.New("--file needs a file name, or - for stdin"))
-		}
-	}
-	if given["timeout"] && !*wait {
-		usage = append(usage, errors.New("--timeout is how long --wait waits: give --wait too"))
-	}
-	if *timeout <= 0 {
-		usage = append(usage, fmt.Errorf("--timeout must be more than 0, not %s", *timeout))
-	}
-	cfg, err := load()
+	body, err := opts.command(cfg.DefaultProvider, stdin, stderr)
 	if err != nil {
-		usage = append(usage, err)
-	}
-	if len(usage) > 0 {
-		return &exitError{code: 2, err: errors.Join(usage...)}
+		return err
 	}
 
-	var body []byte
-	if given["file"] {
-		if body, err = readInput(*file, stdin); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--file: %w", err)}
-		}
-		if broken := checkCommand(body, cfg.DefaultProvider); broken != "" {
-			fmt.Fprintf(stderr, "warning: sending the file as it is, for the service to answer with contact.failed: %s\n", broken)
-		}
-	} else {
-		cmd := map[string]any{"name": *name, "email": *email, "mobile": *mobile, "tagId": *tagID}
-		for k, v := range map[string]string{"provider": *provider, "companyName": *company} {
-			if v != "" {
-				cmd[k] = v
-			}
-		}
-		id := *commandID
-		if id == "" {
-			id = uuid.NewString()
-		}
-		cmd["commandId"] = id
-		if body, err = json.Marshal(cmd); err != nil {
-			return err
-		}
-		if broken := checkCommand(body, cfg.DefaultProvider); broken != "" {
-			if !*noValidate {
-				return &exitError{code: 2, err: fmt.Errorf("nothing was published (--no-validate sends it anyway): %s", broken)}
-			}
-			fmt.Fprintf(stderr, "warning: sending it anyway (--no-validate), for the service to answer with contact.failed: %s\n", broken)
-		}
-	}
-
-	nc, err := connectNATS(cfg, "contactrelay-publish", slog.New(slog.DiscardHandler))
+	nc, js, err := connectToCommands(ctx, cfg)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return err
 	}
 	defer nc.Close()
-	js, err := newJetStream(nc, cfg)
-	if err != nil {
-		return err
-	}
-	if _, err := js.Stream(ctx, stream.CommandStream); err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return &exitError{code: 2, err: errNoStreams}
-		}
-		return &exitError{code: 2, err: err}
-	}
-
 	var watch *eventWatch
-	if *wait {
+	if opts.wait {
 		// Subscribe before publishing, so the outcome cannot slip by.
 		if watch, err = watchEvents(ctx, js, jetstream.DeliverNewPolicy); err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		defer watch.stop()
 	}
+	id, ack, err := publishBody(ctx, js, body, stderr)
+	if err != nil || !opts.wait {
+		return err
+	}
+	if ack.Duplicate {
+		// Its outcome may be older than our subscription: read from the start.
+		watch.stop()
+		if watch, err = watchEvents(ctx, js, jetstream.DeliverAllPolicy); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	return awaitOutcome(ctx, watch, id, opts.timeout, stdout)
+}
 
+// publishOptions are publish's flags.
+type publishOptions struct {
+	given map[string]bool // the flags given
+	file  string
+
+	// The command's fields.
+	provider, name, email, mobile, tagID, company, commandID string
+
+	noValidate, wait bool
+	timeout          time.Duration
+}
+
+// parsePublishFlags parses publish's flags and the configuration, and
+// reports every misuse at once (exit 2).
+func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writer) (publishOptions, Config, error) {
+	fs := flag.NewFlagSet("consumer publish", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o publishOptions
+	fs.StringVar(&o.file, "file", "", "publish this file's bytes as the command (- for stdin), as they are, valid or not")
+	fs.StringVar(&o.provider, "provider", "", "provider: instantpay or pik (default: the service's DEFAULT_PROVIDER)")
+	fs.StringVar(&o.name, "name", "", "contact name")
+	fs.StringVar(&o.email, "email", "", "contact email")
+	fs.StringVar(&o.mobile, "mobile", "", "contact mobile, 10 to 15 digits")
+	fs.StringVar(&o.tagID, "tag-id", "", "tag id (InstantPay: 24 hex characters)")
+	fs.StringVar(&o.company, "company", "", "company name")
+	fs.StringVar(&o.commandID, "command-id", "", "idempotency key (default: a new UUID, with the field flags)")
+	fs.BoolVar(&o.noValidate, "no-validate", false, "publish the command built from the flags even if it breaks the service's rules (to see it fail)")
+	fs.BoolVar(&o.wait, "wait", false, "wait for the command's terminal event and print it")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long --wait waits")
+	load := configFlags(fs, getenv)
+	if err := parseFlags(fs, args); err != nil {
+		return o, Config{}, err
+	}
+	o.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
+	var usage []error
+	if fs.NArg() > 0 {
+		usage = append(usage, fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name()))
+	}
+	if o.given["file"] {
+		var with []string
+		for _, f := range append(fieldFlags, "no-validate") {
+			if o.given[f] {
+				with = append(with, "--"+f)
+			}
+		}
+		if len(with) > 0 {
+			usage = append(usage, fmt.Errorf("--file sends the file as it is: %s cannot go with it", strings.Join(with, ", ")))
+		}
+		if o.file == "" {
+			usage = append(usage, errors.New("--file needs a file name, or - for stdin"))
+		}
+	}
+	if o.given["timeout"] && !o.wait {
+		usage = append(usage, errors.New("--timeout is how long --wait waits: give --wait too"))
+	}
+	if o.timeout <= 0 {
+		usage = append(usage, fmt.Errorf("--timeout must be more than 0, not %s", o.timeout))
+	}
+	cfg, err := load()
+	if err != nil {
+		usage = append(usage, err)
+	}
+	if len(usage) > 0 {
+		return o, cfg, &exitError{code: 2, err: errors.Join(usage...)}
+	}
+	return o, cfg, nil
+}
+
+// command returns the command's body: the file's bytes, with a warning if
+// the service will refuse them, or the command the field flags make,
+// refused (exit 2) if it breaks the service's rules, unless --no-validate.
+func (o publishOptions) command(defaultProvider string, stdin io.Reader, stderr io.Writer) ([]byte, error) {
+	if o.given["file"] {
+		body, err := readInput(o.file, stdin)
+		if err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--file: %w", err)}
+		}
+		if broken := checkCommand(body, defaultProvider); broken != "" {
+			fmt.Fprintf(stderr, "warning: sending the file as it is, for the service to answer with contact.failed: %s\n", broken)
+		}
+		return body, nil
+	}
+	cmd := map[string]any{"name": o.name, "email": o.email, "mobile": o.mobile, "tagId": o.tagID}
+	for k, v := range map[string]string{"provider": o.provider, "companyName": o.company} {
+		if v != "" {
+			cmd[k] = v
+		}
+	}
+	id := o.commandID
+	if id == "" {
+		id = uuid.NewString()
+	}
+	cmd["commandId"] = id
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if broken := checkCommand(body, defaultProvider); broken != "" {
+		if !o.noValidate {
+			return nil, &exitError{code: 2, err: fmt.Errorf("nothing was published (--no-validate sends it anyway): %s", broken)}
+		}
+		fmt.Fprintf(stderr, "warning: sending it anyway (--no-validate), for the service to answer with contact.failed: %s\n", broken)
+	}
+	return body, nil
+}
+
+// connectToCommands connects to NATS and checks that the command stream
+// exists; either failing is exit 2. The caller closes the connection.
+func connectToCommands(ctx context.Context, cfg Config) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := connectNATS(cfg, "contactrelay-publish", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, &exitError{code: 2, err: err}
+	}
+	js, err := newJetStream(nc, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	if _, err := js.Stream(ctx, stream.CommandStream); err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, nil, &exitError{code: 2, err: errNoStreams}
+		}
+		return nil, nil, &exitError{code: 2, err: err}
+	}
+	return nc, js, nil
+}
+
+// publishBody publishes body as a command, with its commandId as the
+// message id when it has a usable one, and says so on stderr. It returns
+// the commandId, or stream:sequence when the body has none, and the ack.
+func publishBody(ctx context.Context, js jetstream.JetStream, body []byte, stderr io.Writer) (string, *jetstream.PubAck, error) {
 	msg := nats.NewMsg(events.SubjectCreate)
 	msg.Data = body
 	id, hasID := bodyCommandID(body)
@@ -154,9 +214,9 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	ack, err := js.PublishMsg(ctx, msg)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
-			return &exitError{code: 2, err: errNoStreams}
+			return "", nil, &exitError{code: 2, err: errNoStreams}
 		}
-		return &exitError{code: 2, err: fmt.Errorf("publish: %w", err)}
+		return "", nil, &exitError{code: 2, err: fmt.Errorf("publish: %w", err)}
 	}
 	if !hasID {
 		id = fmt.Sprintf("%s:%d", ack.Stream, ack.Sequence)
@@ -167,26 +227,23 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	fmt.Fprintf(stderr, "published %s commandId=%s stream=%s seq=%d%s\n", events.SubjectCreate, id, ack.Stream, ack.Sequence, note)
 	if err := droppedConflict(ctx, js, ack, id, body); err != nil {
-		return &exitError{code: 1, err: err}
+		return id, ack, &exitError{code: 1, err: err}
 	}
-	if !*wait {
-		return nil
-	}
-	if ack.Duplicate {
-		// Its outcome may be older than our subscription: read from the start.
-		watch.stop()
-		if watch, err = watchEvents(ctx, js, jetstream.DeliverAllPolicy); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	}
-	wctx, cancel := context.WithTimeout(ctx, *timeout)
+	return id, ack, nil
+}
+
+// awaitOutcome waits up to timeout for the terminal event of command id
+// and prints it: exit 1 when it is contact.failed, 2 when none came, 130
+// when interrupted.
+func awaitOutcome(ctx context.Context, watch *eventWatch, id string, timeout time.Duration, stdout io.Writer) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ev, raw, err := watch.await(wctx, id)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted while waiting for the outcome of %s: the command was published ('consumer failures --command-id %s' shows a failure later)", id, id)}
 	case err != nil && wctx.Err() != nil:
-		return &exitError{code: 2, err: fmt.Errorf("no outcome for %s within %s (is the service running?)", id, *timeout)}
+		return &exitError{code: 2, err: fmt.Errorf("no outcome for %s within %s (is the service running?)", id, timeout)}
 	case err != nil:
 		return &exitError{code: 2, err: fmt.Errorf("wait for the outcome of %s: %w", id, err)}
 	}

@@ -39,10 +39,9 @@ func TestFaultKilledMidFlight(t *testing.T) {
 	inFlight := e.ipay.CreateCalls()
 
 	e.ipay.ClearFaults()
-	e.start(t)
+	svc = e.start(t)
 	e.awaitEvents(t, len(cmds), 60*time.Second)
-	time.Sleep(300 * time.Millisecond)
-	evs := e.events(t)
+	evs := e.settle(t, svc, 30*time.Second)
 	assertExactlyOnce(t, evs, cmds)
 	for _, ev := range evs {
 		assert.Equal(t, events.SubjectCreated, ev.Type, ev.Subject)
@@ -78,7 +77,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	e.vars["ACK_WAIT"] = "3s"
 	e.vars["RETRY_MAX_ELAPSED"] = "2s"
 	e.ipay.Inject(sandbox.Fault{Latency: 5 * time.Millisecond})
-	e.start(t)
+	svc := e.start(t)
 	cmds := ids("restart", 200)
 	for _, id := range cmds {
 		e.publish(t, command(id))
@@ -86,8 +85,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	e.awaitEvents(t, 30, 20*time.Second)
 	e.nats.Restart() // same port, same store, mid-run
 	e.awaitEvents(t, len(cmds), 90*time.Second)
-	time.Sleep(300 * time.Millisecond)
-	assertExactlyOnce(t, e.events(t), cmds)
+	assertExactlyOnce(t, e.settle(t, svc, 30*time.Second), cmds)
 	assert.Len(t, e.ipay.Contacts(), len(cmds))
 	assert.Zero(t, e.ipay.Duplicates(), "no duplicate contacts")
 }
@@ -173,7 +171,8 @@ func TestFaultProviderOutage(t *testing.T) {
 		for _, id := range cmds {
 			e.publish(t, command(id))
 		}
-		time.Sleep(1500 * time.Millisecond)
+		// Each command delivered twice over, on average, and handed back.
+		require.Eventually(t, func() bool { return consumerInfoOf(t, e).Delivered.Consumer >= 2*uint64(len(cmds)) }, 30*time.Second, 20*time.Millisecond)
 		assert.Empty(t, e.events(t), "nothing is decided while the provider is down and deliveries remain")
 		e.ipay.SetDown(false)
 		evs := e.awaitEvents(t, len(cmds), 30*time.Second)

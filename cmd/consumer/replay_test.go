@@ -171,7 +171,7 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		assert.Contains(t, out, "would skip inv-1 (failure "+failed["inv-1"]+", invalid): not retryable")
 		assert.Contains(t, out, "Nats-Msg-Id: replay:"+failed["ip-3"])
 		assert.Contains(t, out, "dry run, nothing sent: 23 selected: 22 would be replayed, 1 skipped, 0 failed to publish")
-		time.Sleep(100 * time.Millisecond)
+		// A publish would have been stored before the command returned.
 		assert.Equal(t, stored, e.commandsStored(t), "nothing published")
 		assert.Equal(t, calls, e.ipay.CreateCalls())
 		assert.Len(t, e.events(t), 23)
@@ -219,6 +219,7 @@ func TestReplayAfterAnOutage(t *testing.T) {
 	seen := e.watchPublishes(t)
 	calls := e.ipay.CreateCalls() + e.pik.CreateCalls()
 	t.Run("a second replay creates nothing", func(t *testing.T) {
+		stored := e.commandsStored(t)
 		out, _, err := e.cli(t, "replay")
 		require.NoError(t, err)
 		assert.Contains(t, out, "23 selected: 0 replayed, 23 skipped, 0 failed to publish")
@@ -228,7 +229,9 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, out, "22 replayed")
 		assert.Contains(t, out, "22 of them were dropped by the command stream as duplicates")
-		time.Sleep(200 * time.Millisecond)
+		// Their acks came back before the command returned: none was stored,
+		// so the consumer has nothing to deliver.
+		assert.Equal(t, stored, e.commandsStored(t), "the stream stored none of them")
 		assert.Empty(t, seen(), "nothing reached the consumer")
 		assert.Equal(t, calls, e.ipay.CreateCalls()+e.pik.CreateCalls())
 	})
@@ -240,9 +243,14 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		cfg.Duplicates = 100 * time.Millisecond
 		_, err = e.js.UpdateStream(context.Background(), cfg)
 		require.NoError(t, err)
-		time.Sleep(300 * time.Millisecond)
 
-		out, _, err := e.cli(t, "replay", "--include-superseded", "--provider", "pik")
+		// Until the stream forgets their message ids, the replays are
+		// dropped as duplicates, and have no effect.
+		var out string
+		require.Eventually(t, func() bool {
+			out, _, err = e.cli(t, "replay", "--include-superseded", "--provider", "pik")
+			return err != nil || !strings.Contains(out, "2 of them were dropped by the command stream as duplicates")
+		}, 10*time.Second, 50*time.Millisecond, "the command stream forgets the replays' message ids")
 		require.NoError(t, err)
 		assert.Contains(t, out, "2 selected: 2 replayed")
 		assert.NotContains(t, out, "duplicates")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -72,67 +73,153 @@ type hooks struct {
 
 // serve runs the service until ctx is cancelled.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
-	tp := hk.tracerProvider
+	tel := newTelemetry(hk.tracerProvider)
+	// The metrics are made once the enabled providers are known. The
+	// providers' own requests (PIK's token requests) are counted as they
+	// are made, the first of them in checkCredentials, after tel.met is set.
+	providers, err := enabledProviders(cfg, providerHTTPClient(cfg, tel), log, func(provider, op string, took time.Duration, err error) {
+		tel.met.ProviderCall(provider, op, took, err)
+	})
+	if err != nil {
+		return err
+	}
+
+	b, err := connectBroker(ctx, cfg, log, hk.connected)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	tel.tracker = health.NewProviders(keys(providers), nil)
+	tel.met = metrics.New(keys(providers))
+	// The token request a credentials check makes is counted as it is made.
+	checkCredentials(ctx, providers, tel.tracker.ProviderCall, log)
+	h, err := newHandler(cfg, providers, b.store, log, tel)
+	if err != nil {
+		return err
+	}
+	runner := newRunner(cfg, b, h, prefetch(cfg, providers), log, tel)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go stream.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
+
+	httpAddr, stopHTTP, err := serveOperations(cfg.HTTPAddr, b, runner, tel, log)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	log.Info("consuming", "stream", stream.CommandStream, "consumer", stream.Durable,
+		"providers", fmt.Sprint(keys(providers)), "defaultProvider", cfg.DefaultProvider,
+		"concurrency", cfg.Concurrency, "maxDeliver", cfg.MaxDeliver, "httpAddr", httpAddr)
+	if hk.started != nil {
+		hk.started(httpAddr)
+	}
+	err = runner.Run(ctx)
+	log.Info("stopped")
+	return err
+}
+
+// telemetry is what the service reports through: spans, the propagator
+// that carries trace context to providers and events, the metrics, and the
+// providers' health for readiness. met and tracker are set once the
+// enabled providers are known.
+type telemetry struct {
+	tp         trace.TracerProvider
+	propagator propagation.TextMapPropagator
+	met        *metrics.Metrics
+	tracker    *health.Providers
+}
+
+// newTelemetry returns the telemetry for tp; nil tp means no spans.
+func newTelemetry(tp trace.TracerProvider) *telemetry {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	propagator := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-	hc := clients.NewHTTPClient(cfg.Concurrency)
-	if _, off := tp.(noop.TracerProvider); off {
-		// No spans to make: carry the command's trace context on, only.
-		hc.Transport = propagating{base: hc.Transport, propagator: propagator}
-	} else {
-		// Every provider request gets a client span and carries traceparent.
-		hc.Transport = otelhttp.NewTransport(hc.Transport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagator))
+	return &telemetry{
+		tp:         tp,
+		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
-	// The metrics are made once the enabled providers are known. The
-	// providers' own requests (PIK's token requests) are counted as they
-	// are made, the first of them in checkCredentials, after met is set.
-	var met *metrics.Metrics
-	providers, disabled, err := buildProviders(cfg, hc, func(provider, op string, took time.Duration, err error) {
-		met.ProviderCall(provider, op, took, err)
-	})
+}
+
+// providerHTTPClient is the HTTP client the provider clients share: with
+// spans, every request gets a client span and carries traceparent;
+// without, it carries the command's trace context on, only.
+func providerHTTPClient(cfg Config, tel *telemetry) *http.Client {
+	hc := clients.NewHTTPClient(cfg.Concurrency)
+	if _, off := tel.tp.(noop.TracerProvider); off {
+		hc.Transport = propagating{base: hc.Transport, propagator: tel.propagator}
+	} else {
+		hc.Transport = otelhttp.NewTransport(hc.Transport, otelhttp.WithTracerProvider(tel.tp), otelhttp.WithPropagators(tel.propagator))
+	}
+	return hc
+}
+
+// enabledProviders builds the providers the configuration enables and logs
+// the others; none enabled is a configuration error (exit 2).
+func enabledProviders(cfg Config, hc *http.Client, log *slog.Logger, onRequest func(provider, op string, took time.Duration, err error)) (map[string]handlers.Provider, error) {
+	providers, disabled, err := buildProviders(cfg, hc, onRequest)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return nil, &exitError{code: 2, err: err}
 	}
 	for name, why := range disabled {
 		log.Info("provider disabled", "provider", name, "why", why)
 	}
 	if len(providers) == 0 {
-		return &exitError{code: 2, err: errors.New("no provider is enabled: set INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET, or PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET (or try 'consumer dev')")}
+		return nil, &exitError{code: 2, err: errors.New("no provider is enabled: set INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET, or PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET (or try 'consumer dev')")}
 	}
+	return providers, nil
+}
 
+// broker is the service's side of NATS: the connection, JetStream with the
+// streams and the consumer set up, the watch on refused permissions, and
+// the record store. close closes the store, then the connection.
+type broker struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	perms *stream.Permissions
+	store *stream.Records
+}
+
+// connectBroker connects to NATS, tells connected of the connection, and
+// sets up the streams, the consumer and the record store.
+func connectBroker(ctx context.Context, cfg Config, log *slog.Logger, connected func(*nats.Conn)) (*broker, error) {
 	nc, err := connectNATS(cfg, "contactrelay", log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer nc.Close()
-	if hk.connected != nil {
-		hk.connected(nc)
+	if connected != nil {
+		connected(nc)
 	}
-	perms := stream.NewPermissions(log)
+	b := &broker{nc: nc, perms: stream.NewPermissions(log)}
 	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		if !perms.Observe(err) {
+		if !b.perms.Observe(err) {
 			log.Warn("NATS error", "error", err)
 		}
 	})
-	js, err := newJetStream(nc, cfg)
-	if err != nil {
-		return err
+	fail := func(err error) (*broker, error) {
+		nc.Close()
+		return nil, err
 	}
-	if err := stream.Setup(ctx, js, stream.Topology{AckWait: cfg.AckWait}); err != nil {
-		return err
+	if b.js, err = newJetStream(nc, cfg); err != nil {
+		return fail(err)
 	}
-	store, err := stream.OpenRecords(ctx, js, handlers.DefaultStoreTimeout)
-	if err != nil {
-		return err
+	if err := stream.Setup(ctx, b.js, stream.Topology{AckWait: cfg.AckWait}); err != nil {
+		return fail(err)
 	}
-	defer store.Close()
-	tracker := health.NewProviders(keys(providers), nil)
-	met = metrics.New(keys(providers))
-	// The token request a credentials check makes is counted as it is made.
-	checkCredentials(ctx, providers, tracker.ProviderCall, log)
-	h, err := handlers.New(handlers.Config{
+	if b.store, err = stream.OpenRecords(ctx, b.js, handlers.DefaultStoreTimeout); err != nil {
+		return fail(err)
+	}
+	return b, nil
+}
+
+func (b *broker) close() {
+	b.store.Close()
+	b.nc.Close()
+}
+
+// newHandler builds the handler that decides each command, reporting its
+// provider calls, retries and circuit changes to tel.
+func newHandler(cfg Config, providers map[string]handlers.Provider, store handlers.Store, log *slog.Logger, tel *telemetry) (*handlers.Handler, error) {
+	return handlers.New(handlers.Config{
 		Providers:            providers,
 		KnownProviders:       knownProviders(),
 		DefaultProvider:      cfg.DefaultProvider,
@@ -147,68 +234,62 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		Protection:           cfg.Protection,
 		Hooks: handlers.Hooks{
 			ProviderCall: func(provider, op string, took time.Duration, err error) {
-				tracker.ProviderCall(provider, op, took, err)
-				met.ProviderCall(provider, op, took, err)
+				tel.tracker.ProviderCall(provider, op, took, err)
+				tel.met.ProviderCall(provider, op, took, err)
 			},
-			Retry:         met.Retry,
-			CircuitChange: met.CircuitChange,
+			Retry:         tel.met.Retry,
+			CircuitChange: tel.met.CircuitChange,
 		},
-		Tracer: tp.Tracer("github.com/contactrelay/contactrelay/internal/handlers"),
+		Tracer: tel.tp.Tracer("github.com/contactrelay/contactrelay/internal/handlers"),
 	})
-	if err != nil {
-		return err
-	}
-	runner := stream.NewRunner(js, h, stream.RunnerConfig{
-		Records:        store,
+}
+
+// newRunner builds the runner that consumes commands for h and carries its
+// decisions out.
+func newRunner(cfg Config, b *broker, h *handlers.Handler, prefetch int, log *slog.Logger, tel *telemetry) *stream.Runner {
+	return stream.NewRunner(b.js, h, stream.RunnerConfig{
+		Records:        b.store,
 		Concurrency:    cfg.Concurrency,
-		Prefetch:       prefetch(cfg, providers),
-		Permissions:    perms,
+		Prefetch:       prefetch,
+		Permissions:    b.perms,
 		AckWait:        cfg.AckWait,
 		ShutdownGrace:  cfg.ShutdownGrace,
 		Logger:         log,
-		Hooks:          stream.Hooks{Received: met.Received, Settled: met.Settled},
-		TracerProvider: tp,
-		Propagator:     propagator,
+		Hooks:          stream.Hooks{Received: tel.met.Received, Settled: tel.met.Settled},
+		TracerProvider: tel.tp,
+		Propagator:     tel.propagator,
 	})
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go stream.WatchConsumer(watchCtx, js, 10*time.Second, met.ConsumerState)
+}
 
-	httpAddr := ""
-	if cfg.HTTPAddr != "" {
-		checks := []health.Check{
-			{Name: "nats", Check: func() error {
-				if st := nc.Status(); st != nats.CONNECTED {
-					return fmt.Errorf("connection %s", strings.ToLower(st.String()))
-				}
-				return nil
-			}},
-			{Name: "consumer", Check: runner.Consuming},
-			{Name: "permissions", Check: perms.Check},
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", met.Handler())
-		mux.Handle("/", health.Handler(checks, tracker))
-		srv, addr, err := startHTTP(cfg.HTTPAddr, mux, log)
-		if err != nil {
-			return err
-		}
-		httpAddr = addr
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+// serveOperations serves the metrics and the health endpoints on addr,
+// unless addr is empty. It returns the address it listens on, or "", and
+// stop, which shuts the server down.
+func serveOperations(addr string, b *broker, runner *stream.Runner, tel *telemetry, log *slog.Logger) (httpAddr string, stop func(), err error) {
+	if addr == "" {
+		return "", func() {}, nil
 	}
-	log.Info("consuming", "stream", stream.CommandStream, "consumer", stream.Durable,
-		"providers", fmt.Sprint(keys(providers)), "defaultProvider", cfg.DefaultProvider,
-		"concurrency", cfg.Concurrency, "maxDeliver", cfg.MaxDeliver, "httpAddr", httpAddr)
-	if hk.started != nil {
-		hk.started(httpAddr)
+	checks := []health.Check{
+		{Name: "nats", Check: func() error {
+			if st := b.nc.Status(); st != nats.CONNECTED {
+				return fmt.Errorf("connection %s", strings.ToLower(st.String()))
+			}
+			return nil
+		}},
+		{Name: "consumer", Check: runner.Consuming},
+		{Name: "permissions", Check: b.perms.Check},
 	}
-	err = runner.Run(ctx)
-	log.Info("stopped")
-	return err
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.met.Handler())
+	mux.Handle("/", health.Handler(checks, tel.tracker))
+	srv, httpAddr, err := startHTTP(addr, mux, log)
+	if err != nil {
+		return "", nil, err
+	}
+	return httpAddr, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
 }
 
 // prefetch is how many commands the runner fetches ahead of its workers:

@@ -62,7 +62,7 @@ func TestServiceCreatesContacts(t *testing.T) {
 
 func TestServiceAnswersBadInputWithFailedEvents(t *testing.T) {
 	e := newTestEnv(t)
-	e.start(t)
+	svc := e.start(t)
 	bad := map[string]string{
 		"empty":     "",
 		"not json":  "hello",
@@ -98,8 +98,8 @@ func TestServiceAnswersBadInputWithFailedEvents(t *testing.T) {
 	assert.Equal(t, "companyName", wt.Errors[0].Field)
 
 	assert.Zero(t, e.ipay.CreateCalls()+e.pik.CreateCalls(), "bad input reaches no provider")
-	time.Sleep(300 * time.Millisecond)
-	assert.Len(t, e.events(t), len(bad)+3, "bad input is terminated, not redelivered")
+	assert.Len(t, e.settle(t, svc, 10*time.Second), len(bad)+3, "bad input is terminated, not redelivered")
+	assert.EqualValues(t, len(bad)+3, consumerInfoOf(t, e).Delivered.Consumer, "each command was delivered once")
 }
 
 func TestServiceRetriesTransientFailures(t *testing.T) {
@@ -157,15 +157,15 @@ func TestServiceShutdownMidFlightLosesNothing(t *testing.T) {
 	for i := range n {
 		e.publish(t, command(fmt.Sprintf("sd-%d", i)))
 	}
-	time.Sleep(100 * time.Millisecond) // calls in flight
+	require.Eventually(t, func() bool { return e.ipay.CreateCalls() > 0 }, 10*time.Second, 5*time.Millisecond, "calls in flight")
 	svc.stop()
 	before := len(e.events(t))
 	assert.Less(t, before, n, "the shutdown came mid-flight")
 
 	e.ipay.ClearFaults()
-	e.start(t)
-	evs := byCommand(e.awaitEvents(t, n, 30*time.Second))
-	time.Sleep(200 * time.Millisecond)
+	svc = e.start(t)
+	e.awaitEvents(t, n, 30*time.Second)
+	evs := byCommand(e.settle(t, svc, 30*time.Second))
 	for i := range n {
 		id := fmt.Sprintf("sd-%d", i)
 		require.Len(t, evs[id], 1, "%s has exactly one outcome", id)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
@@ -21,7 +22,13 @@ func msgFor(id string) Message {
 	return Message{Body: []byte(body), Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1}
 }
 
+// TestCircuitBreakerOpensAndCloses runs in a synctest bubble: the circuit's
+// open time passes on the bubble's clock, at once.
 func TestCircuitBreakerOpensAndCloses(t *testing.T) {
+	synctest.Test(t, testCircuitBreakerOpensAndCloses)
+}
+
+func testCircuitBreakerOpensAndCloses(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
 	p := &fakeProvider{create: func(int) (provider.Contact, error) {
@@ -55,7 +62,7 @@ func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 	assert.Zero(t, out.Attempts, "and no attempt counted")
 
 	down.Store(false)
-	time.Sleep(250 * time.Millisecond)
+	time.Sleep(250 * time.Millisecond) // past the open time, on the bubble's clock
 	out = h.Handle(context.Background(), msgFor("c"))
 	require.Equal(t, Ack, out.Action, "after the open time, a test call goes through")
 	assert.Equal(t, events.SubjectCreated, out.Event.Type)
@@ -97,55 +104,61 @@ func TestCircuitOpenOnLastDeliveryExhaustsWithTheLastAnswer(t *testing.T) {
 	assert.Equal(t, "ISE", d.Upstream.Code)
 }
 
+// TestRateLimit runs in a synctest bubble: the limiter's waits pass on the
+// bubble's clock, so the time they take is exact.
 func TestRateLimit(t *testing.T) {
-	p := &fakeProvider{}
-	h := newTestHandler(t, p, newMemStore(), func(c *Config) {
-		c.Protection = map[string]Protection{"fake": {RateLimit: 20}}
+	synctest.Test(t, func(t *testing.T) {
+		p := &fakeProvider{}
+		h := newTestHandler(t, p, newMemStore(), func(c *Config) {
+			c.Protection = map[string]Protection{"fake": {RateLimit: 20}}
+		})
+		const n = 30 // a burst of 20, then 20 per second
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				out := h.Handle(context.Background(), msgFor(fmt.Sprint(i)))
+				assert.Equal(t, Ack, out.Action)
+			})
+		}
+		wg.Wait()
+		took := time.Since(start)
+		assert.EqualValues(t, n, p.creates.Load())
+		assert.Equal(t, 500*time.Millisecond, took, "10 calls past the burst at 20/s take 500ms")
 	})
-	const n = 30 // a burst of 20, then 20 per second
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out := h.Handle(context.Background(), msgFor(fmt.Sprint(i)))
-			assert.Equal(t, Ack, out.Action)
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
-	assert.EqualValues(t, n, p.creates.Load())
-	assert.GreaterOrEqual(t, took, 450*time.Millisecond, "10 calls past the burst at 20/s take about 500ms")
-	t.Logf("%d calls at 20/s took %s", n, took)
 }
 
+// TestConcurrencyCap holds every provider call until all the calls that can
+// start have started: synctest.Wait returns once the others are blocked,
+// waiting for a slot.
 func TestConcurrencyCap(t *testing.T) {
-	var now, peak atomic.Int32
-	p := &fakeProvider{create: func(int) (provider.Contact, error) {
-		n := now.Add(1)
-		defer now.Add(-1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
+	synctest.Test(t, func(t *testing.T) {
+		var now, peak atomic.Int32
+		release := make(chan struct{})
+		p := &fakeProvider{create: func(int) (provider.Contact, error) {
+			n := now.Add(1)
+			defer now.Add(-1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
 			}
+			<-release
+			return provider.Contact{ID: "ct"}, nil
+		}}
+		h := newTestHandler(t, p, newMemStore(), func(c *Config) {
+			c.Protection = map[string]Protection{"fake": {MaxConcurrency: 2}}
+		})
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Go(func() { h.Handle(context.Background(), msgFor(fmt.Sprint(i))) })
 		}
-		time.Sleep(20 * time.Millisecond)
-		return provider.Contact{ID: "ct"}, nil
-	}}
-	h := newTestHandler(t, p, newMemStore(), func(c *Config) {
-		c.Protection = map[string]Protection{"fake": {MaxConcurrency: 2}}
+		synctest.Wait()
+		assert.Equal(t, int32(2), now.Load(), "MaxConcurrency calls at once, and the others wait")
+		close(release)
+		wg.Wait()
+		assert.EqualValues(t, 10, p.creates.Load(), "every call was made in the end")
+		assert.Equal(t, int32(2), peak.Load(), "never more than MaxConcurrency calls at once")
 	})
-	var wg sync.WaitGroup
-	for i := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h.Handle(context.Background(), msgFor(fmt.Sprint(i)))
-		}()
-	}
-	wg.Wait()
-	assert.EqualValues(t, 10, p.creates.Load())
-	assert.Equal(t, int32(2), peak.Load(), "never more than MaxConcurrency calls at once")
 }

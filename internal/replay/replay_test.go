@@ -3,7 +3,6 @@ package replay
 import (
 	"bytes"
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,28 +13,29 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 )
 
-// sent records the contact.create messages published on a server.
+// sent records the contact.create messages published on a server. The
+// connection reads in order and puts each message in the channel as it
+// reads it: once a flush returns, the channel holds every message the
+// server routed before it, and every publish acknowledged before it was.
 func sent(t *testing.T, l *eventLog) func() []*nats.Msg {
 	t.Helper()
-	var (
-		mu   sync.Mutex
-		msgs []*nats.Msg
-	)
+	var msgs []*nats.Msg
 	nc := l.js.Conn()
-	sub, err := nc.Subscribe(events.SubjectCreate, func(m *nats.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
-		msgs = append(msgs, m)
-	})
+	ch := make(chan *nats.Msg, 1024)
+	sub, err := nc.ChanSubscribe(events.SubjectCreate, ch)
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	return func() []*nats.Msg {
 		require.NoError(t, nc.Flush())
-		time.Sleep(20 * time.Millisecond)
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]*nats.Msg(nil), msgs...)
+		for {
+			select {
+			case m := <-ch:
+				msgs = append(msgs, m)
+			default:
+				return append([]*nats.Msg(nil), msgs...)
+			}
+		}
 	}
 }
 

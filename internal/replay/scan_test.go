@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,17 +192,24 @@ func TestScanStopsAtTheLastSequenceAtStart(t *testing.T) {
 	}
 	// Events keep coming while the scan reads.
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	done, flowing := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
+		var once sync.Once
 		for ctx.Err() == nil {
 			ev, _ := events.NewEvent("", events.SubjectCreated, "late", "", time.Now(), events.Created{CommandID: "late"})
 			body, _ := json.Marshal(ev)
-			_, _ = l.js.PublishMsg(ctx, &nats.Msg{Subject: events.SubjectCreated, Data: body})
+			if _, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: events.SubjectCreated, Data: body}); err == nil {
+				once.Do(func() { close(flowing) })
+			}
 		}
 	}()
 	defer func() { cancel(); <-done }()
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-flowing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no late event was stored")
+	}
 	sel := l.scan(t, Filter{})
 	assert.Equal(t, 300, sel.Matched)
 }

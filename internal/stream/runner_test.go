@@ -282,13 +282,20 @@ func TestRunnerTermAndRetry(t *testing.T) {
 func TestRunnerKeepsLongCommandsAlive(t *testing.T) {
 	_, _, js := setup(t, Topology{AckWait: time.Second})
 	var calls atomic.Int32
+	release := make(chan struct{})
 	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Decision {
 		calls.Add(1)
-		time.Sleep(2500 * time.Millisecond) // a provider call well past the ack wait
+		<-release // a provider call, until well past the ack wait
 		return createdDecision(t, m)
 	}), RunnerConfig{Concurrency: 1, AckWait: time.Second})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before the runner's stop, which waits for the call
 
 	publish(t, js, "slow", nil)
+	require.Eventually(t, func() bool { return calls.Load() == 1 }, 5*time.Second, 5*time.Millisecond, "the call starts")
+	require.Never(t, func() bool { return consumerInfo(t, js).Delivered.Consumer > 1 }, 2500*time.Millisecond, 50*time.Millisecond,
+		"in-progress acks keep the command from being delivered again, ack wait after ack wait")
+	unblock()
 	require.Eventually(t, func() bool { return len(eventsIn(t, js)) == 1 }, 10*time.Second, 20*time.Millisecond)
 	assert.EqualValues(t, 1, calls.Load(), "in-progress acks kept the command from being redelivered")
 }
@@ -327,6 +334,7 @@ func TestRunnerBoundsConcurrency(t *testing.T) {
 	_, _, js := setup(t, Topology{})
 	const limit, n = 4, 40
 	var inFlight, peak atomic.Int32
+	release := make(chan struct{})
 	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Decision {
 		now := inFlight.Add(1)
 		for {
@@ -335,15 +343,25 @@ func TestRunnerBoundsConcurrency(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // a provider call
+		<-release // a provider call, until the test has seen the limit reached
 		inFlight.Add(-1)
 		return createdDecision(t, m)
 	}), RunnerConfig{Concurrency: limit})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before the runner's stop, which waits for the calls
 
 	for i := range n {
 		publish(t, js, fmt.Sprintf("c-%d", i), nil)
 	}
+	require.Eventually(t, func() bool { return inFlight.Load() >= limit }, 10*time.Second, 5*time.Millisecond, "the limit is used")
+	// Nothing tells of a command that is not started: give the runner a
+	// moment to start a fifth, while the four hold their workers.
 	var maxAckPending int
+	require.Never(t, func() bool {
+		maxAckPending = max(maxAckPending, consumerInfo(t, js).NumAckPending)
+		return inFlight.Load() > limit
+	}, 200*time.Millisecond, 5*time.Millisecond, "no more than Concurrency commands at once")
+	unblock()
 	require.Eventually(t, func() bool {
 		maxAckPending = max(maxAckPending, consumerInfo(t, js).NumAckPending)
 		return len(eventsIn(t, js)) == n
@@ -362,7 +380,7 @@ func TestRunnerShutdownLetsInFlightFinish(t *testing.T) {
 	var finished atomic.Int32
 	stop := startRunner(t, js, handlerFunc(func(ctx context.Context, m handlers.Message) handlers.Decision {
 		started <- struct{}{}
-		time.Sleep(300 * time.Millisecond) // a provider call in flight
+		<-ctx.Done() // a provider call in flight when the shutdown begins
 		finished.Add(1)
 		return createdDecision(t, m)
 	}), RunnerConfig{Concurrency: 2})

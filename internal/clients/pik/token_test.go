@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/stretchr/testify/assert"
@@ -132,25 +133,31 @@ func TestTokenRefreshOn401(t *testing.T) {
 }
 
 func TestTokenConcurrentCallersShareOneFetch(t *testing.T) {
+	release := make(chan struct{})
 	s := newStandIn(t, &standIn{Token: func(w http.ResponseWriter, r *http.Request, n int) {
-		time.Sleep(100 * time.Millisecond)
+		<-release // in flight until every caller has asked
 		writeJSON(w, 200, fmt.Sprintf(`{"code":200,"data":{"token":"tok-%d"}}`, n))
 	}})
-	c := newClient(t, s.URL, nil)
+	// The token request waits for the test, not for a timeout.
+	c, err := pik.New(pik.Config{BaseURL: s.URL, AppID: testAppID, AppSecret: testSecret, Timeout: 30 * time.Second})
+	require.NoError(t, err)
 
 	const callers = 50
-	var wg sync.WaitGroup
+	var asked, wg sync.WaitGroup
+	asked.Add(callers)
 	errs := make(chan error, callers)
 	for i := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
+			asked.Done()
 			cmd := testCommand()
 			cmd.CommandID = fmt.Sprintf("cmd-%d", i)
 			_, err := c.Create(context.Background(), cmd)
 			errs <- err
-		}()
+		})
 	}
+	asked.Wait()
+	require.Eventually(t, func() bool { return s.tokens.Load() > 0 }, 10*time.Second, time.Millisecond, "a token request reaches PIK")
+	close(release)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
