@@ -45,7 +45,7 @@ const (
 	goMod          = "../go.mod"
 )
 
-// The contract's JetStream names (CONTRACT.md, "Names"). Literal rather
+// The contract's JetStream names (../docs/CONTRACT.md, "Names"). Literal rather
 // than internal/stream's constants, so that this test depends on no package
 // of the service and the contract stays the reference.
 const (
