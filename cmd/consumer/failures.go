@@ -77,7 +77,7 @@ func filterFlags(fs *flag.FlagSet, defaultLimit int) func(now time.Time) (replay
 	var reasons, providers []string
 	fs.StringVar(&since, "since", "", "failures at or after this time: RFC 3339, a date, or a duration back from now (2h, 3d)")
 	fs.StringVar(&until, "until", "", "failures at or before this time, written as for --since")
-	fs.Func("reason", "only failures of this reason: malformed, invalid, unroutable, rejected, exhausted (repeatable, or a comma list)",
+	fs.Func("reason", "only failures of this reason: malformed, invalid, unroutable, rejected, exhausted, conflict, ambiguous (repeatable, or a comma list)",
 		func(v string) error { reasons = append(reasons, v); return nil })
 	fs.Func("provider", "only failures of this provider: instantpay, pik (repeatable, or a comma list)",
 		func(v string) error { providers = append(providers, v); return nil })
