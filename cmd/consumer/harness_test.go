@@ -46,10 +46,10 @@ type testEnv struct {
 	vars      map[string]string // the environment the service sees
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t *testing.T, ipay ...func(*sandbox.InstantPayConfig)) *testEnv {
 	t.Helper()
 	srv := natstest.Start(t, nil)
-	e := newTestEnvOn(t, srv.ClientURL(), srv.Connect)
+	e := newTestEnvOn(t, srv.ClientURL(), srv.Connect, ipay...)
 	e.nats = srv
 	return e
 }
@@ -64,11 +64,17 @@ func newClusterTestEnv(t *testing.T, n int) *testEnv {
 	return e
 }
 
-func newTestEnvOn(t *testing.T, natsURL string, connect func(testing.TB) (*nats.Conn, jetstream.JetStream)) *testEnv {
+// newTestEnvOn is newTestEnv on the given servers; ipay, if given, shapes
+// the InstantPay sandbox's configuration.
+func newTestEnvOn(t *testing.T, natsURL string, connect func(testing.TB) (*nats.Conn, jetstream.JetStream), ipay ...func(*sandbox.InstantPayConfig)) *testEnv {
 	t.Helper()
 	e := &testEnv{}
 	e.nc, e.js = connect(t)
-	e.ipay = sandbox.NewInstantPay(sandbox.InstantPayConfig{ClientID: "id", ClientSecret: "secret"})
+	ipayCfg := sandbox.InstantPayConfig{ClientID: "id", ClientSecret: "secret"}
+	for _, change := range ipay {
+		change(&ipayCfg)
+	}
+	e.ipay = sandbox.NewInstantPay(ipayCfg)
 	ipaySrv := httptest.NewServer(e.ipayCalls.wrap(e.ipay))
 	t.Cleanup(func() { e.ipay.Close(); ipaySrv.Close() })
 	e.pik = sandbox.NewPIK(sandbox.PIKConfig{AppID: "app", AppSecret: "app-secret", TokenTTL: time.Minute})
