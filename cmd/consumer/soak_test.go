@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"runtime/metrics"
+	"os/exec"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +36,9 @@ const (
 	// soakRetryAfter is what the provider asks some commands to wait: more
 	// than any retry budget, so the command is deferred on the stream.
 	soakRetryAfter = 300 * time.Second
-	soakRSSLimit   = 150 << 20
+	// soakRSSLimit bounds each instance's peak resident memory (VmHWM):
+	// the service's own, not the NATS server's or the sandboxes'.
+	soakRSSLimit = 150 << 20
 	// soakDeferred is the kind of poison the provider answers 503 with
 	// Retry-After: 300, once: the command is created on its next delivery.
 	soakDeferred = "503 with Retry-After: 300"
@@ -201,18 +205,18 @@ func soakMessages(n int) []soakMsg {
 // TestSoakPoisonMix runs two instances through 10,000 commands of which
 // about 1% are poison of every kind the service has met, and checks that
 // every command ends in exactly its one outcome within MAX_DELIVER
-// deliveries, that neither instance stops, that the test process (the
-// instances, the NATS server and the sandboxes together) stays under
-// 150 MiB resident, and that no contact is created twice. Some commands
-// are answered 503 with Retry-After: 300, so it takes over five minutes:
-// it runs only with CONTACTRELAY_SOAK=1.
+// deliveries, that neither instance exits, that each instance's peak
+// resident memory stays under 150 MiB, and that no contact is created
+// twice. Each instance is a process of its own (TestSoakServiceProcess),
+// so its memory is the service's alone: the NATS server, the sandboxes and
+// the test's own checks stay in this process. Some commands are answered
+// 503 with Retry-After: 300, so it takes over five minutes: it runs only
+// with CONTACTRELAY_SOAK=1.
 func TestSoakPoisonMix(t *testing.T) {
 	if os.Getenv("CONTACTRELAY_SOAK") != "1" {
 		t.Skip("a soak of over five minutes: set CONTACTRELAY_SOAK=1 to run it")
 	}
-	rss := sampleMemory(t, 50*time.Millisecond)
 	e := newTestEnv(t)
-	e.quietLogs = true
 	e.vars["CONCURRENCY"] = "32"
 	e.vars["MAX_DELIVER"] = strconv.Itoa(soakMaxDeliver)
 
@@ -226,7 +230,7 @@ func TestSoakPoisonMix(t *testing.T) {
 			inject(sandbox.Fault{Times: 1, Email: m.email, Status: 503, RetryAfter: soakRetryAfter})
 		}
 	}
-	svcs := []*service{e.start(t), e.start(t)}
+	procs := []*soakProcess{startSoakProcess(t, 0, e.vars), startSoakProcess(t, 1, e.vars)}
 
 	start := time.Now()
 	soakPublish(t, e.js, msgs)
@@ -250,15 +254,32 @@ func TestSoakPoisonMix(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	took := time.Since(start)
-	// The soak's memory is what it takes to process the commands; reading
-	// them all back for the checks below is the test's own.
-	peak, _, goPeak := rss()
 
-	for i, s := range svcs {
+	// Neither instance has exited; each is stopped as it would be in
+	// production, by SIGTERM, and exits 0. Its peak resident memory is
+	// the kernel's, read just before.
+	var redeliveries float64
+	hwm := make([]uint64, len(procs))
+	for i, p := range procs {
 		select {
-		case <-s.finished:
-			t.Fatalf("instance %d stopped: %v", i, s.err)
+		case <-p.exited:
+			t.Fatalf("instance %d (pid %d) exited: %v", i, p.cmd.Process.Pid, p.err)
 		default:
+		}
+		redeliveries += scrape(t, p.httpAddr)["contactrelay_redeliveries_total"]
+		var ok bool
+		hwm[i], ok = procStatus(strconv.Itoa(p.cmd.Process.Pid), "VmHWM")
+		require.True(t, ok, "instance %d: VmHWM of pid %d", i, p.cmd.Process.Pid)
+	}
+	for i, p := range procs {
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM), "instance %d: SIGTERM", i)
+	}
+	for i, p := range procs {
+		select {
+		case <-p.exited:
+			require.NoError(t, p.err, "instance %d exits 0 on SIGTERM", i)
+		case <-time.After(time.Minute):
+			t.Fatalf("instance %d did not exit within a minute of SIGTERM", i)
 		}
 	}
 
@@ -303,20 +324,22 @@ func TestSoakPoisonMix(t *testing.T) {
 			deferred[m.key] = true
 		}
 	}
-	maxDelivery, redelivered, waited := soakDeliveries(t, svcs)
+	logs := make([]string, len(procs))
+	for i, p := range procs {
+		logs[i] = p.out.String()
+	}
+	maxDelivery, redelivered, waited := soakDeliveries(t, logs)
 	assert.LessOrEqual(t, maxDelivery, soakMaxDeliver, "no command delivered more than MAX_DELIVER times")
 	assert.Equal(t, deferred, redelivered, "only the commands answered with Retry-After were delivered again")
 	for id := range deferred {
 		assert.GreaterOrEqual(t, waited[id], soakRetryAfter, "%s waited out the Retry-After on the stream", id)
 	}
-	var redeliveries float64
-	for _, s := range svcs {
-		redeliveries += scrape(t, s.httpAddr)["contactrelay_redeliveries_total"]
-	}
 	assert.Equal(t, float64(len(deferred)), redeliveries, "contactrelay_redeliveries_total of both instances")
 
-	assert.Less(t, peak, uint64(soakRSSLimit), "the test process's resident memory stays under 150 MiB")
-	checkPeak, hwm, _ := rss()
+	for i := range procs {
+		assert.Less(t, hwm[i], uint64(soakRSSLimit), "instance %d's peak resident memory (VmHWM) stays under 150 MiB", i)
+	}
+	self, _ := procStatus("self", "VmHWM")
 
 	kinds := map[string]int{}
 	for _, m := range msgs {
@@ -330,11 +353,116 @@ func TestSoakPoisonMix(t *testing.T) {
 	}
 	t.Logf("%d commands (%d poison of %d kinds) published in %s, settled in %s by 2 instances; "+
 		"%d events (%d created), %d contacts for %d create calls, %d redeliveries, highest delivery %d of %d; "+
-		"peak RSS %.1f MiB sampled until settled (Go runtime's peak %.1f MiB), %.1f MiB with the checks (VmHWM %.1f MiB)",
+		"peak RSS (VmHWM) of the instances %.1f MiB and %.1f MiB; of the test process, with the NATS server, the sandboxes and the checks, %.1f MiB",
 		len(msgs), poison, len(kinds), published.Round(time.Millisecond), took.Round(time.Millisecond),
 		len(evs), soakCount(evs, events.SubjectCreated), len(contacts), e.ipay.CreateCalls()+e.pik.CreateCalls(),
 		int(redeliveries), maxDelivery, soakMaxDeliver,
-		float64(peak)/(1<<20), float64(goPeak)/(1<<20), float64(checkPeak)/(1<<20), float64(hwm)/(1<<20))
+		float64(hwm[0])/(1<<20), float64(hwm[1])/(1<<20), float64(self)/(1<<20))
+}
+
+// soakServiceEnv, set to 1, makes the test binary TestSoakPoisonMix
+// re-runs one instance of the service.
+const soakServiceEnv = "CONTACTRELAY_SOAK_SERVICE"
+
+// TestSoakServiceProcess is one instance of the service for
+// TestSoakPoisonMix, in a process of its own: the test binary re-runs
+// itself with CONTACTRELAY_SOAK_SERVICE=1 and the service's environment,
+// and the service runs as main runs it until SIGTERM. Otherwise it skips.
+func TestSoakServiceProcess(t *testing.T) {
+	if os.Getenv(soakServiceEnv) != "1" {
+		t.Skip("an instance of TestSoakPoisonMix's service, run only by it, in a process of its own")
+	}
+	defaultGC()
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancel(sig)
+	defer cancel()
+	// The soak holds stdin open: should it die, its instances stop too.
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	if err := run(ctx, []string{"run"}, os.Getenv, nil, os.Stdout, os.Stderr); err != nil {
+		t.Fatalf("the service stopped: %v (exit code %d)", err, exitCode(err))
+	}
+}
+
+// soakProcess is one instance of the service run by TestSoakPoisonMix in
+// a process of its own.
+type soakProcess struct {
+	cmd      *exec.Cmd
+	out      *syncBuffer // its stdout and stderr: the service's JSON log
+	httpAddr string      // of /metrics
+	exited   chan struct{}
+	err      error // what Wait returned, once exited is closed
+}
+
+// startSoakProcess re-runs the test binary as an instance of the service
+// with the environment vars, and waits until it consumes.
+func startSoakProcess(t *testing.T, n int, vars map[string]string) *soakProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSoakServiceProcess$", "-test.timeout=0")
+	// The service sees vars and nothing else of this process's
+	// environment, bar the Go runtime's own settings.
+	cmd.Env = []string{soakServiceEnv + "=1"}
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK", "GOCOVERDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &soakProcess{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		_ = stdin.Close()
+		if t.Failed() {
+			t.Logf("instance %d (pid %d), %v; its last output:\n%s", n, cmd.Process.Pid, cmd.ProcessState, tail(p.out.String(), 200))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for p.httpAddr == "" {
+		select {
+		case <-p.exited:
+			t.Fatalf("instance %d exited as it started: %v\n%s", n, p.err, tail(p.out.String(), 50))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %d did not start consuming within 30s:\n%s", n, tail(p.out.String(), 50))
+		}
+		time.Sleep(20 * time.Millisecond)
+		p.httpAddr = soakHTTPAddr(p.out.String())
+	}
+	return p
+}
+
+// soakHTTPAddr finds the address of the HTTP server in the service's
+// "consuming" log line; "" until it is logged.
+func soakHTTPAddr(logs string) string {
+	for line := range strings.Lines(logs) {
+		var l struct {
+			Msg      string `json:"msg"`
+			HTTPAddr string `json:"httpAddr"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "consuming" {
+			return l.HTTPAddr
+		}
+	}
+	return ""
 }
 
 // soakCheck checks the events of one commandId against the commands that
@@ -443,11 +571,11 @@ func soakPublish(t *testing.T, js jetstream.JetStream, msgs []soakMsg) {
 // soakDeliveries reads the instances' logs, one line per settled delivery:
 // the highest delivery number, the commandIds delivered more than once, and
 // how long each was asked to wait before its next delivery.
-func soakDeliveries(t *testing.T, svcs []*service) (highest int, redelivered map[string]bool, waited map[string]time.Duration) {
+func soakDeliveries(t *testing.T, logs []string) (highest int, redelivered map[string]bool, waited map[string]time.Duration) {
 	t.Helper()
 	redelivered, waited = map[string]bool{}, map[string]time.Duration{}
-	for _, s := range svcs {
-		sc := bufio.NewScanner(strings.NewReader(s.logs.String()))
+	for _, l := range logs {
+		sc := bufio.NewScanner(strings.NewReader(l))
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			var line struct {
@@ -472,52 +600,10 @@ func soakDeliveries(t *testing.T, svcs []*service) (highest int, redelivered map
 	return highest, redelivered, waited
 }
 
-// sampleMemory samples the process's resident memory (VmRSS) and the Go
-// runtime's total memory every interval until the test ends. The function
-// it returns reports the peaks seen so far, and the kernel's own peak
-// (VmHWM) over the process's life.
-func sampleMemory(t *testing.T, interval time.Duration) func() (rss, hwm, goTotal uint64) {
-	t.Helper()
-	var (
-		mu              sync.Mutex
-		peakRSS, peakGo uint64
-	)
-	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
-	read := func() {
-		rss, _ := procStatus("VmRSS")
-		metrics.Read(sample)
-		mu.Lock()
-		peakRSS = max(peakRSS, rss)
-		peakGo = max(peakGo, sample[0].Value.Uint64())
-		mu.Unlock()
-	}
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				read()
-			case <-done:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { close(done); <-stopped })
-	return func() (uint64, uint64, uint64) {
-		read()
-		hwm, _ := procStatus("VmHWM")
-		mu.Lock()
-		defer mu.Unlock()
-		return peakRSS, hwm, peakGo
-	}
-}
-
-// procStatus reads one kB field of /proc/self/status, in bytes.
-func procStatus(field string) (uint64, bool) {
-	f, err := os.Open("/proc/self/status")
+// procStatus reads one kB field of /proc/<pid>/status, in bytes; pid may
+// be "self".
+func procStatus(pid, field string) (uint64, bool) {
+	f, err := os.Open("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, false
 	}
