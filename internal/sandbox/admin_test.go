@@ -108,6 +108,8 @@ func TestFaultJSON(t *testing.T) {
 			Fault{RetryAfter: 2 * time.Second, Latency: 250 * time.Millisecond}},
 		{"code as a number", `{"code":500,"message":"m"}`, Fault{Code: "500", Message: "m"}},
 		{"code as a string", `{"code":"ISE"}`, Fault{Code: "ISE"}},
+		{"for one email", `{"times":1,"email":"a@example.com","status":503}`,
+			Fault{Times: 1, Email: "a@example.com", Status: 503}},
 		{"flags", `{"hang":true,"createThenHang":true,"drop":true}`,
 			Fault{Hang: true, CreateThenHang: true, Drop: true}},
 	}

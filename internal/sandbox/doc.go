@@ -71,10 +71,10 @@
 //	GET    /_sandbox/contacts  the stored contacts, with createCalls, count,
 //	                           duplicates (and tokenRequests for PIK)
 //
-// A Fault in JSON has the fields times, status, code, message, retryAfter,
-// hang, createThenHang, drop and latency; durations are Go duration strings
-// such as "1.5s" (a bare number counts seconds), and code may be a string or
-// a number. Unknown fields are refused, so that a typo does not go unnoticed.
+// A Fault in JSON has the fields times, email, status, code, message,
+// retryAfter, hang, createThenHang, drop and latency; durations are Go
+// duration strings such as "1.5s" (a bare number counts seconds), and code
+// may be a string or a number. Unknown fields are refused, so that a typo does not go unnoticed.
 // For example, to make the next two creates answer 503 with Retry-After:
 //
 //	curl -X POST http://127.0.0.1:PORT/_sandbox/faults \

@@ -18,9 +18,15 @@ import (
 // checked, as a failure in front of the provider would.
 type Fault struct {
 	// Times is how many create calls the fault applies to; 0 means every
-	// one until ClearFaults. A fault with Times 0 stays at the head of the
-	// queue, so the faults queued after it wait until it is cleared.
+	// one until ClearFaults. A fault with Times 0 stays in the queue, so
+	// the faults queued after it wait, for the calls it applies to, until
+	// it is cleared.
 	Times int
+	// Email, when set, makes the fault apply only to create calls whose
+	// body's email equals it, ignoring case: the other calls pass it by
+	// and take the first queued fault that applies to them, if any. It
+	// fails chosen contacts whatever the order of the calls.
+	Email string
 	// Status is the HTTP status of the error reply, e.g. 503, 429 or 500.
 	// Zero with Code set means 200: the providers answer errors in the body.
 	Status int
@@ -69,6 +75,7 @@ func (f Fault) validate() error {
 // faultJSON is a Fault as the admin endpoint shows it.
 type faultJSON struct {
 	Times          int    `json:"times"`
+	Email          string `json:"email,omitempty"`
 	Status         int    `json:"status,omitempty"`
 	Code           string `json:"code,omitempty"`
 	Message        string `json:"message,omitempty"`
@@ -84,6 +91,7 @@ type faultJSON struct {
 func (f Fault) MarshalJSON() ([]byte, error) {
 	return json.Marshal(faultJSON{
 		Times:          f.Times,
+		Email:          f.Email,
 		Status:         f.Status,
 		Code:           f.Code,
 		Message:        f.Message,
@@ -101,6 +109,7 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 func (f *Fault) UnmarshalJSON(data []byte) error {
 	var in struct {
 		Times          int             `json:"times"`
+		Email          string          `json:"email"`
 		Status         int             `json:"status"`
 		Code           json.RawMessage `json:"code"`
 		Message        string          `json:"message"`
@@ -129,6 +138,7 @@ func (f *Fault) UnmarshalJSON(data []byte) error {
 	}
 	*f = Fault{
 		Times:          in.Times,
+		Email:          in.Email,
 		Status:         in.Status,
 		Code:           code,
 		Message:        in.Message,

@@ -76,6 +76,15 @@ func TestFaults(t *testing.T) {
 			wantCreate(t, f, 500, errorCode(f, "ISE", "500"), "second fault")
 			wantCreate(t, f, 200, "", "queue empty")
 		}},
+		{"Email picks the calls a fault applies to", func(t *testing.T, f *fixture) {
+			f.sb.Inject(Fault{Times: 1, Status: 503, RetryAfter: 300 * time.Second, Email: "USER2@example.com"})
+			f.sb.Inject(Fault{Times: 1, Status: 429})
+			wantCreate(t, f, 429, errorCode(f, "ISE", "429"), "user1 passes the Email fault by and takes the next")
+			a := wantCreate(t, f, 503, errorCode(f, "ISE", "503"), "user2's call fails, its email matched ignoring case")
+			assert.Equal(t, "300", a.header.Get("Retry-After"), "with the fault's Retry-After")
+			wantCreate(t, f, 200, "", "both faults are used up")
+			assert.Len(t, f.sb.Contacts(), 1, "only the third call stored a contact")
+		}},
 		{"latency delays the call", func(t *testing.T, f *fixture) {
 			f.sb.Inject(Fault{Times: 1, Latency: 150 * time.Millisecond})
 			start := time.Now()

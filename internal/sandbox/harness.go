@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,7 +139,7 @@ func (h *harness) routeCreate(fn handlerFunc) http.Handler {
 			h.write(w, h.downReply())
 			return
 		}
-		f, ok := h.nextFault()
+		f, ok := h.nextFault(body)
 		if !ok {
 			h.write(w, fn(r, body))
 			return
@@ -277,21 +278,40 @@ func (h *harness) isDown() bool {
 	return h.down
 }
 
-// nextFault takes the fault for one create call, counting down its Times.
-func (h *harness) nextFault() (Fault, bool) {
+// nextFault takes the first queued fault that applies to a create call
+// with this body, counting down its Times.
+func (h *harness) nextFault(body []byte) (Fault, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.faults) == 0 {
-		return Fault{}, false
-	}
-	f := h.faults[0]
-	if f.Times > 0 {
-		h.faults[0].Times--
-		if h.faults[0].Times == 0 {
-			h.faults = h.faults[1:]
+	email, read := "", false
+	for i, f := range h.faults {
+		if f.Email != "" {
+			if !read {
+				email, read = bodyEmail(body), true
+			}
+			if !strings.EqualFold(f.Email, email) {
+				continue
+			}
 		}
+		if f.Times > 0 {
+			h.faults[i].Times--
+			if h.faults[i].Times == 0 {
+				h.faults = slices.Delete(h.faults, i, i+1)
+			}
+		}
+		return f, true
 	}
-	return f, true
+	return Fault{}, false
+}
+
+// bodyEmail returns the email of a create call's body, or "" when it has
+// none.
+func bodyEmail(body []byte) string {
+	var b struct {
+		Email string `json:"email"`
+	}
+	_ = json.Unmarshal(body, &b) // a body without one matches no Email fault
+	return b.Email
 }
 
 // store adds c unless conflicts (which may be nil) says it clashes with a
