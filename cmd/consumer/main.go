@@ -13,6 +13,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func main() {
@@ -123,7 +126,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return &exitError{code: exitInterrupted, err: errors.New(msg)}
 	}
-	return err
+	return explainNoJetStream(err)
+}
+
+// explainNoJetStream turns the error of a JetStream request that no server
+// answered into what it means: the server runs without JetStream, or the
+// account has none (exit 2, like any NATS problem).
+func explainNoJetStream(err error) error {
+	if err == nil || !(errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)) {
+		return err
+	}
+	return &exitError{code: 2, err: fmt.Errorf("%w: JetStream is not enabled on this NATS server, or not for this account: "+
+		"start the server with JetStream (nats-server -js), give the account JetStream, set NATS_JS_DOMAIN on a leaf node, or try 'consumer dev'", err)}
 }
 
 // oneShot are the commands that do a piece of work and exit: an interrupt

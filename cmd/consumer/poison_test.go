@@ -146,3 +146,24 @@ func TestServiceUnderAJetStreamDomain(t *testing.T) {
 	evs = e.awaitEvents(t, 2, 10*time.Second)
 	assert.Equal(t, events.ReasonConflict, data[events.Failed](t, evs[1]).Reason, "the record was written and read through the domain")
 }
+
+// TestWithoutJetStreamEveryCommandSaysSo: against a server without
+// JetStream every command says what is wrong, and exits 2.
+func TestWithoutJetStreamEveryCommandSaysSo(t *testing.T) {
+	srv := natstest.Start(t, func(o *server.Options) { o.JetStream = false })
+	env := map[string]string{"NATS_URL": srv.ClientURL()}
+	getenv := func(k string) string { return env[k] }
+	for _, args := range [][]string{
+		{"setup"},
+		{"failures"},
+		{"replay"},
+		{"publish", "--name", "Jane", "--email", "jane@example.com", "--mobile", "+919876543210", "--tag-id", tagID, "--provider", "pik"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			err := run(context.Background(), args, getenv, nil, io.Discard, io.Discard)
+			require.Error(t, err)
+			assert.Equal(t, 2, exitCode(err))
+			assert.Contains(t, err.Error(), "JetStream is not enabled")
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -353,4 +354,57 @@ func TestConflictEventIDIsDeterministic(t *testing.T) {
 		require.NoError(t, json.Unmarshal(out.EventJSON, &ev))
 	}
 	assert.Len(t, ids, 2, "one id per conflicting content")
+}
+
+func TestARepublishedCommandWhoseFailureWasMendedIsCreated(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		if down.Load() {
+			return provider.Contact{}, transient("ISE")
+		}
+		return provider.Contact{ID: "ct-2"}, nil
+	}}
+	store := newMemStore()
+	h := newTestHandler(t, p, store, func(c *Config) { c.MaxDeliver = 1 })
+	failed := h.Handle(context.Background(), msg(1))
+	require.Equal(t, events.ReasonExhausted, failed.Reason)
+	down.Store(false)
+	calls := p.creates.Load()
+	replay := msg(1)
+	replay.Generation = failed.Event.ID
+	require.Equal(t, events.SubjectCreated, h.Handle(context.Background(), replay).Event.Type)
+
+	again := h.Handle(context.Background(), msg(1)) // the original, re-published
+	require.Equal(t, Ack, again.Action)
+	assert.Equal(t, events.SubjectCreated, again.Event.Type, "its contact exists: contact.created, not the mended failure")
+	assert.Equal(t, events.EventID("c-1", "", events.SubjectCreated), again.Event.ID)
+	assert.Nil(t, again.Write, "nothing recorded: derived from the record each time")
+	assert.Equal(t, "ct-2", decodeData[events.Created](t, again.Event).ContactID)
+	assert.Equal(t, calls+1, p.creates.Load(), "the replay's create call, and none for the re-published command")
+
+	bad := h.Handle(context.Background(), Message{Body: []byte(`{"commandId":"c-1","name":"Jane","email":"nope","mobile":"9876543210","tagId":"t"}`), Delivery: 1})
+	assert.Equal(t, events.ReasonConflict, bad.Reason, "other content is still a conflict")
+}
+
+func TestAReplayWithOtherContentThanTheContactsIsAConflict(t *testing.T) {
+	p, store := &fakeProvider{}, newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	require.Equal(t, events.SubjectCreated, h.Handle(context.Background(), Message{Body: command(jane), Delivery: 1}).Event.Type)
+	other := Message{Body: command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`), Delivery: 1}
+	conflict := h.Handle(context.Background(), other)
+	require.Equal(t, events.ReasonConflict, conflict.Reason)
+
+	// Replaying the conflict unchanged must not answer with the first
+	// command's contact.
+	other.Generation = conflict.Event.ID
+	out := h.Handle(context.Background(), other)
+	require.Equal(t, Term, out.Action)
+	assert.Equal(t, events.ReasonConflict, out.Reason, "the contact was created for other content")
+	assert.Contains(t, decodeData[events.Failed](t, out.Event).Message, "other content")
+	assert.EqualValues(t, 1, p.creates.Load())
+
+	// The same content replayed is still answered from the record.
+	same := Message{Body: command(jane), Generation: "some-failure", Delivery: 1}
+	assert.Equal(t, events.SubjectCreated, h.Handle(context.Background(), same).Event.Type)
 }

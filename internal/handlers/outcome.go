@@ -47,17 +47,55 @@ func (h *Handler) fromRecord(d *delivery) (Decision, bool) {
 		return Decision{}, false
 	}
 	if d.m.Generation == "" && d.rec.Fingerprint != "" && d.rec.Fingerprint != d.in.fingerprint {
-		return h.conflict(d), true
+		return h.conflict(d, d.rec.Fingerprint), true
 	}
+	mendable := d.rec.Contact != nil && d.in.bad == nil
 	if g := d.rec.Generations[d.m.Generation]; g != nil && g.Outcome != nil {
+		sameContent := d.rec.ContactFingerprint == "" || d.rec.ContactFingerprint == d.in.fingerprint
+		if mendable && sameContent && mended(g.Reason) {
+			// The generation failed, and a later one created the contact
+			// for this same content: a re-published command whose contact
+			// exists is answered contact.created.
+			return h.createdSince(d, g), true
+		}
 		return h.repeat(d, g), true
 	}
-	if c := d.rec.Contact; c != nil && d.in.bad == nil {
+	if mendable {
+		if fp := d.rec.ContactFingerprint; fp != "" && fp != d.in.fingerprint {
+			// The contact exists for other content: no replay can make
+			// this content a second contact under the same commandId.
+			return h.conflict(d, fp), true
+		}
+		c := d.rec.Contact
 		dec := h.conclude(d, conclusion{contact: &provider.Contact{ID: c.ID, Upstream: c.Upstream}})
 		dec.FromRecord = true
 		return dec, true
 	}
 	return Decision{}, false
+}
+
+// mended reports the failures that a contact created since supersedes:
+// the provider's, not the command's.
+func mended(reason events.Reason) bool {
+	switch reason {
+	case events.ReasonRejected, events.ReasonExhausted, events.ReasonAmbiguous:
+		return true
+	}
+	return false
+}
+
+// createdSince answers contact.created from the record for a generation
+// whose recorded outcome is a failure that a later generation mended. It
+// records nothing: the generation's recorded failure stays, and the answer
+// is derived again, under the same id, whenever the command comes again.
+func (h *Handler) createdSince(d *delivery, g *Generation) Decision {
+	data := h.createdData(d, d.rec.Contact, g)
+	ev, err := events.NewEvent(h.cfg.Source, events.SubjectCreated, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
+	if err != nil {
+		return h.repeat(d, g)
+	}
+	return Decision{Action: Ack, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
+		Provider: data.Provider, Attempts: g.Attempts, FromRecord: true}
 }
 
 // conclude makes c the generation's outcome in a copy of the delivery's
@@ -87,6 +125,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	if c.contact != nil {
 		if r.Contact == nil {
 			r.Contact = &StoredContact{Provider: d.cmd.Provider, ID: c.contact.ID, Upstream: boundUpstream(c.contact.Upstream), CreatedAt: h.cfg.Now().UTC()}
+			r.ContactFingerprint = d.in.fingerprint
 		}
 		r.Unsettled, r.InFlight, r.HoldMillis = false, false, 0
 		created := h.createdData(d, r.Contact, g)
@@ -195,14 +234,21 @@ func (h *Handler) repeat(d *delivery, g *Generation) Decision {
 	return dec
 }
 
-// conflict answers an original command whose commandId was first used for
-// other content: a failed event whose id is its own (a function of the
-// commandId and this content), nothing recorded, nothing sent.
-func (h *Handler) conflict(d *delivery) Decision {
+// conflict answers a command whose commandId was used for other content
+// (fingerprint theirs): an original command whose commandId was first used
+// for other content, or any command whose commandId already has a contact
+// created for other content. It is a failed event whose id is its own (a
+// function of the commandId and this content), nothing recorded, nothing
+// sent.
+func (h *Handler) conflict(d *delivery, theirs string) Decision {
 	msg := fmt.Sprintf("this commandId was first used at %s for a command with other content "+
 		"(fingerprint %s; this command's is %s): nothing was sent to a provider and the first command's outcome stands; "+
 		"use a new commandId for a new contact, or replay the first command's failure with a repair to change it",
-		d.rec.FirstUsed.UTC().Format(time.RFC3339), d.rec.Fingerprint, d.in.fingerprint)
+		d.rec.FirstUsed.UTC().Format(time.RFC3339), theirs, d.in.fingerprint)
+	if theirs == d.rec.ContactFingerprint && theirs != d.rec.Fingerprint {
+		msg = fmt.Sprintf("this commandId's contact was created for a command with other content (fingerprint %s; this command's is %s): "+
+			"nothing was sent to a provider; use a new commandId for a new contact", theirs, d.in.fingerprint)
+	}
 	data := events.Failed{CommandID: d.cmd.CommandID, Reason: events.ReasonConflict, Message: msg, Metadata: d.cmd.Metadata}
 	if d.in.bad == nil {
 		data.Provider = d.cmd.Provider

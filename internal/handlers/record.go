@@ -40,8 +40,11 @@ type Record struct {
 	Fingerprint string    `json:"fingerprint,omitempty"`
 	FirstUsed   time.Time `json:"firstUsed,omitzero"`
 	// Contact is set once the contact exists at the provider, whoever
-	// created it and however it was found.
-	Contact *StoredContact `json:"contact,omitempty"`
+	// created it and however it was found; ContactFingerprint is the
+	// fingerprint of the content it was created for. No other content can
+	// have a contact under this commandId.
+	Contact            *StoredContact `json:"contact,omitempty"`
+	ContactFingerprint string         `json:"contactFingerprint,omitempty"`
 	// Unsettled is set when a create call may have reached the provider
 	// without its answer being recorded: the next attempt looks the
 	// contact up first.

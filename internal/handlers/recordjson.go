@@ -42,6 +42,10 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 		b = appendTime(b, c.CreatedAt)
 		b = append(b, '}')
 	}
+	if r.ContactFingerprint != "" {
+		b = append(b, `,"contactFingerprint":`...)
+		b = events.AppendString(b, r.ContactFingerprint)
+	}
 	if r.Unsettled {
 		b = append(b, `,"unsettled":true`...)
 	}

@@ -290,6 +290,10 @@ func nextStep(f *Failure) string {
 		return "see the newer failure"
 	case d.Reason == events.ReasonMalformed:
 		return "nothing to replay: publish a corrected command"
+	case d.Reason == events.ReasonConflict:
+		return "nothing to replay: the commandId belongs to other content; publish this command under a new commandId"
+	case d.Reason == events.ReasonAmbiguous:
+		return "check the provider for the contact; if it is there, nothing more is needed, else tell whoever runs contactrelay"
 	case d.Retryable:
 		return "consumer replay --command-id " + id
 	case len(d.Errors) > 0:
