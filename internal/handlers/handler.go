@@ -239,9 +239,11 @@ type Message struct {
 
 // fallbackID returns the idempotency key of a command that has no usable
 // commandId of its own: the Nats-Msg-Id header when it can serve as one
-// (see events.CommandIDFromHeader), else <stream>:<sequence>.
+// (see events.CommandIDFromHeader; a header of the form
+// <stream>:<sequence> cannot, so that no message takes another's id), else
+// <stream>:<sequence>.
 func (m Message) fallbackID() string {
-	if id, err := events.CommandIDFromHeader(m.MsgID); err == nil && id != "" {
+	if id, err := events.CommandIDFromHeader(m.MsgID); err == nil && id != "" && !derivedID.MatchString(id) {
 		return id
 	}
 	return fmt.Sprintf("%s:%d", m.Stream, m.Sequence)
@@ -308,7 +310,7 @@ type Write struct {
 // already started is let finish, bounded by its own timeout, so that its
 // answer is not lost.
 func (h *Handler) Decide(ctx context.Context, m Message) Decision {
-	in := h.read(m)
+	in := h.read(&m)
 	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: Record{CommandID: in.cmd.CommandID}}
 	// A first delivery of an original command is almost always new: skip
 	// the read, and let the first write's compare-and-set tell otherwise.
@@ -326,7 +328,7 @@ func (h *Handler) Decide(ctx context.Context, m Message) Decision {
 // to it, unless the record now holds this generation's outcome (which is
 // then repeated, whoever wrote it) or shows a conflict.
 func (h *Handler) Redecide(ctx context.Context, m Message, prev Decision) Decision {
-	in := h.read(m)
+	in := h.read(&m)
 	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: Record{CommandID: in.cmd.CommandID}}
 	if err := h.reload(ctx, d); err != nil {
 		return h.retryStore(d, err)

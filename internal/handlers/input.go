@@ -8,8 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/contactrelay/contactrelay/internal/events"
 )
@@ -30,8 +33,43 @@ type input struct {
 	fingerprint string
 }
 
-// read decodes, validates and routes a delivery's command.
-func (h *Handler) read(m Message) input {
+// maxGenerationBytes bounds a Contact-Replay-Of header: an event id is 36
+// characters; anything much longer is not one.
+const maxGenerationBytes = 128
+
+// badGeneration says why a Contact-Replay-Of value cannot name a
+// generation, or "" when it can.
+func badGeneration(g string) string {
+	switch {
+	case len(g) > maxGenerationBytes:
+		return fmt.Sprintf("the %s header is %d bytes, more than the limit of %d for a failed event's id", events.HeaderReplayOf, len(g), maxGenerationBytes)
+	case !utf8.ValidString(g):
+		return "the " + events.HeaderReplayOf + " header is not UTF-8 text"
+	}
+	for _, r := range g {
+		if r < 0x20 || r == 0x7f || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) {
+			return fmt.Sprintf("the %s header holds a control or format character (U+%04X)", events.HeaderReplayOf, r)
+		}
+	}
+	return ""
+}
+
+// derivedID matches the ids the service derives for a command that has
+// none (<stream>:<sequence>), which only a replay may carry in its body.
+var derivedID = regexp.MustCompile(`^[A-Za-z0-9_-]+:[0-9]+$`)
+
+// read decodes, validates and routes a delivery's command. A delivery
+// whose Contact-Replay-Of header cannot name a generation is malformed,
+// in a generation named by the header's digest (m.Generation is changed).
+func (h *Handler) read(m *Message) input {
+	if why := badGeneration(m.Generation); why != "" {
+		m.Generation = rawFingerprint("generation", []byte(m.Generation))
+		return input{
+			cmd:         events.Command{CommandID: m.fallbackID()},
+			fingerprint: rawFingerprint("malformed", m.Body),
+			bad:         &conclusion{reason: events.ReasonMalformed, message: why},
+		}
+	}
 	cmd, err := events.DecodeCommand(m.Body)
 	var derr *events.DecodeError
 	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
@@ -53,6 +91,10 @@ func (h *Handler) read(m Message) input {
 		in.fingerprint = rawFingerprint("invalid", compact.Bytes())
 	} else {
 		in.fingerprint = fingerprint(cmd)
+	}
+	if cmd.CommandID != "" && m.Generation == "" && derivedID.MatchString(cmd.CommandID) {
+		fieldErrs = append(fieldErrs, events.FieldError{Field: "commandId", Rule: "reserved",
+			Message: "commandId must not have the form <stream>:<sequence>, which names commands sent without an id"})
 	}
 	idValid := !slices.ContainsFunc(fieldErrs, func(fe events.FieldError) bool { return fe.Field == "commandId" })
 	if cmd.CommandID == "" || !idValid {

@@ -408,3 +408,67 @@ func TestAReplayWithOtherContentThanTheContactsIsAConflict(t *testing.T) {
 	same := Message{Body: command(jane), Generation: "some-failure", Delivery: 1}
 	assert.Equal(t, events.SubjectCreated, h.Handle(context.Background(), same).Event.Type)
 }
+
+func TestAReplayHeaderThatCannotNameAGeneration(t *testing.T) {
+	p, store := &fakeProvider{}, newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	for _, header := range []string{"y\xff", strings.Repeat("R", 10000), "a\x01b", "x\u202ey"} {
+		bad := Message{Body: command(`"name":"Jane","email":"bad","mobile":"9876543210","tagId":"t"`), Generation: header, Delivery: 1}
+		first := h.Handle(context.Background(), bad)
+		require.Equal(t, Term, first.Action, "%q", header)
+		d := decodeData[events.Failed](t, first.Event)
+		assert.Equal(t, events.ReasonMalformed, d.Reason)
+		assert.Contains(t, d.Message, events.HeaderReplayOf)
+		assert.LessOrEqual(t, len(d.ReplayOf), 64, "the generation is named by the header's digest")
+
+		good := bad
+		good.Body = command(jane)
+		again := h.Handle(context.Background(), good)
+		assert.NotEqual(t, events.SubjectCreated, again.Event.Type, "%q: the same generation gets no second, different outcome", header)
+	}
+	assert.Zero(t, p.creates.Load())
+}
+
+func TestAReplayGenerationSentAgainWithOtherContentIsAConflict(t *testing.T) {
+	p, store := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{}, &provider.Error{Class: provider.Permanent, Code: "RPI", Message: "no"}
+	}}, newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	replay := Message{Body: command(jane), Generation: "failed-1", Delivery: 1}
+	first := h.Handle(context.Background(), replay)
+	require.Equal(t, events.ReasonRejected, first.Reason)
+	replay.Body = command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
+	again := h.Handle(context.Background(), replay)
+	assert.Equal(t, events.ReasonConflict, again.Reason, "not a repeat of the generation's outcome carrying another command")
+	assert.EqualValues(t, 1, p.creates.Load())
+}
+
+func TestDerivedIDsCannotBeTaken(t *testing.T) {
+	p, store := &fakeProvider{}, newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	squat := h.Handle(context.Background(), Message{Body: []byte(`{"commandId":"CONTACT_COMMANDS:9",` + jane + `}`), Delivery: 1})
+	require.Equal(t, events.ReasonInvalid, squat.Reason)
+	assert.Equal(t, "reserved", decodeData[events.Failed](t, squat.Event).Errors[0].Rule)
+	viaHeader := h.Handle(context.Background(), Message{Body: []byte(`{` + jane + `}`), MsgID: "CONTACT_COMMANDS:9", Stream: "CONTACT_COMMANDS", Sequence: 3, Delivery: 1})
+	require.Equal(t, events.SubjectCreated, viaHeader.Event.Type)
+	assert.Equal(t, "CONTACT_COMMANDS:3", viaHeader.CommandID, "a header of that form does not name the command")
+
+	victim := h.Handle(context.Background(), Message{Body: []byte(`{` + strings.Replace(jane, "jane@", "victim@", 1) + `}`), Stream: "CONTACT_COMMANDS", Sequence: 9, Delivery: 1})
+	assert.Equal(t, events.SubjectCreated, victim.Event.Type, "the command that the id names is its own")
+
+	replay := h.Handle(context.Background(), Message{Body: []byte(`{"commandId":"CONTACT_COMMANDS:9",` + strings.Replace(jane, "jane@", "victim@", 1) + `}`), Generation: "f-1", Delivery: 1})
+	assert.Equal(t, events.SubjectCreated, replay.Event.Type, "a replay of an id-less command carries its derived id")
+}
+
+func TestAnAmbiguousLastCallIsLookedUpBeforeExhausted(t *testing.T) {
+	p := &fakeProvider{
+		create: func(int) (provider.Contact, error) { return provider.Contact{}, ambiguous() },
+		lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct-late"}, true, nil },
+	}
+	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.MaxDeliver = 1; c.RetryMaxElapsed = time.Nanosecond })
+	out := h.Handle(context.Background(), msg(1))
+	require.Equal(t, Ack, out.Action)
+	assert.Equal(t, events.SubjectCreated, out.Event.Type, "the contact the last call stored is found, not reported exhausted")
+	assert.Equal(t, "ct-late", decodeData[events.Created](t, out.Event).ContactID)
+	assert.EqualValues(t, 1, p.creates.Load())
+}

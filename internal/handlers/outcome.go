@@ -49,6 +49,9 @@ func (h *Handler) fromRecord(d *delivery) (Decision, bool) {
 	if d.m.Generation == "" && d.rec.Fingerprint != "" && d.rec.Fingerprint != d.in.fingerprint {
 		return h.conflict(d, d.rec.Fingerprint), true
 	}
+	if g := d.rec.Generations[d.m.Generation]; d.m.Generation != "" && g != nil && g.Fingerprint != "" && g.Fingerprint != d.in.fingerprint {
+		return h.conflict(d, g.Fingerprint), true
+	}
 	mendable := d.rec.Contact != nil && d.in.bad == nil
 	if g := d.rec.Generations[d.m.Generation]; g != nil && g.Outcome != nil {
 		sameContent := d.rec.ContactFingerprint == "" || d.rec.ContactFingerprint == d.in.fingerprint
@@ -111,6 +114,9 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	g := r.generation(d.m.Generation)
 	if g.Outcome != nil {
 		return h.repeat(d, g)
+	}
+	if d.m.Generation != "" && g.Fingerprint == "" {
+		g.Fingerprint = d.in.fingerprint
 	}
 	if c.contact == nil && r.Contact != nil && !terminal(c.reason) {
 		c = conclusion{contact: &provider.Contact{ID: r.Contact.ID, Upstream: r.Contact.Upstream}}

@@ -132,6 +132,17 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 	case provider.ClassOf(err) == provider.Permanent:
 		return h.finish(ctx, d, events.ReasonRejected, "the provider refused the contact: "+err.Error())
 	case d.m.Delivery >= h.cfg.MaxDeliver:
+		if d.rec.Unsettled {
+			// The last call's answer was lost: look before saying the
+			// contact was not created.
+			dec, lerr := h.reconcile(ctx, d)
+			switch {
+			case dec != nil:
+				return *dec
+			case errors.As(lerr, new(errIncomplete)):
+				return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(lerr))
+			}
+		}
 		return h.finish(ctx, d, events.ReasonExhausted,
 			fmt.Sprintf("transient failures outlasted %d deliveries: %v", d.m.Delivery, err))
 	}
@@ -223,7 +234,11 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		if d.m.Generation == "" && claim.Fingerprint == "" {
 			claim.Fingerprint, claim.FirstUsed = d.in.fingerprint, h.cfg.Now().UTC()
 		}
-		claim.generation(d.m.Generation).Attempts++
+		cg := claim.generation(d.m.Generation)
+		cg.Attempts++
+		if d.m.Generation != "" && cg.Fingerprint == "" {
+			cg.Fingerprint = d.in.fingerprint
+		}
 		rev, err := h.save(ctx, &claim, d.rev)
 		if err != nil {
 			done(errNotCalled)

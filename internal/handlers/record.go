@@ -99,6 +99,10 @@ type Generation struct {
 	// OutcomeLine is read from version 1 records, which kept outcomes on
 	// lines after the record's own.
 	OutcomeLine int `json:"outcomeLine,omitempty"`
+	// Fingerprint is the content fingerprint of the generation's command,
+	// for a replay: the same generation sent again with other content is a
+	// conflict, not a repeat.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // Bounds of a record, so that every record this code builds can be written

@@ -110,6 +110,10 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 				b = append(b, `,"outcomeLine":`...)
 				b = strconv.AppendInt(b, int64(g.OutcomeLine), 10)
 			}
+			if g.Fingerprint != "" {
+				b = append(b, `,"fingerprint":`...)
+				b = events.AppendString(b, g.Fingerprint)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, '}')

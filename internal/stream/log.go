@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
@@ -26,9 +27,7 @@ func (r *Runner) log(m handlers.Message, dec handlers.Decision, took time.Durati
 		return // build no line that would be dropped
 	}
 	id := dec.CommandID
-	if len(id) > maxLoggedID {
-		id = id[:maxLoggedID] + "…"
-	}
+	id = clipID(id)
 	attrs := []any{
 		"commandId", id,
 		"provider", dec.Provider,
@@ -37,7 +36,7 @@ func (r *Runner) log(m handlers.Message, dec handlers.Decision, took time.Durati
 		"duration", took,
 	}
 	if m.Generation != "" {
-		attrs = append(attrs, "replayOf", m.Generation)
+		attrs = append(attrs, "replayOf", clipID(m.Generation))
 	}
 	if dec.FromRecord {
 		attrs = append(attrs, "fromRecord", true)
@@ -61,4 +60,17 @@ func (r *Runner) log(m handlers.Message, dec handlers.Decision, took time.Durati
 		attrs = append(attrs, "settleError", settleErr.Error())
 	}
 	r.cfg.Logger.Log(context.Background(), level, text, attrs...)
+}
+
+// clipID returns a commandId fit for a log line: at most maxLoggedID bytes,
+// cut at a character's start, with "…" when cut.
+func clipID(id string) string {
+	if len(id) <= maxLoggedID {
+		return id
+	}
+	cut := maxLoggedID
+	for cut > 0 && !utf8.RuneStart(id[cut]) {
+		cut--
+	}
+	return id[:cut] + "…"
 }

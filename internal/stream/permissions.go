@@ -133,9 +133,7 @@ func (p *Permissions) Failed(subject, commandID string) error {
 		return nil
 	}
 	if first {
-		if len(commandID) > maxLoggedID {
-			commandID = commandID[:maxLoggedID] + "…"
-		}
+		commandID = clipID(commandID)
 		p.log.Error("the NATS server refuses this service's publishes to a subject: grant the permission; "+
 			"commands are kept and handed back, backing off, until it is granted",
 			"subject", subject, "commandId", commandID)
