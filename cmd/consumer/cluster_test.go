@@ -193,6 +193,9 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 // within 4s.
 func TestClusterResumesAfterLosingTheConsumerLeader(t *testing.T) {
 	e := newClusterTestEnv(t, 3)
+	// Acks sent to a lost leader are lost: their commands come again
+	// after the ack wait, which the test waits out before it counts.
+	e.vars["ACK_WAIT"] = "5s"
 	e.quietLogs = true
 	e.vars["CONCURRENCY"] = "4"
 	e.ipay.Inject(sandbox.Fault{Latency: 50 * time.Millisecond}) // PIK answers at once
