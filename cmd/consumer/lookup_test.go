@@ -20,6 +20,7 @@ import (
 // and then hang. Each is reconciled by a lookup that reads the whole list,
 // whichever order the list comes in: no contact is created twice.
 func TestAmbiguousCreatesAgainstAPagedList(t *testing.T) {
+	t.Parallel() // it mostly waits: on backoff, an ack wait or a rate limit
 	for _, newestFirst := range []bool{false, true} {
 		t.Run(fmt.Sprintf("newest first %t", newestFirst), func(t *testing.T) {
 			e := newTestEnv(t, func(c *sandbox.InstantPayConfig) {

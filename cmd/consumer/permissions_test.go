@@ -104,6 +104,7 @@ func readyz(t *testing.T, svc *service) (int, string) {
 // granted, every contact.failed is published and the service is ready:
 // nothing is lost.
 func TestForbiddenPublishDoesNotLoop(t *testing.T) {
+	t.Parallel() // it mostly waits: on backoff, an ack wait or a rate limit
 	e := permissionsEnv(t, events.SubjectFailed)
 	e.quietLogs = true
 	deliveries := watchDeliveries(t, e.nc)

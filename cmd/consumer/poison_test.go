@@ -97,6 +97,7 @@ func TestPoisonMessagesAreAnsweredOnce(t *testing.T) {
 // backlog is fetched no faster than it can start, and what is fetched is
 // kept alive, so no command waits out its ack wait and comes again.
 func TestRateLimitedBacklogIsNotDeliveredTwice(t *testing.T) {
+	t.Parallel() // it mostly waits: on backoff, an ack wait or a rate limit
 	e := newTestEnv(t)
 	e.quietLogs = true
 	e.vars["INSTANTPAY_RATE_LIMIT"] = "40"

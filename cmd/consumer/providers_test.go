@@ -46,6 +46,7 @@ func TestServiceMixedProviderTraffic(t *testing.T) {
 }
 
 func TestServiceRefreshesExpiringPIKTokens(t *testing.T) {
+	t.Parallel() // it mostly waits: for ack waits, backoff or token lifetimes
 	e := newTestEnv(t)
 	// A sandbox whose tokens last two seconds: the client refreshes ahead.
 	e.pik = sandbox.NewPIK(sandbox.PIKConfig{AppID: "app", AppSecret: "app-secret", TokenTTL: 2 * time.Second})

@@ -25,6 +25,7 @@ func ids(prefix string, n int) []string {
 }
 
 func TestFaultKilledMidFlight(t *testing.T) {
+	t.Parallel() // it mostly waits: for ack waits, backoff or token lifetimes
 	e := newTestEnv(t)
 	e.vars["ACK_WAIT"] = "4s" // redelivery of what the dead instance held
 	e.vars["PROVIDER_TIMEOUT"] = "1s"
@@ -52,6 +53,7 @@ func TestFaultKilledMidFlight(t *testing.T) {
 }
 
 func TestFaultKilledDuringLastDelivery(t *testing.T) {
+	t.Parallel() // it mostly waits: for ack waits, backoff or token lifetimes
 	e := newTestEnv(t)
 	e.vars["MAX_DELIVER"] = "1"
 	e.vars["ACK_WAIT"] = "4s"
@@ -159,6 +161,7 @@ func TestFaultRepublishedCommandCreatesOnce(t *testing.T) {
 }
 
 func TestFaultProviderOutage(t *testing.T) {
+	t.Parallel() // it mostly waits: for ack waits, backoff or token lifetimes
 	t.Run("recovers without exhausting", func(t *testing.T) {
 		e := newTestEnv(t)
 		e.vars["CONCURRENCY"] = "4"
