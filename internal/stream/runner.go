@@ -227,6 +227,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			r.cfg.Logger.Warn("fetch failed", "error", err)
+			// A pull made after the durable was deleted may fail with
+			// another error than ErrConsumerDeleted: ask the server.
+			if _, cerr := r.js.Consumer(ctx, CommandStream, Durable); errors.Is(cerr, jetstream.ErrConsumerNotFound) {
+				runErr = fmt.Errorf("consumer %s was deleted: %w", Durable, cerr)
+				iter.Stop()
+				break
+			}
 			sleep(ctx, 500*time.Millisecond)
 			continue
 		}
