@@ -472,3 +472,12 @@ func TestAnAmbiguousLastCallIsLookedUpBeforeExhausted(t *testing.T) {
 	assert.Equal(t, "ct-late", decodeData[events.Created](t, out.Event).ContactID)
 	assert.EqualValues(t, 1, p.creates.Load())
 }
+
+func TestDerivedIDForm(t *testing.T) {
+	for id, want := range map[string]bool{
+		"CONTACT_COMMANDS:42": true, "a-b_9:0": true,
+		"crm-001": false, "replay:6f1b2c1e-4c43": false, ":42": false, "X:": false, "X:4a": false, "a.b:1": false, "x:1:2": false,
+	} {
+		assert.Equal(t, want, derivedID(id), id)
+	}
+}
