@@ -357,14 +357,24 @@ func TestRunnerBoundsConcurrency(t *testing.T) {
 	require.Eventually(t, func() bool { return inFlight.Load() >= limit }, 10*time.Second, 5*time.Millisecond, "the limit is used")
 	// Nothing tells of a command that is not started: give the runner a
 	// moment to start a fifth, while the four hold their workers.
-	var maxAckPending int
+	// The conditions run on testify's goroutines, which may overlap.
+	var maxAckPending atomic.Int64
+	seeAckPending := func() {
+		n := int64(consumerInfo(t, js).NumAckPending)
+		for {
+			m := maxAckPending.Load()
+			if n <= m || maxAckPending.CompareAndSwap(m, n) {
+				return
+			}
+		}
+	}
 	require.Never(t, func() bool {
-		maxAckPending = max(maxAckPending, consumerInfo(t, js).NumAckPending)
+		seeAckPending()
 		return inFlight.Load() > limit
 	}, 200*time.Millisecond, 5*time.Millisecond, "no more than Concurrency commands at once")
 	unblock()
 	require.Eventually(t, func() bool {
-		maxAckPending = max(maxAckPending, consumerInfo(t, js).NumAckPending)
+		seeAckPending()
 		return len(eventsIn(t, js)) == n
 	}, 20*time.Second, 10*time.Millisecond)
 	assert.LessOrEqual(t, peak.Load(), int32(limit), "never more than Concurrency commands at once")
@@ -372,7 +382,7 @@ func TestRunnerBoundsConcurrency(t *testing.T) {
 	// Decided (limit), in the tail (limit), one in the loop's hand and a
 	// prefetch of at most limit; acks reach the server a little after the
 	// work is done.
-	assert.LessOrEqual(t, maxAckPending, 4*limit, "fetched no further ahead than the limit")
+	assert.LessOrEqual(t, maxAckPending.Load(), int64(4*limit), "fetched no further ahead than the limit")
 }
 
 func TestRunnerShutdownLetsInFlightFinish(t *testing.T) {
