@@ -265,8 +265,8 @@ const (
 
 // Decision is the handler's word on one delivery: final, with everything
 // the runner must do to carry it out. It holds no function; the runner
-// records Write (when set), publishes EventJSON, and settles the message
-// by Action.
+// records Write (when set), changes the open failures (Failure, when
+// set), publishes EventJSON, and settles the message by Action.
 type Decision struct {
 	Action Action
 	// Write is the record to write before the event is published, when
@@ -289,6 +289,9 @@ type Decision struct {
 	// the generation's outcome was recorded, or the contact existed.
 	FromRecord bool
 	Err        error
+	// Failure is the change to the open failures, made after Write and
+	// before the event is published; nil when there is none.
+	Failure *FailureChange
 
 	// outcome is what was concluded, for Redecide.
 	outcome *conclusion

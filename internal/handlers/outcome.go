@@ -97,8 +97,11 @@ func (h *Handler) createdSince(d *delivery, g *Generation) Decision {
 	if err != nil {
 		return h.repeat(d, g)
 	}
+	// The contact created since resolved the failure; resolving it again
+	// repairs an open failure a crash left behind.
 	return Decision{Action: Ack, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
-		Provider: data.Provider, Attempts: g.Attempts, FromRecord: true}
+		Provider: data.Provider, Attempts: g.Attempts, FromRecord: true,
+		Failure: &FailureChange{RecordKey: RecordKey(d.cmd.CommandID)}}
 }
 
 // conclude makes c the generation's outcome in a copy of the delivery's
@@ -187,9 +190,14 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		// Only an outcome larger than a record may hold gets here: publish
 		// it unrecorded rather than loop on a write that cannot succeed.
 		h.cfg.Logger.Error("outcome not recorded", "commandId", shortID(d.cmd.CommandID), "error", err)
+		if c.reason != "" {
+			dec.Failure = &FailureChange{Open: true}
+		}
 		return dec
 	}
-	dec.Write = &Write{Key: RecordKey(d.cmd.CommandID), Value: val, Revision: d.rev}
+	key := RecordKey(d.cmd.CommandID)
+	dec.Write = &Write{Key: key, Value: val, Revision: d.rev}
+	dec.Failure = failureChange(&r, d.m.Generation, key, c.reason)
 	return dec
 }
 
@@ -201,14 +209,15 @@ func (h *Handler) unencodable(d *delivery, err error) Decision {
 	data.CommandRaw = d.m.Body
 	ev, _ := events.NewEvent(h.cfg.Source, events.SubjectFailed, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
 	return Decision{Action: Term, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
-		Reason: events.ReasonMalformed, Err: err}
+		Reason: events.ReasonMalformed, Err: err, Failure: &FailureChange{Open: true}}
 }
 
 // repeat returns the generation's recorded outcome, with the delivery's
 // command put back into a failed event.
 func (h *Handler) repeat(d *delivery, g *Generation) Decision {
 	dec := Decision{Action: Ack, CommandID: d.cmd.CommandID, Provider: g.Provider, Reason: g.Reason,
-		Attempts: g.Attempts, FromRecord: true, EventJSON: g.Outcome}
+		Attempts: g.Attempts, FromRecord: true, EventJSON: g.Outcome,
+		Failure: failureChange(&d.rec, d.m.Generation, RecordKey(d.cmd.CommandID), g.Reason)}
 	if terminal(g.Reason) {
 		dec.Action = Term
 	}
@@ -265,7 +274,8 @@ func (h *Handler) conflict(d *delivery, theirs string) Decision {
 		return h.unencodable(d, err)
 	}
 	return Decision{Action: Term, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
-		Provider: data.Provider, Reason: events.ReasonConflict, Err: errors.New("commandId used for other content")}
+		Provider: data.Provider, Reason: events.ReasonConflict, Err: errors.New("commandId used for other content"),
+		Failure: &FailureChange{Open: true, Conflict: true}}
 }
 
 func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) events.Created {

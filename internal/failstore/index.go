@@ -1,0 +1,346 @@
+package failstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+)
+
+// Select chooses open failures. The server filters by Reasons, Providers
+// and CommandID (from the subjects); the rest is matched on the headers.
+// Its zero value selects every open failure.
+type Select struct {
+	Reasons   []events.Reason
+	Providers []string
+	CommandID string
+	// Since and Until bound the failure's time, inclusive; zero means
+	// unbounded.
+	Since, Until time.Time
+	// Text, when not empty, is looked for in the message and the
+	// commandId, ignoring case.
+	Text string
+	// Conflicts selects conflicts' entries only (true) or none of them
+	// (false), when set.
+	Conflicts *bool
+}
+
+// filterSubjects returns the subjects the server filters by.
+func (q Select) filterSubjects() []string {
+	reasons := []string{"*"}
+	if len(q.Reasons) > 0 {
+		reasons = reasons[:0]
+		for _, r := range q.Reasons {
+			reasons = append(reasons, ReasonToken(r))
+		}
+	}
+	providers := []string{"*"}
+	if len(q.Providers) > 0 {
+		providers = providers[:0]
+		for _, p := range q.Providers {
+			providers = append(providers, ProviderToken(p))
+		}
+	}
+	tails := []string{">"}
+	if q.CommandID != "" {
+		k := Key(q.CommandID)
+		tails = []string{k, k + ".*"}
+	}
+	if len(reasons) == 1 && reasons[0] == "*" && len(providers) == 1 && providers[0] == "*" && tails[0] == ">" {
+		return []string{Subjects}
+	}
+	var out []string
+	for _, r := range reasons {
+		for _, p := range providers {
+			for _, t := range tails {
+				s := SubjectPrefix + r + "." + p + "." + t
+				if !slices.Contains(out, s) {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// match reports whether s passes the parts of q the server does not
+// filter by.
+func (q Select) match(s *Summary) bool {
+	switch {
+	case q.CommandID != "" && s.CommandID != q.CommandID:
+		return false
+	case !q.Since.IsZero() && s.Time.Before(q.Since):
+		return false
+	case !q.Until.IsZero() && s.Time.After(q.Until):
+		return false
+	case q.Conflicts != nil && *q.Conflicts != s.Conflict:
+		return false
+	case q.Text != "" && !containsFold(s.Message, q.Text) && !containsFold(s.CommandID, q.Text):
+		return false
+	}
+	return true
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// Snapshot is the open failures a Load found, newest first.
+type Snapshot struct {
+	// Failures are the selected open failures, newest first (by time,
+	// then by sequence).
+	Failures []Summary
+	// Read counts the entries read (the server's filter passed them);
+	// LastSeq is the store's last sequence when the load began.
+	Read    int
+	LastSeq uint64
+	// At is when the load began.
+	At time.Time
+}
+
+// idleTimeout is how long a load waits for the next entry before it asks
+// the server whether any is left.
+const idleTimeout = 5 * time.Second
+
+// Load reads the headers of the open failures q selects, up to the
+// store's last sequence when it begins. It costs what is open (and
+// selected by subject), not the event history; bodies are fetched by Get
+// for what is shown. It returns ErrNoStore when the store does not exist.
+func Load(ctx context.Context, js jetstream.JetStream, q Select) (*Snapshot, error) {
+	snap := &Snapshot{At: time.Now()}
+	s, err := js.Stream(ctx, Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, ErrNoStore
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", Stream, err)
+	}
+	state := s.CachedInfo().State
+	snap.LastSeq = state.LastSeq
+	if state.Msgs == 0 {
+		return snap, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: q.filterSubjects(),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", Stream, err)
+	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = s.DeleteConsumer(dctx, info.Name)
+			cancel()
+		}
+	}()
+	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
+		return snap, nil
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(2000))
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", Stream, err)
+	}
+	defer iter.Stop()
+	for {
+		nctx, cancel := context.WithTimeout(ctx, idleTimeout)
+		msg, err := iter.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				info, ierr := cons.Info(ctx)
+				if ierr == nil && info.NumPending == 0 {
+					break
+				}
+				continue
+			}
+			return nil, fmt.Errorf("read stream %s: %w", Stream, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("read stream %s: %w", Stream, err)
+		}
+		seq := meta.Sequence.Stream
+		if seq > snap.LastSeq {
+			break
+		}
+		snap.Read++
+		sum := summarize(seq, msg.Subject(), msg.Headers())
+		if q.match(&sum) {
+			snap.Failures = append(snap.Failures, sum)
+		}
+		if seq >= snap.LastSeq || meta.NumPending == 0 {
+			break
+		}
+	}
+	snap.Failures = newestPerCommand(snap.Failures)
+	sortNewestFirst(snap.Failures)
+	return snap, nil
+}
+
+// newestPerCommand keeps one entry per command (conflicts aside), its
+// latest stored: a command has two only while a writer is between storing
+// the newer and purging the older.
+func newestPerCommand(fs []Summary) []Summary {
+	at := make(map[string]int, len(fs))
+	out := fs[:0]
+	for _, f := range fs {
+		if f.Conflict {
+			out = append(out, f)
+			continue
+		}
+		if i, ok := at[f.CommandID]; ok {
+			if f.Seq > out[i].Seq {
+				out[i] = f
+			}
+			continue
+		}
+		at[f.CommandID] = len(out)
+		out = append(out, f)
+	}
+	return out
+}
+
+func sortNewestFirst(fs []Summary) {
+	slices.SortFunc(fs, func(a, b Summary) int {
+		if c := b.Time.Compare(a.Time); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Seq, a.Seq)
+	})
+}
+
+// commandSubjectDots counts the dots of a command's own entry's subject;
+// a conflict's has one more.
+var commandSubjectDots = strings.Count(Subject("r", "p", "x"), ".")
+
+// summarize reads an entry's headers.
+func summarize(seq uint64, subject string, h nats.Header) Summary {
+	s := Summary{
+		Seq:       seq,
+		Subject:   subject,
+		CommandID: h.Get(HeaderCommandID),
+		EventID:   h.Get(HeaderEventID),
+		Reason:    events.Reason(h.Get(HeaderReason)),
+		Provider:  h.Get(HeaderProvider),
+		Message:   h.Get(HeaderMessage),
+		ReplayOf:  h.Get(HeaderReplayOf),
+	}
+	s.Time, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderTime))
+	s.Attempts, _ = strconv.Atoi(h.Get(HeaderAttempts))
+	s.Retryable = h.Get(HeaderRetryable) == "true"
+	s.Size, _ = strconv.Atoi(h.Get(nats.MsgSize))
+	s.Conflict = strings.Count(subject, ".") > commandSubjectDots
+	return s
+}
+
+// Counts counts the snapshot's failures by reason and by provider, and by
+// both (key reason+"\x00"+provider).
+func (snap *Snapshot) Counts() (byReason, byProvider map[string]int, byBoth map[[2]string]int) {
+	byReason, byProvider, byBoth = map[string]int{}, map[string]int{}, map[[2]string]int{}
+	for i := range snap.Failures {
+		f := &snap.Failures[i]
+		byReason[string(f.Reason)]++
+		byProvider[f.Provider]++
+		byBoth[[2]string{string(f.Reason), f.Provider}]++
+	}
+	return byReason, byProvider, byBoth
+}
+
+// Group is the open failures that share a reason, provider and message.
+type Group struct {
+	Reason   events.Reason
+	Provider string
+	Message  string
+	Count    int
+	// Newest and Oldest are the times of its newest and oldest failure.
+	Newest, Oldest time.Time
+}
+
+// Groups folds the snapshot's failures into groups of one reason,
+// provider and message, the largest first, so that ten thousand failures
+// of one outage read as one line.
+func (snap *Snapshot) Groups() []Group {
+	idx := map[[3]string]int{}
+	var out []Group
+	for i := range snap.Failures {
+		f := &snap.Failures[i]
+		k := [3]string{string(f.Reason), f.Provider, f.Message}
+		j, ok := idx[k]
+		if !ok {
+			j = len(out)
+			idx[k] = j
+			out = append(out, Group{Reason: f.Reason, Provider: f.Provider, Message: f.Message, Newest: f.Time, Oldest: f.Time})
+		}
+		g := &out[j]
+		g.Count++
+		if f.Time.After(g.Newest) {
+			g.Newest = f.Time
+		}
+		if f.Time.Before(g.Oldest) {
+			g.Oldest = f.Time
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Group) int {
+		if c := cmp.Compare(b.Count, a.Count); c != 0 {
+			return c
+		}
+		return b.Newest.Compare(a.Newest)
+	})
+	return out
+}
+
+// Failure is a whole open failure: its summary and its failed event.
+type Failure struct {
+	Summary
+	Event events.Event
+	Data  events.Failed
+}
+
+// Get fetches the whole entries of the given summaries, in their order;
+// an entry removed since its summary was read is left out.
+func Get(ctx context.Context, js jetstream.JetStream, sums []Summary) ([]*Failure, error) {
+	if len(sums) == 0 {
+		return nil, nil
+	}
+	s, err := js.Stream(ctx, Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, ErrNoStore
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", Stream, err)
+	}
+	out := make([]*Failure, 0, len(sums))
+	for _, sum := range sums {
+		raw, err := s.GetMsg(ctx, sum.Seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
+		}
+		f := &Failure{Summary: sum}
+		if err := json.Unmarshal(raw.Data, &f.Event); err != nil {
+			return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
+		}
+		if err := json.Unmarshal(f.Event.Data, &f.Data); err != nil {
+			return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
