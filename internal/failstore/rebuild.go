@@ -57,7 +57,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, eventStream string, ch
 		return st, fmt.Errorf("look up stream %s: %w", eventStream, err)
 	}
 	last := es.CachedInfo().State.LastSeq
-	newest := map[string]uint64{}   // commandId → sequence of its newest failure
+	newest := map[string]uint64{}    // commandId → sequence of its newest failure
 	conflicts := map[string]uint64{} // conflict event id → sequence
 	if es.CachedInfo().State.Msgs > 0 {
 		if err := readHistory(ctx, es, last, &st, newest, conflicts, progress); err != nil {
