@@ -1,0 +1,230 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/handlers"
+)
+
+// ErrNoStreams says the service's JetStream streams do not exist: it has
+// never run against this NATS (or its account or domain), or no one ran
+// 'consumer setup'.
+var ErrNoStreams = errors.New("the streams do not exist: start the service ('consumer run' or 'consumer dev') or run 'consumer setup'")
+
+// ErrTimeout says no terminal event came before the context's deadline.
+// The command was published: its outcome comes later, as an event.
+var ErrTimeout = errors.New("no outcome before the deadline")
+
+// ErrOtherContent says the command stream already holds a command with the
+// same commandId and other content, published within its duplicate window:
+// the stream dropped this one before the service saw it. (After the window
+// the service answers it with a contact.failed of reason conflict.) Use a
+// new commandId for a new contact.
+var ErrOtherContent = errors.New("the commandId is taken by a command with other content")
+
+// Config is a Client's configuration. Its zero value is ready to use.
+type Config struct {
+	// DefaultProvider is the service's DEFAULT_PROVIDER: Validate applies
+	// its rules to commands that name no provider. Empty: only the rules
+	// of a provider a command names.
+	DefaultProvider string
+	// Propagator writes the trace context of the publishing context into
+	// the command's headers, for the service to carry on to its events.
+	// nil: W3C trace context and baggage, what the service reads.
+	Propagator propagation.TextMapPropagator
+}
+
+// Client publishes commands through a JetStream context and reads their
+// outcomes. It is safe for concurrent use. It does not own the connection
+// under js: the caller closes it.
+type Client struct {
+	js  jetstream.JetStream
+	cfg Config
+	val *events.Validator
+}
+
+// New returns a Client publishing through js.
+func New(js jetstream.JetStream, cfg Config) *Client {
+	if cfg.Propagator == nil {
+		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	return &Client{js: js, cfg: cfg, val: events.NewValidator()}
+}
+
+// Message is a command as it travels: its body, sent as it is, and for a
+// replay the id of the contact.failed event it replays.
+type Message struct {
+	// Body is the command's JSON object (at most MaxCommandSize bytes).
+	Body []byte
+	// ReplayOf, when set, makes the command a replay of that failed
+	// event: a new generation of its commandId, sent with the header
+	// Contact-Replay-Of and the message id "replay:<ReplayOf>".
+	ReplayOf string
+}
+
+// Ack is what the stream said of a published command.
+type Ack struct {
+	// CommandID is the commandId the service uses: the body's, or
+	// "<stream>:<sequence>" for a body without a usable one.
+	CommandID string
+	// Generation is "" for an original command, ReplayOf for a replay.
+	Generation string
+	Stream     string
+	Sequence   uint64
+	// Duplicate is true when the stream already held this message id
+	// within its duplicate window and did not store it again; Sequence is
+	// then the stored command's.
+	Duplicate bool
+	// Fingerprint digests the body's content as the service does, to
+	// tell this command's conflict answer (see Outcome).
+	fingerprint string
+}
+
+// Publish publishes cmd. A command without a CommandID is given a new
+// random one (in the returned Ack): set one yourself to make re-publishing
+// safe. Publish does not validate: call Validate first to refuse bad input.
+func (c *Client) Publish(ctx context.Context, cmd Command) (Ack, error) {
+	if cmd.CommandID == "" {
+		cmd.CommandID = uuid.NewString()
+	}
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return Ack{}, fmt.Errorf("encode command %s: %w", cmd.CommandID, err)
+	}
+	return c.PublishMessage(ctx, Message{Body: body})
+}
+
+// PublishMessage publishes m's body as it is, valid or not, with
+// Nats-Msg-Id set to its commandId when it has a usable one (for a replay,
+// "replay:" and ReplayOf), and the trace context of ctx in its headers.
+// It returns ErrNoStreams when the command stream does not exist, and
+// ErrOtherContent (with the Ack) when the stream dropped it as a
+// duplicate of a command with other content.
+func (c *Client) PublishMessage(ctx context.Context, m Message) (Ack, error) {
+	msg := nats.NewMsg(events.SubjectCreate)
+	msg.Data = m.Body
+	id, hasID := bodyCommandID(m.Body)
+	switch {
+	case m.ReplayOf != "":
+		msg.Header.Set(events.HeaderReplayOf, m.ReplayOf)
+		msg.Header.Set(events.HeaderMsgID, "replay:"+m.ReplayOf)
+	case hasID:
+		msg.Header.Set(events.HeaderMsgID, id)
+	}
+	c.cfg.Propagator.Inject(ctx, headerCarrier(msg.Header))
+	pa, err := c.js.PublishMsg(ctx, msg)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			return Ack{}, ErrNoStreams
+		}
+		return Ack{}, fmt.Errorf("publish: %w", err)
+	}
+	if !hasID {
+		id = fmt.Sprintf("%s:%d", pa.Stream, pa.Sequence)
+	}
+	ack := Ack{CommandID: id, Generation: m.ReplayOf, Stream: pa.Stream, Sequence: pa.Sequence, Duplicate: pa.Duplicate,
+		fingerprint: handlers.ContentFingerprint(m.Body)}
+	if pa.Duplicate {
+		if err := c.checkStored(ctx, ack); err != nil {
+			return ack, err
+		}
+	}
+	return ack, nil
+}
+
+// checkStored checks a publish the stream took for a duplicate: when the
+// command stored under its id has other content, the stream dropped this
+// one before the service could answer it with a conflict.
+func (c *Client) checkStored(ctx context.Context, ack Ack) error {
+	stored, err := c.storedCommand(ctx, ack)
+	if err != nil {
+		return nil // cannot tell: a wait shows the stored command's outcome
+	}
+	if handlers.ContentFingerprint(stored.Data) == ack.fingerprint {
+		return nil
+	}
+	return fmt.Errorf("%w: not stored: %s seq %d already holds a command with commandId %s and other content, sent within the stream's duplicate window; "+
+		"the stream dropped this one before the service saw it (after the window the service answers it with reason conflict). "+
+		"Use a new commandId for a new contact", ErrOtherContent, ack.Stream, ack.Sequence, ack.CommandID)
+}
+
+func (c *Client) storedCommand(ctx context.Context, ack Ack) (*jetstream.RawStreamMsg, error) {
+	s, err := c.js.Stream(ctx, ack.Stream)
+	if err != nil {
+		return nil, err
+	}
+	return s.GetMsg(ctx, ack.Sequence)
+}
+
+// CheckStreams returns ErrNoStreams when the command or the event stream
+// does not exist, or the error of asking.
+func (c *Client) CheckStreams(ctx context.Context) error {
+	for _, name := range []string{CommandStream, EventStream} {
+		if _, err := c.js.Stream(ctx, name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return ErrNoStreams
+			}
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// duplicateWindow returns the event stream's duplicate window: how long
+// before an answer an identical one may have been stored, making the
+// stream drop the new one.
+func (c *Client) duplicateWindow(ctx context.Context) time.Duration {
+	s, err := c.js.Stream(ctx, EventStream)
+	if err != nil {
+		return 2 * time.Minute // the service's own window
+	}
+	if d := s.CachedInfo().Config.Duplicates; d > 0 {
+		return d
+	}
+	return 2 * time.Minute
+}
+
+// bodyCommandID returns the body's commandId when it is one the service
+// will use (a string of 1 to 128 characters).
+func bodyCommandID(body []byte) (string, bool) {
+	var v struct {
+		CommandID any `json:"commandId"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return "", false
+	}
+	s, ok := v.CommandID.(string)
+	if !ok || s == "" || utf8.RuneCountInString(s) > 128 {
+		return "", false
+	}
+	return s, true
+}
+
+// headerCarrier adapts NATS headers to OpenTelemetry propagation, in the
+// lower-case names W3C trace context uses (NATS header names are
+// case-sensitive), as the service reads and writes them.
+type headerCarrier nats.Header
+
+func (h headerCarrier) Get(key string) string { return nats.Header(h).Get(strings.ToLower(key)) }
+
+func (h headerCarrier) Set(key, value string) { nats.Header(h).Set(strings.ToLower(key), value) }
+
+func (h headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
