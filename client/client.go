@@ -44,6 +44,10 @@ type Config struct {
 	// the command's headers, for the service to carry on to its events.
 	// nil: W3C trace context and baggage, what the service reads.
 	Propagator propagation.TextMapPropagator
+	// Published, when set, is told of each command the waiting publishes
+	// (PublishAndWait, PublishMessageAndWait) published, before the wait:
+	// to say so, or to log it.
+	Published func(Ack)
 }
 
 // Client publishes commands through a JetStream context and reads their

@@ -74,6 +74,9 @@ func (c *Client) PublishMessageAndWait(ctx context.Context, m Message) (Outcome,
 	if err != nil {
 		return Outcome{Ack: ack}, err
 	}
+	if c.cfg.Published != nil {
+		c.cfg.Published(ack)
+	}
 	if ack.Duplicate {
 		// Its outcome may be older than the subscription: read from
 		// before the stored command, as far back as an answer to it

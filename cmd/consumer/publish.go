@@ -10,21 +10,20 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/client"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
-// errNoStreams says the JetStream resources are missing.
-var errNoStreams = errors.New("the streams do not exist: start the service ('consumer run' or 'consumer dev') or run 'consumer setup'")
+// errNoStreams says the JetStream resources are missing (exit 2).
+var errNoStreams = client.ErrNoStreams
 
 // fieldFlags are publish's flags that write a command field; --file sends
 // a command of its own instead.
@@ -50,26 +49,18 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer nc.Close()
-	var watch *eventWatch
-	if opts.wait {
-		// Subscribe before publishing, so the outcome cannot slip by.
-		if watch, err = watchEvents(ctx, js, jetstream.DeliverNewPolicy); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		defer watch.stop()
-	}
-	id, ack, err := publishBody(ctx, js, body, stderr)
-	if err != nil || !opts.wait {
+	c := client.New(js, client.Config{DefaultProvider: cfg.DefaultProvider, Published: func(ack client.Ack) { sayPublished(stderr, ack) }})
+	if !opts.wait {
+		_, err := publishMessage(ctx, c, body, stderr)
 		return err
 	}
-	if ack.Duplicate {
-		// Its outcome may be older than our subscription: read from the start.
-		watch.stop()
-		if watch, err = watchEvents(ctx, js, jetstream.DeliverAllPolicy); err != nil {
-			return &exitError{code: 2, err: err}
-		}
+	wctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	defer cancel()
+	o, err := c.PublishMessageAndWait(wctx, client.Message{Body: body})
+	if errors.Is(err, client.ErrOtherContent) {
+		sayPublished(stderr, o.Ack) // Published is told of stored commands only
 	}
-	return awaitOutcome(ctx, watch, id, opts.timeout, stdout)
+	return showOutcome(ctx, o, err, opts.timeout, stdout)
 }
 
 // publishOptions are publish's flags.
@@ -201,58 +192,59 @@ func connectToCommands(ctx context.Context, cfg Config) (*nats.Conn, jetstream.J
 	return nc, js, nil
 }
 
-// publishBody publishes body as a command, with its commandId as the
-// message id when it has a usable one, and says so on stderr. It returns
-// the commandId, or stream:sequence when the body has none, and the ack.
-func publishBody(ctx context.Context, js jetstream.JetStream, body []byte, stderr io.Writer) (string, *jetstream.PubAck, error) {
-	msg := nats.NewMsg(events.SubjectCreate)
-	msg.Data = body
-	id, hasID := bodyCommandID(body)
-	if hasID {
-		msg.Header.Set(events.HeaderMsgID, id)
+// publishMessage publishes body as a command through c and says so on
+// stderr: exit 2 when the streams are missing or the publish failed, 1
+// when the stream dropped it as a duplicate of other content.
+func publishMessage(ctx context.Context, c *client.Client, body []byte, stderr io.Writer) (client.Ack, error) {
+	ack, err := c.PublishMessage(ctx, client.Message{Body: body})
+	if ack.Stream != "" {
+		sayPublished(stderr, ack)
 	}
-	ack, err := js.PublishMsg(ctx, msg)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrNoStreamResponse) {
-			return "", nil, &exitError{code: 2, err: errNoStreams}
-		}
-		return "", nil, &exitError{code: 2, err: fmt.Errorf("publish: %w", err)}
+	return ack, publishError(err)
+}
+
+// publishError gives a publish's error its exit code.
+func publishError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, client.ErrOtherContent):
+		return &exitError{code: 1, err: err}
 	}
-	if !hasID {
-		id = fmt.Sprintf("%s:%d", ack.Stream, ack.Sequence)
-	}
+	return &exitError{code: 2, err: err}
+}
+
+func sayPublished(stderr io.Writer, ack client.Ack) {
 	note := ""
 	if ack.Duplicate {
 		note = " (a duplicate within the stream's window: not stored again)"
 	}
-	fmt.Fprintf(stderr, "published %s commandId=%s stream=%s seq=%d%s\n", events.SubjectCreate, id, ack.Stream, ack.Sequence, note)
-	if err := droppedConflict(ctx, js, ack, id, body); err != nil {
-		return id, ack, &exitError{code: 1, err: err}
-	}
-	return id, ack, nil
+	fmt.Fprintf(stderr, "published %s commandId=%s stream=%s seq=%d%s\n", events.SubjectCreate, ack.CommandID, ack.Stream, ack.Sequence, note)
 }
 
-// awaitOutcome waits up to timeout for the terminal event of command id
-// and prints it: exit 1 when it is contact.failed, 2 when none came, 130
-// when interrupted.
-func awaitOutcome(ctx context.Context, watch *eventWatch, id string, timeout time.Duration, stdout io.Writer) error {
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ev, raw, err := watch.await(wctx, id)
+// showOutcome prints the terminal event a wait got, and says what the
+// wait's error means: exit 1 when the outcome is contact.failed, 2 when
+// none came within timeout, 130 when interrupted.
+func showOutcome(ctx context.Context, o client.Outcome, err error, timeout time.Duration, stdout io.Writer) error {
+	var failed *client.FailedError
+	id := o.Ack.CommandID
 	switch {
-	case err != nil && ctx.Err() != nil:
+	case err == nil, errors.As(err, &failed):
+	case o.Ack.Stream == "": // not published
+		return publishError(err)
+	case ctx.Err() != nil:
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted while waiting for the outcome of %s: the command was published ('consumer failures --command-id %s' shows a failure later)", id, id)}
-	case err != nil && wctx.Err() != nil:
+	case errors.Is(err, client.ErrTimeout):
 		return &exitError{code: 2, err: fmt.Errorf("no outcome for %s within %s (is the service running?)", id, timeout)}
-	case err != nil:
-		return &exitError{code: 2, err: fmt.Errorf("wait for the outcome of %s: %w", id, err)}
+	default:
+		return publishError(err)
 	}
 	var out bytes.Buffer
-	if err := json.Indent(&out, raw, "", "  "); err != nil {
-		out.Write(raw)
+	if err := json.Indent(&out, o.Raw, "", "  "); err != nil {
+		out.Write(o.Raw)
 	}
 	fmt.Fprintln(stdout, out.String())
-	if ev.Type != events.SubjectCreated {
+	if failed != nil {
 		return &exitError{code: 1, err: errQuiet}
 	}
 	return nil
@@ -265,111 +257,15 @@ func readInput(path string, stdin io.Reader) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// checkCommand applies the service's rules to a command body: decoding,
-// the contract's field rules and, when the command names a provider or
-// defaultProvider is set, that provider's own. It returns what the service
-// would answer with contact.failed, or "" when the command passes.
+// checkCommand applies the service's rules to a command body (see
+// client.Client.ValidateJSON): decoding, the contract's field rules and,
+// when the command names a provider or defaultProvider is set, that
+// provider's own. It returns what the service would answer with
+// contact.failed, or "" when the command passes.
 func checkCommand(body []byte, defaultProvider string) string {
-	cmd, err := events.DecodeCommand(body)
-	var derr *events.DecodeError
-	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
-		return "the command is malformed: " + derr.Message
+	err := client.New(nil, client.Config{DefaultProvider: defaultProvider}).ValidateJSON(body)
+	if err == nil {
+		return ""
 	}
-	var broken []events.FieldError
-	if derr != nil {
-		broken = derr.Errors
-	}
-	for _, fe := range events.NewValidator().Validate(cmd) {
-		if !slices.ContainsFunc(broken, func(d events.FieldError) bool { return d.Field == fe.Field }) {
-			broken = append(broken, fe)
-		}
-	}
-	name := cmd.Provider
-	if name == "" {
-		name = defaultProvider
-	}
-	var names []string
-	known := false
-	for _, spec := range providerSpecs {
-		names = append(names, spec.name)
-		if spec.name == name {
-			known = true
-			broken = append(broken, spec.rules(cmd)...)
-		}
-	}
-	var b strings.Builder
-	switch n := len(broken); n {
-	case 0:
-	case 1:
-		b.WriteString("the command breaks 1 rule:")
-	default:
-		fmt.Fprintf(&b, "the command breaks %d rules:", n)
-	}
-	for _, fe := range broken {
-		fmt.Fprintf(&b, "\n  %s: %s", fe.Field, fe.Message)
-	}
-	if name != "" && !known {
-		if b.Len() > 0 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "the provider %q is none of %s: the command is unroutable", name, strings.Join(names, ", "))
-	}
-	return b.String()
-}
-
-// bodyCommandID returns the body's commandId when it is one the service
-// will use (a string of 1 to 128 characters).
-func bodyCommandID(body []byte) (string, bool) {
-	var v struct {
-		CommandID any `json:"commandId"`
-	}
-	if json.Unmarshal(body, &v) != nil {
-		return "", false
-	}
-	s, ok := v.CommandID.(string)
-	if !ok || s == "" || utf8.RuneCountInString(s) > 128 {
-		return "", false
-	}
-	return s, true
-}
-
-// eventWatch reads the event stream through an ordered consumer.
-type eventWatch struct {
-	iter jetstream.MessagesContext
-}
-
-func watchEvents(ctx context.Context, js jetstream.JetStream, policy jetstream.DeliverPolicy) (*eventWatch, error) {
-	cons, err := js.OrderedConsumer(ctx, stream.EventStream, jetstream.OrderedConsumerConfig{DeliverPolicy: policy})
-	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, errNoStreams
-		}
-		return nil, err
-	}
-	iter, err := cons.Messages()
-	if err != nil {
-		return nil, err
-	}
-	return &eventWatch{iter: iter}, nil
-}
-
-func (w *eventWatch) stop() { w.iter.Stop() }
-
-// await returns the first event whose subject is commandID.
-func (w *eventWatch) await(ctx context.Context, commandID string) (events.Event, []byte, error) {
-	stop := context.AfterFunc(ctx, w.iter.Stop)
-	defer stop()
-	for {
-		msg, err := w.iter.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return events.Event{}, nil, ctx.Err()
-			}
-			return events.Event{}, nil, err
-		}
-		var ev events.Event
-		if json.Unmarshal(msg.Data(), &ev) == nil && ev.Subject == commandID {
-			return ev, msg.Data(), nil
-		}
-	}
+	return err.Error()
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/client"
 )
 
 // goodFlags are publish flags of a command every rule accepts.
@@ -96,4 +99,13 @@ func TestPublishSaysWhenTheWindowDroppedOtherContent(t *testing.T) {
 	assert.Contains(t, err.Error(), "not stored")
 	assert.Contains(t, err.Error(), "other content")
 	assert.EqualValues(t, 1, e.commandsStored(t), "the stream holds the first command only")
+}
+
+// TestPublisherKnowsEveryProvider: the public package checks commands
+// with each provider's own rules; a provider registered here and not
+// there would go unchecked before publishing.
+func TestPublisherKnowsEveryProvider(t *testing.T) {
+	names := knownProviders()
+	slices.Sort(names)
+	assert.Equal(t, names, client.Providers(), "client.Providers and providerSpecs name the same providers")
 }
