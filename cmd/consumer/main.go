@@ -97,6 +97,7 @@ commands:
   dev       run NATS, sandbox providers and the service in one process
   setup     create or update the streams, the consumer and the record bucket
   publish   publish one contact.create command (--wait for its outcome)
+  import    publish a command for each row of a CSV or NDJSON file (--wait --results for outcomes)
   failures  list contact.failed events, or show one command's failure whole
   replay    re-publish failed commands (--dry-run first; --set repairs one)
   bench     measure throughput and latency against a bare-loop floor
@@ -144,7 +145,7 @@ func explainNoJetStream(err error) error {
 // oneShot are the commands that do a piece of work and exit: an interrupt
 // leaves it undone (exit 130). 'run' and 'dev' are stopped by a signal as
 // a matter of course (exit 0).
-var oneShot = map[string]bool{"setup": true, "publish": true, "failures": true, "replay": true}
+var oneShot = map[string]bool{"setup": true, "publish": true, "import": true, "failures": true, "replay": true}
 
 func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
@@ -156,6 +157,8 @@ func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(s
 		return setupCommand(ctx, args, getenv, stdout, stderr)
 	case "publish":
 		return publishCommand(ctx, args, getenv, stdin, stdout, stderr)
+	case "import":
+		return importCommand(ctx, args, getenv, stdin, stdout, stderr)
 	case "failures":
 		return failuresCommand(ctx, args, getenv, stdout, stderr)
 	case "replay":

@@ -1,0 +1,488 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/internal/stream"
+)
+
+// importOptions are import's flags.
+type importOptions struct {
+	file, format, batch, results string
+	wait, sendInvalid            bool
+	timeout, progress            time.Duration
+	rate                         float64
+	inFlight                     int
+}
+
+// maxInvalidShown bounds the invalid rows named on stderr; the results
+// file has them all.
+const maxInvalidShown = 50
+
+// importCommand is 'consumer import FILE': publish a command for each row
+// of a CSV or NDJSON file, each checked with the service's rules first,
+// and with --wait write every row's outcome to --results.
+func importCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	opts, cfg, err := parseImportFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	in := stdin
+	if opts.file != "-" {
+		f, err := os.Open(opts.file)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer f.Close()
+		in = f
+	}
+	var rows rowReader
+	if opts.format == "csv" {
+		c, err := newCSVRows(in, opts.batch)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("%s: %w", opts.file, err)}
+		}
+		if !c.hasID && opts.batch == "" {
+			return &exitError{code: 2, err: fmt.Errorf("%s has no commandId column: give --batch NAME to derive each row's from the batch's name and the row's content, so that running the import again creates nothing twice", opts.file)}
+		}
+		rows = c
+	} else {
+		rows = newNDJSONRows(in, opts.batch)
+	}
+	var results *os.File
+	if opts.results != "" {
+		// Before anything is sent: a results file that cannot be written
+		// is a usage error.
+		if results, err = os.Create(opts.results); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--results: %w", err)}
+		}
+		defer results.Close()
+	}
+
+	nc, js, err := connectToCommands(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	c := client.New(js, client.Config{DefaultProvider: cfg.DefaultProvider})
+	if err := c.CheckStreams(ctx); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	sp, err := newSpool()
+	if err != nil {
+		return err
+	}
+	defer sp.close()
+	imp := &importRun{opts: opts, c: c, t: newImportTracker(sp), stderr: stderr, start: time.Now()}
+	if opts.wait {
+		// From before any row's command could have been stored and
+		// answered, as far back as a duplicate of it could reach.
+		w, err := c.Watch(ctx, imp.start.Add(-2*stream.DuplicateWindow))
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer w.Stop()
+		imp.watch(ctx, w)
+	}
+	stopProgress := imp.showProgress(ctx)
+	runErr := imp.publishAll(ctx, rows)
+	if runErr == nil && opts.wait {
+		runErr = imp.awaitOutcomes(ctx)
+	}
+	stopProgress()
+	if runErr != nil && !errors.Is(runErr, errTimedOut) {
+		if ctx.Err() != nil {
+			imp.writeResults(results, "interrupted before its outcome came")
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: the rows published so far have their outcome later (run the same import again to resume): %w", runErr)}
+		}
+		imp.writeResults(results, "the import stopped before its outcome came")
+		return runErr
+	}
+	pending := "no outcome within --timeout"
+	if !opts.wait {
+		pending = ""
+	}
+	if err := imp.writeResults(results, pending); err != nil {
+		return err
+	}
+	return imp.summary(stdout)
+}
+
+// errTimedOut: --timeout passed with outcomes still to come.
+var errTimedOut = errors.New("timed out")
+
+// importRun is one import under way.
+type importRun struct {
+	opts   importOptions
+	c      *client.Client
+	t      *importTracker
+	stderr io.Writer
+	start  time.Time
+	shown  int // invalid rows named on stderr
+
+	mu         sync.Mutex
+	doneAt     time.Time // when the last row was published
+	watchErr   error
+	changed    chan struct{} // a signal: an outcome came
+	changeOnce sync.Once
+}
+
+// watch reads outcomes into the tracker until ctx ends or w stops.
+func (imp *importRun) watch(ctx context.Context, w *client.Watch) {
+	imp.changed = make(chan struct{}, 1)
+	go func() {
+		for {
+			ev, _, err := w.Next(ctx)
+			if err == nil {
+				err = imp.t.observe(ev)
+			}
+			if err != nil {
+				imp.mu.Lock()
+				imp.watchErr = err
+				imp.mu.Unlock()
+				imp.signal()
+				return
+			}
+			imp.signal()
+		}
+	}()
+}
+
+func (imp *importRun) signal() {
+	select {
+	case imp.changed <- struct{}{}:
+	default:
+	}
+}
+
+// publishAll reads every row, checks it and publishes its command with at
+// most --in-flight publishes under way, at most --rate a second.
+func (imp *importRun) publishAll(ctx context.Context, rows rowReader) error {
+	type job struct {
+		first int32
+		id    string
+		body  []byte
+	}
+	jobs := make(chan job, imp.opts.inFlight)
+	var (
+		wg       sync.WaitGroup
+		fatalMu  sync.Mutex
+		fatalErr error
+	)
+	fatal := func(err error) {
+		fatalMu.Lock()
+		if fatalErr == nil {
+			fatalErr = err
+		}
+		fatalMu.Unlock()
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range imp.opts.inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				_, err := imp.c.PublishMessage(pctx, client.Message{Body: j.body})
+				if errors.Is(err, client.ErrNoStreams) {
+					fatal(&exitError{code: 2, err: err})
+					cancel()
+				}
+				if err := imp.t.acked(j.id, j.first, err); err != nil {
+					fatal(err)
+					cancel()
+				}
+			}
+		}()
+	}
+	var limiter *rate.Limiter
+	if imp.opts.rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(imp.opts.rate), 1)
+	}
+	readErr := func() error {
+		for {
+			row, err := rows.next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if errors.Is(err, errNeedBatch) {
+				return &exitError{code: 2, err: fmt.Errorf("%s line %d %w", imp.opts.file, row.line, err)}
+			}
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("%s: %w", imp.opts.file, err)}
+			}
+			reason, message := imp.check(row)
+			first := int32(imp.t.counts().read)
+			publish, err := imp.t.add(row, reason, message)
+			if err != nil {
+				return err
+			}
+			if !publish {
+				continue
+			}
+			if limiter != nil {
+				if err := limiter.Wait(pctx); err != nil {
+					return err
+				}
+			}
+			select {
+			case jobs <- job{first: first, id: row.commandID, body: row.body}:
+			case <-pctx.Done():
+				return pctx.Err()
+			}
+		}
+	}()
+	close(jobs)
+	wg.Wait()
+	imp.mu.Lock()
+	imp.doneAt = time.Now()
+	imp.mu.Unlock()
+	if fatalErr != nil {
+		return fatalErr
+	}
+	if readErr == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return readErr
+}
+
+// check applies the service's rules to a row: it returns the reason and
+// message of a row not to be published, or "".
+func (imp *importRun) check(row importRow) (reason, message string) {
+	switch {
+	case row.broken != "":
+		reason, message = "invalid", row.broken
+	default:
+		err := imp.c.ValidateJSON(row.body)
+		var ie *client.InvalidError
+		if !errors.As(err, &ie) {
+			return "", ""
+		}
+		reason, message = string(ie.Reason), strings.ReplaceAll(ie.Message, "\n  ", " ")
+		message = strings.ReplaceAll(message, "\n", "; ")
+	}
+	send := imp.opts.sendInvalid && !row.unreadable
+	if imp.shown < maxInvalidShown {
+		what := "not published"
+		if send {
+			what = "published as it is (--send-invalid)"
+		}
+		fmt.Fprintf(imp.stderr, "line %d: %s, %s: %s\n", row.line, reason, what, message)
+	} else if imp.shown == maxInvalidShown {
+		fmt.Fprintln(imp.stderr, "… more invalid rows: the results file lists them all")
+	}
+	imp.shown++
+	if send {
+		return "", ""
+	}
+	return reason, message
+}
+
+// awaitOutcomes waits until every published row has its outcome, or
+// --timeout after the last publish.
+func (imp *importRun) awaitOutcomes(ctx context.Context) error {
+	deadline := time.NewTimer(imp.opts.timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if imp.t.counts().open == 0 {
+			return nil
+		}
+		imp.mu.Lock()
+		werr := imp.watchErr
+		imp.mu.Unlock()
+		if werr != nil {
+			return fmt.Errorf("reading the outcomes: %w", werr)
+		}
+		select {
+		case <-imp.changed:
+		case <-tick.C:
+			imp.t.forget(time.Now().Add(-2 * stream.DuplicateWindow))
+		case <-deadline.C:
+			return errTimedOut
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// showProgress reports on stderr: on a terminal, a line rewritten a few
+// times a second; otherwise a line every --progress. stop ends it.
+func (imp *importRun) showProgress(ctx context.Context) (stop func()) {
+	every, tty := imp.opts.progress, isTerminal(imp.stderr)
+	if tty {
+		every = 250 * time.Millisecond
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if tty {
+					fmt.Fprintf(imp.stderr, "\r%s\x1b[K", imp.progressLine())
+				} else {
+					fmt.Fprintln(imp.stderr, imp.progressLine())
+				}
+			case <-done:
+				if tty {
+					fmt.Fprintf(imp.stderr, "\r%s\x1b[K\n", imp.progressLine())
+				}
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// progressLine says how far the import is: rows published, settled
+// (created and failed), invalid, the rate and the time left.
+func (imp *importRun) progressLine() string {
+	n := imp.t.counts()
+	elapsed := time.Since(imp.start)
+	settled := n.created + n.failed
+	done, todo := n.published, n.read-n.invalid // publishing
+	if imp.opts.wait {
+		done = settled // waiting
+	}
+	perSecond := float64(done) / max(elapsed.Seconds(), 0.001)
+	eta := "?"
+	imp.mu.Lock()
+	reading := imp.doneAt.IsZero()
+	imp.mu.Unlock()
+	if !reading && perSecond > 0 {
+		eta = (time.Duration(float64(todo-done)/perSecond) * time.Second).Round(time.Second).String()
+	}
+	return fmt.Sprintf("import: %d rows read, %d published, %d settled (%d created, %d failed), %d invalid, %.0f rows/s, ETA %s",
+		n.read, n.published, settled, n.created, n.failed, n.invalid, perSecond, eta)
+}
+
+// writeResults writes the results file, if one was asked for.
+func (imp *importRun) writeResults(f *os.File, pendingMessage string) error {
+	if f == nil {
+		return nil
+	}
+	if err := imp.t.writeResults(f, pendingMessage); err != nil {
+		return fmt.Errorf("--results: %w", err)
+	}
+	return f.Sync()
+}
+
+// summary prints what the import did and returns its exit: 0 when every
+// row was created (or, without --wait, published), 1 when any failed or
+// was invalid, 2 when any has no outcome.
+func (imp *importRun) summary(stdout io.Writer) error {
+	n := imp.t.counts()
+	took := time.Since(imp.start).Round(time.Millisecond)
+	if imp.opts.wait {
+		fmt.Fprintf(stdout, "imported %s: %d rows: %d created, %d failed, %d invalid, %d pending (%s)\n",
+			imp.opts.file, n.read, n.created, n.failed, n.invalid, n.open+n.unsent, took)
+	} else {
+		fmt.Fprintf(stdout, "imported %s: %d rows: %d published, %d invalid, %d not published (%s); their outcomes come as events (--wait waits for them)\n",
+			imp.opts.file, n.read, n.published, n.invalid, n.unsent, took)
+	}
+	if imp.opts.results != "" {
+		fmt.Fprintf(stdout, "results: %s\n", imp.opts.results)
+	}
+	switch {
+	case n.failed > 0 || n.invalid > 0:
+		return &exitError{code: 1, err: errQuiet}
+	case n.open+n.unsent > 0:
+		return &exitError{code: 2, err: errQuiet}
+	}
+	return nil
+}
+
+// parseImportFlags parses import's flags and the configuration, and
+// reports every misuse at once (exit 2).
+func parseImportFlags(args []string, getenv func(string) string, stderr io.Writer) (importOptions, Config, error) {
+	fs := flag.NewFlagSet("consumer import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: consumer import [flags] FILE   (FILE: .csv, .ndjson or .jsonl; - for stdin, with --format)")
+		fs.PrintDefaults()
+	}
+	var o importOptions
+	fs.StringVar(&o.format, "format", "", "csv or ndjson (default: from FILE's extension)")
+	fs.StringVar(&o.batch, "batch", "", "the import's name: a row without a commandId gets one derived from it and the row's content (required then)")
+	fs.BoolVar(&o.wait, "wait", false, "wait for every row's terminal event")
+	fs.StringVar(&o.results, "results", "", "with --wait, write each row's outcome to this CSV file")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long --wait waits after the last publish; rows without an outcome by then are pending")
+	fs.Float64Var(&o.rate, "rate", 0, "most commands published a second (0: as fast as the stream takes them)")
+	fs.IntVar(&o.inFlight, "in-flight", 256, "most publishes awaiting the stream's answer at once")
+	fs.BoolVar(&o.sendInvalid, "send-invalid", false, "publish rows that break the rules as they are, for the service to answer with contact.failed")
+	fs.DurationVar(&o.progress, "progress", 5*time.Second, "how often progress is reported when stderr is not a terminal")
+	load := configFlags(fs, getenv)
+	if err := parseFlags(fs, args); err != nil {
+		return o, Config{}, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var usage []error
+	switch fs.NArg() {
+	case 0:
+		usage = append(usage, errors.New("give the file to import (- for stdin)"))
+	case 1:
+		o.file = fs.Arg(0)
+	default:
+		usage = append(usage, fmt.Errorf("one file at a time: unexpected argument %q", fs.Arg(1)))
+	}
+	if o.format == "" && o.file != "" {
+		switch strings.ToLower(filepath.Ext(o.file)) {
+		case ".csv":
+			o.format = "csv"
+		case ".ndjson", ".jsonl":
+			o.format = "ndjson"
+		default:
+			usage = append(usage, fmt.Errorf("cannot tell the format of %q from its name: give --format csv or --format ndjson", o.file))
+		}
+	}
+	if o.format != "" && o.format != "csv" && o.format != "ndjson" {
+		usage = append(usage, fmt.Errorf("--format must be csv or ndjson, not %q", o.format))
+	}
+	if given["results"] && !o.wait {
+		usage = append(usage, errors.New("--results holds the outcomes: give --wait too"))
+	}
+	if given["timeout"] && !o.wait {
+		usage = append(usage, errors.New("--timeout is how long --wait waits: give --wait too"))
+	}
+	if o.timeout <= 0 {
+		usage = append(usage, fmt.Errorf("--timeout must be more than 0, not %s", o.timeout))
+	}
+	if o.rate < 0 {
+		usage = append(usage, fmt.Errorf("--rate must be 0 or more, not %g", o.rate))
+	}
+	if o.inFlight < 1 || o.inFlight > 4096 {
+		usage = append(usage, fmt.Errorf("--in-flight must be 1 to 4096, not %d", o.inFlight))
+	}
+	if o.progress <= 0 {
+		usage = append(usage, fmt.Errorf("--progress must be more than 0, not %s", o.progress))
+	}
+	cfg, err := load()
+	if err != nil {
+		usage = append(usage, err)
+	}
+	if len(usage) > 0 {
+		return o, cfg, &exitError{code: 2, err: errors.Join(usage...)}
+	}
+	return o, cfg, nil
+}
