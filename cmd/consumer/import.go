@@ -270,8 +270,7 @@ func (imp *importRun) check(row importRow) (reason, message string) {
 		if !errors.As(err, &ie) {
 			return "", ""
 		}
-		reason, message = string(ie.Reason), strings.ReplaceAll(ie.Message, "\n  ", " ")
-		message = strings.ReplaceAll(message, "\n", "; ")
+		reason, message = string(ie.Reason), oneLine(ie.Message)
 	}
 	send := imp.opts.sendInvalid && !row.unreadable
 	if imp.shown < maxInvalidShown {
@@ -288,6 +287,20 @@ func (imp *importRun) check(row importRow) (reason, message string) {
 		return "", ""
 	}
 	return reason, message
+}
+
+// oneLine writes a validation message (a first line, then a rule a line)
+// on one line: "the command breaks 2 rules: a: …; b: …".
+func oneLine(msg string) string {
+	first, rest, _ := strings.Cut(msg, "\n")
+	if rest == "" {
+		return first
+	}
+	lines := strings.Split(rest, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return first + " " + strings.Join(lines, "; ")
 }
 
 // awaitOutcomes waits until every published row has its outcome, or
@@ -403,10 +416,14 @@ func (imp *importRun) summary(stdout io.Writer) error {
 	if imp.opts.results != "" {
 		fmt.Fprintf(stdout, "results: %s\n", imp.opts.results)
 	}
+	pending := n.unsent
+	if imp.opts.wait {
+		pending += n.open
+	}
 	switch {
 	case n.failed > 0 || n.invalid > 0:
 		return &exitError{code: 1, err: errQuiet}
-	case n.open+n.unsent > 0:
+	case pending > 0:
 		return &exitError{code: 2, err: errQuiet}
 	}
 	return nil

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// importCSV writes a CSV of n rows under header: row i is row(i).
+func importCSV(t *testing.T, header string, n int, row func(i int) string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(header + "\n")
+	for i := range n {
+		b.WriteString(row(i) + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "contacts.csv")
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
+	return path
+}
+
+// readResults reads a results file into its rows, the header first.
+func readResults(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	require.NoError(t, err)
+	return recs
+}
+
+// TestImportTwoThousandRows is the issue's test: 2,000 rows, 20 invalid,
+// one valid row present twice: 1,980 created (the twins share one
+// commandId and one contact), 20 invalid, 1,979 contacts at the provider;
+// the same import again makes no provider call and writes the same
+// results.
+func TestImportTwoThousandRows(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.vars["CONCURRENCY"] = "64"
+	e.vars["LOG_LEVEL"] = "warn"
+	e.start(t)
+	const twin, twinOf = 1234, 77 // row 1234 repeats row 77
+	path := importCSV(t, "name,email,mobile,tagId,companyName,metadata.crmId", 2000, func(i int) string {
+		switch {
+		case i == twin:
+			i = twinOf
+		case i%100 == 50: // 20 invalid rows: a bad email, or a bad mobile too
+			if i%200 == 50 {
+				return fmt.Sprintf("Bad %d,bad%d@,+91987654%04d,%s,,crm-%d", i, i, i, tagID, i)
+			}
+			return fmt.Sprintf("Bad %d,bad%d@example.com,12,not-hex,,crm-%d", i, i, i)
+		}
+		return fmt.Sprintf("Person %d,person%d@example.com,+91987654%04d,%s,Company %d,crm-%d", i, i, i, tagID, i%7, i)
+	})
+	results := filepath.Join(t.TempDir(), "results.csv")
+	args := []string{"import", "--batch", "onboarding-2026-11", "--wait", "--results", results, path}
+
+	stdout, stderr, err := e.cli(t, args...)
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err), "exit 1: some rows are invalid")
+	assert.Contains(t, stdout, "2000 rows: 1980 created, 0 failed, 20 invalid, 0 pending")
+	assert.Contains(t, stderr, "line 52: invalid, not published: the command breaks 1 rule: email: email must be a valid email address")
+	assert.Contains(t, stderr, "line 152: invalid, not published: the command breaks 2 rules: mobile: mobile must be 10 to 15 digits, with an optional leading +; tagId: tagId must be")
+	assert.NotContains(t, stderr, "bad50@", "no contact data on stderr")
+
+	recs := readResults(t, results)
+	require.Len(t, recs, 2001, "a header and a line a row")
+	assert.Equal(t, resultHeader, recs[0])
+	status := map[string]int{}
+	contacts := map[string]bool{}
+	for i, rec := range recs[1:] {
+		assert.Equal(t, fmt.Sprint(i+2), rec[0], "rows in the file's order, by line")
+		status[rec[2]]++
+		if rec[2] == "created" {
+			assert.Equal(t, "instantpay", rec[3])
+			contacts[rec[4]] = true
+		} else {
+			assert.Equal(t, "invalid", rec[5], "line %s", rec[0])
+			assert.NotEmpty(t, rec[6], "line %s says what is wrong", rec[0])
+		}
+	}
+	assert.Equal(t, map[string]int{"created": 1980, "invalid": 20}, status)
+	assert.Len(t, contacts, 1979, "the twins share one contact")
+	a, b := recs[twinOf+1], recs[twin+1]
+	assert.Equal(t, a[1], b[1], "the twins share one commandId")
+	assert.Equal(t, a[4], b[4], "and one contact")
+	assert.Equal(t, 1979, e.ipay.CreateCalls(), "one create call a command")
+	assert.Len(t, e.ipay.Contacts(), 1979)
+
+	first, err := os.ReadFile(results)
+	require.NoError(t, err)
+	stdout, _, err = e.cli(t, args...)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, stdout, "2000 rows: 1980 created, 0 failed, 20 invalid, 0 pending")
+	again, err := os.ReadFile(results)
+	require.NoError(t, err)
+	assert.Equal(t, string(first), string(again), "the same results")
+	assert.Equal(t, 1979, e.ipay.CreateCalls(), "running it again makes no provider call")
+}
+
+func TestImportNDJSONFromStdin(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	in := fmt.Sprintf(`{"commandId":"nd-1","name":"Jane Doe","email":"jane@example.com","mobile":"+919876543210","tagId":%q}
+
+{"name":"Ravi Kumar","email":"ravi@example.com","mobile":"9876543210","tagId":"vip","provider":"pik","pik":{"firstName":"Ravi"}}
+{"name":"Ravi Kumar","email":"ravi@","mobile":"9876543210","tagId":"vip","provider":"pik"}
+`, tagID)
+	results := filepath.Join(t.TempDir(), "results.csv")
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"import", "--format", "ndjson", "--batch", "b", "--wait", "--send-invalid", "--results", results, "-"}, e.getenv, strings.NewReader(in), &out, &errOut)
+	t.Log(out.String(), errOut.String())
+	assert.Equal(t, 1, exitCode(err), "a row failed")
+	assert.Contains(t, errOut.String(), "line 4: invalid, published as it is (--send-invalid)")
+	recs := readResults(t, results)
+	require.Len(t, recs, 4)
+	assert.Equal(t, []string{"1", "nd-1", "created", "instantpay"}, recs[1][:4], "the commandId given is kept")
+	assert.Equal(t, []string{"3", "created", "pik"}, []string{recs[2][0], recs[2][2], recs[2][3]}, "blank lines count as lines")
+	assert.Len(t, recs[2][1], 36, "a derived commandId")
+	assert.Equal(t, []string{"4", "failed", "pik", "", "invalid"}, []string{recs[3][0], recs[3][2], recs[3][3], recs[3][4], recs[3][5]}, "sent as it was, it failed as invalid")
+}
+
+func TestImportRefusals(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	_, _, err := e.cli(t, "setup")
+	require.NoError(t, err)
+	good := importCSV(t, "name,email,mobile,tagId", 1, func(int) string { return "Jane Doe,jane@example.com,+919876543210," + tagID })
+	noEmail := importCSV(t, "name,mobile,tagId,colour", 1, func(int) string { return "Jane Doe,+919876543210," + tagID + ",red" })
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"a missing column, with its line", []string{"--batch", "b", noEmail}, []string{`line 1: the header has no column "email"`, `columns the import does not know: "colour"`}},
+		{"no commandId and no --batch", []string{good}, []string{"has no commandId column: give --batch NAME"}},
+		{"no file", []string{"--batch", "b"}, []string{"give the file to import"}},
+		{"stdin without a format", []string{"--batch", "b", "-"}, []string{"give --format csv or --format ndjson"}},
+		{"--results without --wait", []string{"--batch", "b", "--results", filepath.Join(t.TempDir(), "r.csv"), good}, []string{"give --wait too"}},
+		{"a bad --in-flight", []string{"--batch", "b", "--in-flight", "0", good}, []string{"--in-flight must be 1 to 4096"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := e.cli(t, append([]string{"import"}, tc.args...)...)
+			require.Error(t, err)
+			assert.Equal(t, 2, exitCode(err), "a usage error")
+			for _, want := range tc.want {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Zero(t, e.commandsStored(t), "nothing was published")
+		})
+	}
+	t.Run("the streams missing", func(t *testing.T) {
+		bare := newTestEnv(t)
+		_, _, err := bare.cli(t, "import", "--batch", "b", good)
+		assert.Equal(t, 2, exitCode(err))
+		assert.ErrorIs(t, err, errNoStreams)
+	})
+	t.Run("without --wait, published", func(t *testing.T) {
+		stdout, _, err := e.cli(t, "import", "--batch", "b", good)
+		require.NoError(t, err)
+		assert.Contains(t, stdout, "1 rows: 1 published, 0 invalid")
+		assert.EqualValues(t, 1, e.commandsStored(t))
+	})
+}
