@@ -87,14 +87,16 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	defer sp.close()
 	imp := &importRun{opts: opts, c: c, t: newImportTracker(sp), stderr: stderr, start: time.Now()}
 	if opts.wait {
-		// From before any row's command could have been stored and
-		// answered, as far back as a duplicate of it could reach.
-		w, err := c.Watch(ctx, imp.start.Add(-2*stream.DuplicateWindow))
+		// Outcomes from now on; those older are read only when a row
+		// turns out to be a duplicate (see lookBack).
+		w, err := c.Watch(ctx, imp.start)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		defer w.Stop()
+		imp.changed = make(chan struct{}, 1)
 		imp.watch(ctx, w)
+		defer imp.stopLookBack()
 	}
 	stopProgress := imp.showProgress(ctx)
 	runErr := imp.publishAll(ctx, rows)
@@ -132,16 +134,43 @@ type importRun struct {
 	start  time.Time
 	shown  int // invalid rows named on stderr
 
-	mu         sync.Mutex
-	doneAt     time.Time // when the last row was published
-	watchErr   error
-	changed    chan struct{} // a signal: an outcome came
-	changeOnce sync.Once
+	mu       sync.Mutex
+	doneAt   time.Time // when the last row was published
+	watchErr error
+	changed  chan struct{} // a signal: an outcome came
+	lookOnce sync.Once
+	look     *client.Watch
+}
+
+// lookBack reads, besides what is new, the outcomes stored from before any
+// row's command could have been stored, as far back as a duplicate's
+// answer could reach: once, when the stream first says a row's command was
+// a duplicate, so that a first import reads no old events at all.
+func (imp *importRun) lookBack(ctx context.Context) {
+	imp.lookOnce.Do(func() {
+		w, err := imp.c.Watch(ctx, imp.start.Add(-2*stream.DuplicateWindow))
+		imp.mu.Lock()
+		defer imp.mu.Unlock()
+		if err != nil {
+			imp.watchErr = err
+			return
+		}
+		imp.look = w
+		imp.watch(ctx, w)
+	})
+}
+
+func (imp *importRun) stopLookBack() {
+	imp.mu.Lock()
+	w := imp.look
+	imp.mu.Unlock()
+	if w != nil {
+		w.Stop()
+	}
 }
 
 // watch reads outcomes into the tracker until ctx ends or w stops.
 func (imp *importRun) watch(ctx context.Context, w *client.Watch) {
-	imp.changed = make(chan struct{}, 1)
 	go func() {
 		for {
 			ev, _, err := w.Next(ctx)
@@ -195,7 +224,10 @@ func (imp *importRun) publishAll(ctx context.Context, rows rowReader) error {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				_, err := imp.c.PublishMessage(pctx, client.Message{Body: j.body})
+				ack, err := imp.c.PublishMessage(pctx, client.Message{Body: j.body})
+				if ack.Duplicate && imp.opts.wait {
+					imp.lookBack(ctx)
+				}
 				if errors.Is(err, client.ErrNoStreams) {
 					fatal(&exitError{code: 2, err: err})
 					cancel()
