@@ -378,16 +378,18 @@ func (imp *importRun) showProgress(ctx context.Context) (stop func()) {
 		defer wg.Done()
 		t := time.NewTicker(every)
 		defer t.Stop()
+		shown := false
 		for {
 			select {
 			case <-t.C:
+				shown = true
 				if tty {
 					fmt.Fprintf(imp.stderr, "\r%s\x1b[K", imp.progressLine())
 				} else {
 					fmt.Fprintln(imp.stderr, imp.progressLine())
 				}
 			case <-done:
-				if tty {
+				if tty && shown { // the last figures, on a line of their own
 					fmt.Fprintf(imp.stderr, "\r%s\x1b[K\n", imp.progressLine())
 				}
 				return

@@ -231,7 +231,7 @@ func (t *importTracker) observe(ev client.Event) error {
 	} else if _, kept := t.early[key]; kept {
 		return nil
 	}
-	state, fields := rowCreated, []string{"", "", "", ""}
+	state, fields := rowCreated, []string(nil)
 	if ev.Type == client.SubjectCreated {
 		var d client.Created
 		if json.Unmarshal(ev.Data, &d) != nil {
