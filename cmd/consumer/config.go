@@ -55,6 +55,8 @@ var settings = []setting{
 	{env: "LOG_FORMAT", flag: "log-format", def: "json", usage: "json or text"},
 	{env: "SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "how long shutdown waits for in-flight commands"},
 	{env: "EVENT_SOURCE", flag: "event-source", def: "contactrelay", usage: "CloudEvents source of the events"},
+	{env: "EVENT_MAX_AGE", flag: "event-max-age", def: "720h", usage: "how long CONTACT_EVENTS keeps events; subscribers must read within it (0: for ever)"},
+	{env: "RECORD_TTL", flag: "record-ttl", def: "2160h", usage: "how long a commandId's record lives after its last write; at most one create per commandId holds within it (0: for ever)"},
 }
 
 // Config is the service's configuration, from the environment and flags.
@@ -69,9 +71,13 @@ type Config struct {
 	// means the connected server's own.
 	NATSJSDomain string
 
-	Concurrency     int
-	MaxDeliver      int
-	AckWait         time.Duration
+	Concurrency int
+	MaxDeliver  int
+	AckWait     time.Duration
+	// EventMaxAge is how long the event stream keeps events, RecordTTL
+	// how long a record lives after its last write; zero: for ever.
+	EventMaxAge     time.Duration
+	RecordTTL       time.Duration
 	RetryInitial    time.Duration
 	RetryMax        time.Duration
 	RetryMaxElapsed time.Duration
@@ -203,6 +209,14 @@ func parseConfig(v map[string]string) (Config, []error) {
 		LogFormat:       v["LOG_FORMAT"],
 		ShutdownGrace:   dur("SHUTDOWN_GRACE", time.Millisecond, time.Hour),
 		EventSource:     v["EVENT_SOURCE"],
+		EventMaxAge:     dur("EVENT_MAX_AGE", 0, 100*365*24*time.Hour),
+		RecordTTL:       dur("RECORD_TTL", 0, 100*365*24*time.Hour),
+	}
+	if cfg.EventMaxAge > 0 && cfg.EventMaxAge < time.Hour {
+		fail("EVENT_MAX_AGE", "must be 0 (for ever) or at least 1h, not %s: subscribers need time to read", cfg.EventMaxAge)
+	}
+	if cfg.RecordTTL > 0 && cfg.RecordTTL < 24*time.Hour {
+		fail("RECORD_TTL", "must be 0 (for ever) or at least 24h, not %s: a record must outlive every redelivery and replay of its command", cfg.RecordTTL)
 	}
 	failures := num("CIRCUIT_FAILURES", 1, maxCircuitFailures)
 	openFor := dur("CIRCUIT_OPEN_FOR", time.Millisecond, time.Hour)

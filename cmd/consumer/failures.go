@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/user"
 	"slices"
 	"strings"
 	"time"
@@ -14,17 +16,23 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/replay"
+	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // failuresCommand is 'consumer failures': list contact.failed events, or
 // show one command's failure whole.
 func failuresCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "discard" {
+		return discardCommand(ctx, args[1:], getenv, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("consumer failures", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	filter := filterFlags(fs, 50)
 	asJSON := fs.Bool("json", false, "print JSON lines, one failure each, instead of a table")
 	unmask := fs.Bool("unmask", false, "show email addresses and mobile numbers in full")
+	history := historyFlag(fs)
 	load := configFlags(fs, getenv)
 	flt, cfg, err := parseToolFlags(fs, args, filter, load)
 	if err != nil {
@@ -35,7 +43,7 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	defer nc.Close()
-	sel, err := scanFailures(ctx, js, flt)
+	sel, err := scanFailures(ctx, js, flt, *history)
 	if err != nil {
 		return err
 	}
@@ -48,7 +56,11 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 		fmt.Fprintln(stderr, replay.MatchLine(sel))
 	case flt.CommandID != "":
 		if len(sel.Failures) == 0 {
-			fmt.Fprintf(stderr, "no contact.failed event of commandId %s matches (%d events read)\n", flt.CommandID, sel.Read)
+			if sel.Open {
+				fmt.Fprintf(stderr, "commandId %s has no open failure that matches (its failures, if any, were resolved or discarded: --history lists them all)\n", flt.CommandID)
+			} else {
+				fmt.Fprintf(stderr, "no contact.failed event of commandId %s matches (%d events read)\n", flt.CommandID, sel.Read)
+			}
 			return &exitError{code: 1, err: errQuiet}
 		}
 		if err := replay.WriteDetail(stdout, sel.Failures, *unmask); err != nil {
@@ -154,15 +166,102 @@ func connectJetStream(cfg Config, name string) (*nats.Conn, jetstream.JetStream,
 	return nc, js, nil
 }
 
-// scanFailures reads the failures flt selects; a missing stream exits
+// historyFlag registers --history, which reads the event history instead
+// of the open failures.
+func historyFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("history", false, "read every contact.failed event of the event history (an audit; slow on a long history), each marked with what superseded it, instead of the open failures")
+}
+
+// scanFailures reads the failures flt selects: the open failures, or with
+// history every failure of the event history. A missing stream exits
 // with 2.
-func scanFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter) (*replay.Selection, error) {
-	sel, err := replay.Scan(ctx, js, flt)
-	if errors.Is(err, replay.ErrNoStream) {
+func scanFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter, history bool) (*replay.Selection, error) {
+	var sel *replay.Selection
+	var err error
+	if history {
+		sel, err = replay.Scan(ctx, js, flt)
+	} else {
+		sel, _, err = replay.Open(ctx, js, flt)
+	}
+	if errors.Is(err, replay.ErrNoStream) || errors.Is(err, failstore.ErrNoStore) {
 		return nil, &exitError{code: 2, err: errNoStreams}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read failures: %w", err)
 	}
 	return sel, nil
+}
+
+// discardCommand is 'consumer failures discard': remove open failures that
+// will never be replayed. The failed events stay in the event history.
+func discardCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consumer failures discard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	filter := filterFlags(fs, 0)
+	dryRun := fs.Bool("dry-run", false, "say how many open failures would be discarded, and discard none")
+	all := fs.Bool("all", false, "allow a discard without a filter: every open failure")
+	load := configFlags(fs, getenv)
+	flt, cfg, err := parseToolFlags(fs, args, filter, load)
+	if err != nil {
+		return err
+	}
+	described := describeFilter(fs)
+	if described == "" && !*all {
+		return &exitError{code: 2, err: errors.New("discard needs a filter (--command-id, --reason, --provider, --since, --until), or --all to discard every open failure")}
+	}
+	if described == "" {
+		described = "--all"
+	}
+	nc, js, err := connectJetStream(cfg, "contactrelay-failures-discard")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	snap, err := failstore.Load(ctx, js, flt.Select())
+	if errors.Is(err, failstore.ErrNoStore) {
+		return &exitError{code: 2, err: errNoStreams}
+	}
+	if err != nil {
+		return fmt.Errorf("read open failures: %w", err)
+	}
+	chosen := snap.Failures
+	if flt.Limit > 0 && len(chosen) > flt.Limit {
+		chosen = chosen[:flt.Limit]
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "would discard %d open failures (%s); nothing was discarded\n", len(chosen), described)
+		return nil
+	}
+	n, err := failstore.Discard(ctx, js, chosen)
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log.Info("discarded open failures", "user", osUser(), "filter", described, "selected", len(chosen), "discarded", n)
+	if err != nil {
+		return fmt.Errorf("discard: %d of %d discarded: %w", n, len(chosen), err)
+	}
+	fmt.Fprintf(stdout, "discarded %d open failures (%s); their contact.failed events stay in %s\n", n, described, stream.EventStream)
+	return nil
+}
+
+// describeFilter writes the filter flags given, as given: for the log of a
+// discard, and to tell a filtered discard from an unfiltered one.
+func describeFilter(fs *flag.FlagSet) string {
+	var parts []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "command-id", "reason", "provider", "since", "until", "limit":
+			parts = append(parts, fmt.Sprintf("--%s=%s", f.Name, f.Value))
+		}
+	})
+	return strings.Join(parts, " ")
+}
+
+// osUser names who runs the command, for logs of what it changed.
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	if n := os.Getenv("USER"); n != "" {
+		return n
+	}
+	return "unknown"
 }

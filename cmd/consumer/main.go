@@ -98,7 +98,7 @@ commands:
   setup     create or update the streams, the consumer and the record bucket
   publish   publish one contact.create command (--wait for its outcome)
   import    publish a command for each row of a CSV or NDJSON file (--wait --results for outcomes)
-  failures  list contact.failed events, or show one command's failure whole
+  failures  list open failures, or show one whole (discard: remove them; --history: every failure)
   replay    re-publish failed commands (--dry-run first; --set repairs one)
   bench     measure throughput and latency against a bare-loop floor
   version   print the version

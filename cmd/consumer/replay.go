@@ -30,6 +30,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		ratePerSec = fs.Float64("rate", 20, "the most commands sent per second")
 		unmask     = fs.Bool("unmask", false, "show email addresses and mobile numbers in full in --dry-run output")
 		sets       []replay.Set
+		history    = historyFlag(fs)
 	)
 	fs.Func("set", "with --command-id: change a field of the command before replaying it, field=value (pik.firstName=Jane for nested fields; repeatable)",
 		func(v string) error {
@@ -62,7 +63,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 			return &exitError{code: 2, err: errNoStreams}
 		}
 	}
-	sel, err := scanFailures(ctx, js, flt)
+	sel, err := scanFailures(ctx, js, flt, *history)
 	if err != nil {
 		return err
 	}

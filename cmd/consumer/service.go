@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/health"
 	"github.com/contactrelay/contactrelay/internal/metrics"
@@ -173,10 +174,18 @@ func enabledProviders(cfg Config, hc *http.Client, log *slog.Logger, onRequest f
 // streams and the consumer set up, the watch on refused permissions, and
 // the record store. close closes the store, then the connection.
 type broker struct {
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	perms *stream.Permissions
-	store *stream.Records
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	failures *failstore.Writer
+	perms    *stream.Permissions
+	store    *stream.Records
+}
+
+// topology returns the JetStream resources the configuration asks for,
+// with replicas (0: one, or what an earlier setup made) and note told of
+// what setup changed or could not change.
+func topology(cfg Config, replicas int, note func(string)) stream.Topology {
+	return stream.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
 }
 
 // connectBroker connects to NATS, tells connected of the connection, and
@@ -202,11 +211,20 @@ func connectBroker(ctx context.Context, cfg Config, log *slog.Logger, connected 
 	if b.js, err = newJetStream(nc, cfg); err != nil {
 		return fail(err)
 	}
-	if err := stream.Setup(ctx, b.js, stream.Topology{AckWait: cfg.AckWait}); err != nil {
+	if err := stream.Setup(ctx, b.js, topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
 		return fail(err)
 	}
 	if b.store, err = stream.OpenRecords(ctx, b.js, handlers.DefaultStoreTimeout); err != nil {
 		return fail(err)
+	}
+	b.store.TTL = cfg.RecordTTL
+	if b.failures, err = failstore.OpenWriter(ctx, b.js); err != nil {
+		b.store.Close()
+		return fail(err)
+	}
+	if s, err := b.js.Stream(ctx, failstore.Stream); err == nil && !failstore.Rebuilt(s.CachedInfo()) {
+		log.Warn("the open failures have not been built from the event history yet: run 'consumer setup' once; " +
+			"until then 'consumer failures' lists only failures decided by this version")
 	}
 	return b, nil
 }
@@ -249,6 +267,7 @@ func newHandler(cfg Config, providers map[string]handlers.Provider, store handle
 func newRunner(cfg Config, b *broker, h *handlers.Handler, prefetch int, log *slog.Logger, tel *telemetry) *stream.Runner {
 	return stream.NewRunner(b.js, h, stream.RunnerConfig{
 		Records:        b.store,
+		Failures:       b.failures,
 		Concurrency:    cfg.Concurrency,
 		Prefetch:       prefetch,
 		Permissions:    b.perms,

@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -20,6 +25,7 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	fs := flag.NewFlagSet("consumer setup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	replicas := fs.Int("replicas", 1, fmt.Sprintf("replicas of the streams and the record bucket, 1 to %d", maxReplicas))
+	rebuild := fs.Bool("rebuild-failures", false, "build the open failures from the event history again, even if done before (failures discarded since come back)")
 	load := configFlags(fs, getenv)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -48,7 +54,10 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	if err := stream.Setup(ctx, js, stream.Topology{Replicas: *replicas, AckWait: cfg.AckWait}); err != nil {
+	if err := stream.Setup(ctx, js, topology(cfg, *replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
+		return err
+	}
+	if err := rebuildFailures(ctx, js, *rebuild, stdout, stderr); err != nil {
 		return err
 	}
 	// The service publishes with the same credentials: say now what the
@@ -58,7 +67,41 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 			"(grant these credentials publish permission to %s, %s and $KV.%s.>)",
 			err, events.SubjectCreated, events.SubjectFailed, stream.RecordBucket)
 	}
-	fmt.Fprintf(stdout, "ready: streams %s and %s, consumer %s, bucket %s (replicas %d)\n",
-		stream.CommandStream, stream.EventStream, stream.Durable, stream.RecordBucket, *replicas)
+	fmt.Fprintf(stdout, "ready: streams %s, %s and %s, consumer %s, bucket %s (replicas %d)\n",
+		stream.CommandStream, stream.EventStream, failstore.Stream, stream.Durable, stream.RecordBucket, *replicas)
+	return nil
+}
+
+// rebuildFailures builds the open failures from the event history, once:
+// a deployment upgraded from a version without the store has its failures
+// in the history only. It is idempotent, and checks each failure against
+// its command's record as the service does, so that it may run while the
+// service does.
+func rebuildFailures(ctx context.Context, js jetstream.JetStream, force bool, stdout, stderr io.Writer) error {
+	s, err := js.Stream(ctx, failstore.Stream)
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", failstore.Stream, err)
+	}
+	if failstore.Rebuilt(s.CachedInfo()) && !force {
+		return nil
+	}
+	records, err := stream.OpenRecords(ctx, js, handlers.DefaultStoreTimeout)
+	if err != nil {
+		return err
+	}
+	defer records.Close()
+	fmt.Fprintf(stdout, "building the open failures from the event history (%s)\n", stream.EventStream)
+	progress := &progressLine{w: stderr, on: isTerminal(stderr)}
+	st, err := failstore.Rebuild(ctx, js, stream.EventStream, func(commandID, eventID string) failstore.Check {
+		return stream.NewestFailureCheck(records, handlers.RecordKey(commandID), eventID)
+	}, func(read, total uint64) {
+		progress.show(fmt.Sprintf("read %d of %d events", read, total))
+	})
+	progress.clear()
+	if err != nil {
+		return fmt.Errorf("build the open failures: %w", err)
+	}
+	fmt.Fprintf(stdout, "open failures: %d events read in %s; %d commands and conflicts failed last, %d open (the others' records hold a newer outcome)\n",
+		st.Read, st.Took.Round(time.Millisecond), st.Open, st.Opened)
 	return nil
 }

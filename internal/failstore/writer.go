@@ -24,6 +24,15 @@ var ErrNoStore = errors.New("the stream " + Stream + " does not exist: run 'cons
 type Writer struct {
 	js jetstream.JetStream
 	s  jetstream.Stream
+	// pause, when set (tests), is called between the steps of Open and
+	// Resolve, so that other writers can run there.
+	pause func()
+}
+
+func (w *Writer) step() {
+	if w.pause != nil {
+		w.pause()
+	}
 }
 
 // OpenWriter binds to the store, which setup creates.
@@ -126,12 +135,14 @@ func (w *Writer) Open(ctx context.Context, e *Entry, check Check) error {
 	if e.Conflict {
 		return nil // its subject is its own
 	}
+	w.step()
 	stands := true
 	if check != nil {
 		if stands, err = check(ctx); err != nil {
 			return fmt.Errorf("check open failure: %w", err)
 		}
 	}
+	w.step()
 	if !stands {
 		return w.delete(ctx, ack.Sequence)
 	}
@@ -149,6 +160,7 @@ func (w *Writer) Resolve(ctx context.Context, commandID string, check Check) err
 		return fmt.Errorf("resolve open failure: %w", err)
 	}
 	last := info.State.LastSeq
+	w.step()
 	if check != nil {
 		stands, err := check(ctx)
 		if err != nil {
@@ -158,6 +170,7 @@ func (w *Writer) Resolve(ctx context.Context, commandID string, check Check) err
 			return nil
 		}
 	}
+	w.step()
 	return w.purge(ctx, commandID, last+1)
 }
 
@@ -182,8 +195,25 @@ func (w *Writer) delete(ctx context.Context, seq uint64) error {
 	return nil
 }
 
+// errCodeSequenceNotFound is the server's answer to deleting a message
+// that is not there (JSSequenceNotFoundErrF), which nats.go names not.
+const errCodeSequenceNotFound jetstream.ErrorCode = 10043
+
+// errCodeNoMessageFound is the server's answer to deleting a message
+// removed meanwhile (JSNoMessageFoundErr).
+const errCodeNoMessageFound jetstream.ErrorCode = 10057
+
 // isNotFound reports the server's answer for a message that is not there.
+// nats.go passes a refused delete on as text only.
 func isNotFound(err error) bool {
+	if errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		for _, code := range []jetstream.ErrorCode{errCodeSequenceNotFound, errCodeNoMessageFound, jetstream.JSErrCodeMessageNotFound} {
+			if strings.Contains(err.Error(), "err_code="+strconv.Itoa(int(code))+" ") {
+				return true
+			}
+		}
+	}
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound || apiErr.Code == 404)
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound ||
+		apiErr.ErrorCode == errCodeSequenceNotFound || apiErr.Code == 404)
 }

@@ -45,14 +45,18 @@ func WriteTable(w io.Writer, failures []*Failure, unmask bool) error {
 // exhausted 30, invalid 5, rejected 2; 3 superseded (by a later
 // contact.created 3)".
 func MatchLine(sel *Selection) string {
+	what := "failure"
+	if sel.Open {
+		what = "open failure"
+	}
 	if sel.Matched == 0 {
-		return "no failures match"
+		return "no " + what + "s match"
 	}
 	var b strings.Builder
 	if sel.Matched == 1 {
-		b.WriteString("1 failure matches: ")
+		fmt.Fprintf(&b, "1 %s matches: ", what)
 	} else {
-		fmt.Fprintf(&b, "%d failures match: ", sel.Matched)
+		fmt.Fprintf(&b, "%d %ss match: ", sel.Matched, what)
 	}
 	rs := slices.Collect(maps.Keys(sel.ByReason))
 	slices.SortFunc(rs, func(a, c events.Reason) int {

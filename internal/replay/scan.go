@@ -84,6 +84,9 @@ type Selection struct {
 	// CloudEvents JSON of the contract, and were passed over.
 	Read       int
 	Unreadable int
+	// Open is set for a selection of open failures (Open), where nothing
+	// is superseded and Read counts the entries read.
+	Open bool
 }
 
 // Scan reads the event stream from flt.Since (the start when zero) up to

@@ -17,6 +17,11 @@ import (
 // satisfies handlers.Store and handlers.AsyncStore and is safe for
 // concurrent use.
 type Records struct {
+	// TTL is how long a record lives after its last write; zero: for
+	// ever. Set it before the first write.
+	TTL time.Duration
+
+	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	pub     *publisher[func(uint64, bool, error)] // PutAsync's writes
 	subject string                                // the bucket's put subject, without the key
@@ -30,7 +35,7 @@ func OpenRecords(ctx context.Context, js jetstream.JetStream, writeTimeout time.
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", RecordBucket, err)
 	}
-	r := &Records{kv: kv, subject: putPrefix(js) + "$KV." + RecordBucket + "."}
+	r := &Records{js: js, kv: kv, subject: putPrefix(js) + "$KV." + RecordBucket + "."}
 	r.pub, err = newPublisher(js.Conn(), writeTimeout, 4096, func(done func(uint64, bool, error), ack *jetstream.PubAck, err error) {
 		switch {
 		case err == nil:
@@ -84,9 +89,21 @@ func (r *Records) Put(ctx context.Context, key string, value []byte, revision ui
 		rev uint64
 		err error
 	)
-	if revision == 0 {
+	switch {
+	case revision == 0 && r.TTL > 0:
+		rev, err = r.kv.Create(ctx, key, value, jetstream.KeyTTL(r.TTL))
+	case revision == 0:
 		rev, err = r.kv.Create(ctx, key, value)
-	} else {
+	case r.TTL > 0:
+		// The key-value API updates without a TTL: publish as it does.
+		var ack *jetstream.PubAck
+		m := nats.NewMsg(r.subject + key)
+		m.Data = value
+		ack, err = r.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(revision), jetstream.WithMsgTTL(r.TTL))
+		if err == nil {
+			rev = ack.Sequence
+		}
+	default:
 		rev, err = r.kv.Update(ctx, key, value, revision)
 	}
 	if isConflict(err) {
@@ -114,6 +131,9 @@ func (r *Records) PutAsync(key string, value []byte, revision uint64, done func(
 	m := nats.NewMsg(r.subject + key)
 	m.Data = value
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(revision, 10))
+	if r.TTL > 0 {
+		m.Header.Set(jetstream.MsgTTLHeader, r.TTL.String())
+	}
 	r.pub.publish(m, done)
 }
 

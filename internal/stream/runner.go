@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -36,6 +37,10 @@ type Handler interface {
 type RunnerConfig struct {
 	// Records is where decisions are recorded. Required.
 	Records *Records
+	// Failures is the store of open failures, which decisions keep in
+	// step with the records. Nil leaves it alone (tests of the runner
+	// alone).
+	Failures *failstore.Writer
 	// Concurrency is the number of commands decided at once (decoded,
 	// validated, claimed and sent to their provider). As many more may be
 	// in the tail meanwhile (recorded, published, settled). Default 64.

@@ -24,7 +24,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
 )
+
+// age writes a stream's age limit.
+func age(d time.Duration) string {
+	if d == 0 {
+		return "ever"
+	}
+	return d.String()
+}
 
 // Names of the contract's JetStream resources.
 const (
@@ -47,6 +56,22 @@ type Topology struct {
 	// MaxAckPending of the durable consumer, across all instances.
 	// Default 10000.
 	MaxAckPending int
+	// EventMaxAge is how long the event stream keeps events; zero keeps
+	// them for ever.
+	EventMaxAge time.Duration
+	// RecordTTL is how long a record lives after its last write; zero
+	// keeps records for ever. Records are written with it (Records.TTL);
+	// Setup lets the bucket take per-key TTLs.
+	RecordTTL time.Duration
+	// Note, when set, is told in a sentence of each change Setup made to
+	// an existing resource, and of each it could not make.
+	Note func(string)
+}
+
+func (t *Topology) note(format string, args ...any) {
+	if t.Note != nil {
+		t.Note(fmt.Sprintf(format, args...))
+	}
 }
 
 func (t *Topology) setDefaults() {
@@ -80,19 +105,28 @@ func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Setup creates or updates the streams, the durable consumer and the record
-// bucket. It is idempotent: run twice, it changes nothing the second time.
-// An existing stream keeps subjects and limits of its own; it only gains
-// the contract's subjects if it lacks them.
+// RecordMarkerTTL is how long the record bucket keeps the marker a
+// record leaves when its TTL expires.
+const RecordMarkerTTL = time.Minute
+
+// Setup creates or updates the streams, the durable consumer, the record
+// bucket and the store of open failures. It is idempotent: run twice, it
+// changes nothing the second time. An existing stream keeps subjects and
+// limits of its own; it only gains the contract's subjects if it lacks
+// them, and takes the lifecycle settings (the event stream's age limit,
+// the bucket's per-key TTLs). The command stream's work-queue retention
+// (a command stays until it is settled, whatever its age, and goes once it
+// is) can only be chosen when the stream is created: an existing stream
+// with another retention keeps it, and Note says so with what to do.
 func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	t.setDefaults()
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        CommandStream,
-			Description: "contact.create commands (kept for replay)",
+			Description: "contact.create commands, each kept until it is settled",
 			Subjects:    []string{events.SubjectCreate},
 			Storage:     jetstream.FileStorage,
-			Retention:   jetstream.LimitsPolicy,
+			Retention:   jetstream.WorkQueuePolicy,
 			Duplicates:  DuplicateWindow,
 			Replicas:    t.Replicas,
 		},
@@ -102,12 +136,14 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			Subjects:    []string{events.SubjectCreated, events.SubjectFailed},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      t.EventMaxAge,
 			Duplicates:  DuplicateWindow,
 			Replicas:    t.Replicas,
 		},
+		failstore.StreamConfig(t.Replicas),
 	}
 	for _, cfg := range streams {
-		if err := ensureStream(ctx, js, cfg); err != nil {
+		if err := ensureStream(ctx, js, cfg, &t); err != nil {
 			return err
 		}
 	}
@@ -126,15 +162,49 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+		// Per-key TTLs (RECORD_TTL); an expired record leaves a marker
+		// for this long.
+		LimitMarkerTTL: RecordMarkerTTL,
 	}); err != nil {
 		return fmt.Errorf("create bucket %s: %w", RecordBucket, err)
+	}
+	return markRebuilt(ctx, js)
+}
+
+// markRebuilt marks a store of open failures that needs no building from
+// the event history: the event stream is empty. A store created beside an
+// older deployment's history is left unmarked, for 'consumer setup' to
+// build (failstore.Rebuild).
+func markRebuilt(ctx context.Context, js jetstream.JetStream) error {
+	fs, err := js.Stream(ctx, failstore.Stream)
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", failstore.Stream, err)
+	}
+	if failstore.Rebuilt(fs.CachedInfo()) {
+		return nil
+	}
+	es, err := js.Stream(ctx, EventStream)
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", EventStream, err)
+	}
+	if es.CachedInfo().State.Msgs > 0 {
+		return nil
+	}
+	cfg := fs.CachedInfo().Config
+	if cfg.Metadata == nil {
+		cfg.Metadata = map[string]string{}
+	}
+	cfg.Metadata[failstore.MetadataRebuilt] = "0"
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("update stream %s: %w", failstore.Stream, err)
 	}
 	return nil
 }
 
 // ensureStream creates a stream, or adds the contract's subjects and
-// duplicate window to an existing one that lacks them.
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+// duplicate window to an existing one that lacks them, and sets its age
+// limit.
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, t *Topology) error {
 	s, err := js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if _, err := js.CreateStream(ctx, want); err != nil {
@@ -160,6 +230,18 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	if have.Replicas < want.Replicas {
 		have.Replicas = want.Replicas
 		changed = true
+	}
+	if want.Name == EventStream && have.MaxAge != want.MaxAge {
+		t.note("%s: keeps events for %s (was %s): EVENT_MAX_AGE", want.Name, age(want.MaxAge), age(have.MaxAge))
+		have.MaxAge = want.MaxAge
+		changed = true
+	}
+	if want.Retention == jetstream.WorkQueuePolicy && have.Retention != want.Retention {
+		t.note("%s keeps its %s retention: NATS cannot change a live stream's retention to work-queue. "+
+			"Settled commands are not removed, so the stream grows with every command. To move it: stop the publishers, "+
+			"wait until consumer %s has nothing pending or unacknowledged (nats consumer info %s %s), "+
+			"delete the stream (nats stream rm %s), run 'consumer setup' again, and restart the publishers",
+			want.Name, have.Retention, Durable, want.Name, Durable, want.Name)
 	}
 	if !changed {
 		return nil

@@ -44,7 +44,7 @@ func TestSetupIsIdempotent(t *testing.T) {
 
 	assert.Equal(t, []string{events.SubjectCreate}, c1.Subjects)
 	assert.Equal(t, jetstream.FileStorage, c1.Storage)
-	assert.Equal(t, jetstream.LimitsPolicy, c1.Retention)
+	assert.Equal(t, jetstream.WorkQueuePolicy, c1.Retention, "a command stays until settled, and goes once it is")
 	assert.Equal(t, 2*time.Minute, c1.Duplicates)
 	assert.Equal(t, []string{events.SubjectCreated, events.SubjectFailed}, e1.Subjects)
 	assert.Equal(t, jetstream.AckExplicitPolicy, d1.AckPolicy)
@@ -60,14 +60,61 @@ func TestSetupKeepsWhatAnOperatorAdded(t *testing.T) {
 	cfg := s.CachedInfo().Config
 	cfg.Subjects = append(cfg.Subjects, "contact.audit")
 	cfg.MaxAge = 90 * 24 * time.Hour
+	cfg.MaxBytes = 1 << 30
 	_, err = js.UpdateStream(ctx, cfg)
 	require.NoError(t, err)
 
-	require.NoError(t, Setup(ctx, js, Topology{}))
+	var notes []string
+	require.NoError(t, Setup(ctx, js, Topology{EventMaxAge: 720 * time.Hour, Note: func(s string) { notes = append(notes, s) }}))
 	s, err = js.Stream(ctx, EventStream)
 	require.NoError(t, err)
 	assert.Contains(t, s.CachedInfo().Config.Subjects, "contact.audit", "extra subjects are left")
-	assert.Equal(t, 90*24*time.Hour, s.CachedInfo().Config.MaxAge, "limits are left")
+	assert.Equal(t, int64(1<<30), s.CachedInfo().Config.MaxBytes, "limits of the operator's are left")
+	assert.Equal(t, 720*time.Hour, s.CachedInfo().Config.MaxAge, "the age limit is EVENT_MAX_AGE's")
+	assert.Equal(t, []string{"CONTACT_EVENTS: keeps events for 720h0m0s (was 2160h0m0s): EVENT_MAX_AGE"}, notes)
+}
+
+// A command stream made by an earlier version (limits retention) cannot be
+// made a work queue in place: setup leaves it, and says so with the steps.
+func TestSetupSaysWhatItCannotChange(t *testing.T) {
+	srv := natstest.Start(t, nil)
+	_, js := srv.Connect(t)
+	ctx := context.Background()
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: CommandStream, Subjects: []string{events.SubjectCreate}, Storage: jetstream.FileStorage})
+	require.NoError(t, err)
+	var notes []string
+	require.NoError(t, Setup(ctx, js, Topology{Note: func(s string) { notes = append(notes, s) }}))
+	s, err := js.Stream(ctx, CommandStream)
+	require.NoError(t, err)
+	assert.Equal(t, jetstream.LimitsPolicy, s.CachedInfo().Config.Retention, "left as it was")
+	require.Len(t, notes, 1)
+	assert.Contains(t, notes[0], "cannot change a live stream's retention to work-queue")
+	assert.Contains(t, notes[0], "nats stream rm CONTACT_COMMANDS")
+}
+
+// Records written with a TTL expire on the server's clock; the key can
+// then be created again.
+func TestRecordsExpire(t *testing.T) {
+	t.Parallel()
+	_, _, js := setup(t, Topology{})
+	ctx := context.Background()
+	r, err := OpenRecords(ctx, js, 5*time.Second)
+	require.NoError(t, err)
+	defer r.Close()
+	r.TTL = time.Second
+	rev, ok, err := r.Put(ctx, "c.a", []byte("1"), 0)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok, err = r.Put(ctx, "c.a", []byte("2"), rev)
+	require.NoError(t, err)
+	require.True(t, ok, "an update with a TTL")
+	require.Eventually(t, func() bool {
+		_, rev, err := r.Get(ctx, "c.a")
+		return err == nil && rev == 0
+	}, 10*time.Second, 100*time.Millisecond, "the record expires")
+	_, ok, err = r.Put(ctx, "c.a", []byte("3"), 0)
+	require.NoError(t, err)
+	assert.True(t, ok, "an expired key is created anew")
 }
 
 func TestRecordsCompareAndSet(t *testing.T) {

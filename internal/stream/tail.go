@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -130,7 +131,7 @@ func (s *session) carryOut(c *command, dec handlers.Decision) {
 		s.record(c, w)
 		return
 	}
-	s.publish(c)
+	s.openFailures(c)
 }
 
 // record writes a decision's record, then publishes its event. A record
@@ -154,6 +155,11 @@ func (s *session) record(c *command, w *handlers.Write) {
 // answer), off the client's goroutine.
 func (s *session) recorded(c *command, ok bool, err error) {
 	if ok && err == nil {
+		if c.dec.Failure != nil && s.cfg.Failures != nil {
+			// Off the client's goroutine: the change waits for answers.
+			go s.openFailures(c)
+			return
+		}
 		s.publish(c)
 		return
 	}
@@ -166,6 +172,76 @@ func (s *session) recorded(c *command, ok bool, err error) {
 	}
 	c.redecisions++
 	go s.carryOut(c, s.handler.Redecide(c.ctx, c.m, c.dec))
+}
+
+// openFailures makes the decision's change to the open failures, then
+// publishes its event. A change that fails hands the command back, like a
+// publish that fails: its outcome is recorded, and the redelivery repeats
+// the change and the publish.
+func (s *session) openFailures(c *command) {
+	fc := c.dec.Failure
+	if fc == nil || s.cfg.Failures == nil {
+		s.publish(c)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), s.cfg.PublishTimeout)
+	defer cancel()
+	var check failstore.Check
+	if fc.RecordKey != "" {
+		check = newestCheck(s.cfg.Records, fc.RecordKey, c.dec.Event.ID, fc.Open)
+	}
+	var err error
+	if fc.Open {
+		var e *failstore.Entry
+		if e, err = failstore.NewEntry(c.dec.Event, c.dec.EventJSON, fc.Conflict); err == nil {
+			err = s.cfg.Failures.Open(ctx, e, check)
+		}
+	} else {
+		err = s.cfg.Failures.Resolve(ctx, c.dec.CommandID, check)
+	}
+	if err != nil {
+		s.handBack(c, publishDelay(c.m.Delivery), fmt.Errorf("open failures: %w", err))
+		return
+	}
+	s.publish(c)
+}
+
+// NewestFailureCheck returns the check that the record under key holds
+// the failed event eventID as its newest outcome, or no outcome at all (it
+// expired, or was never written): the failure is then its command's open
+// one.
+func NewestFailureCheck(records *Records, key, eventID string) failstore.Check {
+	return newestCheck(records, key, eventID, true)
+}
+
+// NewestCreatedCheck returns the check that the record under key holds a
+// contact.created as its newest outcome: the command's open failures are
+// resolved.
+func NewestCreatedCheck(records *Records, key string) failstore.Check {
+	return newestCheck(records, key, "", false)
+}
+
+// newestCheck returns the check that the record under key still holds the
+// event eventID as its newest outcome (open), or a contact.created as its
+// newest outcome (a resolution).
+func newestCheck(records *Records, key, eventID string, open bool) failstore.Check {
+	return func(ctx context.Context) (bool, error) {
+		val, rev, err := records.Get(ctx, key)
+		if err != nil {
+			return false, err
+		}
+		if rev == 0 {
+			return open, nil // no record: the outcome was not recorded
+		}
+		commandID, gen, created, ok := handlers.NewestOutcome(val)
+		if !ok {
+			return open, nil // no outcome recorded (a record of an older form)
+		}
+		if !open {
+			return created, nil
+		}
+		return !created && events.EventID(commandID, gen, events.SubjectFailed) == eventID, nil
+	}
 }
 
 // publish publishes the decided event, with its id as Nats-Msg-Id; the

@@ -1,0 +1,345 @@
+package failstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/stream"
+)
+
+// world is a server with the contract's resources, a record store and an
+// open-failure writer, as one instance of the service has them.
+type world struct {
+	js      jetstream.JetStream
+	records *stream.Records
+	w       *failstore.Writer
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	srv := natstest.Start(t, nil)
+	_, js := srv.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	records, err := stream.OpenRecords(ctx, js, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(records.Close)
+	w, err := failstore.OpenWriter(ctx, js)
+	require.NoError(t, err)
+	return &world{js: js, records: records, w: w}
+}
+
+// outcome is one generation's outcome of a command, as a decision records
+// it and then makes its change to the open failures.
+type outcome struct {
+	commandID, generation string
+	failed                bool
+	reason                events.Reason
+}
+
+func (o outcome) event(t *testing.T) (*events.Event, []byte) {
+	t.Helper()
+	typ := events.SubjectCreated
+	var data any = events.Created{CommandID: o.commandID, Provider: "instantpay", ContactID: "c1"}
+	if o.failed {
+		typ = events.SubjectFailed
+		data = events.Failed{CommandID: o.commandID, Provider: "pik", Reason: o.reason, Message: "failed in " + o.generation,
+			Retryable: o.reason.Retryable(), ReplayOf: o.generation, Command: json.RawMessage(`{"name":"A"}`)}
+	}
+	ev, err := events.NewEvent("", typ, o.commandID, o.generation, time.Now(), data)
+	require.NoError(t, err)
+	return &ev, ev.AppendJSON(nil)
+}
+
+// record adds o's generation to the command's record as its newest
+// outcome, compare-and-set, as the runner records a decision.
+func (wd *world) record(t *testing.T, o outcome) {
+	t.Helper()
+	ctx := context.Background()
+	key := handlers.RecordKey(o.commandID)
+	for {
+		val, rev, err := wd.records.Get(ctx, key)
+		require.NoError(t, err)
+		rec := handlers.Record{Version: handlers.RecordVersion, CommandID: o.commandID}
+		if rev > 0 {
+			require.NoError(t, json.Unmarshal(val, &rec))
+		}
+		if rec.Generations == nil {
+			rec.Generations = map[string]*handlers.Generation{}
+		}
+		rec.Order++
+		ev, _ := o.event(t)
+		enc, err := json.Marshal(ev)
+		require.NoError(t, err)
+		g := &handlers.Generation{Outcome: enc, Order: rec.Order}
+		if o.failed {
+			g.Reason, g.Provider = o.reason, "pik"
+		}
+		rec.Generations[o.generation] = g
+		val, err = json.Marshal(rec)
+		require.NoError(t, err)
+		if _, ok, err := wd.records.Put(ctx, key, val, rev); err == nil && ok {
+			return
+		}
+	}
+}
+
+// change makes o's change to the open failures, as the runner does after
+// recording it: open the failure, or resolve the command's.
+func (wd *world) change(t *testing.T, o outcome) {
+	t.Helper()
+	ctx := context.Background()
+	key := handlers.RecordKey(o.commandID)
+	ev, body := o.event(t)
+	if o.failed {
+		e, err := failstore.NewEntry(ev, body, false)
+		require.NoError(t, err)
+		require.NoError(t, wd.w.Open(ctx, e, stream.NewestFailureCheck(wd.records, key, ev.ID)))
+		return
+	}
+	require.NoError(t, wd.w.Resolve(ctx, o.commandID, stream.NewestCreatedCheck(wd.records, key)))
+}
+
+// newest returns the command's newest recorded outcome, as a redelivery
+// would repeat it.
+func (wd *world) newest(t *testing.T, commandID string) (outcome, bool) {
+	t.Helper()
+	val, rev, err := wd.records.Get(context.Background(), handlers.RecordKey(commandID))
+	require.NoError(t, err)
+	if rev == 0 {
+		return outcome{}, false
+	}
+	id, gen, created, ok := handlers.NewestOutcome(val)
+	if !ok {
+		return outcome{}, false
+	}
+	var rec handlers.Record
+	require.NoError(t, json.Unmarshal(val, &rec))
+	return outcome{commandID: id, generation: gen, failed: !created, reason: rec.Generations[gen].Reason}, true
+}
+
+// assertOpenSet checks the store against the records: exactly one entry
+// per command whose newest recorded outcome is a failure, that failure's,
+// and none for any other command.
+func (wd *world) assertOpenSet(t *testing.T, commands []string) {
+	t.Helper()
+	ctx := context.Background()
+	want := map[string]string{} // commandId → event id of its open failure
+	for _, id := range commands {
+		if o, ok := wd.newest(t, id); ok && o.failed {
+			ev, _ := o.event(t)
+			want[id] = ev.ID
+		}
+	}
+	// Read every entry, duplicates included: Load would hide a second one.
+	s, err := wd.js.Stream(ctx, failstore.Stream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(failstore.Subjects))
+	require.NoError(t, err)
+	got := map[string]string{}
+	for subject, n := range info.State.Subjects {
+		require.EqualValues(t, 1, n, "one message per subject")
+		raw, err := s.GetLastMsgForSubject(ctx, subject)
+		require.NoError(t, err)
+		id := raw.Header.Get(failstore.HeaderCommandID)
+		_, dup := got[id]
+		require.False(t, dup, "two entries for %s", id)
+		got[id] = raw.Header.Get(failstore.HeaderEventID)
+	}
+	assert.Equal(t, want, got, "the open set is the commands whose newest outcome is a failure")
+	snap, err := failstore.Load(ctx, wd.js, failstore.Select{})
+	require.NoError(t, err)
+	assert.Len(t, snap.Failures, len(want), "Load lists them all")
+}
+
+// Instances racing on the same commands, pausing between every step of
+// their writes, with deliveries that die between recording and changing
+// the store (redelivered afterwards): the open set ends up exactly the
+// commands whose newest outcome is a failure.
+func TestOpenSetFollowsNewestOutcomeUnderRaces(t *testing.T) {
+	wd := newWorld(t)
+	failstore.SetPause(wd.w, func() {
+		if rand.IntN(3) == 0 {
+			runtime.Gosched()
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		}
+	})
+	commands := []string{"cmd-a", "cmd-b", "cmd-c", "cmd-d", "cmd-e"}
+	reasons := []events.Reason{events.ReasonExhausted, events.ReasonRejected, events.ReasonInvalid}
+	var (
+		mu      sync.Mutex
+		crashed []outcome // recorded, but the store was not changed
+		wg      sync.WaitGroup
+	)
+	for inst := range 4 {
+		wg.Go(func() {
+			for i := range 40 {
+				o := outcome{
+					commandID:  commands[rand.IntN(len(commands))],
+					generation: fmt.Sprintf("replay-%d-%d", inst, i),
+					failed:     rand.IntN(2) == 0,
+					reason:     reasons[rand.IntN(len(reasons))],
+				}
+				wd.record(t, o)
+				if rand.IntN(8) == 0 {
+					mu.Lock()
+					crashed = append(crashed, o)
+					mu.Unlock()
+					continue
+				}
+				wd.change(t, o)
+			}
+		})
+	}
+	wg.Wait()
+	// Redeliveries: each crashed delivery is decided again from the record,
+	// which repeats its generation's outcome only if it is still the
+	// newest (else a newer decision made the change).
+	for _, o := range crashed {
+		if n, ok := wd.newest(t, o.commandID); ok && n.generation == o.generation {
+			wd.change(t, n)
+		}
+	}
+	wd.assertOpenSet(t, commands)
+}
+
+// A crash between any two steps: after the record (nothing in the store),
+// after storing the entry (before its check), after the check (before the
+// purge). Each leaves the store to be repaired by the redelivery, and the
+// open set is right after it.
+func TestOpenSetAfterACrashAtEachStep(t *testing.T) {
+	wd := newWorld(t)
+	ctx := context.Background()
+	first := outcome{commandID: "crash", generation: "", failed: true, reason: events.ReasonExhausted}
+	wd.record(t, first)
+	wd.change(t, first)
+	wd.assertOpenSet(t, []string{"crash"})
+
+	// The replay fails again: crash after its record write. The store
+	// still shows the first failure until the redelivery.
+	second := outcome{commandID: "crash", generation: "replay-1", failed: true, reason: events.ReasonRejected}
+	wd.record(t, second)
+	wd.change(t, second) // the redelivery
+	wd.assertOpenSet(t, []string{"crash"})
+
+	// Crash after storing the entry, before the check and the purge: two
+	// entries on different subjects; Load shows the newest only; the
+	// redelivery settles it.
+	third := outcome{commandID: "crash", generation: "replay-2", failed: true, reason: events.ReasonInvalid}
+	wd.record(t, third)
+	ev, body := third.event(t)
+	e, err := failstore.NewEntry(ev, body, false)
+	require.NoError(t, err)
+	_, err = wd.js.PublishMsg(ctx, e.Msg)
+	require.NoError(t, err)
+	snap, err := failstore.Load(ctx, wd.js, failstore.Select{CommandID: "crash"})
+	require.NoError(t, err)
+	require.Len(t, snap.Failures, 1, "a listing shows one failure per command meanwhile")
+	assert.Equal(t, ev.ID, snap.Failures[0].EventID, "the newest stored")
+	wd.change(t, third)
+	wd.assertOpenSet(t, []string{"crash"})
+
+	// The created replay crashes before resolving: the redelivery
+	// resolves.
+	created := outcome{commandID: "crash", generation: "replay-3"}
+	wd.record(t, created)
+	wd.change(t, created)
+	wd.assertOpenSet(t, []string{"crash"})
+
+	// An old generation's failure repeated now (a late redelivery whose
+	// decision did not see the created) is deleted again by its check.
+	wd.change(t, first)
+	wd.assertOpenSet(t, []string{"crash"})
+}
+
+// Filters by reason and provider are the server's, by subject; text and
+// time are matched on the headers; groups fold one outage into one line.
+func TestLoadFiltersAndGroups(t *testing.T) {
+	wd := newWorld(t)
+	ctx := context.Background()
+	for i := range 30 {
+		o := outcome{commandID: fmt.Sprintf("f-%02d", i), failed: true, reason: events.ReasonExhausted}
+		if i%3 == 0 {
+			o.reason = events.ReasonInvalid
+		}
+		wd.record(t, o)
+		wd.change(t, o)
+	}
+	snap, err := failstore.Load(ctx, wd.js, failstore.Select{})
+	require.NoError(t, err)
+	require.Len(t, snap.Failures, 30)
+	assert.Equal(t, "f-29", snap.Failures[0].CommandID, "newest first")
+
+	snap, err = failstore.Load(ctx, wd.js, failstore.Select{Reasons: []events.Reason{events.ReasonInvalid}})
+	require.NoError(t, err)
+	assert.Len(t, snap.Failures, 10)
+	assert.Equal(t, 10, snap.Read, "the server filtered by reason: only those were read")
+
+	snap, err = failstore.Load(ctx, wd.js, failstore.Select{Providers: []string{"instantpay"}})
+	require.NoError(t, err)
+	assert.Empty(t, snap.Failures)
+
+	snap, err = failstore.Load(ctx, wd.js, failstore.Select{CommandID: "f-07"})
+	require.NoError(t, err)
+	require.Len(t, snap.Failures, 1)
+	assert.Equal(t, 1, snap.Read)
+
+	snap, err = failstore.Load(ctx, wd.js, failstore.Select{Text: "FAILED IN"})
+	require.NoError(t, err)
+	assert.Len(t, snap.Failures, 30)
+	groups := snap.Groups()
+	require.Len(t, groups, 2)
+	assert.Equal(t, 20, groups[0].Count)
+	assert.Equal(t, events.ReasonExhausted, groups[0].Reason)
+
+	got, err := failstore.Get(ctx, wd.js, snap.Failures[:2])
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.JSONEq(t, `{"name":"A"}`, string(got[0].Data.Command), "the whole failed event, command included")
+
+	n, err := failstore.Discard(ctx, wd.js, snap.Failures[:5])
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+	n, err = failstore.Discard(ctx, wd.js, snap.Failures[:5])
+	require.NoError(t, err)
+	assert.Zero(t, n, "discarded already")
+	snap, err = failstore.Load(ctx, wd.js, failstore.Select{})
+	require.NoError(t, err)
+	assert.Len(t, snap.Failures, 25)
+}
+
+// Hostile names cannot add or split subject tokens.
+func TestSubjectsHoldTheirShape(t *testing.T) {
+	for _, p := range []string{"", "pik", "a.b", "*", ">", "x y", "PIK", string(make([]byte, 40))} {
+		s := failstore.Subject(events.ReasonExhausted, p, "id.with.dots *>")
+		assert.Equal(t, failstore.Subject(events.ReasonExhausted, "p", "id.with.dots *>")[:len("contactrelay.failures.exhausted.")], s[:len("contactrelay.failures.exhausted.")])
+		assert.NotContains(t, s, " ")
+		assert.NotContains(t, s, "*")
+		assert.NotContains(t, s, ">")
+		assert.Equal(t, 5, countDots(s), "subject %q", s)
+	}
+}
+
+func countDots(s string) int {
+	n := 0
+	for i := range len(s) {
+		if s[i] == '.' {
+			n++
+		}
+	}
+	return n
+}
