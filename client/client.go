@@ -16,6 +16,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // ErrNoStreams says the service's JetStream streams do not exist: it has
@@ -152,16 +153,41 @@ func (c *Client) PublishMessage(ctx context.Context, m Message) (Ack, error) {
 // command stored under its id has other content, the stream dropped this
 // one before the service could answer it with a conflict.
 func (c *Client) checkStored(ctx context.Context, ack Ack) error {
-	stored, err := c.storedCommand(ctx, ack)
-	if err != nil {
-		return nil // cannot tell: a wait shows the stored command's outcome
+	var fingerprint string
+	if stored, err := c.storedCommand(ctx, ack); err == nil {
+		fingerprint = handlers.ContentFingerprint(stored.Data)
+	} else if ack.Generation == "" {
+		// Settled and gone from the work queue: its record keeps the
+		// fingerprint of the content its commandId was first used for.
+		fingerprint = c.recordedFingerprint(ctx, ack.CommandID)
 	}
-	if handlers.ContentFingerprint(stored.Data) == ack.fingerprint {
-		return nil
+	if fingerprint == "" || fingerprint == ack.fingerprint {
+		return nil // the same content, or cannot tell: a wait shows the outcome
 	}
 	return fmt.Errorf("%w: not stored: %s seq %d already holds a command with commandId %s and other content, sent within the stream's duplicate window; "+
 		"the stream dropped this one before the service saw it (after the window the service answers it with reason conflict). "+
 		"Use a new commandId for a new contact", ErrOtherContent, ack.Stream, ack.Sequence, ack.CommandID)
+}
+
+// recordedFingerprint returns the fingerprint the service recorded for
+// the content a commandId was first used for, or "" when there is none to
+// read.
+func (c *Client) recordedFingerprint(ctx context.Context, commandID string) string {
+	kv, err := c.js.KeyValue(ctx, stream.RecordBucket)
+	if err != nil {
+		return ""
+	}
+	e, err := kv.Get(ctx, handlers.RecordKey(commandID))
+	if err != nil {
+		return ""
+	}
+	var rec struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	if json.Unmarshal(e.Value(), &rec) != nil {
+		return ""
+	}
+	return rec.Fingerprint
 }
 
 func (c *Client) storedCommand(ctx context.Context, ack Ack) (*jetstream.RawStreamMsg, error) {

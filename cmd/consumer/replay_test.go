@@ -37,7 +37,9 @@ func (e *testEnv) commandsStored(t *testing.T) uint64 {
 	require.NoError(t, err)
 	info, err := s.Info(context.Background())
 	require.NoError(t, err)
-	return info.State.Msgs
+	// The stream is a work queue: settled commands are gone, and its last
+	// sequence counts every command it stored.
+	return info.State.LastSeq
 }
 
 // failedIDs returns the id of each commandId's failed event.
@@ -86,7 +88,7 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		assert.Regexp(t, `^TIME +COMMAND ID +PROVIDER +REASON +RETRYABLE +SUPERSEDED +MESSAGE$`, lines[0])
 		assert.Regexp(t, `(?m)^\S+Z +inv-1 +instantpay +invalid +no +no +the command breaks 2 rules: email must be a valid`, out)
 		assert.Len(t, lines, 1+23+2, "a header, 23 rows, a blank line and the count")
-		assert.Equal(t, "23 failures match: exhausted 22, invalid 1", lines[len(lines)-1])
+		assert.Equal(t, "23 open failures match: exhausted 22, invalid 1", lines[len(lines)-1])
 		assert.NotContains(t, out, "@example.com", "no email in the list")
 	})
 	t.Run("filters", func(t *testing.T) {
@@ -105,13 +107,13 @@ func TestReplayAfterAnOutage(t *testing.T) {
 			want  []string // the rows' commandIds, in any order
 			count string
 		}{
-			{"reason", []string{"--reason", "invalid"}, []string{"inv-1"}, "1 failure matches: invalid 1"},
-			{"reasons", []string{"--reason", "invalid,rejected", "--reason", "unroutable"}, []string{"inv-1"}, "1 failure matches: invalid 1"},
-			{"provider", []string{"--provider", "pik"}, []string{"pk-0", "pk-1"}, "2 failures match: exhausted 2"},
+			{"reason", []string{"--reason", "invalid"}, []string{"inv-1"}, "1 open failure matches: invalid 1"},
+			{"reasons", []string{"--reason", "invalid,rejected", "--reason", "unroutable"}, []string{"inv-1"}, "1 open failure matches: invalid 1"},
+			{"provider", []string{"--provider", "pik"}, []string{"pk-0", "pk-1"}, "2 open failures match: exhausted 2"},
 			{"command id", []string{"--command-id", "ip-7", "--json"}, nil, ""},
-			{"since a duration", []string{"--since", "1h", "--provider", "pik"}, []string{"pk-0", "pk-1"}, "2 failures match: exhausted 2"},
-			{"until long ago", []string{"--until", "2001-01-01"}, []string{}, "no failures match"},
-			{"since later", []string{"--since", time.Now().Add(time.Hour).Format(time.RFC3339)}, []string{}, "no failures match"},
+			{"since a duration", []string{"--since", "1h", "--provider", "pik"}, []string{"pk-0", "pk-1"}, "2 open failures match: exhausted 2"},
+			{"until long ago", []string{"--until", "2001-01-01"}, []string{}, "no open failures match"},
+			{"since later", []string{"--since", time.Now().Add(time.Hour).Format(time.RFC3339)}, []string{}, "no open failures match"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -130,7 +132,7 @@ func TestReplayAfterAnOutage(t *testing.T) {
 			all, _, err := e.cli(t, "failures")
 			require.NoError(t, err)
 			assert.Equal(t, rows(all)[:2], got, "the two newest")
-			assert.Contains(t, out, "23 failures match: exhausted 22, invalid 1; the 2 newest shown (--limit)")
+			assert.Contains(t, out, "23 open failures match: exhausted 22, invalid 1; the 2 newest shown (--limit)")
 		})
 	})
 	t.Run("one failure whole", func(t *testing.T) {
@@ -160,7 +162,7 @@ func TestReplayAfterAnOutage(t *testing.T) {
 			assert.Equal(t, failed[id], f["id"])
 			assert.Equal(t, "pik", f["provider"])
 		}
-		assert.Equal(t, "2 failures match: exhausted 2\n", stderr, "the count goes to stderr with --json")
+		assert.Equal(t, "2 open failures match: exhausted 2\n", stderr, "the count goes to stderr with --json")
 	})
 
 	t.Run("dry run sends nothing", func(t *testing.T) {
@@ -209,8 +211,16 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		assert.Equal(t, callsBefore+len(ipayIDs)+len(pikIDs), e.ipay.CreateCalls()+e.pik.CreateCalls(), "one create call each")
 	})
 
-	t.Run("listed as superseded", func(t *testing.T) {
-		out, _, err := e.cli(t, "failures", "--provider", "pik")
+	t.Run("no longer open", func(t *testing.T) {
+		out, _, err := e.cli(t, "failures")
+		require.NoError(t, err)
+		assert.Equal(t, "1 open failure matches: invalid 1\n", lastLine(out), "only the invalid command is left open")
+		out, _, err = e.cli(t, "failures", "--provider", "pik")
+		require.NoError(t, err)
+		assert.Equal(t, "no open failures match\n", out)
+	})
+	t.Run("listed as superseded in the history", func(t *testing.T) {
+		out, _, err := e.cli(t, "failures", "--history", "--provider", "pik")
 		require.NoError(t, err)
 		assert.Regexp(t, `pk-1 +pik +exhausted +yes +by created`, out)
 		assert.Contains(t, out, "2 failures match: exhausted 2; 2 superseded (by a later contact.created 2)")
@@ -222,10 +232,13 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		stored := e.commandsStored(t)
 		out, _, err := e.cli(t, "replay")
 		require.NoError(t, err)
+		assert.Contains(t, out, "1 selected: 0 replayed, 1 skipped, 0 failed to publish", "the open set holds the invalid command only")
+		out, _, err = e.cli(t, "replay", "--history")
+		require.NoError(t, err)
 		assert.Contains(t, out, "23 selected: 0 replayed, 23 skipped, 0 failed to publish")
 		assert.Contains(t, out, "skipped 22: superseded by a later contact.created")
 
-		out, _, err = e.cli(t, "replay", "--include-superseded", "--rate", "1000")
+		out, _, err = e.cli(t, "replay", "--history", "--include-superseded", "--rate", "1000")
 		require.NoError(t, err)
 		assert.Contains(t, out, "22 replayed")
 		assert.Contains(t, out, "22 of them were dropped by the command stream as duplicates")
@@ -248,7 +261,7 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		// dropped as duplicates, and have no effect.
 		var out string
 		require.Eventually(t, func() bool {
-			out, _, err = e.cli(t, "replay", "--include-superseded", "--provider", "pik")
+			out, _, err = e.cli(t, "replay", "--history", "--include-superseded", "--provider", "pik")
 			return err != nil || !strings.Contains(out, "2 of them were dropped by the command stream as duplicates")
 		}, 10*time.Second, 50*time.Millisecond, "the command stream forgets the replays' message ids")
 		require.NoError(t, err)
@@ -354,19 +367,25 @@ func TestFailuresAndReplayExitCodes(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("a failed publish", func(t *testing.T) {
-		out, stderr, err := e.cli(t, "replay")
+		out, stderr, err := e.cli(t, "replay", "--history")
 		assert.Equal(t, 1, exitCode(err))
 		assert.Contains(t, stderr, "failed to publish x-1")
 		assert.Contains(t, out, "1 selected: 0 replayed, 0 skipped, 1 failed to publish")
 	})
 	t.Run("a command without failures", func(t *testing.T) {
-		_, stderr, err := e.cli(t, "failures", "--command-id", "nobody")
+		_, stderr, err := e.cli(t, "failures", "--history", "--command-id", "nobody")
 		assert.Equal(t, 1, exitCode(err))
 		assert.Contains(t, stderr, "no contact.failed event of commandId nobody")
 	})
 	t.Run("nothing selected is no error", func(t *testing.T) {
-		out, _, err := e.cli(t, "replay", "--reason", "invalid")
+		out, _, err := e.cli(t, "replay", "--history", "--reason", "invalid")
 		require.NoError(t, err)
 		assert.Contains(t, out, "0 selected")
 	})
+}
+
+// lastLine returns the last line of out, with its line break.
+func lastLine(out string) string {
+	lines := strings.SplitAfter(strings.TrimSuffix(out, "\n"), "\n")
+	return lines[len(lines)-1] + "\n"
 }

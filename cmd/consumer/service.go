@@ -102,6 +102,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go stream.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
+	go failstore.Watch(watchCtx, b.js, time.Minute, func(counts map[[2]string]int, err error) {
+		if err != nil {
+			log.Warn("could not count the open failures", "error", err)
+			return
+		}
+		tel.met.FailuresOpen(counts, knownProviders())
+	})
 
 	httpAddr, stopHTTP, err := serveOperations(cfg.HTTPAddr, b, runner, tel, log)
 	if err != nil {

@@ -344,3 +344,29 @@ func Get(ctx context.Context, js jetstream.JetStream, sums []Summary) ([]*Failur
 	}
 	return out, nil
 }
+
+// Watch loads the open failures every period until ctx is done and
+// reports their counts by reason and provider, or the error of a load.
+func Watch(ctx context.Context, js jetstream.JetStream, period time.Duration, report func(byBoth map[[2]string]int, err error)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		lctx, cancel := context.WithTimeout(ctx, period)
+		snap, err := Load(lctx, js, Select{})
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			report(nil, err)
+		} else {
+			_, _, both := snap.Counts()
+			report(both, nil)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -7,6 +7,8 @@ package metrics
 import (
 	"errors"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,9 @@ const namespace = "contactrelay"
 type Metrics struct {
 	reg *prometheus.Registry
 
+	mu       sync.Mutex
+	openSeen map[[2]string]bool // failures_open series ever set
+
 	received      prometheus.Counter
 	redeliveries  prometheus.Counter
 	replays       prometheus.Counter
@@ -40,13 +45,14 @@ type Metrics struct {
 	lag           prometheus.Gauge
 	pending       prometheus.Gauge
 	ackPending    prometheus.Gauge
+	failuresOpen  *prometheus.GaugeVec
 	lagReadErrors prometheus.Counter
 }
 
 // New returns the metrics, registered with the Go runtime's and the
 // process's collectors on a new registry, for the named providers.
 func New(providers []string) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), openSeen: map[[2]string]bool{}}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,11 +93,14 @@ func New(providers []string) *Metrics {
 		Help: "Commands in the stream not yet delivered to the durable consumer."})
 	m.ackPending = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_ack_pending",
 		Help: "Commands delivered and not yet acknowledged."})
+	m.failuresOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "failures_open",
+		Help: "Open failures (commandIds whose newest outcome is a contact.failed, and open conflicts), by reason and provider, read from the store every minute. Every instance reports the same figures: aggregate with max, not sum."},
+		[]string{"reason", "provider"})
 	m.lagReadErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "consumer_info_errors_total",
 		Help: "Failures to read the durable consumer's state."})
 	for _, c := range []prometheus.Collector{m.received, m.redeliveries, m.replays, m.inFlight, m.outcomes, m.retryLater,
 		m.idempotent, m.settleErrors, m.duration, m.requests, m.latency, m.retries, m.circuit, m.lag, m.pending,
-		m.ackPending, m.lagReadErrors} {
+		m.ackPending, m.lagReadErrors, m.failuresOpen} {
 		f(c)
 	}
 	// Every series a dashboard or an alert watches exists from the start
@@ -192,6 +201,34 @@ func (m *Metrics) CircuitChange(provider, _, to string) {
 		v = 2
 	}
 	m.circuit.WithLabelValues(provider).Set(v)
+}
+
+// FailuresOpen records the open failures by reason and provider (key
+// {reason, provider}); a pair no longer open drops to zero. Providers
+// outside known are counted as "other", so that no command can add
+// series.
+func (m *Metrics) FailuresOpen(counts map[[2]string]int, known []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := map[[2]string]int{}
+	for k, n := range counts {
+		switch {
+		case k[1] == "":
+			k[1] = "none"
+		case !slices.Contains(known, k[1]):
+			k[1] = "other"
+		}
+		next[k] += n
+	}
+	for k := range m.openSeen {
+		if _, ok := next[k]; !ok {
+			m.failuresOpen.WithLabelValues(k[0], k[1]).Set(0)
+		}
+	}
+	for k, n := range next {
+		m.failuresOpen.WithLabelValues(k[0], k[1]).Set(float64(n))
+		m.openSeen[k] = true
+	}
 }
 
 // ConsumerState records the durable consumer's backlog; err counts a

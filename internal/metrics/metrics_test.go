@@ -65,3 +65,26 @@ func TestProviderCallCountsEachRequestOnce(t *testing.T) {
 		assert.Equal(t, want, got[s], "%s counts each request made once", s)
 	}
 }
+
+// The open failures gauge follows the store's counts: a pair no longer
+// open drops to zero, and a provider no build knows cannot add series.
+func TestFailuresOpen(t *testing.T) {
+	m := New([]string{"pik"})
+	m.FailuresOpen(map[[2]string]int{
+		{"exhausted", "pik"}:   3,
+		{"unroutable", "evil"}: 2,
+		{"unroutable", "x.y"}:  1,
+		{"malformed", ""}:      4,
+	}, []string{"pik", "instantpay"})
+	got := series(t, m)
+	assert.Equal(t, 3.0, got[`contactrelay_failures_open{provider="pik",reason="exhausted"}`])
+	assert.Equal(t, 3.0, got[`contactrelay_failures_open{provider="other",reason="unroutable"}`])
+	assert.Equal(t, 4.0, got[`contactrelay_failures_open{provider="none",reason="malformed"}`])
+
+	m.FailuresOpen(map[[2]string]int{{"malformed", ""}: 1}, []string{"pik", "instantpay"})
+	got = series(t, m)
+	v, ok := got[`contactrelay_failures_open{provider="pik",reason="exhausted"}`]
+	assert.True(t, ok, "the series stays")
+	assert.Zero(t, v, "at zero once resolved")
+	assert.Equal(t, 1.0, got[`contactrelay_failures_open{provider="none",reason="malformed"}`])
+}
