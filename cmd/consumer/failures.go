@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -205,7 +206,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	described := describeFilter(fs)
+	described := describeFilter(flt)
 	if described == "" && !*all {
 		return &exitError{code: 2, err: errors.New("discard needs a filter (--command-id, --reason, --provider, --since, --until), or --all to discard every open failure")}
 	}
@@ -242,16 +243,31 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	return nil
 }
 
-// describeFilter writes the filter flags given, as given: for the log of a
-// discard, and to tell a filtered discard from an unfiltered one.
-func describeFilter(fs *flag.FlagSet) string {
+// describeFilter writes a filter as flags: for the log of a discard, and
+// to tell a filtered discard from an unfiltered one.
+func describeFilter(flt replay.Filter) string {
 	var parts []string
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "command-id", "reason", "provider", "since", "until", "limit":
-			parts = append(parts, fmt.Sprintf("--%s=%s", f.Name, f.Value))
+	add := func(name, value string) {
+		if value != "" {
+			parts = append(parts, "--"+name+"="+value)
 		}
-	})
+	}
+	add("command-id", flt.CommandID)
+	var reasons []string
+	for _, r := range flt.Reasons {
+		reasons = append(reasons, string(r))
+	}
+	add("reason", strings.Join(reasons, ","))
+	add("provider", strings.Join(flt.Providers, ","))
+	if !flt.Since.IsZero() {
+		add("since", flt.Since.UTC().Format(time.RFC3339))
+	}
+	if !flt.Until.IsZero() {
+		add("until", flt.Until.UTC().Format(time.RFC3339))
+	}
+	if flt.Limit > 0 {
+		add("limit", strconv.Itoa(flt.Limit))
+	}
 	return strings.Join(parts, " ")
 }
 
