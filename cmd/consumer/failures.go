@@ -69,7 +69,11 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 		}
 	default:
 		if len(sel.Failures) > 0 {
-			if err := replay.WriteTable(stdout, sel.Failures, *unmask); err != nil {
+			write := replay.WriteTable
+			if sel.Open {
+				write = replay.WriteOpenTable
+			}
+			if err := write(stdout, sel.Failures, *unmask); err != nil {
 				return err
 			}
 			fmt.Fprintln(stdout)

@@ -41,6 +41,19 @@ func WriteTable(w io.Writer, failures []*Failure, unmask bool) error {
 	return tw.Flush()
 }
 
+// WriteOpenTable is WriteTable for open failures, which nothing
+// supersedes: without that column.
+func WriteOpenTable(w io.Writer, failures []*Failure, unmask bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tCOMMAND ID\tPROVIDER\tREASON\tRETRYABLE\tMESSAGE")
+	for _, f := range failures {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
+			f.Event.Time.UTC().Format(timeFormat), oneLine(f.CommandID(), 0), orDash(f.Data.Provider),
+			f.Data.Reason, yesNo(f.Data.Retryable), oneLine(message(f.Data.Message, unmask), maxMessage))
+	}
+	return tw.Flush()
+}
+
 // MatchLine sums up a selection in one line, such as "37 failures match:
 // exhausted 30, invalid 5, rejected 2; 3 superseded (by a later
 // contact.created 3)".
