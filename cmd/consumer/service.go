@@ -102,7 +102,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go stream.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
-	go failstore.Watch(watchCtx, b.js, time.Minute, func(counts map[[2]string]int, err error) {
+	go failstore.Watch(watchCtx, b.js, 30*time.Second, func(counts map[[2]string]int, err error) {
 		if err != nil {
 			log.Warn("could not count the open failures", "error", err)
 			return

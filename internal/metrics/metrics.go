@@ -94,7 +94,7 @@ func New(providers []string) *Metrics {
 	m.ackPending = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_ack_pending",
 		Help: "Commands delivered and not yet acknowledged."})
 	m.failuresOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "failures_open",
-		Help: "Open failures (commandIds whose newest outcome is a contact.failed, and open conflicts), by reason and provider, read from the store every minute. Every instance reports the same figures: aggregate with max, not sum."},
+		Help: "Open failures (commandIds whose newest outcome is a contact.failed, and open conflicts), by reason and provider, read from the store every 30s. Every instance reports the same figures: aggregate with max, not sum."},
 		[]string{"reason", "provider"})
 	m.lagReadErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "consumer_info_errors_total",
 		Help: "Failures to read the durable consumer's state."})
