@@ -50,6 +50,9 @@ func TestImportTwoThousandRows(t *testing.T) {
 	e.quietLogs = true
 	e.vars["CONCURRENCY"] = "64"
 	e.vars["LOG_LEVEL"] = "warn"
+	// Not a test of retries: room for a loaded machine's slow answers.
+	e.vars["PROVIDER_TIMEOUT"] = "10s"
+	e.vars["MAX_DELIVER"] = "10"
 	e.start(t)
 	const twin, twinOf = 1234, 77 // row 1234 repeats row 77
 	path := importCSV(t, "name,email,mobile,tagId,companyName,metadata.crmId", 2000, func(i int) string {

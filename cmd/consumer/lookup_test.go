@@ -52,7 +52,10 @@ func TestAmbiguousCreatesAgainstAPagedList(t *testing.T) {
 					reconciled++
 				}
 			}
-			assert.Equal(t, 20, reconciled, "every ambiguous create was found by a lookup past page 1")
+			// Every hung create was found by a lookup past page 1; on a
+			// loaded machine a slow answer past PROVIDER_TIMEOUT is one more
+			// ambiguous create, found the same way.
+			assert.GreaterOrEqual(t, reconciled, 20, "every ambiguous create was found by a lookup past page 1")
 			assert.Zero(t, e.ipay.Duplicates(), "no contact created twice")
 			assert.Len(t, e.ipay.Contacts(), 540)
 		})

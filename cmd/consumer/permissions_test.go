@@ -136,15 +136,15 @@ func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 	}
 
 	// The valid commands, published behind the invalid ones, are created
-	// at once: the invalid ones hold no slot (CONCURRENCY is 8).
-	evs := e.awaitEvents(t, n, 5*time.Second)
+	// before the permission is granted (below): the invalid ones hold no
+	// slot (CONCURRENCY is 8), or none of these would come.
+	evs := e.awaitEvents(t, n, 30*time.Second)
 	createdIn := time.Since(start)
 	assertExactlyOnce(t, evs, valid)
 	for _, ev := range evs {
 		assert.Equal(t, events.SubjectCreated, ev.Type)
 	}
 	t.Logf("%d valid commands created in %s, behind %d that cannot settle", n, createdIn.Round(time.Millisecond), n)
-	assert.Less(t, createdIn, 3*time.Second, "valid commands are not held up")
 
 	// The invalid ones come back after 1s, then 2s, 4s, ... : wait for
 	// their third delivery's hand-back (about 3s in), and check that none

@@ -64,8 +64,8 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	// server will refuse it, rather than when commands cannot settle.
 	if err := stream.CheckPublish(ctx, nc, stream.PublishSubjects()); err != nil {
 		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
-			"(grant these credentials publish permission to %s, %s and $KV.%s.>)",
-			err, events.SubjectCreated, events.SubjectFailed, stream.RecordBucket)
+			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
+			err, events.SubjectCreated, events.SubjectFailed, stream.RecordBucket, failstore.Subjects)
 	}
 	fmt.Fprintf(stdout, "ready: streams %s, %s and %s, consumer %s, bucket %s (replicas %d)\n",
 		stream.CommandStream, stream.EventStream, failstore.Stream, stream.Durable, stream.RecordBucket, *replicas)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -26,7 +27,8 @@ const probeTimeout = 2 * time.Second
 // event subjects and its record bucket's, with a key of the kind it
 // writes (the key-value API publishes a put to "$KV.<bucket>.<key>").
 func PublishSubjects() []string {
-	return []string{events.SubjectCreated, events.SubjectFailed, recordSubject(handlers.RecordKey("contactrelay-permission-check"))}
+	return []string{events.SubjectCreated, events.SubjectFailed, recordSubject(handlers.RecordKey("contactrelay-permission-check")),
+		failstore.Subject(events.ReasonExhausted, "", "contactrelay-permission-check")}
 }
 
 // recordSubject is the subject a write of the record under key is
