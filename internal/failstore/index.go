@@ -130,62 +130,19 @@ func Load(ctx context.Context, js jetstream.JetStream, q Select) (*Snapshot, err
 	if state.Msgs == 0 {
 		return snap, nil
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	err = ReadUpTo(ctx, s, jetstream.OrderedConsumerConfig{
 		FilterSubjects: q.filterSubjects(),
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		HeadersOnly:    true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", Stream, err)
-	}
-	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_ = s.DeleteConsumer(dctx, info.Name)
-			cancel()
-		}
-	}()
-	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
-		return snap, nil
-	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(2000))
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", Stream, err)
-	}
-	defer iter.Stop()
-	for {
-		nctx, cancel := context.WithTimeout(ctx, idleTimeout)
-		msg, err := iter.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				info, ierr := cons.Info(ctx)
-				if ierr == nil && info.NumPending == 0 {
-					break
-				}
-				continue
-			}
-			return nil, fmt.Errorf("read stream %s: %w", Stream, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return nil, fmt.Errorf("read stream %s: %w", Stream, err)
-		}
-		seq := meta.Sequence.Stream
-		if seq > snap.LastSeq {
-			break
-		}
+	}, snap.LastSeq, func(msg jetstream.Msg, seq uint64) {
 		snap.Read++
 		sum := summarize(seq, msg.Subject(), msg.Headers())
 		if q.match(&sum) {
 			snap.Failures = append(snap.Failures, sum)
 		}
-		if seq >= snap.LastSeq || meta.NumPending == 0 {
-			break
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	snap.Failures = newestPerCommand(snap.Failures)
 	sortNewestFirst(snap.Failures)

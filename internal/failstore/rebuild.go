@@ -135,54 +135,11 @@ type historyEvent struct {
 }
 
 func readHistory(ctx context.Context, es jetstream.Stream, last uint64, st *RebuildStats, newest, conflicts map[string]uint64, progress func(read, total uint64)) error {
-	cons, err := es.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	lastReport := time.Now()
+	err := ReadUpTo(ctx, es, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{events.SubjectCreated, events.SubjectFailed},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("read the event history: %w", err)
-	}
-	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_ = es.DeleteConsumer(dctx, info.Name)
-			cancel()
-		}
-	}()
-	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
-		return nil
-	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(1000))
-	if err != nil {
-		return fmt.Errorf("read the event history: %w", err)
-	}
-	defer iter.Stop()
-	lastReport := time.Now()
-	for {
-		nctx, cancel := context.WithTimeout(ctx, idleTimeout)
-		msg, err := iter.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				info, ierr := cons.Info(ctx)
-				if ierr == nil && info.NumPending == 0 {
-					return nil
-				}
-				continue
-			}
-			return fmt.Errorf("read the event history: %w", err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("read the event history: %w", err)
-		}
-		seq := meta.Sequence.Stream
-		if seq > last {
-			return nil
-		}
+	}, last, func(msg jetstream.Msg, seq uint64) {
 		st.Read++
 		var ev historyEvent
 		if json.Unmarshal(msg.Data(), &ev) == nil {
@@ -204,11 +161,12 @@ func readHistory(ctx context.Context, es jetstream.Stream, last uint64, st *Rebu
 			progress(seq, last)
 			lastReport = time.Now()
 		}
-		if seq >= last || meta.NumPending == 0 {
-			if progress != nil {
-				progress(last, last)
-			}
-			return nil
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("read the event history: %w", err)
 	}
+	if progress != nil {
+		progress(last, last)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -140,58 +141,9 @@ func (sc *scanner) read(ctx context.Context, s jetstream.Stream, last uint64) er
 		start := sc.flt.Since.Add(-clockSkew)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	cons, err := s.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("read stream %s: %w", stream.EventStream, err)
-	}
-	defer func() {
-		// Best effort: the server removes it once inactive anyway.
-		if info := cons.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_ = s.DeleteConsumer(dctx, info.Name)
-			cancel()
-		}
-	}()
-	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
-		return nil
-	}
-	iter, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("read stream %s: %w", stream.EventStream, err)
-	}
-	defer iter.Stop()
-	for {
-		nctx, cancel := context.WithTimeout(ctx, idleTimeout)
-		msg, err := iter.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				// Nothing came for a while: stop if nothing is left (events
-				// removed by the stream's limits meanwhile).
-				info, ierr := cons.Info(ctx)
-				if ierr == nil && info.NumPending == 0 {
-					return nil
-				}
-				continue
-			}
-			return fmt.Errorf("read stream %s: %w", stream.EventStream, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("read stream %s: %w", stream.EventStream, err)
-		}
-		seq := meta.Sequence.Stream
-		if seq > last {
-			return nil
-		}
+	return failstore.ReadUpTo(ctx, s, cfg, last, func(msg jetstream.Msg, seq uint64) {
 		sc.add(seq, msg.Subject(), msg.Data())
-		if seq >= last || meta.NumPending == 0 {
-			return nil
-		}
-	}
+	})
 }
 
 // add takes one event, in stream order.
