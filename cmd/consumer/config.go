@@ -106,14 +106,35 @@ func allSettings() []setting {
 	return all
 }
 
-// configFlags registers a flag for every setting on fs. The returned
-// function builds the Config from the flags given, the environment and the
-// defaults, in that order, and reports every bad value at once (a usage
-// error: exit 2).
+// configFlags registers a flag for every setting on fs: the service's
+// commands ('run', 'dev') take them all. The returned function builds the
+// Config from the flags given, the environment and the defaults, in that
+// order, and reports every bad value at once (a usage error: exit 2).
 func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, error) {
+	return settingFlags(fs, getenv, func(setting) bool { return true })
+}
+
+// toolFlags registers the NATS connection's flags on fs, and those of the
+// settings named by their variables in also (a tool's few service
+// settings, such as setup's ACK_WAIT). The Config is built as configFlags
+// builds it: every other setting still comes from the environment.
+func toolFlags(fs *flag.FlagSet, getenv func(string) string, also ...string) func() (Config, error) {
+	return settingFlags(fs, getenv, func(s setting) bool { return s.connection() || slices.Contains(also, s.env) })
+}
+
+// connection reports whether s is a setting of the NATS connection, which
+// every command takes as a flag.
+func (s setting) connection() bool { return strings.HasPrefix(s.env, "NATS_") }
+
+// settingFlags registers a flag for each setting that flagged accepts, and
+// returns the Config's loader.
+func settingFlags(fs *flag.FlagSet, getenv func(string) string, flagged func(setting) bool) func() (Config, error) {
 	given := map[string]string{}
 	all := allSettings()
 	for _, s := range all {
+		if !flagged(s) {
+			continue
+		}
 		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
 		if s.def != "" {
 			usage += ", default " + s.def

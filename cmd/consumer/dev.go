@@ -57,7 +57,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}
+		return usageErr(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	cfg, err := load()
 	if *natsPort < 0 || *natsPort > 65535 {

@@ -34,7 +34,7 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 	asJSON := fs.Bool("json", false, "print JSON lines, one failure each, instead of a table")
 	unmask := fs.Bool("unmask", false, "show email addresses and mobile numbers in full")
 	history := historyFlag(fs)
-	load := configFlags(fs, getenv)
+	load := toolFlags(fs, getenv)
 	flt, cfg, err := parseToolFlags(fs, args, filter, load)
 	if err != nil {
 		return err
@@ -143,11 +143,11 @@ func parseToolFlags(fs *flag.FlagSet, args []string, filter func(time.Time) (rep
 		return replay.Filter{}, Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return replay.Filter{}, Config{}, &exitError{code: 2, err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}
+		return replay.Filter{}, Config{}, usageErr(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	flt, err := filter(time.Now())
 	if err != nil {
-		return replay.Filter{}, Config{}, &exitError{code: 2, err: err}
+		return replay.Filter{}, Config{}, usageErr(fs, err)
 	}
 	cfg, err := load()
 	if err != nil {
@@ -205,7 +205,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	filter := filterFlags(fs, 0)
 	dryRun := fs.Bool("dry-run", false, "say how many open failures would be discarded, and discard none")
 	all := fs.Bool("all", false, "allow a discard without a filter: every open failure")
-	load := configFlags(fs, getenv)
+	load := toolFlags(fs, getenv)
 	flt, cfg, err := parseToolFlags(fs, args, filter, load)
 	if err != nil {
 		return err

@@ -468,10 +468,6 @@ func (imp *importRun) summary(stdout io.Writer) error {
 func parseImportFlags(args []string, getenv func(string) string, stderr io.Writer) (importOptions, Config, error) {
 	fs := flag.NewFlagSet("consumer import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: consumer import [flags] FILE   (FILE: .csv, .ndjson or .jsonl; - for stdin, with --format)")
-		fs.PrintDefaults()
-	}
 	var o importOptions
 	fs.StringVar(&o.format, "format", "", "csv or ndjson (default: from FILE's extension)")
 	fs.StringVar(&o.batch, "batch", "", "the import's name: a row without a commandId gets one derived from it and the row's content (required then)")
@@ -482,7 +478,7 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&o.inFlight, "in-flight", 256, "most publishes awaiting the stream's answer at once")
 	fs.BoolVar(&o.sendInvalid, "send-invalid", false, "publish rows that break the rules as they are, for the service to answer with contact.failed")
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "how often progress is reported when stderr is not a terminal")
-	load := configFlags(fs, getenv)
+	load := toolFlags(fs, getenv, "DEFAULT_PROVIDER")
 	if err := parseFlags(fs, args); err != nil {
 		return o, Config{}, err
 	}
@@ -533,7 +529,7 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 		usage = append(usage, err)
 	}
 	if len(usage) > 0 {
-		return o, cfg, &exitError{code: 2, err: errors.Join(usage...)}
+		return o, cfg, usageErr(fs, errors.Join(usage...))
 	}
 	return o, cfg, nil
 }

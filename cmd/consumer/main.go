@@ -27,7 +27,11 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0) // -h printed the flags
 		}
-		if !errors.Is(err, errQuiet) {
+		var ue *usageError
+		switch {
+		case errors.As(err, &ue):
+			fmt.Fprintln(os.Stderr, err) // it names its command
+		case !errors.Is(err, errQuiet):
 			fmt.Fprintln(os.Stderr, "consumer:", err)
 		}
 		os.Exit(exitCode(err))
@@ -68,24 +72,14 @@ func (e *exitError) Unwrap() error { return e.err }
 // errQuiet ends a command whose output already said what happened.
 var errQuiet = errors.New("")
 
-// parseFlags parses a command's flags. The flag package has printed what
-// was wrong, and the flags: the error it returns says no more (exit 2), or
-// is flag.ErrHelp for -h (exit 0).
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, flag.ErrHelp):
-		return err
-	}
-	return &exitError{code: 2, err: errQuiet}
-}
-
 func exitCode(err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
 	}
 	return 1
 }

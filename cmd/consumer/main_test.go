@@ -32,6 +32,6 @@ func TestTopLevelCommands(t *testing.T) {
 	var stderr bytes.Buffer
 	err = run(t.Context(), []string{"run", "--no-such-flag"}, func(string) string { return "" }, nil, io.Discard, &stderr)
 	assert.Equal(t, 2, exitCode(err), "a bad flag is a usage error")
-	assert.Contains(t, stderr.String(), "no-such-flag", "and says which")
-	assert.True(t, errors.Is(err, errQuiet), "said once, by the flag package")
+	assert.Contains(t, err.Error(), "no-such-flag", "and says which")
+	assert.Empty(t, stderr.String(), "said once, by the error, not by the flag package")
 }

@@ -92,7 +92,7 @@ func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writ
 	fs.BoolVar(&o.noValidate, "no-validate", false, "publish the command built from the flags even if it breaks the service's rules (to see it fail)")
 	fs.BoolVar(&o.wait, "wait", false, "wait for the command's terminal event and print it")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long --wait waits")
-	load := configFlags(fs, getenv)
+	load := toolFlags(fs, getenv, "DEFAULT_PROVIDER")
 	if err := parseFlags(fs, args); err != nil {
 		return o, Config{}, err
 	}
@@ -100,7 +100,7 @@ func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writ
 	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
 	var usage []error
 	if fs.NArg() > 0 {
-		usage = append(usage, fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name()))
+		usage = append(usage, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	if o.given["file"] {
 		var with []string
@@ -127,7 +127,7 @@ func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writ
 		usage = append(usage, err)
 	}
 	if len(usage) > 0 {
-		return o, cfg, &exitError{code: 2, err: errors.Join(usage...)}
+		return o, cfg, usageErr(fs, errors.Join(usage...))
 	}
 	return o, cfg, nil
 }

@@ -41,16 +41,16 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 			sets = append(sets, s)
 			return err
 		})
-	load := configFlags(fs, getenv)
+	load := toolFlags(fs, getenv)
 	flt, cfg, err := parseToolFlags(fs, args, filter, load)
 	if err != nil {
 		return err
 	}
 	switch {
 	case len(sets) > 0 && flt.CommandID == "":
-		return &exitError{code: 2, err: errors.New("--set repairs one command: give its --command-id")}
+		return usageErr(fs, errors.New("--set repairs one command: give its --command-id"))
 	case *ratePerSec <= 0:
-		return &exitError{code: 2, err: fmt.Errorf("--rate must be more than 0, not %g", *ratePerSec)}
+		return usageErr(fs, fmt.Errorf("--rate must be more than 0, not %g", *ratePerSec))
 	}
 
 	nc, js, err := connectJetStream(cfg, "contactrelay-replay")

@@ -26,12 +26,12 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	fs.SetOutput(stderr)
 	replicas := fs.Int("replicas", 1, fmt.Sprintf("replicas of the streams and the record bucket, 1 to %d", maxReplicas))
 	rebuild := fs.Bool("rebuild-failures", false, "build the open failures from the event history again, even if done before (failures discarded since come back)")
-	load := configFlags(fs, getenv)
+	load := toolFlags(fs, getenv, "ACK_WAIT", "EVENT_MAX_AGE", "RECORD_TTL")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}
+		return usageErr(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	cfg, err := load()
 	if *replicas < 1 || *replicas > maxReplicas {
