@@ -199,20 +199,21 @@ contactrelay dev mode: SANDBOX providers, no real contact is created.
   default provider     %s
   retries              MAX_DELIVER=%d, RETRY_MAX_ELAPSED=%s (dev mode's short defaults)
 
-Publish from another terminal, and see the outcome:
+Publish from another terminal (with the binary built by go build -o bin/consumer ./cmd/consumer),
+and see the outcome:
 
-  go run ./cmd/consumer publish%s --wait --name "Jane Doe" --email jane@example.com \
+  bin/consumer publish%s --wait --name "Jane Doe" --email jane@example.com \
       --mobile +919876543210 --tag-id 65a1b2c3d4e5f6a7b8c9d0e1
-  go run ./cmd/consumer publish%s --wait --provider pik --name "Ravi Kumar" \
+  bin/consumer publish%s --wait --provider pik --name "Ravi Kumar" \
       --email ravi@example.com --mobile 9876543210 --tag-id vip
-  echo '{"name":"","email":"not-an-email","mobile":"12"}' | go run ./cmd/consumer publish%s --wait --file -
+  echo '{"name":"","email":"not-an-email","mobile":"12"}' | bin/consumer publish%s --wait --file -
 
 Make a sandbox fail, see the failures, heal it and replay them:
 
   curl -X POST %s/_sandbox/down        # every call answers 503
-  go run ./cmd/consumer failures%s       # after about %s
+  bin/consumer failures%s       # after about %s
   curl -X DELETE %s/_sandbox/down
-  go run ./cmd/consumer replay%s
+  bin/consumer replay%s
   curl %s/_sandbox/contacts            # what the sandbox holds
 
 Stop with Ctrl-C.
