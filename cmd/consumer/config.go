@@ -126,6 +126,17 @@ func toolFlags(fs *flag.FlagSet, getenv func(string) string, also ...string) fun
 // every command takes as a flag.
 func (s setting) connection() bool { return strings.HasPrefix(s.env, "NATS_") }
 
+// settingValue is the flag of a setting: it keeps what was given by
+// variable name, for the loader. Help tells settings from a command's own
+// flags by it.
+type settingValue struct {
+	env   string
+	given map[string]string
+}
+
+func (v settingValue) String() string     { return "" }
+func (v settingValue) Set(s string) error { v.given[v.env] = s; return nil }
+
 // settingFlags registers a flag for each setting that flagged accepts, and
 // returns the Config's loader.
 func settingFlags(fs *flag.FlagSet, getenv func(string) string, flagged func(setting) bool) func() (Config, error) {
@@ -140,7 +151,7 @@ func settingFlags(fs *flag.FlagSet, getenv func(string) string, flagged func(set
 			usage += ", default " + s.def
 		}
 		usage += ")"
-		fs.Func(s.flag, usage, func(v string) error { given[s.env] = v; return nil })
+		fs.Var(settingValue{env: s.env, given: given}, s.flag, usage)
 	}
 	return func() (Config, error) {
 		var errs []error

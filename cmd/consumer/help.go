@@ -66,20 +66,22 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 	}
 	fmt.Fprintf(w, "usage: %s\n", synopsis)
 	var own, connection, service strings.Builder
-	isSetting := map[string]bool{}
 	for _, s := range allSettings() { // in the settings' order: NATS_URL first
-		isSetting[s.flag] = true
 		f := fs.Lookup(s.flag)
-		switch {
-		case f == nil:
-		case s.connection():
+		if f == nil {
+			continue
+		}
+		if _, ok := f.Value.(settingValue); !ok {
+			continue // a command's own flag of the same name (bench --concurrency)
+		}
+		if s.connection() {
 			writeFlag(&connection, f)
-		default:
+		} else {
 			writeFlag(&service, f)
 		}
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		if !isSetting[f.Name] {
+		if _, ok := f.Value.(settingValue); !ok {
 			writeFlag(&own, f)
 		}
 	})

@@ -90,6 +90,11 @@ func TestHelpShowsOwnFlagsThenConnection(t *testing.T) {
 			}
 		})
 	}
+	t.Run("bench", func(t *testing.T) {
+		titles, flags := helpSections(help(t, "bench"))
+		assert.Equal(t, []string{ownTitle}, titles, "bench reads no environment: its own flags only")
+		assert.Contains(t, flags[ownTitle], "concurrency", "its own --concurrency, not the setting's")
+	})
 	t.Run("the settings are still read from the environment", func(t *testing.T) {
 		fs := flag.NewFlagSet("consumer replay", flag.ContinueOnError)
 		load := toolFlags(fs, func(k string) string { return map[string]string{"CONCURRENCY": "zero"}[k] })
