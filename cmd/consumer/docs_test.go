@@ -25,7 +25,6 @@ const cliDoc = "../../docs/CLI.md"
 var (
 	docHeading = regexp.MustCompile("(?m)^#{2,3} (.+)$")
 	docFlagRow = regexp.MustCompile("(?m)^\\|\\s*`--([a-z0-9-]+)")
-	helpFlag   = regexp.MustCompile(`(?m)^  --([a-z0-9-]+)`)
 	subcommand = regexp.MustCompile(`consumer ([a-z-]+) ([a-z-]+) \[flags\]`)
 )
 
