@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// exitCase is one command line and the exit code the README's table
+// exitCase is one command line and the exit code docs/CLI.md's table
 // gives it.
 type exitCase struct {
 	name string

@@ -1,6 +1,6 @@
 // Command consumer is contactrelay: it consumes contact.create commands from
 // NATS JetStream, creates the contacts at InstantPay or PIK, and publishes
-// contact.created or contact.failed events. See the README for its commands.
+// contact.created or contact.failed events. docs/CLI.md documents its commands and flags.
 package main
 
 import (
@@ -48,7 +48,7 @@ func defaultGC() {
 	}
 }
 
-// The exit codes of every command (the README's table):
+// The exit codes of every command (docs/CLI.md, "Exit codes"):
 //
 //	0   success; 'run' and 'dev' stopped by a signal
 //	1   the work failed: a contact.failed outcome, a command named by
