@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -36,7 +34,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		func(v string) error {
 			s, err := replay.ParseSet(v)
 			if err == nil {
-				err = checkSetPath(s)
+				err = replay.CheckSetPath(s)
 			}
 			sets = append(sets, s)
 			return err
@@ -109,37 +107,6 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	if sum.PublishFailed > 0 {
 		return fmt.Errorf("%d of %d replays failed to publish", sum.PublishFailed, sum.Replayed+sum.PublishFailed)
-	}
-	return nil
-}
-
-// pikFields are the PIK-only fields of the contract; paymentContactAddress
-// and paymentContactAccount are objects, whose fields PIK's docs name.
-var pikFields = []string{"contactCode", "contactType", "businessType", "firstName", "lastName",
-	"nickname", "countryCode", "nationality", "paymentContactAddress", "paymentContactAccount"}
-
-// checkSetPath refuses a --set of a field the command does not have: a
-// top-level field of the contract, metadata.<key>, pik.<field>, or a field
-// of pik.paymentContactAddress or pik.paymentContactAccount.
-func checkSetPath(s replay.Set) error {
-	p := s.Path
-	ok := false
-	switch p[0] {
-	case "provider", "name", "email", "mobile", "tagId", "companyName":
-		ok = len(p) == 1
-	case "metadata":
-		ok = len(p) == 2
-	case "pik":
-		switch {
-		case len(p) == 2:
-			ok = slices.Contains(pikFields, p[1]) && p[1] != "paymentContactAddress" && p[1] != "paymentContactAccount"
-		case len(p) > 2:
-			ok = p[1] == "paymentContactAddress" || p[1] == "paymentContactAccount"
-		}
-	}
-	if !ok {
-		return fmt.Errorf("--set %s: the command has no field %s (fields: provider, name, email, mobile, tagId, companyName, metadata.<key>, pik.<%s>, pik.paymentContactAddress.<field>, pik.paymentContactAccount.<field>)",
-			s, strings.Join(p, "."), strings.Join(pikFields[:8], "|"))
 	}
 	return nil
 }

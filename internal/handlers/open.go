@@ -85,3 +85,7 @@ func failureChange(r *Record, gen, key string, reason events.Reason) *FailureCha
 	}
 	return &FailureChange{RecordKey: key}
 }
+
+// DecodeRecord reads a stored record, of either version, for tools that
+// show a command's generations (the console).
+func DecodeRecord(value []byte) (Record, error) { return decodeRecord(value) }
