@@ -1,0 +1,48 @@
+// contactrelay console: the one script. It follows a replay's progress
+// through server-sent events; every page works without it (a replay's
+// page then reloads itself every two seconds).
+(function () {
+  "use strict";
+  var job = document.getElementById("job");
+  if (!job || job.getAttribute("data-over") === "true" || !window.EventSource) {
+    return;
+  }
+  function set(id, text) {
+    var el = document.getElementById(id);
+    if (el) { el.textContent = String(text); }
+  }
+  function list(id, items) {
+    var ul = document.getElementById(id);
+    if (!ul) { return; }
+    while (ul.firstChild) { ul.removeChild(ul.firstChild); }
+    items.forEach(function (text) {
+      var li = document.createElement("li");
+      li.textContent = text;
+      ul.appendChild(li);
+    });
+  }
+  var es = new EventSource(job.getAttribute("data-events"));
+  es.onmessage = function (e) {
+    var s = JSON.parse(e.data);
+    var bar = document.getElementById("job-progress");
+    if (bar) { bar.max = Math.max(s.total, 1); bar.value = s.done; }
+    set("job-phase", s.phase);
+    set("job-done", s.done);
+    set("job-total", s.total);
+    set("job-replayed", s.replayed);
+    set("job-skipped", s.skipped);
+    set("job-failed", s.failed);
+    set("job-error", s.error || "");
+    list("job-reasons", Object.keys(s.reasons || {}).map(function (k) { return s.reasons[k] + " skipped: " + k; }));
+    list("job-errors", s.errors || []);
+    if (s.over) {
+      es.close();
+      job.setAttribute("data-over", "true");
+      var cancel = document.getElementById("cancel-job");
+      if (cancel) { cancel.disabled = true; }
+    }
+  };
+  es.onerror = function () {
+    if (job.getAttribute("data-over") === "true") { es.close(); }
+  };
+})();

@@ -1,0 +1,234 @@
+package console
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// cookieName is the session cookie's name.
+const cookieName = "contactrelay_console"
+
+// localUser names whoever uses a console run without authentication, in
+// the action log.
+const localUser = "local (no authentication, loopback)"
+
+// session is a visitor's signed cookie: who signed in (empty before
+// signing in), until when, and a nonce its CSRF token derives from.
+// Sessions are kept by the browser, not the server, so that no visitor
+// costs the server memory; the server keeps only the nonces signed out
+// before their expiry. They are signed with a key made at start: a
+// restarted console signs everyone out.
+type session struct {
+	User    string `json:"u"`
+	Expires int64  `json:"e"`
+	Nonce   string `json:"n"`
+}
+
+func (s *session) authed() bool { return s != nil && s.User != "" }
+
+// sessions signs and checks session cookies.
+type sessions struct {
+	key []byte
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	revoked map[string]int64 // nonce → expiry
+}
+
+func newSessions(ttl time.Duration, now func() time.Time) *sessions {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // crypto/rand.Read never fails
+	return &sessions{key: key, ttl: ttl, now: now, revoked: map[string]int64{}}
+}
+
+func (ss *sessions) mac(parts ...string) []byte {
+	m := hmac.New(sha256.New, ss.key)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// issue sets a new session cookie for user (empty: signed out) and
+// returns the session.
+func (ss *sessions) issue(w http.ResponseWriter, r *http.Request, user string) *session {
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	s := &session{User: user, Expires: ss.now().Add(ss.ttl).Unix(), Nonce: base64.RawURLEncoding.EncodeToString(nonce)}
+	payload, _ := json.Marshal(s) // three plain fields always encode
+	p := base64.RawURLEncoding.EncodeToString(payload)
+	value := p + "." + base64.RawURLEncoding.EncodeToString(ss.mac("session", p))
+	http.SetCookie(w, &http.Cookie{
+		Name: cookieName, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: secureRequest(r), Expires: time.Unix(s.Expires, 0),
+	})
+	return s
+}
+
+// read returns the request's valid session, or nil.
+func (ss *sessions) read(r *http.Request) *session {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return nil
+	}
+	p, sig, ok := strings.Cut(c.Value, ".")
+	if !ok {
+		return nil
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, ss.mac("session", p)) {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(p)
+	if err != nil {
+		return nil
+	}
+	var s session
+	if json.Unmarshal(payload, &s) != nil || s.Nonce == "" || ss.now().Unix() >= s.Expires {
+		return nil
+	}
+	ss.mu.Lock()
+	_, gone := ss.revoked[s.Nonce]
+	ss.mu.Unlock()
+	if gone {
+		return nil
+	}
+	return &s
+}
+
+// revoke signs a session out for good, before its expiry.
+func (ss *sessions) revoke(s *session) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	now := ss.now().Unix()
+	for n, exp := range ss.revoked {
+		if exp <= now {
+			delete(ss.revoked, n)
+		}
+	}
+	ss.revoked[s.Nonce] = s.Expires
+}
+
+// csrf returns the session's CSRF token.
+func (ss *sessions) csrf(s *session) string {
+	return base64.RawURLEncoding.EncodeToString(ss.mac("csrf", s.Nonce))
+}
+
+// checkCSRF reports whether the request carries the session's token, in
+// the form field csrf or the header X-CSRF-Token.
+func (ss *sessions) checkCSRF(r *http.Request, s *session) bool {
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("csrf")
+	}
+	want := ss.csrf(s)
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// secureRequest reports whether the browser reached us over TLS, directly
+// or through a proxy that says so.
+func secureRequest(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// passwordOK compares a password in constant time, whatever its length.
+func passwordOK(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+type sessionKey struct{}
+
+func withSession(ctx context.Context, s *session) context.Context {
+	return context.WithValue(ctx, sessionKey{}, s)
+}
+
+func sessionOf(r *http.Request) *session {
+	s, _ := r.Context().Value(sessionKey{}).(*session)
+	return s
+}
+
+// localPath returns next when it is a path on this site, else "/": a
+// sign-in never redirects elsewhere.
+func localPath(next string) string {
+	u, err := url.Parse(next)
+	if err != nil || next == "" || u.IsAbs() || u.Host != "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+		return "/"
+	}
+	return next
+}
+
+// guard is the console's middleware: security headers on everything;
+// a session on every page (made for a visitor who has none on the
+// sign-in page, or on a console without authentication); sign-in required
+// elsewhere (GET: a redirect to the sign-in page; other methods: 401); and
+// on every request but GET and HEAD, a cross-origin check and the
+// session's CSRF token (403 without).
+func (srv *Server) guard(next http.Handler) http.Handler {
+	crossOrigin := http.NewCrossOriginProtection()
+	crossOrigin.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "refused: a cross-origin request that changes state", http.StatusForbidden)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if strings.HasPrefix(r.URL.Path, "/assets/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.Set("Cache-Control", "no-store")
+		safe := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if !safe {
+			if err := crossOrigin.Check(r); err != nil {
+				http.Error(w, "refused: a cross-origin request that changes state", http.StatusForbidden)
+				return
+			}
+		}
+		s := srv.sessions.read(r)
+		switch {
+		case srv.cfg.NoAuth && !s.authed():
+			if !safe && s == nil {
+				// A POST with no session at all cannot carry its token.
+				http.Error(w, "refused: no session, so no CSRF token; reload the page", http.StatusForbidden)
+				return
+			}
+			s = srv.sessions.issue(w, r, localUser)
+		case r.URL.Path == "/login":
+			if s == nil {
+				if !safe {
+					http.Error(w, "refused: no session, so no CSRF token; reload the sign-in page", http.StatusForbidden)
+					return
+				}
+				s = srv.sessions.issue(w, r, "")
+			}
+		case !s.authed():
+			if safe {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "refused: sign in first", http.StatusUnauthorized)
+			return
+		}
+		if !safe && !srv.sessions.checkCSRF(r, s) {
+			http.Error(w, "refused: the form's CSRF token is missing or wrong; reload the page and try again", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), s)))
+	})
+}

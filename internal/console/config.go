@@ -1,0 +1,122 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultAddr is where the console listens unless told otherwise: loopback
+// only.
+const DefaultAddr = "127.0.0.1:8081"
+
+// Config configures a Server. Its zero value, with JS set and either User
+// and Password or NoAuth, is usable: the defaults are documented on each
+// field.
+type Config struct {
+	// JS reads the open-failure store, the event stream and the durable
+	// consumer, and publishes replays. Required.
+	JS jetstream.JetStream
+	// Log receives one line per action, and problems. Default: discard.
+	Log *slog.Logger
+	// User and Password are the one account that may sign in. Both or
+	// neither; with neither, NoAuth must be set.
+	User, Password string
+	// NoAuth runs the console without authentication: anyone who reaches
+	// Addr can use it. Allowed only when Addr is a loopback address.
+	NoAuth bool
+	// Addr is the address the console is served on, checked against
+	// NoAuth. Default DefaultAddr.
+	Addr string
+	// Refresh is how often the open failures are reloaded (at least twice
+	// the time a load takes). Default 2s.
+	Refresh time.Duration
+	// StatsRefresh is how often the figures of the event stream and the
+	// durable consumer are reloaded. Default 10s.
+	StatsRefresh time.Duration
+	// Rate is the default pace of a replay, commands per second; a replay
+	// may ask for another up to MaxRate. Default 20.
+	Rate float64
+	// SessionTTL is how long a sign-in lasts. Default 12h.
+	SessionTTL time.Duration
+	// PageSize is how many failures a page lists. Default 50.
+	PageSize int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// MaxRate is the fastest replay the console starts, commands per second.
+const MaxRate = 1000
+
+func (c *Config) setDefaults() {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Refresh <= 0 {
+		c.Refresh = 2 * time.Second
+	}
+	if c.StatsRefresh <= 0 {
+		c.StatsRefresh = 10 * time.Second
+	}
+	if c.Rate <= 0 {
+		c.Rate = 20
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = 50
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// ErrAuthRequired refuses a console without authentication on an address
+// other than loopback.
+var ErrAuthRequired = errors.New("the console changes state and shows personal data: set CONSOLE_USER and CONSOLE_PASSWORD (or CONSOLE_PASSWORD_FILE), or bind CONSOLE_ADDR to loopback (127.0.0.1) to run it without authentication")
+
+// Validate reports a configuration the console refuses: authentication
+// half given, or missing on an address other than loopback.
+func (c Config) Validate() error {
+	var errs []error
+	if c.JS == nil {
+		errs = append(errs, errors.New("console: no JetStream context"))
+	}
+	switch {
+	case (c.User == "") != (c.Password == ""):
+		errs = append(errs, errors.New("CONSOLE_USER and CONSOLE_PASSWORD go together: set both, or neither to run without authentication on loopback"))
+	case c.User != "" && c.NoAuth:
+		errs = append(errs, errors.New("console: a user and password were given, and no authentication asked for"))
+	case c.User == "" && !c.NoAuth:
+		errs = append(errs, ErrAuthRequired)
+	case c.NoAuth && !IsLoopback(c.Addr):
+		errs = append(errs, fmt.Errorf("CONSOLE_ADDR %s is not a loopback address: %w", c.Addr, ErrAuthRequired))
+	}
+	if c.User != "" && len(c.Password) < 8 {
+		errs = append(errs, errors.New("CONSOLE_PASSWORD must be at least 8 characters"))
+	}
+	return errors.Join(errs...)
+}
+
+// IsLoopback reports whether addr (host:port) listens on loopback only:
+// 127.0.0.0/8, ::1 or localhost. An empty host (every interface) is not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,95 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/failstore"
+)
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"ago": ago,
+	"href": func(path string, v url.Values) string {
+		if len(v) == 0 {
+			return path
+		}
+		return path + "?" + v.Encode()
+	},
+	"set": func(v url.Values, kv ...string) url.Values {
+		out := url.Values{}
+		for k, vs := range v {
+			out[k] = append([]string(nil), vs...)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				out.Del(kv[i])
+			} else {
+				out.Set(kv[i], kv[i+1])
+			}
+		}
+		return out
+	},
+	"commandHref": func(id string) string { return "/failure?" + url.Values{"id": {id}}.Encode() },
+	"groupValues": func(g failstore.Group) url.Values {
+		return url.Values{"g_reason": {string(g.Reason)}, "g_provider": {g.Provider}, "g_message": {g.Message}}
+	},
+	"contains": func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	},
+	"short": func(s string, n int) string {
+		r := []rune(s)
+		if len(r) <= n {
+			return s
+		}
+		return string(r[:n-1]) + "…"
+	},
+	"add": func(a, b int) int { return a + b },
+	"dash": func(s string) string {
+		if s == "" {
+			return "—"
+		}
+		return s
+	},
+}
+
+// ago says how long ago t was, roughly.
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	d := time.Since(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// staleText says why the failures shown may be out of date.
+func staleText(err error) string {
+	if errors.Is(err, failstore.ErrNoStore) {
+		return "the open-failure store " + failstore.Stream + " does not exist yet: run 'consumer setup' (or start the service, which creates it)"
+	}
+	return "the open failures could not be reloaded, what is shown may be out of date: " + strings.TrimSpace(err.Error())
+}

@@ -1,0 +1,347 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/redact"
+	"github.com/contactrelay/contactrelay/internal/replay"
+	"github.com/contactrelay/contactrelay/internal/stream"
+)
+
+func (srv *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if sessionOf(r).authed() {
+		http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	srv.render(w, r, http.StatusOK, "login", "Sign in", "", map[string]string{"Next": localPath(r.URL.Query().Get("next"))})
+}
+
+func (srv *Server) login(w http.ResponseWriter, r *http.Request) {
+	user, password := r.PostFormValue("user"), r.PostFormValue("password")
+	next := localPath(r.PostFormValue("next"))
+	if srv.cfg.NoAuth {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	userOK := passwordOK(user, srv.cfg.User) // both compared, in constant time
+	if !passwordOK(password, srv.cfg.Password) || !userOK {
+		srv.cfg.Log.Warn("console: sign-in refused", "remote", r.RemoteAddr)
+		time.Sleep(300 * time.Millisecond) // a guess costs time
+		srv.render(w, r, http.StatusUnauthorized, "login", "Sign in", "", map[string]string{"Next": next, "Error": "wrong user or password"})
+		return
+	}
+	srv.sessions.issue(w, r, user) // a new session: the signed-out one's token is no more
+	srv.cfg.Log.Info("console: signed in", "user", user, "remote", r.RemoteAddr)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (srv *Server) logout(w http.ResponseWriter, r *http.Request) {
+	s := sessionOf(r)
+	srv.sessions.revoke(s)
+	srv.sessions.issue(w, r, "")
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// count is one line of a breakdown.
+type count struct {
+	Name  string
+	Count int
+	// Values selects its failures on the failures page.
+	Values url.Values
+}
+
+func breakdown(m map[string]int, param string) []count {
+	out := make([]count, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, count{Name: k, Count: m[k], Values: url.Values{param: {k}}})
+	}
+	slices.SortStableFunc(out, func(a, b count) int { return b.Count - a.Count })
+	return out
+}
+
+type overview struct {
+	Open       int
+	ByReason   []count
+	ByProvider []count
+	Groups     []failstore.Group
+	Stats      *stats
+	Trend      chart
+	OpenTrend  chart
+	Older      int
+}
+
+func (srv *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
+	v := srv.current()
+	data := overview{Stats: srv.stats.Load()}
+	if v != nil && v.snap != nil {
+		data.Open = len(v.snap.Failures)
+		data.ByReason = breakdown(v.byReason, "reason")
+		data.ByProvider = breakdown(v.byProvider, "provider")
+		data.Groups = v.snap.Groups()
+		if len(data.Groups) > 5 {
+			data.Groups = data.Groups[:5]
+		}
+		var hourly [24]uint64
+		for i, n := range v.hourly {
+			hourly[i] = uint64(n)
+		}
+		data.OpenTrend = barChart(hourly, v.at.Truncate(time.Hour).Add(-23*time.Hour), "open failures")
+		data.Older = v.olderThanADay
+	}
+	if data.Stats != nil {
+		data.Trend = barChart(data.Stats.FailedHourly, data.Stats.HourStart, "contact.failed events")
+	}
+	srv.render(w, r, http.StatusOK, "overview", "Overview", "overview", data)
+}
+
+type failuresData struct {
+	Q         query
+	Values    url.Values
+	Errors    []string
+	Total     int
+	Matched   int
+	Rows      []failstore.Summary
+	Groups    []failstore.Group
+	GroupView bool
+	Page      int
+	Pages     int
+	From, To  int
+	UpTo      uint64
+	Reasons   []events.Reason
+	Providers []string
+	// Took is how long the page took to select, in milliseconds.
+	Took string
+}
+
+func (srv *Server) failuresPage(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	form := r.URL.Query()
+	q, errs := parseQuery(form, srv.cfg.Now())
+	q.Seqs = nil
+	v := srv.current()
+	data := failuresData{Q: q, Values: q.values(), Errors: errs, Reasons: reasons, GroupView: form.Get("view") == "groups"}
+	data.Providers = []string{"instantpay", "pik"}
+	if v != nil && v.snap != nil {
+		data.Total = len(v.snap.Failures)
+		data.UpTo = v.snap.LastSeq
+		for p := range v.byProvider {
+			if p != "" && !slices.Contains(data.Providers, p) {
+				data.Providers = append(data.Providers, p)
+			}
+		}
+		idx := v.selectIdx(&q)
+		data.Matched = len(idx)
+		if data.GroupView {
+			data.Groups = v.groups(idx)
+		} else {
+			size := srv.cfg.PageSize
+			data.Pages = max(1, (len(idx)+size-1)/size)
+			data.Page, _ = strconv.Atoi(form.Get("page"))
+			data.Page = min(max(data.Page, 1), data.Pages)
+			lo := (data.Page - 1) * size
+			hi := min(lo+size, len(idx))
+			data.Rows = v.summaries(idx[lo:hi])
+			data.From, data.To = lo+1, hi
+		}
+	}
+	data.Took = strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 1, 64)
+	srv.render(w, r, http.StatusOK, "failures", "Failures", "failures", data)
+}
+
+// generation is one generation of a command, as its record tells it.
+type generation struct {
+	Name     string
+	Order    int
+	Attempts int
+	Type     string
+	Reason   events.Reason
+	Provider string
+	Message  string
+	EventID  string
+	Time     time.Time
+	Open     bool
+}
+
+type failureDetail struct {
+	failstore.Summary
+	Data     events.Failed
+	Event    string
+	Command  string
+	Upstream *events.Upstream
+	Next     []string
+}
+
+type failureData struct {
+	CommandID   string
+	Failures    []failureDetail
+	Generations []generation
+	Contact     *handlers.StoredContact
+	RecordErr   string
+	Unmasked    bool
+	Flash       string
+}
+
+func (srv *Server) failurePage(w http.ResponseWriter, r *http.Request) {
+	srv.showFailure(w, r, r.URL.Query().Get("id"), false, "")
+}
+
+// showFailure shows a command's open failures, whole, and its generations.
+func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string, unmasked bool, flash string) {
+	if id == "" {
+		srv.fail(w, r, http.StatusBadRequest, "which command? The page needs ?id=<commandId>.")
+		return
+	}
+	data := failureData{CommandID: id, Unmasked: unmasked, Flash: flash}
+	whole, err := srv.openOf(r.Context(), id)
+	if err != nil {
+		srv.fail(w, r, http.StatusBadGateway, "the open failure could not be read: "+err.Error())
+		return
+	}
+	for _, f := range whole {
+		data.Failures = append(data.Failures, detailOf(f, unmasked))
+	}
+	data.Generations, data.Contact, err = srv.generations(r.Context(), id)
+	if err != nil {
+		data.RecordErr = err.Error()
+	}
+	for i := range data.Generations {
+		for _, f := range whole {
+			if f.EventID == data.Generations[i].EventID {
+				data.Generations[i].Open = true
+			}
+		}
+	}
+	status := http.StatusOK
+	if len(data.Failures) == 0 && len(data.Generations) == 0 {
+		status = http.StatusNotFound
+	}
+	srv.render(w, r, status, "failure", "Failure "+id, "failures", data)
+}
+
+// openOf reads a command's open failures whole: its own first, then its
+// conflicts'.
+func (srv *Server) openOf(ctx context.Context, id string) ([]*failstore.Failure, error) {
+	v := srv.current()
+	if v == nil || v.snap == nil {
+		return nil, nil
+	}
+	idx := slices.Clone(v.byCommand[id])
+	slices.SortStableFunc(idx, func(a, b int) int {
+		ca, cb := v.snap.Failures[a].Conflict, v.snap.Failures[b].Conflict
+		switch {
+		case ca == cb:
+			return 0
+		case cb:
+			return -1
+		}
+		return 1
+	})
+	return failstore.Get(ctx, srv.cfg.JS, v.summaries(idx))
+}
+
+func detailOf(f *failstore.Failure, unmasked bool) failureDetail {
+	d := failureDetail{Summary: f.Summary, Data: f.Data, Upstream: f.Data.Upstream, Next: nextSteps(f)}
+	cmd := f.Data.Command
+	switch {
+	case len(cmd) == 0 && len(f.Data.CommandRaw) > 0:
+		text := string(f.Data.CommandRaw)
+		if !unmasked {
+			text = redact.String(text)
+		}
+		d.Command = text
+	case len(cmd) > 0:
+		if !unmasked {
+			cmd = replay.MaskCommand(cmd)
+		}
+		d.Command = indentJSON(cmd)
+	}
+	shown := f.Data
+	shown.Command, shown.CommandRaw = nil, nil
+	env := f.Event
+	env.Data, _ = json.Marshal(shown)
+	b, _ := json.MarshalIndent(env, "", "  ")
+	d.Event = string(b)
+	return d
+}
+
+func indentJSON(raw []byte) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+// nextSteps says what to do about a failure, by its reason.
+func nextSteps(f *failstore.Failure) []string {
+	switch f.Data.Reason {
+	case events.ReasonExhausted:
+		return []string{"The provider did not answer in time or kept failing. Check that it answers again (its last answer is above), then replay: the command is sent unchanged as a new generation."}
+	case events.ReasonInvalid:
+		return []string{"The command breaks the contract's rules listed above. Repair the fields and send it: the repair is checked with the service's rules before anything is sent.",
+			"If the data cannot be mended here, fix it at its source and discard this failure."}
+	case events.ReasonRejected:
+		return []string{"The provider refused the command (its answer is above). If the data was wrong, repair and send it; a replay unchanged would be refused again.",
+			"If the provider will never accept it, discard this failure."}
+	case events.ReasonAmbiguous:
+		return []string{"The contact may exist at the provider: a create call's answer was lost and the lookup could not prove it absent. Check the provider first.",
+			"If it does not exist, replay with 'not retryable too'; if it does, discard this failure."}
+	case events.ReasonUnroutable:
+		return []string{"No enabled provider could take the command. Repair its provider field (or enable the provider) and send it."}
+	case events.ReasonConflict:
+		return []string{"The commandId was used before for a command with other content; nothing was sent to a provider and the first command's outcome stands.",
+			"Publish the new content under a new commandId if it is meant, then discard this failure."}
+	case events.ReasonMalformed:
+		return []string{"The body was not a command (not JSON, or not an object): nothing can be replayed. Fix the publisher, then discard this failure."}
+	}
+	return []string{"Read the message above; replay, repair or discard."}
+}
+
+// generations reads a command's generations from its idempotency record,
+// the oldest first, and its contact if it exists.
+func (srv *Server) generations(ctx context.Context, id string) ([]generation, *handlers.StoredContact, error) {
+	kv, err := srv.cfg.JS.KeyValue(ctx, stream.RecordBucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := kv.Get(ctx, handlers.RecordKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := handlers.DecodeRecord(e.Value())
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []generation
+	for name, g := range rec.Generations {
+		gen := generation{Name: name, Order: g.Order, Attempts: g.Attempts, Reason: g.Reason, Provider: g.Provider, Type: "undecided"}
+		var ev events.Event
+		if len(g.Outcome) > 0 && json.Unmarshal(g.Outcome, &ev) == nil {
+			gen.Type, gen.EventID, gen.Time = ev.Type, ev.ID, ev.Time
+			var fd events.Failed
+			if ev.Type == events.SubjectFailed && json.Unmarshal(ev.Data, &fd) == nil {
+				gen.Message = fd.Message
+			}
+		}
+		out = append(out, gen)
+	}
+	slices.SortFunc(out, func(a, b generation) int { return a.Order - b.Order })
+	return out, rec.Contact, nil
+}
