@@ -59,6 +59,15 @@ var settings = []setting{
 	{env: "RECORD_TTL", flag: "record-ttl", def: "2160h", usage: "how long a commandId's record lives after its last write; at most one create per commandId holds within it (0: for ever)"},
 }
 
+// consoleSettings are the variables of 'consumer console' (and of the
+// console 'consumer dev' starts); other commands neither read nor accept
+// them.
+var consoleSettings = []setting{
+	{env: "CONSOLE_ADDR", flag: "console-addr", def: "127.0.0.1:8081", usage: "address of the web console (without CONSOLE_USER and CONSOLE_PASSWORD: loopback only; dev: off for none)"},
+	{env: "CONSOLE_USER", flag: "console-user", usage: "the user who may sign in to the console"},
+	{env: "CONSOLE_PASSWORD", flag: "console-password", usage: "that user's password, at least 8 characters", secret: true},
+}
+
 // Config is the service's configuration, from the environment and flags.
 type Config struct {
 	NATSURL     string
@@ -95,6 +104,13 @@ type Config struct {
 	LogFormat     string
 	ShutdownGrace time.Duration
 	EventSource   string
+
+	// ConsoleAddr, ConsoleUser and ConsolePassword configure the web
+	// console, for the commands that serve it (settingFlagsWith
+	// consoleSettings); ConsoleAddr is empty for none.
+	ConsoleAddr     string
+	ConsoleUser     string
+	ConsolePassword string
 }
 
 // allSettings returns the service's variables and every provider's.
@@ -140,10 +156,16 @@ func (v settingValue) Set(s string) error { v.given[v.env] = s; return nil }
 // settingFlags registers a flag for each setting that flagged accepts, and
 // returns the Config's loader.
 func settingFlags(fs *flag.FlagSet, getenv func(string) string, flagged func(setting) bool) func() (Config, error) {
+	return settingFlagsWith(fs, getenv, flagged, nil)
+}
+
+// settingFlagsWith is settingFlags with a command's own settings besides
+// the service's (consoleSettings), each with its flag.
+func settingFlagsWith(fs *flag.FlagSet, getenv func(string) string, flagged func(setting) bool, extra []setting) func() (Config, error) {
 	given := map[string]string{}
-	all := allSettings()
+	all := append(allSettings(), extra...)
 	for _, s := range all {
-		if !flagged(s) {
+		if !flagged(s) && !slices.Contains(extra, s) {
 			continue
 		}
 		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
@@ -294,6 +316,14 @@ func parseConfig(v map[string]string) (Config, []error) {
 			fail(env, "must be an http or https URL, not %q", v[env])
 		}
 	}
+	if addr, ok := v["CONSOLE_ADDR"]; ok {
+		cfg.ConsoleAddr, cfg.ConsoleUser, cfg.ConsolePassword = httpAddr(addr), v["CONSOLE_USER"], v["CONSOLE_PASSWORD"]
+		if cfg.ConsoleAddr != "" {
+			if err := checkListenAddr(cfg.ConsoleAddr); err != nil {
+				fail("CONSOLE_ADDR", "must be host:port or off, not %q: %v", addr, err)
+			}
+		}
+	}
 	if err := checkNATSURLs(cfg.NATSURL); err != nil {
 		fail("NATS_URL", "%v", err)
 	}
@@ -407,7 +437,7 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 // redacted returns c with every secret replaced, for printing.
 func (c Config) redacted() Config {
 	secret := map[string]bool{}
-	for _, s := range allSettings() {
+	for _, s := range append(allSettings(), consoleSettings...) {
 		secret[s.env] = s.secret
 	}
 	providers := make(map[string]map[string]string, len(c.Providers))
@@ -423,6 +453,9 @@ func (c Config) redacted() Config {
 	}
 	c.Providers = providers
 	c.NATSURL = redactURLs(c.NATSURL)
+	if c.ConsolePassword != "" {
+		c.ConsolePassword = "[redacted]"
+	}
 	return c
 }
 

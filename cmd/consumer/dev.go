@@ -47,12 +47,12 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	fs.SetOutput(stderr)
 	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server, on 127.0.0.1 (0: any free port)")
 	dataDir := fs.String("data-dir", "./data", "folder of the embedded server's JetStream store (one 'consumer dev' at a time)")
-	load := configFlags(fs, func(k string) string {
+	load := settingFlagsWith(fs, func(k string) string {
 		if v := getenv(k); v != "" {
 			return v
 		}
 		return devDefaults[k]
-	})
+	}, func(setting) bool { return true }, consoleSettings)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -93,6 +93,11 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 			return &exitError{code: 2, err: fmt.Errorf("HTTP_ADDR %s is taken (%w): set HTTP_ADDR to another address, 127.0.0.1:0 for any free port, or off", cfg.HTTPAddr, err)}
 		}
 	}
+	if cfg.ConsoleAddr != "" {
+		if err := portFree(cfg.ConsoleAddr); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("CONSOLE_ADDR %s is taken (%w): set CONSOLE_ADDR to another address, 127.0.0.1:0 for any free port, or off", cfg.ConsoleAddr, err)}
+		}
+	}
 
 	ns, err := startNATS(*natsPort, *dataDir)
 	if err != nil {
@@ -125,9 +130,29 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	ip["INSTANTPAY_BASE_URL"], ip["INSTANTPAY_CLIENT_ID"], ip["INSTANTPAY_CLIENT_SECRET"] = ipayURL, devIPayClientID, devIPayClientSecret
 	pk["PIK_BASE_URL"], pk["PIK_APP_ID"], pk["PIK_APP_SECRET"] = pikURL, devPIKAppID, devPIKAppSecret
 
+	consoleLine := "off (CONSOLE_ADDR=off)"
+	if cfg.ConsoleAddr != "" {
+		ctx, stopConsole := context.WithCancel(ctx)
+		defer stopConsole()
+		nc, js, err := connectJetStream(cfg, "contactrelay-console")
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		c, err := startConsole(ctx, cfg, js, log)
+		if err != nil {
+			return err
+		}
+		defer func() { stopConsole(); _ = c.wait() }()
+		consoleLine = c.URL
+		if c.NoAuth {
+			consoleLine += "   (no authentication: loopback only)"
+		}
+	}
+
 	abs, _ := filepath.Abs(*dataDir)
 	return serveTraced(ctx, cfg, log, getenv, hooks{started: func(httpAddr string) {
-		printDevBanner(stdout, cfg, abs, ipayURL, pikURL, httpAddr, ns.Addr().(*net.TCPAddr).Port)
+		printDevBanner(stdout, cfg, abs, ipayURL, pikURL, httpAddr, consoleLine, ns.Addr().(*net.TCPAddr).Port)
 	}})
 }
 
@@ -184,7 +209,7 @@ func serveLoopback(h http.Handler) (url string, stop func(), err error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-func printDevBanner(w io.Writer, cfg Config, dataDir, ipayURL, pikURL, httpAddr string, natsPort int) {
+func printDevBanner(w io.Writer, cfg Config, dataDir, ipayURL, pikURL, httpAddr, consoleURL string, natsPort int) {
 	natsFlag := ""
 	if natsPort != 4222 {
 		natsFlag = fmt.Sprintf(" --nats-url nats://127.0.0.1:%d", natsPort)
@@ -196,6 +221,7 @@ contactrelay dev mode: SANDBOX providers, no real contact is created.
   InstantPay sandbox   %s
   PIK sandbox          %s   (tokens expire every %s)
   health, metrics      http://%s/readyz, /metrics
+  console              %s
   default provider     %s
   retries              MAX_DELIVER=%d, RETRY_MAX_ELAPSED=%s (dev mode's short defaults)
 
@@ -208,7 +234,7 @@ and see the outcome:
       --email ravi@example.com --mobile 9876543210 --tag-id vip
   echo '{"name":"","email":"not-an-email","mobile":"12"}' | bin/consumer publish%s --wait --file -
 
-Make a sandbox fail, see the failures, heal it and replay them:
+Make a sandbox fail, see the failures (in the console, or below), heal it and replay them:
 
   curl -X POST %s/_sandbox/down        # every call answers 503
   bin/consumer failures%s       # after about %s
@@ -217,7 +243,7 @@ Make a sandbox fail, see the failures, heal it and replay them:
   curl %s/_sandbox/contacts            # what the sandbox holds
 
 Stop with Ctrl-C.
-`, cfg.NATSURL, dataDir, ipayURL, pikURL, devPIKTokenTTL, httpAddr, cfg.DefaultProvider, cfg.MaxDeliver, cfg.RetryMaxElapsed,
+`, cfg.NATSURL, dataDir, ipayURL, pikURL, devPIKTokenTTL, httpAddr, consoleURL, cfg.DefaultProvider, cfg.MaxDeliver, cfg.RetryMaxElapsed,
 		natsFlag, natsFlag, natsFlag, ipayURL, natsFlag, exhaustAfter(cfg), ipayURL, natsFlag, ipayURL)
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,15 +24,18 @@ type devRun struct {
 	err      error
 	cancel   context.CancelFunc
 	logs     *syncBuffer
+	stdout   *syncBuffer
 }
 
 // bannerWriter closes banner on the first write of dev mode's banner.
 type bannerWriter struct {
 	once   sync.Once
 	banner chan struct{}
+	out    *syncBuffer
 }
 
 func (w *bannerWriter) Write(p []byte) (int, error) {
+	_, _ = w.out.Write(p)
 	if strings.Contains(string(p), "contactrelay dev mode") {
 		w.once.Do(func() { close(w.banner) })
 	}
@@ -41,11 +47,11 @@ func (w *bannerWriter) Write(p []byte) (int, error) {
 func startDev(t *testing.T, env map[string]string, args ...string) *devRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	d := &devRun{banner: make(chan struct{}), finished: make(chan struct{}), cancel: cancel, logs: &syncBuffer{}}
+	d := &devRun{banner: make(chan struct{}), finished: make(chan struct{}), cancel: cancel, logs: &syncBuffer{}, stdout: &syncBuffer{}}
 	go func() {
 		defer close(d.finished)
 		d.err = run(ctx, append([]string{"dev"}, args...), func(k string) string { return env[k] }, nil,
-			&bannerWriter{banner: d.banner}, d.logs)
+			&bannerWriter{banner: d.banner, out: d.stdout}, d.logs)
 	}()
 	t.Cleanup(d.stop)
 	select {
@@ -81,7 +87,7 @@ func takenPort(t *testing.T) int {
 
 func TestDevLocksItsDataDir(t *testing.T) {
 	dir := t.TempDir()
-	env := map[string]string{"HTTP_ADDR": "127.0.0.1:0"}
+	env := map[string]string{"HTTP_ADDR": "127.0.0.1:0", "CONSOLE_ADDR": "127.0.0.1:0"}
 	first := startDev(t, env, "--data-dir", dir, "--nats-port", "0")
 	require.True(t, first.started(), "the first dev starts: %v\n%s", first.err, first.logs)
 
@@ -101,7 +107,7 @@ func TestDevLocksItsDataDir(t *testing.T) {
 func TestDevTakenNATSPortFailsAtOnce(t *testing.T) {
 	port := takenPort(t)
 	start := time.Now()
-	d := startDev(t, map[string]string{"HTTP_ADDR": "127.0.0.1:0"}, "--data-dir", t.TempDir(), "--nats-port", fmt.Sprint(port))
+	d := startDev(t, map[string]string{"HTTP_ADDR": "127.0.0.1:0", "CONSOLE_ADDR": "127.0.0.1:0"}, "--data-dir", t.TempDir(), "--nats-port", fmt.Sprint(port))
 	require.False(t, d.started())
 	assert.Less(t, time.Since(start), 5*time.Second, "no waiting for a server that cannot listen")
 	require.Error(t, d.err)
@@ -113,9 +119,32 @@ func TestDevTakenNATSPortFailsAtOnce(t *testing.T) {
 
 func TestDevTakenHTTPPortIsAnError(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", takenPort(t))
-	d := startDev(t, map[string]string{"HTTP_ADDR": addr}, "--data-dir", t.TempDir(), "--nats-port", "0")
+	d := startDev(t, map[string]string{"HTTP_ADDR": addr, "CONSOLE_ADDR": "127.0.0.1:0"}, "--data-dir", t.TempDir(), "--nats-port", "0")
 	require.False(t, d.started(), "dev must not move to another HTTP port silently")
 	require.Error(t, d.err)
 	assert.Equal(t, 2, exitCode(d.err))
 	assert.Contains(t, d.err.Error(), "HTTP_ADDR "+addr+" is taken")
+}
+
+func TestDevStartsTheConsoleAndPrintsItsURL(t *testing.T) {
+	d := startDev(t, map[string]string{"HTTP_ADDR": "127.0.0.1:0", "CONSOLE_ADDR": "127.0.0.1:0"}, "--data-dir", t.TempDir(), "--nats-port", "0")
+	require.True(t, d.started(), "dev starts: %v\n%s", d.err, d.logs)
+	m := regexp.MustCompile(`console +(http://127\.0\.0\.1:[0-9]+/) +\(no authentication: loopback only\)`).FindStringSubmatch(d.stdout.String())
+	require.NotNil(t, m, "the banner names the console's URL and says it has no authentication:\n%s", d.stdout)
+	resp, err := http.Get(m[1])
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "<h1>Overview</h1>", "the console's overview answers")
+	assert.Contains(t, string(body), "no authentication (loopback only)", "every page says it runs without authentication")
+}
+
+func TestDevTakenConsolePortIsAnError(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", takenPort(t))
+	d := startDev(t, map[string]string{"HTTP_ADDR": "127.0.0.1:0", "CONSOLE_ADDR": addr}, "--data-dir", t.TempDir(), "--nats-port", "0")
+	require.False(t, d.started(), "dev must not move to another console port silently")
+	require.Error(t, d.err)
+	assert.Equal(t, 2, exitCode(d.err))
+	assert.Contains(t, d.err.Error(), "CONSOLE_ADDR "+addr+" is taken")
 }

@@ -94,6 +94,7 @@ commands:
   import    publish a command for each row of a CSV or NDJSON file (--wait --results for outcomes)
   failures  list open failures, or show one whole (discard: remove them; --history: every failure)
   replay    re-publish failed commands (--dry-run first; --set repairs one)
+  console   serve the web console for failures and replay (CONSOLE_ADDR, default 127.0.0.1:8081)
   bench     measure throughput and latency against a bare-loop floor
   version   print the version
 
@@ -157,6 +158,8 @@ func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(s
 		return failuresCommand(ctx, args, getenv, stdout, stderr)
 	case "replay":
 		return replayCommand(ctx, args, getenv, stdout, stderr)
+	case "console":
+		return consoleCommand(ctx, args, getenv, stdout, stderr)
 	case "bench":
 		return benchCommand(ctx, args, stdout, stderr)
 	case "bench-worker":
