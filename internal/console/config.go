@@ -88,6 +88,9 @@ var ErrAuthRequired = errors.New("the console changes state and shows personal d
 // half given, or missing on an address other than loopback.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
 	if c.JS == nil {
 		errs = append(errs, errors.New("console: no JetStream context"))
 	}

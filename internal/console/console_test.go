@@ -1,0 +1,237 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/natstest"
+)
+
+// seed stores n open failures, the i-th by make(i), asynchronously.
+func seed(tb testing.TB, js jetstream.JetStream, n int, make func(i int) (events.Failed, time.Time)) {
+	tb.Helper()
+	for i := range n {
+		f, at := make(i)
+		ev, err := events.NewEvent("", events.SubjectFailed, f.CommandID, "", at, f)
+		require.NoError(tb, err)
+		body, err := json.Marshal(ev)
+		require.NoError(tb, err)
+		e, err := failstore.NewEntry(&ev, body, false)
+		require.NoError(tb, err)
+		_, err = js.PublishMsgAsync(e.Msg)
+		require.NoError(tb, err)
+		if i%5000 == 4999 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		tb.Fatal("seeding the store took over a minute")
+	}
+}
+
+func exhausted(i int) (events.Failed, time.Time) {
+	cmd := fmt.Sprintf(`{"name":"Person %d","email":"p%d@example.com","mobile":"+9198765%05d","tagId":"t"}`, i, i, i%100000)
+	provider, msg := "instantpay", "InstantPay kept failing: 503 Service Unavailable"
+	if i%10 == 0 {
+		provider, msg = "pik", "PIK kept failing: connection refused"
+	}
+	return events.Failed{CommandID: fmt.Sprintf("cmd-%06d", i), Provider: provider, Reason: events.ReasonExhausted, Retryable: true,
+		Message: msg, Attempts: 3, Command: json.RawMessage(cmd)}, time.Now().Add(-time.Duration(i) * time.Second)
+}
+
+type fixture struct {
+	js  jetstream.JetStream
+	srv *Server
+	web *httptest.Server
+}
+
+func newFixture(t testing.TB, cfg Config) *fixture {
+	t.Helper()
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	_, err := js.CreateOrUpdateStream(context.Background(), failstore.StreamConfig(1))
+	require.NoError(t, err)
+	cfg.JS = js
+	srv, err := New(cfg)
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	return &fixture{js: js, srv: srv, web: web}
+}
+
+func (f *fixture) client(t testing.TB) *http.Client {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func get(t testing.TB, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func post(t testing.TB, c *http.Client, u string, form url.Values, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t testing.TB, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	require.NotNil(t, m, "the page has a CSRF field")
+	return m[1]
+}
+
+func TestConfigRefusesNoAuthOffLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"loopback without auth", Config{NoAuth: true, Addr: "127.0.0.1:8081"}, true},
+		{"localhost without auth", Config{NoAuth: true, Addr: "localhost:8081"}, true},
+		{"ipv6 loopback without auth", Config{NoAuth: true, Addr: "[::1]:8081"}, true},
+		{"every interface without auth", Config{NoAuth: true, Addr: ":8081"}, false},
+		{"a public address without auth", Config{NoAuth: true, Addr: "10.0.0.5:8081"}, false},
+		{"no auth asked for, none given", Config{Addr: "127.0.0.1:8081"}, false},
+		{"user without password", Config{User: "ops", Addr: "0.0.0.0:8081"}, false},
+		{"short password", Config{User: "ops", Password: "short", Addr: "0.0.0.0:8081"}, false},
+		{"user and password anywhere", Config{User: "ops", Password: "long enough", Addr: "0.0.0.0:8081"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.JS = fakeJS{}
+			err := tc.cfg.Validate()
+			if tc.ok {
+				assert.NoError(t, err)
+			} else {
+				assert.Error(t, err)
+			}
+		})
+	}
+}
+
+// fakeJS stands for a JetStream context in configuration checks, which
+// make no call.
+type fakeJS struct{ jetstream.JetStream }
+
+func TestSignInCSRFAndHeaders(t *testing.T) {
+	f := newFixture(t, Config{User: "ops", Password: "correct horse"})
+	seed(t, f.js, 3, exhausted)
+	f.srv.load(context.Background())
+	c := f.client(t)
+
+	resp, body := get(t, c, f.web.URL+"/failures")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "a page needs a sign-in")
+	assert.Equal(t, "/login?next=%2Ffailures", resp.Header.Get("Location"))
+	assert.NotContains(t, body, "cmd-000001", "no failure leaks to a visitor who has not signed in")
+	resp, _ = post(t, c, f.web.URL+"/discard", url.Values{"command": {"cmd-000001"}})
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "an action needs a sign-in")
+
+	resp, login := get(t, c, f.web.URL+"/login")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	csp := resp.Header.Get("Content-Security-Policy")
+	assert.Contains(t, csp, "script-src 'self'")
+	assert.Contains(t, csp, "default-src 'none'")
+	assert.NotContains(t, csp, "unsafe-inline")
+	assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
+	assert.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"))
+
+	resp, _ = post(t, c, f.web.URL+"/login", url.Values{"user": {"ops"}, "password": {"correct horse"}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "a sign-in without the form's CSRF token is refused")
+	resp, body = post(t, c, f.web.URL+"/login", url.Values{"user": {"ops"}, "password": {"wrong horse"}, "csrf": {csrfOf(t, login)}})
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Contains(t, body, "wrong user or password")
+	resp, _ = post(t, c, f.web.URL+"/login", url.Values{"user": {"ops"}, "password": {"correct horse"}, "csrf": {csrfOf(t, login)}, "next": {"//evil.example/"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	assert.Equal(t, "/", resp.Header.Get("Location"), "a sign-in never sends the browser to another site")
+
+	resp, page := get(t, c, f.web.URL+"/failures")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, "cmd-000001")
+	token := csrfOf(t, page)
+	assert.NotEqual(t, csrfOf(t, login), token, "signing in gives a new session and token")
+
+	sel := url.Values{"command": {"cmd-000001"}}
+	resp, _ = post(t, c, f.web.URL+"/discard", sel)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "a POST without the CSRF token is refused")
+	resp, _ = post(t, c, f.web.URL+"/discard", url.Values{"command": {"cmd-000001"}, "csrf": {"forged"}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "a POST with a wrong token is refused")
+	resp, _ = post(t, c, f.web.URL+"/discard", url.Values{"command": {"cmd-000001"}, "csrf": {token}}, "Sec-Fetch-Site", "cross-site")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "a cross-site POST is refused, token or not")
+	snap, err := failstore.Load(context.Background(), f.js, failstore.Select{})
+	require.NoError(t, err)
+	assert.Len(t, snap.Failures, 3, "no refused request discarded anything")
+
+	resp, body = post(t, c, f.web.URL+"/discard", url.Values{"command": {"cmd-000001"}, "csrf": {token}})
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Contains(t, body, "1 of 1 discarded")
+	snap, err = failstore.Load(context.Background(), f.js, failstore.Select{})
+	require.NoError(t, err)
+	assert.Len(t, snap.Failures, 2)
+
+	resp, _ = get(t, c, f.web.URL+"/discard?command=cmd-000002")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	snap, err = failstore.Load(context.Background(), f.js, failstore.Select{})
+	require.NoError(t, err)
+	assert.Len(t, snap.Failures, 2, "a GET only previews")
+
+	resp, _ = post(t, c, f.web.URL+"/logout", url.Values{"csrf": {token}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, _ = get(t, c, f.web.URL+"/failures")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "signed out")
+}
+
+func TestHostileCommandRendersAsText(t *testing.T) {
+	f := newFixture(t, Config{NoAuth: true})
+	script, img := `<script>alert(1)</script>`, `"><img src=x onerror=alert(2)>`
+	seed(t, f.js, 1, func(int) (events.Failed, time.Time) {
+		cmd, _ := json.Marshal(map[string]string{"name": script, "email": "x@example.com", "mobile": "+919876543210", "tagId": img, "companyName": img})
+		return events.Failed{CommandID: "hostile" + img, Reason: events.ReasonInvalid, Message: "name " + script,
+			Errors: []events.FieldError{{Field: "name", Rule: "printable", Message: "bad " + img}}, Command: cmd}, time.Now()
+	})
+	f.srv.load(context.Background())
+	c := f.client(t)
+	for _, path := range []string{"/failures", "/failures?view=groups", "/failure?id=" + url.QueryEscape("hostile"+img), "/failure/repair?id=" + url.QueryEscape("hostile"+img), "/"} {
+		resp, body := get(t, c, f.web.URL+path)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.NotContains(t, body, "<script>alert", path)
+		assert.NotContains(t, body, "<img src=x", path)
+		assert.NotContains(t, body, "x@example.com", "%s: email masked", path)
+	}
+	_, body := get(t, c, f.web.URL+"/failure?id="+url.QueryEscape("hostile"+img))
+	assert.Contains(t, body, "&lt;script&gt;alert(1)&lt;/script&gt;", "shown as text")
+}
