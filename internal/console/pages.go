@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,7 +92,11 @@ func (srv *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 		data.Open = len(v.snap.Failures)
 		data.ByReason = breakdown(v.byReason, "reason")
 		data.ByProvider = breakdown(v.byProvider, "provider")
-		data.Groups = v.snap.Groups()
+		all := make([]int, len(v.snap.Failures))
+		for i := range all {
+			all[i] = i
+		}
+		data.Groups = v.groups(all)
 		if len(data.Groups) > 5 {
 			data.Groups = data.Groups[:5]
 		}
@@ -272,18 +278,30 @@ func detailOf(f *failstore.Failure, unmasked bool) failureDetail {
 	shown.Command, shown.CommandRaw = nil, nil
 	env := f.Event
 	env.Data, _ = json.Marshal(shown)
-	b, _ := json.MarshalIndent(env, "", "  ")
-	d.Event = string(b)
+	d.Event = indentJSON(mustJSON(env))
 	return d
 }
 
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v) // an event always encodes
+	return b
+}
+
+// indentJSON indents JSON for reading, with <, > and & as they are: the
+// template escapes the text, and a reader should see what the command
+// holds, not \u003c.
 func indentJSON(raw []byte) string {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
 		return string(raw)
 	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	return string(b)
+	return unescapeHTMLJSON(b.String())
+}
+
+// unescapeHTMLJSON undoes encoding/json's escaping of <, > and & (and of
+// U+2028, U+2029, which stay escaped).
+func unescapeHTMLJSON(s string) string {
+	return strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(s)
 }
 
 // nextSteps says what to do about a failure, by its reason.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -26,10 +27,14 @@ type view struct {
 	// lowerMsg and lowerID are each failure's message and commandId in
 	// lower case, for the free-text filter.
 	lowerMsg, lowerID []string
-	bySeq             map[uint64]int
-	byCommand         map[string][]int
-	byReason          map[string]int
-	byProvider        map[string]int
+	// groupMsg is each failure's message with what differs between
+	// failures of one cause (times, ids, long numbers) replaced, so that
+	// one outage's failures fall into one group.
+	groupMsg   []string
+	bySeq      map[uint64]int
+	byCommand  map[string][]int
+	byReason   map[string]int
+	byProvider map[string]int
 	// hourly counts the open failures by the hour they failed in, over
 	// the 24 hours before the load; older ones are in olderThanADay.
 	hourly        [24]int
@@ -39,13 +44,19 @@ type view struct {
 func newView(snap *failstore.Snapshot, took time.Duration) *view {
 	n := len(snap.Failures)
 	v := &view{snap: snap, took: took, at: snap.At,
-		lowerMsg: make([]string, n), lowerID: make([]string, n),
+		lowerMsg: make([]string, n), lowerID: make([]string, n), groupMsg: make([]string, n),
 		bySeq: make(map[uint64]int, n), byCommand: make(map[string][]int, n)}
 	v.byReason, v.byProvider, _ = snap.Counts()
 	start := snap.At.Truncate(time.Hour).Add(-23 * time.Hour)
+	normal := map[string][2]string{} // messages repeat: each is worked on once
 	for i := range snap.Failures {
 		f := &snap.Failures[i]
-		v.lowerMsg[i] = strings.ToLower(f.Message)
+		m, ok := normal[f.Message]
+		if !ok {
+			m = [2]string{strings.ToLower(f.Message), groupMessage(f.Message)}
+			normal[f.Message] = m
+		}
+		v.lowerMsg[i], v.groupMsg[i] = m[0], m[1]
 		v.lowerID[i] = strings.ToLower(f.CommandID)
 		v.bySeq[f.Seq] = i
 		v.byCommand[f.CommandID] = append(v.byCommand[f.CommandID], i)
@@ -113,7 +124,7 @@ func (v *view) match(q *query, lowerText string, i int) bool {
 		return false
 	case lowerText != "" && !strings.Contains(v.lowerMsg[i], lowerText) && !strings.Contains(v.lowerID[i], lowerText):
 		return false
-	case q.Group != nil && (string(f.Reason) != q.Group.Reason || f.Provider != q.Group.Provider || f.Message != q.Group.Message):
+	case q.Group != nil && (string(f.Reason) != q.Group.Reason || f.Provider != q.Group.Provider || v.groupMsg[i] != q.Group.Message):
 		return false
 	}
 	return true
@@ -169,12 +180,12 @@ func (v *view) groups(idx []int) []failstore.Group {
 	var out []failstore.Group
 	for _, i := range idx {
 		f := &v.snap.Failures[i]
-		k := groupKey{string(f.Reason), f.Provider, f.Message}
+		k := groupKey{string(f.Reason), f.Provider, v.groupMsg[i]}
 		j, ok := pos[k]
 		if !ok {
 			j = len(out)
 			pos[k] = j
-			out = append(out, failstore.Group{Reason: f.Reason, Provider: f.Provider, Message: f.Message, Newest: f.Time, Oldest: f.Time})
+			out = append(out, failstore.Group{Reason: f.Reason, Provider: f.Provider, Message: k.Message, Newest: f.Time, Oldest: f.Time})
 		}
 		g := &out[j]
 		g.Count++
@@ -192,6 +203,38 @@ func (v *view) groups(idx []int) []failstore.Group {
 		return b.Newest.Compare(a.Newest)
 	})
 	return out
+}
+
+// Parts of a message that differ between failures of one cause.
+var (
+	timestampRE = regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?`)
+	uuidRE      = regexp.MustCompile(`(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`)
+	idRE        = regexp.MustCompile(`[A-Za-z0-9_]{12,}`)
+	longNumRE   = regexp.MustCompile(`\d{5,}`)
+)
+
+// groupMessage returns a message with its times, ids and long numbers
+// replaced by "…", so that failures of one cause share one group: the
+// message of a circuit held open "until 12:04:05Z" names a time each.
+func groupMessage(m string) string {
+	if !strings.ContainsAny(m, "0123456789") {
+		return m
+	}
+	m = timestampRE.ReplaceAllString(m, "…")
+	m = uuidRE.ReplaceAllString(m, "…")
+	m = idRE.ReplaceAllStringFunc(m, func(s string) string {
+		digits := 0
+		for _, c := range s {
+			if c >= '0' && c <= '9' {
+				digits++
+			}
+		}
+		if digits < 4 {
+			return s // a long word
+		}
+		return "…"
+	})
+	return longNumRE.ReplaceAllString(m, "…")
 }
 
 // load reads the open failures into a new view; on an error it keeps the

@@ -36,4 +36,3 @@ func CheckSetPath(s Set) error {
 	}
 	return nil
 }
-

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/console"
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
+)
+
+// chromium returns the path of a Chromium to drive; without one the test
+// is skipped, or fails under CI, which installs it (.ci/run).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no Chromium on PATH (chromium, chromium-browser, google-chrome): CI must install it (.ci/run does, with apt-get install chromium)")
+	}
+	t.Skip("browser test skipped: no Chromium on PATH; install it (Debian: apt-get install chromium) to run it")
+	return ""
+}
+
+// browser starts a headless Chromium for the test and returns a tab's
+// context; dialogs the page opens (an alert an injection would run) are
+// counted in alerts.
+func browser(t *testing.T, alerts *atomic.Int32) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.WindowSize(1280, 1000),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() { cancelTime(); cancel(); cancelAlloc() })
+	require.NoError(t, chromedp.Do(ctx), "start Chromium")
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			alerts.Add(1)
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	return ctx
+}
+
+// startTestConsole serves the console on the test's JetStream, with the
+// given sign-in, reloading every 300ms.
+func startTestConsole(t *testing.T, e *testEnv, user, password string) string {
+	t.Helper()
+	srv, err := console.New(console.Config{JS: e.js, User: user, Password: password, Refresh: 300 * time.Millisecond,
+		StatsRefresh: time.Second, Log: newLogger(testWriter{t}, 0, "text")})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = srv.Run(ctx) }()
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { cancel(); _ = hs.Close(); <-ran })
+	return "http://" + ln.Addr().String()
+}
+
+// text reads an element's text.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(cctx, chromedp.Text(chromedp.CSS(sel)))
+	require.NoError(t, err, "read %s", sel)
+	return s
+}
+
+// awaitText reloads url until sel's text contains want.
+func awaitText(t *testing.T, ctx context.Context, url, sel, want string, within time.Duration) {
+	t.Helper()
+	var s string
+	deadline := time.Now().Add(within)
+	for {
+		err := chromedp.Do(ctx, chromedp.Navigate(url))
+		if err == nil {
+			s, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		}
+		if err == nil && strings.Contains(s, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s says %q, want %q (%v)", url, sel, s, want, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// clickAndLoad clicks sel, which loads another page, and waits until
+// that page has loaded.
+func clickAndLoad(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__before = true`))
+	require.NoError(t, err)
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	require.NoError(t, chromedp.Do(cctx, chromedp.Click(chromedp.CSS(sel))), "click %s", sel)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// The old page may go while it is asked: ask again.
+		loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!window.__before && document.readyState === 'complete'`))
+		if err == nil && loaded {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page after clicking %s did not load: %v", sel, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// screenshot saves the page to docs/ when CONTACTRELAY_SCREENSHOTS is set,
+// so the docs' pictures are made by this test.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv("CONTACTRELAY_SCREENSHOTS") == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	path := filepath.Join("..", "..", "docs", "console-"+name+".png")
+	require.NoError(t, os.WriteFile(path, png, 0o644))
+	t.Logf("wrote %s", path)
+}
+
+// TestConsoleInABrowser uses the console as a person would, in a real
+// headless Chromium, against the service, its sandbox providers and
+// JetStream: sign in, see failures appear during a provider outage,
+// filter, open one, repair an invalid command (a rule error first), replay
+// a group and watch it leave the open set as contacts are created, and
+// discard one; a command carrying markup shows it as text and runs
+// nothing; a POST without the CSRF token and requests without a session
+// are refused.
+func TestConsoleInABrowser(t *testing.T) {
+	var alerts atomic.Int32
+	ctx := browser(t, &alerts)
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	base := startTestConsole(t, e, "ops", "correct horse battery")
+
+	// Unauthenticated requests are refused.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(base + "/failures")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "a page without a session sends to the sign-in")
+	resp, err = noRedirect.PostForm(base+"/discard", url.Values{"reason": {"exhausted"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "an action without a session is refused")
+
+	// Sign in.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(base+"/failures"),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		chromedp.SendKeys(chromedp.ID("user"), "ops"),
+		chromedp.SendKeys(chromedp.ID("password"), "correct horse battery"),
+	))
+	clickAndLoad(t, ctx, "#signin")
+	assert.Contains(t, text(t, ctx, "#matched"), "0 of 0", "no failure yet")
+
+	// An outage: three commands exhaust their deliveries; an invalid one
+	// and one carrying markup fail at once.
+	e.ipay.SetDown(true)
+	for i := range 3 {
+		e.publish(t, fmt.Sprintf(`{"commandId":"outage-%d","name":"Person %d","email":"p%d@example.com","mobile":"+91987654321%d","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`, i, i, i, i))
+	}
+	e.publish(t, `{"commandId":"bad-email","name":"Jane Doe","email":"not-an-email","mobile":"+919876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`)
+	e.publish(t, `{"commandId":"xss","name":"<script>alert(1)</script>","email":"x@example.com","mobile":"+919876543219","tagId":"\"><img src=x onerror=alert(2)>","companyName":"<b>bold</b>","metadata":{"a":"x"},"provider":"<svg onload=alert(3)>"}`)
+	awaitText(t, ctx, base+"/failures", "#matched", "5 of 5", time.Minute)
+	screenshot(t, ctx, "failures")
+
+	// Filter.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`input[name=reason][value=exhausted]`))))
+	clickAndLoad(t, ctx, "#apply")
+	assert.Contains(t, text(t, ctx, "#matched"), "3 of 5", "the filter keeps the exhausted ones")
+	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("q"), "outage-1")))
+	clickAndLoad(t, ctx, "#apply")
+	assert.Contains(t, text(t, ctx, "#matched"), "1 of 5", "free text narrows it to one")
+
+	// Open one.
+	clickAndLoad(t, ctx, "#failures a.cid")
+	assert.Equal(t, "outage-1", text(t, ctx, "#command-id"))
+	assert.Contains(t, text(t, ctx, "main"), "Open failure: exhausted at instantpay")
+	assert.Contains(t, text(t, ctx, "#upstream"), "503", "the provider's last answer")
+	assert.Contains(t, text(t, ctx, "#command"), "p***@example.com", "email masked")
+	assert.NotContains(t, text(t, ctx, "#command"), "p1@example.com")
+	screenshot(t, ctx, "failure")
+	clickAndLoad(t, ctx, "#unmask")
+	assert.Contains(t, text(t, ctx, "#command"), "p1@example.com", "unmasked on request")
+
+	// Markup in a command is text, and runs nothing.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/failure?id=xss"), chromedp.WaitVisible(chromedp.ID("command"))))
+	cmdText := text(t, ctx, "#command")
+	assert.Contains(t, cmdText, "<script>alert(1)</script>", "the payload is shown as text")
+	assert.Contains(t, cmdText, `"><img src=x onerror=alert(2)>`)
+	injected, err := chromedp.Run(ctx, chromedp.Evaluate[int](
+		`document.querySelectorAll('img, svg, b, script:not([src="/assets/console.js"])').length`))
+	require.NoError(t, err)
+	assert.Zero(t, injected, "no element came from the command")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/failures"), chromedp.WaitVisible(chromedp.ID("matched"))))
+
+	// A POST without the CSRF token is refused, from the page itself.
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](
+		`fetch('/discard', {method: 'POST', body: new URLSearchParams({command: 'xss'})}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusForbidden, status, "a POST without the CSRF token is refused")
+
+	// The provider is back. Repair the invalid command: a rule error
+	// first, then a good email.
+	e.ipay.SetDown(false)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(base+"/failure?id=bad-email"),
+		chromedp.WaitVisible(chromedp.ID("rules")),
+	))
+	assert.Contains(t, text(t, ctx, "#rules"), "email must be a valid email address")
+	clickAndLoad(t, ctx, "#repair")
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("f-email"), "still-not-an-email")))
+	clickAndLoad(t, ctx, "#send-repair")
+	assert.Contains(t, text(t, ctx, "#e-email"), "email must be a valid email address", "the rule's error is beside the field")
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('f-email').value = ''`))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("f-email"), "jane@example.com")))
+	clickAndLoad(t, ctx, "#send-repair")
+	assert.Contains(t, text(t, ctx, "#flash"), "Repaired and sent")
+	awaitText(t, ctx, base+"/failure?id=bad-email", "main", "has no open failure: its contact exists", 30*time.Second)
+	assert.Contains(t, text(t, ctx, "#generations"), "contact.created", "the repair's generation")
+	assert.Contains(t, text(t, ctx, "#generations"), "contact.failed", "and the original failure")
+
+	// Replay the outage's group, watch its progress and the failures
+	// leave the open set as the contacts are created.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("open-count"))))
+	screenshot(t, ctx, "overview")
+	assert.Equal(t, "4", text(t, ctx, "#open-count"))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/failures?view=groups&reason=exhausted"), chromedp.WaitVisible(chromedp.ID("groups"))))
+	groupSize := text(t, ctx, "#groups tbody tr td.num") // the largest group, the circuit held open
+	clickAndLoad(t, ctx, "#groups a.button")
+	assert.Equal(t, groupSize, text(t, ctx, "#will-send"), "the preview says how many are sent")
+	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("rate"), "50")))
+	clickAndLoad(t, ctx, "#confirm")
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('job-phase').textContent === 'done'`, chromedp.WithPollingTimeout(30*time.Second)))
+	require.NoError(t, err, "the progress reaches done without a reload")
+	assert.Equal(t, groupSize, text(t, ctx, "#job-replayed"), "the group was sent")
+	// The rest of the outage (another message: the provider's own 503),
+	// by its filter.
+	n, err := strconv.Atoi(groupSize)
+	require.NoError(t, err)
+	awaitText(t, ctx, base+"/failures?reason=exhausted", "#matched", fmt.Sprintf("%d of", 3-n), 30*time.Second)
+	if n < 3 {
+		clickAndLoad(t, ctx, "#replay-filter")
+		clickAndLoad(t, ctx, "#confirm")
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('job-phase').textContent === 'done'`, chromedp.WithPollingTimeout(30*time.Second)))
+		require.NoError(t, err)
+	}
+	awaitText(t, ctx, base+"/failures?reason=exhausted", "#matched", "0 of", 30*time.Second)
+	created := 0
+	for _, ev := range e.events(t) {
+		if ev.Type == events.SubjectCreated && strings.HasPrefix(ev.Subject, "outage-") {
+			created++
+		}
+	}
+	assert.Equal(t, 3, created, "each replayed command's contact was created")
+
+	// Discard the last one.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/failure?id=xss"), chromedp.WaitVisible(chromedp.ID("discard-one"))))
+	clickAndLoad(t, ctx, "#discard-one")
+	clickAndLoad(t, ctx, "#confirm-discard")
+	assert.Contains(t, text(t, ctx, "#result"), "1 of 1 discarded")
+	awaitText(t, ctx, base+"/failures", "#matched", "0 of 0", 10*time.Second)
+	snap, err := failstore.Load(context.Background(), e.js, failstore.Select{})
+	require.NoError(t, err)
+	assert.Empty(t, snap.Failures, "nothing is open")
+
+	// Every action is on the activity page.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/activity"), chromedp.WaitVisible(chromedp.ID("activity"))))
+	activity := text(t, ctx, "#activity")
+	for _, want := range []string{"unmask", "repair", "replay", "discard", "replayed, 0 skipped", "1 of 1 discarded"} {
+		assert.Contains(t, activity, want)
+	}
+	assert.Zero(t, alerts.Load(), "no dialog opened: nothing from a command ran")
+}
