@@ -264,9 +264,8 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// Replay the outage's group, watch its progress and the failures
 	// leave the open set as the contacts are created.
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("open-count"))))
+	awaitText(t, ctx, base+"/", "#open-count", "4", 10*time.Second)
 	screenshot(t, ctx, "overview")
-	assert.Equal(t, "4", text(t, ctx, "#open-count"))
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/failures?view=groups&reason=exhausted"), chromedp.WaitVisible(chromedp.ID("groups"))))
 	groupSize := text(t, ctx, "#groups tbody tr td.num") // the largest group, the circuit held open
 	clickAndLoad(t, ctx, "#groups a.button")
