@@ -66,7 +66,7 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 	}
 	fmt.Fprintf(w, "usage: %s\n", synopsis)
 	var own, connection, service strings.Builder
-	for _, s := range allSettings() { // in the settings' order: NATS_URL first
+	for _, s := range append(allSettings(), consoleSettings...) { // in the settings' order: NATS_URL first
 		f := fs.Lookup(s.flag)
 		if f == nil {
 			continue

@@ -248,3 +248,36 @@ func TestGroupMessageFoldsOneCause(t *testing.T) {
 	assert.NotEqual(t, groupMessage("HTTP 503 from instantpay"), groupMessage("HTTP 429 from instantpay"), "status codes stay")
 	assert.Equal(t, "the command breaks 1 rule: email must be a valid email address", groupMessage("the command breaks 1 rule: email must be a valid email address"))
 }
+
+// BenchmarkFailuresPage100k measures the failures page, whole and
+// filtered, with 100,000 open failures (docs/PERFORMANCE.md):
+//
+//	go test -run '^$' -bench FailuresPage100k -benchtime 20x ./internal/console
+func BenchmarkFailuresPage100k(b *testing.B) {
+	f := newFixture(b, Config{NoAuth: true})
+	seed(b, f.js, 100_000, exhausted)
+	start := time.Now()
+	v := f.srv.load(context.Background())
+	require.NoError(b, v.err)
+	require.Len(b, v.snap.Failures, 100_000)
+	b.Logf("loading 100,000 open failures into the view took %s", time.Since(start))
+	c := f.client(b)
+	for _, page := range []struct{ name, path string }{
+		{"first page", "/failures"},
+		{"last page", "/failures?page=2000"},
+		{"reason and provider", "/failures?reason=exhausted&provider=pik"},
+		{"free text", "/failures?q=cmd-09999"},
+		{"time range", "/failures?since=2h&until=1h"},
+		{"grouped", "/failures?view=groups"},
+		{"overview", "/"},
+	} {
+		b.Run(page.name, func(b *testing.B) {
+			for b.Loop() {
+				resp, body := get(b, c, f.web.URL+page.path)
+				if resp.StatusCode != http.StatusOK || !strings.Contains(body, "open failures") {
+					b.Fatalf("%s: %d", page.path, resp.StatusCode)
+				}
+			}
+		})
+	}
+}
