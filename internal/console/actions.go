@@ -401,11 +401,7 @@ func (srv *Server) repair(w http.ResponseWriter, r *http.Request) {
 		fld := &form.Fields[i]
 		fld.Error = ""
 		typed := r.PostFormValue(fld.Name)
-		if !fld.Masked {
-			fld.Value = typed
-		} else {
-			fld.Value = typed
-		}
+		fld.Value = typed // as typed, to mend on the form shown again
 		if (fld.Masked && typed == "") || typed == current[fld.Name] {
 			continue
 		}

@@ -108,7 +108,8 @@ func (srv *Server) Reload() {
 	}
 }
 
-// ready reports whether the first load is done.
+// current returns the latest view of the open failures, nil before the
+// first load.
 func (srv *Server) current() *view { return srv.view.Load() }
 
 // Handler returns the console's HTTP handler.

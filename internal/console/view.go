@@ -71,13 +71,6 @@ func newView(snap *failstore.Snapshot, took time.Duration) *view {
 	return v
 }
 
-func (v *view) failures() []failstore.Summary {
-	if v == nil || v.snap == nil {
-		return nil
-	}
-	return v.snap.Failures
-}
-
 // query is what a listing, a preview or an action selects: a filter, a
 // group within it, or failures picked one by one (Seqs).
 type query struct {
