@@ -59,15 +59,6 @@ var settings = []setting{
 	{env: "RECORD_TTL", flag: "record-ttl", def: "2160h", usage: "how long a commandId's record lives after its last write; at most one create per commandId holds within it (0: for ever)"},
 }
 
-// consoleSettings are the variables of 'consumer console' (and of the
-// console 'consumer dev' starts); other commands neither read nor accept
-// them.
-var consoleSettings = []setting{
-	{env: "CONSOLE_ADDR", flag: "console-addr", def: "127.0.0.1:8081", usage: "address of the web console (without CONSOLE_USER and CONSOLE_PASSWORD: loopback only; dev: off for none)"},
-	{env: "CONSOLE_USER", flag: "console-user", usage: "the user who may sign in to the console"},
-	{env: "CONSOLE_PASSWORD", flag: "console-password", usage: "that user's password, at least 8 characters", secret: true},
-}
-
 // Config is the service's configuration, from the environment and flags.
 type Config struct {
 	NATSURL     string

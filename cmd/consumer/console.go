@@ -16,6 +16,16 @@ import (
 	"github.com/contactrelay/contactrelay/internal/console"
 )
 
+// consoleSettings are the console's variables, read through the
+// configuration's machinery (settingFlagsWith) by 'consumer console' and
+// 'consumer dev' only; they are the console's, not the service's, and
+// live here so that no deployment of the service is asked to set them.
+var consoleSettings = []setting{
+	{env: "CONSOLE_ADDR", flag: "console-addr", def: "127.0.0.1:8081", usage: "address of the web console (without CONSOLE_USER and CONSOLE_PASSWORD: loopback only; dev: off for none)"},
+	{env: "CONSOLE_USER", flag: "console-user", usage: "the user who may sign in to the console"},
+	{env: "CONSOLE_PASSWORD", flag: "console-password", usage: "that user's password, at least 8 characters", secret: true},
+}
+
 // consoleCommand is 'consumer console': the web console for failures and
 // replay, until a signal stops it.
 func consoleCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
