@@ -85,7 +85,9 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer sp.close()
-	imp := &importRun{opts: opts, c: c, t: newImportTracker(sp), stderr: stderr, start: time.Now()}
+	// The progress line and the invalid rows' lines come from two
+	// goroutines.
+	imp := &importRun{opts: opts, c: c, t: newImportTracker(sp), stderr: &lockedWriter{w: stderr}, start: time.Now()}
 	if opts.wait {
 		// Outcomes from now on; those older are read only when a row
 		// turns out to be a duplicate (see lookBack).
@@ -532,4 +534,16 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 		return o, cfg, usageErr(fs, errors.Join(usage...))
 	}
 	return o, cfg, nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

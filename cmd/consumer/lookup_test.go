@@ -36,6 +36,10 @@ func TestAmbiguousCreatesAgainstAPagedList(t *testing.T) {
 			}
 			e.vars["RETRY_MAX_ELAPSED"] = "10s"
 			e.vars["CIRCUIT_FAILURES"] = "1000" // the hangs are the point here, not the circuit
+			// A lookup reads 27 pages within 3 × PROVIDER_TIMEOUT: room for a
+			// loaded machine (the hung creates wait this long each).
+			e.vars["PROVIDER_TIMEOUT"] = "2s"
+			e.vars["MAX_DELIVER"] = "10"
 			e.ipay.Inject(sandbox.Fault{Times: 20, CreateThenHang: true})
 			e.start(t)
 			ids := make([]string, 40)
