@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,12 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	opts, cfg, err := parseImportFlags(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if getenv("GOGC") == "" {
+		// The importer's heap is mostly long-lived (a slot per row, an
+		// entry per command): the service's GOGC=200 would let it grow to
+		// three times that.
+		defer debug.SetGCPercent(debug.SetGCPercent(100))
 	}
 	in := stdin
 	if opts.file != "-" {
