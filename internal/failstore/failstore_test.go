@@ -172,10 +172,11 @@ func (wd *world) assertOpenSet(t *testing.T, commands []string) {
 // commands whose newest outcome is a failure.
 func TestOpenSetFollowsNewestOutcomeUnderRaces(t *testing.T) {
 	wd := newWorld(t)
+	// Between steps, a writer sometimes yields a while, so that the
+	// others' requests (each a round trip to the server) land there.
 	failstore.SetPause(wd.w, func() {
-		if rand.IntN(3) == 0 {
+		for range rand.IntN(3) * rand.IntN(64) {
 			runtime.Gosched()
-			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 		}
 	})
 	commands := []string{"cmd-a", "cmd-b", "cmd-c", "cmd-d", "cmd-e"}
@@ -342,4 +343,70 @@ func countDots(s string) int {
 		}
 	}
 	return n
+}
+
+// pauseAt has w stop at its n-th step (1: after storing or noting the
+// last sequence, 2: after the check), reporting there on at and going on
+// once go is closed.
+func pauseAt(w *failstore.Writer, n int) (at, resume chan struct{}) {
+	at, resume = make(chan struct{}), make(chan struct{})
+	steps := 0
+	failstore.SetPause(w, func() {
+		if steps++; steps == n {
+			close(at)
+			<-resume
+		}
+	})
+	return at, resume
+}
+
+// A resolution whose check passed purges only what was stored before it
+// read the record: a newer failure recorded and stored between its check
+// and its purge stays open.
+func TestResolveKeepsAFailureStoredAfterItsCheck(t *testing.T) {
+	wd := newWorld(t)
+	ctx := context.Background()
+	first := outcome{commandID: "r", failed: true, reason: events.ReasonExhausted}
+	wd.record(t, first)
+	wd.change(t, first)
+	created := outcome{commandID: "r", generation: "replay-1"}
+	wd.record(t, created)
+
+	late, err := failstore.OpenWriter(ctx, wd.js)
+	require.NoError(t, err)
+	at, resume := pauseAt(late, 2)
+	done := make(chan error, 1)
+	go func() { done <- late.Resolve(ctx, "r", stream.NewestCreatedCheck(wd.records, handlers.RecordKey("r"))) }()
+	<-at // checked: the contact.created is the newest outcome
+	newer := outcome{commandID: "r", generation: "replay-2", failed: true, reason: events.ReasonRejected}
+	wd.record(t, newer)
+	wd.change(t, newer)
+	close(resume)
+	require.NoError(t, <-done)
+	wd.assertOpenSet(t, []string{"r"})
+}
+
+// An opened failure whose check passed purges only entries stored before
+// its own: a newer failure stored between its check and its purge stays.
+func TestOpenKeepsANewerFailureStoredAfterItsCheck(t *testing.T) {
+	wd := newWorld(t)
+	ctx := context.Background()
+	older := outcome{commandID: "o", failed: true, reason: events.ReasonExhausted}
+	wd.record(t, older)
+
+	late, err := failstore.OpenWriter(ctx, wd.js)
+	require.NoError(t, err)
+	at, resume := pauseAt(late, 2)
+	ev, body := older.event(t)
+	e, err := failstore.NewEntry(ev, body, false)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- late.Open(ctx, e, stream.NewestFailureCheck(wd.records, handlers.RecordKey("o"), ev.ID)) }()
+	<-at // stored and checked: still the newest
+	newer := outcome{commandID: "o", generation: "replay-1", failed: true, reason: events.ReasonRejected}
+	wd.record(t, newer)
+	wd.change(t, newer)
+	close(resume)
+	require.NoError(t, <-done)
+	wd.assertOpenSet(t, []string{"o"})
 }

@@ -108,9 +108,9 @@ type Snapshot struct {
 	At time.Time
 }
 
-// idleTimeout is how long a load waits for the next entry before it asks
-// the server whether any is left.
-const idleTimeout = 5 * time.Second
+// IdleTimeout is how long a read (ReadUpTo) waits for the next message
+// before it asks the server whether any is left.
+const IdleTimeout = 5 * time.Second
 
 // Load reads the headers of the open failures q selects, up to the
 // store's last sequence when it begins. It costs what is open (and

@@ -37,7 +37,7 @@ func ReadUpTo(ctx context.Context, s jetstream.Stream, cfg jetstream.OrderedCons
 	}
 	defer iter.Stop()
 	for {
-		nctx, cancel := context.WithTimeout(ctx, idleTimeout)
+		nctx, cancel := context.WithTimeout(ctx, IdleTimeout)
 		msg, err := iter.Next(jetstream.NextContext(nctx))
 		cancel()
 		if err != nil {

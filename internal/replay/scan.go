@@ -23,10 +23,6 @@ var ErrNoStream = errors.New("the stream " + stream.EventStream + " does not exi
 // instances' clocks may differ. Filtering is on the event's own time.
 const clockSkew = time.Minute
 
-// idleTimeout is how long a scan waits for the next event before it asks
-// the server whether any is left.
-const idleTimeout = 5 * time.Second
-
 // Failure is one contact.failed event read from the event stream.
 type Failure struct {
 	Event events.Event

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
@@ -164,7 +165,7 @@ func TestScanSinceAfterTheLastEventReturnsAtOnce(t *testing.T) {
 	start := time.Now()
 	sel := l.scan(t, Filter{Since: time.Now().Add(time.Hour)})
 	assert.Empty(t, sel.Failures)
-	assert.Less(t, time.Since(start), idleTimeout, "no wait for events that will not come")
+	assert.Less(t, time.Since(start), failstore.IdleTimeout, "no wait for events that will not come")
 }
 
 func TestScanCountsAFailureStoredTwiceOnce(t *testing.T) {
