@@ -401,7 +401,9 @@ func TestOpenKeepsANewerFailureStoredAfterItsCheck(t *testing.T) {
 	e, err := failstore.NewEntry(ev, body, false)
 	require.NoError(t, err)
 	done := make(chan error, 1)
-	go func() { done <- late.Open(ctx, e, stream.NewestFailureCheck(wd.records, handlers.RecordKey("o"), ev.ID)) }()
+	go func() {
+		done <- late.Open(ctx, e, stream.NewestFailureCheck(wd.records, handlers.RecordKey("o"), ev.ID))
+	}()
 	<-at // stored and checked: still the newest
 	newer := outcome{commandID: "o", generation: "replay-1", failed: true, reason: events.ReasonRejected}
 	wd.record(t, newer)
