@@ -33,8 +33,9 @@ type Config struct {
 	// Addr is the address the console is served on, checked against
 	// NoAuth. Default DefaultAddr.
 	Addr string
-	// Refresh is how often the open failures are reloaded (at least twice
-	// the time a load takes). Default 2s.
+	// Refresh is how often the store is asked whether it changed, and the
+	// open failures reloaded when it did (at least twice the time a load
+	// takes apart). Default 2s.
 	Refresh time.Duration
 	// StatsRefresh is how often the figures of the event stream and the
 	// durable consumer are reloaded. Default 10s.

@@ -281,3 +281,31 @@ func BenchmarkFailuresPage100k(b *testing.B) {
 		})
 	}
 }
+
+// A reload of an unchanged store keeps the view it has (one request, not a
+// read of every open failure) and says when it last looked; any change
+// makes a new view.
+func TestReloadKeepsTheViewOfAnUnchangedStore(t *testing.T) {
+	f := newFixture(t, Config{NoAuth: true, Addr: "127.0.0.1:0"})
+	ctx := context.Background()
+	seed(t, f.js, 3, exhausted)
+	first := f.srv.load(ctx)
+	require.NoError(t, first.err)
+	require.Len(t, first.snap.Failures, 3)
+
+	again := f.srv.load(ctx)
+	assert.Same(t, first.snap, again.snap, "the same snapshot, not read again")
+	assert.False(t, again.checked.Before(first.at), "when it was last found unchanged")
+
+	seed(t, f.js, 4, exhausted) // cmd-000003 is new
+	changed := f.srv.load(ctx)
+	assert.NotSame(t, first.snap, changed.snap)
+	assert.Len(t, changed.snap.Failures, 4)
+
+	n, err := failstore.Discard(ctx, f.js, changed.snap.Failures[:1])
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	afterDiscard := f.srv.load(ctx)
+	assert.NotSame(t, changed.snap, afterDiscard.snap, "a removal is a change too")
+	assert.Len(t, afterDiscard.snap.Failures, 3)
+}

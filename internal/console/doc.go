@@ -5,8 +5,8 @@
 // 'consumer failures discard' (package replay, package failstore).
 //
 // A Server keeps the open failures' headers in memory, a failstore.Snapshot
-// reloaded in the background every Config.Refresh and after every action,
-// and answers every listing from it; only the page of one failure and the
+// reloaded in the background when the store changed (checked every
+// Config.Refresh, with one request) and after every action, and answers every listing from it; only the page of one failure and the
 // actions read whole entries. Its figures of the event stream and of the
 // durable consumer are reloaded in the background too.
 //

@@ -161,6 +161,9 @@ func (srv *Server) render(w http.ResponseWriter, r *http.Request, status int, na
 	}
 	if v := srv.current(); v != nil {
 		p.Loaded = v.at
+		if v.checked.After(v.at) {
+			p.Loaded = v.checked
+		}
 		if v.err != nil {
 			p.Stale = staleText(v.err)
 		}

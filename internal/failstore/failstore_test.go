@@ -412,3 +412,49 @@ func TestOpenKeepsANewerFailureStoredAfterItsCheck(t *testing.T) {
 	require.NoError(t, <-done)
 	wd.assertOpenSet(t, []string{"o"})
 }
+
+// The version changes with every change to the open failures (a failure
+// opened, replaced, resolved, discarded) and only then, so a reader that
+// reloads on a new version misses nothing.
+func TestVersionChangesWithEveryChange(t *testing.T) {
+	wd := newWorld(t)
+	ctx := context.Background()
+	version := func() failstore.Version {
+		t.Helper()
+		v, err := failstore.CurrentVersion(ctx, wd.js)
+		require.NoError(t, err)
+		return v
+	}
+	seen := map[failstore.Version]string{}
+	step := func(what string, do func()) {
+		t.Helper()
+		do()
+		v := version()
+		if earlier, ok := seen[v]; ok {
+			t.Fatalf("after %s the version %+v is the one after %s", what, v, earlier)
+		}
+		seen[v] = what
+		assert.Equal(t, v, version(), "unchanged while nothing changes")
+		snap, err := failstore.Load(ctx, wd.js, failstore.Select{})
+		require.NoError(t, err)
+		assert.Equal(t, v, snap.Version, "a load carries the version it read")
+	}
+	step("nothing", func() {})
+	for _, o := range []outcome{
+		{commandID: "v-1", generation: "", failed: true, reason: events.ReasonExhausted},
+		{commandID: "v-2", generation: "", failed: true, reason: events.ReasonInvalid},
+		{commandID: "v-1", generation: "r1", failed: true, reason: events.ReasonRejected}, // replaces v-1's
+		{commandID: "v-1", generation: "r2"},                                              // resolves it
+	} {
+		step(fmt.Sprintf("%+v", o), func() { wd.record(t, o); wd.change(t, o) })
+	}
+	step("a discard", func() {
+		snap, err := failstore.Load(ctx, wd.js, failstore.Select{})
+		require.NoError(t, err)
+		require.Len(t, snap.Failures, 1)
+		n, err := failstore.Discard(ctx, wd.js, snap.Failures)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	})
+	assert.Zero(t, version().Msgs, "nothing open at the end")
+}

@@ -106,6 +106,34 @@ type Snapshot struct {
 	LastSeq uint64
 	// At is when the load began.
 	At time.Time
+	// Version is the store's version when the load began.
+	Version Version
+}
+
+// Version tells whether the store changed: every write raises LastSeq and
+// every removal lowers Msgs without raising it, so an equal Version means
+// the same open failures (Created tells a store made again).
+type Version struct {
+	Created time.Time
+	LastSeq uint64
+	Msgs    uint64
+}
+
+func versionOf(info *jetstream.StreamInfo) Version {
+	return Version{Created: info.Created, LastSeq: info.State.LastSeq, Msgs: info.State.Msgs}
+}
+
+// CurrentVersion returns the store's version, ErrNoStore when there is no
+// store: one request, for a reader that reloads only when it changed.
+func CurrentVersion(ctx context.Context, js jetstream.JetStream) (Version, error) {
+	s, err := js.Stream(ctx, Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return Version{}, ErrNoStore
+	}
+	if err != nil {
+		return Version{}, fmt.Errorf("look up stream %s: %w", Stream, err)
+	}
+	return versionOf(s.CachedInfo()), nil
 }
 
 // IdleTimeout is how long a read (ReadUpTo) waits for the next message
@@ -127,6 +155,7 @@ func Load(ctx context.Context, js jetstream.JetStream, q Select) (*Snapshot, err
 	}
 	state := s.CachedInfo().State
 	snap.LastSeq = state.LastSeq
+	snap.Version = versionOf(s.CachedInfo())
 	if state.Msgs == 0 {
 		return snap, nil
 	}
