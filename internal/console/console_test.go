@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // seed stores n open failures, the i-th by make(i), asynchronously.
@@ -106,6 +108,8 @@ func post(t testing.TB, c *http.Client, u string, form url.Values, hdr ...string
 	resp.Body.Close()
 	return resp, string(b)
 }
+
+var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
@@ -308,4 +312,66 @@ func TestReloadKeepsTheViewOfAnUnchangedStore(t *testing.T) {
 	afterDiscard := f.srv.load(ctx)
 	assert.NotSame(t, changed.snap, afterDiscard.snap, "a removal is a change too")
 	assert.Len(t, afterDiscard.snap.Failures, 3)
+}
+
+// A replay of 1,000 failures started from the console streams its progress
+// to the job's page as it goes, and ends with every one sent.
+func TestReplayOfAThousandStreamsItsProgress(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	const n = 1000
+	seed(t, js, n, exhausted)
+	require.Len(t, srv.load(ctx).snap.Failures, n)
+
+	c := (&fixture{}).client(t)
+	resp, preview := get(t, c, web.URL+"/replay?reason=exhausted")
+	require.Equal(t, http.StatusOK, resp.StatusCode, preview)
+	assert.Contains(t, preview, `id="will-send">1000<`, "the preview says all will be sent")
+	form := url.Values{"rate": {"400"}} // the form as the preview made it, at 400 a second
+	for _, m := range hiddenField.FindAllStringSubmatch(preview, -1) {
+		form.Set(m[1], m[2])
+	}
+	resp, _ = post(t, c, web.URL+"/replay", form)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	jobURL := resp.Header.Get("Location")
+	require.True(t, strings.HasPrefix(jobURL, "/jobs/"), jobURL)
+
+	start := time.Now()
+	resp, err = c.Get(web.URL + jobURL + "/events")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	var states []jobState
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var st jobState
+		require.NoError(t, json.Unmarshal([]byte(data), &st))
+		if len(states) > 0 {
+			assert.GreaterOrEqual(t, st.Done, states[len(states)-1].Done, "progress never goes back")
+		}
+		states = append(states, st)
+	}
+	require.NoError(t, sc.Err())
+	require.NotEmpty(t, states)
+	last := states[len(states)-1]
+	assert.True(t, last.Over, "the stream ends when the replay does")
+	assert.Equal(t, "done", last.Phase, last.Error)
+	assert.Equal(t, n, last.Done)
+	assert.Equal(t, n, last.Replayed)
+	cs, err := js.Stream(ctx, stream.CommandStream)
+	require.NoError(t, err)
+	info, err := cs.Info(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, n, info.State.Msgs, "every command was sent")
+	t.Logf("%d failures replayed at 400/s in %s; %d progress events streamed", n, time.Since(start).Round(time.Millisecond), len(states))
 }
