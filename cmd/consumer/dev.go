@@ -214,13 +214,17 @@ func printDevBanner(w io.Writer, cfg Config, dataDir, ipayURL, pikURL, httpAddr,
 	if natsPort != 4222 {
 		natsFlag = fmt.Sprintf(" --nats-url nats://127.0.0.1:%d", natsPort)
 	}
+	health := fmt.Sprintf("http://%s/readyz, /metrics", httpAddr)
+	if httpAddr == "" {
+		health = "off (--http-addr off)"
+	}
 	fmt.Fprintf(w, `
 contactrelay dev mode: SANDBOX providers, no real contact is created.
 
   NATS JetStream       %s   (data in %s)
   InstantPay sandbox   %s
   PIK sandbox          %s   (tokens expire every %s)
-  health, metrics      http://%s/readyz, /metrics
+  health, metrics      %s
   console              %s
   default provider     %s
   retries              MAX_DELIVER=%d, RETRY_MAX_ELAPSED=%s (dev mode's short defaults)
@@ -243,7 +247,7 @@ Make a sandbox fail, see the failures (in the console, or below), heal it and re
   curl %s/_sandbox/contacts            # what the sandbox holds
 
 Stop with Ctrl-C.
-`, cfg.NATSURL, dataDir, ipayURL, pikURL, devPIKTokenTTL, httpAddr, consoleURL, cfg.DefaultProvider, cfg.MaxDeliver, cfg.RetryMaxElapsed,
+`, cfg.NATSURL, dataDir, ipayURL, pikURL, devPIKTokenTTL, health, consoleURL, cfg.DefaultProvider, cfg.MaxDeliver, cfg.RetryMaxElapsed,
 		natsFlag, natsFlag, natsFlag, ipayURL, natsFlag, exhaustAfter(cfg), ipayURL, natsFlag, ipayURL)
 }
 
