@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -129,6 +131,13 @@ func clickAndLoad(t *testing.T, ctx context.Context, sel string) {
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	require.NoError(t, chromedp.Do(cctx, chromedp.Click(chromedp.CSS(sel))), "click %s", sel)
+	awaitLoad(t, ctx, "clicking "+sel)
+}
+
+// awaitLoad waits until the page marked with window.__before has been
+// replaced by a new one, loaded.
+func awaitLoad(t *testing.T, ctx context.Context, after string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		// The old page may go while it is asked: ask again.
@@ -137,7 +146,7 @@ func clickAndLoad(t *testing.T, ctx context.Context, sel string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the page after clicking %s did not load: %v", sel, err)
+			t.Fatalf("the page after %s did not load: %v", after, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -157,6 +166,30 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("wrote %s", path)
 }
 
+// consoleUnderTest starts a Chromium, the service with its sandboxes, and
+// a console with the sign-in ops / "correct horse battery"; alerts counts
+// the dialogs pages open.
+func consoleUnderTest(t *testing.T) (ctx context.Context, e *testEnv, base string, alerts *atomic.Int32) {
+	alerts = new(atomic.Int32)
+	ctx = browser(t, alerts)
+	e = newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	return ctx, e, startTestConsole(t, e, "ops", "correct horse battery"), alerts
+}
+
+// signIn signs in from the sign-in page that url sends to.
+func signIn(t *testing.T, ctx context.Context, url, user, password string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		chromedp.SendKeys(chromedp.ID("user"), user),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+	))
+	clickAndLoad(t, ctx, "#signin")
+}
+
 // TestConsoleInABrowser uses the console as a person would, in a real
 // headless Chromium, against the service, its sandbox providers and
 // JetStream: sign in, see failures appear during a provider outage,
@@ -166,12 +199,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // nothing; a POST without the CSRF token and requests without a session
 // are refused.
 func TestConsoleInABrowser(t *testing.T) {
-	var alerts atomic.Int32
-	ctx := browser(t, &alerts)
-	e := newTestEnv(t)
-	e.quietLogs = true
-	e.start(t)
-	base := startTestConsole(t, e, "ops", "correct horse battery")
+	ctx, e, base, alerts := consoleUnderTest(t)
 
 	// Unauthenticated requests are refused.
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -184,14 +212,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "an action without a session is refused")
 
-	// Sign in.
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(base+"/failures"),
-		chromedp.WaitVisible(chromedp.ID("signin")),
-		chromedp.SendKeys(chromedp.ID("user"), "ops"),
-		chromedp.SendKeys(chromedp.ID("password"), "correct horse battery"),
-	))
-	clickAndLoad(t, ctx, "#signin")
+	signIn(t, ctx, base+"/failures", "ops", "correct horse battery")
 	assert.Contains(t, text(t, ctx, "#matched"), "0 of 0", "no failure yet")
 
 	// An outage: three commands exhaust their deliveries; an invalid one
@@ -312,4 +333,129 @@ func TestConsoleInABrowser(t *testing.T) {
 		assert.Contains(t, activity, want)
 	}
 	assert.Zero(t, alerts.Load(), "no dialog opened: nothing from a command ran")
+}
+
+// contrastJS finds the visible text on the page with the lowest contrast
+// against the background it is drawn on (WCAG's ratio: 1 to 21), and the
+// luminance of the page's own background.
+const contrastJS = `(() => {
+  const parse = c => {
+    const m = c.match(/rgba?\(([^)]+)\)/);
+    if (!m) return null;
+    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+  };
+  const lum = c => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const bgOf = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0.5) return c;
+    }
+    return {r: 255, g: 255, b: 255, a: 1};
+  };
+  let worst = {ratio: 99, text: "", fg: "", bg: "", texts: 0};
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const el = n.parentElement;
+    const st = getComputedStyle(el);
+    if (!n.textContent.trim() || st.visibility === 'hidden' || el.getClientRects().length === 0) continue;
+    worst.texts++;
+    const fg = parse(st.color), bg = bgOf(el);
+    const a = lum(fg), b = lum(bg);
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < worst.ratio) {
+      worst.ratio = ratio; worst.text = n.textContent.trim().slice(0, 60); worst.fg = st.color;
+      worst.bg = 'rgb(' + bg.r + ', ' + bg.g + ', ' + bg.b + ')';
+    }
+  }
+  worst.page = lum(bgOf(document.body));
+  return worst;
+})()`
+
+type contrast struct {
+	Ratio float64 `json:"ratio"`
+	Text  string  `json:"text"`
+	FG    string  `json:"fg"`
+	BG    string  `json:"bg"`
+	Texts int     `json:"texts"`
+	Page  float64 `json:"page"`
+}
+
+// TestConsoleReadableInDarkModeAndByKeyboard: every text on every page
+// keeps a contrast of at least 4.5:1 (WCAG AA) in the light and the dark
+// color scheme, and a person without a mouse reaches a failure from the
+// list with Tab, sees where the focus is, and opens it with Enter.
+func TestConsoleReadableInDarkModeAndByKeyboard(t *testing.T) {
+	ctx, e, base, alerts := consoleUnderTest(t)
+	e.publish(t, `{"commandId":"dark-1","name":"Jane Doe","email":"not-an-email","mobile":"+919876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`)
+
+	pages := []string{"/", "/failures", "/failures?view=groups", "/failure?id=dark-1", "/failure/repair?id=dark-1", "/activity"}
+	for _, scheme := range []string{"light", "dark"} {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+		require.NoError(t, err)
+		if scheme == "light" {
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.ID("signin"))))
+			checkContrast(t, ctx, scheme, "/login")
+			signIn(t, ctx, base+"/failures", "ops", "correct horse battery")
+			awaitText(t, ctx, base+"/failures", "#matched", "1 of 1", time.Minute)
+		}
+		for _, p := range pages {
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.ID("main"))))
+			c := checkContrast(t, ctx, scheme, p)
+			if scheme == "dark" {
+				assert.Less(t, c.Page, 0.05, "%s: the page is dark in the dark scheme", p)
+			} else {
+				assert.Greater(t, c.Page, 0.8, "%s: the page is light in the light scheme", p)
+			}
+		}
+		if scheme == "dark" {
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/failures"), chromedp.WaitVisible(chromedp.ID("main"))))
+			screenshot(t, ctx, "failures-dark")
+		}
+	}
+
+	// Without a mouse: Tab from the top of the failures page to the first
+	// failure, with a visible focus ring on the way, then Enter.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/failures"), chromedp.WaitVisible(chromedp.ID("failures"))))
+	reached := false
+	for range 60 {
+		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Tab)))
+		focus, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`(() => {
+		  const el = document.activeElement, st = getComputedStyle(el);
+		  return {cid: String(el.matches('#failures a.cid')), tag: el.tagName + (el.id ? '#' + el.id : ''),
+		    outline: st.outlineStyle === 'none' || st.outlineWidth === '0px' ? '' : st.outlineStyle + ' ' + st.outlineWidth,
+		    shadow: st.boxShadow === 'none' ? '' : st.boxShadow};
+		})()`))
+		require.NoError(t, err)
+		if focus["tag"] != "BODY" {
+			assert.True(t, focus["outline"] != "" || focus["shadow"] != "", "focus on %s is visible", focus["tag"])
+		}
+		if focus["cid"] == "true" {
+			reached = true
+			break
+		}
+	}
+	require.True(t, reached, "Tab reaches the first failure of the list")
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__before = true`))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)))
+	awaitLoad(t, ctx, "Enter on the first failure")
+	assert.Equal(t, "dark-1", text(t, ctx, "#command-id"), "Enter opened the failure")
+	assert.Zero(t, alerts.Load())
+}
+
+// checkContrast fails when a text on the page has less than 4.5:1 against
+// its background.
+func checkContrast(t *testing.T, ctx context.Context, scheme, path string) contrast {
+	t.Helper()
+	c, err := chromedp.Run(ctx, chromedp.Evaluate[contrast](contrastJS))
+	require.NoError(t, err)
+	require.Positive(t, c.Texts, "%s: the page shows text", path)
+	assert.GreaterOrEqual(t, c.Ratio, 4.5, "%s in the %s scheme: %q is %s on %s", path, scheme, c.Text, c.FG, c.BG)
+	t.Logf("%-28s %-5s lowest contrast %.1f:1 (%q), %d texts", path, scheme, c.Ratio, c.Text, c.Texts)
+	return c
 }
