@@ -234,7 +234,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 		chosen = chosen[:flt.Limit]
 	}
 	if *dryRun {
-		fmt.Fprintf(stdout, "would discard %d open failures (%s); nothing was discarded\n", len(chosen), described)
+		fmt.Fprintf(stdout, "would discard %s (%s); nothing was discarded\n", openFailures(len(chosen)), described)
 		return nil
 	}
 	n, err := failstore.Discard(ctx, js, chosen)
@@ -243,8 +243,17 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("discard: %d of %d discarded: %w", n, len(chosen), err)
 	}
-	fmt.Fprintf(stdout, "discarded %d open failures (%s); their contact.failed events stay in %s\n", n, described, stream.EventStream)
+	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", openFailures(n), described, stream.EventStream)
 	return nil
+}
+
+// openFailures counts open failures in words: "1 open failure", "2 open
+// failures".
+func openFailures(n int) string {
+	if n == 1 {
+		return "1 open failure"
+	}
+	return fmt.Sprintf("%d open failures", n)
 }
 
 // describeFilter writes a filter as flags: for the log of a discard, and

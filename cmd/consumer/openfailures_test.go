@@ -101,7 +101,7 @@ func TestDiscard(t *testing.T) {
 
 	out, stderr, err = e.cli(t, "failures", "discard", "--command-id", "bad-2")
 	require.NoError(t, err)
-	assert.Contains(t, out, "discarded 1 open failures (--command-id=bad-2)")
+	assert.Contains(t, out, "discarded 1 open failure (--command-id=bad-2)")
 	assert.Contains(t, stderr, `msg="discarded open failures"`)
 	assert.Contains(t, stderr, "user=")
 	assert.Contains(t, stderr, `filter="--command-id=bad-2" selected=1 discarded=1`, "who, what and how many")

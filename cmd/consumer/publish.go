@@ -19,6 +19,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/client"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -60,7 +61,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	if errors.Is(err, client.ErrOtherContent) {
 		sayPublished(stderr, o.Ack) // Published is told of stored commands only
 	}
-	return showOutcome(ctx, o, err, opts.timeout, stdout)
+	return showOutcome(ctx, body, o, err, opts.timeout, stdout)
 }
 
 // publishOptions are publish's flags.
@@ -224,12 +225,22 @@ func sayPublished(stderr io.Writer, ack client.Ack) {
 
 // showOutcome prints the terminal event a wait got, and says what the
 // wait's error means: exit 1 when the outcome is contact.failed, 2 when
-// none came within timeout, 130 when interrupted.
-func showOutcome(ctx context.Context, o client.Outcome, err error, timeout time.Duration, stdout io.Writer) error {
+// none came within timeout (or the publish of body was not acknowledged
+// within it), 130 when interrupted.
+func showOutcome(ctx context.Context, body []byte, o client.Outcome, err error, timeout time.Duration, stdout io.Writer) error {
 	var failed *client.FailedError
 	id := o.Ack.CommandID
 	switch {
 	case err == nil, errors.As(err, &failed):
+	case o.Ack.Stream == "" && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		again := "publishing it again with the same commandId is safe"
+		var c struct {
+			CommandID string `json:"commandId"`
+		}
+		if json.Unmarshal(body, &c) == nil && c.CommandID != "" {
+			again = "publishing it again is safe with --command-id " + replay.ShellQuote(c.CommandID)
+		}
+		return &exitError{code: 2, err: fmt.Errorf("JetStream did not acknowledge the publish within --timeout %s: the command may or may not be stored; %s", timeout, again)}
 	case o.Ack.Stream == "": // not published
 		return publishError(err)
 	case ctx.Err() != nil:

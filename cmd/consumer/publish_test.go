@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -108,4 +112,16 @@ func TestPublisherKnowsEveryProvider(t *testing.T) {
 	names := knownProviders()
 	slices.Sort(names)
 	assert.Equal(t, names, client.Providers(), "client.Providers and providerSpecs name the same providers")
+}
+
+// A publish the timeout cut before JetStream acknowledged it says so, and
+// how to send it again without a second contact.
+func TestShowOutcomeOfAnUnacknowledgedPublish(t *testing.T) {
+	err := showOutcome(context.Background(), []byte(`{"commandId":"crm 7","name":"A"}`), client.Outcome{},
+		fmt.Errorf("publish: %w", context.DeadlineExceeded), time.Millisecond, io.Discard)
+	var ee *exitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 2, ee.code)
+	assert.Equal(t, "JetStream did not acknowledge the publish within --timeout 1ms: the command may or may not be stored; "+
+		"publishing it again is safe with --command-id 'crm 7'", ee.err.Error())
 }

@@ -59,6 +59,13 @@ var funcs = template.FuncMap{
 		return string(r[:n-1]) + "…"
 	},
 	"add": func(a, b int) int { return a + b },
+	// plural is one when n is 1, else many: "1 open failure", "2 open failures".
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	},
 	"dash": func(s string) string {
 		if s == "" {
 			return "—"

@@ -64,6 +64,8 @@ func TestConflictingContentUnderOneCommandID(t *testing.T) {
 			assert.NotEqual(t, first.Event.ID, out.Event.ID, "a conflict is not the generation's outcome: its id differs")
 			assert.Contains(t, d.Message, recorded.FirstUsed.Format(time.RFC3339), "it says when the commandId was first used")
 			assert.NotContains(t, d.Message, "jane", "without echoing personal data")
+			assert.Contains(t, d.Message, "its contact exists; use a new commandId for a new contact, and discard this failure",
+				"the first command was created: there is no failure of it to repair")
 			assert.Nil(t, out.Write, "nothing is recorded for a conflict")
 			again := h.Handle(context.Background(), Message{Body: tt.body, MsgID: "crm-001", Delivery: 2})
 			assert.Equal(t, out.Event.ID, again.Event.ID, "the same conflicting content gets the same id")
@@ -73,6 +75,20 @@ func TestConflictingContentUnderOneCommandID(t *testing.T) {
 	after := store.record(t, "crm-001")
 	assert.Equal(t, recorded.Generations[""].Outcome, after.Generations[""].Outcome, "the original outcome stays untouched")
 	assert.Equal(t, recorded.Fingerprint, after.Fingerprint)
+}
+
+// When the first command failed, a conflict points to repairing it.
+func TestConflictWithAFailedFirstCommandPointsToItsRepair(t *testing.T) {
+	p, store := &fakeProvider{}, newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	first := h.Handle(context.Background(), Message{Body: command(`"name":"Jane","email":"not-an-email","mobile":"9876543210","tagId":"t"`), MsgID: "crm-001", Delivery: 1})
+	require.Equal(t, events.ReasonInvalid, decodeData[events.Failed](t, first.Event).Reason)
+	store.record(t, "crm-001") // the failure is recorded
+	out := h.Handle(context.Background(), Message{Body: command(jane), MsgID: "crm-001", Delivery: 1})
+	d := decodeData[events.Failed](t, out.Event)
+	require.Equal(t, events.ReasonConflict, d.Reason)
+	assert.Contains(t, d.Message, "use a new commandId for a new contact, or replay the first command's failure with a repair to change it")
+	assert.Zero(t, p.creates.Load())
 }
 
 func TestAReplayMayChangeContent(t *testing.T) {

@@ -256,10 +256,13 @@ func (h *Handler) repeat(d *delivery, g *Generation) Decision {
 // function of the commandId and this content), nothing recorded, nothing
 // sent.
 func (h *Handler) conflict(d *delivery, theirs string) Decision {
+	then := "use a new commandId for a new contact, or replay the first command's failure with a repair to change it"
+	if d.rec.ContactFingerprint != "" {
+		then = "its contact exists; use a new commandId for a new contact, and discard this failure once it is handled"
+	}
 	msg := fmt.Sprintf("this commandId was first used at %s for a command with other content "+
-		"(fingerprint %s; this command's is %s): nothing was sent to a provider and the first command's outcome stands; "+
-		"use a new commandId for a new contact, or replay the first command's failure with a repair to change it",
-		d.rec.FirstUsed.UTC().Format(time.RFC3339), theirs, d.in.fingerprint)
+		"(fingerprint %s; this command's is %s): nothing was sent to a provider and the first command's outcome stands; %s",
+		d.rec.FirstUsed.UTC().Format(time.RFC3339), theirs, d.in.fingerprint, then)
 	if theirs == d.rec.ContactFingerprint && theirs != d.rec.Fingerprint {
 		msg = fmt.Sprintf("this commandId's contact was created for a command with other content (fingerprint %s; this command's is %s): "+
 			"nothing was sent to a provider; use a new commandId for a new contact", theirs, d.in.fingerprint)

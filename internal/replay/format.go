@@ -111,7 +111,7 @@ func WriteDetail(w io.Writer, failures []*Failure, unmask bool) error {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...)
 	}
 	fmt.Fprintf(tw, "contact.failed %s\n", f.Event.ID)
-	row("time", "%s (stream sequence %d)", f.Event.Time.UTC().Format(timeFormat), f.Seq)
+	row("time", "%s (%s sequence %d)", f.Event.Time.UTC().Format(timeFormat), cmp.Or(f.Stream, "stream"), f.Seq)
 	row("commandId", "%s", f.CommandID())
 	row("provider", "%s", orDash(d.Provider))
 	if d.Retryable {
@@ -195,7 +195,9 @@ func writeCommand(w io.Writer, d events.Failed, unmask bool) error {
 type jsonFailure struct {
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
-	Seq  uint64    `json:"seq"`
+	// Seq is the sequence in Stream.
+	Seq    uint64 `json:"seq"`
+	Stream string `json:"stream,omitempty"`
 	events.Failed
 	Superseded   bool     `json:"superseded"`
 	CreatedAfter *Outcome `json:"createdAfter,omitempty"`
@@ -203,11 +205,11 @@ type jsonFailure struct {
 }
 
 // WriteJSON writes failures as JSON lines, one object each: the failed
-// event's data fields with id, time, seq, superseded, createdAfter and
+// event's data fields with id, time, seq, stream, superseded, createdAfter and
 // failedAfter. Unless unmask, personal data is masked as WriteDetail does.
 func WriteJSON(w io.Writer, failures []*Failure, unmask bool) error {
 	for _, f := range failures {
-		jf := jsonFailure{ID: f.Event.ID, Time: f.Event.Time, Seq: f.Seq, Failed: f.Data,
+		jf := jsonFailure{ID: f.Event.ID, Time: f.Event.Time, Seq: f.Seq, Stream: f.Stream, Failed: f.Data,
 			Superseded: f.Superseded() != nil, CreatedAfter: f.CreatedAfter, FailedAfter: f.FailedAfter}
 		if !unmask {
 			jf.Message = redact.String(jf.Message)
@@ -299,7 +301,7 @@ func supersededText(f *Failure) string {
 
 // nextStep suggests what to do about a failure.
 func nextStep(f *Failure) string {
-	id := shellQuote(f.CommandID())
+	id := ShellQuote(f.CommandID())
 	switch d := f.Data; {
 	case f.CreatedAfter != nil:
 		return "nothing: the contact was created"
@@ -316,7 +318,7 @@ func nextStep(f *Failure) string {
 	case len(d.Errors) > 0:
 		var sets []string
 		for _, fe := range d.Errors {
-			sets = append(sets, "--set "+shellQuote(fe.Field+"=VALUE"))
+			sets = append(sets, "--set "+ShellQuote(fe.Field+"=VALUE"))
 		}
 		return "consumer replay --command-id " + id + " " + strings.Join(slices.Compact(sets), " ")
 	default:
@@ -381,8 +383,8 @@ func yesNo(b bool) string {
 // plainWord is what a shell takes as it is.
 var plainWord = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
 
-// shellQuote quotes s for a POSIX shell where it needs it.
-func shellQuote(s string) string {
+// ShellQuote quotes s for a POSIX shell where it needs it.
+func ShellQuote(s string) string {
 	if plainWord.MatchString(s) {
 		return s
 	}

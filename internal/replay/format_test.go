@@ -18,7 +18,7 @@ import (
 func sampleFailures() []*Failure {
 	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	ex := failureOf("crm-1", events.ReasonExhausted, `{"commandId":"crm-1","name":"Jane","email":"jane@example.com","mobile":"+919876543210","tagId":"t"}`)
-	ex.Event.Time, ex.Seq = at.Add(time.Minute), 2
+	ex.Event.Time, ex.Seq, ex.Stream = at.Add(time.Minute), 2, "CONTACT_FAILURES"
 	ex.Data.Provider, ex.Data.Attempts = "instantpay", 6
 	ex.Data.Message = "outlasted 3 deliveries:\n the provider said\tjane@example.com is " + strings.Repeat("very ", 20) + "busy"
 	ex.Data.Upstream = &events.Upstream{HTTPStatus: 503, Code: "ISE", Message: "down for jane@example.com", RequestID: "r-1"}
@@ -54,6 +54,7 @@ func TestWriteDetail(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"contact.failed " + fs[0].Event.ID,
+		"2026-11-22T10:01:00Z (CONTACT_FAILURES sequence 2)",
 		"exhausted (retryable)",
 		"HTTP 503, code ISE: down for j***@example.com (requestId r-1)",
 		"no: this is the command's newest outcome",
@@ -89,6 +90,8 @@ func TestWriteJSON(t *testing.T) {
 	assert.Equal(t, "crm-1", got["commandId"])
 	assert.Equal(t, "exhausted", got["reason"])
 	assert.Equal(t, false, got["superseded"])
+	assert.Equal(t, "CONTACT_FAILURES", got["stream"], "where seq counts")
+	assert.EqualValues(t, 2, got["seq"])
 	assert.Equal(t, "j***@example.com", got["command"].(map[string]any)["email"])
 	assert.NotContains(t, b.String(), "jane@example.com")
 	require.NoError(t, json.Unmarshal([]byte(lines[1]), &got))

@@ -15,7 +15,7 @@ import (
 func FromOpen(open []*failstore.Failure) []*Failure {
 	out := make([]*Failure, len(open))
 	for i, f := range open {
-		out[i] = &Failure{Event: f.Event, Data: f.Data, Seq: f.Seq}
+		out[i] = &Failure{Event: f.Event, Data: f.Data, Seq: f.Seq, Stream: failstore.Stream}
 	}
 	return out
 }

@@ -27,8 +27,11 @@ const clockSkew = time.Minute
 type Failure struct {
 	Event events.Event
 	Data  events.Failed
-	// Seq is the event's sequence in the event stream.
-	Seq uint64
+	// Seq is the failure's sequence in Stream: the event stream's for a
+	// failure read from the history, the open-failure store's for an open
+	// one.
+	Seq    uint64
+	Stream string
 	// CreatedAfter is the first contact.created of the same commandId
 	// stored after this failure, if any: the contact exists, and a replay
 	// would only repeat contact.created.
@@ -164,7 +167,7 @@ func (sc *scanner) add(seq uint64, subject string, body []byte) {
 			return // the same failure stored again
 		}
 		sc.seen[ev.ID] = true
-		f := &Failure{Event: ev, Seq: seq}
+		f := &Failure{Event: ev, Seq: seq, Stream: stream.EventStream}
 		if err := json.Unmarshal(ev.Data, &f.Data); err != nil {
 			sc.sel.Unreadable++
 			return
