@@ -118,7 +118,7 @@ func awaitText(t *testing.T, ctx context.Context, url, sel, want string, within 
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %s says %q, want %q (%v)", url, sel, s, want, err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // a poll pause: the page is reloaded until it says so
 	}
 }
 
@@ -148,7 +148,7 @@ func awaitLoad(t *testing.T, ctx context.Context, after string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the page after %s did not load: %v", after, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // a poll pause, as require.Eventually takes
 	}
 }
 
