@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
@@ -457,4 +458,55 @@ func TestVersionChangesWithEveryChange(t *testing.T) {
 		require.Equal(t, 1, n)
 	})
 	assert.Zero(t, version().Msgs, "nothing open at the end")
+}
+
+// Watch reports the counts by reason and provider, reads the store again
+// only when it changed, and follows each change.
+func TestWatchReloadsOnlyAChangedStore(t *testing.T) {
+	wd := newWorld(t)
+	o := outcome{commandID: "w-1", failed: true, reason: events.ReasonExhausted}
+	wd.record(t, o)
+	wd.change(t, o)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	type report struct {
+		counts map[[2]string]int
+		err    error
+	}
+	reports := make(chan report)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		failstore.Watch(ctx, wd.js, 10*time.Millisecond, func(c map[[2]string]int, err error) {
+			select {
+			case reports <- report{c, err}:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	next := func() map[[2]string]int {
+		t.Helper()
+		select {
+		case r := <-reports:
+			require.NoError(t, r.err)
+			return r.counts
+		case <-time.After(30 * time.Second):
+			t.Fatal("no report from Watch")
+			return nil
+		}
+	}
+	first := next()
+	assert.Equal(t, map[[2]string]int{{"exhausted", "pik"}: 1}, first)
+	second := next()
+	assert.Equal(t, reflect.ValueOf(first).Pointer(), reflect.ValueOf(second).Pointer(), "an unchanged store is not read again")
+
+	resolved := outcome{commandID: "w-1", generation: "r1"}
+	wd.record(t, resolved)
+	wd.change(t, resolved)
+	deadline := time.Now().Add(30 * time.Second)
+	for counts := next(); len(counts) != 0; counts = next() {
+		require.Equal(t, first, counts, "the old counts until the change is seen")
+		require.True(t, time.Now().Before(deadline), "Watch never saw the failure resolved")
+	}
 }

@@ -331,23 +331,38 @@ func Get(ctx context.Context, js jetstream.JetStream, sums []Summary) ([]*Failur
 	return out, nil
 }
 
-// Watch loads the open failures every period until ctx is done and
-// reports their counts by reason and provider, or the error of a load.
+// Watch reports the open failures' counts by reason and provider every
+// period until ctx is done, or the error of a load. It loads them again
+// only when the store has changed (its Version): an unchanged store costs
+// one request, and the counts reported before are reported again.
 func Watch(ctx context.Context, js jetstream.JetStream, period time.Duration, report func(byBoth map[[2]string]int, err error)) {
 	t := time.NewTicker(period)
 	defer t.Stop()
+	var (
+		last    map[[2]string]int
+		lastVer Version
+	)
 	for {
 		lctx, cancel := context.WithTimeout(ctx, period)
-		snap, err := Load(lctx, js, Select{})
+		var snap *Snapshot
+		ver, err := CurrentVersion(lctx, js)
+		if err == nil && (last == nil || ver != lastVer) {
+			snap, err = Load(lctx, js, Select{})
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		switch {
+		case err != nil:
+			last = nil
 			report(nil, err)
-		} else {
-			_, _, both := snap.Counts()
-			report(both, nil)
+		case snap != nil:
+			_, _, last = snap.Counts()
+			lastVer = snap.Version
+			report(last, nil)
+		default:
+			report(last, nil)
 		}
 		select {
 		case <-t.C:
