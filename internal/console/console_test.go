@@ -375,3 +375,54 @@ func TestReplayOfAThousandStreamsItsProgress(t *testing.T) {
 	assert.EqualValues(t, n, info.State.Msgs, "every command was sent")
 	t.Logf("%d failures replayed at 400/s in %s; %d progress events streamed", n, time.Since(start).Round(time.Millisecond), len(states))
 }
+
+// The overview's figures count events by the server, and an hour that has
+// ended is counted once: a later load counts the current hour and the
+// last hour and day, five counting consumers instead of 28.
+func TestStatsCountEndedHoursOnce(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	now := time.Now()
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081", Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	for i := range 5 {
+		typ := events.SubjectFailed
+		if i%5 == 4 {
+			typ = events.SubjectCreated
+		}
+		_, err := js.Publish(ctx, typ, []byte(`{}`))
+		require.NoError(t, err)
+	}
+	sum := func(h [24]uint64) (n uint64) {
+		for _, v := range h {
+			n += v
+		}
+		return n
+	}
+
+	first := srv.loadStats(ctx)
+	require.NoError(t, first.Err)
+	assert.EqualValues(t, 4, first.FailedHour)
+	assert.EqualValues(t, 4, first.FailedDay)
+	assert.EqualValues(t, 1, first.CreatedHour)
+	assert.EqualValues(t, 4, sum(first.FailedHourly), "the day's failures, hour by hour")
+	assert.Equal(t, 4+24, srv.countCalls, "the first load counts from the start of every hour")
+
+	srv.countCalls = 0
+	second := srv.loadStats(ctx)
+	require.NoError(t, second.Err)
+	assert.Equal(t, first.FailedHourly, second.FailedHourly)
+	assert.Equal(t, 4+1, srv.countCalls, "the ended hours are not counted again")
+
+	// An hour later (by the console's clock) the hour of the events has
+	// ended: counted once more, then kept.
+	now = now.Add(time.Hour)
+	srv.countCalls = 0
+	third := srv.loadStats(ctx)
+	require.NoError(t, third.Err)
+	assert.Equal(t, first.FailedHourly[23], third.FailedHourly[22], "the hours moved by one")
+	assert.Zero(t, third.FailedHourly[23])
+	assert.Equal(t, 4+2, srv.countCalls)
+}

@@ -32,6 +32,11 @@ type Server struct {
 
 	view  atomic.Pointer[view]
 	stats atomic.Pointer[stats]
+	// endedHours are the contact.failed counts of the hours that had ended
+	// at the last load of the stats, by their start; countCalls counts the
+	// counting consumers made. Only loadStats uses them.
+	endedHours map[time.Time]uint64
+	countCalls int
 	// reload asks Run to reload the open failures now (after an action).
 	reload chan struct{}
 

@@ -37,6 +37,8 @@ type stats struct {
 // loadStats reads the figures: the durable consumer's state, and counts
 // of events since points in time, each the pending count of a consumer
 // that starts at that time (the server counts; nothing is delivered).
+// The hours that have ended are counted once: after the first load a
+// load makes five such consumers, not 28. Only Run's loop calls it.
 func (srv *Server) loadStats(ctx context.Context) *stats {
 	now := srv.cfg.Now()
 	st := &stats{At: now}
@@ -67,6 +69,7 @@ func (srv *Server) loadStats(ctx context.Context) *stats {
 		}
 		var n uint64
 		n, err = countSince(ctx, es, subject, since)
+		srv.countCalls++
 		return n
 	}
 	st.CreatedHour = count(events.SubjectCreated, now.Add(-time.Hour))
@@ -74,13 +77,34 @@ func (srv *Server) loadStats(ctx context.Context) *stats {
 	st.FailedHour = count(events.SubjectFailed, now.Add(-time.Hour))
 	st.FailedDay = count(events.SubjectFailed, now.Add(-24*time.Hour))
 	st.HourStart = now.Truncate(time.Hour).Add(-23 * time.Hour)
-	var since [25]uint64
-	for h := range 24 {
-		since[h] = count(events.SubjectFailed, st.HourStart.Add(time.Duration(h)*time.Hour))
+	// An hour that has ended keeps its count: only the current hour and
+	// those not counted yet (the first load, a new hour) are counted, each
+	// from the counts since its start and since the next hour's.
+	since := map[int]uint64{}
+	sinceHour := func(h int) uint64 {
+		if h == 24 {
+			return 0
+		}
+		n, ok := since[h]
+		if !ok {
+			n = count(events.SubjectFailed, st.HourStart.Add(time.Duration(h)*time.Hour))
+			since[h] = n
+		}
+		return n
 	}
+	hours := map[time.Time]uint64{}
 	for h := range 24 {
-		st.FailedHourly[h] = since[h] - min(since[h+1], since[h]) // since[24] = 0
+		start := st.HourStart.Add(time.Duration(h) * time.Hour)
+		n, ok := srv.endedHours[start]
+		if !ok || h == 23 {
+			n = sinceHour(h) - min(sinceHour(h+1), sinceHour(h))
+		}
+		st.FailedHourly[h] = n
+		if h < 23 && err == nil {
+			hours[start] = n
+		}
 	}
+	srv.endedHours = hours
 	if err != nil {
 		errs = append(errs, fmt.Errorf("count events: %w", err))
 	}
