@@ -386,8 +386,9 @@ type contrast struct {
 
 // TestConsoleReadableInDarkModeAndByKeyboard: every text on every page
 // keeps a contrast of at least 4.5:1 (WCAG AA) in the light and the dark
-// color scheme, and a person without a mouse reaches a failure from the
-// list with Tab, sees where the focus is, and opens it with Enter.
+// color scheme; on a phone's screen no page is wider than the screen; and
+// a person without a mouse reaches a failure from the list with Tab, sees
+// where the focus is, and opens it with Enter.
 func TestConsoleReadableInDarkModeAndByKeyboard(t *testing.T) {
 	ctx, e, base, alerts := consoleUnderTest(t)
 	e.publish(t, `{"commandId":"dark-1","name":"Jane Doe","email":"not-an-email","mobile":"+919876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`)
@@ -417,6 +418,36 @@ func TestConsoleReadableInDarkModeAndByKeyboard(t *testing.T) {
 			screenshot(t, ctx, "failures-dark")
 		}
 	}
+
+	// On a phone: no page is wider than the screen (a wide table scrolls
+	// in its own box, not the page), and no action is hidden.
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile)))
+	for _, p := range pages {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.ID("main"))))
+		width, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`(() => {
+		  let widest = '';
+		  for (const el of document.querySelectorAll('body *')) {
+		    const r = el.getBoundingClientRect();
+		    if (r.right > document.documentElement.clientWidth + 1 && getComputedStyle(el).position !== 'absolute') { widest = el.tagName + (el.id ? '#' + el.id : '') + ' ' + Math.round(r.right); }
+		  }
+		  return {page: document.documentElement.scrollWidth, screen: document.documentElement.clientWidth, widest: widest};
+		})()`))
+		require.NoError(t, err)
+		assert.EqualValues(t, 390, width["screen"], "the page is laid out for the phone's width")
+		assert.LessOrEqual(t, width["page"], width["screen"], "%s is no wider than a phone's screen (%v)", p, width["widest"])
+		switch p {
+		case "/failures":
+			screenshot(t, ctx, "failures-phone")
+		case "/failures?view=groups":
+			shown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+			  const r = document.querySelector('#groups a.button').getBoundingClientRect();
+			  return r.width > 0 && r.height > 0;
+			})()`))
+			require.NoError(t, err)
+			assert.True(t, shown, "a group's replay button is there on a phone")
+		}
+	}
+	require.NoError(t, chromedp.Do(ctx, chromedp.ResetViewport()))
 
 	// Without a mouse: Tab from the top of the failures page to the first
 	// failure, with a visible focus ring on the way, then Enter.
