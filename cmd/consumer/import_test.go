@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,4 +181,49 @@ func TestImportRefusals(t *testing.T) {
 		assert.Contains(t, stdout, "1 rows: 1 published, 0 invalid")
 		assert.EqualValues(t, 1, e.commandsStored(t))
 	})
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// A CSV record that never ends (a quote never closed, then 64 MiB) ends
+// the import (exit 2) after a bounded read, naming the last good line;
+// the rows before it are published. encoding/csv alone would hold the whole record.
+func TestImportCSVRecordWithoutEnd(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	head := fmt.Sprintf("name,email,mobile,tagId\nJane Doe,jane@example.com,+919876543210,%s\n\"Ravi", tagID)
+	in := &countingReader{r: io.MultiReader(strings.NewReader(head), io.LimitReader(neverEnding('a'), 64<<20))}
+	results := filepath.Join(t.TempDir(), "results.csv")
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"import", "--format", "csv", "--batch", "b", "--wait", "--results", results, "-"}, e.getenv, in, &out, &errOut)
+	t.Log(out.String(), errOut.String())
+	assert.Equal(t, 2, exitCode(err))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "after line 2: a record is longer than 262144 bytes")
+	assert.Less(t, in.n, int64(1<<20), "it stopped reading within the bound")
+	assert.Eventually(t, func() bool { return len(e.ipay.Contacts()) == 1 }, 10*time.Second, 10*time.Millisecond, "the row before it was published")
+}
+
+// neverEnding repeats one byte.
+type neverEnding byte
+
+func (b neverEnding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }

@@ -43,8 +43,41 @@ var (
 	csvOptional = []string{"companyName", "provider", "commandId"}
 )
 
+// maxRecordBytes bounds one line of NDJSON and one record of CSV (its
+// header included): four times the largest command the service accepts.
+const maxRecordBytes = 4 * events.MaxCommandSize
+
+// recordBudget stops a CSV read that runs past maxRecordBytes without a
+// record ending: encoding/csv holds a whole record in memory, and a file
+// with a gigabyte between two line ends (or inside one quoted field)
+// would otherwise be read into it. reset starts each record's budget; the
+// CSV reader's own read-ahead (4 KiB) comes on top.
+type recordBudget struct {
+	r    io.Reader
+	left int
+}
+
+// errRecordTooLarge is a CSV record (or header) beyond maxRecordBytes.
+var errRecordTooLarge = fmt.Errorf("a record is longer than %d bytes: no row can be that long (is the file CSV, and are its quotes closed?)", maxRecordBytes)
+
+func (b *recordBudget) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errRecordTooLarge
+	}
+	if len(p) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= n
+	return n, err
+}
+
+func (b *recordBudget) reset() { b.left = maxRecordBytes }
+
 // csvRows reads CSV rows under a header row.
 type csvRows struct {
+	budget *recordBudget
+	last   int // the last record's line
 	r      *csv.Reader
 	col    map[string]int    // column name → index
 	meta   map[string]int    // metadata key → index
@@ -57,7 +90,9 @@ type csvRows struct {
 // newCSVRows reads the header and checks its columns: a usage error
 // (exit 2) names what is missing or unknown, with the header's line.
 func newCSVRows(in io.Reader, batch string) (*csvRows, error) {
-	r := csv.NewReader(in)
+	budget := &recordBudget{r: in}
+	budget.reset()
+	r := csv.NewReader(budget)
 	r.ReuseRecord = true
 	header, err := r.Read()
 	if err != nil {
@@ -67,7 +102,7 @@ func newCSVRows(in io.Reader, batch string) (*csvRows, error) {
 		return nil, fmt.Errorf("the header row: %w", err)
 	}
 	line, _ := r.FieldPos(0)
-	c := &csvRows{r: r, col: map[string]int{}, meta: map[string]int{}, header: line, batch: batch, fields: map[string]string{}}
+	c := &csvRows{budget: budget, last: line, r: r, col: map[string]int{}, meta: map[string]int{}, header: line, batch: batch, fields: map[string]string{}}
 	var unknown []string
 	for i, name := range header {
 		name = strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")) // a spreadsheet's byte-order mark
@@ -114,9 +149,13 @@ func contains(list []string, s string) bool {
 }
 
 func (c *csvRows) next() (importRow, error) {
+	c.budget.reset()
 	rec, err := c.r.Read()
 	if errors.Is(err, io.EOF) {
 		return importRow{}, io.EOF
+	}
+	if errors.Is(err, errRecordTooLarge) {
+		return importRow{}, fmt.Errorf("after line %d: %w", c.last, err)
 	}
 	var row importRow
 	if err != nil {
@@ -134,6 +173,7 @@ func (c *csvRows) next() (importRow, error) {
 		return row, nil
 	}
 	row.line, _ = c.r.FieldPos(0)
+	c.last = row.line
 	cmd := events.Command{
 		Name:   rec[c.col["name"]],
 		Email:  rec[c.col["email"]],
@@ -187,8 +227,8 @@ type ndjsonRows struct {
 
 func newNDJSONRows(in io.Reader, batch string) *ndjsonRows {
 	s := bufio.NewScanner(in)
-	// A line longer than the service accepts is reported, not fatal.
-	s.Buffer(make([]byte, 0, 64<<10), 4*events.MaxCommandSize)
+	// A line longer than maxRecordBytes ends the import with its number.
+	s.Buffer(make([]byte, 0, 64<<10), maxRecordBytes)
 	return &ndjsonRows{s: s, batch: batch}
 }
 
@@ -238,7 +278,7 @@ func (n *ndjsonRows) next() (importRow, error) {
 	}
 	if err := n.s.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return importRow{}, fmt.Errorf("line %d is longer than %d bytes", n.line+1, 4*events.MaxCommandSize)
+			return importRow{}, fmt.Errorf("line %d is longer than %d bytes", n.line+1, maxRecordBytes)
 		}
 		return importRow{}, err
 	}
