@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -509,4 +510,42 @@ func TestWatchReloadsOnlyAChangedStore(t *testing.T) {
 		require.Equal(t, first, counts, "the old counts until the change is seen")
 		require.True(t, time.Now().Before(deadline), "Watch never saw the failure resolved")
 	}
+}
+
+// Get returns the entries in the order asked, several reads in flight,
+// and leaves out those removed since they were listed.
+func TestGetKeepsOrderAndSkipsRemoved(t *testing.T) {
+	wd := newWorld(t)
+	ctx := context.Background()
+	for i := range 60 {
+		o := outcome{commandID: fmt.Sprintf("g-%02d", i), failed: true, reason: events.ReasonExhausted}
+		wd.record(t, o)
+		wd.change(t, o)
+	}
+	snap, err := failstore.Load(ctx, wd.js, failstore.Select{})
+	require.NoError(t, err)
+	require.Len(t, snap.Failures, 60)
+	asked := slices.Clone(snap.Failures)
+	slices.Reverse(asked) // oldest first: not the store's order either way
+	var gone []failstore.Summary
+	for i := 0; i < len(asked); i += 3 {
+		gone = append(gone, asked[i])
+	}
+	n, err := failstore.Discard(ctx, wd.js, gone)
+	require.NoError(t, err)
+	require.Equal(t, 20, n)
+
+	got, err := failstore.Get(ctx, wd.js, asked)
+	require.NoError(t, err)
+	var want, have []string
+	for i, s := range asked {
+		if i%3 != 0 {
+			want = append(want, s.CommandID)
+		}
+	}
+	for _, f := range got {
+		have = append(have, f.CommandID)
+		assert.Equal(t, f.CommandID, f.Data.CommandID, "each entry whole, its own")
+	}
+	assert.Equal(t, want, have)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -297,8 +299,13 @@ type Failure struct {
 	Data  events.Failed
 }
 
+// getInFlight bounds the direct gets Get has in flight: a page of 10,000
+// entries costs a few round trips' time, not 10,000 of them.
+const getInFlight = 16
+
 // Get fetches the whole entries of the given summaries, in their order;
-// an entry removed since its summary was read is left out.
+// an entry removed since its summary was read is left out. It keeps up to
+// getInFlight reads in flight.
 func Get(ctx context.Context, js jetstream.JetStream, sums []Summary) ([]*Failure, error) {
 	if len(sums) == 0 {
 		return nil, nil
@@ -310,25 +317,45 @@ func Get(ctx context.Context, js jetstream.JetStream, sums []Summary) ([]*Failur
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %s: %w", Stream, err)
 	}
-	out := make([]*Failure, 0, len(sums))
-	for _, sum := range sums {
-		raw, err := s.GetMsg(ctx, sum.Seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err) {
-			continue
+	got := make([]*Failure, len(sums))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(getInFlight)
+	for i, sum := range sums {
+		g.Go(func() error {
+			f, err := getOne(gctx, s, sum)
+			got[i] = f
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := got[:0]
+	for _, f := range got {
+		if f != nil {
+			out = append(out, f)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
-		}
-		f := &Failure{Summary: sum}
-		if err := json.Unmarshal(raw.Data, &f.Event); err != nil {
-			return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
-		}
-		if err := json.Unmarshal(f.Event.Data, &f.Data); err != nil {
-			return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
-		}
-		out = append(out, f)
 	}
 	return out, nil
+}
+
+// getOne fetches one entry whole; nil when it was removed.
+func getOne(ctx context.Context, s jetstream.Stream, sum Summary) (*Failure, error) {
+	raw, err := s.GetMsg(ctx, sum.Seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
+	}
+	f := &Failure{Summary: sum}
+	if err := json.Unmarshal(raw.Data, &f.Event); err != nil {
+		return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
+	}
+	if err := json.Unmarshal(f.Event.Data, &f.Data); err != nil {
+		return nil, fmt.Errorf("read open failure %d: %w", sum.Seq, err)
+	}
+	return f, nil
 }
 
 // Watch reports the open failures' counts by reason and provider every
