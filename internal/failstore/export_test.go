@@ -2,3 +2,11 @@ package failstore
 
 // SetPause has w call pause between the steps of Open and Resolve.
 func SetPause(w *Writer, pause func()) { w.pause = pause }
+
+// SetGetInFlight sets how many reads Get keeps in flight, and returns a
+// function that puts it back.
+func SetGetInFlight(n int) (restore func()) {
+	old := getInFlight
+	getInFlight = n
+	return func() { getInFlight = old }
+}

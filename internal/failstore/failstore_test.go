@@ -478,7 +478,10 @@ func TestWatchReloadsOnlyAChangedStore(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		failstore.Watch(ctx, wd.js, 10*time.Millisecond, func(c map[[2]string]int, err error) {
+		// Each load may take up to the period: 200ms is ample for one
+		// entry, but a loaded machine can still miss it, so a failed load
+		// only starts the comparison again.
+		failstore.Watch(ctx, wd.js, 200*time.Millisecond, func(c map[[2]string]int, err error) {
 			select {
 			case reports <- report{c, err}:
 			case <-ctx.Done():
@@ -486,29 +489,45 @@ func TestWatchReloadsOnlyAChangedStore(t *testing.T) {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	next := func() map[[2]string]int {
+	deadline := time.Now().Add(60 * time.Second)
+	// next returns the counts of the next report, and whether the report
+	// before it was a good one too.
+	var lastGood bool
+	next := func() (map[[2]string]int, bool) {
 		t.Helper()
-		select {
-		case r := <-reports:
-			require.NoError(t, r.err)
-			return r.counts
-		case <-time.After(30 * time.Second):
-			t.Fatal("no report from Watch")
-			return nil
+		for {
+			require.True(t, time.Now().Before(deadline), "Watch did not report as expected in time")
+			select {
+			case r := <-reports:
+				if r.err != nil {
+					t.Logf("a load failed (tolerated): %v", r.err)
+					lastGood = false
+					continue
+				}
+				after := lastGood
+				lastGood = true
+				return r.counts, after
+			case <-time.After(30 * time.Second):
+				t.Fatal("no report from Watch")
+			}
 		}
 	}
-	first := next()
+	first, _ := next()
 	assert.Equal(t, map[[2]string]int{{"exhausted", "pik"}: 1}, first)
-	second := next()
-	assert.Equal(t, reflect.ValueOf(first).Pointer(), reflect.ValueOf(second).Pointer(), "an unchanged store is not read again")
+	for {
+		second, successive := next()
+		if successive {
+			assert.Equal(t, reflect.ValueOf(first).Pointer(), reflect.ValueOf(second).Pointer(), "an unchanged store is not read again")
+			break
+		}
+		first = second
+	}
 
 	resolved := outcome{commandID: "w-1", generation: "r1"}
 	wd.record(t, resolved)
 	wd.change(t, resolved)
-	deadline := time.Now().Add(30 * time.Second)
-	for counts := next(); len(counts) != 0; counts = next() {
+	for counts, _ := next(); len(counts) != 0; counts, _ = next() {
 		require.Equal(t, first, counts, "the old counts until the change is seen")
-		require.True(t, time.Now().Before(deadline), "Watch never saw the failure resolved")
 	}
 }
 

@@ -301,7 +301,7 @@ type Failure struct {
 
 // getInFlight bounds the direct gets Get has in flight: a page of 10,000
 // entries costs a few round trips' time, not 10,000 of them.
-const getInFlight = 16
+var getInFlight = 16
 
 // Get fetches the whole entries of the given summaries, in their order;
 // an entry removed since its summary was read is left out. It keeps up to
