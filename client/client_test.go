@@ -168,6 +168,19 @@ func TestErrors(t *testing.T) {
 		_, err = c.PublishAndWait(cctx, jane("t-2"))
 		assert.False(t, errors.Is(err, client.ErrTimeout), "a cancel is not a timeout: %v", err)
 	})
+	t.Run("cancelled after a duplicate's publish", func(t *testing.T) {
+		w := newWorld(t) // no service: the first publish has no outcome
+		_, err := client.New(w.js, client.Config{}).Publish(wait(t), jane("d-1"))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		// Cancelled between the publish and the wait: the watch from
+		// before the stored command cannot start.
+		c := client.New(w.js, client.Config{Published: func(client.Ack) { cancel() }})
+		o, err := c.PublishAndWait(ctx, jane("d-1"))
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.True(t, o.Ack.Duplicate)
+	})
 }
 
 func TestPublishSetsHeaders(t *testing.T) {
