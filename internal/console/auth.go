@@ -8,6 +8,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -199,6 +201,10 @@ func (srv *Server) guard(next http.Handler) http.Handler {
 				http.Error(w, "refused: a cross-origin request that changes state", http.StatusForbidden)
 				return
 			}
+			if status, msg := readForm(w, r); status != 0 {
+				http.Error(w, msg, status)
+				return
+			}
 		}
 		s := srv.sessions.read(r)
 		switch {
@@ -231,4 +237,28 @@ func (srv *Server) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), s)))
 	})
+}
+
+// maxFormBytes bounds the body of a POST: the console's largest form, a
+// repair, holds a command of at most 64 KiB.
+const maxFormBytes = 1 << 20
+
+// readForm reads a POST's form, urlencoded or multipart, from at most
+// maxFormBytes of body (a multipart file too, which is then kept in
+// memory, never on disk). It returns the status and text of a refusal, or
+// 0.
+func readForm(w http.ResponseWriter, r *http.Request) (int, string) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	err := r.ParseForm()
+	if err == nil {
+		err = r.ParseMultipartForm(maxFormBytes)
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil || errors.Is(err, http.ErrNotMultipart):
+		return 0, ""
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("refused: the request's body is over %d bytes", maxFormBytes)
+	}
+	return http.StatusBadRequest, "refused: the form cannot be read: " + err.Error()
 }

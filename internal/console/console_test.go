@@ -2,10 +2,12 @@ package console
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -217,6 +219,40 @@ func TestSignInCSRFAndHeaders(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	resp, _ = get(t, c, f.web.URL+"/failures")
 	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "signed out")
+}
+
+// A POST's body is read up to maxFormBytes, before the session's token is
+// looked for in it: a visitor with no more than the sign-in page's cookie
+// cannot make the console hold a large form in memory, or write a large
+// multipart file to its temporary directory.
+func TestLargePostBodyIsRefused(t *testing.T) {
+	f := newFixture(t, Config{User: "ops", Password: "correct horse"})
+	c := f.client(t)
+	_, login := get(t, c, f.web.URL+"/login")
+	token := csrfOf(t, login)
+
+	form := url.Values{"csrf": {token}, "user": {"ops"}, "password": {"wrong horse"}, "pad": {strings.Repeat("a", maxFormBytes)}}
+	resp, _ := post(t, c, f.web.URL+"/login", form)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a form over the limit")
+
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	require.NoError(t, mw.WriteField("csrf", token))
+	fw, err := mw.CreateFormFile("upload", "big")
+	require.NoError(t, err)
+	_, err = fw.Write(bytes.Repeat([]byte("x"), 2*maxFormBytes))
+	require.NoError(t, err)
+	require.NoError(t, mw.Close())
+	req, err := http.NewRequest(http.MethodPost, f.web.URL+"/login", &body)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a multipart body over the limit")
+
+	resp, body2 := post(t, c, f.web.URL+"/login", url.Values{"csrf": {token}, "user": {"ops"}, "password": {"wrong horse"}})
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a form within the limit is read: %s", body2)
 }
 
 func TestHostileCommandRendersAsText(t *testing.T) {
