@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -173,6 +174,7 @@ func localPath(next string) string {
 }
 
 // guard is the console's middleware: security headers on everything;
+// without authentication, nothing for a Host that is not loopback;
 // a session on every page (made for a visitor who has none on the
 // sign-in page, or on a console without authentication); sign-in required
 // elsewhere (GET: a redirect to the sign-in page; other methods: 401); and
@@ -190,6 +192,12 @@ func (srv *Server) guard(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if srv.cfg.NoAuth && !IsLoopback(r.Host) {
+			// Another name that resolves to loopback (DNS rebinding)
+			// would make another site's page the console's own origin.
+			http.Error(w, "refused: without authentication the console answers only to a loopback address or localhost, not "+strconv.Quote(r.Host), http.StatusMisdirectedRequest)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/assets/") {
 			next.ServeHTTP(w, r)
 			return

@@ -255,6 +255,39 @@ func TestLargePostBodyIsRefused(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a form within the limit is read: %s", body2)
 }
 
+// A console without authentication answers only to a loopback address or
+// localhost in the Host header: a page of another site whose name was
+// made to resolve to 127.0.0.1 (DNS rebinding) is the same origin to the
+// browser, and could otherwise read every page, its CSRF token with it,
+// and post actions.
+func TestNoAuthConsoleRefusesAnotherHost(t *testing.T) {
+	f := newFixture(t, Config{NoAuth: true})
+	seed(t, f.js, 1, exhausted)
+	f.srv.load(context.Background())
+	port := f.web.URL[strings.LastIndex(f.web.URL, ":"):]
+	for _, host := range []string{"rebound.example" + port, "rebound.example", "127.0.0.1.nip.io" + port, "localhost.rebound.example" + port} {
+		req, err := http.NewRequest(http.MethodGet, f.web.URL+"/failures", nil)
+		require.NoError(t, err)
+		req.Host = host
+		resp, err := f.client(t).Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode, host)
+		assert.NotContains(t, string(body), "cmd-000000", host)
+		assert.Empty(t, resp.Cookies(), "%s: no session", host)
+	}
+	for _, host := range []string{"127.0.0.1" + port, "localhost" + port, "LOCALHOST" + port, "[::1]" + port, "127.0.0.2" + port} {
+		req, err := http.NewRequest(http.MethodGet, f.web.URL+"/failures", nil)
+		require.NoError(t, err)
+		req.Host = host
+		resp, err := f.client(t).Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, host)
+	}
+}
+
 func TestHostileCommandRendersAsText(t *testing.T) {
 	f := newFixture(t, Config{NoAuth: true})
 	script, img := `<script>alert(1)</script>`, `"><img src=x onerror=alert(2)>`
