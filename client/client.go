@@ -120,7 +120,7 @@ func (c *Client) Publish(ctx context.Context, cmd Command) (Ack, error) {
 func (c *Client) PublishMessage(ctx context.Context, m Message) (Ack, error) {
 	msg := nats.NewMsg(events.SubjectCreate)
 	msg.Data = m.Body
-	id, hasID := bodyCommandID(m.Body)
+	id, hasID := bodyCommandID(m.Body, m.ReplayOf != "")
 	switch {
 	case m.ReplayOf != "":
 		msg.Header.Set(events.HeaderReplayOf, m.ReplayOf)
@@ -227,8 +227,12 @@ func (c *Client) duplicateWindow(ctx context.Context) time.Duration {
 }
 
 // bodyCommandID returns the body's commandId when it is one the service
-// will use (a string of 1 to 128 characters).
-func bodyCommandID(body []byte) (string, bool) {
+// will use (a string of 1 to 128 characters, none a control or format
+// character, and unless the body is a replay's not of the form
+// <stream>:<sequence>). Any other the service answers under
+// <stream>:<sequence>; sent as Nats-Msg-Id it would also be changed (a
+// line end) or refused by the service.
+func bodyCommandID(body []byte, replay bool) (string, bool) {
 	var v struct {
 		CommandID any `json:"commandId"`
 	}
@@ -236,7 +240,10 @@ func bodyCommandID(body []byte) (string, bool) {
 		return "", false
 	}
 	s, ok := v.CommandID.(string)
-	if !ok || s == "" || utf8.RuneCountInString(s) > 128 {
+	if !ok || s == "" || utf8.RuneCountInString(s) > 128 || (!replay && handlers.DerivedID(s)) {
+		return "", false
+	}
+	if _, err := events.CommandIDFromHeader(s); err != nil {
 		return "", false
 	}
 	return s, true

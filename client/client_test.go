@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +90,27 @@ func TestPublishAndWait(t *testing.T) {
 // TestPublishAndWaitWhenTheOutcomeCameFirst: a command published without
 // a wait is settled; the same command published again within the window
 // finds the outcome stored before its subscription.
+// A commandId the service cannot use (a control or format character, or
+// the reserved form <stream>:<sequence>) is answered under
+// <stream>:<sequence>: the wait finds that answer instead of waiting for
+// one under the id given.
+func TestPublishAndWaitWithACommandIDTheServiceCannotUse(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.startService(t)
+	c := client.New(w.js, client.Config{})
+	for _, id := range []string{"tab\tid", "line\nid", "cr\r\nid", "nul\x00id", "zero\u200bwidth", "CONTACT_COMMANDS:999999", strings.Repeat("x", 5000)} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		o, err := c.PublishAndWait(ctx, jane(id))
+		cancel()
+		var failed *client.FailedError
+		require.ErrorAs(t, err, &failed, "%q", id)
+		assert.Equal(t, client.ReasonInvalid, failed.Reason, "%q", id)
+		assert.Equal(t, fmt.Sprintf("%s:%d", o.Ack.Stream, o.Ack.Sequence), o.Ack.CommandID, "%q", id)
+		assert.Equal(t, o.Ack.CommandID, o.Event.Subject, "%q", id)
+	}
+}
+
 func TestPublishAndWaitWhenTheOutcomeCameFirst(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -167,6 +190,19 @@ func TestErrors(t *testing.T) {
 		ccancel()
 		_, err = c.PublishAndWait(cctx, jane("t-2"))
 		assert.False(t, errors.Is(err, client.ErrTimeout), "a cancel is not a timeout: %v", err)
+	})
+	t.Run("cancelled after a duplicate's publish", func(t *testing.T) {
+		w := newWorld(t) // no service: the first publish has no outcome
+		_, err := client.New(w.js, client.Config{}).Publish(wait(t), jane("d-1"))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		// Cancelled between the publish and the wait: the watch from
+		// before the stored command cannot start.
+		c := client.New(w.js, client.Config{Published: func(client.Ack) { cancel() }})
+		o, err := c.PublishAndWait(ctx, jane("d-1"))
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.True(t, o.Ack.Duplicate)
 	})
 }
 

@@ -86,9 +86,12 @@ func (c *Client) PublishMessageAndWait(ctx context.Context, m Message) (Outcome,
 			since = stored.Time
 		}
 		w.Stop()
-		if w, err = c.Watch(ctx, since.Add(-c.duplicateWindow(ctx))); err != nil {
+		earlier, err := c.Watch(ctx, since.Add(-c.duplicateWindow(ctx)))
+		if err != nil {
+			// w is stopped already; Stop again is a no-op.
 			return Outcome{Ack: ack}, err
 		}
+		w = earlier
 	}
 	return c.await(ctx, w, ack)
 }

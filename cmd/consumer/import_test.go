@@ -227,3 +227,30 @@ func (b neverEnding) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// A byte-order mark before a quoted header (a spreadsheet's export with
+// every field quoted), or at the start of an NDJSON line (a file saved by
+// Notepad, or two such files put together), is not part of the row.
+func TestImportByteOrderMark(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	_, _, err := e.cli(t, "setup")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	line := func(id string) string {
+		return fmt.Sprintf(`{"commandId":%q,"name":"Jane Doe","email":"jane@example.com","mobile":"+919876543210","tagId":%q}`, id, tagID)
+	}
+	for _, tc := range []struct{ name, file, content, want string }{
+		{"a quoted CSV header", "q.csv", "\ufeff\"name\",\"email\",\"mobile\",\"tagId\"\r\n\"Jane Doe\",\"jane@example.com\",\"+919876543210\",\"" + tagID + "\"\r\n", "1 rows: 1 published, 0 invalid"},
+		{"an unquoted CSV header", "u.csv", "\ufeffname,email,mobile,tagId\nJane Doe,jane@example.com,+919876543210," + tagID + "\n", "1 rows: 1 published, 0 invalid"},
+		{"NDJSON lines", "b.ndjson", "\ufeff" + line("bom-1") + "\n\ufeff" + line("bom-2") + "\n", "2 rows: 2 published, 0 invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.file)
+			require.NoError(t, os.WriteFile(path, []byte(tc.content), 0o600))
+			stdout, stderr, err := e.cli(t, "import", "--batch", "bom", path)
+			require.NoError(t, err, stderr)
+			assert.Contains(t, stdout, tc.want)
+		})
+	}
+}

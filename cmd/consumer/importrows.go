@@ -90,7 +90,13 @@ type csvRows struct {
 // newCSVRows reads the header and checks its columns: a usage error
 // (exit 2) names what is missing or unknown, with the header's line.
 func newCSVRows(in io.Reader, batch string) (*csvRows, error) {
-	budget := &recordBudget{r: in}
+	br := bufio.NewReader(in)
+	if b, _ := br.Peek(len(bom)); bytes.Equal(b, bom) {
+		// Before the header, which may be quoted: encoding/csv would read
+		// the mark as part of a field, and its quote as a bare one.
+		_, _ = br.Discard(len(bom))
+	}
+	budget := &recordBudget{r: br}
 	budget.reset()
 	r := csv.NewReader(budget)
 	r.ReuseRecord = true
@@ -218,7 +224,12 @@ func (c *csvRows) next() (importRow, error) {
 // errNeedBatch: a row without a commandId, and no --batch to derive one.
 var errNeedBatch = errors.New("has no commandId: give --batch NAME to derive one from the row's content, so that running the import again creates nothing twice")
 
-// ndjsonRows reads one command object a line; blank lines are skipped.
+// bom is UTF-8's byte-order mark, which an editor or a spreadsheet may
+// write at the start of a file: it is not part of the first row.
+var bom = []byte("\ufeff")
+
+// ndjsonRows reads one command object a line, a byte-order mark before it
+// left out; blank lines are skipped.
 type ndjsonRows struct {
 	s     *bufio.Scanner
 	line  int
@@ -235,7 +246,7 @@ func newNDJSONRows(in io.Reader, batch string) *ndjsonRows {
 func (n *ndjsonRows) next() (importRow, error) {
 	for n.s.Scan() {
 		n.line++
-		body := bytes.TrimSpace(n.s.Bytes())
+		body := bytes.TrimSpace(bytes.TrimPrefix(n.s.Bytes(), bom))
 		if len(body) == 0 {
 			continue
 		}

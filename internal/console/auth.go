@@ -8,8 +8,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -171,6 +174,7 @@ func localPath(next string) string {
 }
 
 // guard is the console's middleware: security headers on everything;
+// without authentication, nothing for a Host that is not loopback;
 // a session on every page (made for a visitor who has none on the
 // sign-in page, or on a console without authentication); sign-in required
 // elsewhere (GET: a redirect to the sign-in page; other methods: 401); and
@@ -188,6 +192,12 @@ func (srv *Server) guard(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if srv.cfg.NoAuth && !IsLoopback(r.Host) {
+			// Another name that resolves to loopback (DNS rebinding)
+			// would make another site's page the console's own origin.
+			http.Error(w, "refused: without authentication the console answers only to a loopback address or localhost, not "+strconv.Quote(r.Host), http.StatusMisdirectedRequest)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/assets/") {
 			next.ServeHTTP(w, r)
 			return
@@ -197,6 +207,10 @@ func (srv *Server) guard(next http.Handler) http.Handler {
 		if !safe {
 			if err := crossOrigin.Check(r); err != nil {
 				http.Error(w, "refused: a cross-origin request that changes state", http.StatusForbidden)
+				return
+			}
+			if status, msg := readForm(w, r); status != 0 {
+				http.Error(w, msg, status)
 				return
 			}
 		}
@@ -231,4 +245,28 @@ func (srv *Server) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), s)))
 	})
+}
+
+// maxFormBytes bounds the body of a POST: the console's largest form, a
+// repair, holds a command of at most 64 KiB.
+const maxFormBytes = 1 << 20
+
+// readForm reads a POST's form, urlencoded or multipart, from at most
+// maxFormBytes of body (a multipart file too, which is then kept in
+// memory, never on disk). It returns the status and text of a refusal, or
+// 0.
+func readForm(w http.ResponseWriter, r *http.Request) (int, string) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	err := r.ParseForm()
+	if err == nil {
+		err = r.ParseMultipartForm(maxFormBytes)
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil || errors.Is(err, http.ErrNotMultipart):
+		return 0, ""
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("refused: the request's body is over %d bytes", maxFormBytes)
+	}
+	return http.StatusBadRequest, "refused: the form cannot be read: " + err.Error()
 }

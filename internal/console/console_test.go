@@ -2,16 +2,19 @@ package console
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,6 +220,110 @@ func TestSignInCSRFAndHeaders(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	resp, _ = get(t, c, f.web.URL+"/failures")
 	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "signed out")
+}
+
+// A POST's body is read up to maxFormBytes, before the session's token is
+// looked for in it: a visitor with no more than the sign-in page's cookie
+// cannot make the console hold a large form in memory, or write a large
+// multipart file to its temporary directory.
+func TestLargePostBodyIsRefused(t *testing.T) {
+	f := newFixture(t, Config{User: "ops", Password: "correct horse"})
+	c := f.client(t)
+	_, login := get(t, c, f.web.URL+"/login")
+	token := csrfOf(t, login)
+
+	form := url.Values{"csrf": {token}, "user": {"ops"}, "password": {"wrong horse"}, "pad": {strings.Repeat("a", maxFormBytes)}}
+	resp, _ := post(t, c, f.web.URL+"/login", form)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a form over the limit")
+
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	require.NoError(t, mw.WriteField("csrf", token))
+	fw, err := mw.CreateFormFile("upload", "big")
+	require.NoError(t, err)
+	_, err = fw.Write(bytes.Repeat([]byte("x"), 2*maxFormBytes))
+	require.NoError(t, err)
+	require.NoError(t, mw.Close())
+	req, err := http.NewRequest(http.MethodPost, f.web.URL+"/login", &body)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a multipart body over the limit")
+
+	resp, body2 := post(t, c, f.web.URL+"/login", url.Values{"csrf": {token}, "user": {"ops"}, "password": {"wrong horse"}})
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a form within the limit is read: %s", body2)
+}
+
+// A console without authentication answers only to a loopback address or
+// localhost in the Host header: a page of another site whose name was
+// made to resolve to 127.0.0.1 (DNS rebinding) is the same origin to the
+// browser, and could otherwise read every page, its CSRF token with it,
+// and post actions.
+func TestNoAuthConsoleRefusesAnotherHost(t *testing.T) {
+	f := newFixture(t, Config{NoAuth: true})
+	seed(t, f.js, 1, exhausted)
+	f.srv.load(context.Background())
+	port := f.web.URL[strings.LastIndex(f.web.URL, ":"):]
+	for _, host := range []string{"rebound.example" + port, "rebound.example", "127.0.0.1.nip.io" + port, "localhost.rebound.example" + port} {
+		req, err := http.NewRequest(http.MethodGet, f.web.URL+"/failures", nil)
+		require.NoError(t, err)
+		req.Host = host
+		resp, err := f.client(t).Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode, host)
+		assert.NotContains(t, string(body), "cmd-000000", host)
+		assert.Empty(t, resp.Cookies(), "%s: no session", host)
+	}
+	for _, host := range []string{"127.0.0.1" + port, "localhost" + port, "LOCALHOST" + port, "[::1]" + port, "127.0.0.2" + port} {
+		req, err := http.NewRequest(http.MethodGet, f.web.URL+"/failures", nil)
+		require.NoError(t, err)
+		req.Host = host
+		resp, err := f.client(t).Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, host)
+	}
+}
+
+// Sign-ins are checked one at a time, a wrong one holding its turn
+// through its pause: however many connections guess at once, they guess
+// one after the other. A sign-in that comes during another's turn is
+// answered 429 at once, the right password too.
+func TestSignInGuessesAreOneAtATime(t *testing.T) {
+	f := newFixture(t, Config{User: "ops", Password: "correct horse"})
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var pauses atomic.Int32
+	f.srv.wrongPause = func() {
+		if pauses.Add(1) == 1 { // the first wrong guess waits for the test
+			paused <- struct{}{}
+			<-resume
+		}
+	}
+	signIn := func(password string) (*http.Response, string) {
+		c := f.client(t)
+		_, login := get(t, c, f.web.URL+"/login")
+		return post(t, c, f.web.URL+"/login", url.Values{"user": {"ops"}, "password": {password}, "csrf": {csrfOf(t, login)}})
+	}
+	wrong := make(chan int)
+	go func() {
+		resp, _ := signIn("wrong horse")
+		wrong <- resp.StatusCode
+	}()
+	<-paused // the wrong guess is in its pause
+	resp, body := signIn("another wrong horse")
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "a second guess meanwhile is not checked")
+	assert.Contains(t, body, "another sign-in is being checked")
+	resp, _ = signIn("correct horse")
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "nor is the right password")
+	close(resume)
+	assert.Equal(t, http.StatusUnauthorized, <-wrong)
+	resp, _ = signIn("correct horse")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "after the pause, a sign-in is checked again")
+	assert.EqualValues(t, 1, pauses.Load(), "one guess was checked")
 }
 
 func TestHostileCommandRendersAsText(t *testing.T) {

@@ -38,10 +38,21 @@ func (srv *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
+	select {
+	case srv.signIn <- struct{}{}:
+		defer func() { <-srv.signIn }()
+	default:
+		// Not queued: a queue would let many connections wait to
+		// guess, and answer the right password as late.
+		srv.cfg.Log.Warn("console: sign-in refused: another is being checked", "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		srv.render(w, r, http.StatusTooManyRequests, "login", "Sign in", "", map[string]string{"Next": next, "Error": "another sign-in is being checked; try again in a second"})
+		return
+	}
 	userOK := passwordOK(user, srv.cfg.User) // both compared, in constant time
 	if !passwordOK(password, srv.cfg.Password) || !userOK {
 		srv.cfg.Log.Warn("console: sign-in refused", "remote", r.RemoteAddr)
-		time.Sleep(300 * time.Millisecond) // a guess costs time
+		srv.wrongPause()
 		srv.render(w, r, http.StatusUnauthorized, "login", "Sign in", "", map[string]string{"Next": next, "Error": "wrong user or password"})
 		return
 	}

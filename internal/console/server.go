@@ -43,6 +43,12 @@ type Server struct {
 	jobs     *jobs
 	activity *activity
 
+	// signIn is held while a sign-in is checked, and through wrongPause
+	// after a wrong one: guesses are checked one at a time, however many
+	// connections make them.
+	signIn     chan struct{}
+	wrongPause func()
+
 	// runCtx is Run's context: replays started from a page belong to
 	// Run, not to the request that started them.
 	runMu  sync.Mutex
@@ -67,7 +73,11 @@ func New(cfg Config) (*Server, error) {
 		reload:    make(chan struct{}, 1),
 		jobs:      newJobs(),
 		activity:  &activity{},
-		runCtx:    context.Background(),
+		signIn:    make(chan struct{}, 1),
+		wrongPause: func() {
+			time.Sleep(time.Second) // a guess costs a second
+		},
+		runCtx: context.Background(),
 	}, nil
 }
 

@@ -243,7 +243,7 @@ type Message struct {
 // <stream>:<sequence> cannot, so that no message takes another's id), else
 // <stream>:<sequence>.
 func (m Message) fallbackID() string {
-	if id, err := events.CommandIDFromHeader(m.MsgID); err == nil && id != "" && !derivedID(id) {
+	if id, err := events.CommandIDFromHeader(m.MsgID); err == nil && id != "" && !DerivedID(id) {
 		return id
 	}
 	return fmt.Sprintf("%s:%d", m.Stream, m.Sequence)

@@ -53,10 +53,10 @@ func badGeneration(g string) string {
 	return ""
 }
 
-// derivedID reports whether id has the form of the ids the service derives
+// DerivedID reports whether id has the form of the ids the service derives
 // for a command that has none (<stream>:<sequence>), which only a replay
 // may carry in its body. It runs for every command: no regular expression.
-func derivedID(id string) bool {
+func DerivedID(id string) bool {
 	name, seq, ok := strings.Cut(id, ":")
 	if !ok || name == "" || seq == "" {
 		return false
@@ -108,7 +108,7 @@ func (h *Handler) read(m *Message) input {
 	} else {
 		in.fingerprint = fingerprint(cmd)
 	}
-	if cmd.CommandID != "" && m.Generation == "" && derivedID(cmd.CommandID) {
+	if cmd.CommandID != "" && m.Generation == "" && DerivedID(cmd.CommandID) {
 		fieldErrs = append(fieldErrs, events.FieldError{Field: "commandId", Rule: "reserved",
 			Message: "commandId must not have the form <stream>:<sequence>, which names commands sent without an id"})
 	}

@@ -494,6 +494,6 @@ func TestDerivedIDForm(t *testing.T) {
 		"CONTACT_COMMANDS:42": true, "a-b_9:0": true,
 		"crm-001": false, "replay:6f1b2c1e-4c43": false, ":42": false, "X:": false, "X:4a": false, "a.b:1": false, "x:1:2": false,
 	} {
-		assert.Equal(t, want, derivedID(id), id)
+		assert.Equal(t, want, DerivedID(id), id)
 	}
 }
