@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
@@ -240,10 +239,12 @@ func bodyCommandID(body []byte, replay bool) (string, bool) {
 		return "", false
 	}
 	s, ok := v.CommandID.(string)
-	if !ok || s == "" || utf8.RuneCountInString(s) > 128 || (!replay && handlers.DerivedID(s)) {
+	switch {
+	case !ok:
 		return "", false
-	}
-	if _, err := events.CommandIDFromHeader(s); err != nil {
+	case replay && handlers.DerivedID(s) && len(s) <= 128:
+		return s, true // a replay of a command the service gave a derived id
+	case !handlers.UsableCommandID(s):
 		return "", false
 	}
 	return s, true

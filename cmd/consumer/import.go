@@ -241,7 +241,7 @@ func (imp *importRun) publishAll(ctx context.Context, rows rowReader) error {
 					fatal(&exitError{code: 2, err: err})
 					cancel()
 				}
-				if err := imp.t.acked(j.id, j.first, err); err != nil {
+				if err := imp.t.acked(j.id, j.first, ack, err); err != nil {
 					fatal(err)
 					cancel()
 				}

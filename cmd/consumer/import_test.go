@@ -254,3 +254,39 @@ func TestImportByteOrderMark(t *testing.T) {
 		})
 	}
 }
+
+// Rows sent as they are (--send-invalid) whose commandId the service
+// cannot use are each a command of their own, followed by the
+// <stream>:<sequence> the service answers under: two identical malformed
+// lines are two outcomes, not one and a conflict, and none waits for the
+// timeout.
+func TestImportFollowsRowsTheServiceKeysByTheirSequence(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	in := fmt.Sprintf(`not json
+not json
+{"commandId":"tab\there","name":"Jane Doe","email":"jane@example.com","mobile":"+919876543210","tagId":%q}
+{"commandId":"CONTACT_COMMANDS:999","name":"Ravi Kumar","email":"ravi@example.com","mobile":"9876543210","tagId":%q}
+`, tagID, tagID)
+	results := filepath.Join(t.TempDir(), "results.csv")
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"import", "--format", "ndjson", "--batch", "b", "--wait", "--timeout", "50s", "--send-invalid", "--results", results, "-"},
+		e.getenv, strings.NewReader(in), &out, &errOut)
+	t.Log(out.String(), errOut.String())
+	assert.Equal(t, 1, exitCode(err), "rows failed")
+	recs := readResults(t, results)
+	require.Len(t, recs, 5)
+	seen := map[string]bool{}
+	for _, r := range recs[1:] {
+		line, id, status, reason := r[0], r[1], r[2], r[5]
+		assert.Equal(t, "failed", status, "line %s: %v", line, r)
+		assert.Regexp(t, `^CONTACT_COMMANDS:\d+$`, id, "line %s is followed by the id the service answered under", line)
+		assert.NotContains(t, []string{"conflict", ""}, reason, "line %s", line)
+		assert.False(t, seen[id], "each row its own command")
+		seen[id] = true
+	}
+}

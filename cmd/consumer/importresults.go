@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
 // The states of an import row.
@@ -104,6 +105,12 @@ func (t *importTracker) add(row importRow, reason, message string) (publish bool
 	rs := rowState{idOff: idOff, outOff: -1, line: int32(min(row.line, 1<<31-1)), next: -1, state: rowRead}
 	t.read++
 	key := idKey(row.commandID)
+	if !handlers.UsableCommandID(row.commandID) {
+		// Sent as it is (--send-invalid), the service keys it by what
+		// it derives (<stream>:<sequence>): a command of its own, keyed
+		// by its row until its publish is acknowledged (acked).
+		key = idKey(fmt.Sprintf("\x00row %d", idx))
+	}
 	e, seen := t.ids[key]
 	if reason == "" && seen && e.content != row.content {
 		reason = "conflict"
@@ -180,8 +187,10 @@ func (t *importTracker) settle(first int32, state uint8, outOff int64) {
 	t.count(state, n)
 }
 
-// acked records the stream's answer to the publish of row first's command.
-func (t *importTracker) acked(commandID string, first int32, err error) error {
+// acked records the stream's answer to the publish of row first's
+// command, whose commandId was commandID as read and is ack's as the
+// service takes it.
+func (t *importTracker) acked(commandID string, first int32, ack client.Ack, err error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
@@ -197,6 +206,9 @@ func (t *importTracker) acked(commandID string, first int32, err error) error {
 		return nil
 	}
 	key := idKey(commandID)
+	if !handlers.UsableCommandID(commandID) {
+		key = idKey(fmt.Sprintf("\x00row %d", first))
+	}
 	e := t.ids[key]
 	e.acked = true
 	t.ids[key] = e
@@ -206,6 +218,23 @@ func (t *importTracker) acked(commandID string, first int32, err error) error {
 			r.state = rowPublished
 		}
 	})
+	if ack.CommandID == "" || ack.CommandID == commandID {
+		return nil
+	}
+	// The service takes another commandId than the row's: follow the
+	// command by it, and write it in the results.
+	idOff, err := t.spool.put(ack.CommandID)
+	if err != nil {
+		return err
+	}
+	delete(t.ids, key)
+	key = idKey(ack.CommandID)
+	t.ids[key] = e
+	t.chain(first, func(r *rowState) { r.idOff = idOff })
+	if o, ok := t.early[key]; ok {
+		delete(t.early, key)
+		t.settle(first, o.state, o.outOff)
+	}
 	return nil
 }
 

@@ -53,6 +53,19 @@ func badGeneration(g string) string {
 	return ""
 }
 
+// UsableCommandID reports whether id can be an original command's
+// commandId and its Nats-Msg-Id as the service takes them: 1 to 128
+// characters of printable UTF-8 (its header rules), not of the derived
+// form <stream>:<sequence>. The service keys a command whose body's
+// commandId is not usable by what it derives instead.
+func UsableCommandID(id string) bool {
+	if id == "" || utf8.RuneCountInString(id) > 128 || DerivedID(id) {
+		return false
+	}
+	_, err := events.CommandIDFromHeader(id)
+	return err == nil
+}
+
 // DerivedID reports whether id has the form of the ids the service derives
 // for a command that has none (<stream>:<sequence>), which only a replay
 // may carry in its body. It runs for every command: no regular expression.
