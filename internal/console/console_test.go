@@ -533,3 +533,20 @@ func TestStatsCountEndedHoursOnce(t *testing.T) {
 	assert.Equal(t, first.FailedHourly[23], third.FailedHourly[22]+third.FailedHourly[23], "the first load's current hour, now ended (or the hour after, had the clock just passed one)")
 	assert.Equal(t, 4+2, srv.countCalls)
 }
+
+// A filter naming thousands of providers or unknown reasons is cut to a
+// filter's size, and says so once, not once a name.
+func TestQueryListsAreBounded(t *testing.T) {
+	v := url.Values{}
+	for i := range 10000 {
+		v.Add("provider", fmt.Sprintf("p%d", i))
+		v.Add("reason", fmt.Sprintf("r%d", i))
+	}
+	v.Add("reason", "invalid")
+	v.Add("reason", "invalid")
+	q, errs := parseQuery(v, time.Now())
+	assert.Len(t, q.Providers, maxProviders)
+	assert.Equal(t, []string{"invalid"}, q.Reasons, "known reasons, once each")
+	assert.Len(t, errs, 5, "three unknown reasons named, the rest counted, and the providers cut: %q", errs)
+	assert.Contains(t, errs, "and 9997 more unknown reasons")
+}

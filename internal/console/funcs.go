@@ -51,13 +51,7 @@ var funcs = template.FuncMap{
 		}
 		return false
 	},
-	"short": func(s string, n int) string {
-		r := []rune(s)
-		if len(r) <= n {
-			return s
-		}
-		return string(r[:n-1]) + "…"
-	},
+	"short": short,
 	"add": func(a, b int) int { return a + b },
 	// plural is one when n is 1, else many: "1 open failure", "2 open failures".
 	"plural": func(n int, one, many string) string {
@@ -99,4 +93,13 @@ func staleText(err error) string {
 		return "the open-failure store " + failstore.Stream + " does not exist yet: run 'consumer setup' (or start the service, which creates it)"
 	}
 	return "the open failures could not be reloaded, what is shown may be out of date: " + strings.TrimSpace(err.Error())
+}
+
+// short cuts s to n characters, the last an ellipsis when it was longer.
+func short(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }

@@ -12,19 +12,35 @@ import (
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
 
+// maxProviders bounds the providers a filter names.
+const maxProviders = 32
+
 // parseQuery reads a selection from a form or a query string; what it
 // cannot read it says, and leaves out.
 func parseQuery(v url.Values, now time.Time) (query, []string) {
 	var q query
 	var errs []string
+	unknown := 0
 	for _, r := range replay.SplitList(v["reason"]) {
-		if !slices.Contains(reasons, events.Reason(r)) {
-			errs = append(errs, fmt.Sprintf("unknown reason %q", r))
-			continue
+		switch {
+		case !slices.Contains(reasons, events.Reason(r)):
+			if unknown++; unknown <= 3 {
+				errs = append(errs, fmt.Sprintf("unknown reason %q", short(r, 40)))
+			}
+		case !slices.Contains(q.Reasons, r):
+			q.Reasons = append(q.Reasons, r)
 		}
-		q.Reasons = append(q.Reasons, r)
 	}
+	if unknown > 3 {
+		errs = append(errs, fmt.Sprintf("and %d more unknown reasons", unknown-3))
+	}
+	// Each provider is matched against every open failure, and kept in
+	// every link of the page: a few are a filter, thousands an attack.
 	q.Providers = replay.SplitList(v["provider"])
+	if len(q.Providers) > maxProviders {
+		errs = append(errs, fmt.Sprintf("%d providers: a filter takes %d at most, the first %d are used", len(q.Providers), maxProviders, maxProviders))
+		q.Providers = q.Providers[:maxProviders]
+	}
 	q.SinceText, q.UntilText = strings.TrimSpace(v.Get("since")), strings.TrimSpace(v.Get("until"))
 	for _, t := range []struct {
 		name, text string
