@@ -52,7 +52,7 @@ var funcs = template.FuncMap{
 		return false
 	},
 	"short": short,
-	"add": func(a, b int) int { return a + b },
+	"add":   func(a, b int) int { return a + b },
 	// plural is one when n is 1, else many: "1 open failure", "2 open failures".
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
