@@ -181,7 +181,7 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 func (srv *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 	j := srv.jobs.get(r.PathValue("id"))
 	if j == nil {
-		srv.fail(w, r, http.StatusNotFound, "no such replay (replays are kept until the console restarts)")
+		srv.fail(w, r, http.StatusNotFound, "no such replay (the console keeps its last 100 finished replays until it restarts; its log has every action)")
 		return
 	}
 	srv.render(w, r, http.StatusOK, "job", "Replay", "activity", struct {

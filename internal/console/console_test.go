@@ -550,3 +550,40 @@ func TestQueryListsAreBounded(t *testing.T) {
 	assert.Len(t, errs, 5, "three unknown reasons named, the rest counted, and the providers cut: %q", errs)
 	assert.Contains(t, errs, "and 9997 more unknown reasons")
 }
+
+// The console keeps the pages of its last 100 ended replays, not every
+// replay since it started; one under way is never dropped.
+func TestEndedReplaysAreForgottenOldestFirst(t *testing.T) {
+	js := newJobs()
+	release := make(chan struct{})
+	running := &job{}
+	js.start(context.Background(), running, func(context.Context, *job) { <-release })
+	var ids []string
+	for i := range keptJobs + 20 {
+		j := &job{}
+		js.start(context.Background(), j, func(_ context.Context, j *job) {
+			j.update(func(st *jobState) { st.Over, st.Finished = true, time.Unix(int64(i), 0) })
+		})
+		awaitOver(t, j)
+		ids = append(ids, j.ID)
+	}
+	assert.NotNil(t, js.get(running.ID), "a replay under way stays")
+	assert.Nil(t, js.get(ids[0]), "the oldest ended replay is forgotten")
+	assert.NotNil(t, js.get(ids[len(ids)-1]))
+	kept := 0
+	for _, id := range ids {
+		if js.get(id) != nil {
+			kept++
+		}
+	}
+	assert.LessOrEqual(t, kept, keptJobs)
+	assert.GreaterOrEqual(t, kept, keptJobs-1)
+	close(release)
+	js.wait()
+}
+
+// awaitOver waits until j has ended.
+func awaitOver(t *testing.T, j *job) {
+	t.Helper()
+	require.Eventually(t, func() bool { return j.snapshot().Over }, 10*time.Second, time.Millisecond)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"sync"
 	"time"
 
@@ -88,12 +89,35 @@ func (js *jobs) start(parent context.Context, j *job, run func(ctx context.Conte
 	j.state.Started = time.Now()
 	j.state.Phase = "reading"
 	js.mu.Lock()
+	js.forgetOld()
 	js.all[j.ID] = j
 	js.mu.Unlock()
 	js.wg.Go(func() {
 		defer cancel()
 		run(ctx, j)
 	})
+}
+
+// keptJobs is how many replays that have ended the console keeps for
+// their pages; the oldest go first.
+const keptJobs = 100
+
+// forgetOld drops the oldest ended replays beyond keptJobs. The caller
+// holds js.mu.
+func (js *jobs) forgetOld() {
+	var ended []*job
+	for _, j := range js.all {
+		if st := j.snapshot(); st.Over {
+			ended = append(ended, j)
+		}
+	}
+	if len(ended) < keptJobs {
+		return
+	}
+	slices.SortFunc(ended, func(a, b *job) int { return a.snapshot().Finished.Compare(b.snapshot().Finished) })
+	for _, j := range ended[:len(ended)-keptJobs+1] {
+		delete(js.all, j.ID)
+	}
 }
 
 func (js *jobs) get(id string) *job {
