@@ -168,6 +168,51 @@ func (c *Client) checkStored(ctx context.Context, ack Ack) error {
 		"Use a new commandId for a new contact", ErrOtherContent, ack.Stream, ack.Sequence, ack.CommandID)
 }
 
+// Settled returns the outcome the service has recorded for the command
+// body holds, when it has one for this content: the newest generation's
+// contact.created or contact.failed (a failure without its command), read
+// from the service's idempotency record, kept for RECORD_TTL. ok is false
+// when there is none: a command without a usable commandId, never
+// decided, expired, or first used for other content; publishing it is
+// then how to get an outcome. Outcome.Ack holds the CommandID only:
+// nothing was sent.
+// An error says the record could not be read (the bucket's read
+// permission, for one).
+func (c *Client) Settled(ctx context.Context, body []byte) (o Outcome, ok bool, err error) {
+	id, usable := bodyCommandID(body, false)
+	if !usable {
+		return Outcome{}, false, nil
+	}
+	kv, err := c.js.KeyValue(ctx, stream.RecordBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return Outcome{}, false, nil
+	}
+	if err != nil {
+		return Outcome{}, false, fmt.Errorf("read the record of %s: %w", id, err)
+	}
+	e, err := kv.Get(ctx, handlers.RecordKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Outcome{}, false, nil
+	}
+	if err != nil {
+		return Outcome{}, false, fmt.Errorf("read the record of %s: %w", id, err)
+	}
+	fingerprint, raw, decided := handlers.SettledOutcome(e.Value())
+	if !decided || fingerprint != handlers.ContentFingerprint(body) {
+		return Outcome{}, false, nil
+	}
+	var ev Event
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return Outcome{}, false, fmt.Errorf("the record of %s: %w", id, err)
+	}
+	o, err = outcome(Ack{CommandID: id}, ev, raw)
+	var failed *FailedError
+	if err != nil && !errors.As(err, &failed) {
+		return Outcome{}, false, err
+	}
+	return o, true, nil
+}
+
 // recordedFingerprint returns the fingerprint the service recorded for
 // the content a commandId was first used for, or "" when there is none to
 // read.

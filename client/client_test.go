@@ -270,3 +270,52 @@ func TestValidate(t *testing.T) {
 		assert.Equal(t, []client.FieldError{{Field: "name", Rule: "type", Message: "name must be a string"}}, ie.Errors)
 	})
 }
+
+// Settled tells a command the service has decided from one it has not,
+// from the service's record: the outcome of this content only.
+func TestSettled(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.startService(t)
+	c := client.New(w.js, client.Config{})
+	ctx := wait(t)
+	body := func(cmd client.Command) []byte {
+		b, err := json.Marshal(cmd)
+		require.NoError(t, err)
+		return b
+	}
+
+	_, ok, err := c.Settled(ctx, body(jane("st-1")))
+	require.NoError(t, err)
+	assert.False(t, ok, "never sent: nothing to tell")
+
+	created, err := c.PublishAndWait(ctx, jane("st-1"))
+	require.NoError(t, err)
+	o, ok, err := c.Settled(ctx, body(jane("st-1")))
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, created.Event.ID, o.Event.ID, "the outcome the service recorded")
+	require.NotNil(t, o.Created)
+	assert.Equal(t, created.Created.ContactID, o.Created.ContactID)
+	assert.Equal(t, "st-1", o.Ack.CommandID)
+
+	other := jane("st-1")
+	other.Email = "jane.doe@example.com"
+	_, ok, err = c.Settled(ctx, body(other))
+	require.NoError(t, err)
+	assert.False(t, ok, "other content under the commandId is not this command")
+
+	bad := jane("st-2")
+	bad.Email = "not-an-email"
+	_, err = c.PublishAndWait(ctx, bad)
+	require.Error(t, err)
+	o, ok, err = c.Settled(ctx, body(bad))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotNil(t, o.Failed)
+	assert.Equal(t, client.ReasonInvalid, o.Failed.Reason)
+
+	_, ok, err = c.Settled(ctx, []byte(`{"name":"no commandId"}`))
+	require.NoError(t, err)
+	assert.False(t, ok, "no usable commandId: no record to read")
+}

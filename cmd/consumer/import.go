@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -131,6 +132,33 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	return imp.summary(stdout)
 }
 
+// alreadySettled reports whether the service has an outcome for the
+// command body holds, for this content, and then gives it to the row: a
+// command settled before (an earlier run of the import, or another
+// publisher) is not sent again. A record that cannot be read (the
+// bucket's read permission, for one) is said once, and every command is
+// then sent, for the service to answer from its record.
+func (imp *importRun) alreadySettled(ctx context.Context, first int32, body []byte) bool {
+	if imp.noRecords.Load() {
+		return false
+	}
+	o, ok, err := imp.c.Settled(ctx, body)
+	if err != nil {
+		if ctx.Err() == nil && imp.noRecords.CompareAndSwap(false, true) {
+			fmt.Fprintf(imp.stderr, "import: outcomes recorded before cannot be read (%v): every row is sent, and the service answers those it settled before from its record\n", err)
+		}
+		return false
+	}
+	if !ok {
+		return false
+	}
+	if err := imp.t.settledBefore(first, o); err != nil {
+		fmt.Fprintf(imp.stderr, "import: %v: sent again\n", err)
+		return false
+	}
+	return true
+}
+
 // errTimedOut: --timeout passed with outcomes still to come.
 var errTimedOut = errors.New("timed out")
 
@@ -142,6 +170,8 @@ type importRun struct {
 	stderr io.Writer
 	start  time.Time
 	shown  int // invalid rows named on stderr
+	// noRecords is set once the service's records cannot be read.
+	noRecords atomic.Bool
 
 	mu       sync.Mutex
 	doneAt   time.Time // when the last row was published
@@ -233,6 +263,9 @@ func (imp *importRun) publishAll(ctx context.Context, rows rowReader) error {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
+				if imp.alreadySettled(pctx, j.first, j.body) {
+					continue
+				}
 				ack, err := imp.c.PublishMessage(pctx, client.Message{Body: j.body})
 				if ack.Duplicate && imp.opts.wait {
 					imp.lookBack(ctx)
@@ -449,12 +482,16 @@ func (imp *importRun) writeResults(f *os.File, pendingMessage string) error {
 func (imp *importRun) summary(stdout io.Writer) error {
 	n := imp.t.counts()
 	took := time.Since(imp.start).Round(time.Millisecond)
+	before := ""
+	if n.known > 0 {
+		before = fmt.Sprintf("; %d commands settled before, not sent again", n.known)
+	}
 	if imp.opts.wait {
-		fmt.Fprintf(stdout, "imported %s: %d rows: %d created, %d failed, %d invalid, %d pending (%s)\n",
-			imp.opts.file, n.read, n.created, n.failed, n.invalid, n.open+n.unsent, took)
+		fmt.Fprintf(stdout, "imported %s: %d rows: %d created, %d failed, %d invalid, %d pending%s (%s)\n",
+			imp.opts.file, n.read, n.created, n.failed, n.invalid, n.open+n.unsent, before, took)
 	} else {
-		fmt.Fprintf(stdout, "imported %s: %d rows: %d published, %d invalid, %d not published (%s); their outcomes come as events (--wait waits for them)\n",
-			imp.opts.file, n.read, n.published, n.invalid, n.unsent, took)
+		fmt.Fprintf(stdout, "imported %s: %d rows: %d published, %d invalid, %d not published%s (%s); their outcomes come as events (--wait waits for them)\n",
+			imp.opts.file, n.read, n.published, n.invalid, n.unsent, before, took)
 	}
 	if imp.opts.results != "" {
 		fmt.Fprintf(stdout, "results: %s\n", imp.opts.results)

@@ -105,13 +105,15 @@ func TestImportTwoThousandRows(t *testing.T) {
 
 	first, err := os.ReadFile(results)
 	require.NoError(t, err)
+	stored := e.commandsStored(t)
 	stdout, _, err = e.cli(t, args...)
 	assert.Equal(t, 1, exitCode(err))
-	assert.Contains(t, stdout, "2000 rows: 1980 created, 0 failed, 20 invalid, 0 pending")
+	assert.Contains(t, stdout, "2000 rows: 1980 created, 0 failed, 20 invalid, 0 pending; 1979 commands settled before, not sent again")
 	again, err := os.ReadFile(results)
 	require.NoError(t, err)
 	assert.Equal(t, string(first), string(again), "the same results")
 	assert.Equal(t, 1979, e.ipay.CreateCalls(), "running it again makes no provider call")
+	assert.Equal(t, stored, e.commandsStored(t), "and sends nothing already settled")
 }
 
 func TestImportNDJSONFromStdin(t *testing.T) {

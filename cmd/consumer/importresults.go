@@ -69,6 +69,8 @@ type importTracker struct {
 	// Counts of rows.
 	read, invalid, published, created, failed, unsent int
 	open                                              int // awaiting an outcome
+	// known counts the commands settled before the import, not sent.
+	known int
 }
 
 func newImportTracker(sp *spool) *importTracker {
@@ -260,19 +262,9 @@ func (t *importTracker) observe(ev client.Event) error {
 	} else if _, kept := t.early[key]; kept {
 		return nil
 	}
-	state, fields := rowCreated, []string(nil)
-	if ev.Type == client.SubjectCreated {
-		var d client.Created
-		if json.Unmarshal(ev.Data, &d) != nil {
-			return nil
-		}
-		fields = []string{d.Provider, d.ContactID, "", ""}
-	} else {
-		var d client.Failed
-		if json.Unmarshal(ev.Data, &d) != nil {
-			return nil
-		}
-		state, fields = rowFailed, []string{d.Provider, "", string(d.Reason), d.Message}
+	state, fields, ok := outcomeFields(ev)
+	if !ok {
+		return nil
 	}
 	off, err := t.spool.put(fields...)
 	if err != nil {
@@ -283,6 +275,42 @@ func (t *importTracker) observe(ev client.Event) error {
 		return nil
 	}
 	t.settle(e.first, state, off)
+	return nil
+}
+
+// outcomeFields returns the row state and the results' provider,
+// contactId, reason and message of a terminal event.
+func outcomeFields(ev client.Event) (state uint8, fields []string, ok bool) {
+	if ev.Type == client.SubjectCreated {
+		var d client.Created
+		if json.Unmarshal(ev.Data, &d) != nil {
+			return 0, nil, false
+		}
+		return rowCreated, []string{d.Provider, d.ContactID, "", ""}, true
+	}
+	var d client.Failed
+	if json.Unmarshal(ev.Data, &d) != nil {
+		return 0, nil, false
+	}
+	return rowFailed, []string{d.Provider, "", string(d.Reason), d.Message}, true
+}
+
+// settledBefore gives row first's command the outcome the service had
+// recorded for it before the import sent it (client.Settled): it is not
+// sent again.
+func (t *importTracker) settledBefore(first int32, o client.Outcome) error {
+	state, fields, ok := outcomeFields(o.Event)
+	if !ok {
+		return fmt.Errorf("the recorded outcome of %s cannot be read", o.Ack.CommandID)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	off, err := t.spool.put(fields...)
+	if err != nil {
+		return err
+	}
+	t.known++
+	t.settle(first, state, off)
 	return nil
 }
 
@@ -308,12 +336,13 @@ func (t *importTracker) forget(before time.Time) {
 // importCounts is a snapshot of an import's counts of rows.
 type importCounts struct {
 	read, invalid, published, created, failed, unsent, open int
+	known                                                   int
 }
 
 func (t *importTracker) counts() importCounts {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return importCounts{t.read, t.invalid, t.published, t.created, t.failed, t.unsent, t.open}
+	return importCounts{t.read, t.invalid, t.published, t.created, t.failed, t.unsent, t.open, t.known}
 }
 
 // resultHeader is the results file's header.

@@ -41,6 +41,21 @@ func NewestOutcome(value []byte) (commandID, generation string, created, ok bool
 	return rec.CommandID, name, g.Reason == "", true
 }
 
+// SettledOutcome returns, from a stored record, the fingerprint of the
+// content its commandId was first used for and the newest generation's
+// recorded outcome (the event as stored: a failure without its command),
+// or ok false when no generation has one.
+func SettledOutcome(value []byte) (fingerprint string, event []byte, ok bool) {
+	rec, err := decodeRecord(value)
+	if err != nil {
+		return "", nil, false
+	}
+	if _, g := rec.newestOutcome(); g != nil {
+		return rec.Fingerprint, g.Outcome, true
+	}
+	return rec.Fingerprint, nil, false
+}
+
 // newestOutcome returns the generation with the newest recorded outcome,
 // or nil.
 func (r *Record) newestOutcome() (string, *Generation) {
