@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/contactrelay/contactrelay/internal/console"
 )
 
@@ -46,12 +44,7 @@ func consoleCommand(ctx context.Context, args []string, getenv func(string) stri
 		return &exitError{code: 2, err: errors.New("CONSOLE_ADDR is off: the console needs an address to serve on")}
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	nc, js, err := connectJetStream(cfg, "contactrelay-console")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	c, err := startConsole(ctx, cfg, js, log)
+	c, err := startConsole(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -76,10 +69,20 @@ func (c *runningConsole) banner() string {
 // wait returns once the console has stopped.
 func (c *runningConsole) wait() error { return <-c.done }
 
-// startConsole listens on cfg.ConsoleAddr and serves the console until ctx
-// is cancelled. A configuration the console refuses (no authentication
-// off loopback) or a taken address is a usage error (exit 2).
-func startConsole(ctx context.Context, cfg Config, js jetstream.JetStream, log *slog.Logger) (*runningConsole, error) {
+// startConsole connects to JetStream, listens on cfg.ConsoleAddr and
+// serves the console until ctx is cancelled, then closes its connection. A
+// configuration the console refuses (no authentication off loopback) or a
+// taken address is a usage error (exit 2).
+func startConsole(ctx context.Context, cfg Config, log *slog.Logger) (c *runningConsole, err error) {
+	nc, js, err := connectJetStream(cfg, "contactrelay-console")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			nc.Close()
+		}
+	}()
 	srv, err := console.New(console.Config{
 		JS:       js,
 		Log:      log,
@@ -95,7 +98,7 @@ func startConsole(ctx context.Context, cfg Config, js jetstream.JetStream, log *
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("CONSOLE_ADDR %s: %w (set CONSOLE_ADDR to another address, 127.0.0.1:0 for any free port)", cfg.ConsoleAddr, err)}
 	}
-	c := &runningConsole{URL: "http://" + ln.Addr().String() + "/", NoAuth: cfg.ConsoleUser == "", done: make(chan error, 1)}
+	c = &runningConsole{URL: "http://" + ln.Addr().String() + "/", NoAuth: cfg.ConsoleUser == "", done: make(chan error, 1)}
 	rctx, cancel := context.WithCancel(ctx)
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		// Requests end with the console: a replay's progress stream too.
@@ -118,6 +121,7 @@ func startConsole(ctx context.Context, cfg Config, js jetstream.JetStream, log *
 		_ = hs.Shutdown(sctx)
 		scancel()
 		<-ran
+		nc.Close()
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}

@@ -134,12 +134,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	if cfg.ConsoleAddr != "" {
 		ctx, stopConsole := context.WithCancel(ctx)
 		defer stopConsole()
-		nc, js, err := connectJetStream(cfg, "contactrelay-console")
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		c, err := startConsole(ctx, cfg, js, log)
+		c, err := startConsole(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
