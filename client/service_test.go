@@ -19,6 +19,7 @@ import (
 // world is an embedded JetStream server with the streams set up, and an
 // InstantPay sandbox.
 type world struct {
+	srv  *natstest.Server
 	js   jetstream.JetStream
 	ipay *sandbox.InstantPay
 	url  string
@@ -38,7 +39,7 @@ func newWorld(tb testing.TB) *world {
 	ipay := sandbox.NewInstantPay(sandbox.InstantPayConfig{ClientID: "id", ClientSecret: "secret"})
 	hs := httptest.NewServer(ipay)
 	tb.Cleanup(func() { ipay.Close(); hs.Close() })
-	return &world{js: js, ipay: ipay, url: hs.URL}
+	return &world{srv: srv, js: js, ipay: ipay, url: hs.URL}
 }
 
 // startService runs the service (InstantPay only, the default provider)
