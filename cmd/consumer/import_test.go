@@ -292,3 +292,31 @@ not json
 		seen[id] = true
 	}
 }
+
+// A provider no build knows is worded once: the import's local check says
+// what the service answers when the row is sent anyway.
+func TestImportUnknownProviderWordedAsTheServiceWordsIt(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	path := importCSV(t, "name,email,mobile,tagId,provider", 1, func(int) string {
+		return "Jane Doe,jane@example.com,+919876543210," + tagID + ",stripe"
+	})
+	const want = `provider "stripe" is unknown; known providers: instantpay, pik`
+	message := func(extra ...string) (reason, message string) {
+		t.Helper()
+		results := filepath.Join(t.TempDir(), "results.csv")
+		_, _, err := e.cli(t, append(append([]string{"import", "--batch", "b", "--wait", "--results", results}, extra...), path)...)
+		assert.Equal(t, 1, exitCode(err))
+		recs := readResults(t, results)
+		require.Len(t, recs, 2)
+		return recs[1][5], recs[1][6]
+	}
+	reason, local := message()
+	assert.Equal(t, "unroutable", reason, "checked locally")
+	assert.Equal(t, want, local, "the local check's words")
+	reason, service := message("--send-invalid")
+	assert.Equal(t, "unroutable", reason, "answered by the service")
+	assert.Equal(t, want, service, "the service's words")
+}
