@@ -160,6 +160,7 @@ func TestImportRefusals(t *testing.T) {
 		{"stdin without a format", []string{"--batch", "b", "-"}, []string{"give --format csv or --format ndjson"}},
 		{"--results without --wait", []string{"--batch", "b", "--results", filepath.Join(t.TempDir(), "r.csv"), good}, []string{"give --wait too"}},
 		{"a bad --in-flight", []string{"--batch", "b", "--in-flight", "0", good}, []string{"--in-flight must be 1 to 4096"}},
+		{"an --encoding it does not know", []string{"--batch", "b", "--encoding", "cp1252", good}, []string{`--encoding must be utf-8 or latin1, not "cp1252"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := e.cli(t, append([]string{"import"}, tc.args...)...)
