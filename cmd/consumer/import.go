@@ -23,6 +23,7 @@ import (
 // importOptions are import's flags.
 type importOptions struct {
 	file, format, batch, results string
+	encoding                     string // encodingUTF8 or encodingLatin1
 	wait, sendInvalid            bool
 	timeout, progress            time.Duration
 	rate                         float64
@@ -56,6 +57,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		defer f.Close()
 		in = f
 	}
+	in = decodeInput(in, opts.encoding)
 	var rows rowReader
 	if opts.format == "csv" {
 		c, err := newCSVRows(in, opts.batch)
@@ -516,6 +518,7 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	fs.SetOutput(stderr)
 	var o importOptions
 	fs.StringVar(&o.format, "format", "", "csv or ndjson (default: from FILE's extension)")
+	fs.StringVar(&o.encoding, "encoding", encodingUTF8, "the file's text encoding: utf-8, or latin1 (ISO-8859-1, decoded to UTF-8; also latin-1, iso-8859-1)")
 	fs.StringVar(&o.batch, "batch", "", "the import's name: a row without a commandId gets one derived from it and the row's content (required then)")
 	fs.BoolVar(&o.wait, "wait", false, "wait for every row's terminal event")
 	fs.StringVar(&o.results, "results", "", "with --wait, write each row's outcome to this CSV file")
@@ -551,6 +554,11 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	}
 	if o.format != "" && o.format != "csv" && o.format != "ndjson" {
 		usage = append(usage, fmt.Errorf("--format must be csv or ndjson, not %q", o.format))
+	}
+	if enc, ok := importEncoding(o.encoding); ok {
+		o.encoding = enc
+	} else {
+		usage = append(usage, fmt.Errorf("--encoding must be utf-8 or latin1, not %q", o.encoding))
 	}
 	if given["results"] && !o.wait {
 		usage = append(usage, errors.New("--results holds the outcomes: give --wait too"))
