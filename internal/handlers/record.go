@@ -100,9 +100,15 @@ type Generation struct {
 	// lines after the record's own.
 	OutcomeLine int `json:"outcomeLine,omitempty"`
 	// Fingerprint is the content fingerprint of the generation's command,
-	// for a replay: the same generation sent again with other content is a
-	// conflict, not a repeat.
+	// for a replay: the same generation sent again with content no
+	// generation had is a conflict, not a repeat.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Sequence is the stream sequence of the message whose delivery
+	// decided the generation: a redelivery of that message repeats the
+	// generation's own outcome, which a crash may have kept from being
+	// published, where any other message is answered with the command's
+	// newest outcome.
+	Sequence uint64 `json:"seq,omitempty"`
 }
 
 // Bounds of a record, so that every record this code builds can be written
