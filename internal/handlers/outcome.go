@@ -174,7 +174,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		return dec
 	}
 	key := RecordKey(d.cmd.CommandID)
-	dec.Write = &Write{Key: key, Value: val, Revision: d.rev}
+	dec.Write = &Write{Key: key, Value: val, Revision: d.rev, Expires: r.Expires()}
 	dec.Failure = failureChange(&r, d.m.Generation, key, c.reason)
 	return dec
 }

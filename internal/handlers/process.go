@@ -323,6 +323,9 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Decision, error)
 		dec := h.conclude(d, conclusion{contact: &contact})
 		return &dec, nil
 	}
+	// The lookup saw the whole list: no earlier call created the contact,
+	// and the record's outcome is known again.
+	d.rec.Unsettled = false
 	return nil, nil
 }
 

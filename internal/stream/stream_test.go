@@ -102,17 +102,17 @@ func TestRecordsExpire(t *testing.T) {
 	require.NoError(t, err)
 	defer r.Close()
 	r.TTL = time.Second
-	rev, ok, err := r.Put(ctx, "c.a", []byte("1"), 0)
+	rev, ok, err := r.Put(ctx, "c.a", []byte("1"), 0, true)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, ok, err = r.Put(ctx, "c.a", []byte("2"), rev)
+	_, ok, err = r.Put(ctx, "c.a", []byte("2"), rev, true)
 	require.NoError(t, err)
 	require.True(t, ok, "an update with a TTL")
 	require.Eventually(t, func() bool {
 		_, rev, err := r.Get(ctx, "c.a")
 		return err == nil && rev == 0
 	}, 10*time.Second, 100*time.Millisecond, "the record expires")
-	_, ok, err = r.Put(ctx, "c.a", []byte("3"), 0)
+	_, ok, err = r.Put(ctx, "c.a", []byte("3"), 0, true)
 	require.NoError(t, err)
 	assert.True(t, ok, "an expired key is created anew")
 }
@@ -135,22 +135,22 @@ func TestRecordsCompareAndSet(t *testing.T) {
 func checkCompareAndSet(t *testing.T, r *Records) {
 	t.Helper()
 	ctx := context.Background()
-	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
+	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0, true)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, ok, err = r.Put(ctx, "c.a", []byte("again"), 0)
+	_, ok, err = r.Put(ctx, "c.a", []byte("again"), 0, true)
 	require.NoError(t, err)
 	assert.False(t, ok, "create fails on an existing key")
 
-	rev2, ok, err := r.Put(ctx, "c.a", []byte("two"), rev1)
+	rev2, ok, err := r.Put(ctx, "c.a", []byte("two"), rev1, true)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, ok, err = r.Put(ctx, "c.a", []byte("stale"), rev1)
+	_, ok, err = r.Put(ctx, "c.a", []byte("stale"), rev1, true)
 	require.NoError(t, err, "a stale revision is a conflict, not an error")
 	assert.False(t, ok, "an update over a stale revision fails")
 
 	done := make(chan error, 1)
-	r.PutAsync("c.a", []byte("stale"), rev1, func(_ uint64, ok bool, err error) {
+	r.PutAsync("c.a", []byte("stale"), rev1, true, func(_ uint64, ok bool, err error) {
 		if err == nil && ok {
 			err = errors.New("written over a stale revision")
 		}
@@ -182,7 +182,7 @@ func TestRecordsPutAsync(t *testing.T) {
 	}
 	put := func(key, val string, rev uint64) answer {
 		ch := make(chan answer, 1)
-		r.PutAsync(key, []byte(val), rev, func(rev uint64, ok bool, err error) { ch <- answer{rev, ok, err} })
+		r.PutAsync(key, []byte(val), rev, true, func(rev uint64, ok bool, err error) { ch <- answer{rev, ok, err} })
 		select {
 		case a := <-ch:
 			return a
@@ -195,7 +195,7 @@ func TestRecordsPutAsync(t *testing.T) {
 	create := put("c.a", "one", 0)
 	assert.Error(t, create.err, "a create is refused: it takes the synchronous way")
 	assert.False(t, create.ok)
-	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
+	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0, true)
 	require.NoError(t, err)
 	require.True(t, ok)
 	a := answer{rev: rev1, ok: true}
