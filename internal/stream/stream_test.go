@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,31 @@ func TestSetupKeepsWhatAnOperatorAdded(t *testing.T) {
 	assert.Equal(t, []string{"CONTACT_EVENTS: keeps events for 720h0m0s (was 2160h0m0s): EVENT_MAX_AGE"}, notes)
 }
 
+// A record bucket made by an earlier version (no per-key TTLs, perhaps an
+// age limit an operator gave it) is changed in place, and setup says so.
+func TestSetupSaysWhatItChangedInTheBucket(t *testing.T) {
+	srv := natstest.Start(t, nil)
+	_, js := srv.Connect(t)
+	ctx := context.Background()
+	_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RecordBucket, History: 1, Storage: jetstream.FileStorage, TTL: 48 * time.Hour})
+	require.NoError(t, err)
+	var notes []string
+	topo := Topology{RecordTTL: 2160 * time.Hour, Note: func(s string) { notes = append(notes, s) }}
+	require.NoError(t, Setup(ctx, js, topo))
+	assert.Equal(t, []string{
+		"CONTACT_RECORDS: per-key TTLs switched on: a record now expires RECORD_TTL (2160h0m0s) after the write that settled it; records written before keep no TTL",
+		"CONTACT_RECORDS: age limit removed (was 48h0m0s): records expire by RECORD_TTL only, never while a create call's outcome is unknown",
+	}, notes, "every change to the bucket is said")
+	s, err := js.Stream(ctx, "KV_"+RecordBucket)
+	require.NoError(t, err)
+	assert.True(t, s.CachedInfo().Config.AllowMsgTTL, "per-key TTLs are on")
+	assert.Zero(t, s.CachedInfo().Config.MaxAge, "no age limit")
+
+	notes = nil
+	require.NoError(t, Setup(ctx, js, topo))
+	assert.Empty(t, notes, "a second setup changes nothing, and says nothing")
+}
+
 // A command stream made by an earlier version (limits retention) cannot be
 // made a work queue in place: setup leaves it, and says so with the steps.
 func TestSetupSaysWhatItCannotChange(t *testing.T) {
@@ -90,6 +116,9 @@ func TestSetupSaysWhatItCannotChange(t *testing.T) {
 	require.Len(t, notes, 1)
 	assert.Contains(t, notes[0], "cannot change a live stream's retention to work-queue")
 	assert.Contains(t, notes[0], "nats stream rm CONTACT_COMMANDS")
+	assert.Less(t, strings.Index(notes[0], "stop every 'consumer run'"), strings.Index(notes[0], "nats stream rm"),
+		"the service is stopped before its stream is deleted")
+	assert.Contains(t, notes[0], "start the service, and restart the publishers")
 }
 
 // Records written with a TTL expire on the server's clock; the key can
