@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -673,5 +674,37 @@ func TestOnlySettledRecordsExpire(t *testing.T) {
 		h := newTestHandler(t, &fakeProvider{}, store, nil)
 		require.Equal(t, events.SubjectCreated, h.Handle(context.Background(), msg(1)).Event.Type)
 		assert.True(t, store.vals[RecordKey("c-1")].expires)
+	})
+}
+
+// TestExhaustedSaysItsCreateCalls: an exhausted failure's message counts
+// deliveries and create calls apart, and its create calls are its
+// attempts, the same figure everywhere.
+func TestExhaustedSaysItsCreateCalls(t *testing.T) {
+	down := func(int) (provider.Contact, error) { return provider.Contact{}, transient("ISE") }
+	t.Run("calls made", func(t *testing.T) {
+		p := &fakeProvider{create: down}
+		h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.MaxDeliver = 1 })
+		out := h.Handle(context.Background(), msg(1))
+		require.Equal(t, events.ReasonExhausted, out.Reason)
+		d := decodeData[events.Failed](t, out.Event)
+		require.Greater(t, d.Attempts, 1, "retried within the delivery")
+		assert.EqualValues(t, p.creates.Load(), d.Attempts, "attempts are the create calls")
+		assert.Contains(t, d.Message, fmt.Sprintf("transient failures outlasted 1 delivery and %d create calls: ", d.Attempts))
+	})
+	t.Run("no call made", func(t *testing.T) {
+		p := &fakeProvider{create: down}
+		h := newTestHandler(t, p, newMemStore(), func(c *Config) {
+			c.MaxDeliver = 1
+			c.Protection = map[string]Protection{"fake": {BreakerFailures: 1, BreakerOpenFor: time.Hour}}
+		})
+		h.Handle(context.Background(), msgFor("c-opens-the-circuit"))
+		calls := p.creates.Load()
+		out := h.Handle(context.Background(), msg(1))
+		require.Equal(t, events.ReasonExhausted, out.Reason)
+		d := decodeData[events.Failed](t, out.Event)
+		assert.Zero(t, d.Attempts)
+		assert.Equal(t, calls, p.creates.Load(), "no create call")
+		assert.Contains(t, d.Message, "transient failures outlasted 1 delivery in which no create call was made: fake circuit open until")
 	})
 }
