@@ -59,7 +59,8 @@ type Topology struct {
 	// EventMaxAge is how long the event stream keeps events; zero keeps
 	// them for ever.
 	EventMaxAge time.Duration
-	// RecordTTL is how long a record lives after its last write; zero
+	// RecordTTL is how long a record lives after the write that settled
+	// it (Records writes an unsettled one without a TTL); zero
 	// keeps records for ever. Records are written with it (Records.TTL);
 	// Setup lets the bucket take per-key TTLs.
 	RecordTTL time.Duration
