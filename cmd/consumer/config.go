@@ -56,7 +56,7 @@ var settings = []setting{
 	{env: "SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "how long shutdown waits for in-flight commands"},
 	{env: "EVENT_SOURCE", flag: "event-source", def: "contactrelay", usage: "CloudEvents source of the events"},
 	{env: "EVENT_MAX_AGE", flag: "event-max-age", def: "720h", usage: "how long CONTACT_EVENTS keeps events; subscribers must read within it (0: for ever)"},
-	{env: "RECORD_TTL", flag: "record-ttl", def: "2160h", usage: "how long a commandId's record lives after its last write; at most one create per commandId holds within it (0: for ever)"},
+	{env: "RECORD_TTL", flag: "record-ttl", def: "2160h", usage: "how long a commandId's record lives after the write that settled it (never while a create call's outcome is unknown); at most one create per commandId holds within it (0: for ever)"},
 }
 
 // Config is the service's configuration, from the environment and flags.
@@ -75,7 +75,8 @@ type Config struct {
 	MaxDeliver  int
 	AckWait     time.Duration
 	// EventMaxAge is how long the event stream keeps events, RecordTTL
-	// how long a record lives after its last write; zero: for ever.
+	// how long a record lives after the write that settled it; zero: for
+	// ever.
 	EventMaxAge     time.Duration
 	RecordTTL       time.Duration
 	RetryInitial    time.Duration
