@@ -1,6 +1,8 @@
 package events
 
 import (
+	"github.com/contactrelay/contactrelay/contact"
+
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -100,7 +102,7 @@ func InvalidMessage(errs []FieldError) string {
 // bounded returns f with every part that grows with input clipped to its
 // budget. It does not check CommandID: NewEvent refuses one longer than
 // MaxCommandIDBytes.
-func (f Failed) bounded() Failed {
+func bounded(f contact.Failed) contact.Failed {
 	f.Provider = clipEncoded(f.Provider, maxProviderBytes)
 	f.Reason = Reason(clipEncoded(string(f.Reason), maxReasonBytes))
 	f.Message = clipEncoded(f.Message, maxMessageBytes)

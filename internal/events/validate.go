@@ -11,14 +11,6 @@ import (
 	"github.com/go-playground/validator/v10"
 )
 
-// FieldError is one broken rule of a command, reported in contact.failed
-// events with reason "invalid". Field is the JSON name of the field.
-type FieldError struct {
-	Field   string `json:"field"`
-	Rule    string `json:"rule"`
-	Message string `json:"message"`
-}
-
 var mobilePattern = regexp.MustCompile(`^\+?[0-9]{10,15}$`)
 
 // Validator applies the contract's field rules to commands. Build one with
