@@ -14,9 +14,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // ErrNoStreams says the service's JetStream streams do not exist: it has
@@ -67,7 +68,7 @@ type Config struct {
 type Client struct {
 	js  jetstream.JetStream
 	cfg Config
-	val *events.Validator
+	val *rules.Validator
 
 	mu    sync.Mutex
 	watch *sharedWatch       // nil while no call waits
@@ -79,7 +80,7 @@ func New(js jetstream.JetStream, cfg Config) *Client {
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	}
-	return &Client{js: js, cfg: cfg, val: events.NewValidator()}
+	return &Client{js: js, cfg: cfg, val: rules.NewValidator()}
 }
 
 // Message is a command as it travels: its body, sent as it is, and for a
@@ -132,15 +133,15 @@ func (c *Client) Publish(ctx context.Context, cmd Command) (Ack, error) {
 // ErrOtherContent (with the Ack) when the stream dropped it as a
 // duplicate of a command with other content.
 func (c *Client) PublishMessage(ctx context.Context, m Message) (Ack, error) {
-	msg := nats.NewMsg(events.SubjectCreate)
+	msg := nats.NewMsg(contact.SubjectCreate)
 	msg.Data = m.Body
 	id, hasID := bodyCommandID(m.Body, m.ReplayOf != "")
 	switch {
 	case m.ReplayOf != "":
-		msg.Header.Set(events.HeaderReplayOf, m.ReplayOf)
-		msg.Header.Set(events.HeaderMsgID, "replay:"+m.ReplayOf)
+		msg.Header.Set(contact.HeaderReplayOf, m.ReplayOf)
+		msg.Header.Set(contact.HeaderMsgID, "replay:"+m.ReplayOf)
 	case hasID:
-		msg.Header.Set(events.HeaderMsgID, id)
+		msg.Header.Set(contact.HeaderMsgID, id)
 	}
 	c.cfg.Propagator.Inject(ctx, headerCarrier(msg.Header))
 	pa, err := c.publish(ctx, msg, m.ReplayOf != "" || hasID)
@@ -368,9 +369,9 @@ func bodyCommandID(body []byte, replay bool) (string, bool) {
 	switch {
 	case !ok:
 		return "", false
-	case replay && handlers.DerivedID(s) && len(s) <= 128:
+	case replay && rules.DerivedID(s) && len(s) <= 128:
 		return s, true // a replay of a command the service gave a derived id
-	case !handlers.UsableCommandID(s):
+	case !rules.UsableCommandID(s):
 		return "", false
 	}
 	return s, true

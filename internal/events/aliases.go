@@ -1,6 +1,9 @@
 package events
 
-import "github.com/contactrelay/contactrelay/contact"
+import (
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
+)
 
 // The wire types, defined in package contact. These names are temporary:
 // they keep code written against this package compiling while the house
@@ -72,3 +75,12 @@ func AppendString(b []byte, s string) []byte { return contact.AppendString(b, s)
 
 // Deprecated: temporary alias during the move; use contact.AppendObject.
 func AppendObject(b []byte, m map[string]any) ([]byte, error) { return contact.AppendObject(b, m) }
+
+// Deprecated: temporary alias during the move; use rules.Validator.
+type Validator = rules.Validator
+
+// Deprecated: temporary alias during the move; use rules.NewValidator.
+func NewValidator() *Validator { return rules.NewValidator() }
+
+// Deprecated: temporary alias during the move; use rules.CommandIDFromHeader.
+func CommandIDFromHeader(v string) (string, error) { return rules.CommandIDFromHeader(v) }

@@ -2,6 +2,7 @@ package events
 
 import (
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 
 	"encoding/json"
 	"fmt"
@@ -23,11 +24,10 @@ import (
 const (
 	// MaxEventSize bounds the encoding of a contact.failed event, in bytes.
 	MaxEventSize = 256 << 10
-	// MaxCommandIDBytes bounds a commandId in bytes, wherever it comes
-	// from: the command's own field (at most 128 characters), a
-	// Nats-Msg-Id header (see CommandIDFromHeader) or <stream>:<sequence>.
-	// NewEvent refuses a longer one.
-	MaxCommandIDBytes = 1024
+	// MaxCommandIDBytes bounds a commandId in bytes: the rule of
+	// rules.MaxCommandIDBytes, wherever the id comes from. NewEvent
+	// refuses a longer one.
+	MaxCommandIDBytes = rules.MaxCommandIDBytes
 	// MaxSourceBytes bounds the CloudEvents source. NewEvent refuses a
 	// longer one.
 	MaxSourceBytes = 256
@@ -54,26 +54,6 @@ const (
 	// carried as commandRaw instead: base64 of at most MaxCommandSize
 	// bytes, 87,384 bytes.
 )
-
-// CommandIDFromHeader returns the value of a Nats-Msg-Id header as a
-// commandId, or a *DecodeError with ReasonMalformed when it cannot be one:
-// longer than MaxCommandIDBytes, not UTF-8, or holding a character the
-// printable rule refuses. An empty value gives "" and no error: the header
-// is absent, and the commandId is <stream>:<sequence>. A command whose id
-// would come from a bad header is malformed, and its contact.failed event
-// carries <stream>:<sequence> as its commandId.
-func CommandIDFromHeader(v string) (string, error) {
-	switch {
-	case len(v) > MaxCommandIDBytes:
-		return "", &DecodeError{Reason: ReasonMalformed, Message: fmt.Sprintf("the %s header is %d bytes, more than the limit of %d for a commandId", HeaderMsgID, len(v), MaxCommandIDBytes)}
-	case !utf8.ValidString(v):
-		return "", &DecodeError{Reason: ReasonMalformed, Message: "the " + HeaderMsgID + " header is not UTF-8 text"}
-	}
-	if r, bad := unprintable(v); bad {
-		return "", &DecodeError{Reason: ReasonMalformed, Message: fmt.Sprintf("the %s header holds a control or format character (%s)", HeaderMsgID, codePoint(r))}
-	}
-	return v, nil
-}
 
 // InvalidMessage returns the message of a contact.failed event with reason
 // invalid: how many rules the command breaks and what they say, in at most
@@ -164,8 +144,7 @@ func boundedMetadata(m map[string]string, omitted int) (map[string]string, int) 
 	for _, k := range keys {
 		v := m[k]
 		n := encodedLen(k) + encodedLen(v) + 2 // : and ,
-		_, bad := unprintable(k)
-		if bad || k == "" || utf8.RuneCountInString(k) > 128 || utf8.RuneCountInString(v) > 1024 ||
+		if !rules.Printable(k) || k == "" || utf8.RuneCountInString(k) > 128 || utf8.RuneCountInString(v) > 1024 ||
 			len(out) == MaxMetadataEntries || size+n > maxMetadataBytes {
 			omitted++
 			continue

@@ -143,38 +143,6 @@ func TestNewEventRefusesUnboundedIDs(t *testing.T) {
 	assert.NoError(t, err, "a commandId of MaxCommandIDBytes is fine")
 }
 
-func TestCommandIDFromHeader(t *testing.T) {
-	for _, tt := range []struct {
-		name, v string
-		ok      bool
-	}{
-		{"absent", "", true},
-		{"typical", "order-42", true},
-		{"at the limit", strings.Repeat("a", MaxCommandIDBytes), true},
-		{"too long", strings.Repeat("a", MaxCommandIDBytes+1), false},
-		{"thousands of characters", strings.Repeat("a", 5000), false},
-		{"not UTF-8", "a\xffb", false},
-		{"a control character", "a\x01b", false},
-		{"a bidi override", "a\u202eb", false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := CommandIDFromHeader(tt.v)
-			if tt.ok {
-				require.NoError(t, err)
-				assert.Equal(t, tt.v, got)
-				return
-			}
-			var derr *DecodeError
-			require.ErrorAs(t, err, &derr, "a bad header id is a DecodeError")
-			assert.Equal(t, ReasonMalformed, derr.Reason)
-			assert.Less(t, len(derr.Message), 200, "the message does not echo the header")
-			for _, r := range derr.Message {
-				assert.False(t, refusedRune(r), "the message does not echo %U", r)
-			}
-		})
-	}
-}
-
 func TestInvalidMessage(t *testing.T) {
 	one := []FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}}
 	assert.Equal(t, "the command breaks 1 rule: email must be a valid email address", InvalidMessage(one))

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/rules"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -68,7 +69,7 @@ type Config struct {
 	// Store keeps idempotency records. Required.
 	Store Store
 	// Validator applies the contract's field rules. Default: a new one.
-	Validator *events.Validator
+	Validator *rules.Validator
 	// Logger receives retry and reconciliation lines. Default: discard.
 	Logger *slog.Logger
 	// Source is the CloudEvents source. Default: events.DefaultSource.
@@ -127,7 +128,7 @@ func (hk Hooks) providerCall(provider, op string, took time.Duration, err error)
 
 func (c *Config) setDefaults() {
 	if c.Validator == nil {
-		c.Validator = events.NewValidator()
+		c.Validator = rules.NewValidator()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -239,11 +240,11 @@ type Message struct {
 
 // fallbackID returns the idempotency key of a command that has no usable
 // commandId of its own: the Nats-Msg-Id header when it can serve as one
-// (see events.CommandIDFromHeader; a header of the form
+// (see rules.CommandIDFromHeader; a header of the form
 // <stream>:<sequence> cannot, so that no message takes another's id), else
 // <stream>:<sequence>.
 func (m Message) fallbackID() string {
-	if id, err := events.CommandIDFromHeader(m.MsgID); err == nil && id != "" && !DerivedID(id) {
+	if id, err := rules.CommandIDFromHeader(m.MsgID); err == nil && id != "" && !rules.DerivedID(id) {
 		return id
 	}
 	return fmt.Sprintf("%s:%d", m.Stream, m.Sequence)

@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // input is a received command as the handler reads it: valid and routed,
@@ -53,39 +53,11 @@ func badGeneration(g string) string {
 	return ""
 }
 
-// UsableCommandID reports whether id can be an original command's
-// commandId and its Nats-Msg-Id as the service takes them: 1 to 128
-// characters of printable UTF-8 (its header rules), not of the derived
-// form <stream>:<sequence>. The service keys a command whose body's
-// commandId is not usable by what it derives instead.
-func UsableCommandID(id string) bool {
-	if id == "" || utf8.RuneCountInString(id) > 128 || DerivedID(id) {
-		return false
-	}
-	_, err := events.CommandIDFromHeader(id)
-	return err == nil
-}
+// Deprecated: temporary alias during the move; use rules.UsableCommandID.
+func UsableCommandID(id string) bool { return rules.UsableCommandID(id) }
 
-// DerivedID reports whether id has the form of the ids the service derives
-// for a command that has none (<stream>:<sequence>), which only a replay
-// may carry in its body. It runs for every command: no regular expression.
-func DerivedID(id string) bool {
-	name, seq, ok := strings.Cut(id, ":")
-	if !ok || name == "" || seq == "" {
-		return false
-	}
-	for _, c := range []byte(name) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	for _, c := range []byte(seq) {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+// Deprecated: temporary alias during the move; use rules.DerivedID.
+func DerivedID(id string) bool { return rules.DerivedID(id) }
 
 // read decodes, validates and routes a delivery's command. A delivery
 // whose Contact-Replay-Of header cannot name a generation is malformed,
@@ -121,14 +93,14 @@ func (h *Handler) read(m *Message) input {
 	} else {
 		in.fingerprint = fingerprint(cmd)
 	}
-	if cmd.CommandID != "" && m.Generation == "" && DerivedID(cmd.CommandID) {
+	if cmd.CommandID != "" && m.Generation == "" && rules.DerivedID(cmd.CommandID) {
 		fieldErrs = append(fieldErrs, events.FieldError{Field: "commandId", Rule: "reserved",
 			Message: "commandId must not have the form <stream>:<sequence>, which names commands sent without an id"})
 	}
 	idValid := !slices.ContainsFunc(fieldErrs, func(fe events.FieldError) bool { return fe.Field == "commandId" })
 	if cmd.CommandID == "" || !idValid {
 		// The header names the command; one that cannot is malformed.
-		if _, err := events.CommandIDFromHeader(m.MsgID); errors.As(err, &derr) {
+		if _, err := rules.CommandIDFromHeader(m.MsgID); errors.As(err, &derr) {
 			return input{
 				cmd:         events.Command{CommandID: m.fallbackID()},
 				fingerprint: rawFingerprint("malformed", m.Body),
@@ -158,17 +130,15 @@ func (h *Handler) read(m *Message) input {
 	case name == "" || slices.Contains(h.cfg.KnownProviders, name):
 		in.elsewhere, in.asked = true, name
 	default:
-		in.bad = &conclusion{reason: events.ReasonUnroutable, message: UnknownProviderMessage(name, h.cfg.KnownProviders)}
+		in.bad = &conclusion{reason: events.ReasonUnroutable, message: rules.UnknownProviderMessage(name, h.cfg.KnownProviders)}
 	}
 	in.cmd = cmd
 	return in
 }
 
-// UnknownProviderMessage says that a command names a provider no build
-// knows: the message of the service's contact.failed (unroutable), and the
-// client's local check says it in the same words.
+// Deprecated: temporary alias during the move; use rules.UnknownProviderMessage.
 func UnknownProviderMessage(name string, known []string) string {
-	return fmt.Sprintf("provider %q is unknown; known providers: %s", name, strings.Join(known, ", "))
+	return rules.UnknownProviderMessage(name, known)
 }
 
 // ContentFingerprint returns the fingerprint the handler keeps of a

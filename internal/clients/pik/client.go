@@ -16,12 +16,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/rules"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/events"
@@ -29,7 +29,7 @@ import (
 )
 
 // Name is the provider's name in commands and events.
-const Name = "pik"
+const Name = rules.PIK
 
 // Defaults of Config.
 const (
@@ -153,42 +153,9 @@ func New(cfg Config) (*Client, error) {
 }
 
 // Validate returns the rules the command's pik fields break, or nil:
-// paymentContactAddress and paymentContactAccount must be JSON objects, the
-// other known fields strings, and contactCode, when given, not empty. null
-// is accepted anywhere; unknown fields are passed on unchecked.
+// rules.CheckPIK, the one definition the client applies too.
 func (c *Client) Validate(cmd events.Command) []events.FieldError {
-	var errs []events.FieldError
-	for _, name := range sortedKeys(cmd.PIK) {
-		raw := bytes.TrimSpace(cmd.PIK[name])
-		if len(raw) == 0 || string(raw) == "null" {
-			continue
-		}
-		field := "pik." + name
-		switch name {
-		case "paymentContactAddress", "paymentContactAccount":
-			if raw[0] != '{' {
-				errs = append(errs, events.FieldError{Field: field, Rule: "type", Message: field + " must be an object"})
-			}
-		case "contactCode", "contactType", "businessType", "firstName", "lastName",
-			"nickname", "countryCode", "nationality":
-			var s string
-			if json.Unmarshal(raw, &s) != nil {
-				errs = append(errs, events.FieldError{Field: field, Rule: "type", Message: field + " must be a string"})
-			} else if name == "contactCode" && strings.TrimSpace(s) == "" {
-				errs = append(errs, events.FieldError{Field: field, Rule: "required", Message: field + " must not be empty when given"})
-			}
-		}
-	}
-	return errs
-}
-
-func sortedKeys(m map[string]json.RawMessage) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return rules.CheckPIK(cmd)
 }
 
 // ContactCode returns the contactCode the command's contact has at PIK:
