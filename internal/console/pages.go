@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
 	"net/http"
 	"net/url"
@@ -13,14 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
-	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/redact"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 func (srv *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +201,7 @@ type failureData struct {
 	CommandID   string
 	Failures    []failureDetail
 	Generations []generation
-	Contact     *handlers.StoredContact
+	Contact     *record.StoredContact
 	RecordErr   string
 	Unmasked    bool
 	Flash       string
@@ -342,19 +338,16 @@ func nextSteps(f *failstore.Failure) []string {
 
 // generations reads a command's generations from its idempotency record,
 // the oldest first, and its contact if it exists.
-func (srv *Server) generations(ctx context.Context, id string) ([]generation, *handlers.StoredContact, error) {
-	kv, err := srv.cfg.JS.KeyValue(ctx, stream.RecordBucket)
+func (srv *Server) generations(ctx context.Context, id string) ([]generation, *record.StoredContact, error) {
+	records, err := record.OpenReader(ctx, srv.cfg.JS)
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := kv.Get(ctx, handlers.RecordKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil, nil
-	}
-	if err != nil {
+	value, rev, err := records.Get(ctx, record.Key(id))
+	if err != nil || rev == 0 {
 		return nil, nil, err
 	}
-	rec, err := handlers.DecodeRecord(e.Value())
+	rec, err := record.Decode(value)
 	if err != nil {
 		return nil, nil, err
 	}

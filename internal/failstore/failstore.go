@@ -9,7 +9,7 @@
 //
 //	contactrelay.failures.<reason>.<provider>.<key>
 //
-// where key is the command's record key (handlers.RecordKey, two tokens),
+// where key is the command's record key (record.Key, two tokens),
 // and at most one message per subject (MaxMsgsPerSubject 1). The server
 // filters by reason and provider from the subject, and finds a command's
 // entry from its key; the entry's headers summarise it (reason, provider,
@@ -42,7 +42,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // Names of the store.
@@ -93,7 +93,7 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 
 // Key returns the subject tokens that name a command in the store: its
 // record key.
-func Key(commandID string) string { return handlers.RecordKey(commandID) }
+func Key(commandID string) string { return record.Key(commandID) }
 
 // ReasonToken returns the subject token of a reason: the reason itself,
 // or "_" for one that is not a subject token (no reason of the contract).

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/record"
 	"github.com/contactrelay/contactrelay/rules"
 
 	"go.opentelemetry.io/otel/trace"
@@ -317,7 +318,7 @@ type Write struct {
 // answer is not lost.
 func (h *Handler) Decide(ctx context.Context, m Message) Decision {
 	in := h.read(&m)
-	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: Record{CommandID: in.cmd.CommandID}}
+	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: record.Record{CommandID: in.cmd.CommandID}}
 	// A first delivery of an original command is almost always new: skip
 	// the read, and let the first write's compare-and-set tell otherwise.
 	if m.Delivery > 1 || m.Generation != "" {
@@ -335,7 +336,7 @@ func (h *Handler) Decide(ctx context.Context, m Message) Decision {
 // then repeated, whoever wrote it) or shows a conflict.
 func (h *Handler) Redecide(ctx context.Context, m Message, prev Decision) Decision {
 	in := h.read(&m)
-	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: Record{CommandID: in.cmd.CommandID}}
+	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: record.Record{CommandID: in.cmd.CommandID}}
 	if err := h.reload(ctx, d); err != nil {
 		return h.retryStore(d, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/record"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -199,7 +200,7 @@ func TestRedecideAfterAWriteThatDidNotLand(t *testing.T) {
 		"another delivery settled the claim": func(t *testing.T, _ *Handler, store *memStore, w *Write) {
 			rec := store.record(t, "c-1")
 			rec.LastFailure = &events.Upstream{Code: "noise"}
-			val, err := encodeRecord(&rec, "")
+			val, err := record.Encode(&rec, "")
 			require.NoError(t, err)
 			_, ok, err := store.Put(context.Background(), w.Key, val, w.Revision, w.Expires)
 			require.True(t, ok)

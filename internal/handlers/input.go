@@ -2,9 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/record"
 	"github.com/contactrelay/contactrelay/rules"
 )
 
@@ -64,10 +62,10 @@ func DerivedID(id string) bool { return rules.DerivedID(id) }
 // in a generation named by the header's digest (m.Generation is changed).
 func (h *Handler) read(m *Message) input {
 	if why := badGeneration(m.Generation); why != "" {
-		m.Generation = rawFingerprint("generation", []byte(m.Generation))
+		m.Generation = record.RawFingerprint("generation", []byte(m.Generation))
 		return input{
 			cmd:         events.Command{CommandID: m.fallbackID()},
-			fingerprint: rawFingerprint("malformed", m.Body),
+			fingerprint: record.RawFingerprint("malformed", m.Body),
 			bad:         &conclusion{reason: events.ReasonMalformed, message: why},
 		}
 	}
@@ -76,7 +74,7 @@ func (h *Handler) read(m *Message) input {
 	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
 		return input{
 			cmd:         events.Command{CommandID: m.fallbackID()},
-			fingerprint: rawFingerprint("malformed", m.Body),
+			fingerprint: record.RawFingerprint("malformed", m.Body),
 			bad:         &conclusion{reason: events.ReasonMalformed, message: derr.Message},
 		}
 	}
@@ -89,9 +87,9 @@ func (h *Handler) read(m *Message) input {
 			compact.Reset()
 			compact.Write(m.Body)
 		}
-		in.fingerprint = rawFingerprint("invalid", compact.Bytes())
+		in.fingerprint = record.RawFingerprint("invalid", compact.Bytes())
 	} else {
-		in.fingerprint = fingerprint(cmd)
+		in.fingerprint = record.Fingerprint(cmd)
 	}
 	if cmd.CommandID != "" && m.Generation == "" && rules.DerivedID(cmd.CommandID) {
 		fieldErrs = append(fieldErrs, events.FieldError{Field: "commandId", Rule: "reserved",
@@ -103,7 +101,7 @@ func (h *Handler) read(m *Message) input {
 		if _, err := rules.CommandIDFromHeader(m.MsgID); errors.As(err, &derr) {
 			return input{
 				cmd:         events.Command{CommandID: m.fallbackID()},
-				fingerprint: rawFingerprint("malformed", m.Body),
+				fingerprint: record.RawFingerprint("malformed", m.Body),
 				bad:         &conclusion{reason: events.ReasonMalformed, message: derr.Message},
 			}
 		}
@@ -141,78 +139,5 @@ func UnknownProviderMessage(name string, known []string) string {
 	return rules.UnknownProviderMessage(name, known)
 }
 
-// ContentFingerprint returns the fingerprint the handler keeps of a
-// command body's content (see fingerprint): two bodies with one
-// fingerprint ask for the same contact, whatever their member order, white
-// space, commandId or metadata. A body that does not decode has a
-// fingerprint of its bytes.
-func ContentFingerprint(body []byte) string {
-	cmd, err := events.DecodeCommand(body)
-	var derr *events.DecodeError
-	switch {
-	case errors.As(err, &derr) && derr.Reason == events.ReasonMalformed:
-		return rawFingerprint("malformed", body)
-	case derr != nil:
-		var compact bytes.Buffer
-		if json.Compact(&compact, body) != nil {
-			return rawFingerprint("invalid", body)
-		}
-		return rawFingerprint("invalid", compact.Bytes())
-	}
-	return fingerprint(cmd)
-}
-
-// fingerprint digests the content of a decoded command: the fields that
-// decide what is created (provider as the command names it, name, email,
-// mobile, tagId, companyName and the pik object, its members in any order
-// and white space) and not commandId or metadata, which only correlate.
-// Two commands with one fingerprint ask for the same contact.
-func fingerprint(cmd events.Command) string {
-	h := sha256.New()
-	for _, f := range [...]string{cmd.Provider, cmd.Name, cmd.Email, cmd.Mobile, cmd.TagID, cmd.CompanyName} {
-		writeField(h, []byte(f))
-	}
-	if len(cmd.PIK) > 0 {
-		keys := make([]string, 0, len(cmd.PIK))
-		for k := range cmd.PIK {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			writeField(h, []byte(k))
-			writeField(h, canonicalJSON(cmd.PIK[k]))
-		}
-	}
-	return "v1:" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// rawFingerprint digests a body that did not decode into a command.
-func rawFingerprint(kind string, body []byte) string {
-	h := sha256.New()
-	writeField(h, []byte(kind))
-	writeField(h, body)
-	return "v1:" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-func writeField(h interface{ Write([]byte) (int, error) }, b []byte) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-	_, _ = h.Write(n[:])
-	_, _ = h.Write(b)
-}
-
-// canonicalJSON returns v with its objects' members sorted and no white
-// space (v as it is when it does not decode).
-func canonicalJSON(v json.RawMessage) []byte {
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber()
-	var x any
-	if dec.Decode(&x) != nil {
-		return v
-	}
-	out, err := json.Marshal(x)
-	if err != nil {
-		return v
-	}
-	return out
-}
+// Deprecated: temporary alias during the move; use record.ContentFingerprint.
+func ContentFingerprint(body []byte) string { return record.ContentFingerprint(body) }

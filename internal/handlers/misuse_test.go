@@ -15,6 +15,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 func command(fields string) []byte {
@@ -327,14 +328,14 @@ func TestRecordStaysBoundedAcrossGenerations(t *testing.T) {
 	require.NoError(t, err)
 	assert.Less(t, len(val), 16<<10, "outcomes are recorded without their command")
 	rec := store.record(t, "c-big")
-	assert.LessOrEqual(t, len(rec.Generations), maxGenerations)
+	assert.LessOrEqual(t, len(rec.Generations), record.MaxGenerations)
 	assert.EqualValues(t, 20, p.creates.Load(), "one create per generation, no loop")
 }
 
 func TestLongCommandIDsAreBounded(t *testing.T) {
 	long := strings.Repeat("é", 300) // 600 bytes: a header may name a command so
 	assert.Len(t, RecordKey(long), 2+43, "a digest key")
-	assert.LessOrEqual(t, len(RecordKey(strings.Repeat("a", maxPlainKey))), 2+344)
+	assert.LessOrEqual(t, len(RecordKey(strings.Repeat("a", 256))), 2+344)
 	assert.NotEqual(t, RecordKey(long), RecordKey(long+"x"))
 
 	store := newMemStore()
@@ -507,7 +508,7 @@ func TestAnOriginalGivenWayIsStillAnswered(t *testing.T) {
 	ctx := context.Background()
 	invalid := command(`"name":"Jane","email":"nope","mobile":"9876543210","tagId":"t"`)
 	gen, last := "", Decision{}
-	for i := range maxGenerations + 2 {
+	for i := range record.MaxGenerations + 2 {
 		last = h.Handle(ctx, Message{Body: invalid, Generation: gen, Stream: "CONTACT_COMMANDS", Sequence: uint64(i + 1), Delivery: 1})
 		require.Equal(t, events.ReasonInvalid, last.Reason)
 		gen = last.Event.ID

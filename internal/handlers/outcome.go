@@ -10,6 +10,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // storeRetryDelay is how long a command waits for redelivery when its record
@@ -52,14 +53,14 @@ func (h *Handler) fromRecord(d *delivery) (Decision, bool) {
 		return Decision{}, false
 	}
 	gen, fp := d.m.Generation, d.in.fingerprint
-	if d.rec.decided(gen) {
-		if g := d.rec.Generations[gen]; g != nil && g.Sequence != 0 && g.Sequence == d.m.Sequence && d.rec.contentOf(gen) == fp {
+	if d.rec.Decided(gen) {
+		if g := d.rec.Generations[gen]; g != nil && g.Sequence != 0 && g.Sequence == d.m.Sequence && d.rec.ContentOf(gen) == fp {
 			return h.repeat(d, gen, g), true
 		}
-		if name, g, ok := d.rec.resent(gen, fp); ok {
+		if name, g, ok := d.rec.Resent(gen, fp); ok {
 			return h.repeat(d, name, g), true
 		}
-		theirs := cmp.Or(d.rec.contentOf(gen), d.rec.ContactFingerprint, d.rec.Fingerprint)
+		theirs := cmp.Or(d.rec.ContentOf(gen), d.rec.ContactFingerprint, d.rec.Fingerprint)
 		return h.conflict(d, theirs), true
 	}
 	if gen == "" && d.rec.Fingerprint != "" && d.rec.Fingerprint != fp {
@@ -92,7 +93,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	if d.m.Generation == "" && r.Fingerprint == "" {
 		r.Fingerprint, r.FirstUsed = d.in.fingerprint, h.cfg.Now().UTC()
 	}
-	g := r.generation(d.m.Generation)
+	g := r.AddGeneration(d.m.Generation)
 	if g.Outcome != nil {
 		return h.repeat(d, d.m.Generation, g)
 	}
@@ -111,7 +112,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	)
 	if c.contact != nil {
 		if r.Contact == nil {
-			r.Contact = &StoredContact{Provider: d.cmd.Provider, ID: c.contact.ID, Upstream: boundUpstream(c.contact.Upstream), CreatedAt: h.cfg.Now().UTC()}
+			r.Contact = &record.StoredContact{Provider: d.cmd.Provider, ID: c.contact.ID, Upstream: boundUpstream(c.contact.Upstream), CreatedAt: h.cfg.Now().UTC()}
 			r.ContactFingerprint = d.in.fingerprint
 		}
 		r.Unsettled, r.InFlight, r.HoldMillis = false, false, 0
@@ -163,7 +164,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	if c.reason != "" {
 		dec.Err = errors.New(c.message)
 	}
-	val, err := encodeRecord(&r, d.m.Generation)
+	val, err := encode(&r, d.m.Generation)
 	if err != nil {
 		// Only an outcome larger than a record may hold gets here: publish
 		// it unrecorded rather than loop on a write that cannot succeed.
@@ -173,7 +174,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		}
 		return dec
 	}
-	key := RecordKey(d.cmd.CommandID)
+	key := record.Key(d.cmd.CommandID)
 	dec.Write = &Write{Key: key, Value: val, Revision: d.rev, Expires: r.Expires()}
 	dec.Failure = failureChange(&r, d.m.Generation, key, c.reason)
 	return dec
@@ -196,10 +197,10 @@ func (h *Handler) unencodable(d *delivery, err error) Decision {
 // has that generation's content; otherwise it is repeated without one,
 // rather than with a command it was not decided for, and the open
 // failures are left as its own decision made them.
-func (h *Handler) repeat(d *delivery, gen string, g *Generation) Decision {
+func (h *Handler) repeat(d *delivery, gen string, g *record.Generation) Decision {
 	dec := Decision{Action: Ack, CommandID: d.cmd.CommandID, Provider: g.Provider, Reason: g.Reason,
 		Attempts: g.Attempts, FromRecord: true, EventJSON: g.Outcome,
-		Failure: failureChange(&d.rec, gen, RecordKey(d.cmd.CommandID), g.Reason)}
+		Failure: failureChange(&d.rec, gen, record.Key(d.cmd.CommandID), g.Reason)}
 	if terminal(g.Reason) {
 		dec.Action = Term
 	}
@@ -221,7 +222,7 @@ func (h *Handler) repeat(d *delivery, gen string, g *Generation) Decision {
 	if err := json.Unmarshal(ev.Data, &f); err != nil || f.Command != nil || f.CommandRaw != nil {
 		return dec // recorded with its command (version 1), or damaged
 	}
-	content := d.rec.contentOf(gen)
+	content := d.rec.ContentOf(gen)
 	if content != d.in.fingerprint && (gen != d.m.Generation || content != "") {
 		dec.Failure = nil
 		return dec
@@ -268,7 +269,7 @@ func (h *Handler) conflict(d *delivery, theirs string) Decision {
 		Failure: &FailureChange{Open: true, Conflict: true}}
 }
 
-func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) events.Created {
+func (h *Handler) createdData(d *delivery, c *record.StoredContact, g *record.Generation) events.Created {
 	up := c.Upstream
 	if up == nil {
 		up = map[string]any{}

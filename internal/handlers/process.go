@@ -13,6 +13,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // inFlightMargin is added to the call timeout to form how long a create
@@ -33,7 +34,7 @@ type delivery struct {
 	in       input
 	cmd      events.Command
 	provider Provider
-	rec      Record
+	rec      record.Record
 	rev      uint64
 	last     *provider.Error // the provider's last failure, if any
 	stale    bool            // rec may be out of date: read it before the next try
@@ -234,7 +235,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		if d.m.Generation == "" && claim.Fingerprint == "" {
 			claim.Fingerprint, claim.FirstUsed = d.in.fingerprint, h.cfg.Now().UTC()
 		}
-		cg := claim.generation(d.m.Generation)
+		cg := claim.AddGeneration(d.m.Generation)
 		cg.Attempts++
 		if d.m.Generation != "" && cg.Fingerprint == "" {
 			cg.Fingerprint = d.in.fingerprint
@@ -265,7 +266,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		// leaves the record unsettled but ends the call's hold at once, so
 		// the next try looks the contact up without waiting.
 		ambiguous := provider.ClassOf(err) == provider.Ambiguous
-		if _, serr := h.update(ctx, d, func(r *Record) bool {
+		if _, serr := h.update(ctx, d, func(r *record.Record) bool {
 			r.Unsettled, r.InFlight, r.HoldMillis = ambiguous, false, 0
 			if d.last != nil {
 				r.LastFailure = d.last.Upstream()
@@ -288,7 +289,7 @@ func (h *Handler) waitOutClaim(d *delivery) error {
 		return nil
 	}
 	hold := max(h.hold(), time.Duration(d.rec.HoldMillis)*time.Millisecond)
-	if wait := h.holds.remaining(RecordKey(d.cmd.CommandID), d.rev, hold); wait > 0 {
+	if wait := h.holds.remaining(record.Key(d.cmd.CommandID), d.rev, hold); wait > 0 {
 		return errBusy{wait: wait}
 	}
 	d.rec.InFlight = false // Unsettled stays: look the contact up
@@ -447,7 +448,7 @@ func (h *Handler) reload(ctx context.Context, d *delivery) error {
 }
 
 // save writes rec over revision rev.
-func (h *Handler) save(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
+func (h *Handler) save(ctx context.Context, rec *record.Record, rev uint64) (uint64, error) {
 	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
 	return h.records.save(sctx, *rec, rev)
@@ -455,12 +456,12 @@ func (h *Handler) save(ctx context.Context, rec *Record, rev uint64) (uint64, er
 
 // update changes the delivery's record with a compare-and-set, reading and
 // reapplying on conflict, and keeps the delivery's copy current.
-func (h *Handler) update(ctx context.Context, d *delivery, change func(*Record) bool) (Record, error) {
+func (h *Handler) update(ctx context.Context, d *delivery, change func(*record.Record) bool) (record.Record, error) {
 	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
 	rec, rev, err := h.records.update(sctx, d.cmd.CommandID, d.rec, d.rev, change)
 	if err != nil {
-		return Record{}, err
+		return record.Record{}, err
 	}
 	d.rec, d.rev = rec, rev
 	return rec, nil

@@ -10,34 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/record"
 )
-
-func TestRecordAppendJSONMatchesEncodingJSON(t *testing.T) {
-	at := time.Date(2026, 11, 21, 10, 0, 0, 123, time.UTC)
-	records := map[string]Record{
-		"claim":    {Version: 2, CommandID: "c-1", Fingerprint: "v1:ab", FirstUsed: at, Unsettled: true, InFlight: true, HoldMillis: 12000, Generations: map[string]*Generation{"": {Attempts: 1, Order: 1}}, Order: 1},
-		"v1 claim": {CommandID: "c-1", Unsettled: true, InFlightUntil: at},
-		"created": {CommandID: `odd "id" <&>`, Contact: &StoredContact{Provider: "instantpay", ID: "ct", CreatedAt: at,
-			Upstream: map[string]any{"contactId": "ct", "userId": json.Number("12345678901234567890"), "reconciled": true, "n": 1.5}},
-			Generations: map[string]*Generation{"": {Attempts: 2, Outcome: json.RawMessage(`{"a":1}`), Provider: "instantpay"},
-				"gen-2": {Attempts: 0, Reason: events.ReasonExhausted, OutcomeLine: 2, Fingerprint: "v1:cd", Sequence: 42}}},
-		"failed":      {CommandID: "c-3", LastFailure: &events.Upstream{HTTPStatus: 503, Code: "ISE", Message: "try \n later", RequestID: "r"}},
-		"bare":        {CommandID: "c-4", LastFailure: &events.Upstream{}},
-		"no upstream": {CommandID: "c-5", Contact: &StoredContact{Provider: "pik", ID: "x"}},
-	}
-	for name, rec := range records {
-		t.Run(name, func(t *testing.T) {
-			want, err := json.Marshal(rec)
-			require.NoError(t, err)
-			got, err := rec.appendJSON(nil)
-			require.NoError(t, err)
-			assert.JSONEq(t, string(want), string(got), "the hand-written encoding says what encoding/json says")
-			assert.Equal(t, string(want), string(got), "byte for byte")
-		})
-	}
-	_, err := Record{CommandID: "x", Contact: &StoredContact{Upstream: map[string]any{"n": json.Number("not a number")}}}.appendJSON(nil)
-	assert.Error(t, err, "an invalid number is refused, as json.Marshal refuses it")
-}
 
 func TestStoredRecordFormat(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
@@ -70,13 +44,13 @@ func TestStoredRecordFormat(t *testing.T) {
 		`"unsettled":true,"inFlightUntil":"2026-11-21T10:00:12Z",` +
 		`"generations":{"":{"attempts":2,"provider":"instantpay","outcomeLine":1},"gen-a":{"attempts":1,"reason":"exhausted","outcomeLine":2},"gen-b":{"attempts":1}}}` +
 		"\n" + `{"id":"e1"}` + "\n" + `{"id":"e2"}`
-	old, err := decodeRecord([]byte(v1))
+	old, err := record.Decode([]byte(v1))
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"id":"e1"}`, string(old.Generations[""].Outcome))
 	assert.JSONEq(t, `{"id":"e2"}`, string(old.Generations["gen-a"].Outcome))
 	assert.True(t, old.InFlight, "a version 1 hold is a claim, timed from when it is seen")
 	assert.Zero(t, old.Generations[""].OutcomeLine)
 
-	_, err = decodeRecord([]byte(`{"v":3,"commandId":"c-1"}`))
-	assert.ErrorIs(t, err, errRecordVersion, "a newer version is refused, never rewritten")
+	_, err = record.Decode([]byte(`{"v":3,"commandId":"c-1"}`))
+	assert.ErrorIs(t, err, record.ErrVersion, "a newer version is refused, never rewritten")
 }
