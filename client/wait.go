@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/contact"
-	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // Outcome is a command's terminal event in its generation.
@@ -174,7 +174,7 @@ func (c *Client) await(ctx context.Context, sw *sharedWatch, w *waiter, ack Ack,
 func (c *Client) answered(ctx context.Context, ack Ack) (o Outcome, ok bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, recordRead)
 	defer cancel()
-	value, err := c.record(rctx, ack.CommandID)
+	value, err := c.readRecord(rctx, ack.CommandID)
 	if errors.Is(err, nats.ErrConnectionClosed) {
 		return Outcome{Ack: ack}, false, fmt.Errorf("wait for the outcome of %s: %s: %w", ack.CommandID, stored(ack), err)
 	}
@@ -187,13 +187,13 @@ func (c *Client) answered(ctx context.Context, ack Ack) (o Outcome, ok bool, err
 		// is that of one of the command's generations. Other content is
 		// a conflict, answered by an event.
 		var decided bool
-		if raw, decided = handlers.ResentOutcome(value, ack.fingerprint); !decided {
+		if raw, decided = record.ResentOutcome(value, ack.fingerprint); !decided {
 			return Outcome{}, false, nil
 		}
 	} else {
 		// A replay's answer, once its generation's outcome is the
 		// newest.
-		generation, newest, ok := handlers.NewestEvent(value)
+		generation, newest, ok := record.NewestEvent(value)
 		if !ok || generation != ack.Generation {
 			return Outcome{}, false, nil
 		}
