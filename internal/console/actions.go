@@ -341,8 +341,9 @@ func commandFields(f *failstore.Failure) map[string]string {
 func (srv *Server) newRepairForm(f *failstore.Failure) repairForm {
 	form := repairForm{CommandID: f.CommandID, Reason: f.Reason, Providers: []string{"instantpay", "pik"}}
 	current := commandFields(f)
+	shown := replay.MaskFailed(f.Data) // the placeholders and rule errors, as every page shows them
 	masked := map[string]any{}
-	_ = json.Unmarshal(replay.MaskCommand(f.Data.Command), &masked)
+	_ = json.Unmarshal(shown.Command, &masked)
 	for _, rf := range repairFields {
 		fld := repairField{Name: rf.name, Label: rf.label, Value: current[rf.name]}
 		if personal[rf.name] {
@@ -353,7 +354,7 @@ func (srv *Server) newRepairForm(f *failstore.Failure) repairForm {
 			}
 			fld.Help = "Leave empty to keep the value the command has; type a new one to change it."
 		}
-		for _, fe := range f.Data.Errors {
+		for _, fe := range shown.Errors {
 			if fe.Field == rf.name {
 				fld.Error = fe.Message
 			}

@@ -18,7 +18,6 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
-	"github.com/contactrelay/contactrelay/internal/redact"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
@@ -230,7 +229,7 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 	for _, f := range whole {
 		data.Failures = append(data.Failures, detailOf(f, unmasked))
 	}
-	data.Generations, data.Contact, err = srv.generations(r.Context(), id)
+	data.Generations, data.Contact, err = srv.generations(r.Context(), id, unmasked)
 	if err != nil {
 		data.RecordErr = err.Error()
 	}
@@ -269,23 +268,22 @@ func (srv *Server) openOf(ctx context.Context, id string) ([]*failstore.Failure,
 	return failstore.Get(ctx, srv.cfg.JS, v.summaries(idx))
 }
 
+// detailOf is a failure as its page shows it: everything from its data
+// masked (replay.MaskFailed) unless unmasked, the event included.
 func detailOf(f *failstore.Failure, unmasked bool) failureDetail {
-	d := failureDetail{Summary: f.Summary, Data: f.Data, Upstream: f.Data.Upstream, Next: nextSteps(f)}
-	cmd := f.Data.Command
-	switch {
-	case len(cmd) == 0 && len(f.Data.CommandRaw) > 0:
-		text := string(f.Data.CommandRaw)
-		if !unmasked {
-			text = redact.String(text)
-		}
-		d.Command = text
-	case len(cmd) > 0:
-		if !unmasked {
-			cmd = replay.MaskCommand(cmd)
-		}
-		d.Command = indentJSON(cmd)
+	data := f.Data
+	if !unmasked {
+		data = replay.MaskFailed(data)
 	}
-	shown := f.Data
+	d := failureDetail{Summary: f.Summary, Data: data, Upstream: data.Upstream, Next: nextSteps(f)}
+	d.Summary.Message = data.Message
+	switch {
+	case len(data.Command) == 0 && len(data.CommandRaw) > 0:
+		d.Command = string(data.CommandRaw)
+	case len(data.Command) > 0:
+		d.Command = indentJSON(data.Command)
+	}
+	shown := data
 	shown.Command, shown.CommandRaw = nil, nil
 	env := f.Event
 	env.Data, _ = json.Marshal(shown)
@@ -341,8 +339,9 @@ func nextSteps(f *failstore.Failure) []string {
 }
 
 // generations reads a command's generations from its idempotency record,
-// the oldest first, and its contact if it exists.
-func (srv *Server) generations(ctx context.Context, id string) ([]generation, *handlers.StoredContact, error) {
+// the oldest first, and its contact if it exists; a failed generation's
+// message is masked (replay.MaskFailed) unless unmasked.
+func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *handlers.StoredContact, error) {
 	kv, err := srv.cfg.JS.KeyValue(ctx, stream.RecordBucket)
 	if err != nil {
 		return nil, nil, err
@@ -366,6 +365,9 @@ func (srv *Server) generations(ctx context.Context, id string) ([]generation, *h
 			gen.Type, gen.EventID, gen.Time = ev.Type, ev.ID, ev.Time
 			var fd events.Failed
 			if ev.Type == events.SubjectFailed && json.Unmarshal(ev.Data, &fd) == nil {
+				if !unmasked {
+					fd = replay.MaskFailed(fd)
+				}
 				gen.Message = fd.Message
 			}
 		}
