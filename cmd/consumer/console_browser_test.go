@@ -329,7 +329,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// Every action is on the activity page.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/activity"), chromedp.WaitVisible(chromedp.ID("activity"))))
 	activity := text(t, ctx, "#activity")
-	for _, want := range []string{"unmask", "repair", "replay", "discard", "replayed, 0 skipped", "1 of 1 discarded"} {
+	for _, want := range []string{"unmask", "repair", "replay", "discard", "replayed, 0 already sent, 0 refused, 0 skipped", "1 of 1 discarded"} {
 		assert.Contains(t, activity, want)
 	}
 	assert.Zero(t, alerts.Load(), "no dialog opened: nothing from a command ran")

@@ -208,19 +208,23 @@ type failureData struct {
 	RecordErr   string
 	Unmasked    bool
 	Flash       string
+	// Refusal says why an action asked for on this page did not happen.
+	Refusal string
 }
 
 func (srv *Server) failurePage(w http.ResponseWriter, r *http.Request) {
-	srv.showFailure(w, r, r.URL.Query().Get("id"), false, "")
+	srv.showFailure(w, r, r.URL.Query().Get("id"), false, "", "")
 }
 
-// showFailure shows a command's open failures, whole, and its generations.
-func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string, unmasked bool, flash string) {
+// showFailure shows a command's open failures, whole, and its generations,
+// with flash saying what an action did, or refusal why it did not happen
+// (answered 409 Conflict).
+func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string, unmasked bool, flash, refusal string) {
 	if id == "" {
 		srv.fail(w, r, http.StatusBadRequest, "which command? The page needs ?id=<commandId>.")
 		return
 	}
-	data := failureData{CommandID: id, Unmasked: unmasked, Flash: flash}
+	data := failureData{CommandID: id, Unmasked: unmasked, Flash: flash, Refusal: refusal}
 	whole, err := srv.openOf(r.Context(), id)
 	if err != nil {
 		srv.fail(w, r, http.StatusBadGateway, "the open failure could not be read: "+err.Error())
@@ -241,7 +245,10 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 		}
 	}
 	status := http.StatusOK
-	if len(data.Failures) == 0 && len(data.Generations) == 0 {
+	switch {
+	case refusal != "":
+		status = http.StatusConflict
+	case len(data.Failures) == 0 && len(data.Generations) == 0:
 		status = http.StatusNotFound
 	}
 	srv.render(w, r, status, "failure", "Failure "+id, "failures", data)

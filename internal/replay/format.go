@@ -216,8 +216,8 @@ func WriteJSON(w io.Writer, failures []*Failure, unmask bool) error {
 	return nil
 }
 
-// Format writes the summary: what was selected, replayed, skipped and why,
-// and what failed.
+// Format writes the summary: what was selected, replayed, already sent
+// or refused, skipped and why, and what failed.
 func (s Summary) Format(w io.Writer) error {
 	var b strings.Builder
 	verb := "replayed"
@@ -225,7 +225,14 @@ func (s Summary) Format(w io.Writer) error {
 		b.WriteString("dry run, nothing sent: ")
 		verb = "would be replayed"
 	}
-	fmt.Fprintf(&b, "%d selected: %d %s, %d skipped, %d failed to publish", s.Selected, s.Replayed, verb, s.SkippedTotal(), s.PublishFailed)
+	fmt.Fprintf(&b, "%d selected: %d %s", s.Selected, s.Replayed, verb)
+	if s.AlreadySent > 0 {
+		fmt.Fprintf(&b, ", %d already sent", s.AlreadySent)
+	}
+	if s.Refused > 0 {
+		fmt.Fprintf(&b, ", %d refused", s.Refused)
+	}
+	fmt.Fprintf(&b, ", %d skipped, %d failed to publish", s.SkippedTotal(), s.PublishFailed)
 	if s.NotAttempted > 0 {
 		fmt.Fprintf(&b, ", %d not attempted (interrupted)", s.NotAttempted)
 	}
@@ -246,11 +253,11 @@ func (s Summary) Format(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	switch {
-	case s.Duplicates == 1:
-		b.WriteString("  1 of them was dropped by the command stream as a duplicate: the same failure was replayed within its duplicate window\n")
-	case s.Duplicates > 1:
-		fmt.Fprintf(&b, "  %d of them were dropped by the command stream as duplicates: the same failures were replayed within its duplicate window\n", s.Duplicates)
+	if s.AlreadySent > 0 {
+		fmt.Fprintf(&b, "  already sent %d: the failure was replayed before, within the command stream's duplicate window; not stored again\n", s.AlreadySent)
+	}
+	if s.Refused > 0 {
+		fmt.Fprintf(&b, "  refused %d: a different command was sent for the failure before (another repair, or one since settled), within the command stream's duplicate window; not stored\n", s.Refused)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
