@@ -464,7 +464,8 @@ func (srv *Server) repair(w http.ResponseWriter, r *http.Request) {
 		if len(rerr.Errors) == 0 {
 			form.Errors = append(form.Errors, rerr.Message)
 		}
-		srv.record(r, "repair", what, 1, fmt.Sprintf("refused: %d rules broken, nothing sent", max(1, len(rerr.Errors))), false)
+		broken := max(1, len(rerr.Errors))
+		srv.record(r, "repair", what, 1, fmt.Sprintf("refused: %d %s broken, nothing sent", broken, plural(broken, "rule", "rules")), false)
 		srv.render(w, r, http.StatusUnprocessableEntity, "repair", "Repair "+id, "failures", form)
 		return
 	}

@@ -114,11 +114,11 @@ func (srv *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 		for i, n := range v.hourly {
 			hourly[i] = uint64(n)
 		}
-		data.OpenTrend = barChart(hourly, v.at.Truncate(time.Hour).Add(-23*time.Hour), "open failures")
+		data.OpenTrend = barChart(hourly, v.at.Truncate(time.Hour).Add(-23*time.Hour), "open failure", "open failures")
 		data.Older = v.olderThanADay
 	}
 	if data.Stats != nil {
-		data.Trend = barChart(data.Stats.FailedHourly, data.Stats.HourStart, "contact.failed events")
+		data.Trend = barChart(data.Stats.FailedHourly, data.Stats.HourStart, "contact.failed event", "contact.failed events")
 	}
 	srv.render(w, r, http.StatusOK, "overview", "Overview", "overview", data)
 }
