@@ -27,6 +27,7 @@ func TestConsoleRefusesNoAuthOffLoopback(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, 2, exitCode(err))
 	assert.Contains(t, err.Error(), "go together", "a user without a password is refused")
+	assert.NotContains(t, err.Error(), "at least 8 characters", "the missing password is the one error")
 }
 
 func TestConsolePasswordFromFileIsNeverPrinted(t *testing.T) {

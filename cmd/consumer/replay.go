@@ -86,11 +86,11 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		DryRun:            *dryRun,
 		OnItem: func(it replay.Item) {
 			progress.clear()
-			printItem(stdout, stderr, it, *dryRun, *unmask)
+			printItem(stdout, stderr, it, *dryRun, len(sets) > 0, *unmask)
 		},
 		Progress: func(done int, s replay.Summary) {
-			progress.show(fmt.Sprintf("replay: %d/%d done, %d replayed, %d skipped, %d failed to publish",
-				done, s.Selected, s.Replayed, s.SkippedTotal(), s.PublishFailed))
+			progress.show(fmt.Sprintf("replay: %d/%d done, %d replayed, %d already sent, %d refused, %d skipped, %d failed to publish",
+				done, s.Selected, s.Replayed, s.AlreadySent, s.Refused, s.SkippedTotal(), s.PublishFailed))
 		},
 	})
 	progress.clear()
@@ -106,15 +106,21 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	if sum.PublishFailed > 0 {
-		return fmt.Errorf("%d of %d replays failed to publish", sum.PublishFailed, sum.Replayed+sum.PublishFailed)
+		return fmt.Errorf("%d of %d replays failed to publish", sum.PublishFailed, sum.Replayed+sum.AlreadySent+sum.Refused+sum.PublishFailed)
+	}
+	if sum.Refused > 0 {
+		// What was asked for did not happen: another command holds the
+		// failure's generation. Each refusal was said on stderr.
+		return &exitError{code: 1, err: errQuiet}
 	}
 	return nil
 }
 
-// printItem tells what became of one selected failure: replayed or (in a
-// dry run) what would be sent on stdout, failed publishes on stderr.
-// Skipped ones are shown in a dry run only; the summary counts them.
-func printItem(stdout, stderr io.Writer, it replay.Item, dryRun, unmask bool) {
+// printItem tells what became of one selected failure: replayed, already
+// sent or (in a dry run) what would be sent on stdout; failed publishes
+// and refusals on stderr. Skipped ones are shown in a dry run only; the
+// summary counts them.
+func printItem(stdout, stderr io.Writer, it replay.Item, dryRun, repair, unmask bool) {
 	f := it.Failure
 	what := fmt.Sprintf("%s (failure %s, %s)", f.CommandID(), f.Event.ID, f.Data.Reason)
 	switch {
@@ -132,8 +138,14 @@ func printItem(stdout, stderr io.Writer, it replay.Item, dryRun, unmask bool) {
 			events.HeaderReplayOf, it.Msg.Header.Get(events.HeaderReplayOf), body)
 	case it.Err != nil:
 		fmt.Fprintf(stderr, "failed to publish %s: %v\n", what, it.Err)
-	case it.Ack.Duplicate:
-		fmt.Fprintf(stdout, "replayed %s: dropped by the stream as a duplicate of a replay within its window\n", what)
+	case it.Refused && repair:
+		fmt.Fprintf(stderr, "repair of %s refused, nothing was sent: failure %s %s, and that command's outcome stands; the stream dropped this one as a duplicate\n",
+			f.CommandID(), f.Event.ID, it.Earlier.What())
+	case it.Refused:
+		fmt.Fprintf(stderr, "not replayed %s: it %s, and that command's outcome stands; the stream dropped this one as a duplicate\n",
+			what, it.Earlier.What())
+	case it.Earlier != nil:
+		fmt.Fprintf(stdout, "already sent %s: it %s; the stream dropped this one as a duplicate\n", what, it.Earlier.What())
 	default:
 		fmt.Fprintf(stdout, "replayed %s as %s seq %d\n", what, it.Ack.Stream, it.Ack.Sequence)
 	}
