@@ -94,7 +94,7 @@ func (wd *world) record(t *testing.T, o outcome) {
 		rec.Generations[o.generation] = g
 		val, err = json.Marshal(rec)
 		require.NoError(t, err)
-		if _, ok, err := wd.records.Put(ctx, key, val, rev); err == nil && ok {
+		if _, ok, err := wd.records.Put(ctx, key, val, rev, true); err == nil && ok {
 			return
 		}
 	}
