@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/bench"
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/exit"
 )
 
 // benchCommand is 'consumer bench': contactrelay against the bare-loop
@@ -95,7 +97,7 @@ func positiveInts(name, list string) ([]int, error) {
 	for _, c := range strings.Split(list, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || v < 1 {
-			return nil, &exitError{code: 2, err: fmt.Errorf("--%s: %q is not a positive number", name, c)}
+			return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--%s: %q is not a positive number", name, c)}
 		}
 		out = append(out, v)
 	}
@@ -110,7 +112,7 @@ func benchModes(list string) ([]string, error) {
 		case bench.ModeFloor, bench.ModeFloorRecords, bench.ModeRelay:
 			out = append(out, m)
 		default:
-			return nil, &exitError{code: 2, err: fmt.Errorf("--modes: %q is not floor, floor+records or contactrelay", m)}
+			return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--modes: %q is not floor, floor+records or contactrelay", m)}
 		}
 	}
 	return out, nil
@@ -124,7 +126,7 @@ func openWorkerLog(path string) (*os.File, error) {
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, &exitError{code: 2, err: fmt.Errorf("--worker-log: %w", err)}
+		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--worker-log: %w", err)}
 	}
 	return f, nil
 }
@@ -272,7 +274,7 @@ func runWorker(ctx context.Context, mode, natsURL, providerURL string, concurren
 	if err != nil {
 		return err
 	}
-	log := newLogger(logTo, cfg.LogLevel, cfg.LogFormat) // the service's own logging, at its default level
+	log := config.NewLogger(logTo, cfg.LogLevel, cfg.LogFormat) // the service's own logging, at its default level
 	return serve(ctx, cfg, log, hooks{started: func(string) { ready() }})
 }
 

@@ -11,39 +11,32 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/console"
+	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
 )
-
-// consoleSettings are the console's variables, read through the
-// configuration's machinery (settingFlagsWith) by 'consumer console' and
-// 'consumer dev' only; they are the console's, not the service's, and
-// live here so that no deployment of the service is asked to set them.
-var consoleSettings = []setting{
-	{env: "CONSOLE_ADDR", flag: "console-addr", def: "127.0.0.1:8081", usage: "address of the web console (without CONSOLE_USER and CONSOLE_PASSWORD: loopback only; dev: off for none)"},
-	{env: "CONSOLE_USER", flag: "console-user", usage: "the user who may sign in to the console"},
-	{env: "CONSOLE_PASSWORD", flag: "console-password", usage: "that user's password, at least 8 characters", secret: true},
-}
 
 // consoleCommand is 'consumer console': the web console for failures and
 // replay, until a signal stops it.
 func consoleCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consumer console", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	load := settingFlagsWith(fs, getenv, func(s setting) bool { return s.connection() || s.env == "LOG_LEVEL" || s.env == "LOG_FORMAT" }, consoleSettings)
+	load := settingFlagsWith(fs, getenv, func(s config.Setting) bool { return s.Connection() || s.Env == "LOG_LEVEL" || s.Env == "LOG_FORMAT" }, config.ConsoleSettings())
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}
+		return &exit.Error{Code: 2, Err: fmt.Errorf("unexpected argument %q (see %s -h)", fs.Arg(0), fs.Name())}
 	}
 	cfg, err := load()
 	if err != nil {
 		return err
 	}
 	if cfg.ConsoleAddr == "" {
-		return &exitError{code: 2, err: errors.New("CONSOLE_ADDR is off: the console needs an address to serve on")}
+		return &exit.Error{Code: 2, Err: errors.New("CONSOLE_ADDR is off: the console needs an address to serve on")}
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log := config.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	c, err := startConsole(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -73,8 +66,8 @@ func (c *runningConsole) wait() error { return <-c.done }
 // serves the console until ctx is cancelled, then closes its connection. A
 // configuration the console refuses (no authentication off loopback) or a
 // taken address is a usage error (exit 2).
-func startConsole(ctx context.Context, cfg Config, log *slog.Logger) (c *runningConsole, err error) {
-	nc, js, err := connectJetStream(cfg, "contactrelay-console")
+func startConsole(ctx context.Context, cfg config.Config, log *slog.Logger) (c *runningConsole, err error) {
+	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-console")
 	if err != nil {
 		return nil, err
 	}
@@ -92,11 +85,11 @@ func startConsole(ctx context.Context, cfg Config, log *slog.Logger) (c *running
 		Addr:     cfg.ConsoleAddr,
 	})
 	if err != nil {
-		return nil, &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
+		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("console: %w", err)}
 	}
 	ln, err := net.Listen("tcp", cfg.ConsoleAddr)
 	if err != nil {
-		return nil, &exitError{code: 2, err: fmt.Errorf("CONSOLE_ADDR %s: %w (set CONSOLE_ADDR to another address, 127.0.0.1:0 for any free port)", cfg.ConsoleAddr, err)}
+		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("CONSOLE_ADDR %s: %w (set CONSOLE_ADDR to another address, 127.0.0.1:0 for any free port)", cfg.ConsoleAddr, err)}
 	}
 	c = &runningConsole{URL: "http://" + ln.Addr().String() + "/", NoAuth: cfg.ConsoleUser == "", done: make(chan error, 1)}
 	rctx, cancel := context.WithCancel(ctx)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
@@ -52,7 +54,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 			return v
 		}
 		return devDefaults[k]
-	}, func(setting) bool { return true }, consoleSettings)
+	}, func(config.Setting) bool { return true }, config.ConsoleSettings())
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -65,37 +67,37 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		if err != nil {
 			perr = fmt.Errorf("%w\n%w", err, perr)
 		}
-		return &exitError{code: 2, err: perr}
+		return &exit.Error{Code: 2, Err: perr}
 	}
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log := config.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 
 	// One embedded server per data folder, and no waiting to find out that
 	// a port is taken: each is a usage error, said at once.
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("--data-dir: %w", err)}
+		return &exit.Error{Code: 2, Err: fmt.Errorf("--data-dir: %w", err)}
 	}
 	unlock, err := lockDataDir(*dataDir)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exit.Error{Code: 2, Err: err}
 	}
 	defer unlock()
 	if *natsPort != 0 {
 		if err := portFree(fmt.Sprintf("127.0.0.1:%d", *natsPort)); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("the NATS port 127.0.0.1:%d is taken (%w): another 'consumer dev' or NATS server? Give this one another --nats-port and another --data-dir (two servers cannot share one)",
+			return &exit.Error{Code: 2, Err: fmt.Errorf("the NATS port 127.0.0.1:%d is taken (%w): another 'consumer dev' or NATS server? Give this one another --nats-port and another --data-dir (two servers cannot share one)",
 				*natsPort, err)}
 		}
 	}
 	if cfg.HTTPAddr != "" {
 		if err := portFree(cfg.HTTPAddr); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("HTTP_ADDR %s is taken (%w): set HTTP_ADDR to another address, 127.0.0.1:0 for any free port, or off", cfg.HTTPAddr, err)}
+			return &exit.Error{Code: 2, Err: fmt.Errorf("HTTP_ADDR %s is taken (%w): set HTTP_ADDR to another address, 127.0.0.1:0 for any free port, or off", cfg.HTTPAddr, err)}
 		}
 	}
 	if cfg.ConsoleAddr != "" {
 		if err := portFree(cfg.ConsoleAddr); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("CONSOLE_ADDR %s is taken (%w): set CONSOLE_ADDR to another address, 127.0.0.1:0 for any free port, or off", cfg.ConsoleAddr, err)}
+			return &exit.Error{Code: 2, Err: fmt.Errorf("CONSOLE_ADDR %s is taken (%w): set CONSOLE_ADDR to another address, 127.0.0.1:0 for any free port, or off", cfg.ConsoleAddr, err)}
 		}
 	}
 
@@ -204,7 +206,7 @@ func serveLoopback(h http.Handler) (url string, stop func(), err error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-func printDevBanner(w io.Writer, cfg Config, dataDir, ipayURL, pikURL, httpAddr, consoleURL string, natsPort int) {
+func printDevBanner(w io.Writer, cfg config.Config, dataDir, ipayURL, pikURL, httpAddr, consoleURL string, natsPort int) {
 	natsFlag := ""
 	if natsPort != 4222 {
 		natsFlag = fmt.Sprintf(" --nats-url nats://127.0.0.1:%d", natsPort)
@@ -248,6 +250,6 @@ Stop with Ctrl-C.
 
 // exhaustAfter estimates how long a command keeps failing before it is
 // exhausted: every delivery's retry budget and the delays between them.
-func exhaustAfter(cfg Config) time.Duration {
+func exhaustAfter(cfg config.Config) time.Duration {
 	return time.Duration(cfg.MaxDeliver)*cfg.RetryMaxElapsed + time.Duration(cfg.MaxDeliver-1)*cfg.RetryMax
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/config"
 )
 
 // devRun is a 'consumer dev' run by a test.
@@ -151,7 +153,7 @@ func TestDevTakenConsolePortIsAnError(t *testing.T) {
 
 // The banner names the health address it serves, and says when there is none.
 func TestDevBannerHealthLine(t *testing.T) {
-	cfg := Config{DefaultProvider: "instantpay", MaxDeliver: 3}
+	cfg := config.Config{DefaultProvider: "instantpay", MaxDeliver: 3}
 	var b strings.Builder
 	printDevBanner(&b, cfg, "/data", "http://ip", "http://pik", "127.0.0.1:8080", "http://127.0.0.1:8081/", 4222)
 	assert.Contains(t, b.String(), "http://127.0.0.1:8080/readyz, /metrics")

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
@@ -105,7 +106,7 @@ func newTestEnvOn(t *testing.T, natsURL string, connect func(testing.TB) (*nats.
 
 func (e *testEnv) getenv(k string) string { return e.vars[k] }
 
-func (e *testEnv) config(t testing.TB) Config {
+func (e *testEnv) config(t testing.TB) config.Config {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	load := configFlags(fs, e.getenv)
@@ -175,7 +176,7 @@ func (e *testEnv) start(t *testing.T) *service {
 			}
 		})
 	}
-	log := newLogger(out, slog.LevelDebug, "json") // the service's own, masking included
+	log := config.NewLogger(out, slog.LevelDebug, "json") // the service's own, masking included
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	s := &service{logs: logs, cancel: cancel, finished: make(chan struct{})}

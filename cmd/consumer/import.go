@@ -17,6 +17,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -79,7 +81,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		defer results.Close()
 	}
 
-	nc, js, err := connectToCommands(ctx, cfg)
+	nc, js, err := natsconn.ConnectCommands(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -511,7 +513,7 @@ func (imp *importRun) summary(stdout io.Writer) error {
 
 // parseImportFlags parses import's flags and the configuration, and
 // reports every misuse at once (exit 2).
-func parseImportFlags(args []string, getenv func(string) string, stderr io.Writer) (importOptions, Config, error) {
+func parseImportFlags(args []string, getenv func(string) string, stderr io.Writer) (importOptions, config.Config, error) {
 	fs := flag.NewFlagSet("consumer import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o importOptions
@@ -526,7 +528,7 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "how often progress is reported when stderr is not a terminal")
 	load := toolFlags(fs, getenv, "DEFAULT_PROVIDER")
 	if err := parseFlags(fs, args); err != nil {
-		return o, Config{}, err
+		return o, config.Config{}, err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
@@ -51,14 +53,14 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return usageErr(fs, fmt.Errorf("--rate must be more than 0, not %g", *ratePerSec))
 	}
 
-	nc, js, err := connectJetStream(cfg, "contactrelay-replay")
+	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-replay")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	if !*dryRun {
 		if _, err := js.Stream(ctx, stream.CommandStream); errors.Is(err, jetstream.ErrStreamNotFound) {
-			return &exitError{code: 2, err: errNoStreams}
+			return &exit.Error{Code: 2, Err: errNoStreams}
 		}
 	}
 	sel, err := scanFailures(ctx, js, flt, *history)
@@ -74,7 +76,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 			what = "nothing to repair"
 		}
 		fmt.Fprintf(stderr, "%s: no contact.failed event of commandId %s matches\n", what, flt.CommandID)
-		return &exitError{code: 1, err: errQuiet}
+		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 
 	progress := &progressLine{w: stderr, on: isTerminal(stderr)}
@@ -97,7 +99,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	var rerr *replay.RepairError
 	if errors.As(err, &rerr) {
 		fmt.Fprintln(stderr, rerr.Error())
-		return &exitError{code: 1, err: errQuiet}
+		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 	if ferr := sum.Format(stdout); ferr != nil && err == nil {
 		err = ferr

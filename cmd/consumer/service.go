@@ -20,10 +20,14 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/health"
 	"github.com/contactrelay/contactrelay/internal/metrics"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/providers"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -39,15 +43,15 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log := config.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	return serveTraced(ctx, cfg, log, getenv, hooks{})
 }
 
 // serveTraced runs serve with the tracing the OTEL_* variables ask for.
-func serveTraced(ctx context.Context, cfg Config, log *slog.Logger, getenv func(string) string, hk hooks) error {
+func serveTraced(ctx context.Context, cfg config.Config, log *slog.Logger, getenv func(string) string, hk hooks) error {
 	tp, shutdown, err := newTracerProvider(ctx, getenv)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exit.Error{Code: 2, Err: err}
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -73,12 +77,12 @@ type hooks struct {
 }
 
 // serve runs the service until ctx is cancelled.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hk hooks) error {
 	tel := newTelemetry(hk.tracerProvider)
 	// The metrics are made once the enabled providers are known. The
 	// providers' own requests (PIK's token requests) are counted as they
 	// are made, the first of them in checkCredentials, after tel.met is set.
-	providers, err := enabledProviders(cfg, providerHTTPClient(cfg, tel), log, func(provider, op string, took time.Duration, err error) {
+	enabled, err := enabledProviders(cfg, providerHTTPClient(cfg, tel), log, func(provider, op string, took time.Duration, err error) {
 		tel.met.ProviderCall(provider, op, took, err)
 	})
 	if err != nil {
@@ -90,15 +94,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		return err
 	}
 	defer b.close()
-	tel.tracker = health.NewProviders(keys(providers), nil)
-	tel.met = metrics.New(keys(providers))
+	tel.tracker = health.NewProviders(keys(enabled), nil)
+	tel.met = metrics.New(keys(enabled))
 	// The token request a credentials check makes is counted as it is made.
-	checkCredentials(ctx, providers, tel.tracker.ProviderCall, log)
-	h, err := newHandler(cfg, providers, b.store, log, tel)
+	checkCredentials(ctx, enabled, tel.tracker.ProviderCall, log)
+	h, err := newHandler(cfg, enabled, b.store, log, tel)
 	if err != nil {
 		return err
 	}
-	runner := newRunner(cfg, b, h, prefetch(cfg, providers), log, tel)
+	runner := newRunner(cfg, b, h, prefetch(cfg, enabled), log, tel)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go stream.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
@@ -107,7 +111,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 			log.Warn("could not count the open failures", "error", err)
 			return
 		}
-		tel.met.FailuresOpen(counts, knownProviders())
+		tel.met.FailuresOpen(counts, providers.Names())
 	})
 
 	httpAddr, stopHTTP, err := serveOperations(cfg.HTTPAddr, b, runner, tel, log)
@@ -116,7 +120,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	}
 	defer stopHTTP()
 	log.Info("consuming", "stream", stream.CommandStream, "consumer", stream.Durable,
-		"providers", fmt.Sprint(keys(providers)), "defaultProvider", cfg.DefaultProvider,
+		"providers", fmt.Sprint(keys(enabled)), "defaultProvider", cfg.DefaultProvider,
 		"concurrency", cfg.Concurrency, "maxDeliver", cfg.MaxDeliver, "httpAddr", httpAddr)
 	if hk.started != nil {
 		hk.started(httpAddr)
@@ -151,7 +155,7 @@ func newTelemetry(tp trace.TracerProvider) *telemetry {
 // providerHTTPClient is the HTTP client the provider clients share: with
 // spans, every request gets a client span and carries traceparent;
 // without, it carries the command's trace context on, only.
-func providerHTTPClient(cfg Config, tel *telemetry) *http.Client {
+func providerHTTPClient(cfg config.Config, tel *telemetry) *http.Client {
 	hc := clients.NewHTTPClient(cfg.Concurrency)
 	if _, off := tel.tp.(noop.TracerProvider); off {
 		hc.Transport = propagating{base: hc.Transport, propagator: tel.propagator}
@@ -163,18 +167,18 @@ func providerHTTPClient(cfg Config, tel *telemetry) *http.Client {
 
 // enabledProviders builds the providers the configuration enables and logs
 // the others; none enabled is a configuration error (exit 2).
-func enabledProviders(cfg Config, hc *http.Client, log *slog.Logger, onRequest func(provider, op string, took time.Duration, err error)) (map[string]handlers.Provider, error) {
-	providers, disabled, err := buildProviders(cfg, hc, onRequest)
+func enabledProviders(cfg config.Config, hc *http.Client, log *slog.Logger, onRequest func(provider, op string, took time.Duration, err error)) (map[string]handlers.Provider, error) {
+	enabled, disabled, err := providers.Build(cfg, hc, onRequest)
 	if err != nil {
-		return nil, &exitError{code: 2, err: err}
+		return nil, &exit.Error{Code: 2, Err: err}
 	}
 	for name, why := range disabled {
 		log.Info("provider disabled", "provider", name, "why", why)
 	}
-	if len(providers) == 0 {
-		return nil, &exitError{code: 2, err: errors.New("no provider is enabled: set INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET, or PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET (or try 'consumer dev')")}
+	if len(enabled) == 0 {
+		return nil, &exit.Error{Code: 2, Err: errors.New("no provider is enabled: set INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET, or PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET (or try 'consumer dev')")}
 	}
-	return providers, nil
+	return enabled, nil
 }
 
 // broker is the service's side of NATS: the connection, JetStream with the
@@ -191,14 +195,14 @@ type broker struct {
 // topology returns the JetStream resources the configuration asks for,
 // with replicas (0: one, or what an earlier setup made) and note told of
 // what setup changed or could not change.
-func topology(cfg Config, replicas int, note func(string)) stream.Topology {
+func topology(cfg config.Config, replicas int, note func(string)) stream.Topology {
 	return stream.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
 }
 
 // connectBroker connects to NATS, tells connected of the connection, and
 // sets up the streams, the consumer and the record store.
-func connectBroker(ctx context.Context, cfg Config, log *slog.Logger, connected func(*nats.Conn)) (*broker, error) {
-	nc, err := connectNATS(cfg, "contactrelay", log)
+func connectBroker(ctx context.Context, cfg config.Config, log *slog.Logger, connected func(*nats.Conn)) (*broker, error) {
+	nc, err := natsconn.Connect(cfg, "contactrelay", log)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +219,7 @@ func connectBroker(ctx context.Context, cfg Config, log *slog.Logger, connected 
 		nc.Close()
 		return nil, err
 	}
-	if b.js, err = newJetStream(nc, cfg); err != nil {
+	if b.js, err = natsconn.JetStream(nc, cfg); err != nil {
 		return fail(err)
 	}
 	if err := stream.Setup(ctx, b.js, topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
@@ -243,10 +247,10 @@ func (b *broker) close() {
 
 // newHandler builds the handler that decides each command, reporting its
 // provider calls, retries and circuit changes to tel.
-func newHandler(cfg Config, providers map[string]handlers.Provider, store handlers.Store, log *slog.Logger, tel *telemetry) (*handlers.Handler, error) {
+func newHandler(cfg config.Config, enabled map[string]handlers.Provider, store handlers.Store, log *slog.Logger, tel *telemetry) (*handlers.Handler, error) {
 	return handlers.New(handlers.Config{
-		Providers:            providers,
-		KnownProviders:       knownProviders(),
+		Providers:            enabled,
+		KnownProviders:       providers.Names(),
 		DefaultProvider:      cfg.DefaultProvider,
 		Store:                store,
 		Logger:               log,
@@ -256,7 +260,7 @@ func newHandler(cfg Config, providers map[string]handlers.Provider, store handle
 		RetryMaxInterval:     cfg.RetryMax,
 		RetryMaxElapsed:      cfg.RetryMaxElapsed,
 		CallTimeout:          cfg.ProviderTimeout,
-		Protection:           cfg.Protection,
+		Protection:           protection(cfg.Protection),
 		Hooks: handlers.Hooks{
 			ProviderCall: func(provider, op string, took time.Duration, err error) {
 				tel.tracker.ProviderCall(provider, op, took, err)
@@ -269,9 +273,19 @@ func newHandler(cfg Config, providers map[string]handlers.Provider, store handle
 	})
 }
 
+// protection returns the handler's protection of each provider, as
+// configured.
+func protection(cfg map[string]config.Protection) map[string]handlers.Protection {
+	out := make(map[string]handlers.Protection, len(cfg))
+	for name, p := range cfg {
+		out[name] = handlers.Protection(p)
+	}
+	return out
+}
+
 // newRunner builds the runner that consumes commands for h and carries its
 // decisions out.
-func newRunner(cfg Config, b *broker, h *handlers.Handler, prefetch int, log *slog.Logger, tel *telemetry) *stream.Runner {
+func newRunner(cfg config.Config, b *broker, h *handlers.Handler, prefetch int, log *slog.Logger, tel *telemetry) *stream.Runner {
 	return stream.NewRunner(b.js, h, stream.RunnerConfig{
 		Records:        b.store,
 		Failures:       b.failures,
@@ -323,9 +337,9 @@ func serveOperations(addr string, b *broker, runner *stream.Runner, tel *telemet
 // through no more than rate × ACK_WAIT/2 commands in half an ack wait; a
 // command fetched beyond that would wait out its ack wait in the buffer
 // and be delivered again.
-func prefetch[P any](cfg Config, providers map[string]P) int {
+func prefetch[P any](cfg config.Config, enabled map[string]P) int {
 	n := cfg.Concurrency
-	for name := range providers {
+	for name := range enabled {
 		if r := cfg.Protection[name].RateLimit; r > 0 {
 			n = min(n, max(1, int(r*cfg.AckWait.Seconds()/2)))
 		}
@@ -345,7 +359,7 @@ func keys[V any](m map[string]V) []string {
 func startHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, "", &exitError{code: 2, err: fmt.Errorf("HTTP_ADDR %s: %w", addr, err)}
+		return nil, "", &exit.Error{Code: 2, Err: fmt.Errorf("HTTP_ADDR %s: %w", addr, err)}
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -363,8 +377,8 @@ type authenticator interface {
 
 // checkCredentials asks each provider that can to check its credentials, so
 // that refused ones show in the log and in readiness before any command.
-func checkCredentials(ctx context.Context, providers map[string]handlers.Provider, report func(provider, op string, took time.Duration, err error), log *slog.Logger) {
-	for name, p := range providers {
+func checkCredentials(ctx context.Context, enabled map[string]handlers.Provider, report func(provider, op string, took time.Duration, err error), log *slog.Logger) {
+	for name, p := range enabled {
 		a, ok := p.(authenticator)
 		if !ok {
 			continue

@@ -11,8 +11,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -40,17 +42,17 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 		if err != nil {
 			rerr = fmt.Errorf("%w\n%w", err, rerr)
 		}
-		return &exitError{code: 2, err: rerr}
+		return &exit.Error{Code: 2, Err: rerr}
 	}
 	if err != nil {
 		return err
 	}
-	nc, err := connectNATS(cfg, "contactrelay-setup", slog.New(slog.DiscardHandler))
+	nc, err := natsconn.Connect(cfg, "contactrelay-setup", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := newJetStream(nc, cfg)
+	js, err := natsconn.JetStream(nc, cfg)
 	if err != nil {
 		return err
 	}
