@@ -20,6 +20,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/bench"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/service"
 )
 
 // benchCommand is 'consumer bench': contactrelay against the bare-loop
@@ -275,7 +276,11 @@ func runWorker(ctx context.Context, mode, natsURL, providerURL string, concurren
 		return err
 	}
 	log := config.NewLogger(logTo, cfg.LogLevel, cfg.LogFormat) // the service's own logging, at its default level
-	return serve(ctx, cfg, log, hooks{started: func(string) { ready() }})
+	svc, err := service.New(cfg, log, service.Hooks{Started: func(string) { ready() }})
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
 }
 
 // processWorker runs the consumer as 'consumer bench-worker' in a child

@@ -17,6 +17,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
+	"github.com/contactrelay/contactrelay/internal/service"
 )
 
 // Credentials of the sandbox providers in dev mode; they open nothing real.
@@ -148,7 +149,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 
 	abs, _ := filepath.Abs(*dataDir)
-	return serveTraced(ctx, cfg, log, getenv, hooks{started: func(httpAddr string) {
+	return service.Serve(ctx, cfg, log, getenv, version(), service.Hooks{Started: func(httpAddr string) {
 		printDevBanner(stdout, cfg, abs, ipayURL, pikURL, httpAddr, consoleLine, ns.Addr().(*net.TCPAddr).Port)
 	}})
 }

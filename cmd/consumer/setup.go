@@ -15,6 +15,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/service"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -56,7 +57,7 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	if err := stream.Setup(ctx, js, topology(cfg, *replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
+	if err := stream.Setup(ctx, js, service.Topology(cfg, *replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
 		return err
 	}
 	if err := rebuildFailures(ctx, js, *rebuild, stdout, stderr); err != nil {

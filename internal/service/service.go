@@ -1,11 +1,18 @@
-package main
+// Package service assembles and runs what 'consumer run' runs: the
+// provider clients the configuration enables, the NATS connection with
+// the streams, the consumer and the record bucket set up, the handler
+// and the runner that consumes commands, and the HTTP server of the
+// health and metrics endpoints. 'consumer dev', 'consumer bench' and the
+// tests run it too.
+//
+// New builds what needs no I/O; Run connects, consumes until its context
+// is cancelled, and closes everything it opened before it returns.
+package service
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,25 +38,13 @@ import (
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
-// runCommand is 'consumer run': the service.
-func runCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("consumer run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	load := configFlags(fs, getenv)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := load()
-	if err != nil {
-		return err
-	}
-	log := config.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	return serveTraced(ctx, cfg, log, getenv, hooks{})
-}
-
-// serveTraced runs serve with the tracing the OTEL_* variables ask for.
-func serveTraced(ctx context.Context, cfg config.Config, log *slog.Logger, getenv func(string) string, hk hooks) error {
-	tp, shutdown, err := newTracerProvider(ctx, getenv)
+// Serve runs the service as 'consumer run' does, until ctx is cancelled:
+// with the tracing the OTEL_* variables getenv gives ask for (see
+// NewTracerProvider; version names the build in the spans' resource),
+// whose spans not yet sent it flushes before it returns. hooks.TracerProvider
+// is set by Serve.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, getenv func(string) string, version string, hooks Hooks) error {
+	tp, shutdown, err := NewTracerProvider(ctx, getenv, version)
 	if err != nil {
 		return &exit.Error{Code: 2, Err: err}
 	}
@@ -60,25 +55,41 @@ func serveTraced(ctx context.Context, cfg config.Config, log *slog.Logger, geten
 			log.Warn("flushing traces failed", "error", err)
 		}
 	}()
-	hk.tracerProvider = tp
-	return serve(ctx, cfg, log, hk)
+	hooks.TracerProvider = tp
+	s, err := New(cfg, log, hooks)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
 }
 
-// hooks let dev mode and tests follow and shape the service's life. Nil
+// Hooks let dev mode and tests follow and shape the service's life. Nil
 // fields are not used.
-type hooks struct {
-	// connected is called with the NATS connection once it is made.
-	connected func(*nats.Conn)
-	// started is called once the service is about to consume, with the
-	// address of its HTTP server.
-	started func(httpAddr string)
-	// tracerProvider makes the service's spans; nil means none.
-	tracerProvider trace.TracerProvider
+type Hooks struct {
+	// Connected is called with the NATS connection once it is made.
+	Connected func(*nats.Conn)
+	// Started is called once the service is about to consume, with the
+	// address of its HTTP server ("" for none).
+	Started func(httpAddr string)
+	// TracerProvider makes the service's spans; nil means none.
+	TracerProvider trace.TracerProvider
 }
 
-// serve runs the service until ctx is cancelled.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hk hooks) error {
-	tel := newTelemetry(hk.tracerProvider)
+// Service is the service, built and ready to run. It is not safe for
+// concurrent use: Run is called once.
+type Service struct {
+	cfg       config.Config
+	log       *slog.Logger
+	hooks     Hooks
+	tel       *telemetry
+	providers map[string]handlers.Provider
+}
+
+// New builds the service for cfg, logging to log: the telemetry and the
+// providers the configuration enables (it logs the disabled ones). None
+// enabled is a configuration error (exit 2). New makes no connection.
+func New(cfg config.Config, log *slog.Logger, hooks Hooks) (*Service, error) {
+	tel := newTelemetry(hooks.TracerProvider)
 	// The metrics are made once the enabled providers are known. The
 	// providers' own requests (PIK's token requests) are counted as they
 	// are made, the first of them in checkCredentials, after tel.met is set.
@@ -86,10 +97,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hk hooks) e
 		tel.met.ProviderCall(provider, op, took, err)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return &Service{cfg: cfg, log: log, hooks: hooks, tel: tel, providers: enabled}, nil
+}
 
-	b, err := connectBroker(ctx, cfg, log, hk.connected)
+// Run connects to NATS, sets up the streams, the consumer and the record
+// store, serves the HTTP endpoints and consumes commands until ctx is
+// cancelled; then it finishes the commands in flight (within
+// SHUTDOWN_GRACE) and closes the server, the store and the connection
+// before it returns.
+func (s *Service) Run(ctx context.Context) error {
+	cfg, log, hk, tel, enabled := s.cfg, s.log, s.hooks, s.tel, s.providers
+	b, err := connectBroker(ctx, cfg, log, hk.Connected)
 	if err != nil {
 		return err
 	}
@@ -122,8 +142,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hk hooks) e
 	log.Info("consuming", "stream", stream.CommandStream, "consumer", stream.Durable,
 		"providers", fmt.Sprint(keys(enabled)), "defaultProvider", cfg.DefaultProvider,
 		"concurrency", cfg.Concurrency, "maxDeliver", cfg.MaxDeliver, "httpAddr", httpAddr)
-	if hk.started != nil {
-		hk.started(httpAddr)
+	if hk.Started != nil {
+		hk.Started(httpAddr)
 	}
 	err = runner.Run(ctx)
 	log.Info("stopped")
@@ -192,10 +212,10 @@ type broker struct {
 	store    *stream.Records
 }
 
-// topology returns the JetStream resources the configuration asks for,
+// Topology returns the JetStream resources the configuration asks for,
 // with replicas (0: one, or what an earlier setup made) and note told of
 // what setup changed or could not change.
-func topology(cfg config.Config, replicas int, note func(string)) stream.Topology {
+func Topology(cfg config.Config, replicas int, note func(string)) stream.Topology {
 	return stream.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
 }
 
@@ -222,7 +242,7 @@ func connectBroker(ctx context.Context, cfg config.Config, log *slog.Logger, con
 	if b.js, err = natsconn.JetStream(nc, cfg); err != nil {
 		return fail(err)
 	}
-	if err := stream.Setup(ctx, b.js, topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
+	if err := stream.Setup(ctx, b.js, Topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
 		return fail(err)
 	}
 	if b.store, err = stream.OpenRecords(ctx, b.js, handlers.DefaultStoreTimeout); err != nil {
