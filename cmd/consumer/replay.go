@@ -6,13 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/progress"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
@@ -79,7 +79,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 
-	progress := &progressLine{w: stderr, on: isTerminal(stderr)}
+	line := progress.NewLine(stderr)
 	sum, err := replay.Replay(ctx, js, sel.Failures, replay.Options{
 		All:               *all,
 		IncludeSuperseded: *superseded,
@@ -87,15 +87,15 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		Rate:              *ratePerSec,
 		DryRun:            *dryRun,
 		OnItem: func(it replay.Item) {
-			progress.clear()
+			line.Clear()
 			printItem(stdout, stderr, it, *dryRun, *unmask)
 		},
 		Progress: func(done int, s replay.Summary) {
-			progress.show(fmt.Sprintf("replay: %d/%d done, %d replayed, %d skipped, %d failed to publish",
+			line.Show(fmt.Sprintf("replay: %d/%d done, %d replayed, %d skipped, %d failed to publish",
 				done, s.Selected, s.Replayed, s.SkippedTotal(), s.PublishFailed))
 		},
 	})
-	progress.clear()
+	line.Clear()
 	var rerr *replay.RepairError
 	if errors.As(err, &rerr) {
 		fmt.Fprintln(stderr, rerr.Error())
@@ -141,37 +141,11 @@ func printItem(stdout, stderr io.Writer, it replay.Item, dryRun, unmask bool) {
 	}
 }
 
-// progressLine is one line on a terminal, rewritten as work goes on, and
-// nothing elsewhere.
-type progressLine struct {
-	w     io.Writer
-	on    bool
-	shown bool
-}
-
-func (p *progressLine) show(text string) {
-	if p.on {
-		fmt.Fprintf(p.w, "\r\x1b[K%s", text)
-		p.shown = true
-	}
-}
-
-func (p *progressLine) clear() {
-	if p.shown {
-		fmt.Fprint(p.w, "\r\x1b[K")
-		p.shown = false
-	}
-}
-
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal (the import's lockedWriter
+// seen through).
 func isTerminal(w io.Writer) bool {
 	if l, ok := w.(*lockedWriter); ok {
 		w = l.w
 	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return progress.IsTerminal(w)
 }
