@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/console"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 	"github.com/contactrelay/contactrelay/internal/service"
@@ -137,11 +138,11 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	if cfg.ConsoleAddr != "" {
 		ctx, stopConsole := context.WithCancel(ctx)
 		defer stopConsole()
-		c, err := startConsole(ctx, cfg, log)
+		c, err := console.Start(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
-		defer func() { stopConsole(); _ = c.wait() }()
+		defer func() { stopConsole(); _ = c.Wait() }()
 		consoleLine = c.URL
 		if c.NoAuth {
 			consoleLine += "   (no authentication: loopback only)"
