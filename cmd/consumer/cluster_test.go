@@ -145,7 +145,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	settle := func(total int) {
 		t.Helper()
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			msgs, pending, ackPending, err := progress(ctx, e.js)
+			msgs, pending, ackPending, err := consumerProgress(ctx, e.js)
 			require.NoError(c, err)
 			assert.GreaterOrEqual(c, msgs, uint64(total), "events")
 			assert.Zero(c, pending, "commands left to deliver")
@@ -297,7 +297,7 @@ func groupLeaders(ctx context.Context, js jetstream.JetStream) map[string]string
 }
 
 // progress reads the number of events and the durable consumer's backlog.
-func progress(ctx context.Context, js jetstream.JetStream) (msgs, pending, ackPending uint64, err error) {
+func consumerProgress(ctx context.Context, js jetstream.JetStream) (msgs, pending, ackPending uint64, err error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	s, err := js.Stream(rctx, stream.EventStream)

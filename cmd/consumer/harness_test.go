@@ -285,7 +285,7 @@ func (e *testEnv) awaitEvents(t testing.TB, n int, within time.Duration) []event
 func (e *testEnv) settle(t *testing.T, svc *instance, within time.Duration) []events.Event {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		_, pending, ackPending, err := progress(context.Background(), e.js)
+		_, pending, ackPending, err := consumerProgress(context.Background(), e.js)
 		require.NoError(c, err)
 		assert.Zero(c, pending, "commands left to deliver")
 		assert.Zero(c, ackPending, "commands delivered and not yet acknowledged")
