@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,8 +25,16 @@ import (
 var ErrNoStreams = errors.New("the streams do not exist: start the service ('consumer run' or 'consumer dev') or run 'consumer setup'")
 
 // ErrTimeout says no terminal event came before the context's deadline.
-// The command was published: its outcome comes later, as an event.
+// The command was published and stored (the Ack says where): its outcome
+// comes later, as an event.
 var ErrTimeout = errors.New("no outcome before the deadline")
+
+// ErrUnconfirmed says a publish got no answer from the stream before the
+// context was done, or the connection failed under it: the command may or
+// may not be stored. Publishing it again with the same commandId (for a
+// replay, the same ReplayOf) is safe: the stream, within its duplicate
+// window, and after it the service's record, make it one command.
+var ErrUnconfirmed = errors.New("the stream did not confirm the publish: the command may or may not be stored")
 
 // ErrOtherContent says the command stream already holds a command with the
 // same commandId and other content, published within its duplicate window:
@@ -52,11 +61,17 @@ type Config struct {
 
 // Client publishes commands through a JetStream context and reads their
 // outcomes. It is safe for concurrent use. It does not own the connection
-// under js: the caller closes it.
+// under js: the caller closes it. The calls waiting for outcomes share one
+// watch of the events, which runs while any waits (see the package
+// documentation); a Client needs no Close.
 type Client struct {
 	js  jetstream.JetStream
 	cfg Config
 	val *events.Validator
+
+	mu    sync.Mutex
+	watch *sharedWatch       // nil while no call waits
+	kv    jetstream.KeyValue // the record bucket, once found
 }
 
 // New returns a Client publishing through js.
@@ -128,12 +143,18 @@ func (c *Client) PublishMessage(ctx context.Context, m Message) (Ack, error) {
 		msg.Header.Set(events.HeaderMsgID, id)
 	}
 	c.cfg.Propagator.Inject(ctx, headerCarrier(msg.Header))
-	pa, err := c.js.PublishMsg(ctx, msg)
+	pa, err := c.publish(ctx, msg, m.ReplayOf != "" || hasID)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			return Ack{}, ErrNoStreams
 		}
-		return Ack{}, fmt.Errorf("publish: %w", err)
+		switch {
+		case m.ReplayOf != "":
+			return Ack{}, fmt.Errorf("publish the replay of %s: %w; publishing it again with the same ReplayOf is safe: %w", m.ReplayOf, ErrUnconfirmed, err)
+		case hasID:
+			return Ack{}, fmt.Errorf("publish %s: %w; publishing it again with the same commandId is safe: %w", id, ErrUnconfirmed, err)
+		}
+		return Ack{}, fmt.Errorf("publish: %w; it has no commandId the stream can tell a repeat by, so publishing it again may store it twice: %w", ErrUnconfirmed, err)
 	}
 	if !hasID {
 		id = fmt.Sprintf("%s:%d", pa.Stream, pa.Sequence)
@@ -146,6 +167,46 @@ func (c *Client) PublishMessage(ctx context.Context, m Message) (Ack, error) {
 		}
 	}
 	return ack, nil
+}
+
+// Publishing a command with a message id is tried again, with the same
+// id, when the stream does not answer an attempt within publishAttempt
+// (the connection was lost under it): the stream drops a repeat of a
+// stored one. A publish the connection could not buffer while it
+// reconnects is tried again too. A publish that no stream answers at all is tried again for
+// noStreamFor (JetStream may be starting) before it is ErrNoStreams.
+const (
+	publishAttempt = 5 * time.Second
+	noStreamFor    = 3 * time.Second
+	publishPause   = 100 * time.Millisecond
+)
+
+// publish publishes msg, trying again as said above; repeatable says msg
+// has a message id.
+func (c *Client) publish(ctx context.Context, msg *nats.Msg, repeatable bool) (*jetstream.PubAck, error) {
+	start := time.Now()
+	for {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if repeatable {
+			actx, cancel = context.WithTimeout(ctx, publishAttempt)
+		}
+		pa, err := c.js.PublishMsg(actx, msg)
+		cancel()
+		switch {
+		case err == nil, ctx.Err() != nil:
+			return pa, err
+		case errors.Is(err, jetstream.ErrNoStreamResponse) && time.Since(start) < noStreamFor:
+		case errors.Is(err, nats.ErrReconnectBufExceeded): // not sent
+		case repeatable && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
+		default:
+			return pa, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(publishPause):
+		}
+	}
 }
 
 // checkStored checks a publish the stream took for a duplicate: when the
@@ -183,21 +244,14 @@ func (c *Client) Settled(ctx context.Context, body []byte) (o Outcome, ok bool, 
 	if !usable {
 		return Outcome{}, false, nil
 	}
-	kv, err := c.js.KeyValue(ctx, stream.RecordBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return Outcome{}, false, nil
-	}
+	value, err := c.record(ctx, id)
 	if err != nil {
 		return Outcome{}, false, fmt.Errorf("read the record of %s: %w", id, err)
 	}
-	e, err := kv.Get(ctx, handlers.RecordKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if value == nil {
 		return Outcome{}, false, nil
 	}
-	if err != nil {
-		return Outcome{}, false, fmt.Errorf("read the record of %s: %w", id, err)
-	}
-	fingerprint, raw, decided := handlers.SettledOutcome(e.Value())
+	fingerprint, raw, decided := handlers.SettledOutcome(value)
 	if !decided || fingerprint != handlers.ContentFingerprint(body) {
 		return Outcome{}, false, nil
 	}
@@ -217,21 +271,46 @@ func (c *Client) Settled(ctx context.Context, body []byte) (o Outcome, ok bool, 
 // the content a commandId was first used for, or "" when there is none to
 // read.
 func (c *Client) recordedFingerprint(ctx context.Context, commandID string) string {
-	kv, err := c.js.KeyValue(ctx, stream.RecordBucket)
-	if err != nil {
-		return ""
-	}
-	e, err := kv.Get(ctx, handlers.RecordKey(commandID))
-	if err != nil {
+	value, err := c.record(ctx, commandID)
+	if err != nil || value == nil {
 		return ""
 	}
 	var rec struct {
 		Fingerprint string `json:"fingerprint"`
 	}
-	if json.Unmarshal(e.Value(), &rec) != nil {
+	if json.Unmarshal(value, &rec) != nil {
 		return ""
 	}
 	return rec.Fingerprint
+}
+
+// record reads the service's record of a commandId, read-only (a get from
+// the record bucket): nil when there is none, or no bucket.
+func (c *Client) record(ctx context.Context, commandID string) ([]byte, error) {
+	c.mu.Lock()
+	kv := c.kv
+	c.mu.Unlock()
+	if kv == nil {
+		var err error
+		kv, err = c.js.KeyValue(ctx, stream.RecordBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.kv = kv
+		c.mu.Unlock()
+	}
+	e, err := kv.Get(ctx, handlers.RecordKey(commandID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.Value(), nil
 }
 
 func (c *Client) storedCommand(ctx context.Context, ack Ack) (*jetstream.RawStreamMsg, error) {

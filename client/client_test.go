@@ -16,6 +16,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/client"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -318,4 +319,89 @@ func TestSettled(t *testing.T) {
 	_, ok, err = c.Settled(ctx, []byte(`{"name":"no commandId"}`))
 	require.NoError(t, err)
 	assert.False(t, ok, "no usable commandId: no record to read")
+}
+
+// TestPublishAndWaitFindsAnOutcomeDecidedBefore: a command whose newest
+// outcome was decided before the wait began (here a replay's
+// contact.created, after the original generation was rejected) is
+// answered with that outcome, whether the stream drops the re-sent
+// command as a duplicate or stores it again after its window.
+func TestPublishAndWaitFindsAnOutcomeDecidedBefore(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.startService(t)
+	c := client.New(w.js, client.Config{})
+	ctx := wait(t)
+
+	cmd := jane("newest-1")
+	cmd.Email = "rejected.once@example.com"
+	w.ipay.Inject(sandbox.Fault{Times: 1, Email: cmd.Email, Code: "RPI"})
+	_, err := c.PublishAndWait(ctx, cmd)
+	var failed *client.FailedError
+	require.ErrorAs(t, err, &failed, "the original generation is rejected")
+	require.Equal(t, client.ReasonRejected, failed.Reason)
+	failedID := client.EventID(cmd.CommandID, "", client.SubjectFailed)
+	body, err := json.Marshal(cmd)
+	require.NoError(t, err)
+	replayed, err := c.PublishMessageAndWait(ctx, client.Message{Body: body, ReplayOf: failedID})
+	require.NoError(t, err, "the replay creates the contact")
+	newest := client.EventID(cmd.CommandID, failedID, client.SubjectCreated)
+	require.Equal(t, newest, replayed.Event.ID)
+
+	t.Run("a duplicate", func(t *testing.T) {
+		o, err := c.PublishAndWait(ctx, cmd)
+		require.NoError(t, err, "answered with the newest outcome, not the original generation's failure")
+		assert.True(t, o.Ack.Duplicate)
+		assert.Equal(t, newest, o.Event.ID)
+		require.NotNil(t, o.Created)
+		assert.Equal(t, replayed.Created.ContactID, o.Created.ContactID)
+	})
+	t.Run("stored again after the window", func(t *testing.T) {
+		s, err := w.js.Stream(ctx, stream.CommandStream)
+		require.NoError(t, err)
+		cfg := s.CachedInfo().Config
+		cfg.Duplicates = 100 * time.Millisecond
+		_, err = w.js.UpdateStream(ctx, cfg)
+		require.NoError(t, err)
+		time.Sleep(200 * time.Millisecond) // the command's window passes: nothing to wait for but time
+		o, err := c.PublishAndWait(ctx, cmd)
+		require.NoError(t, err)
+		assert.False(t, o.Ack.Duplicate, "stored again")
+		assert.Equal(t, newest, o.Event.ID)
+	})
+	assert.Equal(t, 2, w.ipay.CreateCalls(), "the rejected call and the replay's")
+}
+
+// TestPublishAndWaitDuplicatesAtOnce: many calls re-sending commands
+// settled before they began all find their outcomes.
+func TestPublishAndWaitDuplicatesAtOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.startService(t)
+	c := client.New(w.js, client.Config{})
+	ctx := wait(t)
+	const n = 50
+	for i := range n {
+		_, err := c.Publish(ctx, jane(fmt.Sprintf("dups-%d", i)))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return eventsStored(t, w) == n }, 10*time.Second, 10*time.Millisecond, "the outcomes are stored")
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			id := fmt.Sprintf("dups-%d", i)
+			o, err := c.PublishAndWait(ctx, jane(id))
+			switch {
+			case err != nil:
+			case !o.Ack.Duplicate:
+				err = fmt.Errorf("%s: not a duplicate", id)
+			case o.Event.ID != client.EventID(id, "", client.SubjectCreated):
+				err = fmt.Errorf("%s: event %s", id, o.Event.ID)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		assert.NoError(t, <-errs)
+	}
 }

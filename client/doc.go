@@ -10,8 +10,12 @@
 //     ValidateJSON), so that bad input can be refused before it is sent;
 //   - publishes a command (Publish, PublishMessage) with Nats-Msg-Id set to
 //     its commandId and the caller's trace context in the headers;
-//   - publishes a command and waits for its terminal event in this
-//     generation (PublishAndWait, PublishMessageAndWait);
+//   - publishes a command and waits for its answer (PublishAndWait,
+//     PublishMessageAndWait): however many calls wait, a Client reads the
+//     events through one shared watch, one copy of each event, which runs
+//     while any call waits, and finds an outcome decided before a call
+//     began, or missed while the connection was down, in the service's
+//     record or the event stream;
 //   - reads the event stream from a point in time (Watch), for callers that
 //     wait for many commands at once, such as 'consumer import'.
 //
@@ -28,7 +32,9 @@
 //
 // Errors a caller can act on are sentinels or typed: ErrNoStreams (the
 // service never ran setup against this NATS), ErrTimeout (no outcome
-// before the context's deadline), ErrOtherContent (the commandId is taken
+// before the context's deadline; the command is stored), ErrUnconfirmed
+// (the publish was not confirmed: it may or may not be stored, and
+// publishing it again with the same commandId is safe), ErrOtherContent (the commandId is taken
 // by a command with other content), *InvalidError (the command breaks the
 // service's rules; nothing was sent) and *FailedError (the outcome is a
 // contact.failed event; its Reason, Errors and Message say why).

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
@@ -19,6 +21,7 @@ import (
 // world is an embedded JetStream server with the streams set up, and an
 // InstantPay sandbox.
 type world struct {
+	srv  *natstest.Server
 	js   jetstream.JetStream
 	ipay *sandbox.InstantPay
 	url  string
@@ -28,8 +31,27 @@ type world struct {
 // without the service.
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	srv := natstest.Start(tb, nil)
-	_, js := srv.Connect(tb)
+	return newWorldWith(tb, nil, "", "")
+}
+
+// newWorldWith is newWorld with the server's options changed by change,
+// the service connecting as user ("": none).
+func newWorldWith(tb testing.TB, change func(*server.Options), user, password string) *world {
+	tb.Helper()
+	srv := natstest.Start(tb, change)
+	url := srv.ClientURL()
+	if user != "" {
+		url = srv.URL(user, password)
+	}
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := stream.Setup(ctx, js, stream.Topology{}); err != nil {
@@ -38,7 +60,7 @@ func newWorld(tb testing.TB) *world {
 	ipay := sandbox.NewInstantPay(sandbox.InstantPayConfig{ClientID: "id", ClientSecret: "secret"})
 	hs := httptest.NewServer(ipay)
 	tb.Cleanup(func() { ipay.Close(); hs.Close() })
-	return &world{js: js, ipay: ipay, url: hs.URL}
+	return &world{srv: srv, js: js, ipay: ipay, url: hs.URL}
 }
 
 // startService runs the service (InstantPay only, the default provider)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
 // Outcome is a command's terminal event in its generation.
@@ -53,23 +55,35 @@ func (c *Client) PublishAndWait(ctx context.Context, cmd Command) (Outcome, erro
 }
 
 // PublishMessageAndWait publishes m (see PublishMessage) and waits, until
-// ctx is done, for its terminal event in this generation: the event whose
-// id is EventID of its commandId, generation and type, or the conflict
-// answer to its content. It subscribes before publishing, so an outcome
-// that comes at once is not missed; when the stream already held the
-// command (Ack.Duplicate), or the service answers a repeat from its record
-// with an event the event stream drops as a duplicate, the outcome is
-// found among the events already stored. It returns the Outcome, and:
-// a *FailedError for contact.failed, ErrTimeout (with the Ack) when ctx's
-// deadline passed first, ctx's error when it was cancelled, ErrNoStreams,
-// or an error of the publish.
+// ctx is done, for its answer: the terminal event of its generation (the
+// event whose id is EventID of its commandId, generation and type), the
+// conflict answer to its content, or, once the service's record holds a
+// decided outcome for this content (see Settled), that outcome: the
+// command's newest, which may be another generation's.
+//
+// The calls of one Client share one watch of the events (see the package
+// documentation): a call joins it before publishing, so an outcome that
+// comes at once is not missed, and an outcome that came before the call
+// (a duplicate, a command re-sent) is found in the record or, for an
+// answer the record does not keep, among the events already stored. While
+// it waits, and whenever the connection comes back after a loss, the call
+// reads the record again, so that an event missed meanwhile cannot leave
+// it waiting.
+//
+// It returns by ctx's deadline, whatever the connection does: the
+// Outcome, and a *FailedError for contact.failed; ErrTimeout (with the
+// Ack: the command is stored, its outcome comes later as an event) when
+// the deadline passed first; ctx's error when it was cancelled;
+// ErrNoStreams; or an error of the publish (ErrUnconfirmed: it may or may
+// not be stored).
 func (c *Client) PublishMessageAndWait(ctx context.Context, m Message) (Outcome, error) {
-	// Subscribe before publishing, so the outcome cannot slip by.
-	w, err := c.Watch(ctx, time.Time{})
+	id, usable := bodyCommandID(m.Body, m.ReplayOf != "")
+	sw, w, err := c.join(id)
 	if err != nil {
 		return Outcome{}, err
 	}
-	defer func() { w.Stop() }()
+	defer c.leave(sw, w)
+	published := time.Now()
 	ack, err := c.PublishMessage(ctx, m)
 	if err != nil {
 		return Outcome{Ack: ack}, err
@@ -77,43 +91,137 @@ func (c *Client) PublishMessageAndWait(ctx context.Context, m Message) (Outcome,
 	if c.cfg.Published != nil {
 		c.cfg.Published(ack)
 	}
+	var scanFrom time.Time
+	if !usable {
+		// The stream named the command: follow that name, and look for
+		// an answer that came before.
+		sw.rekey(w, ack.CommandID)
+		scanFrom = published.Add(-scanMargin)
+	}
 	if ack.Duplicate {
-		// Its outcome may be older than the subscription: read from
-		// before the stored command, as far back as an answer to it
-		// could have been taken for a duplicate of an earlier one.
+		// Its outcome may be older than the call: when the record does
+		// not have it, read the events from before the stored command,
+		// as far back as an answer to it could have been taken for a
+		// duplicate of an earlier one.
 		since := time.Now()
 		if stored, err := c.storedCommand(ctx, ack); err == nil {
 			since = stored.Time
 		}
-		w.Stop()
-		earlier, err := c.Watch(ctx, since.Add(-c.duplicateWindow(ctx)))
-		if err != nil {
-			// w is stopped already; Stop again is a no-op.
-			return Outcome{Ack: ack}, err
-		}
-		w = earlier
+		scanFrom = since.Add(-c.duplicateWindow(ctx))
 	}
-	return c.await(ctx, w, ack)
+	return c.await(ctx, sw, w, ack, scanFrom)
 }
 
-// await returns ack's command's outcome from w.
-func (c *Client) await(ctx context.Context, w *Watch, ack Ack) (Outcome, error) {
+// The record is read again while a call waits: after firstRecheck, then
+// at doubling intervals up to maxRecheck, each read bounded by recordRead.
+const (
+	firstRecheck = time.Second
+	maxRecheck   = 15 * time.Second
+	recordRead   = 3 * time.Second
+)
+
+// await returns ack's command's answer: from the events the shared watch
+// hands w, or from the record, read at once, when an event of the
+// commandId does not match, when the connection came back, and from time
+// to time. When the record does not answer at once and scanFrom is set, it
+// has the events from scanFrom on read too.
+func (c *Client) await(ctx context.Context, sw *sharedWatch, w *waiter, ack Ack, scanFrom time.Time) (Outcome, error) {
 	created := events.EventID(ack.CommandID, ack.Generation, events.SubjectCreated)
 	failed := events.EventID(ack.CommandID, ack.Generation, events.SubjectFailed)
 	conflict := events.EventID(ack.CommandID, "conflict:"+ack.fingerprint, events.SubjectFailed)
-	for {
-		ev, raw, err := w.Next(ctx)
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				return Outcome{Ack: ack}, fmt.Errorf("%w for %s: %w", ErrTimeout, ack.CommandID, err)
-			}
-			return Outcome{Ack: ack}, fmt.Errorf("wait for the outcome of %s: %w", ack.CommandID, err)
-		}
-		if ev.Subject != ack.CommandID || (ev.ID != created && ev.ID != failed && ev.ID != conflict) {
-			continue
-		}
-		return outcome(ack, ev, raw)
+	recheck := sw.rechecked()
+	if o, ok, err := c.answered(ctx, ack); ok || err != nil {
+		return o, err
 	}
+	if !scanFrom.IsZero() {
+		sw.scan(scanFrom)
+	}
+	delay := firstRecheck
+	timer := time.NewTimer(jitter(delay))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return Outcome{Ack: ack}, waitError(ack, ctx.Err())
+		case v := <-w.events:
+			if v.ev.Subject != ack.CommandID {
+				continue
+			}
+			if v.ev.ID == created || v.ev.ID == failed || v.ev.ID == conflict {
+				return outcome(ack, v.ev, v.raw)
+			}
+			// Another event of the commandId: another generation's,
+			// or the service's answer with the command's newest
+			// outcome. The record says whether it is this content's.
+		case <-recheck:
+			recheck = sw.rechecked()
+		case <-timer.C:
+			delay = min(2*delay, maxRecheck)
+			timer.Reset(jitter(delay))
+		}
+		if o, ok, err := c.answered(ctx, ack); ok || err != nil {
+			return o, err
+		}
+	}
+}
+
+// answered reads the service's record of ack's command, and returns the
+// outcome it holds for this command: for an original, the newest
+// outcome recorded for this content (what Settled returns); for a
+// replay, its generation's, once it is the newest. ok is false when there
+// is none, or the record could not be read (the call goes on waiting); an
+// error only when the connection is closed, so that waiting is vain.
+func (c *Client) answered(ctx context.Context, ack Ack) (o Outcome, ok bool, err error) {
+	rctx, cancel := context.WithTimeout(ctx, recordRead)
+	defer cancel()
+	value, err := c.record(rctx, ack.CommandID)
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return Outcome{Ack: ack}, false, fmt.Errorf("wait for the outcome of %s: %s: %w", ack.CommandID, stored(ack), err)
+	}
+	if err != nil || value == nil {
+		return Outcome{}, false, nil
+	}
+	fingerprint, raw, decided := handlers.SettledOutcome(value)
+	if !decided {
+		return Outcome{}, false, nil
+	}
+	if ack.Generation == "" {
+		if fingerprint != ack.fingerprint {
+			return Outcome{}, false, nil // other content: a conflict, answered by an event
+		}
+	} else if _, generation, _, ok := handlers.NewestOutcome(value); !ok || generation != ack.Generation {
+		return Outcome{}, false, nil
+	}
+	var ev Event
+	if json.Unmarshal(raw, &ev) != nil || ev.ID == "" {
+		return Outcome{}, false, nil
+	}
+	o, err = outcome(ack, ev, raw)
+	var fe *FailedError
+	if err != nil && !errors.As(err, &fe) {
+		return Outcome{}, false, nil
+	}
+	return o, true, err
+}
+
+// jitter returns d give or take a fifth, so that many calls waiting since
+// the same moment do not read their records at the same moment.
+func jitter(d time.Duration) time.Duration {
+	return d - d/5 + rand.N(2*d/5+1)
+}
+
+// stored says where ack's command is stored.
+func stored(ack Ack) string {
+	return fmt.Sprintf("the command is stored (%s seq %d) and its outcome comes as a %s or %s event", ack.Stream, ack.Sequence, events.SubjectCreated, events.SubjectFailed)
+}
+
+// waitError says why a wait for ack's command's outcome ended without
+// one: ErrTimeout for a deadline, else err.
+func waitError(ack Ack, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w for %s: %s later (Settled reads it once decided): %w", ErrTimeout, ack.CommandID, stored(ack), err)
+	}
+	return fmt.Errorf("wait for the outcome of %s: %s: %w", ack.CommandID, stored(ack), err)
 }
 
 // outcome decodes a terminal event's data.
@@ -194,11 +302,22 @@ func (c *Client) Watch(ctx context.Context, since time.Time) (*Watch, error) {
 		return nil, fmt.Errorf("read %s: %w", EventStream, err)
 	}
 	w.stopFn = append(w.stopFn, iter.Stop)
-	w.wg.Add(2)
+	// The stream's reader wakes up every second to see whether the watch
+	// stopped: an iterator may stay blocked in Next after its Stop (it
+	// can be resetting the consumer after a reconnect), so Stop does not
+	// wait for this goroutine, which sends nothing once it is stopped
+	// and returns at its next wake-up.
 	go func() {
-		defer w.wg.Done()
 		for {
-			msg, err := iter.Next()
+			msg, err := iter.Next(jetstream.NextMaxWait(time.Second))
+			select {
+			case <-w.done:
+				return
+			default:
+			}
+			if errors.Is(err, nats.ErrTimeout) {
+				continue
+			}
 			if err != nil {
 				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					w.send(watched{err: err})
@@ -210,6 +329,7 @@ func (c *Client) Watch(ctx context.Context, since time.Time) (*Watch, error) {
 			}
 		}
 	}()
+	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		for {
@@ -250,6 +370,11 @@ func (w *Watch) send(v watched) bool {
 // stream's error when it can no longer be read.
 func (w *Watch) Next(ctx context.Context) (Event, []byte, error) {
 	select {
+	case <-w.done:
+		return Event{}, nil, errors.New("watch stopped")
+	default:
+	}
+	select {
 	case v := <-w.out:
 		return v.ev, v.raw, v.err
 	case <-ctx.Done():
@@ -259,8 +384,9 @@ func (w *Watch) Next(ctx context.Context) (Event, []byte, error) {
 	}
 }
 
-// Stop stops the reading and waits until it has stopped. It may be called
-// more than once.
+// Stop stops the reading: it returns at once, whatever the connection
+// does, and Next returns no event after it. It may be called more than
+// once.
 func (w *Watch) Stop() {
 	w.once.Do(func() {
 		close(w.done)
