@@ -66,25 +66,6 @@ func defaultGC() {
 // *exit.Error; a usage error exits with 2.
 func exitCode(err error) int { return exit.Code(err) }
 
-// exitError carries a process exit code other than 1: the import's, as
-// exit.Error does the other commands'.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// ExitCode returns the exit code (exit.Code).
-func (e *exitError) ExitCode() int { return e.code }
-
-// errQuiet and exitInterrupted are exit.ErrQuiet and exit.Interrupted,
-// under the import's names for them.
-var errQuiet = exit.ErrQuiet
-
-const exitInterrupted = exit.Interrupted
-
 const usage = `usage: consumer <command> [flags]
 
 commands:

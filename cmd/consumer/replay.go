@@ -140,12 +140,3 @@ func printItem(stdout, stderr io.Writer, it replay.Item, dryRun, unmask bool) {
 		fmt.Fprintf(stdout, "replayed %s as %s seq %d\n", what, it.Ack.Stream, it.Ack.Sequence)
 	}
 }
-
-// isTerminal reports whether w is a terminal (the import's lockedWriter
-// seen through).
-func isTerminal(w io.Writer) bool {
-	if l, ok := w.(*lockedWriter); ok {
-		w = l.w
-	}
-	return progress.IsTerminal(w)
-}
