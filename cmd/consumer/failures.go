@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/user"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -195,7 +194,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	described := describeFilter(flt)
+	described := flt.Flags()
 	if described == "" && !*all {
 		return &exit.Error{Code: 2, Err: errors.New("discard needs a filter (--command-id, --reason, --provider, --since, --until), or --all to discard every open failure")}
 	}
@@ -219,7 +218,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 		chosen = chosen[:flt.Limit]
 	}
 	if *dryRun {
-		fmt.Fprintf(stdout, "would discard %s (%s); nothing was discarded\n", openFailures(len(chosen)), described)
+		fmt.Fprintf(stdout, "would discard %s (%s); nothing was discarded\n", replay.OpenFailures(len(chosen)), described)
 		return nil
 	}
 	n, err := failstore.Discard(ctx, js, chosen)
@@ -228,45 +227,8 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("discard: %d of %d discarded: %w", n, len(chosen), err)
 	}
-	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", openFailures(n), described, stream.EventStream)
+	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", replay.OpenFailures(n), described, stream.EventStream)
 	return nil
-}
-
-// openFailures counts open failures in words: "1 open failure", "2 open
-// failures".
-func openFailures(n int) string {
-	if n == 1 {
-		return "1 open failure"
-	}
-	return fmt.Sprintf("%d open failures", n)
-}
-
-// describeFilter writes a filter as flags: for the log of a discard, and
-// to tell a filtered discard from an unfiltered one.
-func describeFilter(flt replay.Filter) string {
-	var parts []string
-	add := func(name, value string) {
-		if value != "" {
-			parts = append(parts, "--"+name+"="+value)
-		}
-	}
-	add("command-id", flt.CommandID)
-	var reasons []string
-	for _, r := range flt.Reasons {
-		reasons = append(reasons, string(r))
-	}
-	add("reason", strings.Join(reasons, ","))
-	add("provider", strings.Join(flt.Providers, ","))
-	if !flt.Since.IsZero() {
-		add("since", flt.Since.UTC().Format(time.RFC3339))
-	}
-	if !flt.Until.IsZero() {
-		add("until", flt.Until.UTC().Format(time.RFC3339))
-	}
-	if flt.Limit > 0 {
-		add("limit", strconv.Itoa(flt.Limit))
-	}
-	return strings.Join(parts, " ")
 }
 
 // osUser names who runs the command, for logs of what it changed.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/progress"
@@ -88,7 +87,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		DryRun:            *dryRun,
 		OnItem: func(it replay.Item) {
 			line.Clear()
-			printItem(stdout, stderr, it, *dryRun, *unmask)
+			replay.WriteItem(stdout, stderr, it, *dryRun, *unmask)
 		},
 		Progress: func(done int, s replay.Summary) {
 			line.Show(fmt.Sprintf("replay: %d/%d done, %d replayed, %d skipped, %d failed to publish",
@@ -111,32 +110,4 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return fmt.Errorf("%d of %d replays failed to publish", sum.PublishFailed, sum.Replayed+sum.PublishFailed)
 	}
 	return nil
-}
-
-// printItem tells what became of one selected failure: replayed or (in a
-// dry run) what would be sent on stdout, failed publishes on stderr.
-// Skipped ones are shown in a dry run only; the summary counts them.
-func printItem(stdout, stderr io.Writer, it replay.Item, dryRun, unmask bool) {
-	f := it.Failure
-	what := fmt.Sprintf("%s (failure %s, %s)", f.CommandID(), f.Event.ID, f.Data.Reason)
-	switch {
-	case it.Skip != "":
-		if dryRun {
-			fmt.Fprintf(stdout, "would skip %s: %s\n", what, it.Skip)
-		}
-	case dryRun:
-		body := it.Msg.Data
-		if !unmask {
-			body = replay.MaskCommand(body)
-		}
-		fmt.Fprintf(stdout, "would replay %s to %s\n  %s: %s\n  %s: %s\n  %s\n", what, it.Msg.Subject,
-			events.HeaderMsgID, it.Msg.Header.Get(events.HeaderMsgID),
-			events.HeaderReplayOf, it.Msg.Header.Get(events.HeaderReplayOf), body)
-	case it.Err != nil:
-		fmt.Fprintf(stderr, "failed to publish %s: %v\n", what, it.Err)
-	case it.Ack.Duplicate:
-		fmt.Fprintf(stdout, "replayed %s: dropped by the stream as a duplicate of a replay within its window\n", what)
-	default:
-		fmt.Fprintf(stdout, "replayed %s as %s seq %d\n", what, it.Ack.Stream, it.Ack.Sequence)
-	}
 }
