@@ -10,6 +10,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
 // providerRules are each provider's own rules, applied with no client
@@ -101,7 +102,7 @@ func validateBody(val *events.Validator, body []byte, defaultProvider string) er
 		if b.Len() > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "the provider %q is none of %s: the command is unroutable", name, strings.Join(Providers(), ", "))
+		b.WriteString(handlers.UnknownProviderMessage(name, Providers()))
 		if len(broken) == 0 {
 			reason = ReasonUnroutable
 		}

@@ -39,7 +39,7 @@ func (s *memStore) Get(_ context.Context, key string) ([]byte, uint64, error) {
 	return v.val, v.rev, nil
 }
 
-func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64) (uint64, bool, error) {
+func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64, _ bool) (uint64, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.vals[key].rev != rev {

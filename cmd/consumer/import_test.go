@@ -162,6 +162,7 @@ func TestImportRefusals(t *testing.T) {
 		{"stdin without a format", []string{"--batch", "b", "-"}, []string{"give --format csv or --format ndjson"}},
 		{"--results without --wait", []string{"--batch", "b", "--results", filepath.Join(t.TempDir(), "r.csv"), good}, []string{"give --wait too"}},
 		{"a bad --in-flight", []string{"--batch", "b", "--in-flight", "0", good}, []string{"--in-flight must be 1 to 4096"}},
+		{"an --encoding it does not know", []string{"--batch", "b", "--encoding", "cp1252", good}, []string{`--encoding must be utf-8 or latin1, not "cp1252"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := e.cli(t, append([]string{"import"}, tc.args...)...)
@@ -293,4 +294,101 @@ not json
 		assert.False(t, seen[id], "each row its own command")
 		seen[id] = true
 	}
+}
+
+// A provider no build knows is worded once: the import's local check says
+// what the service answers when the row is sent anyway.
+func TestImportUnknownProviderWordedAsTheServiceWordsIt(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	path := importCSV(t, "name,email,mobile,tagId,provider", 1, func(int) string {
+		return "Jane Doe,jane@example.com,+919876543210," + tagID + ",stripe"
+	})
+	const want = `provider "stripe" is unknown; known providers: instantpay, pik`
+	message := func(extra ...string) (reason, message string) {
+		t.Helper()
+		results := filepath.Join(t.TempDir(), "results.csv")
+		_, _, err := e.cli(t, append(append([]string{"import", "--batch", "b", "--wait", "--results", results}, extra...), path)...)
+		assert.Equal(t, 1, exitCode(err))
+		recs := readResults(t, results)
+		require.Len(t, recs, 2)
+		return recs[1][5], recs[1][6]
+	}
+	reason, local := message()
+	assert.Equal(t, "unroutable", reason, "checked locally")
+	assert.Equal(t, want, local, "the local check's words")
+	reason, service := message("--send-invalid")
+	assert.Equal(t, "unroutable", reason, "answered by the service")
+	assert.Equal(t, want, service, "the service's words")
+}
+
+// The issue's row: a Latin-1 file imported as UTF-8 was created as
+// "Lat\uFFFD Caf\uFFFD". Its row is invalid, saying where its bytes are
+// not UTF-8, and the others are created; with --encoding latin1 it is
+// created as written.
+func TestImportLatin1(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	rows := []string{
+		"Jane Doe,jane@example.com,+919876543210," + tagID + ",Acme",
+		"Lat\xe9 Caf\xe9,late@example.com,+919876543211," + tagID + ",\"Caf\xe9, Ltd\"",
+		"Ravi Kumar,ravi@example.com,+919876543212," + tagID + ",Acme",
+	}
+	path := importCSV(t, "name,email,mobile,tagId,companyName", len(rows), func(i int) string { return rows[i] })
+	results := filepath.Join(t.TempDir(), "results.csv")
+	args := []string{"import", "--batch", "b", "--wait", "--results", results, path}
+
+	stdout, stderr, err := e.cli(t, args...)
+	assert.Equal(t, 1, exitCode(err), "a row is invalid")
+	assert.Contains(t, stdout, "3 rows: 2 created, 0 failed, 1 invalid, 0 pending")
+	// Line 3 (the header is line 1): "Lat" then 0xE9; the companyName's
+	// is 4 bytes into its quoted field, which starts at byte 67.
+	const want = "not UTF-8 text: name has the byte 0xE9 at line 3, byte column 4; companyName has the byte 0xE9 at line 3, byte column 71; if the file is Latin-1 (ISO-8859-1), import it with --encoding latin1"
+	assert.Contains(t, stderr, "line 3: invalid, not published: "+want)
+	recs := readResults(t, results)
+	require.Len(t, recs, 4)
+	assert.Equal(t, []string{"3", "", "invalid", "", "", "invalid", want}, recs[2], "the row is invalid in the results")
+	assert.Equal(t, "created", recs[1][2])
+	assert.Equal(t, "created", recs[3][2])
+	var names []string
+	for _, c := range e.ipay.Contacts() {
+		names = append(names, c.Name)
+	}
+	assert.ElementsMatch(t, []string{"Jane Doe", "Ravi Kumar"}, names, "nothing created with U+FFFD")
+
+	stdout, _, err = e.cli(t, append([]string{"import", "--encoding", "latin1"}, args[1:]...)...)
+	require.NoError(t, err, "every row created")
+	assert.Contains(t, stdout, "3 rows: 3 created, 0 failed, 0 invalid, 0 pending; 2 commands settled before, not sent again")
+	names = names[:0]
+	for _, c := range e.ipay.Contacts() {
+		names = append(names, c.Name)
+	}
+	assert.ElementsMatch(t, []string{"Jane Doe", "Laté Café", "Ravi Kumar"}, names, "created as the file wrote it, in Latin-1")
+}
+
+// An NDJSON line that is not UTF-8 is invalid with where its bytes are;
+// sent as it is (--send-invalid), the service refuses it as malformed
+// rather than reading U+FFFD in place of the bytes.
+func TestImportNDJSONNotUTF8SentAsItIs(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.quietLogs = true
+	e.start(t)
+	in := fmt.Sprintf("{\"commandId\":\"nd-latin1\",\"name\":\"Lat\xe9 Caf\xe9\",\"email\":\"late@example.com\",\"mobile\":\"+919876543210\",\"tagId\":%q}\n", tagID)
+	results := filepath.Join(t.TempDir(), "results.csv")
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"import", "--format", "ndjson", "--wait", "--send-invalid", "--results", results, "-"}, e.getenv, strings.NewReader(in), &out, &errOut)
+	t.Log(out.String(), errOut.String())
+	assert.Equal(t, 1, exitCode(err), "the row failed")
+	assert.Contains(t, errOut.String(), "line 1: invalid, published as it is (--send-invalid): not UTF-8 text: name has the byte 0xE9 at line 1, byte column 37;")
+	recs := readResults(t, results)
+	require.Len(t, recs, 2)
+	assert.Equal(t, []string{"1", "nd-latin1", "failed", "", "", "malformed", "the command body is not UTF-8 text"}, recs[1], "the service refused it whole")
+	assert.Empty(t, e.ipay.Contacts(), "nothing created")
 }

@@ -39,6 +39,7 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	fs.SetOutput(stderr)
 	var o importer.Options
 	fs.StringVar(&o.Format, "format", "", "csv or ndjson (default: from FILE's extension)")
+	fs.StringVar(&o.Encoding, "encoding", importer.DefaultEncoding, "the file's text encoding: utf-8, or latin1 (ISO-8859-1, decoded to UTF-8; also latin-1, iso-8859-1)")
 	fs.StringVar(&o.Batch, "batch", "", "the import's name: a row without a commandId gets one derived from it and the row's content (required then)")
 	fs.BoolVar(&o.Wait, "wait", false, "wait for every row's terminal event")
 	fs.StringVar(&o.Results, "results", "", "with --wait, write each row's outcome to this CSV file")
@@ -74,6 +75,11 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	}
 	if o.Format != "" && o.Format != "csv" && o.Format != "ndjson" {
 		usage = append(usage, fmt.Errorf("--format must be csv or ndjson, not %q", o.Format))
+	}
+	if enc, ok := importer.Encoding(o.Encoding); ok {
+		o.Encoding = enc
+	} else {
+		usage = append(usage, fmt.Errorf("--encoding must be utf-8 or latin1, not %q", o.Encoding))
 	}
 	if given["results"] && !o.Wait {
 		usage = append(usage, errors.New("--results holds the outcomes: give --wait too"))

@@ -38,7 +38,7 @@ func TestPublishChecksTheCommandFirst(t *testing.T) {
 			[]string{"tagId must be a 24-character hexadecimal id for InstantPay"}},
 		{"InstantPay as the default provider", []string{"--default-provider", "instantpay", "--name", "Jane", "--email", "j@example.com", "--mobile", "9876543210", "--tag-id", "vip"},
 			[]string{"tagId must be a 24-character hexadecimal id for InstantPay"}},
-		{"an unknown provider", append([]string{"--provider", "paypal"}, goodFlags...), []string{`"paypal"`, "unroutable"}},
+		{"an unknown provider", append([]string{"--provider", "paypal"}, goodFlags...), []string{`provider "paypal" is unknown; known providers: instantpay, pik`}},
 		{"--file with a field flag", []string{"--file", bad, "--name", "a"}, []string{"--name cannot go with it"}},
 		{"--file with --no-validate", []string{"--file", bad, "--no-validate"}, []string{"--no-validate cannot go with it"}},
 		{"--timeout without --wait", append([]string{"--timeout", "5s"}, goodFlags...), []string{"give --wait too"}},

@@ -73,7 +73,7 @@ func ServiceSettings() []Setting {
 		{Env: "SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "30s", Usage: "how long shutdown waits for in-flight commands"},
 		{Env: "EVENT_SOURCE", Flag: "event-source", Default: "contactrelay", Usage: "CloudEvents source of the events"},
 		{Env: "EVENT_MAX_AGE", Flag: "event-max-age", Default: "720h", Usage: "how long CONTACT_EVENTS keeps events; subscribers must read within it (0: for ever)"},
-		{Env: "RECORD_TTL", Flag: "record-ttl", Default: "2160h", Usage: "how long a commandId's record lives after its last write; at most one create per commandId holds within it (0: for ever)"},
+		{Env: "RECORD_TTL", Flag: "record-ttl", Default: "2160h", Usage: "how long a commandId's record lives after the write that settled it (never while a create call's outcome is unknown); at most one create per commandId holds within it (0: for ever)"},
 	}
 }
 
@@ -93,7 +93,8 @@ type Config struct {
 	MaxDeliver  int
 	AckWait     time.Duration
 	// EventMaxAge is how long the event stream keeps events, RecordTTL
-	// how long a record lives after its last write; zero: for ever.
+	// how long a record lives after the write that settled it; zero: for
+	// ever.
 	EventMaxAge     time.Duration
 	RecordTTL       time.Duration
 	RetryInitial    time.Duration

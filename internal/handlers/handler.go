@@ -298,11 +298,13 @@ type Decision struct {
 }
 
 // Write is a record write: Value under Key if the key's revision is still
-// Revision (zero: if the key does not exist).
+// Revision (zero: if the key does not exist). Expires is passed on to
+// Store.Put: false while the record's create call's outcome is unknown.
 type Write struct {
 	Key      string
 	Value    []byte
 	Revision uint64
+	Expires  bool
 }
 
 // Decide decides one delivery. It reads the command's record when it may
@@ -351,7 +353,7 @@ func (h *Handler) Redecide(ctx context.Context, m Message, prev Decision) Decisi
 func (h *Handler) Handle(ctx context.Context, m Message) Decision {
 	dec := h.Decide(ctx, m)
 	for try := 0; dec.Write != nil; try++ {
-		_, ok, err := h.cfg.Store.Put(ctx, dec.Write.Key, dec.Write.Value, dec.Write.Revision)
+		_, ok, err := h.cfg.Store.Put(ctx, dec.Write.Key, dec.Write.Value, dec.Write.Revision, dec.Write.Expires)
 		if err == nil && ok {
 			break
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,8 +27,9 @@ type memStore struct {
 }
 
 type memVal struct {
-	val []byte
-	rev uint64
+	val     []byte
+	rev     uint64
+	expires bool // written to expire after the store's TTL
 }
 
 func newMemStore() *memStore { return &memStore{vals: map[string]memVal{}} }
@@ -42,7 +44,7 @@ func (s *memStore) Get(_ context.Context, key string) ([]byte, uint64, error) {
 	return v.val, v.rev, nil
 }
 
-func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64) (uint64, bool, error) {
+func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64, expires bool) (uint64, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -52,7 +54,7 @@ func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64) (u
 		return 0, false, nil
 	}
 	s.rev++
-	s.vals[key] = memVal{val: append([]byte(nil), val...), rev: s.rev}
+	s.vals[key] = memVal{val: append([]byte(nil), val...), rev: s.rev, expires: expires}
 	return s.rev, true, nil
 }
 
@@ -174,7 +176,7 @@ func TestDecideLeavesTheWriteToTheRunner(t *testing.T) {
 	assert.Equal(t, Retry, busy.Action, "another delivery waits for the call in flight")
 	assert.Nil(t, busy.Write)
 
-	rev, ok, err := store.Put(context.Background(), dec.Write.Key, dec.Write.Value, dec.Write.Revision)
+	rev, ok, err := store.Put(context.Background(), dec.Write.Key, dec.Write.Value, dec.Write.Revision, dec.Write.Expires)
 	require.NoError(t, err)
 	require.True(t, ok, "the write is a compare-and-set over the claim's revision")
 	require.NotZero(t, rev)
@@ -190,7 +192,7 @@ func TestDecideLeavesTheWriteToTheRunner(t *testing.T) {
 func TestRedecideAfterAWriteThatDidNotLand(t *testing.T) {
 	for name, meanwhile := range map[string]func(t *testing.T, h *Handler, store *memStore, w *Write){
 		"written, answer lost": func(t *testing.T, _ *Handler, store *memStore, w *Write) {
-			_, ok, err := store.Put(context.Background(), w.Key, w.Value, w.Revision)
+			_, ok, err := store.Put(context.Background(), w.Key, w.Value, w.Revision, w.Expires)
 			require.True(t, ok)
 			require.NoError(t, err)
 		},
@@ -199,7 +201,7 @@ func TestRedecideAfterAWriteThatDidNotLand(t *testing.T) {
 			rec.LastFailure = &events.Upstream{Code: "noise"}
 			val, err := encodeRecord(&rec, "")
 			require.NoError(t, err)
-			_, ok, err := store.Put(context.Background(), w.Key, val, w.Revision)
+			_, ok, err := store.Put(context.Background(), w.Key, val, w.Revision, w.Expires)
 			require.True(t, ok)
 			require.NoError(t, err)
 		},
@@ -217,7 +219,7 @@ func TestRedecideAfterAWriteThatDidNotLand(t *testing.T) {
 			assert.Equal(t, first.Event.ID, dec.Event.ID, "the same outcome, under the same id")
 			assert.Equal(t, "ct-1", decodeData[events.Created](t, dec.Event).ContactID)
 			if dec.Write != nil {
-				_, ok, err := store.Put(context.Background(), dec.Write.Key, dec.Write.Value, dec.Write.Revision)
+				_, ok, err := store.Put(context.Background(), dec.Write.Key, dec.Write.Value, dec.Write.Revision, dec.Write.Expires)
 				require.NoError(t, err)
 				require.True(t, ok, "the write is made against the record as it is now")
 			}
@@ -338,7 +340,7 @@ func TestHandleCrashDuringCreateIsReconciledOnRedelivery(t *testing.T) {
 			store := newMemStore()
 			// A record left by a process that died during its create call.
 			val, _ := json.Marshal(rec)
-			_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
+			_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0, true)
 
 			clock := newFakeClock()
 			p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct-0"}, true, nil }}
@@ -371,7 +373,7 @@ func TestHandlePastLastDelivery(t *testing.T) {
 			store := newMemStore()
 			rec := Record{CommandID: "c-1", Unsettled: true, Generations: map[string]*Generation{"": {Attempts: 4}}}
 			val, _ := json.Marshal(rec)
-			_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
+			_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0, true)
 			p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct"}, tt.found, nil }}
 			h := newTestHandler(t, p, store, nil)
 
@@ -565,7 +567,7 @@ func TestHandleBusyOnLastDeliveryWaitsForTheHolder(t *testing.T) {
 	rec := Record{Version: RecordVersion, CommandID: "c-1", Unsettled: true, InFlight: true, HoldMillis: 3000,
 		Generations: map[string]*Generation{"": {Attempts: 1}}}
 	val, _ := json.Marshal(rec)
-	_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0)
+	_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0, true)
 	p := &fakeProvider{}
 	clock := newFakeClock()
 	h := newTestHandler(t, p, store, func(c *Config) { c.Now = clock.Now })
@@ -630,4 +632,79 @@ func TestRecordRoundTrip(t *testing.T) {
 	assert.Equal(t, 3, got.Generations[""].Attempts)
 	assert.Equal(t, json.Number("12345678901234567890"), got.Contact.Upstream["userId"], "big ids stay exact")
 	assert.NotNil(t, rec.Generations[""].Outcome, "saving leaves the caller's record as it was")
+}
+
+// TestOnlySettledRecordsExpire: every write of a record whose create
+// call's outcome is unknown (a claim, an ambiguous answer not yet looked
+// up) may not expire; a write that settles it may.
+func TestOnlySettledRecordsExpire(t *testing.T) {
+	notFound := func() (provider.Contact, bool, error) { return provider.Contact{}, false, nil }
+	lookupFails := func() (provider.Contact, bool, error) { return provider.Contact{}, false, transient("ISE") }
+	tests := []struct {
+		name    string
+		lookup  func() (provider.Contact, bool, error)
+		expires bool
+		reason  events.Reason
+	}{
+		{"a lookup proves the contact absent", notFound, true, events.ReasonExhausted},
+		{"no lookup could tell", lookupFails, false, events.ReasonExhausted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := newMemStore()
+			var claims []bool
+			p := &fakeProvider{lookup: tt.lookup}
+			p.create = func(int) (provider.Contact, error) {
+				store.mu.Lock()
+				claims = append(claims, store.vals[RecordKey("c-1")].expires)
+				store.mu.Unlock()
+				return provider.Contact{}, ambiguous()
+			}
+			h := newTestHandler(t, p, store, func(c *Config) { c.MaxDeliver = 1; c.RetryMaxElapsed = time.Nanosecond })
+			out := h.Handle(context.Background(), msg(1))
+			require.Equal(t, tt.reason, out.Reason)
+			require.NotEmpty(t, claims)
+			assert.NotContains(t, claims, true, "a claim may not expire")
+			assert.Equal(t, tt.expires, store.vals[RecordKey("c-1")].expires, "the outcome's write")
+			assert.Equal(t, !tt.expires, store.record(t, "c-1").Unsettled)
+		})
+	}
+	t.Run("a created contact", func(t *testing.T) {
+		store := newMemStore()
+		h := newTestHandler(t, &fakeProvider{}, store, nil)
+		require.Equal(t, events.SubjectCreated, h.Handle(context.Background(), msg(1)).Event.Type)
+		assert.True(t, store.vals[RecordKey("c-1")].expires)
+	})
+}
+
+// TestExhaustedSaysItsCreateCalls: an exhausted failure's message counts
+// deliveries and create calls apart, and its create calls are its
+// attempts, the same figure everywhere.
+func TestExhaustedSaysItsCreateCalls(t *testing.T) {
+	down := func(int) (provider.Contact, error) { return provider.Contact{}, transient("ISE") }
+	t.Run("calls made", func(t *testing.T) {
+		p := &fakeProvider{create: down}
+		h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.MaxDeliver = 1 })
+		out := h.Handle(context.Background(), msg(1))
+		require.Equal(t, events.ReasonExhausted, out.Reason)
+		d := decodeData[events.Failed](t, out.Event)
+		require.Greater(t, d.Attempts, 1, "retried within the delivery")
+		assert.EqualValues(t, p.creates.Load(), d.Attempts, "attempts are the create calls")
+		assert.Contains(t, d.Message, fmt.Sprintf("transient failures outlasted 1 delivery and %d create calls: ", d.Attempts))
+	})
+	t.Run("no call made", func(t *testing.T) {
+		p := &fakeProvider{create: down}
+		h := newTestHandler(t, p, newMemStore(), func(c *Config) {
+			c.MaxDeliver = 1
+			c.Protection = map[string]Protection{"fake": {BreakerFailures: 1, BreakerOpenFor: time.Hour}}
+		})
+		h.Handle(context.Background(), msgFor("c-opens-the-circuit"))
+		calls := p.creates.Load()
+		out := h.Handle(context.Background(), msg(1))
+		require.Equal(t, events.ReasonExhausted, out.Reason)
+		d := decodeData[events.Failed](t, out.Event)
+		assert.Zero(t, d.Attempts)
+		assert.Equal(t, calls, p.creates.Load(), "no create call")
+		assert.Contains(t, d.Message, "transient failures outlasted 1 delivery in which no create call was made: fake circuit open until")
+	})
 }

@@ -158,11 +158,17 @@ func (h *Handler) read(m *Message) input {
 	case name == "" || slices.Contains(h.cfg.KnownProviders, name):
 		in.elsewhere, in.asked = true, name
 	default:
-		in.bad = &conclusion{reason: events.ReasonUnroutable,
-			message: fmt.Sprintf("provider %q is unknown; known providers: %s", name, strings.Join(h.cfg.KnownProviders, ", "))}
+		in.bad = &conclusion{reason: events.ReasonUnroutable, message: UnknownProviderMessage(name, h.cfg.KnownProviders)}
 	}
 	in.cmd = cmd
 	return in
+}
+
+// UnknownProviderMessage says that a command names a provider no build
+// knows: the message of the service's contact.failed (unroutable), and the
+// client's local check says it in the same words.
+func UnknownProviderMessage(name string, known []string) string {
+	return fmt.Sprintf("provider %q is unknown; known providers: %s", name, strings.Join(known, ", "))
 }
 
 // ContentFingerprint returns the fingerprint the handler keeps of a

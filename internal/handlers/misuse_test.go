@@ -109,9 +109,10 @@ func TestAReplayMayChangeContent(t *testing.T) {
 	require.Equal(t, Ack, out.Action)
 	assert.Equal(t, events.SubjectCreated, out.Event.Type, "a repaired replay is a new generation with its own content")
 
-	// The original, re-sent unchanged, repeats its own generation's outcome.
+	// The original, re-sent unchanged, is answered with the command's
+	// newest outcome: the repaired replay's.
 	again := h.Handle(context.Background(), Message{Body: command(jane), Delivery: 1})
-	assert.Equal(t, failed.Event.ID, again.Event.ID)
+	assert.Equal(t, out.Event.ID, again.Event.ID)
 }
 
 func TestBadInputResentUnderASettledCommandIDRepeats(t *testing.T) {
@@ -372,7 +373,19 @@ func TestConflictEventIDIsDeterministic(t *testing.T) {
 	assert.Len(t, ids, 2, "one id per conflicting content")
 }
 
-func TestARepublishedCommandWhoseFailureWasMendedIsCreated(t *testing.T) {
+// republished is msg re-published: the same command, stored again under
+// another stream sequence.
+func republished(m Message, seq uint64) Message {
+	m.Sequence, m.Delivery = seq, 1
+	return m
+}
+
+// TestOneOutcomePerGeneration: a command sent again once its generation is
+// decided is answered with the command's newest outcome, of whichever
+// generation decided it, the same event (id, type and bytes); never with a
+// new event for its own generation. Content no generation had is a
+// conflict, under an id of its own.
+func TestOneOutcomePerGeneration(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
 	p := &fakeProvider{create: func(int) (provider.Contact, error) {
@@ -383,24 +396,170 @@ func TestARepublishedCommandWhoseFailureWasMendedIsCreated(t *testing.T) {
 	}}
 	store := newMemStore()
 	h := newTestHandler(t, p, store, func(c *Config) { c.MaxDeliver = 1 })
-	failed := h.Handle(context.Background(), msg(1))
+	ctx := context.Background()
+	original := msg(1)
+	failed := h.Handle(ctx, original)
 	require.Equal(t, events.ReasonExhausted, failed.Reason)
+	require.Equal(t, events.EventID("c-1", "", events.SubjectFailed), failed.Event.ID)
 	down.Store(false)
 	calls := p.creates.Load()
-	replay := msg(1)
+	replay := republished(original, 2)
 	replay.Generation = failed.Event.ID
-	require.Equal(t, events.SubjectCreated, h.Handle(context.Background(), replay).Event.Type)
+	created := h.Handle(ctx, replay)
+	require.Equal(t, events.SubjectCreated, created.Event.Type)
+	require.Equal(t, events.EventID("c-1", failed.Event.ID, events.SubjectCreated), created.Event.ID)
 
-	again := h.Handle(context.Background(), msg(1)) // the original, re-published
-	require.Equal(t, Ack, again.Action)
-	assert.Equal(t, events.SubjectCreated, again.Event.Type, "its contact exists: contact.created, not the mended failure")
-	assert.Equal(t, events.EventID("c-1", "", events.SubjectCreated), again.Event.ID)
-	assert.Nil(t, again.Write, "nothing recorded: derived from the record each time")
-	assert.Equal(t, "ct-2", decodeData[events.Created](t, again.Event).ContactID)
-	assert.Equal(t, calls+1, p.creates.Load(), "the replay's create call, and none for the re-published command")
+	t.Run("the original sent again gets the replay's contact.created", func(t *testing.T) {
+		again := h.Handle(ctx, republished(original, 3))
+		require.Equal(t, Ack, again.Action)
+		assert.Equal(t, created.Event.ID, again.Event.ID, "the replay's event, not a new one for the original generation")
+		assert.Equal(t, string(created.EventJSON), string(again.EventJSON), "the same bytes")
+		assert.Equal(t, failed.Event.ID, decodeData[events.Created](t, again.Event).ReplayOf)
+		assert.Nil(t, again.Write, "nothing recorded")
+		assert.Equal(t, calls+1, p.creates.Load(), "the replay's create call, and none for the command sent again")
+	})
+	t.Run("so does the replay sent again", func(t *testing.T) {
+		again := h.Handle(ctx, republished(replay, 4))
+		assert.Equal(t, created.Event.ID, again.Event.ID)
+	})
+	t.Run("a redelivery of the message that decided repeats its own outcome", func(t *testing.T) {
+		redelivered := original
+		redelivered.Delivery = 2
+		again := h.Handle(ctx, redelivered)
+		assert.Equal(t, failed.Event.ID, again.Event.ID, "a crash may have kept the generation's own event from being published")
+		assert.Equal(t, events.ReasonExhausted, again.Reason)
+		assert.NotEmpty(t, decodeData[events.Failed](t, again.Event).Command, "with its command put back")
+	})
+	t.Run("content no generation had is a conflict", func(t *testing.T) {
+		other := republished(original, 5)
+		other.Body = []byte(`{"commandId":"c-1","name":"Jane","email":"nope@example.com","mobile":"9876543210","tagId":"t"}`)
+		bad := h.Handle(ctx, other)
+		assert.Equal(t, events.ReasonConflict, bad.Reason)
+		assert.NotEqual(t, failed.Event.ID, bad.Event.ID, "an id of its own")
+		assert.NotEqual(t, created.Event.ID, bad.Event.ID, "an id of its own")
+		assert.Equal(t, calls+1, p.creates.Load())
+	})
+	rec := store.record(t, "c-1")
+	assert.Len(t, rec.Generations, 2, "two generations, one outcome each")
+}
 
-	bad := h.Handle(context.Background(), Message{Body: []byte(`{"commandId":"c-1","name":"Jane","email":"nope","mobile":"9876543210","tagId":"t"}`), Delivery: 1})
-	assert.Equal(t, events.ReasonConflict, bad.Reason, "other content is still a conflict")
+// TestARepairedContentAnswersTheOriginalToo: the content a repair gave a
+// replay is one of the command's generations' too.
+func TestARepairedContentAnswersTheOriginalToo(t *testing.T) {
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{}, &provider.Error{Class: provider.Permanent, Code: "RPI", Message: "bad email"}
+	}}
+	store := newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	ctx := context.Background()
+	first := Message{Body: command(jane), Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1}
+	rejected := h.Handle(ctx, first)
+	require.Equal(t, events.ReasonRejected, rejected.Reason)
+	p.create = nil // the repair is accepted
+	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
+	replay := Message{Body: repaired, Generation: rejected.Event.ID, Stream: "CONTACT_COMMANDS", Sequence: 2, Delivery: 1}
+	created := h.Handle(ctx, replay)
+	require.Equal(t, events.SubjectCreated, created.Event.Type)
+
+	for name, body := range map[string][]byte{"the first content": command(jane), "the repaired content": repaired} {
+		t.Run(name, func(t *testing.T) {
+			again := h.Handle(ctx, Message{Body: body, Stream: "CONTACT_COMMANDS", Sequence: 3, Delivery: 1})
+			assert.Equal(t, created.Event.ID, again.Event.ID, "the command's newest outcome")
+			assert.Equal(t, string(created.EventJSON), string(again.EventJSON))
+		})
+	}
+	assert.EqualValues(t, 2, p.creates.Load())
+}
+
+// TestANewerFailureIsRepeatedWithoutAnotherCommand: the newest outcome, a
+// failure of a replay with other content, is repeated as recorded,
+// without the command of the delivery that asked (it was not decided for
+// it).
+func TestANewerFailureIsRepeatedWithoutAnotherCommand(t *testing.T) {
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{}, &provider.Error{Class: provider.Permanent, Code: "RPI", Message: "no"}
+	}}
+	store := newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	ctx := context.Background()
+	rejected := h.Handle(ctx, Message{Body: command(jane), Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1})
+	require.Equal(t, events.ReasonRejected, rejected.Reason)
+	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
+	again := h.Handle(ctx, Message{Body: repaired, Generation: rejected.Event.ID, Stream: "CONTACT_COMMANDS", Sequence: 2, Delivery: 1})
+	require.Equal(t, events.ReasonRejected, again.Reason)
+
+	resent := h.Handle(ctx, Message{Body: command(jane), Stream: "CONTACT_COMMANDS", Sequence: 3, Delivery: 1})
+	assert.Equal(t, again.Event.ID, resent.Event.ID, "the newest outcome")
+	assert.Nil(t, decodeData[events.Failed](t, resent.Event).Command, "not with a command it was not decided for")
+	assert.Nil(t, resent.Failure, "the open failure stays as its own decision made it")
+	sameAsNewest := h.Handle(ctx, Message{Body: repaired, Stream: "CONTACT_COMMANDS", Sequence: 4, Delivery: 1})
+	assert.Equal(t, again.Event.ID, sameAsNewest.Event.ID)
+	assert.JSONEq(t, string(repaired), string(decodeData[events.Failed](t, sameAsNewest.Event).Command), "the generation's own content: its command put back")
+	assert.EqualValues(t, 2, p.creates.Load())
+}
+
+// TestAnOriginalGivenWayIsStillAnswered: once the original generation gave
+// way to eight newer ones, the original sent again is still answered with
+// the newest outcome, not decided afresh.
+func TestAnOriginalGivenWayIsStillAnswered(t *testing.T) {
+	p, store := &fakeProvider{}, newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	ctx := context.Background()
+	invalid := command(`"name":"Jane","email":"nope","mobile":"9876543210","tagId":"t"`)
+	gen, last := "", Decision{}
+	for i := range maxGenerations + 2 {
+		last = h.Handle(ctx, Message{Body: invalid, Generation: gen, Stream: "CONTACT_COMMANDS", Sequence: uint64(i + 1), Delivery: 1})
+		require.Equal(t, events.ReasonInvalid, last.Reason)
+		gen = last.Event.ID
+	}
+	require.NotContains(t, store.record(t, "crm-001").Generations, "", "the original generation gave way")
+	again := h.Handle(ctx, Message{Body: invalid, Stream: "CONTACT_COMMANDS", Sequence: 99, Delivery: 1})
+	assert.Equal(t, last.Event.ID, again.Event.ID, "the newest outcome, not a new one for the original generation")
+	assert.Nil(t, again.Write, "nothing recorded")
+	assert.Zero(t, p.creates.Load())
+}
+
+// TestResentOutcomeIsTheServicesAnswer: what ResentOutcome reads from a
+// record is what the handler answers a command sent again with.
+func TestResentOutcomeIsTheServicesAnswer(t *testing.T) {
+	p := &fakeProvider{create: func(int) (provider.Contact, error) {
+		return provider.Contact{}, &provider.Error{Class: provider.Permanent, Code: "RPI", Message: "no"}
+	}}
+	store := newMemStore()
+	h := newTestHandler(t, p, store, nil)
+	ctx := context.Background()
+	value := func() []byte {
+		v, _, err := store.Get(ctx, RecordKey("crm-001"))
+		require.NoError(t, err)
+		return v
+	}
+	rejected := h.Handle(ctx, Message{Body: command(jane), Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1})
+	require.Equal(t, events.ReasonRejected, rejected.Reason)
+	p.create = nil
+	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
+	created := h.Handle(ctx, Message{Body: repaired, Generation: rejected.Event.ID, Stream: "CONTACT_COMMANDS", Sequence: 2, Delivery: 1})
+	require.Equal(t, events.SubjectCreated, created.Event.Type)
+
+	for name, body := range map[string][]byte{
+		"first content": command(jane),
+		"repaired":      repaired,
+		"other":         command(`"name":"Jim","email":"jim@example.com","mobile":"9876543210","tagId":"t"`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			event, ok := ResentOutcome(value(), body)
+			answer := h.Handle(ctx, Message{Body: body, Stream: "CONTACT_COMMANDS", Sequence: 3, Delivery: 1})
+			if answer.Reason == events.ReasonConflict {
+				assert.False(t, ok, "no outcome read for content the service answers with a conflict")
+				return
+			}
+			require.True(t, ok, "the record answers")
+			assert.Equal(t, string(answer.EventJSON), string(event), "the same event")
+		})
+	}
+	fp, event, ok := SettledOutcome(value())
+	require.True(t, ok)
+	assert.Equal(t, ContentFingerprint(command(jane)), fp, "the content first used")
+	assert.Equal(t, string(created.EventJSON), string(event), "answered with the newest outcome")
 }
 
 func TestAReplayWithOtherContentThanTheContactsIsAConflict(t *testing.T) {

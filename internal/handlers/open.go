@@ -42,18 +42,100 @@ func NewestOutcome(value []byte) (commandID, generation string, created, ok bool
 }
 
 // SettledOutcome returns, from a stored record, the fingerprint of the
-// content its commandId was first used for and the newest generation's
+// content its commandId was first used for and the command's newest
 // recorded outcome (the event as stored: a failure without its command),
-// or ok false when no generation has one.
+// or ok false when the record does not answer an original command with
+// that content by itself (see ResentOutcome). It answers only for the
+// content first used; ResentOutcome answers for the content of any
+// generation, exactly as the service does.
 func SettledOutcome(value []byte) (fingerprint string, event []byte, ok bool) {
 	rec, err := decodeRecord(value)
 	if err != nil {
 		return "", nil, false
 	}
-	if _, g := rec.newestOutcome(); g != nil {
+	if _, g, ok := rec.resent("", rec.Fingerprint); ok {
 		return rec.Fingerprint, g.Outcome, true
 	}
 	return rec.Fingerprint, nil, false
+}
+
+// ResentOutcome returns, from a stored record, the outcome the service
+// answers an original command (no Contact-Replay-Of) with when body is
+// sent again: the command's newest recorded outcome (the event as stored:
+// a failure without its command), when the original generation was
+// decided and body's content (ContentFingerprint) is that of one of the
+// command's generations. ok is false when the record does not answer by
+// itself: nothing decided yet, or content no generation had (the service
+// answers that with a conflict). It is the rule the service applies
+// (Record.resent), read without publishing.
+func ResentOutcome(value, body []byte) (event []byte, ok bool) {
+	rec, err := decodeRecord(value)
+	if err != nil {
+		return nil, false
+	}
+	if _, g, ok := rec.resent("", ContentFingerprint(body)); ok {
+		return g.Outcome, true
+	}
+	return nil, false
+}
+
+// resent is the rule for a command sent again once its generation gen is
+// decided ("one outcome per generation"): when content fp is that of one
+// of the command's generations, the answer is the command's newest
+// recorded outcome, of whichever generation decided it (name), never a new
+// event for gen. ok is false when gen is not decided, or when fp is
+// content no generation had (a conflict).
+func (r *Record) resent(gen, fp string) (name string, newest *Generation, ok bool) {
+	if !r.decided(gen) || !r.hadContent(fp) {
+		return "", nil, false
+	}
+	name, newest = r.newestOutcome()
+	return name, newest, newest != nil
+}
+
+// decided reports whether generation gen has its outcome: recorded, or,
+// for the original generation, given way to newer ones after it was
+// decided (the record keeps the fingerprint of the original content, and
+// no longer the generation).
+func (r *Record) decided(gen string) bool {
+	if g := r.Generations[gen]; g != nil {
+		return g.Outcome != nil
+	}
+	if gen != "" || r.Fingerprint == "" {
+		return false
+	}
+	_, newest := r.newestOutcome()
+	return newest != nil
+}
+
+// hadContent reports whether fp is the content fingerprint of one of the
+// command's generations the record knows: the original's, a replay's, or
+// the content its contact was created for.
+func (r *Record) hadContent(fp string) bool {
+	if fp == "" {
+		return false
+	}
+	if fp == r.Fingerprint || fp == r.ContactFingerprint {
+		return true
+	}
+	for _, g := range r.Generations {
+		if g.Fingerprint == fp {
+			return true
+		}
+	}
+	return false
+}
+
+// contentOf returns the content fingerprint of generation gen, or "" when
+// the record does not know it.
+func (r *Record) contentOf(gen string) string {
+	if gen == "" {
+		return r.Fingerprint
+	}
+	if g := r.Generations[gen]; g != nil {
+		return g.Fingerprint
+	}
+	return ""
 }
 
 // newestOutcome returns the generation with the newest recorded outcome,

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,37 +38,41 @@ func terminal(reason events.Reason) bool {
 	return false
 }
 
-// fromRecord returns the decision the record alone makes: a conflict, when
-// an original command's content is not the content its commandId was
-// first used for; the generation's recorded outcome, repeated; or, for a
-// command that is not bad input, contact.created from the contact the
-// record holds.
+// fromRecord returns the decision the record alone makes. A command whose
+// generation is decided is answered with the command's newest recorded
+// outcome when its content is that of one of the command's generations
+// (Record.resent), and with a conflict otherwise; a redelivery of the very
+// message that decided its generation repeats that generation's own
+// outcome, which a crash may have kept from being published. A generation
+// not yet decided is a conflict when its content is not the content its
+// commandId (or its replay) was first used for; else, for a command that
+// is not bad input, its contact, if the record holds one, answers it.
 func (h *Handler) fromRecord(d *delivery) (Decision, bool) {
 	if d.rev == 0 {
 		return Decision{}, false
 	}
-	if d.m.Generation == "" && d.rec.Fingerprint != "" && d.rec.Fingerprint != d.in.fingerprint {
+	gen, fp := d.m.Generation, d.in.fingerprint
+	if d.rec.decided(gen) {
+		if g := d.rec.Generations[gen]; g != nil && g.Sequence != 0 && g.Sequence == d.m.Sequence && d.rec.contentOf(gen) == fp {
+			return h.repeat(d, gen, g), true
+		}
+		if name, g, ok := d.rec.resent(gen, fp); ok {
+			return h.repeat(d, name, g), true
+		}
+		theirs := cmp.Or(d.rec.contentOf(gen), d.rec.ContactFingerprint, d.rec.Fingerprint)
+		return h.conflict(d, theirs), true
+	}
+	if gen == "" && d.rec.Fingerprint != "" && d.rec.Fingerprint != fp {
 		return h.conflict(d, d.rec.Fingerprint), true
 	}
-	if g := d.rec.Generations[d.m.Generation]; d.m.Generation != "" && g != nil && g.Fingerprint != "" && g.Fingerprint != d.in.fingerprint {
+	if g := d.rec.Generations[gen]; gen != "" && g != nil && g.Fingerprint != "" && g.Fingerprint != fp {
 		return h.conflict(d, g.Fingerprint), true
 	}
-	mendable := d.rec.Contact != nil && d.in.bad == nil
-	if g := d.rec.Generations[d.m.Generation]; g != nil && g.Outcome != nil {
-		sameContent := d.rec.ContactFingerprint == "" || d.rec.ContactFingerprint == d.in.fingerprint
-		if mendable && sameContent && mended(g.Reason) {
-			// The generation failed, and a later one created the contact
-			// for this same content: a re-published command whose contact
-			// exists is answered contact.created.
-			return h.createdSince(d, g), true
-		}
-		return h.repeat(d, g), true
-	}
-	if mendable {
-		if fp := d.rec.ContactFingerprint; fp != "" && fp != d.in.fingerprint {
+	if d.rec.Contact != nil && d.in.bad == nil {
+		if cfp := d.rec.ContactFingerprint; cfp != "" && cfp != fp {
 			// The contact exists for other content: no replay can make
 			// this content a second contact under the same commandId.
-			return h.conflict(d, fp), true
+			return h.conflict(d, cfp), true
 		}
 		c := d.rec.Contact
 		dec := h.conclude(d, conclusion{contact: &provider.Contact{ID: c.ID, Upstream: c.Upstream}})
@@ -75,33 +80,6 @@ func (h *Handler) fromRecord(d *delivery) (Decision, bool) {
 		return dec, true
 	}
 	return Decision{}, false
-}
-
-// mended reports the failures that a contact created since supersedes:
-// the provider's, not the command's.
-func mended(reason events.Reason) bool {
-	switch reason {
-	case events.ReasonRejected, events.ReasonExhausted, events.ReasonAmbiguous:
-		return true
-	}
-	return false
-}
-
-// createdSince answers contact.created from the record for a generation
-// whose recorded outcome is a failure that a later generation mended. It
-// records nothing: the generation's recorded failure stays, and the answer
-// is derived again, under the same id, whenever the command comes again.
-func (h *Handler) createdSince(d *delivery, g *Generation) Decision {
-	data := h.createdData(d, d.rec.Contact, g)
-	ev, err := events.NewEvent(h.cfg.Source, events.SubjectCreated, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
-	if err != nil {
-		return h.repeat(d, g)
-	}
-	// The contact created since resolved the failure; resolving it again
-	// repairs an open failure a crash left behind.
-	return Decision{Action: Ack, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
-		Provider: data.Provider, Attempts: g.Attempts, FromRecord: true,
-		Failure: &FailureChange{RecordKey: RecordKey(d.cmd.CommandID)}}
 }
 
 // conclude makes c the generation's outcome in a copy of the delivery's
@@ -116,7 +94,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	}
 	g := r.generation(d.m.Generation)
 	if g.Outcome != nil {
-		return h.repeat(d, g)
+		return h.repeat(d, d.m.Generation, g)
 	}
 	if d.m.Generation != "" && g.Fingerprint == "" {
 		g.Fingerprint = d.in.fingerprint
@@ -175,7 +153,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		}
 		g.Outcome = sev.AppendJSON(nil)
 	}
-	g.Provider, g.Reason = prov, c.reason
+	g.Provider, g.Reason, g.Sequence = prov, c.reason, d.m.Sequence
 
 	dec := Decision{Action: Ack, Event: &ev, EventJSON: full, CommandID: d.cmd.CommandID,
 		Provider: prov, Reason: c.reason, Attempts: g.Attempts, outcome: &c}
@@ -196,7 +174,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		return dec
 	}
 	key := RecordKey(d.cmd.CommandID)
-	dec.Write = &Write{Key: key, Value: val, Revision: d.rev}
+	dec.Write = &Write{Key: key, Value: val, Revision: d.rev, Expires: r.Expires()}
 	dec.Failure = failureChange(&r, d.m.Generation, key, c.reason)
 	return dec
 }
@@ -212,12 +190,16 @@ func (h *Handler) unencodable(d *delivery, err error) Decision {
 		Reason: events.ReasonMalformed, Err: err, Failure: &FailureChange{Open: true}}
 }
 
-// repeat returns the generation's recorded outcome, with the delivery's
-// command put back into a failed event.
-func (h *Handler) repeat(d *delivery, g *Generation) Decision {
+// repeat returns the recorded outcome of generation gen (the delivery's
+// own, or the newest of its command), as recorded. A failed event, kept
+// without its command, gets the delivery's command back when the delivery
+// has that generation's content; otherwise it is repeated without one,
+// rather than with a command it was not decided for, and the open
+// failures are left as its own decision made them.
+func (h *Handler) repeat(d *delivery, gen string, g *Generation) Decision {
 	dec := Decision{Action: Ack, CommandID: d.cmd.CommandID, Provider: g.Provider, Reason: g.Reason,
 		Attempts: g.Attempts, FromRecord: true, EventJSON: g.Outcome,
-		Failure: failureChange(&d.rec, d.m.Generation, RecordKey(d.cmd.CommandID), g.Reason)}
+		Failure: failureChange(&d.rec, gen, RecordKey(d.cmd.CommandID), g.Reason)}
 	if terminal(g.Reason) {
 		dec.Action = Term
 	}
@@ -239,8 +221,13 @@ func (h *Handler) repeat(d *delivery, g *Generation) Decision {
 	if err := json.Unmarshal(ev.Data, &f); err != nil || f.Command != nil || f.CommandRaw != nil {
 		return dec // recorded with its command (version 1), or damaged
 	}
+	content := d.rec.contentOf(gen)
+	if content != d.in.fingerprint && (gen != d.m.Generation || content != "") {
+		dec.Failure = nil
+		return dec
+	}
 	attachCommand(&f, d.m.Body)
-	full, err := events.NewEvent(ev.Source, ev.Type, d.cmd.CommandID, d.m.Generation, ev.Time, f)
+	full, err := events.NewEvent(ev.Source, ev.Type, d.cmd.CommandID, gen, ev.Time, f)
 	if err != nil || full.ID != ev.ID {
 		return dec
 	}

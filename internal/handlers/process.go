@@ -144,7 +144,7 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 			}
 		}
 		return h.finish(ctx, d, events.ReasonExhausted,
-			fmt.Sprintf("transient failures outlasted %d deliveries: %v", d.m.Delivery, err))
+			fmt.Sprintf("transient failures outlasted %s %s: %v", deliveries(d.m.Delivery), createCalls(d.attempts()), err))
 	}
 	delay := h.cfg.RedeliveryDelay
 	if d.last != nil {
@@ -323,6 +323,9 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Decision, error)
 		dec := h.conclude(d, conclusion{contact: &contact})
 		return &dec, nil
 	}
+	// The lookup saw the whole list: no earlier call created the contact,
+	// and the record's outcome is known again.
+	d.rec.Unsettled = false
 	return nil, nil
 }
 
@@ -377,7 +380,29 @@ func (h *Handler) finalPass(ctx context.Context, d *delivery) Decision {
 		}
 	}
 	return h.finish(ctx, d, events.ReasonExhausted,
-		fmt.Sprintf("the command was not settled within %d deliveries (the last one ended without an answer)", h.cfg.MaxDeliver))
+		fmt.Sprintf("the command was not settled within %s %s (the last one ended without an answer)", deliveries(h.cfg.MaxDeliver), createCalls(d.attempts())))
+}
+
+// deliveries counts deliveries in words.
+func deliveries(n int) string {
+	if n == 1 {
+		return "1 delivery"
+	}
+	return fmt.Sprintf("%d deliveries", n)
+}
+
+// createCalls says how many create calls a generation made, as its
+// events' attempts count them, for a message about its deliveries: the
+// two are not the same (a delivery may make several calls, or none while
+// a circuit is open).
+func createCalls(n int) string {
+	switch n {
+	case 0:
+		return "in which no create call was made"
+	case 1:
+		return "and 1 create call"
+	}
+	return fmt.Sprintf("and %d create calls", n)
 }
 
 // finish concludes a delivery with a failure of the provider's making.

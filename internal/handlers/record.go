@@ -23,7 +23,10 @@ type Store interface {
 	// Put stores value under key if the key's revision is still revision
 	// (zero: only if the key does not exist). It returns the new revision,
 	// or ok false when the key changed meanwhile and nothing was written.
-	Put(ctx context.Context, key string, value []byte, revision uint64) (newRevision uint64, ok bool, err error)
+	// expires says whether the record may expire (a store with a TTL
+	// counts it from this write); false for a record whose create call's
+	// outcome is unknown (Record.Expires), which must outlive any TTL.
+	Put(ctx context.Context, key string, value []byte, revision uint64, expires bool) (newRevision uint64, ok bool, err error)
 }
 
 // Record is the idempotency record of one commandId. It is the single source
@@ -100,9 +103,15 @@ type Generation struct {
 	// lines after the record's own.
 	OutcomeLine int `json:"outcomeLine,omitempty"`
 	// Fingerprint is the content fingerprint of the generation's command,
-	// for a replay: the same generation sent again with other content is a
-	// conflict, not a repeat.
+	// for a replay: the same generation sent again with content no
+	// generation had is a conflict, not a repeat.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Sequence is the stream sequence of the message whose delivery
+	// decided the generation: a redelivery of that message repeats the
+	// generation's own outcome, which a crash may have kept from being
+	// published, where any other message is answered with the command's
+	// newest outcome.
+	Sequence uint64 `json:"seq,omitempty"`
 }
 
 // Bounds of a record, so that every record this code builds can be written
@@ -111,6 +120,13 @@ const (
 	maxGenerations = 8
 	maxRecordBytes = 512 << 10
 )
+
+// Expires reports whether the record may expire: not while its last
+// create call's outcome is unknown (a call claimed and perhaps under way,
+// or one whose answer was lost and that no lookup has settled yet), so
+// that the mark that says to look the contact up before creating again is
+// never lost. A store's TTL counts from the write that settles it.
+func (r *Record) Expires() bool { return !r.Unsettled && !r.InFlight }
 
 // generation returns the record's entry for gen, creating it if needed.
 func (r *Record) generation(gen string) *Generation {
@@ -242,7 +258,7 @@ func (rs records) save(ctx context.Context, rec Record, rev uint64) (uint64, err
 	if err != nil {
 		return 0, err
 	}
-	newRev, ok, err := rs.store.Put(ctx, RecordKey(rec.CommandID), val, rev)
+	newRev, ok, err := rs.store.Put(ctx, RecordKey(rec.CommandID), val, rev, rec.Expires())
 	if err != nil {
 		return 0, fmt.Errorf("write record of %s: %w", shortID(rec.CommandID), err)
 	}

@@ -114,6 +114,10 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 				b = append(b, `,"fingerprint":`...)
 				b = events.AppendString(b, g.Fingerprint)
 			}
+			if g.Sequence != 0 {
+				b = append(b, `,"seq":`...)
+				b = strconv.AppendUint(b, g.Sequence, 10)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, '}')

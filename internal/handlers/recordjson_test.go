@@ -20,7 +20,7 @@ func TestRecordAppendJSONMatchesEncodingJSON(t *testing.T) {
 		"created": {CommandID: `odd "id" <&>`, Contact: &StoredContact{Provider: "instantpay", ID: "ct", CreatedAt: at,
 			Upstream: map[string]any{"contactId": "ct", "userId": json.Number("12345678901234567890"), "reconciled": true, "n": 1.5}},
 			Generations: map[string]*Generation{"": {Attempts: 2, Outcome: json.RawMessage(`{"a":1}`), Provider: "instantpay"},
-				"gen-2": {Attempts: 0, Reason: events.ReasonExhausted, OutcomeLine: 2}}},
+				"gen-2": {Attempts: 0, Reason: events.ReasonExhausted, OutcomeLine: 2, Fingerprint: "v1:cd", Sequence: 42}}},
 		"failed":      {CommandID: "c-3", LastFailure: &events.Upstream{HTTPStatus: 503, Code: "ISE", Message: "try \n later", RequestID: "r"}},
 		"bare":        {CommandID: "c-4", LastFailure: &events.Upstream{}},
 		"no upstream": {CommandID: "c-5", Contact: &StoredContact{Provider: "pik", ID: "x"}},

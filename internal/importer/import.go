@@ -22,6 +22,7 @@ import (
 // importOptions are import's flags.
 type importOptions struct {
 	file, format, batch, results string
+	encoding                     string // encodingUTF8 or encodingLatin1
 	wait, sendInvalid            bool
 	timeout, progress            time.Duration
 	rate                         float64
@@ -51,6 +52,7 @@ func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, std
 		defer f.Close()
 		in = f
 	}
+	in = decodeInput(in, opts.encoding)
 	var rows rowReader
 	if opts.format == "csv" {
 		c, err := newCSVRows(in, opts.batch)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -77,8 +78,10 @@ func (b *recordBudget) reset() { b.left = maxRecordBytes }
 // csvRows reads CSV rows under a header row.
 type csvRows struct {
 	budget *recordBudget
-	last   int // the last record's line
+	text   *utf8Watch // where the bytes are not UTF-8
+	last   int        // the last record's line
 	r      *csv.Reader
+	names  []string          // the header's column names
 	col    map[string]int    // column name → index
 	meta   map[string]int    // metadata key → index
 	header int               // the header's line
@@ -96,7 +99,8 @@ func newCSVRows(in io.Reader, batch string) (*csvRows, error) {
 		// the mark as part of a field, and its quote as a bare one.
 		_, _ = br.Discard(len(bom))
 	}
-	budget := &recordBudget{r: br}
+	text := newUTF8Watch(br)
+	budget := &recordBudget{r: text}
 	budget.reset()
 	r := csv.NewReader(budget)
 	r.ReuseRecord = true
@@ -108,10 +112,11 @@ func newCSVRows(in io.Reader, batch string) (*csvRows, error) {
 		return nil, fmt.Errorf("the header row: %w", err)
 	}
 	line, _ := r.FieldPos(0)
-	c := &csvRows{budget: budget, last: line, r: r, col: map[string]int{}, meta: map[string]int{}, header: line, batch: batch, fields: map[string]string{}}
+	c := &csvRows{budget: budget, text: text, last: line, r: r, col: map[string]int{}, meta: map[string]int{}, header: line, batch: batch, fields: map[string]string{}}
 	var unknown []string
 	for i, name := range header {
 		name = strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")) // a spreadsheet's byte-order mark
+		c.names = append(c.names, name)
 		switch {
 		case strings.HasPrefix(name, "metadata.") && len(name) > len("metadata."):
 			c.meta[strings.TrimPrefix(name, "metadata.")] = i
@@ -180,6 +185,16 @@ func (c *csvRows) next() (importRow, error) {
 	}
 	row.line, _ = c.r.FieldPos(0)
 	c.last = row.line
+	c.text.forget(row.line, 1) // those of rows not read whole
+	if where := c.notUTF8(rec); where != nil {
+		// Not sent even with --send-invalid: its command, JSON, would
+		// carry U+FFFD in place of the bytes.
+		row.broken, row.unreadable = where.String(), true
+		if i, ok := c.col["commandId"]; ok && utf8.ValidString(rec[i]) {
+			row.commandID = rec[i]
+		}
+		return row, nil
+	}
 	cmd := events.Command{
 		Name:   rec[c.col["name"]],
 		Email:  rec[c.col["email"]],
@@ -221,6 +236,24 @@ func (c *csvRows) next() (importRow, error) {
 	return row, nil
 }
 
+// notUTF8 returns where the fields of rec that are not UTF-8 have their
+// first bad byte, or nil when all are UTF-8.
+func (c *csvRows) notUTF8(rec []string) notUTF8 {
+	var where notUTF8
+	for i, v := range rec {
+		if utf8.ValidString(v) {
+			continue
+		}
+		line, col := c.r.FieldPos(i)
+		b, ok := c.text.firstFrom(line, col)
+		if !ok { // not expected: the watch saw every byte the reader did
+			b = badByte{line: line, col: col, b: v[strings.IndexRune(v, utf8.RuneError)]}
+		}
+		where.add(c.names[i], b)
+	}
+	return where
+}
+
 // errNeedBatch: a row without a commandId, and no --batch to derive one.
 var errNeedBatch = errors.New("has no commandId: give --batch NAME to derive one from the row's content, so that running the import again creates nothing twice")
 
@@ -252,6 +285,21 @@ func (n *ndjsonRows) next() (importRow, error) {
 		}
 		row := importRow{line: n.line}
 		var obj map[string]json.RawMessage
+		if !utf8.Valid(body) {
+			// Sent as it is (with --send-invalid), the service refuses it
+			// as malformed, whatever its fields.
+			raw := n.s.Bytes()
+			start := cap(raw) - cap(body) // body is a part of raw
+			row.broken = ndjsonNotUTF8(n.line, raw, body, start).String()
+			row.body = append([]byte(nil), body...)
+			row.content = contentKey(body)
+			if json.Unmarshal(body, &obj) == nil {
+				if id, ok := jsonString(obj["commandId"]); ok && !strings.ContainsRune(id, utf8.RuneError) {
+					row.commandID = id
+				}
+			}
+			return row, nil
+		}
 		if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
 			// Sent as it is (with --send-invalid) it is malformed.
 			row.body = append([]byte(nil), body...)

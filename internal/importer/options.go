@@ -19,8 +19,9 @@ import (
 // Options are an import's settings: the flags of 'consumer import'
 // (docs/CLI.md), checked by the command line before Run.
 type Options struct {
-	// File is the file to import; - for stdin. Format is csv or ndjson.
-	File, Format string
+	// File is the file to import; - for stdin. Format is csv or ndjson,
+	// Encoding the file's text encoding (Encoding; "" is DefaultEncoding).
+	File, Format, Encoding string
 	// Batch names the import: a row without a commandId gets one derived
 	// from it and the row's content.
 	Batch string
@@ -43,10 +44,22 @@ type Options struct {
 
 // importOptions returns o under the names the import's code uses.
 func (o Options) importOptions() importOptions {
-	return importOptions{file: o.File, format: o.Format, batch: o.Batch, results: o.Results,
+	enc := o.Encoding
+	if enc == "" {
+		enc = DefaultEncoding
+	}
+	return importOptions{file: o.File, format: o.Format, encoding: enc, batch: o.Batch, results: o.Results,
 		wait: o.Wait, sendInvalid: o.SendInvalid, timeout: o.Timeout, progress: o.Progress,
 		rate: o.Rate, inFlight: o.InFlight}
 }
+
+// DefaultEncoding is the text encoding of an import file that names none.
+const DefaultEncoding = encodingUTF8
+
+// Encoding returns the encoding an --encoding value names, case ignored:
+// utf-8 (or utf8), or latin1 (or latin-1, iso-8859-1). ok is false for any
+// other value.
+func Encoding(name string) (encoding string, ok bool) { return importEncoding(name) }
 
 // ResultHeader returns the header of the results file.
 func ResultHeader() []string { return slices.Clone(resultHeader) }

@@ -119,7 +119,7 @@ func WriteDetail(w io.Writer, failures []*Failure, unmask bool) error {
 	} else {
 		row("reason", "%s (not retryable)", d.Reason)
 	}
-	row("attempts", "%d", d.Attempts)
+	row("attempts", "%d (create calls in this generation)", d.Attempts)
 	if d.ReplayOf != "" {
 		row("replayOf", "%s", d.ReplayOf)
 	}

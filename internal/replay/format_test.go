@@ -56,6 +56,7 @@ func TestWriteDetail(t *testing.T) {
 		"contact.failed " + fs[0].Event.ID,
 		"2026-11-22T10:01:00Z (CONTACT_FAILURES sequence 2)",
 		"exhausted (retryable)",
+		"attempts    6 (create calls in this generation)",
 		"HTTP 503, code ISE: down for j***@example.com (requestId r-1)",
 		"no: this is the command's newest outcome",
 		"consumer replay --command-id crm-1",

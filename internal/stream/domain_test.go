@@ -30,11 +30,11 @@ func TestRecordsUnderAJetStreamDomain(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(r.Close)
 
-	rev, ok, err := r.Put(ctx, "c.a2V5", []byte(`{"v":1}`), 0)
+	rev, ok, err := r.Put(ctx, "c.a2V5", []byte(`{"v":1}`), 0, true)
 	require.NoError(t, err)
 	require.True(t, ok)
 	done := make(chan error, 1)
-	r.PutAsync("c.a2V5", []byte(`{"v":2}`), rev, func(_ uint64, ok bool, err error) {
+	r.PutAsync("c.a2V5", []byte(`{"v":2}`), rev, true, func(_ uint64, ok bool, err error) {
 		if err == nil && !ok {
 			err = assert.AnError
 		}

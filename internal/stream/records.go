@@ -17,8 +17,10 @@ import (
 // satisfies handlers.Store and handlers.AsyncStore and is safe for
 // concurrent use.
 type Records struct {
-	// TTL is how long a record lives after its last write; zero: for
-	// ever. Set it before the first write.
+	// TTL is how long a record lives after its last write that may
+	// expire; zero: for ever. A write that may not (a record whose create
+	// call's outcome is unknown) carries no TTL, and the bucket has no age
+	// limit: it never expires. Set it before the first write.
 	TTL time.Duration
 
 	js      jetstream.JetStream
@@ -83,23 +85,27 @@ func (r *Records) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 }
 
 // Put writes value under key if its revision is still revision (zero: if
-// the key does not exist); ok is false when it changed meanwhile.
-func (r *Records) Put(ctx context.Context, key string, value []byte, revision uint64) (uint64, bool, error) {
+// the key does not exist); ok is false when it changed meanwhile. The
+// record expires TTL after this write when expires is set; otherwise the
+// write carries no TTL and the record stays until a later write gives it
+// one.
+func (r *Records) Put(ctx context.Context, key string, value []byte, revision uint64, expires bool) (uint64, bool, error) {
 	var (
 		rev uint64
 		err error
 	)
+	ttl := r.ttl(expires)
 	switch {
-	case revision == 0 && r.TTL > 0:
-		rev, err = r.kv.Create(ctx, key, value, jetstream.KeyTTL(r.TTL))
+	case revision == 0 && ttl > 0:
+		rev, err = r.kv.Create(ctx, key, value, jetstream.KeyTTL(ttl))
 	case revision == 0:
 		rev, err = r.kv.Create(ctx, key, value)
-	case r.TTL > 0:
+	case ttl > 0:
 		// The key-value API updates without a TTL: publish as it does.
 		var ack *jetstream.PubAck
 		m := nats.NewMsg(r.subject + key)
 		m.Data = value
-		ack, err = r.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(revision), jetstream.WithMsgTTL(r.TTL))
+		ack, err = r.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(revision), jetstream.WithMsgTTL(ttl))
 		if err == nil {
 			rev = ack.Sequence
 		}
@@ -115,6 +121,16 @@ func (r *Records) Put(ctx context.Context, key string, value []byte, revision ui
 	return rev, true, nil
 }
 
+// ttl returns the TTL a write carries: TTL when the record may expire,
+// none (zero) when it may not or when records live for ever. A message
+// without a TTL in a bucket without an age limit is kept until replaced.
+func (r *Records) ttl(expires bool) time.Duration {
+	if !expires {
+		return 0
+	}
+	return r.TTL
+}
+
 // errPutAsyncCreate refuses a create without waiting.
 var errPutAsyncCreate = errors.New("PutAsync writes over an existing revision; create keys with Put")
 
@@ -123,7 +139,7 @@ var errPutAsyncCreate = errors.New("PutAsync writes over an existing revision; c
 // existing key is written this way (revision above zero: a create needs the
 // read Put does for a key deleted since); revision zero is answered with
 // an error at once.
-func (r *Records) PutAsync(key string, value []byte, revision uint64, done func(newRevision uint64, ok bool, err error)) {
+func (r *Records) PutAsync(key string, value []byte, revision uint64, expires bool, done func(newRevision uint64, ok bool, err error)) {
 	if revision == 0 {
 		done(0, false, errPutAsyncCreate)
 		return
@@ -131,8 +147,8 @@ func (r *Records) PutAsync(key string, value []byte, revision uint64, done func(
 	m := nats.NewMsg(r.subject + key)
 	m.Data = value
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(revision, 10))
-	if r.TTL > 0 {
-		m.Header.Set(jetstream.MsgTTLHeader, r.TTL.String())
+	if ttl := r.ttl(expires); ttl > 0 {
+		m.Header.Set(jetstream.MsgTTLHeader, ttl.String())
 	}
 	r.pub.publish(m, done)
 }

@@ -144,7 +144,7 @@ func TestRunnerRecordsPublishesThenSettles(t *testing.T) {
 	records := openRecords(t, js)
 	ctx := context.Background()
 	// One existing record, to be written over (asynchronously), one new.
-	rev, ok, err := records.Put(ctx, "c.b2xk", []byte(`{"old":true}`), 0)
+	rev, ok, err := records.Put(ctx, "c.b2xk", []byte(`{"old":true}`), 0, true)
 	require.NoError(t, err)
 	require.True(t, ok)
 
@@ -189,7 +189,7 @@ func TestRunnerRedecidesAWriteThatDidNotLand(t *testing.T) {
 	_, _, js := setup(t, Topology{})
 	records := openRecords(t, js)
 	ctx := context.Background()
-	rev, _, err := records.Put(ctx, "c.a2V5", []byte(`{"v":1}`), 0)
+	rev, _, err := records.Put(ctx, "c.a2V5", []byte(`{"v":1}`), 0, true)
 	require.NoError(t, err)
 
 	var decided, redecided atomic.Int32

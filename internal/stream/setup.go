@@ -59,7 +59,8 @@ type Topology struct {
 	// EventMaxAge is how long the event stream keeps events; zero keeps
 	// them for ever.
 	EventMaxAge time.Duration
-	// RecordTTL is how long a record lives after its last write; zero
+	// RecordTTL is how long a record lives after the write that settled
+	// it (Records writes an unsettled one without a TTL); zero
 	// keeps records for ever. Records are written with it (Records.TTL);
 	// Setup lets the bucket take per-key TTLs.
 	RecordTTL time.Duration
@@ -153,8 +154,10 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	// Keep a bucket's replicas if an earlier setup made more: 'run' must
 	// not undo 'setup --replicas 3'.
 	replicas := t.Replicas
+	var had *jetstream.StreamConfig // the bucket's stream, if it exists
 	if s, err := js.Stream(ctx, "KV_"+RecordBucket); err == nil {
-		replicas = max(replicas, s.CachedInfo().Config.Replicas)
+		had = &s.CachedInfo().Config
+		replicas = max(replicas, had.Replicas)
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      RecordBucket,
@@ -168,7 +171,26 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	}); err != nil {
 		return fmt.Errorf("create bucket %s: %w", RecordBucket, err)
 	}
+	if had != nil {
+		t.noteBucket(*had)
+	}
 	return markRebuilt(ctx, js)
+}
+
+// noteBucket says what Setup changed in an existing record bucket, whose
+// stream's configuration was had.
+func (t *Topology) noteBucket(had jetstream.StreamConfig) {
+	switch {
+	case !had.AllowMsgTTL && t.RecordTTL > 0:
+		t.note("%s: per-key TTLs switched on: a record now expires RECORD_TTL (%s) after the write that settled it; "+
+			"records written before keep no TTL", RecordBucket, t.RecordTTL)
+	case !had.AllowMsgTTL:
+		t.note("%s: per-key TTLs switched on (RECORD_TTL is 0: records are kept for ever)", RecordBucket)
+	}
+	if had.MaxAge != 0 {
+		t.note("%s: age limit removed (was %s): records expire by RECORD_TTL only, never while a create call's outcome is unknown",
+			RecordBucket, had.MaxAge)
+	}
 }
 
 // markRebuilt marks a store of open failures that needs no building from
@@ -240,7 +262,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		t.note("%s keeps its %s retention: NATS cannot change a live stream's retention to work-queue. "+
 			"Settled commands are not removed, so the stream grows with every command. To move it: stop the publishers, "+
 			"wait until consumer %s has nothing pending or unacknowledged (nats consumer info %s %s), "+
-			"delete the stream (nats stream rm %s), run 'consumer setup' again, and restart the publishers",
+			"stop every 'consumer run' (a running service stops with an error when its stream is deleted), "+
+			"delete the stream (nats stream rm %s), run 'consumer setup' again, start the service, and restart the publishers",
 			want.Name, have.Retention, Durable, want.Name, Durable, want.Name)
 	}
 	if !changed {

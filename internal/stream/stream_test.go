@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,31 @@ func TestSetupKeepsWhatAnOperatorAdded(t *testing.T) {
 	assert.Equal(t, []string{"CONTACT_EVENTS: keeps events for 720h0m0s (was 2160h0m0s): EVENT_MAX_AGE"}, notes)
 }
 
+// A record bucket made by an earlier version (no per-key TTLs, perhaps an
+// age limit an operator gave it) is changed in place, and setup says so.
+func TestSetupSaysWhatItChangedInTheBucket(t *testing.T) {
+	srv := natstest.Start(t, nil)
+	_, js := srv.Connect(t)
+	ctx := context.Background()
+	_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RecordBucket, History: 1, Storage: jetstream.FileStorage, TTL: 48 * time.Hour})
+	require.NoError(t, err)
+	var notes []string
+	topo := Topology{RecordTTL: 2160 * time.Hour, Note: func(s string) { notes = append(notes, s) }}
+	require.NoError(t, Setup(ctx, js, topo))
+	assert.Equal(t, []string{
+		"CONTACT_RECORDS: per-key TTLs switched on: a record now expires RECORD_TTL (2160h0m0s) after the write that settled it; records written before keep no TTL",
+		"CONTACT_RECORDS: age limit removed (was 48h0m0s): records expire by RECORD_TTL only, never while a create call's outcome is unknown",
+	}, notes, "every change to the bucket is said")
+	s, err := js.Stream(ctx, "KV_"+RecordBucket)
+	require.NoError(t, err)
+	assert.True(t, s.CachedInfo().Config.AllowMsgTTL, "per-key TTLs are on")
+	assert.Zero(t, s.CachedInfo().Config.MaxAge, "no age limit")
+
+	notes = nil
+	require.NoError(t, Setup(ctx, js, topo))
+	assert.Empty(t, notes, "a second setup changes nothing, and says nothing")
+}
+
 // A command stream made by an earlier version (limits retention) cannot be
 // made a work queue in place: setup leaves it, and says so with the steps.
 func TestSetupSaysWhatItCannotChange(t *testing.T) {
@@ -90,6 +116,9 @@ func TestSetupSaysWhatItCannotChange(t *testing.T) {
 	require.Len(t, notes, 1)
 	assert.Contains(t, notes[0], "cannot change a live stream's retention to work-queue")
 	assert.Contains(t, notes[0], "nats stream rm CONTACT_COMMANDS")
+	assert.Less(t, strings.Index(notes[0], "stop every 'consumer run'"), strings.Index(notes[0], "nats stream rm"),
+		"the service is stopped before its stream is deleted")
+	assert.Contains(t, notes[0], "start the service, and restart the publishers")
 }
 
 // Records written with a TTL expire on the server's clock; the key can
@@ -102,17 +131,17 @@ func TestRecordsExpire(t *testing.T) {
 	require.NoError(t, err)
 	defer r.Close()
 	r.TTL = time.Second
-	rev, ok, err := r.Put(ctx, "c.a", []byte("1"), 0)
+	rev, ok, err := r.Put(ctx, "c.a", []byte("1"), 0, true)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, ok, err = r.Put(ctx, "c.a", []byte("2"), rev)
+	_, ok, err = r.Put(ctx, "c.a", []byte("2"), rev, true)
 	require.NoError(t, err)
 	require.True(t, ok, "an update with a TTL")
 	require.Eventually(t, func() bool {
 		_, rev, err := r.Get(ctx, "c.a")
 		return err == nil && rev == 0
 	}, 10*time.Second, 100*time.Millisecond, "the record expires")
-	_, ok, err = r.Put(ctx, "c.a", []byte("3"), 0)
+	_, ok, err = r.Put(ctx, "c.a", []byte("3"), 0, true)
 	require.NoError(t, err)
 	assert.True(t, ok, "an expired key is created anew")
 }
@@ -135,22 +164,22 @@ func TestRecordsCompareAndSet(t *testing.T) {
 func checkCompareAndSet(t *testing.T, r *Records) {
 	t.Helper()
 	ctx := context.Background()
-	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
+	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0, true)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, ok, err = r.Put(ctx, "c.a", []byte("again"), 0)
+	_, ok, err = r.Put(ctx, "c.a", []byte("again"), 0, true)
 	require.NoError(t, err)
 	assert.False(t, ok, "create fails on an existing key")
 
-	rev2, ok, err := r.Put(ctx, "c.a", []byte("two"), rev1)
+	rev2, ok, err := r.Put(ctx, "c.a", []byte("two"), rev1, true)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, ok, err = r.Put(ctx, "c.a", []byte("stale"), rev1)
+	_, ok, err = r.Put(ctx, "c.a", []byte("stale"), rev1, true)
 	require.NoError(t, err, "a stale revision is a conflict, not an error")
 	assert.False(t, ok, "an update over a stale revision fails")
 
 	done := make(chan error, 1)
-	r.PutAsync("c.a", []byte("stale"), rev1, func(_ uint64, ok bool, err error) {
+	r.PutAsync("c.a", []byte("stale"), rev1, true, func(_ uint64, ok bool, err error) {
 		if err == nil && ok {
 			err = errors.New("written over a stale revision")
 		}
@@ -182,7 +211,7 @@ func TestRecordsPutAsync(t *testing.T) {
 	}
 	put := func(key, val string, rev uint64) answer {
 		ch := make(chan answer, 1)
-		r.PutAsync(key, []byte(val), rev, func(rev uint64, ok bool, err error) { ch <- answer{rev, ok, err} })
+		r.PutAsync(key, []byte(val), rev, true, func(rev uint64, ok bool, err error) { ch <- answer{rev, ok, err} })
 		select {
 		case a := <-ch:
 			return a
@@ -195,7 +224,7 @@ func TestRecordsPutAsync(t *testing.T) {
 	create := put("c.a", "one", 0)
 	assert.Error(t, create.err, "a create is refused: it takes the synchronous way")
 	assert.False(t, create.ok)
-	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0)
+	rev1, ok, err := r.Put(ctx, "c.a", []byte("one"), 0, true)
 	require.NoError(t, err)
 	require.True(t, ok)
 	a := answer{rev: rev1, ok: true}

@@ -141,12 +141,12 @@ func (s *session) carryOut(c *command, dec handlers.Decision) {
 func (s *session) record(c *command, w *handlers.Write) {
 	if w.Revision == 0 {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), handlers.DefaultStoreTimeout)
-		_, ok, err := s.cfg.Records.Put(ctx, w.Key, w.Value, 0)
+		_, ok, err := s.cfg.Records.Put(ctx, w.Key, w.Value, 0, w.Expires)
 		cancel()
 		s.recorded(c, ok, err)
 		return
 	}
-	s.cfg.Records.PutAsync(w.Key, w.Value, w.Revision, func(_ uint64, ok bool, err error) { s.recorded(c, ok, err) })
+	s.cfg.Records.PutAsync(w.Key, w.Value, w.Revision, w.Expires, func(_ uint64, ok bool, err error) { s.recorded(c, ok, err) })
 }
 
 // recorded goes on once a record write is answered: to the publish when it
