@@ -230,13 +230,15 @@ func (c *Client) checkStored(ctx context.Context, ack Ack) error {
 }
 
 // Settled returns the outcome the service has recorded for the command
-// body holds, when it has one for this content: the newest generation's
-// contact.created or contact.failed (a failure without its command), read
-// from the service's idempotency record, kept for RECORD_TTL. ok is false
-// when there is none: a command without a usable commandId, never
-// decided, expired, or first used for other content; publishing it is
-// then how to get an outcome. Outcome.Ack holds the CommandID only:
-// nothing was sent.
+// body holds, read from its idempotency record (kept for RECORD_TTL)
+// without publishing: when body's content is that of one of the command's
+// generations, the command's newest outcome (contact.created or
+// contact.failed, a failure without its command, of whichever generation
+// decided it), which is what the service answers the command with if it is
+// sent again. ok is false when there is none: a command without a usable
+// commandId, never decided, expired, or content no generation had (the
+// service answers that with a conflict); publishing it is then how to get
+// an outcome. Outcome.Ack holds the CommandID only: nothing was sent.
 // An error says the record could not be read (the bucket's read
 // permission, for one).
 func (c *Client) Settled(ctx context.Context, body []byte) (o Outcome, ok bool, err error) {
@@ -251,8 +253,8 @@ func (c *Client) Settled(ctx context.Context, body []byte) (o Outcome, ok bool, 
 	if value == nil {
 		return Outcome{}, false, nil
 	}
-	fingerprint, raw, decided := handlers.SettledOutcome(value)
-	if !decided || fingerprint != handlers.ContentFingerprint(body) {
+	raw, decided := handlers.ResentOutcome(value, handlers.ContentFingerprint(body))
+	if !decided {
 		return Outcome{}, false, nil
 	}
 	var ev Event

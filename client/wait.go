@@ -181,16 +181,23 @@ func (c *Client) answered(ctx context.Context, ack Ack) (o Outcome, ok bool, err
 	if err != nil || value == nil {
 		return Outcome{}, false, nil
 	}
-	fingerprint, raw, decided := handlers.SettledOutcome(value)
-	if !decided {
-		return Outcome{}, false, nil
-	}
+	var raw []byte
 	if ack.Generation == "" {
-		if fingerprint != ack.fingerprint {
-			return Outcome{}, false, nil // other content: a conflict, answered by an event
+		// The service's own rule: the newest outcome, when this content
+		// is that of one of the command's generations. Other content is
+		// a conflict, answered by an event.
+		var decided bool
+		if raw, decided = handlers.ResentOutcome(value, ack.fingerprint); !decided {
+			return Outcome{}, false, nil
 		}
-	} else if _, generation, _, ok := handlers.NewestOutcome(value); !ok || generation != ack.Generation {
-		return Outcome{}, false, nil
+	} else {
+		// A replay's answer, once its generation's outcome is the
+		// newest.
+		generation, newest, ok := handlers.NewestEvent(value)
+		if !ok || generation != ack.Generation {
+			return Outcome{}, false, nil
+		}
+		raw = newest
 	}
 	var ev Event
 	if json.Unmarshal(raw, &ev) != nil || ev.ID == "" {

@@ -41,39 +41,37 @@ func NewestOutcome(value []byte) (commandID, generation string, created, ok bool
 	return rec.CommandID, name, g.Reason == "", true
 }
 
-// SettledOutcome returns, from a stored record, the fingerprint of the
-// content its commandId was first used for and the command's newest
-// recorded outcome (the event as stored: a failure without its command),
-// or ok false when the record does not answer an original command with
-// that content by itself (see ResentOutcome). It answers only for the
-// content first used; ResentOutcome answers for the content of any
-// generation, exactly as the service does.
-func SettledOutcome(value []byte) (fingerprint string, event []byte, ok bool) {
+// NewestEvent returns, from a stored record, the generation whose recorded
+// outcome is the newest and that outcome's event as stored (a failure
+// without its command); ok is false when the record cannot be read or
+// holds no outcome.
+func NewestEvent(value []byte) (generation string, event []byte, ok bool) {
 	rec, err := decodeRecord(value)
 	if err != nil {
 		return "", nil, false
 	}
-	if _, g, ok := rec.resent("", rec.Fingerprint); ok {
-		return rec.Fingerprint, g.Outcome, true
+	name, g := rec.newestOutcome()
+	if g == nil {
+		return "", nil, false
 	}
-	return rec.Fingerprint, nil, false
+	return name, g.Outcome, true
 }
 
 // ResentOutcome returns, from a stored record, the outcome the service
 // answers an original command (no Contact-Replay-Of) with when body is
 // sent again: the command's newest recorded outcome (the event as stored:
 // a failure without its command), when the original generation was
-// decided and body's content (ContentFingerprint) is that of one of the
-// command's generations. ok is false when the record does not answer by
+// decided and the content whose ContentFingerprint is fingerprint is that
+// of one of the command's generations. ok is false when the record does not answer by
 // itself: nothing decided yet, or content no generation had (the service
 // answers that with a conflict). It is the rule the service applies
 // (Record.resent), read without publishing.
-func ResentOutcome(value, body []byte) (event []byte, ok bool) {
+func ResentOutcome(value []byte, fingerprint string) (event []byte, ok bool) {
 	rec, err := decodeRecord(value)
 	if err != nil {
 		return nil, false
 	}
-	if _, g, ok := rec.resent("", ContentFingerprint(body)); ok {
+	if _, g, ok := rec.resent("", fingerprint); ok {
 		return g.Outcome, true
 	}
 	return nil, false
