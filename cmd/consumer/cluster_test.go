@@ -95,7 +95,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	e.pik.Inject(sandbox.Fault{Latency: 5 * time.Millisecond})
 
 	require.NoError(t, run(t.Context(), []string{"setup", "--replicas", "3"}, e.getenv, nil, io.Discard, io.Discard))
-	svcs := []*service{e.start(t), e.start(t), e.start(t)}
+	svcs := []*instance{e.start(t), e.start(t), e.start(t)}
 	assertReplicas(t, e.js, 3, "with three instances running")
 
 	cmds := ids("cluster", n)
@@ -137,7 +137,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	require.Eventually(t, func() bool { return creates() >= n/2 }, 60*time.Second, 5*time.Millisecond)
 	t.Logf("%s: killing instance 1 (create calls so far %d)", time.Since(start).Round(time.Millisecond), creates())
 	svcs[1].kill(t)
-	createdBy := func(s *service) int { return strings.Count(s.logs.String(), `"msg":"contact created"`) }
+	createdBy := func(s *instance) int { return strings.Count(s.logs.String(), `"msg":"contact created"`) }
 	atKill := []int{createdBy(svcs[0]), createdBy(svcs[1]), createdBy(svcs[2])}
 
 	// Done when every command has its event and none is left on the durable.
@@ -145,7 +145,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	settle := func(total int) {
 		t.Helper()
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			msgs, pending, ackPending, err := progress(ctx, e.js)
+			msgs, pending, ackPending, err := consumerProgress(ctx, e.js)
 			require.NoError(c, err)
 			assert.GreaterOrEqual(c, msgs, uint64(total), "events")
 			assert.Zero(c, pending, "commands left to deliver")
@@ -297,7 +297,7 @@ func groupLeaders(ctx context.Context, js jetstream.JetStream) map[string]string
 }
 
 // progress reads the number of events and the durable consumer's backlog.
-func progress(ctx context.Context, js jetstream.JetStream) (msgs, pending, ackPending uint64, err error) {
+func consumerProgress(ctx context.Context, js jetstream.JetStream) (msgs, pending, ackPending uint64, err error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	s, err := js.Stream(rctx, stream.EventStream)

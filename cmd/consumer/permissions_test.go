@@ -86,7 +86,7 @@ func watchDeliveries(t *testing.T, nc *nats.Conn) func() map[uint64][]delivery {
 	}
 }
 
-func readyz(t *testing.T, svc *service) (int, string) {
+func readyz(t *testing.T, svc *instance) (int, string) {
 	t.Helper()
 	res, err := http.Get("http://" + svc.httpAddr + "/readyz")
 	require.NoError(t, err)

@@ -240,7 +240,7 @@ func TestSoakPoisonMix(t *testing.T) {
 	defer cancel()
 	lastLog := time.Now()
 	for {
-		n, pending, ackPending, err := progress(ctx, e.js)
+		n, pending, ackPending, err := consumerProgress(ctx, e.js)
 		if err == nil && n >= uint64(len(msgs)) && pending == 0 && ackPending == 0 {
 			break
 		}

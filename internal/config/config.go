@@ -1,4 +1,9 @@
-package main
+// Package config reads the service's configuration: the settings of the
+// contract (docs/CLI.md), each provider's own, and the console's, from
+// flags, the environment and their defaults, in that order. A Config is
+// checked whole: every bad value is reported at once. Its String and
+// LogValue never show a secret.
+package config
 
 import (
 	"errors"
@@ -16,47 +21,60 @@ import (
 	"strings"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
-// setting is one configuration variable of the contract, with its flag.
-type setting struct {
-	env, flag, def, usage string
-	secret                bool // may come from <env>_FILE (read); never printed
-	// secretFile settings name a file that holds a secret (NATS
-	// credentials, nkey seed, TLS key): <env>_FILE is accepted as the same
+// Setting is one configuration variable, with its flag.
+type Setting struct {
+	// Env is the variable, Flag its flag (without dashes), Default the
+	// value when neither is given ("" for none), Usage its help.
+	Env, Flag, Default, Usage string
+	// Secret settings may come from <Env>_FILE (read) and are never printed.
+	Secret bool
+	// SecretFile settings name a file that holds a secret (NATS
+	// credentials, nkey seed, TLS key): <Env>_FILE is accepted as the same
 	// path, never read here, so no secret reaches a message.
-	secretFile bool
+	SecretFile bool
 }
 
-// settings lists the service's own variables; each provider adds its own
-// (see providerSpec), and allSettings gives them all.
-var settings = []setting{
-	{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "comma-separated NATS server URLs"},
-	{env: "NATS_CREDS", flag: "nats-creds", usage: "NATS user credentials file", secretFile: true},
-	{env: "NATS_NKEY", flag: "nats-nkey", usage: "NATS nkey seed file", secretFile: true},
-	{env: "NATS_TLS_CA", flag: "nats-tls-ca", usage: "CA certificate file for NATS TLS"},
-	{env: "NATS_TLS_CERT", flag: "nats-tls-cert", usage: "client certificate file for NATS TLS"},
-	{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key file for NATS TLS", secretFile: true},
-	{env: "NATS_JS_DOMAIN", flag: "nats-js-domain", usage: "JetStream domain of the streams (a leaf node's hub); unset: the server's own"},
-	{env: "CONCURRENCY", flag: "concurrency", def: "64", usage: "commands processed at once"},
-	{env: "MAX_DELIVER", flag: "max-deliver", def: "10", usage: "deliveries before a command fails as exhausted"},
-	{env: "ACK_WAIT", flag: "ack-wait", def: "30s", usage: "JetStream ack wait"},
-	{env: "RETRY_INITIAL_INTERVAL", flag: "retry-initial-interval", def: "500ms", usage: "first backoff interval"},
-	{env: "RETRY_MAX_INTERVAL", flag: "retry-max-interval", def: "30s", usage: "largest backoff interval"},
-	{env: "RETRY_MAX_ELAPSED", flag: "retry-max-elapsed", def: "2m", usage: "in-process retry budget of one delivery"},
-	{env: "PROVIDER_TIMEOUT", flag: "provider-timeout", def: "10s", usage: "one HTTP request to a provider"},
-	{env: "DEFAULT_PROVIDER", flag: "default-provider", usage: "provider for commands that name none (instantpay or pik)"},
-	{env: "CIRCUIT_FAILURES", flag: "circuit-failures", def: "5", usage: "consecutive transient failures that open a provider's circuit"},
-	{env: "CIRCUIT_OPEN_FOR", flag: "circuit-open-for", def: "30s", usage: "how long an open circuit holds calls back before testing the provider"},
-	{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of /healthz, /readyz and /metrics (off: none)"},
-	{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
-	{env: "LOG_FORMAT", flag: "log-format", def: "json", usage: "json or text"},
-	{env: "SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "how long shutdown waits for in-flight commands"},
-	{env: "EVENT_SOURCE", flag: "event-source", def: "contactrelay", usage: "CloudEvents source of the events"},
-	{env: "EVENT_MAX_AGE", flag: "event-max-age", def: "720h", usage: "how long CONTACT_EVENTS keeps events; subscribers must read within it (0: for ever)"},
-	{env: "RECORD_TTL", flag: "record-ttl", def: "2160h", usage: "how long a commandId's record lives after the write that settled it (never while a create call's outcome is unknown); at most one create per commandId holds within it (0: for ever)"},
+// Provider is a provider's part of the configuration: its name and its
+// variables, among them <NAME>_RATE_LIMIT and <NAME>_MAX_CONCURRENCY.
+// The provider registry (internal/providers) lists them.
+type Provider struct {
+	Name     string
+	Settings []Setting
+}
+
+// ServiceSettings returns the service's own variables; each provider adds
+// its own (Provider), and All gives them all.
+func ServiceSettings() []Setting {
+	return []Setting{
+		{Env: "NATS_URL", Flag: "nats-url", Default: "nats://127.0.0.1:4222", Usage: "comma-separated NATS server URLs"},
+		{Env: "NATS_CREDS", Flag: "nats-creds", Usage: "NATS user credentials file", SecretFile: true},
+		{Env: "NATS_NKEY", Flag: "nats-nkey", Usage: "NATS nkey seed file", SecretFile: true},
+		{Env: "NATS_TLS_CA", Flag: "nats-tls-ca", Usage: "CA certificate file for NATS TLS"},
+		{Env: "NATS_TLS_CERT", Flag: "nats-tls-cert", Usage: "client certificate file for NATS TLS"},
+		{Env: "NATS_TLS_KEY", Flag: "nats-tls-key", Usage: "client key file for NATS TLS", SecretFile: true},
+		{Env: "NATS_JS_DOMAIN", Flag: "nats-js-domain", Usage: "JetStream domain of the streams (a leaf node's hub); unset: the server's own"},
+		{Env: "CONCURRENCY", Flag: "concurrency", Default: "64", Usage: "commands processed at once"},
+		{Env: "MAX_DELIVER", Flag: "max-deliver", Default: "10", Usage: "deliveries before a command fails as exhausted"},
+		{Env: "ACK_WAIT", Flag: "ack-wait", Default: "30s", Usage: "JetStream ack wait"},
+		{Env: "RETRY_INITIAL_INTERVAL", Flag: "retry-initial-interval", Default: "500ms", Usage: "first backoff interval"},
+		{Env: "RETRY_MAX_INTERVAL", Flag: "retry-max-interval", Default: "30s", Usage: "largest backoff interval"},
+		{Env: "RETRY_MAX_ELAPSED", Flag: "retry-max-elapsed", Default: "2m", Usage: "in-process retry budget of one delivery"},
+		{Env: "PROVIDER_TIMEOUT", Flag: "provider-timeout", Default: "10s", Usage: "one HTTP request to a provider"},
+		{Env: "DEFAULT_PROVIDER", Flag: "default-provider", Usage: "provider for commands that name none (instantpay or pik)"},
+		{Env: "CIRCUIT_FAILURES", Flag: "circuit-failures", Default: "5", Usage: "consecutive transient failures that open a provider's circuit"},
+		{Env: "CIRCUIT_OPEN_FOR", Flag: "circuit-open-for", Default: "30s", Usage: "how long an open circuit holds calls back before testing the provider"},
+		{Env: "HTTP_ADDR", Flag: "http-addr", Default: ":8080", Usage: "address of /healthz, /readyz and /metrics (off: none)"},
+		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Usage: "debug, info, warn or error"},
+		{Env: "LOG_FORMAT", Flag: "log-format", Default: "json", Usage: "json or text"},
+		{Env: "SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "30s", Usage: "how long shutdown waits for in-flight commands"},
+		{Env: "EVENT_SOURCE", Flag: "event-source", Default: "contactrelay", Usage: "CloudEvents source of the events"},
+		{Env: "EVENT_MAX_AGE", Flag: "event-max-age", Default: "720h", Usage: "how long CONTACT_EVENTS keeps events; subscribers must read within it (0: for ever)"},
+		{Env: "RECORD_TTL", Flag: "record-ttl", Default: "2160h", Usage: "how long a commandId's record lives after the write that settled it (never while a create call's outcome is unknown); at most one create per commandId holds within it (0: for ever)"},
+	}
 }
 
 // Config is the service's configuration, from the environment and flags.
@@ -89,7 +107,7 @@ type Config struct {
 	// variable; the provider's spec reads them.
 	Providers map[string]map[string]string
 	// Protection guards each provider, by name.
-	Protection map[string]handlers.Protection
+	Protection map[string]Protection
 
 	HTTPAddr      string
 	LogLevel      slog.Level
@@ -98,45 +116,49 @@ type Config struct {
 	EventSource   string
 
 	// ConsoleAddr, ConsoleUser and ConsolePassword configure the web
-	// console, for the commands that serve it (settingFlagsWith
-	// consoleSettings); ConsoleAddr is empty for none.
+	// console, for the commands that serve it (Flags with
+	// ConsoleSettings); ConsoleAddr is empty for none.
 	ConsoleAddr     string
 	ConsoleUser     string
 	ConsolePassword string
+
+	// secret tells the variables whose values are never printed, as the
+	// loader found them; a Config made otherwise redacts every provider
+	// value.
+	secret map[string]bool
 }
 
-// allSettings returns the service's variables and every provider's.
-func allSettings() []setting {
-	all := slices.Clone(settings)
-	for _, p := range providerSpecs {
-		all = append(all, p.settings...)
+// Protection is how a provider is guarded: the service's handler applies
+// it (handlers.Protection has the same fields and meanings).
+type Protection struct {
+	// RateLimit is the most calls per second; zero means unlimited.
+	RateLimit float64
+	// MaxConcurrency is the most calls at once; zero means unlimited.
+	MaxConcurrency int
+	// BreakerFailures is the run of consecutive transient failures that
+	// opens the circuit.
+	BreakerFailures uint32
+	// BreakerOpenFor is how long an open circuit refuses calls before it
+	// lets one through to test the provider.
+	BreakerOpenFor time.Duration
+}
+
+// All returns the service's variables and every provider's, in that order.
+func All(providers []Provider) []Setting {
+	all := ServiceSettings()
+	for _, p := range providers {
+		all = append(all, p.Settings...)
 	}
 	return all
 }
 
-// configFlags registers a flag for every setting on fs: the service's
-// commands ('run', 'dev') take them all. The returned function builds the
-// Config from the flags given, the environment and the defaults, in that
-// order, and reports every bad value at once (a usage error: exit 2).
-func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, error) {
-	return settingFlags(fs, getenv, func(setting) bool { return true })
-}
-
-// toolFlags registers the NATS connection's flags on fs, and those of the
-// settings named by their variables in also (a tool's few service
-// settings, such as setup's ACK_WAIT). The Config is built as configFlags
-// builds it: every other setting still comes from the environment.
-func toolFlags(fs *flag.FlagSet, getenv func(string) string, also ...string) func() (Config, error) {
-	return settingFlags(fs, getenv, func(s setting) bool { return s.connection() || slices.Contains(also, s.env) })
-}
-
-// connection reports whether s is a setting of the NATS connection, which
+// Connection reports whether s is a setting of the NATS connection, which
 // every command takes as a flag.
-func (s setting) connection() bool { return strings.HasPrefix(s.env, "NATS_") }
+func (s Setting) Connection() bool { return strings.HasPrefix(s.Env, "NATS_") }
 
 // settingValue is the flag of a setting: it keeps what was given by
-// variable name, for the loader. Help tells settings from a command's own
-// flags by it.
+// variable name, for the loader. IsSettingFlag tells settings from a
+// command's own flags by it.
 type settingValue struct {
 	env   string
 	given map[string]string
@@ -145,56 +167,65 @@ type settingValue struct {
 func (v settingValue) String() string     { return "" }
 func (v settingValue) Set(s string) error { v.given[v.env] = s; return nil }
 
-// settingFlags registers a flag for each setting that flagged accepts, and
-// returns the Config's loader.
-func settingFlags(fs *flag.FlagSet, getenv func(string) string, flagged func(setting) bool) func() (Config, error) {
-	return settingFlagsWith(fs, getenv, flagged, nil)
+// IsSettingFlag reports whether f is the flag of a setting (registered by
+// Flags), rather than a command's own flag of the same name.
+func IsSettingFlag(f *flag.Flag) bool {
+	_, ok := f.Value.(settingValue)
+	return ok
 }
 
-// settingFlagsWith is settingFlags with a command's own settings besides
-// the service's (consoleSettings), each with its flag.
-func settingFlagsWith(fs *flag.FlagSet, getenv func(string) string, flagged func(setting) bool, extra []setting) func() (Config, error) {
+// Flags registers on fs a flag for each setting of the service and of
+// providers that flagged accepts, and for each of extra (a command's own
+// settings besides the service's, such as ConsoleSettings). The returned
+// function builds the Config from the flags given, getenv and the
+// defaults, in that order (a secret may come from <ENV>_FILE), and
+// reports every bad value at once: an *exit.Error with code 2 whose
+// message starts "configuration:" and gives one line per problem.
+func Flags(fs *flag.FlagSet, getenv func(string) string, providers []Provider, flagged func(Setting) bool, extra []Setting) func() (Config, error) {
 	given := map[string]string{}
-	all := append(allSettings(), extra...)
+	all := append(All(providers), extra...)
 	for _, s := range all {
 		if !flagged(s) && !slices.Contains(extra, s) {
 			continue
 		}
-		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
-		if s.def != "" {
-			usage += ", default " + s.def
+		usage := fmt.Sprintf("%s (env %s", s.Usage, s.Env)
+		if s.Default != "" {
+			usage += ", default " + s.Default
 		}
 		usage += ")"
-		fs.Var(settingValue{env: s.env, given: given}, s.flag, usage)
+		fs.Var(settingValue{env: s.Env, given: given}, s.Flag, usage)
 	}
 	return func() (Config, error) {
 		var errs []error
 		values := map[string]string{}
+		secret := map[string]bool{}
 		for _, s := range all {
-			v, ok := given[s.env]
+			secret[s.Env] = s.Secret
+			v, ok := given[s.Env]
 			if !ok {
-				v = getenv(s.env)
+				v = getenv(s.Env)
 			}
-			if v == "" && s.secretFile {
-				v = getenv(s.env + "_FILE")
+			if v == "" && s.SecretFile {
+				v = getenv(s.Env + "_FILE")
 			}
-			if v == "" && s.secret {
-				if path := getenv(s.env + "_FILE"); path != "" {
+			if v == "" && s.Secret {
+				if path := getenv(s.Env + "_FILE"); path != "" {
 					b, err := os.ReadFile(path)
 					if err != nil {
-						errs = append(errs, fmt.Errorf("%s_FILE: %w", s.env, err))
+						errs = append(errs, fmt.Errorf("%s_FILE: %w", s.Env, err))
 					}
 					v = strings.TrimSpace(string(b))
 				}
 			}
-			if v == "" && !(ok && given[s.env] == "") { // an empty flag is meant
-				v = s.def
+			if v == "" && !(ok && given[s.Env] == "") { // an empty flag is meant
+				v = s.Default
 			}
-			values[s.env] = v
+			values[s.Env] = v
 		}
-		cfg, perrs := parseConfig(values)
+		cfg, perrs := parseConfig(values, providers)
+		cfg.secret = secret
 		if err := errors.Join(append(errs, perrs...)...); err != nil {
-			return cfg, &exitError{code: 2, err: fmt.Errorf("configuration:\n%w", err)}
+			return cfg, &exit.Error{Code: 2, Err: fmt.Errorf("configuration:\n%w", err)}
 		}
 		return cfg, nil
 	}
@@ -214,7 +245,7 @@ const (
 // parseConfig turns the settings' text into a Config, checking each value
 // once: a bad value gives one error, and a check that involves two
 // settings is made only when both are good.
-func parseConfig(v map[string]string) (Config, []error) {
+func parseConfig(v map[string]string, providers []Provider) (Config, []error) {
 	var errs []error
 	bad := map[string]bool{}
 	fail := func(env string, format string, args ...any) {
@@ -267,21 +298,21 @@ func parseConfig(v map[string]string) (Config, []error) {
 	failures := num("CIRCUIT_FAILURES", 1, maxCircuitFailures)
 	openFor := dur("CIRCUIT_OPEN_FOR", time.Millisecond, time.Hour)
 	cfg.Providers = map[string]map[string]string{}
-	cfg.Protection = map[string]handlers.Protection{}
+	cfg.Protection = map[string]Protection{}
 	var names []string
-	for _, p := range providerSpecs {
-		names = append(names, p.name)
+	for _, p := range providers {
+		names = append(names, p.Name)
 		own := map[string]string{}
-		for _, st := range p.settings {
-			own[st.env] = v[st.env]
+		for _, st := range p.Settings {
+			own[st.Env] = v[st.Env]
 		}
-		cfg.Providers[p.name] = own
-		prefix := strings.ToUpper(p.name)
+		cfg.Providers[p.Name] = own
+		prefix := strings.ToUpper(p.Name)
 		rate, err := strconv.ParseFloat(strings.TrimSpace(v[prefix+"_RATE_LIMIT"]), 64)
 		if err != nil || math.IsNaN(rate) || rate < 0 || rate > maxRateLimit {
 			fail(prefix+"_RATE_LIMIT", "must be a number of calls per second from 0 (no limit) to %g, not %q", float64(maxRateLimit), v[prefix+"_RATE_LIMIT"])
 		}
-		cfg.Protection[p.name] = handlers.Protection{
+		cfg.Protection[p.Name] = Protection{
 			RateLimit:       rate,
 			MaxConcurrency:  num(prefix+"_MAX_CONCURRENCY", 0, maxConcurrency),
 			BreakerFailures: uint32(max(failures, 1)),
@@ -348,7 +379,7 @@ func checkNATSURLs(urls string) error {
 		if !strings.Contains(s, "://") {
 			s = "nats://" + s
 		}
-		shown := strconv.Quote(redactURLs(strings.TrimSpace(raw)))
+		shown := strconv.Quote(redact.URLs(strings.TrimSpace(raw)))
 		u, err := url.Parse(s)
 		switch {
 		case err != nil:
@@ -356,7 +387,7 @@ func checkNATSURLs(urls string) error {
 			if errors.As(err, &uerr) {
 				err = uerr.Err // its text quotes the URL whole
 			}
-			errs = append(errs, fmt.Sprintf("%s: %v", shown, redactError(err, s)))
+			errs = append(errs, fmt.Sprintf("%s: %v", shown, redact.Error(err, s)))
 		case !slices.Contains(natsSchemes, u.Scheme):
 			errs = append(errs, fmt.Sprintf("%s: the scheme must be one of %s", shown, strings.Join(natsSchemes, ", ")))
 		case u.Hostname() == "":
@@ -416,9 +447,9 @@ func checkNATSFiles(cfg Config) []error {
 	return errs
 }
 
-// newLogger returns the service's logger: JSON or text on w, with personal
+// NewLogger returns the service's logger: JSON or text on w, with personal
 // data masked in every line.
-func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+func NewLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact.ReplaceAttr}
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
@@ -428,15 +459,11 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 
 // redacted returns c with every secret replaced, for printing.
 func (c Config) redacted() Config {
-	secret := map[string]bool{}
-	for _, s := range append(allSettings(), consoleSettings...) {
-		secret[s.env] = s.secret
-	}
 	providers := make(map[string]map[string]string, len(c.Providers))
 	for name, own := range c.Providers {
 		shown := make(map[string]string, len(own))
 		for k, v := range own {
-			if secret[k] && v != "" {
+			if (c.secret == nil || c.secret[k]) && v != "" {
 				v = "[redacted]"
 			}
 			shown[k] = v
@@ -444,7 +471,8 @@ func (c Config) redacted() Config {
 		providers[name] = shown
 	}
 	c.Providers = providers
-	c.NATSURL = redactURLs(c.NATSURL)
+	c.secret = nil // what the loader knew of the settings, not configuration
+	c.NATSURL = redact.URLs(c.NATSURL)
 	if c.ConsolePassword != "" {
 		c.ConsolePassword = "[redacted]"
 	}

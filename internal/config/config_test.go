@@ -1,10 +1,9 @@
-package main
+package config_test
 
 import (
 	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,12 +13,16 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/providers"
 )
 
-func loadConfig(t *testing.T, env map[string]string, args ...string) (Config, error) {
+func loadConfig(t *testing.T, env map[string]string, args ...string) (config.Config, error) {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	load := configFlags(fs, func(k string) string { return env[k] })
+	load := config.Flags(fs, func(k string) string { return env[k] }, providers.Settings(), func(config.Setting) bool { return true }, nil)
 	require.NoError(t, fs.Parse(args))
 	return load()
 }
@@ -39,7 +42,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, "1", cfg.Providers["instantpay"]["INSTANTPAY_AUTH_CODE"])
 	assert.Equal(t, ":8080", cfg.HTTPAddr)
 	assert.Equal(t, "json", cfg.LogFormat)
-	enabled, disabled, err := buildProviders(cfg, nil, nil)
+	enabled, disabled, err := providers.Build(cfg, nil, nil)
 	require.NoError(t, err)
 	assert.Empty(t, enabled, "no credentials, no provider")
 	assert.Contains(t, disabled["instantpay"], "INSTANTPAY_CLIENT_ID", "the reason names what is missing")
@@ -78,7 +81,7 @@ func TestConfigSecretsFromFiles(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret", cfg.Providers["instantpay"]["INSTANTPAY_CLIENT_SECRET"], "X_FILE is read and trimmed")
-	enabled, _, err := buildProviders(cfg, nil, nil)
+	enabled, _, err := providers.Build(cfg, nil, nil)
 	require.NoError(t, err)
 	assert.Contains(t, enabled, "instantpay")
 
@@ -106,7 +109,7 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 	})
 	require.NoError(t, err)
 	var logs bytes.Buffer
-	newLogger(&logs, slog.LevelInfo, "json").Info("config", "config", cfg)
+	config.NewLogger(&logs, slog.LevelInfo, "json").Info("config", "config", cfg)
 	for _, out := range []string{fmt.Sprint(cfg), fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg), logs.String()} {
 		for _, secret := range []string{"ipay-secret-1", "pik-secret-1", "ipay-id-1", "pik-id-1"} {
 			assert.NotContains(t, out, secret)
@@ -160,7 +163,7 @@ func TestConfigChecksSyntaxAndRangesAtOnce(t *testing.T) {
 	}
 	_, err := loadConfig(t, bad)
 	require.Error(t, err)
-	assert.Equal(t, 2, exitCode(err), "a configuration error exits 2")
+	assert.Equal(t, 2, exit.Code(err), "a configuration error exits 2")
 	msg := err.Error()
 	lines := strings.Split(msg, "\n")
 	for env := range bad {
@@ -201,18 +204,16 @@ func TestConfigChecksSyntaxAndRangesAtOnce(t *testing.T) {
 	}
 }
 
-func TestSetupReplicasRange(t *testing.T) {
-	for _, n := range []string{"0", "-1", "6"} {
-		var stderr bytes.Buffer
-		err := run(t.Context(), []string{"setup", "--replicas", n}, func(string) string { return "" }, nil, io.Discard, &stderr)
-		require.Error(t, err, "--replicas %s", n)
-		assert.Equal(t, 2, exitCode(err), "--replicas %s is a usage error", n)
-		assert.Contains(t, err.Error(), "--replicas must be from 1 to 5")
-	}
-	err := run(t.Context(), []string{"setup", "--replicas", "0"}, func(k string) string {
-		return map[string]string{"CONCURRENCY": "0"}[k]
-	}, nil, io.Discard, io.Discard)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "CONCURRENCY", "reported with the configuration's errors")
-	assert.Contains(t, err.Error(), "--replicas", "all at once")
+func TestConsolePasswordFromFileIsNeverPrinted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "password")
+	require.NoError(t, os.WriteFile(path, []byte("s3cret-horse-battery\n"), 0o600))
+	env := map[string]string{"CONSOLE_USER": "ops", "CONSOLE_PASSWORD_FILE": path}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	load := config.Flags(fs, func(k string) string { return env[k] }, providers.Settings(), func(config.Setting) bool { return true }, config.ConsoleSettings())
+	require.NoError(t, fs.Parse(nil))
+	cfg, err := load()
+	require.NoError(t, err)
+	assert.Equal(t, "s3cret-horse-battery", cfg.ConsolePassword, "read from CONSOLE_PASSWORD_FILE")
+	assert.Equal(t, "127.0.0.1:8081", cfg.ConsoleAddr, "the default is loopback")
+	assert.NotContains(t, cfg.String(), "s3cret", "the password never reaches a printed configuration")
 }

@@ -1,4 +1,4 @@
-package main
+package bench_test
 
 import (
 	"testing"
@@ -26,7 +26,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			defer env.Close()
 			s := bench.Scenario{Mode: mode, Concurrency: 64, N: max(b.N, 500)}
-			r, err := bench.Run(b.Context(), env, s, func() bench.Worker { return &goroutineWorker{} })
+			r, err := bench.Run(b.Context(), env, s, func() bench.Worker { return &bench.GoroutineWorker{} })
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -46,7 +46,7 @@ func TestBenchModes(t *testing.T) {
 			env, err := bench.StartEnv(t.Context(), "", 0)
 			require.NoError(t, err)
 			defer env.Close()
-			r, err := bench.Run(t.Context(), env, bench.Scenario{Mode: mode, Concurrency: 16, N: n}, func() bench.Worker { return &goroutineWorker{} })
+			r, err := bench.Run(t.Context(), env, bench.Scenario{Mode: mode, Concurrency: 16, N: n}, func() bench.Worker { return &bench.GoroutineWorker{} })
 			require.NoError(t, err)
 			assert.Zero(t, r.Failed, "no command failed")
 			assert.Positive(t, r.Throughput)

@@ -1,11 +1,18 @@
-package main
+// Package service assembles and runs what 'consumer run' runs: the
+// provider clients the configuration enables, the NATS connection with
+// the streams, the consumer and the record bucket set up, the handler
+// and the runner that consumes commands, and the HTTP server of the
+// health and metrics endpoints. 'consumer dev', 'consumer bench' and the
+// tests run it too.
+//
+// New builds what needs no I/O; Run connects, consumes until its context
+// is cancelled, and closes everything it opened before it returns.
+package service
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,34 +27,26 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/health"
 	"github.com/contactrelay/contactrelay/internal/metrics"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/providers"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
-// runCommand is 'consumer run': the service.
-func runCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("consumer run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	load := configFlags(fs, getenv)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := load()
+// Serve runs the service as 'consumer run' does, until ctx is cancelled:
+// with the tracing the OTEL_* variables getenv gives ask for (see
+// NewTracerProvider; version names the build in the spans' resource),
+// whose spans not yet sent it flushes before it returns. hooks.TracerProvider
+// is set by Serve.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, getenv func(string) string, version string, hooks Hooks) error {
+	tp, shutdown, err := NewTracerProvider(ctx, getenv, version)
 	if err != nil {
-		return err
-	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	return serveTraced(ctx, cfg, log, getenv, hooks{})
-}
-
-// serveTraced runs serve with the tracing the OTEL_* variables ask for.
-func serveTraced(ctx context.Context, cfg Config, log *slog.Logger, getenv func(string) string, hk hooks) error {
-	tp, shutdown, err := newTracerProvider(ctx, getenv)
-	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exit.Error{Code: 2, Err: err}
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -56,49 +55,74 @@ func serveTraced(ctx context.Context, cfg Config, log *slog.Logger, getenv func(
 			log.Warn("flushing traces failed", "error", err)
 		}
 	}()
-	hk.tracerProvider = tp
-	return serve(ctx, cfg, log, hk)
-}
-
-// hooks let dev mode and tests follow and shape the service's life. Nil
-// fields are not used.
-type hooks struct {
-	// connected is called with the NATS connection once it is made.
-	connected func(*nats.Conn)
-	// started is called once the service is about to consume, with the
-	// address of its HTTP server.
-	started func(httpAddr string)
-	// tracerProvider makes the service's spans; nil means none.
-	tracerProvider trace.TracerProvider
-}
-
-// serve runs the service until ctx is cancelled.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
-	tel := newTelemetry(hk.tracerProvider)
-	// The metrics are made once the enabled providers are known. The
-	// providers' own requests (PIK's token requests) are counted as they
-	// are made, the first of them in checkCredentials, after tel.met is set.
-	providers, err := enabledProviders(cfg, providerHTTPClient(cfg, tel), log, func(provider, op string, took time.Duration, err error) {
-		tel.met.ProviderCall(provider, op, took, err)
-	})
+	hooks.TracerProvider = tp
+	s, err := New(cfg, log, hooks)
 	if err != nil {
 		return err
 	}
+	return s.Run(ctx)
+}
 
-	b, err := connectBroker(ctx, cfg, log, hk.connected)
+// Hooks let dev mode and tests follow and shape the service's life. Nil
+// fields are not used.
+type Hooks struct {
+	// Connected is called with the NATS connection once it is made.
+	Connected func(*nats.Conn)
+	// Started is called once the service is about to consume, with the
+	// address of its HTTP server ("" for none).
+	Started func(httpAddr string)
+	// TracerProvider makes the service's spans; nil means none.
+	TracerProvider trace.TracerProvider
+}
+
+// Service is the service, built and ready to run. It is not safe for
+// concurrent use: Run is called once.
+type Service struct {
+	cfg       config.Config
+	log       *slog.Logger
+	hooks     Hooks
+	tel       *telemetry
+	providers map[string]handlers.Provider
+}
+
+// New builds the service for cfg, logging to log: the telemetry and the
+// providers the configuration enables (it logs the disabled ones). None
+// enabled is a configuration error (exit 2). New makes no connection.
+func New(cfg config.Config, log *slog.Logger, hooks Hooks) (*Service, error) {
+	tel := newTelemetry(hooks.TracerProvider)
+	// The metrics are made once the enabled providers are known. The
+	// providers' own requests (PIK's token requests) are counted as they
+	// are made, the first of them in checkCredentials, after tel.met is set.
+	enabled, err := enabledProviders(cfg, providerHTTPClient(cfg, tel), log, func(provider, op string, took time.Duration, err error) {
+		tel.met.ProviderCall(provider, op, took, err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: log, hooks: hooks, tel: tel, providers: enabled}, nil
+}
+
+// Run connects to NATS, sets up the streams, the consumer and the record
+// store, serves the HTTP endpoints and consumes commands until ctx is
+// cancelled; then it finishes the commands in flight (within
+// SHUTDOWN_GRACE) and closes the server, the store and the connection
+// before it returns.
+func (s *Service) Run(ctx context.Context) error {
+	cfg, log, hk, tel, enabled := s.cfg, s.log, s.hooks, s.tel, s.providers
+	b, err := connectBroker(ctx, cfg, log, hk.Connected)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	tel.tracker = health.NewProviders(keys(providers), nil)
-	tel.met = metrics.New(keys(providers))
+	tel.tracker = health.NewProviders(keys(enabled), nil)
+	tel.met = metrics.New(keys(enabled))
 	// The token request a credentials check makes is counted as it is made.
-	checkCredentials(ctx, providers, tel.tracker.ProviderCall, log)
-	h, err := newHandler(cfg, providers, b.store, log, tel)
+	checkCredentials(ctx, enabled, tel.tracker.ProviderCall, log)
+	h, err := newHandler(cfg, enabled, b.store, log, tel)
 	if err != nil {
 		return err
 	}
-	runner := newRunner(cfg, b, h, prefetch(cfg, providers), log, tel)
+	runner := newRunner(cfg, b, h, prefetch(cfg, enabled), log, tel)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go stream.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
@@ -107,7 +131,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 			log.Warn("could not count the open failures", "error", err)
 			return
 		}
-		tel.met.FailuresOpen(counts, knownProviders())
+		tel.met.FailuresOpen(counts, providers.Names())
 	})
 
 	httpAddr, stopHTTP, err := serveOperations(cfg.HTTPAddr, b, runner, tel, log)
@@ -116,10 +140,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	}
 	defer stopHTTP()
 	log.Info("consuming", "stream", stream.CommandStream, "consumer", stream.Durable,
-		"providers", fmt.Sprint(keys(providers)), "defaultProvider", cfg.DefaultProvider,
+		"providers", fmt.Sprint(keys(enabled)), "defaultProvider", cfg.DefaultProvider,
 		"concurrency", cfg.Concurrency, "maxDeliver", cfg.MaxDeliver, "httpAddr", httpAddr)
-	if hk.started != nil {
-		hk.started(httpAddr)
+	if hk.Started != nil {
+		hk.Started(httpAddr)
 	}
 	err = runner.Run(ctx)
 	log.Info("stopped")
@@ -151,7 +175,7 @@ func newTelemetry(tp trace.TracerProvider) *telemetry {
 // providerHTTPClient is the HTTP client the provider clients share: with
 // spans, every request gets a client span and carries traceparent;
 // without, it carries the command's trace context on, only.
-func providerHTTPClient(cfg Config, tel *telemetry) *http.Client {
+func providerHTTPClient(cfg config.Config, tel *telemetry) *http.Client {
 	hc := clients.NewHTTPClient(cfg.Concurrency)
 	if _, off := tel.tp.(noop.TracerProvider); off {
 		hc.Transport = propagating{base: hc.Transport, propagator: tel.propagator}
@@ -163,18 +187,18 @@ func providerHTTPClient(cfg Config, tel *telemetry) *http.Client {
 
 // enabledProviders builds the providers the configuration enables and logs
 // the others; none enabled is a configuration error (exit 2).
-func enabledProviders(cfg Config, hc *http.Client, log *slog.Logger, onRequest func(provider, op string, took time.Duration, err error)) (map[string]handlers.Provider, error) {
-	providers, disabled, err := buildProviders(cfg, hc, onRequest)
+func enabledProviders(cfg config.Config, hc *http.Client, log *slog.Logger, onRequest func(provider, op string, took time.Duration, err error)) (map[string]handlers.Provider, error) {
+	enabled, disabled, err := providers.Build(cfg, hc, onRequest)
 	if err != nil {
-		return nil, &exitError{code: 2, err: err}
+		return nil, &exit.Error{Code: 2, Err: err}
 	}
 	for name, why := range disabled {
 		log.Info("provider disabled", "provider", name, "why", why)
 	}
-	if len(providers) == 0 {
-		return nil, &exitError{code: 2, err: errors.New("no provider is enabled: set INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET, or PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET (or try 'consumer dev')")}
+	if len(enabled) == 0 {
+		return nil, &exit.Error{Code: 2, Err: errors.New("no provider is enabled: set INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET, or PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET (or try 'consumer dev')")}
 	}
-	return providers, nil
+	return enabled, nil
 }
 
 // broker is the service's side of NATS: the connection, JetStream with the
@@ -188,17 +212,17 @@ type broker struct {
 	store    *stream.Records
 }
 
-// topology returns the JetStream resources the configuration asks for,
+// Topology returns the JetStream resources the configuration asks for,
 // with replicas (0: one, or what an earlier setup made) and note told of
 // what setup changed or could not change.
-func topology(cfg Config, replicas int, note func(string)) stream.Topology {
+func Topology(cfg config.Config, replicas int, note func(string)) stream.Topology {
 	return stream.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
 }
 
 // connectBroker connects to NATS, tells connected of the connection, and
 // sets up the streams, the consumer and the record store.
-func connectBroker(ctx context.Context, cfg Config, log *slog.Logger, connected func(*nats.Conn)) (*broker, error) {
-	nc, err := connectNATS(cfg, "contactrelay", log)
+func connectBroker(ctx context.Context, cfg config.Config, log *slog.Logger, connected func(*nats.Conn)) (*broker, error) {
+	nc, err := natsconn.Connect(cfg, "contactrelay", log)
 	if err != nil {
 		return nil, err
 	}
@@ -215,10 +239,10 @@ func connectBroker(ctx context.Context, cfg Config, log *slog.Logger, connected 
 		nc.Close()
 		return nil, err
 	}
-	if b.js, err = newJetStream(nc, cfg); err != nil {
+	if b.js, err = natsconn.JetStream(nc, cfg); err != nil {
 		return fail(err)
 	}
-	if err := stream.Setup(ctx, b.js, topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
+	if err := stream.Setup(ctx, b.js, Topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
 		return fail(err)
 	}
 	if b.store, err = stream.OpenRecords(ctx, b.js, handlers.DefaultStoreTimeout); err != nil {
@@ -243,10 +267,10 @@ func (b *broker) close() {
 
 // newHandler builds the handler that decides each command, reporting its
 // provider calls, retries and circuit changes to tel.
-func newHandler(cfg Config, providers map[string]handlers.Provider, store handlers.Store, log *slog.Logger, tel *telemetry) (*handlers.Handler, error) {
+func newHandler(cfg config.Config, enabled map[string]handlers.Provider, store handlers.Store, log *slog.Logger, tel *telemetry) (*handlers.Handler, error) {
 	return handlers.New(handlers.Config{
-		Providers:            providers,
-		KnownProviders:       knownProviders(),
+		Providers:            enabled,
+		KnownProviders:       providers.Names(),
 		DefaultProvider:      cfg.DefaultProvider,
 		Store:                store,
 		Logger:               log,
@@ -256,7 +280,7 @@ func newHandler(cfg Config, providers map[string]handlers.Provider, store handle
 		RetryMaxInterval:     cfg.RetryMax,
 		RetryMaxElapsed:      cfg.RetryMaxElapsed,
 		CallTimeout:          cfg.ProviderTimeout,
-		Protection:           cfg.Protection,
+		Protection:           protection(cfg.Protection),
 		Hooks: handlers.Hooks{
 			ProviderCall: func(provider, op string, took time.Duration, err error) {
 				tel.tracker.ProviderCall(provider, op, took, err)
@@ -269,9 +293,19 @@ func newHandler(cfg Config, providers map[string]handlers.Provider, store handle
 	})
 }
 
+// protection returns the handler's protection of each provider, as
+// configured.
+func protection(cfg map[string]config.Protection) map[string]handlers.Protection {
+	out := make(map[string]handlers.Protection, len(cfg))
+	for name, p := range cfg {
+		out[name] = handlers.Protection(p)
+	}
+	return out
+}
+
 // newRunner builds the runner that consumes commands for h and carries its
 // decisions out.
-func newRunner(cfg Config, b *broker, h *handlers.Handler, prefetch int, log *slog.Logger, tel *telemetry) *stream.Runner {
+func newRunner(cfg config.Config, b *broker, h *handlers.Handler, prefetch int, log *slog.Logger, tel *telemetry) *stream.Runner {
 	return stream.NewRunner(b.js, h, stream.RunnerConfig{
 		Records:        b.store,
 		Failures:       b.failures,
@@ -323,9 +357,9 @@ func serveOperations(addr string, b *broker, runner *stream.Runner, tel *telemet
 // through no more than rate × ACK_WAIT/2 commands in half an ack wait; a
 // command fetched beyond that would wait out its ack wait in the buffer
 // and be delivered again.
-func prefetch[P any](cfg Config, providers map[string]P) int {
+func prefetch[P any](cfg config.Config, enabled map[string]P) int {
 	n := cfg.Concurrency
-	for name := range providers {
+	for name := range enabled {
 		if r := cfg.Protection[name].RateLimit; r > 0 {
 			n = min(n, max(1, int(r*cfg.AckWait.Seconds()/2)))
 		}
@@ -345,7 +379,7 @@ func keys[V any](m map[string]V) []string {
 func startHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, "", &exitError{code: 2, err: fmt.Errorf("HTTP_ADDR %s: %w", addr, err)}
+		return nil, "", &exit.Error{Code: 2, Err: fmt.Errorf("HTTP_ADDR %s: %w", addr, err)}
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -363,8 +397,8 @@ type authenticator interface {
 
 // checkCredentials asks each provider that can to check its credentials, so
 // that refused ones show in the log and in readiness before any command.
-func checkCredentials(ctx context.Context, providers map[string]handlers.Provider, report func(provider, op string, took time.Duration, err error), log *slog.Logger) {
-	for name, p := range providers {
+func checkCredentials(ctx context.Context, enabled map[string]handlers.Provider, report func(provider, op string, took time.Duration, err error), log *slog.Logger) {
+	for name, p := range enabled {
 		a, ok := p.(authenticator)
 		if !ok {
 			continue

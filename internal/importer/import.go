@@ -1,14 +1,11 @@
-package main
+package importer
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +14,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -34,20 +33,16 @@ type importOptions struct {
 // file has them all.
 const maxInvalidShown = 50
 
-// importCommand is 'consumer import FILE': publish a command for each row
-// of a CSV or NDJSON file, each checked with the service's rules first,
-// and with --wait write every row's outcome to --results.
-func importCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	opts, cfg, err := parseImportFlags(args, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if getenv("GOGC") == "" {
-		// The importer's heap is mostly long-lived (a slot per row, an
-		// entry per command): the service's GOGC=200 would let it grow to
-		// three times that.
-		defer debug.SetGCPercent(debug.SetGCPercent(100))
-	}
+// Run is 'consumer import FILE': it publishes a command for each row of a
+// CSV or NDJSON file (o.File, or stdin for -), each checked with the
+// service's rules first, and with o.Wait writes every row's outcome to
+// o.Results. It reports invalid rows and progress on stderr and its
+// summary on stdout, and returns the import's exit status (an error with
+// ExitCode: 1 when a row failed or was invalid, 2 when one has no
+// outcome or the import could not run, 130 when interrupted).
+func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	opts := o.importOptions()
+	var err error
 	in := stdin
 	if opts.file != "-" {
 		f, err := os.Open(opts.file)
@@ -81,7 +76,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		defer results.Close()
 	}
 
-	nc, js, err := connectToCommands(ctx, cfg)
+	nc, js, err := natsconn.ConnectCommands(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -509,83 +504,6 @@ func (imp *importRun) summary(stdout io.Writer) error {
 		return &exitError{code: 2, err: errQuiet}
 	}
 	return nil
-}
-
-// parseImportFlags parses import's flags and the configuration, and
-// reports every misuse at once (exit 2).
-func parseImportFlags(args []string, getenv func(string) string, stderr io.Writer) (importOptions, Config, error) {
-	fs := flag.NewFlagSet("consumer import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o importOptions
-	fs.StringVar(&o.format, "format", "", "csv or ndjson (default: from FILE's extension)")
-	fs.StringVar(&o.encoding, "encoding", encodingUTF8, "the file's text encoding: utf-8, or latin1 (ISO-8859-1, decoded to UTF-8; also latin-1, iso-8859-1)")
-	fs.StringVar(&o.batch, "batch", "", "the import's name: a row without a commandId gets one derived from it and the row's content (required then)")
-	fs.BoolVar(&o.wait, "wait", false, "wait for every row's terminal event")
-	fs.StringVar(&o.results, "results", "", "with --wait, write each row's outcome to this CSV file")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long --wait waits after the last publish; rows without an outcome by then are pending")
-	fs.Float64Var(&o.rate, "rate", 0, "most commands published a second (0: as fast as the stream takes them)")
-	fs.IntVar(&o.inFlight, "in-flight", 256, "most publishes awaiting the stream's answer at once")
-	fs.BoolVar(&o.sendInvalid, "send-invalid", false, "publish rows that break the rules as they are, for the service to answer with contact.failed")
-	fs.DurationVar(&o.progress, "progress", 5*time.Second, "how often progress is reported when stderr is not a terminal")
-	load := toolFlags(fs, getenv, "DEFAULT_PROVIDER")
-	if err := parseFlags(fs, args); err != nil {
-		return o, Config{}, err
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var usage []error
-	switch fs.NArg() {
-	case 0:
-		usage = append(usage, errors.New("give the file to import (- for stdin)"))
-	case 1:
-		o.file = fs.Arg(0)
-	default:
-		usage = append(usage, fmt.Errorf("one file at a time: unexpected argument %q", fs.Arg(1)))
-	}
-	if o.format == "" && o.file != "" {
-		switch strings.ToLower(filepath.Ext(o.file)) {
-		case ".csv":
-			o.format = "csv"
-		case ".ndjson", ".jsonl":
-			o.format = "ndjson"
-		default:
-			usage = append(usage, fmt.Errorf("cannot tell the format of %q from its name: give --format csv or --format ndjson", o.file))
-		}
-	}
-	if o.format != "" && o.format != "csv" && o.format != "ndjson" {
-		usage = append(usage, fmt.Errorf("--format must be csv or ndjson, not %q", o.format))
-	}
-	if enc, ok := importEncoding(o.encoding); ok {
-		o.encoding = enc
-	} else {
-		usage = append(usage, fmt.Errorf("--encoding must be utf-8 or latin1, not %q", o.encoding))
-	}
-	if given["results"] && !o.wait {
-		usage = append(usage, errors.New("--results holds the outcomes: give --wait too"))
-	}
-	if given["timeout"] && !o.wait {
-		usage = append(usage, errors.New("--timeout is how long --wait waits: give --wait too"))
-	}
-	if o.timeout <= 0 {
-		usage = append(usage, fmt.Errorf("--timeout must be more than 0, not %s", o.timeout))
-	}
-	if o.rate < 0 {
-		usage = append(usage, fmt.Errorf("--rate must be 0 or more, not %g", o.rate))
-	}
-	if o.inFlight < 1 || o.inFlight > 4096 {
-		usage = append(usage, fmt.Errorf("--in-flight must be 1 to 4096, not %d", o.inFlight))
-	}
-	if o.progress <= 0 {
-		usage = append(usage, fmt.Errorf("--progress must be more than 0, not %s", o.progress))
-	}
-	cfg, err := load()
-	if err != nil {
-		usage = append(usage, err)
-	}
-	if len(usage) > 0 {
-		return o, cfg, usageErr(fs, errors.Join(usage...))
-	}
-	return o, cfg, nil
 }
 
 // lockedWriter serialises writes to w.

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"context"
@@ -21,8 +21,9 @@ import (
 // OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off too.
 // The exporter speaks OTLP over HTTP and reads the other OTEL_EXPORTER_OTLP_*
 // variables itself; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the
-// service. shutdown flushes the spans not yet sent.
-func newTracerProvider(ctx context.Context, getenv func(string) string) (tp trace.TracerProvider, shutdown func(context.Context) error, err error) {
+// service, and version its version. shutdown flushes the spans not yet
+// sent.
+func NewTracerProvider(ctx context.Context, getenv func(string) string, version string) (tp trace.TracerProvider, shutdown func(context.Context) error, err error) {
 	off := func(context.Context) error { return nil }
 	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	if endpoint == "" {
@@ -42,7 +43,7 @@ func newTracerProvider(ctx context.Context, getenv func(string) string) (tp trac
 	if err != nil {
 		return nil, nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
-	attrs := []attribute.KeyValue{attribute.String("service.version", version())}
+	attrs := []attribute.KeyValue{attribute.String("service.version", version)}
 	if getenv("OTEL_SERVICE_NAME") == "" {
 		attrs = append(attrs, attribute.String("service.name", "contactrelay"))
 	}
