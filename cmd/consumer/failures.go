@@ -18,8 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // failuresCommand is 'consumer failures': list contact.failed events, or
@@ -243,7 +243,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("discard: %d of %d discarded: %w", n, len(chosen), err)
 	}
-	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", openFailures(n), described, stream.EventStream)
+	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", openFailures(n), described, provision.EventStream)
 	return nil
 }
 

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/contactrelay/contactrelay/client"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // importOptions are import's flags.
@@ -189,7 +189,7 @@ type importRun struct {
 // a duplicate, so that a first import reads no old events at all.
 func (imp *importRun) lookBack(ctx context.Context) {
 	imp.lookOnce.Do(func() {
-		w, err := imp.c.Watch(ctx, imp.start.Add(-2*stream.DuplicateWindow))
+		w, err := imp.c.Watch(ctx, imp.start.Add(-2*provision.DuplicateWindow))
 		imp.mu.Lock()
 		defer imp.mu.Unlock()
 		if err != nil {
@@ -399,7 +399,7 @@ func (imp *importRun) awaitOutcomes(ctx context.Context) error {
 		select {
 		case <-imp.changed:
 		case <-tick.C:
-			imp.t.forget(time.Now().Add(-2 * stream.DuplicateWindow))
+			imp.t.forget(time.Now().Add(-2 * provision.DuplicateWindow))
 		case <-deadline.C:
 			return errTimedOut
 		case <-ctx.Done():

@@ -19,8 +19,8 @@ import (
 
 	"github.com/contactrelay/contactrelay/client"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // errNoStreams says the JetStream resources are missing (exit 2).
@@ -183,7 +183,7 @@ func connectToCommands(ctx context.Context, cfg Config) (*nats.Conn, jetstream.J
 		nc.Close()
 		return nil, nil, err
 	}
-	if _, err := js.Stream(ctx, stream.CommandStream); err != nil {
+	if _, err := js.Stream(ctx, provision.CommandStream); err != nil {
 		nc.Close()
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, nil, &exitError{code: 2, err: errNoStreams}

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // replayCommand is 'consumer replay': re-publish failed commands, or
@@ -57,7 +57,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	defer nc.Close()
 	if !*dryRun {
-		if _, err := js.Stream(ctx, stream.CommandStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.Stream(ctx, provision.CommandStream); errors.Is(err, jetstream.ErrStreamNotFound) {
 			return &exitError{code: 2, err: errNoStreams}
 		}
 	}

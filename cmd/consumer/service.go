@@ -24,6 +24,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/health"
 	"github.com/contactrelay/contactrelay/internal/metrics"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -101,7 +102,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 	runner := newRunner(cfg, b, h, prefetch(cfg, providers), log, tel)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go stream.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
+	go provision.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
 	go failstore.Watch(watchCtx, b.js, 30*time.Second, func(counts map[[2]string]int, err error) {
 		if err != nil {
 			log.Warn("could not count the open failures", "error", err)
@@ -115,7 +116,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hk hooks) error {
 		return err
 	}
 	defer stopHTTP()
-	log.Info("consuming", "stream", stream.CommandStream, "consumer", stream.Durable,
+	log.Info("consuming", "stream", provision.CommandStream, "consumer", provision.Durable,
 		"providers", fmt.Sprint(keys(providers)), "defaultProvider", cfg.DefaultProvider,
 		"concurrency", cfg.Concurrency, "maxDeliver", cfg.MaxDeliver, "httpAddr", httpAddr)
 	if hk.started != nil {
@@ -191,8 +192,8 @@ type broker struct {
 // topology returns the JetStream resources the configuration asks for,
 // with replicas (0: one, or what an earlier setup made) and note told of
 // what setup changed or could not change.
-func topology(cfg Config, replicas int, note func(string)) stream.Topology {
-	return stream.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
+func topology(cfg Config, replicas int, note func(string)) provision.Topology {
+	return provision.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
 }
 
 // connectBroker connects to NATS, tells connected of the connection, and
@@ -218,7 +219,7 @@ func connectBroker(ctx context.Context, cfg Config, log *slog.Logger, connected 
 	if b.js, err = newJetStream(nc, cfg); err != nil {
 		return fail(err)
 	}
-	if err := stream.Setup(ctx, b.js, topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
+	if err := provision.Setup(ctx, b.js, topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
 		return fail(err)
 	}
 	if b.store, err = stream.OpenRecords(ctx, b.js, handlers.DefaultStoreTimeout); err != nil {

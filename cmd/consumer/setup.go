@@ -13,6 +13,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -54,7 +55,7 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	if err := stream.Setup(ctx, js, topology(cfg, *replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
+	if err := provision.Setup(ctx, js, topology(cfg, *replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
 		return err
 	}
 	if err := rebuildFailures(ctx, js, *rebuild, stdout, stderr); err != nil {
@@ -62,13 +63,13 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	// The service publishes with the same credentials: say now what the
 	// server will refuse it, rather than when commands cannot settle.
-	if err := stream.CheckPublish(ctx, nc, stream.PublishSubjects()); err != nil {
+	if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
 		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
 			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
-			err, events.SubjectCreated, events.SubjectFailed, stream.RecordBucket, failstore.Subjects)
+			err, events.SubjectCreated, events.SubjectFailed, provision.RecordBucket, failstore.Subjects)
 	}
 	fmt.Fprintf(stdout, "ready: streams %s, %s and %s, consumer %s, bucket %s (replicas %d)\n",
-		stream.CommandStream, stream.EventStream, failstore.Stream, stream.Durable, stream.RecordBucket, *replicas)
+		provision.CommandStream, provision.EventStream, failstore.Stream, provision.Durable, provision.RecordBucket, *replicas)
 	return nil
 }
 
@@ -90,9 +91,9 @@ func rebuildFailures(ctx context.Context, js jetstream.JetStream, force bool, st
 		return err
 	}
 	defer records.Close()
-	fmt.Fprintf(stdout, "building the open failures from the event history (%s)\n", stream.EventStream)
+	fmt.Fprintf(stdout, "building the open failures from the event history (%s)\n", provision.EventStream)
 	progress := &progressLine{w: stderr, on: isTerminal(stderr)}
-	st, err := failstore.Rebuild(ctx, js, stream.EventStream, func(commandID, eventID string) failstore.Check {
+	st, err := failstore.Rebuild(ctx, js, provision.EventStream, func(commandID, eventID string) failstore.Check {
 		return stream.NewestFailureCheck(records, handlers.RecordKey(commandID), eventID)
 	}, func(read, total uint64) {
 		progress.show(fmt.Sprintf("read %d of %d events", read, total))

@@ -18,9 +18,9 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/redact"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 func (srv *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -343,7 +343,7 @@ func nextSteps(f *failstore.Failure) []string {
 // generations reads a command's generations from its idempotency record,
 // the oldest first, and its contact if it exists.
 func (srv *Server) generations(ctx context.Context, id string) ([]generation, *handlers.StoredContact, error) {
-	kv, err := srv.cfg.JS.KeyValue(ctx, stream.RecordBucket)
+	kv, err := srv.cfg.JS.KeyValue(ctx, provision.RecordBucket)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,10 +13,13 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // violation is the error nats.go hands the async error callback for the
@@ -78,7 +82,7 @@ func TestPermissionsObserve(t *testing.T) {
 				assert.NoError(t, p.Check(), "nothing refused")
 				return
 			}
-			assert.ErrorIs(t, p.Try(tc.subject, "c-try"), ErrPublishRefused, "the subject is refused, exactly as the server named it")
+			assert.ErrorIs(t, p.Try(tc.subject, "c-try"), provision.ErrPublishRefused, "the subject is refused, exactly as the server named it")
 			assert.ErrorContains(t, p.Check(), tc.subject)
 		})
 	}
@@ -117,7 +121,7 @@ func TestPermissionsTryFailsFastAndProbesBackOff(t *testing.T) {
 	assert.NoError(t, p.Try("contact.failed", "c-try"), "nothing refused yet: publish")
 	require.True(t, p.Observe(violation("contact.failed")))
 
-	assert.ErrorIs(t, p.Try("contact.failed", "c-try"), ErrPublishRefused, "refused at once after the violation")
+	assert.ErrorIs(t, p.Try("contact.failed", "c-try"), provision.ErrPublishRefused, "refused at once after the violation")
 	assert.ErrorContains(t, p.Try("contact.failed", "c-try"), "publish contact.failed: ", "the error names the subject")
 	assert.NoError(t, p.Try("contact.created", "c-try"), "other subjects are not held up")
 
@@ -132,7 +136,7 @@ func TestPermissionsTryFailsFastAndProbesBackOff(t *testing.T) {
 			probes = append(probes, clk.now().Sub(start))
 			require.True(t, p.Observe(violation("contact.failed")), "refused again")
 		}
-		assert.ErrorIs(t, p.Try("contact.failed", "c-try"), ErrPublishRefused, "refused between the probes")
+		assert.ErrorIs(t, p.Try("contact.failed", "c-try"), provision.ErrPublishRefused, "refused between the probes")
 	}
 	want := []time.Duration{1 * time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second}
 	assert.Equal(t, want, probes, "probes back off, up to probeEvery")
@@ -147,12 +151,12 @@ func TestPermissionsFailedReportsOncePerSubject(t *testing.T) {
 	require.True(t, p.Observe(violation("contact.created")))
 	for i := range 5 {
 		err := p.Failed("contact.failed", fmt.Sprintf("c-%d", i+1))
-		assert.ErrorIs(t, err, ErrPublishRefused)
+		assert.ErrorIs(t, err, provision.ErrPublishRefused)
 		assert.ErrorContains(t, err, "contact.failed")
 	}
 	long := strings.Repeat("x", 300)
-	assert.ErrorIs(t, p.Failed("contact.created", long), ErrPublishRefused)
-	assert.ErrorIs(t, p.Failed("contact.created", "c-9"), ErrPublishRefused)
+	assert.ErrorIs(t, p.Failed("contact.created", long), provision.ErrPublishRefused)
+	assert.ErrorIs(t, p.Failed("contact.created", "c-9"), provision.ErrPublishRefused)
 
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	require.Len(t, lines, 2, "one line per subject: %s", logs)
@@ -214,4 +218,58 @@ func TestPermissionsConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestPermissionsRecoverWhenGranted has a runner's Permissions see a
+// refusal at start, report it, then notice the grant by its own probes,
+// with no command published.
+func TestPermissionsRecoverWhenGranted(t *testing.T) {
+	srv := natstest.Start(t, func(o *server.Options) {
+		o.Users = []*server.User{
+			natstest.User("admin", "pw"),
+			natstest.User("denied", "pw", events.SubjectFailed, "$KV."+provision.RecordBucket+".>"),
+		}
+	})
+	admin, err := nats.Connect(srv.URL("admin", "pw"))
+	require.NoError(t, err)
+	t.Cleanup(admin.Close)
+	js, err := jetstream.New(admin)
+	require.NoError(t, err)
+	require.NoError(t, provision.Setup(t.Context(), js, provision.Topology{}))
+	var logs bytes.Buffer
+	p := NewPermissions(slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)))
+	p.probeEvery = 200 * time.Millisecond
+	p.tick = 20 * time.Millisecond
+	nc, err := nats.Connect(srv.URL("denied", "pw"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { p.Observe(err) }))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	p.checkAll(ctx, nc, provision.PublishSubjects())
+	require.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: "+provision.PublishSubjects()[2]+", contact.failed")
+	assert.Contains(t, logs.String(), "permissions check")
+	done := make(chan struct{})
+	go func() { defer close(done); p.probeRefused(ctx, nc) }()
+
+	require.NoError(t, srv.Reload(func(o *server.Options) {
+		o.Users = []*server.User{natstest.User("admin", "pw"), natstest.User("denied", "pw")}
+	}))
+	require.Eventually(t, func() bool { return p.Check() == nil }, 5*time.Second, 20*time.Millisecond,
+		"the probes notice the grant")
+	assert.NoError(t, p.Try(events.SubjectFailed, "c-1"))
+	cancel()
+	<-done
+}
+
+// syncWriter serialises writes from the probing goroutine and the test.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
