@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
@@ -29,29 +30,11 @@ func violation(subject string) error {
 	return fmt.Errorf("%w: %s", nats.ErrPermissionViolation, fmt.Sprintf("Permissions Violation for Publish to %q", subject))
 }
 
-// clock is a settable time for Permissions.now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestPermissions() (*Permissions, *clock, *bytes.Buffer) {
+func newTestPermissions() (*Permissions, *fakeclock.Clock, *bytes.Buffer) {
 	var logs bytes.Buffer
 	p := NewPermissions(slog.New(slog.NewJSONHandler(&logs, nil)))
-	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	p.now = c.now
+	c := fakeclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	p.now = c.Now
 	return p, c, &logs
 }
 
@@ -128,12 +111,12 @@ func TestPermissionsTryFailsFastAndProbesBackOff(t *testing.T) {
 	// Probes: 1s after the refusal, then 2s, 4s, 8s, then every 15s; a
 	// command is never the probe.
 	var probes []time.Duration
-	start := clk.now()
+	start := clk.Now()
 	for range 200 { // 50s in steps of 250ms
-		clk.advance(250 * time.Millisecond)
+		clk.Advance(250 * time.Millisecond)
 		if due := p.dueProbes(); len(due) > 0 {
 			assert.Equal(t, []string{"contact.failed"}, due)
-			probes = append(probes, clk.now().Sub(start))
+			probes = append(probes, clk.Now().Sub(start))
 			require.True(t, p.Observe(violation("contact.failed")), "refused again")
 		}
 		assert.ErrorIs(t, p.Try("contact.failed", "c-try"), provision.ErrPublishRefused, "refused between the probes")
@@ -212,7 +195,7 @@ func TestPermissionsConcurrentUse(t *testing.T) {
 					p.Succeeded(subject)
 				default:
 					_ = p.Check()
-					clk.advance(time.Second)
+					clk.Advance(time.Second)
 				}
 			}
 		})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
 )
 
 const (
@@ -144,25 +145,8 @@ func hangUp(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// clock is a settable clock for token expiry tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock returns the clock of the token expiry tests.
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // jwt returns an unsigned JWT with the given exp claim.
 func jwt(exp time.Time) string {
