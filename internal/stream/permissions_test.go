@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,30 +178,92 @@ func TestPermissionsSucceededClears(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(logs.String(), "refuses this service's publishes"), "a new refusal is a new report: %s", logs)
 }
 
+// TestPermissionsConcurrentUse has goroutines refuse, try, fail, probe,
+// clear and check subjects at once, and checks what came of it: the
+// subjects refused at the end, and one report per refusal and per grant,
+// however the calls interleaved (under -race, that they share nothing
+// unguarded too).
 func TestPermissionsConcurrentUse(t *testing.T) {
-	p, clk, _ := newTestPermissions()
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			for j := range 200 {
-				subject := fmt.Sprintf("s.%d", j%3)
-				switch (i + j) % 5 {
-				case 0:
-					p.Observe(violation(subject))
-				case 1:
-					_ = p.Try(subject, "c-try")
-				case 2:
-					_ = p.Failed(subject, "c")
-				case 3:
-					p.Succeeded(subject)
-				default:
-					_ = p.Check()
-					clk.Advance(time.Second)
+	p, clk, logs := newTestPermissions()
+	subjects := []string{"s.0", "s.1", "s.2"}
+	concurrently := func(step func(i, j int)) {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				for j := range 200 {
+					step(i, j)
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+
+	// Every subject is refused, by each goroutine before its own later
+	// calls to it: each is reported once, by the first Failed or Try.
+	concurrently(func(i, j int) {
+		subject := subjects[j%3]
+		switch (i + j) % 4 {
+		case 0:
+			assert.True(t, p.Observe(violation(subject)), "a violation is recognised")
+		case 1:
+			if err := p.Try(subject, "c-try"); err != nil {
+				assert.ErrorIs(t, err, provision.ErrPublishRefused, "Try refuses nothing but a refused subject")
+			}
+		case 2:
+			if err := p.Failed(subject, "c"); err != nil {
+				assert.ErrorIs(t, err, provision.ErrPublishRefused, "Failed reports nothing but a refusal")
+			}
+		default:
+			_ = p.Check()
+			_ = p.dueProbes()
+			clk.Advance(time.Second)
+		}
+	})
+	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: s.0, s.1, s.2", "every subject refused")
+	assert.Equal(t, map[string]int{"s.0": 1, "s.1": 1, "s.2": 1}, logCounts(t, logs, "refuses this service's publishes"),
+		"each refusal reported once, whichever goroutine came first")
+
+	// s.0 and s.1 are granted while the others go on: each grant is
+	// reported once, and s.2 stays refused, reported no more.
+	concurrently(func(i, j int) {
+		switch (i + j) % 4 {
+		case 0:
+			p.Succeeded(subjects[j%2])
+		case 1:
+			_ = p.Try(subjects[j%3], "c-try")
+		case 2:
+			assert.ErrorIs(t, p.Failed("s.2", "c"), provision.ErrPublishRefused, "s.2 is still refused")
+		default:
+			_ = p.Check()
+			_ = p.dueProbes()
+			clk.Advance(time.Second)
+		}
+	})
+	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: s.2", "only s.2 is refused at the end")
+	assert.NoError(t, p.Try("s.0", "c-try"), "s.0 is let through")
+	assert.NoError(t, p.Try("s.1", "c-try"), "s.1 is let through")
+	assert.Equal(t, map[string]int{"s.0": 1, "s.1": 1}, logCounts(t, logs, "accepts this service's publishes to the subject again"),
+		"each grant reported once")
+	assert.Equal(t, map[string]int{"s.0": 1, "s.1": 1, "s.2": 1}, logCounts(t, logs, "refuses this service's publishes"),
+		"no refusal reported twice")
+}
+
+// logCounts counts, by subject, the JSON log lines whose message holds
+// text.
+func logCounts(t *testing.T, logs *bytes.Buffer, text string) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for line := range strings.Lines(logs.String()) {
+		var rec struct {
+			Msg     string `json:"msg"`
+			Subject string `json:"subject"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "a log line is JSON: %s", line)
+		if strings.Contains(rec.Msg, text) {
+			counts[rec.Subject]++
+		}
+	}
+	return counts
 }
 
 // TestPermissionsRecoverWhenGranted has a runner's Permissions see a
