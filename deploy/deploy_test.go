@@ -47,7 +47,7 @@ const (
 )
 
 // The contract's JetStream names (../docs/CONTRACT.md, "Names"). Literal rather
-// than internal/stream's constants, so that this test depends on no package
+// than internal/provision's constants, so that this test depends on no package
 // of the service and the contract stays the reference.
 const (
 	commandStream = "CONTACT_COMMANDS"
@@ -1342,7 +1342,7 @@ func TestDockerignore(t *testing.T) {
 		{"keeps go.mod", "go.mod", false},
 		{"keeps go.sum", "go.sum", false},
 		{"keeps cmd", "cmd/consumer/main.go", false},
-		{"keeps internal", "internal/stream/setup.go", false},
+		{"keeps internal", "internal/provision/setup.go", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

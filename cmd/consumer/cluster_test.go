@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // These tests run the service on a three-node JetStream cluster, as
@@ -27,7 +27,7 @@ import (
 
 // replicated are the streams that must have three replicas after
 // 'setup --replicas 3'; KV_CONTACT_RECORDS is the record bucket's.
-var replicated = []string{stream.CommandStream, stream.EventStream, "KV_" + stream.RecordBucket}
+var replicated = []string{provision.CommandStream, provision.EventStream, "KV_" + provision.RecordBucket}
 
 // assertReplicas checks that each replicated stream, and the durable
 // consumer, has want replicas.
@@ -44,7 +44,7 @@ func assertReplicas(t *testing.T, js jetstream.JetStream, want int, when string)
 			assert.Len(t, info.Cluster.Replicas, want-1, "%s: %s has a leader and %d followers", when, name, want-1)
 		}
 	}
-	c, err := js.Consumer(ctx, stream.CommandStream, stream.Durable)
+	c, err := js.Consumer(ctx, provision.CommandStream, provision.Durable)
 	require.NoError(t, err)
 	if info := c.CachedInfo(); assert.NotNil(t, info.Cluster) {
 		assert.Len(t, info.Cluster.Replicas, want-1, "%s: the durable consumer is replicated like its stream", when)
@@ -111,7 +111,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	leaders := groupLeaders(ctx, e.js)
-	victim := e.cluster.Index(leaders[stream.Durable])
+	victim := e.cluster.Index(leaders[provision.Durable])
 	require.GreaterOrEqual(t, victim, 0, "leaders %v", leaders)
 	name := e.cluster.Servers()[victim].Name()
 	var led []string
@@ -219,7 +219,7 @@ func TestClusterResumesAfterLosingTheConsumerLeader(t *testing.T) {
 	require.NoError(t, run(t.Context(), []string{"setup", "--replicas", "3"}, e.getenv, nil, io.Discard, io.Discard))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	leader := e.cluster.Index(groupLeaders(ctx, e.js)[stream.Durable])
+	leader := e.cluster.Index(groupLeaders(ctx, e.js)[provision.Durable])
 	require.GreaterOrEqual(t, leader, 0)
 	// The instance talks to the two others only, so no reconnect tells it.
 	var urls []string
@@ -290,8 +290,8 @@ func groupLeaders(ctx context.Context, js jetstream.JetStream) map[string]string
 			out[name] = s.CachedInfo().Cluster.Leader
 		}
 	}
-	if c, err := js.Consumer(ctx, stream.CommandStream, stream.Durable); err == nil && c.CachedInfo().Cluster != nil {
-		out[stream.Durable] = c.CachedInfo().Cluster.Leader
+	if c, err := js.Consumer(ctx, provision.CommandStream, provision.Durable); err == nil && c.CachedInfo().Cluster != nil {
+		out[provision.Durable] = c.CachedInfo().Cluster.Leader
 	}
 	return out
 }
@@ -300,11 +300,11 @@ func groupLeaders(ctx context.Context, js jetstream.JetStream) map[string]string
 func consumerProgress(ctx context.Context, js jetstream.JetStream) (msgs, pending, ackPending uint64, err error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	s, err := js.Stream(rctx, stream.EventStream)
+	s, err := js.Stream(rctx, provision.EventStream)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	c, err := js.Consumer(rctx, stream.CommandStream, stream.Durable)
+	c, err := js.Consumer(rctx, provision.CommandStream, provision.Durable)
 	if err != nil {
 		return 0, 0, 0, err
 	}

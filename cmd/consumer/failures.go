@@ -20,8 +20,8 @@ import (
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/providers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // failuresCommand is 'consumer failures': list contact.failed events, or
@@ -227,7 +227,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("discard: %d of %d discarded: %w", n, len(chosen), err)
 	}
-	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", replay.OpenFailures(n), described, stream.EventStream)
+	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", replay.OpenFailures(n), described, provision.EventStream)
 	return nil
 }
 

@@ -24,9 +24,9 @@ import (
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 	"github.com/contactrelay/contactrelay/internal/service"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // testEnv is one test's world: a JetStream server (or a cluster of them)
@@ -251,7 +251,7 @@ func (e *testEnv) publish(t testing.TB, body string, hdr ...string) {
 func (e *testEnv) events(t testing.TB) []events.Event {
 	t.Helper()
 	ctx := context.Background()
-	s, err := e.js.Stream(ctx, stream.EventStream)
+	s, err := e.js.Stream(ctx, provision.EventStream)
 	if err != nil {
 		return nil
 	}

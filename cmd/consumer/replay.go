@@ -12,8 +12,8 @@ import (
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/progress"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // replayCommand is 'consumer replay': re-publish failed commands, or
@@ -58,7 +58,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	defer nc.Close()
 	if !*dryRun {
-		if _, err := js.Stream(ctx, stream.CommandStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.Stream(ctx, provision.CommandStream); errors.Is(err, jetstream.ErrStreamNotFound) {
 			return &exit.Error{Code: 2, Err: errNoStreams}
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/bench"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // BenchmarkPipeline is the short variant of 'consumer bench', for
@@ -58,7 +58,7 @@ func TestBenchModes(t *testing.T) {
 			defer nc.Close()
 			js, err := jetstream.New(nc)
 			require.NoError(t, err)
-			kv, err := js.KeyValue(t.Context(), stream.RecordBucket)
+			kv, err := js.KeyValue(t.Context(), provision.RecordBucket)
 			require.NoError(t, err)
 			keys, err := kv.ListKeys(t.Context())
 			require.NoError(t, err)

@@ -16,7 +16,7 @@ import (
 	"github.com/contactrelay/contactrelay/client"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // importOptions are import's flags.
@@ -184,7 +184,7 @@ type importRun struct {
 // a duplicate, so that a first import reads no old events at all.
 func (imp *importRun) lookBack(ctx context.Context) {
 	imp.lookOnce.Do(func() {
-		w, err := imp.c.Watch(ctx, imp.start.Add(-2*stream.DuplicateWindow))
+		w, err := imp.c.Watch(ctx, imp.start.Add(-2*provision.DuplicateWindow))
 		imp.mu.Lock()
 		defer imp.mu.Unlock()
 		if err != nil {
@@ -394,7 +394,7 @@ func (imp *importRun) awaitOutcomes(ctx context.Context) error {
 		select {
 		case <-imp.changed:
 		case <-tick.C:
-			imp.t.forget(time.Now().Add(-2 * stream.DuplicateWindow))
+			imp.t.forget(time.Now().Add(-2 * provision.DuplicateWindow))
 		case <-deadline.C:
 			return errTimedOut
 		case <-ctx.Done():

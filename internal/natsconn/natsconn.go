@@ -21,8 +21,8 @@ import (
 	"github.com/contactrelay/contactrelay/client"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/redact"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // Connect connects to the configured NATS servers, with the configured
@@ -152,7 +152,7 @@ func ConnectCommands(ctx context.Context, cfg config.Config) (*nats.Conn, jetstr
 		nc.Close()
 		return nil, nil, err
 	}
-	if _, err := js.Stream(ctx, stream.CommandStream); err != nil {
+	if _, err := js.Stream(ctx, provision.CommandStream); err != nil {
 		nc.Close()
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, nil, &exit.Error{Code: 2, Err: client.ErrNoStreams}

@@ -35,6 +35,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/metrics"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/providers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -125,7 +126,7 @@ func (s *Service) Run(ctx context.Context) error {
 	runner := newRunner(cfg, b, h, prefetch(cfg, enabled), log, tel)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go stream.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
+	go provision.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
 	go failstore.Watch(watchCtx, b.js, 30*time.Second, func(counts map[[2]string]int, err error) {
 		if err != nil {
 			log.Warn("could not count the open failures", "error", err)
@@ -139,7 +140,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
-	log.Info("consuming", "stream", stream.CommandStream, "consumer", stream.Durable,
+	log.Info("consuming", "stream", provision.CommandStream, "consumer", provision.Durable,
 		"providers", fmt.Sprint(keys(enabled)), "defaultProvider", cfg.DefaultProvider,
 		"concurrency", cfg.Concurrency, "maxDeliver", cfg.MaxDeliver, "httpAddr", httpAddr)
 	if hk.Started != nil {
@@ -215,8 +216,8 @@ type broker struct {
 // Topology returns the JetStream resources the configuration asks for,
 // with replicas (0: one, or what an earlier setup made) and note told of
 // what setup changed or could not change.
-func Topology(cfg config.Config, replicas int, note func(string)) stream.Topology {
-	return stream.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
+func Topology(cfg config.Config, replicas int, note func(string)) provision.Topology {
+	return provision.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
 }
 
 // connectBroker connects to NATS, tells connected of the connection, and
@@ -242,7 +243,7 @@ func connectBroker(ctx context.Context, cfg config.Config, log *slog.Logger, con
 	if b.js, err = natsconn.JetStream(nc, cfg); err != nil {
 		return fail(err)
 	}
-	if err := stream.Setup(ctx, b.js, Topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
+	if err := provision.Setup(ctx, b.js, Topology(cfg, 0, func(note string) { log.Warn("setup: " + note) })); err != nil {
 		return fail(err)
 	}
 	if b.store, err = stream.OpenRecords(ctx, b.js, handlers.DefaultStoreTimeout); err != nil {

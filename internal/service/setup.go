@@ -15,6 +15,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/progress"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -35,7 +36,7 @@ func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, s
 	if err != nil {
 		return err
 	}
-	if err := stream.Setup(ctx, js, Topology(cfg, replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
+	if err := provision.Setup(ctx, js, Topology(cfg, replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
 		return err
 	}
 	if err := rebuildFailures(ctx, js, rebuild, stdout, stderr); err != nil {
@@ -43,13 +44,13 @@ func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, s
 	}
 	// The service publishes with the same credentials: say now what the
 	// server will refuse it, rather than when commands cannot settle.
-	if err := stream.CheckPublish(ctx, nc, stream.PublishSubjects()); err != nil {
+	if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
 		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
 			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
-			err, events.SubjectCreated, events.SubjectFailed, stream.RecordBucket, failstore.Subjects)
+			err, events.SubjectCreated, events.SubjectFailed, provision.RecordBucket, failstore.Subjects)
 	}
 	fmt.Fprintf(stdout, "ready: streams %s, %s and %s, consumer %s, bucket %s (replicas %d)\n",
-		stream.CommandStream, stream.EventStream, failstore.Stream, stream.Durable, stream.RecordBucket, replicas)
+		provision.CommandStream, provision.EventStream, failstore.Stream, provision.Durable, provision.RecordBucket, replicas)
 	return nil
 }
 
@@ -71,9 +72,9 @@ func rebuildFailures(ctx context.Context, js jetstream.JetStream, force bool, st
 		return err
 	}
 	defer records.Close()
-	fmt.Fprintf(stdout, "building the open failures from the event history (%s)\n", stream.EventStream)
+	fmt.Fprintf(stdout, "building the open failures from the event history (%s)\n", provision.EventStream)
 	line := progress.NewLine(stderr)
-	st, err := failstore.Rebuild(ctx, js, stream.EventStream, func(commandID, eventID string) failstore.Check {
+	st, err := failstore.Rebuild(ctx, js, provision.EventStream, func(commandID, eventID string) failstore.Check {
 		return stream.NewestFailureCheck(records, handlers.RecordKey(commandID), eventID)
 	}, func(read, total uint64) {
 		line.Show(fmt.Sprintf("read %d of %d events", read, total))

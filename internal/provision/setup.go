@@ -1,18 +1,12 @@
-// Package stream is contactrelay's JetStream adapter: it creates the
-// streams, the durable consumer and the record bucket (Setup), keeps
-// idempotency records in the key-value bucket (Records), and runs the
-// consume loop (Runner).
-//
-// The Runner owns everything a command's outcome writes. It receives a
-// delivery, has a Handler decide it, then carries the Decision out in this
-// order: it records the Decision's record write (compare-and-set), publishes
-// its event (Nats-Msg-Id = the event id), and settles the command (Ack,
-// Term, or NakWithDelay to retry). A record write that does not land goes
-// back to the Handler's Redecide; a publish that fails hands the command
-// back, backing off; a subject the server refuses is noted by Permissions.
-// The stages are named as in package handlers: received, decided,
-// recorded, published, settled.
-package stream
+// Package provision sets up contactrelay's JetStream resources and checks
+// the service's right to use them: it names the streams, the durable
+// consumer and the record bucket, creates or migrates them (Setup, with
+// the store of open failures), reports the consumer's backlog
+// (WatchConsumer), and probes which of the subjects the service publishes
+// to the server lets through (CheckPublish), storing nothing. It runs
+// before and beside the consume loop of package stream, which binds to
+// what it set up; it never consumes a command.
+package provision
 
 import (
 	"context"

@@ -1,10 +1,6 @@
-package stream
+package provision
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,45 +98,4 @@ func TestCheckPublishAgainstTheServer(t *testing.T) {
 		require.Error(t, err)
 		assert.NotErrorIs(t, err, ErrPublishRefused)
 	})
-}
-
-// TestPermissionsRecoverWhenGranted has a runner's Permissions see a
-// refusal at start, report it, then notice the grant by its own probes,
-// with no command published.
-func TestPermissionsRecoverWhenGranted(t *testing.T) {
-	srv, _ := permsServer(t)
-	var logs bytes.Buffer
-	p := NewPermissions(slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)))
-	p.probeEvery = 200 * time.Millisecond
-	p.tick = 20 * time.Millisecond
-	nc := connectAs(t, srv, "denied", nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { p.Observe(err) }))
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-
-	p.checkAll(ctx, nc, PublishSubjects())
-	require.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: "+PublishSubjects()[2]+", contact.failed")
-	assert.Contains(t, logs.String(), "permissions check")
-	done := make(chan struct{})
-	go func() { defer close(done); p.probeRefused(ctx, nc) }()
-
-	require.NoError(t, srv.Reload(func(o *server.Options) {
-		o.Users = []*server.User{natstest.User("admin", "pw"), natstest.User("denied", "pw")}
-	}))
-	require.Eventually(t, func() bool { return p.Check() == nil }, 5*time.Second, 20*time.Millisecond,
-		"the probes notice the grant")
-	assert.NoError(t, p.Try(events.SubjectFailed, "c-1"))
-	cancel()
-	<-done
-}
-
-// syncWriter serialises writes from the probing goroutine and the test.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }

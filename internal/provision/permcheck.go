@@ -1,10 +1,10 @@
-package stream
+package provision
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,10 +15,11 @@ import (
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
-// probeStream is the stream a permission probe expects to be stored in:
-// none has this name (a stream name may not hold a '.'), so JetStream
-// refuses every probe with an error answer, storing nothing.
-const probeStream = "contactrelay.permission-probe"
+// ProbeStream is the stream a permission probe expects to be stored in
+// (its Nats-Expected-Stream header): none has this name (a stream name may
+// not hold a '.'), so JetStream refuses every probe with an error answer,
+// storing nothing.
+const ProbeStream = "contactrelay.permission-probe"
 
 // probeTimeout bounds one permission probe.
 const probeTimeout = 2 * time.Second
@@ -47,6 +48,38 @@ func (e *PublishRefusedError) Error() string {
 
 // Is reports ErrPublishRefused.
 func (e *PublishRefusedError) Is(target error) bool { return target == ErrPublishRefused }
+
+// ErrPublishRefused reports a publish to a subject the server refuses to
+// this service's credentials.
+var ErrPublishRefused = errors.New("the server refuses this service's publishes to the subject (permissions violation)")
+
+// RefusedSubject returns the subject of a publish permissions violation
+// that nats.go reported (on the connection's error callback, or as its
+// last error); ok is false for any other error. nats.go reports the
+// subject only in the error's text, which the server writes as
+// `Permissions Violation for Publish to %q` (Go quoting) and nats.go
+// passes on after "nats: permissions violation: ". The words are matched
+// whatever their case, in place: lowering the whole text could change its
+// length (a subject may hold any character) and misplace the subject.
+func RefusedSubject(err error) (subject string, ok bool) {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return "", false
+	}
+	const marker = "publish to "
+	text := err.Error()
+	for i := 0; i+len(marker) <= len(text); i++ {
+		if !strings.EqualFold(text[i:i+len(marker)], marker) {
+			continue
+		}
+		rest := strings.TrimSpace(text[i+len(marker):])
+		subject, err := strconv.Unquote(rest)
+		if err != nil {
+			subject = strings.Trim(rest, `"`)
+		}
+		return subject, subject != ""
+	}
+	return "", false
+}
 
 // CheckPublish asks the server, for each subject, whether nc may publish
 // to it, storing nothing: it publishes a request to the subject with the
@@ -97,14 +130,14 @@ func probe(ctx context.Context, nc *nats.Conn, subject string) error {
 	defer func() { _ = sub.Unsubscribe() }()
 	msg := nats.NewMsg(subject)
 	msg.Reply = sub.Subject
-	msg.Header.Set(nats.ExpectedStreamHdr, probeStream)
+	msg.Header.Set(nats.ExpectedStreamHdr, ProbeStream)
 	before := nc.LastError()
 	refused := func() bool {
 		last := nc.LastError()
-		if last == before || !errors.Is(last, nats.ErrPermissionViolation) {
+		if last == before {
 			return false // no new violation
 		}
-		s, ok := refusedSubject(last.Error())
+		s, ok := RefusedSubject(last)
 		return ok && s == subject
 	}
 	if err := nc.PublishMsg(msg); err != nil {
@@ -125,68 +158,4 @@ func probe(ctx context.Context, nc *nats.Conn, subject string) error {
 		return err
 	}
 	return nil
-}
-
-// checkRefused probes the subjects p holds refused (every one at start),
-// and clears each the server lets through again.
-func (p *Permissions) checkRefused(ctx context.Context, nc *nats.Conn, subjects []string) {
-	for _, subject := range subjects {
-		switch err := probe(ctx, nc, subject); {
-		case err == nil:
-			p.Succeeded(subject)
-		case errors.Is(err, ErrPublishRefused):
-			p.refuse(subject)
-		}
-	}
-}
-
-// dueProbes returns the refused subjects whose next probe is due, and
-// marks them tried.
-func (p *Permissions) dueProbes() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.now()
-	var due []string
-	for subject, r := range p.refused {
-		if now.Sub(r.lastTry) >= r.wait {
-			r.lastTry = now
-			r.wait = min(2*r.wait, p.probeEvery)
-			due = append(due, subject)
-		}
-	}
-	slices.Sort(due)
-	return due
-}
-
-// checkAll checks every subject in subjects at once, and logs those the
-// server refuses, in one line.
-func (p *Permissions) checkAll(ctx context.Context, nc *nats.Conn, subjects []string) {
-	err := CheckPublish(ctx, nc, subjects)
-	var refused *PublishRefusedError
-	if errors.As(err, &refused) {
-		for _, s := range refused.Subjects {
-			p.refuse(s)
-		}
-		p.log.Error("permissions check: the NATS server refuses this service's publishes to subjects it needs: grant the permission; "+
-			"commands whose outcome goes there are kept and handed back, backing off, until it is granted",
-			"subjects", strings.Join(refused.Subjects, ", "))
-	}
-	if err != nil && !errors.Is(err, ErrPublishRefused) && ctx.Err() == nil {
-		p.log.Warn("permissions check incomplete", "error", err)
-	}
-}
-
-// probeRefused probes the refused subjects until ctx is done: a second
-// after the refusal, the wait doubling up to probeEvery.
-func (p *Permissions) probeRefused(ctx context.Context, nc *nats.Conn) {
-	tick := time.NewTicker(p.tick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			p.checkRefused(ctx, nc, p.dueProbes())
-		}
-	}
 }
