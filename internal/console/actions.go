@@ -147,10 +147,17 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 				All: all, Rate: rate, Validator: srv.validator,
 				Progress: j.progress,
 				OnItem: func(it replay.Item) {
-					if it.Err != nil {
+					var problem string
+					switch {
+					case it.Err != nil:
+						problem = it.Err.Error()
+					case it.Refused:
+						problem = "not sent: it " + it.Earlier.What() + ", and that command's outcome stands"
+					}
+					if problem != "" {
 						j.update(func(st *jobState) {
 							if len(st.Errors) < 20 {
-								st.Errors = append(st.Errors, fmt.Sprintf("%s: %v", it.Failure.CommandID(), it.Err))
+								st.Errors = append(st.Errors, it.Failure.CommandID()+": "+problem)
 							}
 						})
 					}
@@ -169,11 +176,12 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 				st.Phase = "done"
 			}
 		})
-		result := fmt.Sprintf("%d replayed, %d skipped, %d failed to publish, %d not attempted", sum.Replayed, sum.SkippedTotal(), sum.PublishFailed, sum.NotAttempted)
+		result := fmt.Sprintf("%d replayed, %d already sent, %d refused, %d skipped, %d failed to publish, %d not attempted",
+			sum.Replayed, sum.AlreadySent, sum.Refused, sum.SkippedTotal(), sum.PublishFailed, sum.NotAttempted)
 		if err != nil {
 			result += ": " + err.Error()
 		}
-		srv.recordAs(j.User, "replay", j.What, len(sums), result, err == nil && sum.PublishFailed == 0)
+		srv.recordAs(j.User, "replay", j.What, len(sums), result, err == nil && sum.PublishFailed == 0 && sum.Refused == 0)
 	})
 	http.Redirect(w, r, "/jobs/"+j.ID, http.StatusSeeOther)
 }
@@ -279,7 +287,7 @@ func (srv *Server) discard(w http.ResponseWriter, r *http.Request) {
 func (srv *Server) unmask(w http.ResponseWriter, r *http.Request) {
 	id := r.PostFormValue("id")
 	srv.record(r, "unmask", "commandId "+id, 1, "email and mobile shown", true)
-	srv.showFailure(w, r, id, true, "Email and mobile are shown in full; this was logged.")
+	srv.showFailure(w, r, id, true, "Email and mobile are shown in full; this was logged.", "")
 }
 
 // repairForm is the repair page's form: the command's fields, its broken
@@ -341,8 +349,9 @@ func commandFields(f *failstore.Failure) map[string]string {
 func (srv *Server) newRepairForm(f *failstore.Failure) repairForm {
 	form := repairForm{CommandID: f.CommandID, Reason: f.Reason, Providers: []string{"instantpay", "pik"}}
 	current := commandFields(f)
+	shown := replay.MaskFailed(f.Data) // the placeholders and rule errors, as every page shows them
 	masked := map[string]any{}
-	_ = json.Unmarshal(replay.MaskCommand(f.Data.Command), &masked)
+	_ = json.Unmarshal(shown.Command, &masked)
 	for _, rf := range repairFields {
 		fld := repairField{Name: rf.name, Label: rf.label, Value: current[rf.name]}
 		if personal[rf.name] {
@@ -353,7 +362,7 @@ func (srv *Server) newRepairForm(f *failstore.Failure) repairForm {
 			}
 			fld.Help = "Leave empty to keep the value the command has; type a new one to change it."
 		}
-		for _, fe := range f.Data.Errors {
+		for _, fe := range shown.Errors {
 			if fe.Field == rf.name {
 				fld.Error = fe.Message
 			}
@@ -455,23 +464,34 @@ func (srv *Server) repair(w http.ResponseWriter, r *http.Request) {
 		if len(rerr.Errors) == 0 {
 			form.Errors = append(form.Errors, rerr.Message)
 		}
-		srv.record(r, "repair", what, 1, fmt.Sprintf("refused: %d rules broken, nothing sent", max(1, len(rerr.Errors))), false)
+		broken := max(1, len(rerr.Errors))
+		srv.record(r, "repair", what, 1, fmt.Sprintf("refused: %d %s broken, nothing sent", broken, plural(broken, "rule", "rules")), false)
 		srv.render(w, r, http.StatusUnprocessableEntity, "repair", "Repair "+id, "failures", form)
 		return
 	}
 	if err == nil && item.Err != nil {
 		err = item.Err
 	}
-	if err == nil && sum.Replayed == 0 {
+	if err == nil && sum.Replayed == 0 && item.Earlier == nil {
 		err = fmt.Errorf("not sent: %s", item.Skip)
 	}
 	srv.Reload()
-	if err != nil {
+	switch {
+	case err != nil:
 		srv.record(r, "repair", what, 1, "failed: "+err.Error(), false)
 		srv.fail(w, r, http.StatusBadGateway, "the repaired command was not sent: "+err.Error())
-		return
+	case item.Refused:
+		// Another session's repair (or a replay) of this failure was sent
+		// first: it holds the generation, and the stream dropped this one.
+		srv.record(r, "repair", what, 1, "refused, nothing sent: the failure "+item.Earlier.What(), false)
+		srv.showFailure(w, r, id, false, "", "Not sent: this failure "+item.Earlier.What()+
+			", and that command's outcome stands; the stream dropped this repair as a duplicate. Its outcome shows on this page once it is recorded; if it fails again, repair the new failure.")
+	case item.Earlier != nil:
+		srv.record(r, "repair", what, 1, "already sent: the failure "+item.Earlier.What(), true)
+		srv.showFailure(w, r, id, false, "Already sent: this failure "+item.Earlier.What()+"; nothing was sent again.", "")
+	default:
+		result := fmt.Sprintf("sent as a new generation (%s seq %d)", item.Ack.Stream, item.Ack.Sequence)
+		srv.record(r, "repair", what, 1, result, true)
+		srv.showFailure(w, r, id, false, "Repaired and "+result+". The service decides it now; this page shows its outcome once it is recorded.", "")
 	}
-	result := fmt.Sprintf("sent as a new generation (%s seq %d)", item.Ack.Stream, item.Ack.Sequence)
-	srv.record(r, "repair", what, 1, result, true)
-	srv.showFailure(w, r, id, false, "Repaired and "+result+". The service decides it now; this page shows its outcome once it is recorded.")
 }

@@ -8,9 +8,11 @@ import (
 // chart is a bar chart of 24 hourly counts, drawn as inline SVG by the
 // overview's template (no script, no style attribute).
 type chart struct {
-	Label      string
-	Bars       []bar
-	Max, Total uint64
+	// Label names what is counted, in the plural; Unit is Label or its
+	// singular, as Total needs.
+	Label, Unit string
+	Bars        []bar
+	Max, Total  uint64
 	// Width and Height are the SVG's view box.
 	Width, Height int
 	// Ticks label every sixth hour.
@@ -33,12 +35,13 @@ const (
 	chartBase      = 100 // the bars' baseline; the labels go below
 )
 
-func barChart(counts [24]uint64, start time.Time, label string) chart {
-	c := chart{Label: label, Width: chartW, Height: chartH}
+func barChart(counts [24]uint64, start time.Time, one, many string) chart {
+	c := chart{Label: many, Width: chartW, Height: chartH}
 	for _, n := range counts {
 		c.Max = max(c.Max, n)
 		c.Total += n
 	}
+	c.Unit = plural(int(min(c.Total, 2)), one, many)
 	slot := float64(chartW) / 24
 	for h, n := range counts {
 		at := start.Add(time.Duration(h) * time.Hour).UTC()

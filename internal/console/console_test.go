@@ -25,7 +25,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // seed stores n open failures, the i-th by make(i), asynchronously.
@@ -136,6 +136,7 @@ func TestConfigRefusesNoAuthOffLoopback(t *testing.T) {
 		{"a public address without auth", Config{NoAuth: true, Addr: "10.0.0.5:8081"}, false},
 		{"no auth asked for, none given", Config{Addr: "127.0.0.1:8081"}, false},
 		{"user without password", Config{User: "ops", Addr: "0.0.0.0:8081"}, false},
+		{"password without user", Config{Password: "long enough", Addr: "0.0.0.0:8081"}, false},
 		{"short password", Config{User: "ops", Password: "short", Addr: "0.0.0.0:8081"}, false},
 		{"user and password anywhere", Config{User: "ops", Password: "long enough", Addr: "0.0.0.0:8081"}, true},
 	} {
@@ -149,6 +150,12 @@ func TestConfigRefusesNoAuthOffLoopback(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a missing password is said once", func(t *testing.T) {
+		err := Config{JS: fakeJS{}, User: "ops", Addr: "0.0.0.0:8081"}.Validate()
+		require.Error(t, err)
+		assert.Equal(t, "CONSOLE_USER and CONSOLE_PASSWORD go together: set both, or neither to run without authentication on loopback", err.Error(),
+			"no word of a password's length when there is none")
+	})
 }
 
 // fakeJS stands for a JetStream context in configuration checks, which
@@ -427,7 +434,7 @@ func TestReplayOfAThousandStreamsItsProgress(t *testing.T) {
 	ns := natstest.Start(t, nil)
 	_, js := ns.Connect(t)
 	ctx := context.Background()
-	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
 	require.NoError(t, err)
 	web := httptest.NewServer(srv.Handler())
@@ -475,7 +482,7 @@ func TestReplayOfAThousandStreamsItsProgress(t *testing.T) {
 	assert.Equal(t, "done", last.Phase, last.Error)
 	assert.Equal(t, n, last.Done)
 	assert.Equal(t, n, last.Replayed)
-	cs, err := js.Stream(ctx, stream.CommandStream)
+	cs, err := js.Stream(ctx, provision.CommandStream)
 	require.NoError(t, err)
 	info, err := cs.Info(ctx)
 	require.NoError(t, err)
@@ -490,7 +497,7 @@ func TestStatsCountEndedHoursOnce(t *testing.T) {
 	ns := natstest.Start(t, nil)
 	_, js := ns.Connect(t)
 	ctx := context.Background()
-	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	now := time.Now()
 	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081", Now: func() time.Time { return now }})
 	require.NoError(t, err)
@@ -586,4 +593,53 @@ func TestEndedReplaysAreForgottenOldestFirst(t *testing.T) {
 func awaitOver(t *testing.T, j *job) {
 	t.Helper()
 	require.Eventually(t, func() bool { return j.snapshot().Over }, 10*time.Second, time.Millisecond)
+}
+
+// A group of failures that a replay unchanged would not mend (invalid,
+// rejected…) is not offered "Replay this group…": the page says why and
+// offers to repair them one by one. Counts agree with their nouns.
+func TestGroupsAReplayWouldNotMendAndPlurals(t *testing.T) {
+	f := newFixture(t, Config{NoAuth: true})
+	seed(t, f.js, 3, func(i int) (events.Failed, time.Time) {
+		if i == 0 {
+			return exhausted(i)
+		}
+		return events.Failed{CommandID: fmt.Sprintf("inv-%d", i), Provider: "instantpay", Reason: events.ReasonInvalid,
+			Message: "the command breaks 1 rule: email must be a valid email address",
+			Errors:  []events.FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}},
+			Command: json.RawMessage(`{"name":"A","email":"nope","mobile":"+919876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`)}, time.Now()
+	})
+	f.srv.load(context.Background())
+	c := f.client(t)
+
+	_, page := get(t, c, f.web.URL+"/failures?view=groups")
+	rows := map[string]string{}
+	for _, row := range strings.Split(page, "<tr>")[1:] {
+		for _, r := range []string{"invalid", "exhausted"} {
+			if strings.Contains(row, "<td>"+r+"</td>") {
+				rows[r] = row
+			}
+		}
+	}
+	require.Len(t, rows, 2, "a group of each reason")
+	assert.Contains(t, rows["exhausted"], "Replay this group…", "a retryable group is replayed")
+	assert.NotContains(t, rows["invalid"], "Replay this group", "an invalid group replayed unchanged fails again")
+	assert.NotContains(t, rows["invalid"], `href="/replay?`)
+	assert.Contains(t, rows["invalid"], "Replayed unchanged, these fail again.")
+	assert.Contains(t, rows["invalid"], "Repair one by one…")
+
+	_, page = get(t, c, f.web.URL+"/failures?reason=exhausted")
+	assert.Contains(t, page, "<strong>1</strong> of 3 open failures matches")
+	assert.Contains(t, page, "Replay it…")
+	_, page = get(t, c, f.web.URL+"/failures?reason=invalid")
+	assert.Contains(t, page, "<strong>2</strong> of 3 open failures match ")
+	assert.Contains(t, page, "Replay these 2…")
+
+	_, page = get(t, c, f.web.URL+"/failure/repair?id=inv-1")
+	assert.Contains(t, page, `<label for="extra" class="text">Other fields`, "the label is one run of text")
+	resp, page := post(t, c, f.web.URL+"/failure/repair", url.Values{"csrf": {csrfOf(t, page)}, "id": {"inv-1"}, "name": {"A"},
+		"email": {"still-bad"}, "tagId": {"65a1b2c3d4e5f6a7b8c9d0e1"}})
+	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, page)
+	_, page = get(t, c, f.web.URL+"/activity")
+	assert.Contains(t, page, "refused: 1 rule broken, nothing sent")
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 )
 
@@ -51,21 +52,51 @@ var funcs = template.FuncMap{
 		}
 		return false
 	},
-	"short": short,
-	"add":   func(a, b int) int { return a + b },
-	// plural is one when n is 1, else many: "1 open failure", "2 open failures".
-	"plural": func(n int, one, many string) string {
-		if n == 1 {
-			return one
-		}
-		return many
-	},
+	"short":       short,
+	"add":         func(a, b int) int { return a + b },
+	"plural":      plural,
+	"groupAdvice": groupAdvice,
 	"dash": func(s string) string {
 		if s == "" {
 			return "—"
 		}
 		return s
 	},
+}
+
+// plural is one when n is 1, else many: "1 open failure", "2 open failures".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// advice is what to do about a group of failures that a replay unchanged
+// would not mend: Text says why; Repair, that each may be repaired.
+type advice struct {
+	Text   string
+	Repair bool
+}
+
+// groupAdvice says what to do about a group of failures of a reason that
+// is not retryable, in place of replaying the group.
+func groupAdvice(r events.Reason) advice {
+	switch r {
+	case events.ReasonInvalid:
+		return advice{"Replayed unchanged, these fail again.", true}
+	case events.ReasonRejected:
+		return advice{"Replayed unchanged, the provider refuses these again.", true}
+	case events.ReasonUnroutable:
+		return advice{"Replayed unchanged, these fail again unless their provider is enabled.", true}
+	case events.ReasonAmbiguous:
+		return advice{"The contacts may exist: check the provider before replaying any.", false}
+	case events.ReasonConflict:
+		return advice{"Nothing to replay: their commandIds belong to other content.", false}
+	case events.ReasonMalformed:
+		return advice{"Nothing to replay: these are not commands.", false}
+	}
+	return advice{"Not retryable: replayed unchanged, these fail again.", false}
 }
 
 // ago says how long ago t was, roughly.

@@ -25,17 +25,21 @@ type job struct {
 
 // jobState is what a job's page shows, and its event stream sends.
 type jobState struct {
-	Phase    string         `json:"phase"` // reading, sending, done, cancelled, failed
-	Total    int            `json:"total"`
-	Done     int            `json:"done"`
-	Replayed int            `json:"replayed"`
-	Skipped  int            `json:"skipped"`
-	Failed   int            `json:"failed"`
-	Reasons  map[string]int `json:"reasons,omitempty"`
-	Errors   []string       `json:"errors,omitempty"`
-	Error    string         `json:"error,omitempty"`
-	Started  time.Time      `json:"started"`
-	Finished time.Time      `json:"finished,omitzero"`
+	Phase    string `json:"phase"` // reading, sending, done, cancelled, failed
+	Total    int    `json:"total"`
+	Done     int    `json:"done"`
+	Replayed int    `json:"replayed"`
+	// AlreadySent and Refused count the replays the command stream
+	// dropped as duplicates (replay.Summary): not sent by this job.
+	AlreadySent int            `json:"alreadySent"`
+	Refused     int            `json:"refused"`
+	Skipped     int            `json:"skipped"`
+	Failed      int            `json:"failed"`
+	Reasons     map[string]int `json:"reasons,omitempty"`
+	Errors      []string       `json:"errors,omitempty"`
+	Error       string         `json:"error,omitempty"`
+	Started     time.Time      `json:"started"`
+	Finished    time.Time      `json:"finished,omitzero"`
 	// Over is set once the job has ended, however.
 	Over bool `json:"over"`
 }
@@ -63,6 +67,7 @@ func (j *job) progress(done int, s replay.Summary) {
 	j.update(func(st *jobState) {
 		st.Phase = "sending"
 		st.Done, st.Replayed, st.Skipped, st.Failed = done, s.Replayed, s.SkippedTotal(), s.PublishFailed
+		st.AlreadySent, st.Refused = s.AlreadySent, s.Refused
 		st.Reasons = map[string]int{}
 		for k, v := range s.Skipped {
 			st.Reasons[string(k)] = v

@@ -14,7 +14,6 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
-	"github.com/contactrelay/contactrelay/internal/redact"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/record"
 )
@@ -111,11 +110,11 @@ func (srv *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 		for i, n := range v.hourly {
 			hourly[i] = uint64(n)
 		}
-		data.OpenTrend = barChart(hourly, v.at.Truncate(time.Hour).Add(-23*time.Hour), "open failures")
+		data.OpenTrend = barChart(hourly, v.at.Truncate(time.Hour).Add(-23*time.Hour), "open failure", "open failures")
 		data.Older = v.olderThanADay
 	}
 	if data.Stats != nil {
-		data.Trend = barChart(data.Stats.FailedHourly, data.Stats.HourStart, "contact.failed events")
+		data.Trend = barChart(data.Stats.FailedHourly, data.Stats.HourStart, "contact.failed event", "contact.failed events")
 	}
 	srv.render(w, r, http.StatusOK, "overview", "Overview", "overview", data)
 }
@@ -205,19 +204,23 @@ type failureData struct {
 	RecordErr   string
 	Unmasked    bool
 	Flash       string
+	// Refusal says why an action asked for on this page did not happen.
+	Refusal string
 }
 
 func (srv *Server) failurePage(w http.ResponseWriter, r *http.Request) {
-	srv.showFailure(w, r, r.URL.Query().Get("id"), false, "")
+	srv.showFailure(w, r, r.URL.Query().Get("id"), false, "", "")
 }
 
-// showFailure shows a command's open failures, whole, and its generations.
-func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string, unmasked bool, flash string) {
+// showFailure shows a command's open failures, whole, and its generations,
+// with flash saying what an action did, or refusal why it did not happen
+// (answered 409 Conflict).
+func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string, unmasked bool, flash, refusal string) {
 	if id == "" {
 		srv.fail(w, r, http.StatusBadRequest, "which command? The page needs ?id=<commandId>.")
 		return
 	}
-	data := failureData{CommandID: id, Unmasked: unmasked, Flash: flash}
+	data := failureData{CommandID: id, Unmasked: unmasked, Flash: flash, Refusal: refusal}
 	whole, err := srv.openOf(r.Context(), id)
 	if err != nil {
 		srv.fail(w, r, http.StatusBadGateway, "the open failure could not be read: "+err.Error())
@@ -226,7 +229,7 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 	for _, f := range whole {
 		data.Failures = append(data.Failures, detailOf(f, unmasked))
 	}
-	data.Generations, data.Contact, err = srv.generations(r.Context(), id)
+	data.Generations, data.Contact, err = srv.generations(r.Context(), id, unmasked)
 	if err != nil {
 		data.RecordErr = err.Error()
 	}
@@ -238,7 +241,10 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 		}
 	}
 	status := http.StatusOK
-	if len(data.Failures) == 0 && len(data.Generations) == 0 {
+	switch {
+	case refusal != "":
+		status = http.StatusConflict
+	case len(data.Failures) == 0 && len(data.Generations) == 0:
 		status = http.StatusNotFound
 	}
 	srv.render(w, r, status, "failure", "Failure "+id, "failures", data)
@@ -265,23 +271,22 @@ func (srv *Server) openOf(ctx context.Context, id string) ([]*failstore.Failure,
 	return failstore.Get(ctx, srv.cfg.JS, v.summaries(idx))
 }
 
+// detailOf is a failure as its page shows it: everything from its data
+// masked (replay.MaskFailed) unless unmasked, the event included.
 func detailOf(f *failstore.Failure, unmasked bool) failureDetail {
-	d := failureDetail{Summary: f.Summary, Data: f.Data, Upstream: f.Data.Upstream, Next: nextSteps(f)}
-	cmd := f.Data.Command
-	switch {
-	case len(cmd) == 0 && len(f.Data.CommandRaw) > 0:
-		text := string(f.Data.CommandRaw)
-		if !unmasked {
-			text = redact.String(text)
-		}
-		d.Command = text
-	case len(cmd) > 0:
-		if !unmasked {
-			cmd = replay.MaskCommand(cmd)
-		}
-		d.Command = indentJSON(cmd)
+	data := f.Data
+	if !unmasked {
+		data = replay.MaskFailed(data)
 	}
-	shown := f.Data
+	d := failureDetail{Summary: f.Summary, Data: data, Upstream: data.Upstream, Next: nextSteps(f)}
+	d.Summary.Message = data.Message
+	switch {
+	case len(data.Command) == 0 && len(data.CommandRaw) > 0:
+		d.Command = string(data.CommandRaw)
+	case len(data.Command) > 0:
+		d.Command = indentJSON(data.Command)
+	}
+	shown := data
 	shown.Command, shown.CommandRaw = nil, nil
 	env := f.Event
 	env.Data, _ = json.Marshal(shown)
@@ -337,8 +342,9 @@ func nextSteps(f *failstore.Failure) []string {
 }
 
 // generations reads a command's generations from its idempotency record,
-// the oldest first, and its contact if it exists.
-func (srv *Server) generations(ctx context.Context, id string) ([]generation, *record.StoredContact, error) {
+// the oldest first, and its contact if it exists; a failed generation's
+// message is masked (replay.MaskFailed) unless unmasked.
+func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *record.StoredContact, error) {
 	records, err := record.OpenReader(ctx, srv.cfg.JS)
 	if err != nil {
 		return nil, nil, err
@@ -359,6 +365,9 @@ func (srv *Server) generations(ctx context.Context, id string) ([]generation, *r
 			gen.Type, gen.EventID, gen.Time = ev.Type, ev.ID, ev.Time
 			var fd events.Failed
 			if ev.Type == events.SubjectFailed && json.Unmarshal(ev.Data, &fd) == nil {
+				if !unmasked {
+					fd = replay.MaskFailed(fd)
+				}
 				gen.Message = fd.Message
 			}
 		}

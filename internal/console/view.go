@@ -11,12 +11,16 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
 // view is the open failures as one load found them, indexed for the
 // pages: every listing is answered from it, without reading the store.
 // A view is never changed once built; the server swaps in a new one.
 type view struct {
+	// snap is the load's snapshot, each failure's Message masked as
+	// pages show it (redact.String, the text mask of replay.MaskFailed):
+	// lists, groups and group links hold no email or phone number.
 	snap *failstore.Snapshot
 	// err is why the last load failed (failstore.ErrNoStore: the store
 	// does not exist yet); snap is then the last good one, if any.
@@ -26,12 +30,12 @@ type view struct {
 	took    time.Duration
 	at      time.Time
 	checked time.Time
-	// lowerMsg and lowerID are each failure's message and commandId in
-	// lower case, for the free-text filter.
+	// lowerMsg and lowerID are each failure's message (as stored, not
+	// masked) and commandId in lower case, for the free-text filter.
 	lowerMsg, lowerID []string
-	// groupMsg is each failure's message with what differs between
-	// failures of one cause (times, ids, long numbers) replaced, so that
-	// one outage's failures fall into one group.
+	// groupMsg is each failure's masked message with what differs
+	// between failures of one cause (times, ids, long numbers) replaced,
+	// so that one outage's failures fall into one group.
 	groupMsg   []string
 	bySeq      map[uint64]int
 	byCommand  map[string][]int
@@ -50,15 +54,16 @@ func newView(snap *failstore.Snapshot, took time.Duration) *view {
 		bySeq: make(map[uint64]int, n), byCommand: make(map[string][]int, n)}
 	v.byReason, v.byProvider, _ = snap.Counts()
 	start := snap.At.Truncate(time.Hour).Add(-23 * time.Hour)
-	normal := map[string][2]string{} // messages repeat: each is worked on once
+	normal := map[string][3]string{} // messages repeat: each is worked on once
 	for i := range snap.Failures {
 		f := &snap.Failures[i]
 		m, ok := normal[f.Message]
 		if !ok {
-			m = [2]string{strings.ToLower(f.Message), groupMessage(f.Message)}
+			masked := redact.String(f.Message)
+			m = [3]string{strings.ToLower(f.Message), groupMessage(masked), masked}
 			normal[f.Message] = m
 		}
-		v.lowerMsg[i], v.groupMsg[i] = m[0], m[1]
+		v.lowerMsg[i], v.groupMsg[i], f.Message = m[0], m[1], m[2]
 		v.lowerID[i] = strings.ToLower(f.CommandID)
 		v.bySeq[f.Seq] = i
 		v.byCommand[f.CommandID] = append(v.byCommand[f.CommandID], i)

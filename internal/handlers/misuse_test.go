@@ -15,6 +15,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
 	"github.com/contactrelay/contactrelay/record"
 )
 
@@ -161,10 +162,13 @@ func TestInstancesThatDisagreeGiveOneOutcome(t *testing.T) {
 // a minute during its create call. A duplicate of the command reaches the
 // second while the create is under way: one create, one outcome.
 func TestClaimsDoNotTrustClocks(t *testing.T) {
-	for name, skew := range map[string]func(first, second *fakeClock){
-		"second instance a minute ahead":        func(_, second *fakeClock) { second.Add(time.Minute) },
-		"first instance's clock jumps back 1m":  func(first, _ *fakeClock) { first.Add(-time.Minute) },
-		"both, and the second moves on 10s too": func(first, second *fakeClock) { first.Add(-time.Minute); second.Add(time.Minute + 10*time.Second) },
+	for name, skew := range map[string]func(first, second *fakeclock.Clock){
+		"second instance a minute ahead":       func(_, second *fakeclock.Clock) { second.Advance(time.Minute) },
+		"first instance's clock jumps back 1m": func(first, _ *fakeclock.Clock) { first.Advance(-time.Minute) },
+		"both, and the second moves on 10s too": func(first, second *fakeclock.Clock) {
+			first.Advance(-time.Minute)
+			second.Advance(time.Minute + 10*time.Second)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			store := newMemStore()
@@ -186,7 +190,7 @@ func TestClaimsDoNotTrustClocks(t *testing.T) {
 			dup.Sequence = 2
 			out := second.Handle(context.Background(), dup)
 			require.Equal(t, Retry, out.Action, "the claim is live, whatever the clocks say")
-			secondClock.Add(out.Delay / 2)
+			secondClock.Advance(out.Delay / 2)
 			out = second.Handle(context.Background(), dup)
 			require.Equal(t, Retry, out.Action, "still within the hold, as the second instance measures it")
 			close(release)
@@ -228,7 +232,7 @@ func TestClaimAfterALongGuardWait(t *testing.T) {
 
 	done := make(chan Decision)
 	go func() { done <- h.Handle(context.Background(), msg(1)) }()
-	clock.Add(time.Minute) // the command waits a minute for the slot
+	clock.Advance(time.Minute) // the command waits a minute for the slot
 	close(fillerRelease)
 	<-cmdCalling
 	dup := msg(2) // a redelivery reads the record before the guard

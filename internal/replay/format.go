@@ -14,7 +14,6 @@ import (
 	"unicode"
 
 	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
 // The text below is written for the consumer command line (consumer
@@ -28,15 +27,16 @@ const timeFormat = time.RFC3339
 
 // WriteTable writes failures as an aligned table, one line each: time,
 // commandId, provider, reason, retryable, what supersedes it, and the
-// message on one line, shortened. Unless unmask, personal data in messages
-// is masked.
+// message on one line, shortened. Unless unmask, personal data is masked
+// (MaskFailed).
 func WriteTable(w io.Writer, failures []*Failure, unmask bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tCOMMAND ID\tPROVIDER\tREASON\tRETRYABLE\tSUPERSEDED\tMESSAGE")
 	for _, f := range failures {
+		d := shown(f.Data, unmask)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			f.Event.Time.UTC().Format(timeFormat), oneLine(f.CommandID(), 0), orDash(f.Data.Provider),
-			f.Data.Reason, yesNo(f.Data.Retryable), supersededWord(f), oneLine(message(f.Data.Message, unmask), maxMessage))
+			f.Event.Time.UTC().Format(timeFormat), oneLine(f.CommandID(), 0), orDash(d.Provider),
+			d.Reason, yesNo(d.Retryable), supersededWord(f), oneLine(d.Message, maxMessage))
 	}
 	return tw.Flush()
 }
@@ -47,9 +47,10 @@ func WriteOpenTable(w io.Writer, failures []*Failure, unmask bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tCOMMAND ID\tPROVIDER\tREASON\tRETRYABLE\tMESSAGE")
 	for _, f := range failures {
+		d := shown(f.Data, unmask)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
-			f.Event.Time.UTC().Format(timeFormat), oneLine(f.CommandID(), 0), orDash(f.Data.Provider),
-			f.Data.Reason, yesNo(f.Data.Retryable), oneLine(message(f.Data.Message, unmask), maxMessage))
+			f.Event.Time.UTC().Format(timeFormat), oneLine(f.CommandID(), 0), orDash(d.Provider),
+			d.Reason, yesNo(d.Retryable), oneLine(d.Message, maxMessage))
 	}
 	return tw.Flush()
 }
@@ -99,13 +100,13 @@ func MatchLine(sel *Selection) string {
 
 // WriteDetail writes the newest of failures whole: its fields, field
 // errors, the provider's answer, what supersedes it, what to do next and
-// its command pretty-printed, with email and mobile masked unless unmask;
-// then a line for each older failure.
+// its command pretty-printed, with personal data masked unless unmask
+// (MaskFailed); then a line for each older failure.
 func WriteDetail(w io.Writer, failures []*Failure, unmask bool) error {
 	if len(failures) == 0 {
 		return nil
 	}
-	f, d := failures[0], failures[0].Data
+	f, d := failures[0], shown(failures[0].Data, unmask)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...)
@@ -123,9 +124,9 @@ func WriteDetail(w io.Writer, failures []*Failure, unmask bool) error {
 	if d.ReplayOf != "" {
 		row("replayOf", "%s", d.ReplayOf)
 	}
-	row("message", "%s", oneLine(message(d.Message, unmask), 0))
+	row("message", "%s", oneLine(d.Message, 0))
 	if u := d.Upstream; u != nil {
-		row("upstream", "%s", upstreamText(u, unmask))
+		row("upstream", "%s", upstreamText(u))
 	}
 	for i, fe := range d.Errors {
 		k := ""
@@ -146,31 +147,28 @@ func WriteDetail(w io.Writer, failures []*Failure, unmask bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if err := writeCommand(w, d, unmask); err != nil {
+	if err := writeCommand(w, d, len(f.Data.CommandRaw)); err != nil {
 		return err
 	}
 	if older := failures[1:]; len(older) > 0 {
 		fmt.Fprintf(w, "\nolder failures of %s (%d):\n", f.CommandID(), len(older))
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, o := range older {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", o.Event.Time.UTC().Format(timeFormat), o.Event.ID, o.Data.Reason, oneLine(message(o.Data.Message, unmask), maxMessage))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", o.Event.Time.UTC().Format(timeFormat), o.Event.ID, o.Data.Reason, oneLine(shown(o.Data, unmask).Message, maxMessage))
 		}
 		return tw.Flush()
 	}
 	return nil
 }
 
-// writeCommand writes the failure's command, indented, or its raw body.
-func writeCommand(w io.Writer, d events.Failed, unmask bool) error {
+// writeCommand writes the failure's command, indented, or its raw body
+// (rawSize bytes before any masking), as d holds them.
+func writeCommand(w io.Writer, d events.Failed, rawSize int) error {
 	switch {
 	case len(d.Command) > 0:
-		raw := json.RawMessage(d.Command)
-		if !unmask {
-			raw = MaskCommand(raw)
-		}
 		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			v = string(raw)
+		if err := json.Unmarshal(d.Command, &v); err != nil {
+			v = string(d.Command)
 		}
 		out, err := encodeJSON(v, "  ")
 		if err != nil {
@@ -179,11 +177,7 @@ func writeCommand(w io.Writer, d events.Failed, unmask bool) error {
 		_, err = fmt.Fprintf(w, "  command:\n%s\n", indent(string(out), "    "))
 		return err
 	case len(d.CommandRaw) > 0:
-		text := d.CommandRaw
-		if !unmask {
-			text = maskText(text)
-		}
-		_, err := fmt.Fprintf(w, "  commandRaw (%d bytes): %s\n", len(d.CommandRaw), oneLine(string(text), 200))
+		_, err := fmt.Fprintf(w, "  commandRaw (%d bytes): %s\n", rawSize, oneLine(string(d.CommandRaw), 200))
 		return err
 	}
 	_, err := fmt.Fprintln(w, "  command:    (none)")
@@ -206,25 +200,11 @@ type jsonFailure struct {
 
 // WriteJSON writes failures as JSON lines, one object each: the failed
 // event's data fields with id, time, seq, stream, superseded, createdAfter and
-// failedAfter. Unless unmask, personal data is masked as WriteDetail does.
+// failedAfter. Unless unmask, personal data is masked (MaskFailed).
 func WriteJSON(w io.Writer, failures []*Failure, unmask bool) error {
 	for _, f := range failures {
-		jf := jsonFailure{ID: f.Event.ID, Time: f.Event.Time, Seq: f.Seq, Stream: f.Stream, Failed: f.Data,
+		jf := jsonFailure{ID: f.Event.ID, Time: f.Event.Time, Seq: f.Seq, Stream: f.Stream, Failed: shown(f.Data, unmask),
 			Superseded: f.Superseded() != nil, CreatedAfter: f.CreatedAfter, FailedAfter: f.FailedAfter}
-		if !unmask {
-			jf.Message = redact.String(jf.Message)
-			if len(jf.Command) > 0 {
-				jf.Command = MaskCommand(jf.Command)
-			}
-			if len(jf.CommandRaw) > 0 {
-				jf.CommandRaw = maskText(jf.CommandRaw)
-			}
-			if jf.Upstream != nil {
-				u := *jf.Upstream
-				u.Message = redact.String(u.Message)
-				jf.Upstream = &u
-			}
-		}
 		line, err := encodeJSON(jf, "")
 		if err != nil {
 			return fmt.Errorf("encode failure %s: %w", f.Event.ID, err)
@@ -236,8 +216,8 @@ func WriteJSON(w io.Writer, failures []*Failure, unmask bool) error {
 	return nil
 }
 
-// Format writes the summary: what was selected, replayed, skipped and why,
-// and what failed.
+// Format writes the summary: what was selected, replayed, already sent
+// or refused, skipped and why, and what failed.
 func (s Summary) Format(w io.Writer) error {
 	var b strings.Builder
 	verb := "replayed"
@@ -245,7 +225,14 @@ func (s Summary) Format(w io.Writer) error {
 		b.WriteString("dry run, nothing sent: ")
 		verb = "would be replayed"
 	}
-	fmt.Fprintf(&b, "%d selected: %d %s, %d skipped, %d failed to publish", s.Selected, s.Replayed, verb, s.SkippedTotal(), s.PublishFailed)
+	fmt.Fprintf(&b, "%d selected: %d %s", s.Selected, s.Replayed, verb)
+	if s.AlreadySent > 0 {
+		fmt.Fprintf(&b, ", %d already sent", s.AlreadySent)
+	}
+	if s.Refused > 0 {
+		fmt.Fprintf(&b, ", %d refused", s.Refused)
+	}
+	fmt.Fprintf(&b, ", %d skipped, %d failed to publish", s.SkippedTotal(), s.PublishFailed)
 	if s.NotAttempted > 0 {
 		fmt.Fprintf(&b, ", %d not attempted (interrupted)", s.NotAttempted)
 	}
@@ -266,11 +253,11 @@ func (s Summary) Format(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	switch {
-	case s.Duplicates == 1:
-		b.WriteString("  1 of them was dropped by the command stream as a duplicate: the same failure was replayed within its duplicate window\n")
-	case s.Duplicates > 1:
-		fmt.Fprintf(&b, "  %d of them were dropped by the command stream as duplicates: the same failures were replayed within its duplicate window\n", s.Duplicates)
+	if s.AlreadySent > 0 {
+		fmt.Fprintf(&b, "  already sent %d: the failure was replayed before, within the command stream's duplicate window; not stored again\n", s.AlreadySent)
+	}
+	if s.Refused > 0 {
+		fmt.Fprintf(&b, "  refused %d: a different command was sent for the failure before (another repair, or one since settled), within the command stream's duplicate window; not stored\n", s.Refused)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -327,7 +314,7 @@ func nextStep(f *Failure) string {
 }
 
 // upstreamText describes a provider's last answer in one line.
-func upstreamText(u *events.Upstream, unmask bool) string {
+func upstreamText(u *events.Upstream) string {
 	var parts []string
 	if u.HTTPStatus != 0 {
 		parts = append(parts, fmt.Sprintf("HTTP %d", u.HTTPStatus))
@@ -337,7 +324,7 @@ func upstreamText(u *events.Upstream, unmask bool) string {
 	}
 	s := strings.Join(parts, ", ")
 	if u.Message != "" {
-		s += ": " + oneLine(message(u.Message, unmask), 0)
+		s += ": " + oneLine(u.Message, 0)
 	}
 	if u.RequestID != "" {
 		s += " (requestId " + u.RequestID + ")"
@@ -345,11 +332,13 @@ func upstreamText(u *events.Upstream, unmask bool) string {
 	return s
 }
 
-func message(s string, unmask bool) string {
+// shown is a failure's data as the command line shows it: masked
+// (MaskFailed) unless unmask.
+func shown(d events.Failed, unmask bool) events.Failed {
 	if unmask {
-		return s
+		return d
 	}
-	return redact.String(s)
+	return MaskFailed(d)
 }
 
 // oneLine turns white space and control characters into single spaces and

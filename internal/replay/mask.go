@@ -4,10 +4,43 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
+	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
+
+// MaskFailed returns a copy of a failure's data with its personal data
+// masked, wherever it is: the command's email and mobile (MaskCommand),
+// its raw body, and every email address and phone number in the text the
+// service or a provider wrote, which may echo them: the message, the
+// provider's message and the broken rules' messages (redact.String, which
+// masks an address or a number as redact.Email and redact.Mobile mask the
+// command's own fields). It is the one mask the failure tooling applies
+// before showing a failure, on the command line and in the console;
+// only an explicit unmask and an export show d as it is.
+func MaskFailed(d events.Failed) events.Failed {
+	d.Message = redact.String(d.Message)
+	if d.Upstream != nil {
+		u := *d.Upstream
+		u.Message = redact.String(u.Message)
+		d.Upstream = &u
+	}
+	if len(d.Errors) > 0 {
+		d.Errors = slices.Clone(d.Errors)
+		for i := range d.Errors {
+			d.Errors[i].Message = redact.String(d.Errors[i].Message)
+		}
+	}
+	if len(d.Command) > 0 {
+		d.Command = MaskCommand(d.Command)
+	}
+	if len(d.CommandRaw) > 0 {
+		d.CommandRaw = maskText(d.CommandRaw)
+	}
+	return d
+}
 
 // MaskCommand returns a copy of a command object with its personal data
 // masked: email and mobile with redact.Email and redact.Mobile, and any

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -78,22 +79,72 @@ type Item struct {
 	Msg *nats.Msg
 	// Ack is the stream's acknowledgement; Ack.Duplicate means the stream
 	// dropped the message as a replay of the same failure within its
-	// duplicate window.
+	// duplicate window (Earlier says what it holds instead).
 	Ack *jetstream.PubAck
+	// Earlier, set when the stream dropped the message as a duplicate, is
+	// the command it stored for the failure before.
+	Earlier *Earlier
+	// Refused, with Earlier, says that this replay did not happen: the
+	// command stored before is another (a repair of other content), or,
+	// for a repair, one the stream no longer holds to compare. Without
+	// it, the very command was sent before: already sent.
+	Refused bool
 	// Err is why the publish failed.
 	Err error
+}
+
+// Earlier is the command the command stream stored for a failure before a
+// replay of it that the stream dropped: every replay of one failure has
+// the Nats-Msg-Id "replay:<failed event id>", and the stream keeps only
+// the first within its duplicate window.
+type Earlier struct {
+	Stream string
+	Seq    uint64
+	// Held reports whether the stream still holds it (the service has not
+	// settled it yet); Time, when it was stored, is known only then.
+	Held bool
+	Time time.Time
+	// Same reports whether it is the command this replay sent, byte for
+	// byte. False when it is another, or no longer held.
+	Same bool
+}
+
+// String says where the earlier command is and when it was stored:
+// "CONTACT_COMMANDS seq 6277, stored 2026-12-03T12:23:28Z".
+func (e *Earlier) String() string {
+	if !e.Held {
+		return fmt.Sprintf("%s seq %d, settled since", e.Stream, e.Seq)
+	}
+	return fmt.Sprintf("%s seq %d, stored %s", e.Stream, e.Seq, e.Time.UTC().Format(time.RFC3339))
+}
+
+// What says what was sent for the failure before, and where: "was
+// repaired before with other content (CONTACT_COMMANDS seq 6277, stored
+// 2026-12-03T12:23:28Z)".
+func (e *Earlier) What() string {
+	switch {
+	case e.Same:
+		return fmt.Sprintf("was sent before, this very command (%s)", e)
+	case e.Held:
+		return fmt.Sprintf("was repaired before with other content (%s)", e)
+	}
+	return fmt.Sprintf("was replayed or repaired before (%s)", e)
 }
 
 // Summary counts what a replay did.
 type Summary struct {
 	DryRun   bool
 	Selected int
-	// Replayed counts the commands published (in a dry run, that would
-	// be); Duplicates those among them the stream dropped as a replay of
-	// the same failure within its duplicate window.
-	Replayed   int
-	Duplicates int
-	Skipped    map[Skip]int
+	// Replayed counts the commands the stream stored (in a dry run, that
+	// would be sent).
+	Replayed int
+	// AlreadySent counts the commands the stream dropped because the same
+	// command was sent for the failure before, within its duplicate
+	// window; Refused those it dropped because another was (Item.Refused):
+	// neither is stored again.
+	AlreadySent int
+	Refused     int
+	Skipped     map[Skip]int
 	// PublishFailed counts the publishes that failed; NotAttempted the
 	// failures left when the replay was interrupted.
 	PublishFailed int
@@ -114,6 +165,9 @@ func (s Summary) SkippedTotal() int {
 // It returns a *RepairError, having sent nothing, when a repaired command
 // does not validate; and ctx's error, with the summary so far, when ctx is
 // cancelled. A failed publish is counted, not returned: the replay goes on.
+// So is a replay the command stream drops as a duplicate of an earlier one
+// of the same failure: as already sent when that was the same command, as
+// refused when it was another (Item.Refused).
 // Replay does not wait for the consumer's outcomes.
 func Replay(ctx context.Context, js jetstream.JetStream, failures []*Failure, opts Options) (Summary, error) {
 	opts.setDefaults()
@@ -153,6 +207,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, failures []*Failure, op
 	}
 
 	limiter := rate.NewLimiter(rate.Limit(opts.Rate), 1)
+	held := heldCommands{js: js, timeout: opts.PublishTimeout}
 	for i := range items {
 		it := &items[i]
 		if it.Skip == "" && !opts.DryRun {
@@ -163,17 +218,22 @@ func Replay(ctx context.Context, js jetstream.JetStream, failures []*Failure, op
 			pctx, cancel := context.WithTimeout(ctx, opts.PublishTimeout)
 			it.Ack, it.Err = js.PublishMsg(pctx, it.Msg)
 			cancel()
+			if it.Err == nil && it.Ack.Duplicate {
+				it.Earlier = held.earlier(ctx, it.Ack, it.Msg)
+				it.Refused = !it.Earlier.Same && (it.Earlier.Held || len(opts.Repair) > 0)
+			}
 		}
 		switch {
 		case it.Skip != "":
 			sum.Skipped[it.Skip]++
 		case it.Err != nil:
 			sum.PublishFailed++
+		case it.Refused:
+			sum.Refused++
+		case it.Earlier != nil:
+			sum.AlreadySent++
 		default:
 			sum.Replayed++
-			if it.Ack != nil && it.Ack.Duplicate {
-				sum.Duplicates++
-			}
 		}
 		if opts.OnItem != nil {
 			opts.OnItem(*it)
@@ -187,6 +247,36 @@ func Replay(ctx context.Context, js jetstream.JetStream, failures []*Failure, op
 		}
 	}
 	return sum, nil
+}
+
+// heldCommands reads, for replays the command stream dropped as
+// duplicates, the command it stored before.
+type heldCommands struct {
+	js      jetstream.JetStream
+	timeout time.Duration
+	stream  jetstream.Stream
+}
+
+// earlier returns the command the stream stored before msg, which it
+// dropped as a duplicate: where (the ack's sequence is the first one's),
+// and, while the stream holds it, when and whether it is msg's body.
+func (h *heldCommands) earlier(ctx context.Context, ack *jetstream.PubAck, msg *nats.Msg) *Earlier {
+	e := &Earlier{Stream: ack.Stream, Seq: ack.Sequence}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	if h.stream == nil || h.stream.CachedInfo().Config.Name != ack.Stream {
+		s, err := h.js.Stream(ctx, ack.Stream)
+		if err != nil {
+			return e
+		}
+		h.stream = s
+	}
+	raw, err := h.stream.GetMsg(ctx, ack.Sequence)
+	if err != nil || raw.Header.Get(events.HeaderMsgID) != msg.Header.Get(events.HeaderMsgID) {
+		return e // settled since: a work queue keeps a command until then
+	}
+	e.Held, e.Time, e.Same = true, raw.Time, bytes.Equal(raw.Data, msg.Data)
+	return e
 }
 
 // skip says why f is not to be replayed, or "" when it is. A repair is

@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // sent records the contact.create messages published on a server. The
@@ -70,8 +72,9 @@ func TestReplaySelectsAndSkips(t *testing.T) {
 	t.Run("all, and superseded", func(t *testing.T) {
 		sum, err := Replay(context.Background(), l.js, sel.Failures, Options{Rate: 1000, All: true, IncludeSuperseded: true})
 		require.NoError(t, err)
-		assert.Equal(t, 4, sum.Replayed, "open, twice's newest, done and inv")
-		assert.Equal(t, 2, sum.Duplicates, "open and twice were replayed within the window already")
+		assert.Equal(t, 2, sum.Replayed, "done and inv are stored")
+		assert.Equal(t, 2, sum.AlreadySent, "open and twice were replayed within the window already, unchanged")
+		assert.Zero(t, sum.Refused)
 		assert.Equal(t, map[Skip]int{SkipSupersededByFailure: 1, SkipMalformed: 1}, sum.Skipped)
 		assert.Len(t, got(), 6, "every message is sent; the stream drops the duplicates")
 	})
@@ -168,6 +171,57 @@ func TestReplayRepair(t *testing.T) {
 		assert.Equal(t, fs[0].Event.ID, msgs[0].Header.Get(events.HeaderReplayOf))
 		assert.Contains(t, string(msgs[0].Data), `"name":"Jane Roe"`)
 	})
+	t.Run("a second repair of other content is refused", func(t *testing.T) {
+		var it Item
+		sum, err := Replay(context.Background(), l.js, fs, Options{Repair: []Set{{Path: []string{"name"}, Value: "Jane Other"}},
+			OnItem: func(i Item) {
+				if i.Skip == "" {
+					it = i
+				}
+			}})
+		require.NoError(t, err)
+		assert.Equal(t, Summary{Selected: 2, Refused: 1, Skipped: map[Skip]int{SkipSupersededByFailure: 1}}, sum, "refused, not counted as replayed")
+		require.NotNil(t, it.Earlier, "the stream dropped it as a duplicate")
+		assert.True(t, it.Refused)
+		assert.True(t, it.Earlier.Held)
+		assert.False(t, it.Earlier.Same)
+		assert.Equal(t, provision.CommandStream, it.Earlier.Stream)
+		s, err := l.js.Stream(context.Background(), provision.CommandStream)
+		require.NoError(t, err)
+		stored, err := s.GetMsg(context.Background(), it.Earlier.Seq)
+		require.NoError(t, err)
+		assert.Contains(t, string(stored.Data), `"name":"Jane Roe"`, "the first repair is the one stored")
+		assert.Equal(t, stored.Time, it.Earlier.Time, "when the first repair was stored")
+		assert.Equal(t, fmt.Sprintf("CONTACT_COMMANDS seq %d, stored %s", it.Earlier.Seq, stored.Time.UTC().Format(time.RFC3339)), it.Earlier.String())
+	})
+	t.Run("the same repair again was already sent", func(t *testing.T) {
+		sum, err := Replay(context.Background(), l.js, fs, Options{Repair: []Set{{Path: []string{"name"}, Value: "Jane Roe"}}})
+		require.NoError(t, err)
+		assert.Equal(t, Summary{Selected: 2, AlreadySent: 1, Skipped: map[Skip]int{SkipSupersededByFailure: 1}}, sum)
+	})
+	t.Run("once the first is settled, a repair cannot be compared and is refused; a replay was already sent", func(t *testing.T) {
+		s, err := l.js.Stream(context.Background(), provision.CommandStream)
+		require.NoError(t, err)
+		info, err := s.Info(context.Background())
+		require.NoError(t, err)
+		require.NoError(t, s.Purge(context.Background()), "the service settled every command")
+		var it Item
+		sum, err := Replay(context.Background(), l.js, fs, Options{Repair: []Set{{Path: []string{"name"}, Value: "Jane Roe"}},
+			OnItem: func(i Item) {
+				if i.Skip == "" {
+					it = i
+				}
+			}})
+		require.NoError(t, err)
+		assert.Equal(t, 1, sum.Refused, "it may have been another repair")
+		require.NotNil(t, it.Earlier)
+		assert.False(t, it.Earlier.Held)
+		assert.LessOrEqual(t, it.Earlier.Seq, info.State.LastSeq, "the sequence the first was stored at")
+		assert.Contains(t, it.Earlier.String(), "settled since")
+		sum, err = Replay(context.Background(), l.js, fs, Options{All: true})
+		require.NoError(t, err)
+		assert.Equal(t, 1, sum.AlreadySent, "a replay of the failure was sent before: not counted as replayed")
+	})
 	t.Run("one commandId only", func(t *testing.T) {
 		l.failed(t, "s", "", events.ReasonInvalid)
 		_, err := Replay(context.Background(), l.js, l.scan(t, Filter{}).Failures, Options{Repair: []Set{{Path: []string{"name"}, Value: "x"}}})
@@ -177,13 +231,18 @@ func TestReplayRepair(t *testing.T) {
 
 func TestSummaryFormat(t *testing.T) {
 	var b bytes.Buffer
-	require.NoError(t, Summary{Selected: 5, Replayed: 2, Duplicates: 1, PublishFailed: 1,
+	require.NoError(t, Summary{Selected: 7, Replayed: 2, AlreadySent: 1, Refused: 1, PublishFailed: 1,
 		Skipped: map[Skip]int{SkipNotRetryable: 1, SkipSupersededByCreated: 1}}.Format(&b))
-	assert.Equal(t, `5 selected: 2 replayed, 2 skipped, 1 failed to publish
+	assert.Equal(t, `7 selected: 2 replayed, 1 already sent, 1 refused, 2 skipped, 1 failed to publish
   skipped 1: not retryable (--all includes them; --set repairs one)
   skipped 1: superseded by a later contact.created (the contact exists; --include-superseded repeats its contact.created)
-  1 of them was dropped by the command stream as a duplicate: the same failure was replayed within its duplicate window
+  already sent 1: the failure was replayed before, within the command stream's duplicate window; not stored again
+  refused 1: a different command was sent for the failure before (another repair, or one since settled), within the command stream's duplicate window; not stored
 `, b.String())
+	b.Reset()
+	require.NoError(t, Summary{Selected: 5, Replayed: 2, Skipped: map[Skip]int{SkipNotRetryable: 3}}.Format(&b))
+	assert.Equal(t, "5 selected: 2 replayed, 3 skipped, 0 failed to publish\n  skipped 3: not retryable (--all includes them; --set repairs one)\n", b.String(),
+		"without duplicates, as before")
 	b.Reset()
 	require.NoError(t, Summary{DryRun: true, Selected: 1, Replayed: 1}.Format(&b))
 	assert.Equal(t, "dry run, nothing sent: 1 selected: 1 would be replayed, 0 skipped, 0 failed to publish\n", b.String())

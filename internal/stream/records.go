@@ -11,14 +11,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/record"
 )
 
 // Records keeps idempotency records in the JetStream key-value bucket
-// RecordBucket, with compare-and-set writes on the key's revision: the one
-// code that writes the bucket. It reads through record.Reader, the one
-// code that reads it. It satisfies handlers.Store and handlers.AsyncStore
-// and is safe for concurrent use.
+// provision.RecordBucket, with compare-and-set writes on the key's
+// revision: the one code that writes the bucket. It reads through
+// record.Reader, the one code that reads it. It satisfies handlers.Store
+// and handlers.AsyncStore and is safe for concurrent use.
 //
 // The writing store stays internal: the compare-and-set protocol of a
 // decision (claim, bookkeeping, outcome; TTL only on a settling write) is
@@ -38,15 +39,15 @@ type Records struct {
 	subject string                                // the bucket's put subject, without the key
 }
 
-// OpenRecords binds to the record bucket, which Setup creates. Writes
-// without waiting (PutAsync) time out after writeTimeout. Close releases
-// what it holds on the connection.
+// OpenRecords binds to the record bucket, which provision.Setup creates.
+// Writes without waiting (PutAsync) time out after writeTimeout. Close
+// releases what it holds on the connection.
 func OpenRecords(ctx context.Context, js jetstream.JetStream, writeTimeout time.Duration) (*Records, error) {
-	kv, err := js.KeyValue(ctx, RecordBucket)
+	kv, err := js.KeyValue(ctx, provision.RecordBucket)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", RecordBucket, err)
+		return nil, fmt.Errorf("open bucket %s: %w", provision.RecordBucket, err)
 	}
-	r := &Records{Reader: record.NewReader(kv), js: js, kv: kv, subject: putPrefix(js) + "$KV." + RecordBucket + "."}
+	r := &Records{Reader: record.NewReader(kv), js: js, kv: kv, subject: putPrefix(js) + "$KV." + provision.RecordBucket + "."}
 	r.pub, err = newPublisher(js.Conn(), writeTimeout, 4096, func(done func(uint64, bool, error), ack *jetstream.PubAck, err error) {
 		switch {
 		case err == nil:

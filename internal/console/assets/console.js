@@ -30,6 +30,7 @@
     set("job-done", s.done);
     set("job-total", s.total);
     set("job-replayed", s.replayed);
+    set("job-already", s.alreadySent); set("job-refused", s.refused);
     set("job-skipped", s.skipped);
     set("job-failed", s.failed);
     set("job-error", s.error || "");
