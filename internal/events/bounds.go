@@ -58,7 +58,7 @@ const (
 // InvalidMessage returns the message of a contact.failed event with reason
 // invalid: how many rules the command breaks and what they say, in at most
 // 2 KiB (the messages that do not fit are counted, not listed).
-func InvalidMessage(errs []FieldError) string {
+func InvalidMessage(errs []contact.FieldError) string {
 	if len(errs) == 1 {
 		return clipEncoded("the command breaks 1 rule: "+errs[0].Message, maxMessageBytes)
 	}
@@ -84,7 +84,7 @@ func InvalidMessage(errs []FieldError) string {
 // MaxCommandIDBytes.
 func bounded(f contact.Failed) contact.Failed {
 	f.Provider = clipEncoded(f.Provider, maxProviderBytes)
-	f.Reason = Reason(clipEncoded(string(f.Reason), maxReasonBytes))
+	f.Reason = contact.Reason(clipEncoded(string(f.Reason), maxReasonBytes))
 	f.Message = clipEncoded(f.Message, maxMessageBytes)
 	f.ReplayOf = clipEncoded(f.ReplayOf, maxReplayOfBytes)
 	if len(f.Errors) > MaxErrors {
@@ -92,9 +92,9 @@ func bounded(f contact.Failed) contact.Failed {
 		f.Errors = f.Errors[:MaxErrors]
 	}
 	if len(f.Errors) > 0 {
-		errs := make([]FieldError, len(f.Errors))
+		errs := make([]contact.FieldError, len(f.Errors))
 		for i, fe := range f.Errors {
-			errs[i] = FieldError{
+			errs[i] = contact.FieldError{
 				Field:   clipEncoded(fe.Field, maxFieldBytes),
 				Rule:    clipEncoded(fe.Rule, maxRuleBytes),
 				Message: clipEncoded(fe.Message, maxFieldMsgBytes),
@@ -103,7 +103,7 @@ func bounded(f contact.Failed) contact.Failed {
 		f.Errors = errs
 	}
 	if f.Upstream != nil {
-		f.Upstream = &Upstream{
+		f.Upstream = &contact.Upstream{
 			HTTPStatus: f.Upstream.HTTPStatus,
 			Code:       clipEncoded(f.Upstream.Code, maxUpstreamBytes),
 			Message:    clipEncoded(f.Upstream.Message, maxUpstreamMessage),
@@ -117,10 +117,10 @@ func bounded(f contact.Failed) contact.Failed {
 		}
 		f.Command = nil
 	}
-	if len(f.CommandRaw) > MaxCommandSize {
+	if len(f.CommandRaw) > contact.MaxCommandSize {
 		f.CommandSize = len(f.CommandRaw)
 		f.CommandTruncated = true
-		f.CommandRaw = f.CommandRaw[:MaxCommandSize]
+		f.CommandRaw = f.CommandRaw[:contact.MaxCommandSize]
 	}
 	return f
 }
@@ -159,14 +159,14 @@ func boundedMetadata(m map[string]string, omitted int) (map[string]string, int) 
 // an event: a JSON object within MaxCommandSize and MaxNestingDepth whose
 // encoding inside the event stays within its budget.
 func commandFits(raw []byte) bool {
-	if len(raw) > MaxCommandSize || len(raw) == 0 || !utf8.Valid(raw) {
+	if len(raw) > contact.MaxCommandSize || len(raw) == 0 || !utf8.Valid(raw) {
 		return false
 	}
 	i := 0
 	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
 		i++
 	}
-	if i == len(raw) || raw[i] != '{' || nestingDepth(raw, MaxNestingDepth) > MaxNestingDepth || !json.Valid(raw) {
+	if i == len(raw) || raw[i] != '{' || nestingDepth(raw, contact.MaxNestingDepth) > contact.MaxNestingDepth || !json.Valid(raw) {
 		return false
 	}
 	size := len(raw)

@@ -1,7 +1,9 @@
-// Package events is the wire on the service's side: it decodes command
-// bodies into the public wire types of package contact, validates them into
-// field errors, and builds the CloudEvents envelope of each outcome, bounded
-// (NewEvent, with deterministic ids). It does no I/O.
+// Package events is the wire on the service's side: it builds the
+// CloudEvents envelope of each outcome (NewEvent, with the deterministic id
+// of contact.EventID), bounded so that any contact.failed event fits
+// (MaxEventSize), and says an invalid command's broken rules in one message
+// (InvalidMessage). The wire types it carries are package contact's; the
+// rules a command must meet are package rules'. It does no I/O.
 package events
 
 import (

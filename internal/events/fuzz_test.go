@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // FuzzDecodeCommand checks that no body panics decoding or validation, that
@@ -23,22 +26,22 @@ func FuzzDecodeCommand(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	v := NewValidator()
+	v := rules.NewValidator()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		cmd, err := DecodeCommand(body)
+		cmd, err := contact.DecodeCommand(body)
 		_ = v.Validate(cmd)
 		if err != nil {
-			derr, ok := err.(*DecodeError)
+			derr, ok := err.(*contact.DecodeError)
 			if !ok {
 				t.Fatalf("DecodeCommand returned %T, want *DecodeError", err)
 			}
-			if derr.Reason != ReasonMalformed {
+			if derr.Reason != contact.ReasonMalformed {
 				assertRoundTrip(t, body) // accepted as JSON: it travels in events
 			}
 			return
 		}
 		assertRoundTrip(t, body)
-		if len(body) > MaxCommandSize {
+		if len(body) > contact.MaxCommandSize {
 			t.Fatalf("a body of %d bytes decoded", len(body))
 		}
 		var obj map[string]json.RawMessage

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // FuzzHandle checks that no command body panics the handler or leaves it
@@ -64,13 +64,13 @@ func FuzzHandle(f *testing.F) {
 		if out.Event == nil {
 			t.Fatalf("no event for %q: %+v", body, out)
 		}
-		if out.Event.Type == events.SubjectCreated {
+		if out.Event.Type == contact.SubjectCreated {
 			return
 		}
 		if out.Action != Term {
 			t.Fatalf("bad input not terminated: %+v", out)
 		}
-		var d events.Failed
+		var d contact.Failed
 		if err := json.Unmarshal(out.Event.Data, &d); err != nil {
 			t.Fatalf("failed event data: %v", err)
 		}

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/record"
 	"github.com/contactrelay/contactrelay/rules"
@@ -45,11 +46,11 @@ import (
 // error is treated as transient.
 type Provider interface {
 	// Validate returns the provider's own rules that the command breaks.
-	Validate(cmd events.Command) []events.FieldError
+	Validate(cmd contact.Command) []contact.FieldError
 	// Create creates the contact.
-	Create(ctx context.Context, cmd events.Command) (provider.Contact, error)
+	Create(ctx context.Context, cmd contact.Command) (provider.Contact, error)
 	// Lookup finds a contact created earlier for the command, if any.
-	Lookup(ctx context.Context, cmd events.Command) (provider.Contact, bool, error)
+	Lookup(ctx context.Context, cmd contact.Command) (provider.Contact, bool, error)
 }
 
 // Config configures a Handler. Zero durations and counts take the documented
@@ -278,14 +279,14 @@ type Decision struct {
 	Write *Write
 	// Event is the terminal event, and EventJSON its encoding: the bytes
 	// to publish, with Event.ID as Nats-Msg-Id. Nil with Retry.
-	Event     *events.Event
+	Event     *contact.Event
 	EventJSON []byte
 	// Delay is how long to wait before redelivery, with Retry.
 	Delay time.Duration
 	// What was decided, for logs and metrics.
 	CommandID string
 	Provider  string
-	Reason    events.Reason // empty for contact.created
+	Reason    contact.Reason // empty for contact.created
 	Attempts  int
 	// FromRecord is set when the record answered without a provider call:
 	// the generation's outcome was recorded, or the contact existed.
@@ -379,7 +380,7 @@ func (h *Handler) decide(ctx context.Context, d *delivery) Decision {
 		return Decision{Action: Retry, Delay: handBackDelay, CommandID: d.cmd.CommandID, Provider: in.asked,
 			Err: errors.New(h.unroutableMessage(in.asked, false))}
 	case in.elsewhere:
-		return h.conclude(d, conclusion{reason: events.ReasonUnroutable, message: h.unroutableMessage(in.asked, true)})
+		return h.conclude(d, conclusion{reason: contact.ReasonUnroutable, message: h.unroutableMessage(in.asked, true)})
 	}
 	return h.process(ctx, d)
 }

@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/record"
 	"github.com/contactrelay/contactrelay/rules"
@@ -17,8 +18,8 @@ import (
 // input is a received command as the handler reads it: valid and routed,
 // or the failure it earns, with the fingerprint of its content.
 type input struct {
-	cmd      events.Command // CommandID resolved; Provider resolved when routed
-	provider Provider       // nil unless routed
+	cmd      contact.Command // CommandID resolved; Provider resolved when routed
+	provider Provider        // nil unless routed
 	// bad is the failure a malformed, invalid or unroutable command earns.
 	bad *conclusion
 	// elsewhere marks a valid command whose provider (asked) this build
@@ -39,23 +40,17 @@ const maxGenerationBytes = 128
 func badGeneration(g string) string {
 	switch {
 	case len(g) > maxGenerationBytes:
-		return fmt.Sprintf("the %s header is %d bytes, more than the limit of %d for a failed event's id", events.HeaderReplayOf, len(g), maxGenerationBytes)
+		return fmt.Sprintf("the %s header is %d bytes, more than the limit of %d for a failed event's id", contact.HeaderReplayOf, len(g), maxGenerationBytes)
 	case !utf8.ValidString(g):
-		return "the " + events.HeaderReplayOf + " header is not UTF-8 text"
+		return "the " + contact.HeaderReplayOf + " header is not UTF-8 text"
 	}
 	for _, r := range g {
 		if r < 0x20 || r == 0x7f || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) {
-			return fmt.Sprintf("the %s header holds a control or format character (U+%04X)", events.HeaderReplayOf, r)
+			return fmt.Sprintf("the %s header holds a control or format character (U+%04X)", contact.HeaderReplayOf, r)
 		}
 	}
 	return ""
 }
-
-// Deprecated: temporary alias during the move; use rules.UsableCommandID.
-func UsableCommandID(id string) bool { return rules.UsableCommandID(id) }
-
-// Deprecated: temporary alias during the move; use rules.DerivedID.
-func DerivedID(id string) bool { return rules.DerivedID(id) }
 
 // read decodes, validates and routes a delivery's command. A delivery
 // whose Contact-Replay-Of header cannot name a generation is malformed,
@@ -64,18 +59,18 @@ func (h *Handler) read(m *Message) input {
 	if why := badGeneration(m.Generation); why != "" {
 		m.Generation = record.RawFingerprint("generation", []byte(m.Generation))
 		return input{
-			cmd:         events.Command{CommandID: m.fallbackID()},
+			cmd:         contact.Command{CommandID: m.fallbackID()},
 			fingerprint: record.RawFingerprint("malformed", m.Body),
-			bad:         &conclusion{reason: events.ReasonMalformed, message: why},
+			bad:         &conclusion{reason: contact.ReasonMalformed, message: why},
 		}
 	}
-	cmd, err := events.DecodeCommand(m.Body)
-	var derr *events.DecodeError
-	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
+	cmd, err := contact.DecodeCommand(m.Body)
+	var derr *contact.DecodeError
+	if errors.As(err, &derr) && derr.Reason == contact.ReasonMalformed {
 		return input{
-			cmd:         events.Command{CommandID: m.fallbackID()},
+			cmd:         contact.Command{CommandID: m.fallbackID()},
 			fingerprint: record.RawFingerprint("malformed", m.Body),
-			bad:         &conclusion{reason: events.ReasonMalformed, message: derr.Message},
+			bad:         &conclusion{reason: contact.ReasonMalformed, message: derr.Message},
 		}
 	}
 	fieldErrs := h.cfg.Validator.Validate(cmd)
@@ -92,17 +87,17 @@ func (h *Handler) read(m *Message) input {
 		in.fingerprint = record.Fingerprint(cmd)
 	}
 	if cmd.CommandID != "" && m.Generation == "" && rules.DerivedID(cmd.CommandID) {
-		fieldErrs = append(fieldErrs, events.FieldError{Field: "commandId", Rule: "reserved",
+		fieldErrs = append(fieldErrs, contact.FieldError{Field: "commandId", Rule: "reserved",
 			Message: "commandId must not have the form <stream>:<sequence>, which names commands sent without an id"})
 	}
-	idValid := !slices.ContainsFunc(fieldErrs, func(fe events.FieldError) bool { return fe.Field == "commandId" })
+	idValid := !slices.ContainsFunc(fieldErrs, func(fe contact.FieldError) bool { return fe.Field == "commandId" })
 	if cmd.CommandID == "" || !idValid {
 		// The header names the command; one that cannot is malformed.
 		if _, err := rules.CommandIDFromHeader(m.MsgID); errors.As(err, &derr) {
 			return input{
-				cmd:         events.Command{CommandID: m.fallbackID()},
+				cmd:         contact.Command{CommandID: m.fallbackID()},
 				fingerprint: record.RawFingerprint("malformed", m.Body),
-				bad:         &conclusion{reason: events.ReasonMalformed, message: derr.Message},
+				bad:         &conclusion{reason: contact.ReasonMalformed, message: derr.Message},
 			}
 		}
 		cmd.CommandID = m.fallbackID()
@@ -122,22 +117,14 @@ func (h *Handler) read(m *Message) input {
 		if p != nil {
 			chosen = name
 		}
-		in.bad = &conclusion{reason: events.ReasonInvalid, provider: chosen, message: events.InvalidMessage(fieldErrs), errors: fieldErrs}
+		in.bad = &conclusion{reason: contact.ReasonInvalid, provider: chosen, message: events.InvalidMessage(fieldErrs), errors: fieldErrs}
 	case p != nil:
 		cmd.Provider, in.provider = name, p
 	case name == "" || slices.Contains(h.cfg.KnownProviders, name):
 		in.elsewhere, in.asked = true, name
 	default:
-		in.bad = &conclusion{reason: events.ReasonUnroutable, message: rules.UnknownProviderMessage(name, h.cfg.KnownProviders)}
+		in.bad = &conclusion{reason: contact.ReasonUnroutable, message: rules.UnknownProviderMessage(name, h.cfg.KnownProviders)}
 	}
 	in.cmd = cmd
 	return in
 }
-
-// Deprecated: temporary alias during the move; use rules.UnknownProviderMessage.
-func UnknownProviderMessage(name string, known []string) string {
-	return rules.UnknownProviderMessage(name, known)
-}
-
-// Deprecated: temporary alias during the move; use record.ContentFingerprint.
-func ContentFingerprint(body []byte) string { return record.ContentFingerprint(body) }

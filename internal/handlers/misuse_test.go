@@ -13,10 +13,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/fakeclock"
 	"github.com/contactrelay/contactrelay/record"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 func command(fields string) []byte {
@@ -30,7 +32,7 @@ func TestConflictingContentUnderOneCommandID(t *testing.T) {
 	h := newTestHandler(t, p, store, nil)
 	first := h.Handle(context.Background(), Message{Body: command(jane + `,"metadata":{"k":"v"}`), MsgID: "m-1", Delivery: 1})
 	require.Equal(t, Ack, first.Action)
-	require.Equal(t, events.SubjectCreated, first.Event.Type)
+	require.Equal(t, contact.SubjectCreated, first.Event.Type)
 	recorded := store.record(t, "crm-001")
 
 	tests := []struct {
@@ -60,8 +62,8 @@ func TestConflictingContentUnderOneCommandID(t *testing.T) {
 				return
 			}
 			require.Equal(t, Term, out.Action)
-			d := decodeData[events.Failed](t, out.Event)
-			assert.Equal(t, events.ReasonConflict, d.Reason)
+			d := decodeData[contact.Failed](t, out.Event)
+			assert.Equal(t, contact.ReasonConflict, d.Reason)
 			assert.False(t, d.Retryable)
 			assert.NotEqual(t, first.Event.ID, out.Event.ID, "a conflict is not the generation's outcome: its id differs")
 			assert.Contains(t, d.Message, recorded.FirstUsed.Format(time.RFC3339), "it says when the commandId was first used")
@@ -84,11 +86,11 @@ func TestConflictWithAFailedFirstCommandPointsToItsRepair(t *testing.T) {
 	p, store := &fakeProvider{}, newMemStore()
 	h := newTestHandler(t, p, store, nil)
 	first := h.Handle(context.Background(), Message{Body: command(`"name":"Jane","email":"not-an-email","mobile":"9876543210","tagId":"t"`), MsgID: "crm-001", Delivery: 1})
-	require.Equal(t, events.ReasonInvalid, decodeData[events.Failed](t, first.Event).Reason)
+	require.Equal(t, contact.ReasonInvalid, decodeData[contact.Failed](t, first.Event).Reason)
 	store.record(t, "crm-001") // the failure is recorded
 	out := h.Handle(context.Background(), Message{Body: command(jane), MsgID: "crm-001", Delivery: 1})
-	d := decodeData[events.Failed](t, out.Event)
-	require.Equal(t, events.ReasonConflict, d.Reason)
+	d := decodeData[contact.Failed](t, out.Event)
+	require.Equal(t, contact.ReasonConflict, d.Reason)
 	assert.Contains(t, d.Message, "use a new commandId for a new contact, or replay the first command's failure with a repair to change it")
 	assert.Zero(t, p.creates.Load())
 }
@@ -103,13 +105,13 @@ func TestAReplayMayChangeContent(t *testing.T) {
 	store := newMemStore()
 	h := newTestHandler(t, p, store, nil)
 	failed := h.Handle(context.Background(), Message{Body: command(jane), Delivery: 1})
-	require.Equal(t, events.ReasonRejected, failed.Reason)
+	require.Equal(t, contact.ReasonRejected, failed.Reason)
 
 	repaired := Message{Body: command(`"name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t2"`),
 		Generation: failed.Event.ID, Delivery: 1}
 	out := h.Handle(context.Background(), repaired)
 	require.Equal(t, Ack, out.Action)
-	assert.Equal(t, events.SubjectCreated, out.Event.Type, "a repaired replay is a new generation with its own content")
+	assert.Equal(t, contact.SubjectCreated, out.Event.Type, "a repaired replay is a new generation with its own content")
 
 	// The original, re-sent unchanged, is answered with the command's
 	// newest outcome: the repaired replay's.
@@ -122,7 +124,7 @@ func TestBadInputResentUnderASettledCommandIDRepeats(t *testing.T) {
 	h := newTestHandler(t, &fakeProvider{}, store, nil)
 	bad := Message{Body: command(`"name":"Jane","email":"nope","mobile":"9876543210","tagId":"t"`), Delivery: 1}
 	first := h.Handle(context.Background(), bad)
-	require.Equal(t, events.ReasonInvalid, first.Reason)
+	require.Equal(t, contact.ReasonInvalid, first.Reason)
 	require.NotNil(t, store.record(t, "crm-001").Generations[""].Outcome, "bad input is recorded too")
 	again := h.Handle(context.Background(), bad)
 	assert.Equal(t, first.Event.ID, again.Event.ID, "the generation's one outcome, repeated")
@@ -149,7 +151,7 @@ func TestInstancesThatDisagreeGiveOneOutcome(t *testing.T) {
 	require.Equal(t, Retry, out.Action, "an instance that cannot route it hands it back")
 	m.Delivery = 2
 	created := with.Handle(context.Background(), m)
-	require.Equal(t, events.SubjectCreated, created.Event.Type)
+	require.Equal(t, contact.SubjectCreated, created.Event.Type)
 	m.Delivery = 3 // the last, at the instance without
 	last := without.Handle(context.Background(), m)
 	assert.Equal(t, created.Event.ID, last.Event.ID, "the recorded outcome wins over this instance's view")
@@ -296,8 +298,8 @@ func TestIncompleteLookupEndsAmbiguous(t *testing.T) {
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
 	out := h.Handle(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
-	d := decodeData[events.Failed](t, out.Event)
-	assert.Equal(t, events.ReasonAmbiguous, d.Reason)
+	d := decodeData[contact.Failed](t, out.Event)
+	assert.Equal(t, contact.ReasonAmbiguous, d.Reason)
 	assert.False(t, d.Retryable)
 	assert.Contains(t, d.Message, "may exist")
 	assert.Contains(t, d.Message, "50 pages read of 80", "it says what was looked at")
@@ -307,7 +309,7 @@ func TestIncompleteLookupEndsAmbiguous(t *testing.T) {
 	replay := msg(1)
 	replay.Generation = out.Event.ID
 	again := h.Handle(context.Background(), replay)
-	assert.Equal(t, events.ReasonAmbiguous, decodeData[events.Failed](t, again.Event).Reason)
+	assert.Equal(t, contact.ReasonAmbiguous, decodeData[contact.Failed](t, again.Event).Reason)
 	assert.EqualValues(t, 1, p.creates.Load())
 }
 
@@ -322,13 +324,13 @@ func TestRecordStaysBoundedAcrossGenerations(t *testing.T) {
 	gen := ""
 	for i := range 20 {
 		out := h.Handle(context.Background(), Message{Body: body, Generation: gen, Delivery: 1})
-		require.Equal(t, events.ReasonRejected, out.Reason, "generation %d", i)
+		require.Equal(t, contact.ReasonRejected, out.Reason, "generation %d", i)
 		require.NotNil(t, out.Event)
-		d := decodeData[events.Failed](t, out.Event)
+		d := decodeData[contact.Failed](t, out.Event)
 		require.JSONEq(t, string(body), string(d.Command), "generation %d: the event still carries the command", i)
 		gen = out.Event.ID
 	}
-	val, _, err := store.Get(context.Background(), RecordKey("c-big"))
+	val, _, err := store.Get(context.Background(), record.Key("c-big"))
 	require.NoError(t, err)
 	assert.Less(t, len(val), 16<<10, "outcomes are recorded without their command")
 	rec := store.record(t, "c-big")
@@ -338,16 +340,16 @@ func TestRecordStaysBoundedAcrossGenerations(t *testing.T) {
 
 func TestLongCommandIDsAreBounded(t *testing.T) {
 	long := strings.Repeat("é", 300) // 600 bytes: a header may name a command so
-	assert.Len(t, RecordKey(long), 2+43, "a digest key")
-	assert.LessOrEqual(t, len(RecordKey(strings.Repeat("a", 256))), 2+344)
-	assert.NotEqual(t, RecordKey(long), RecordKey(long+"x"))
+	assert.Len(t, record.Key(long), 2+43, "a digest key")
+	assert.LessOrEqual(t, len(record.Key(strings.Repeat("a", 256))), 2+344)
+	assert.NotEqual(t, record.Key(long), record.Key(long+"x"))
 
 	store := newMemStore()
 	h := newTestHandler(t, &fakeProvider{}, store, nil)
 	body := []byte(`{` + jane + `}`)
 	out := h.Handle(context.Background(), Message{Body: body, MsgID: long, Delivery: 1})
-	require.Equal(t, events.SubjectCreated, out.Event.Type)
-	assert.Equal(t, long, decodeData[events.Created](t, out.Event).CommandID, "the event keeps the readable id")
+	require.Equal(t, contact.SubjectCreated, out.Event.Type)
+	assert.Equal(t, long, decodeData[contact.Created](t, out.Event).CommandID, "the event keeps the readable id")
 	rec := store.record(t, long)
 	assert.Equal(t, long, rec.CommandID, "so does the record")
 
@@ -356,8 +358,8 @@ func TestLongCommandIDsAreBounded(t *testing.T) {
 	huge := strings.Repeat("x", 5000)
 	out = h.Handle(context.Background(), Message{Body: body, MsgID: huge, Stream: "CONTACT_COMMANDS", Sequence: 7, Delivery: 1})
 	require.Equal(t, Term, out.Action)
-	d := decodeData[events.Failed](t, out.Event)
-	assert.Equal(t, events.ReasonMalformed, d.Reason)
+	d := decodeData[contact.Failed](t, out.Event)
+	assert.Equal(t, contact.ReasonMalformed, d.Reason)
 	assert.Equal(t, "CONTACT_COMMANDS:7", d.CommandID)
 	assert.Contains(t, d.Message, "Nats-Msg-Id")
 	assert.Less(t, len(out.EventJSON), events.MaxEventSize)
@@ -404,22 +406,22 @@ func TestOneOutcomePerGeneration(t *testing.T) {
 	ctx := context.Background()
 	original := msg(1)
 	failed := h.Handle(ctx, original)
-	require.Equal(t, events.ReasonExhausted, failed.Reason)
-	require.Equal(t, events.EventID("c-1", "", events.SubjectFailed), failed.Event.ID)
+	require.Equal(t, contact.ReasonExhausted, failed.Reason)
+	require.Equal(t, contact.EventID("c-1", "", contact.SubjectFailed), failed.Event.ID)
 	down.Store(false)
 	calls := p.creates.Load()
 	replay := republished(original, 2)
 	replay.Generation = failed.Event.ID
 	created := h.Handle(ctx, replay)
-	require.Equal(t, events.SubjectCreated, created.Event.Type)
-	require.Equal(t, events.EventID("c-1", failed.Event.ID, events.SubjectCreated), created.Event.ID)
+	require.Equal(t, contact.SubjectCreated, created.Event.Type)
+	require.Equal(t, contact.EventID("c-1", failed.Event.ID, contact.SubjectCreated), created.Event.ID)
 
 	t.Run("the original sent again gets the replay's contact.created", func(t *testing.T) {
 		again := h.Handle(ctx, republished(original, 3))
 		require.Equal(t, Ack, again.Action)
 		assert.Equal(t, created.Event.ID, again.Event.ID, "the replay's event, not a new one for the original generation")
 		assert.Equal(t, string(created.EventJSON), string(again.EventJSON), "the same bytes")
-		assert.Equal(t, failed.Event.ID, decodeData[events.Created](t, again.Event).ReplayOf)
+		assert.Equal(t, failed.Event.ID, decodeData[contact.Created](t, again.Event).ReplayOf)
 		assert.Nil(t, again.Write, "nothing recorded")
 		assert.Equal(t, calls+1, p.creates.Load(), "the replay's create call, and none for the command sent again")
 	})
@@ -432,14 +434,14 @@ func TestOneOutcomePerGeneration(t *testing.T) {
 		redelivered.Delivery = 2
 		again := h.Handle(ctx, redelivered)
 		assert.Equal(t, failed.Event.ID, again.Event.ID, "a crash may have kept the generation's own event from being published")
-		assert.Equal(t, events.ReasonExhausted, again.Reason)
-		assert.NotEmpty(t, decodeData[events.Failed](t, again.Event).Command, "with its command put back")
+		assert.Equal(t, contact.ReasonExhausted, again.Reason)
+		assert.NotEmpty(t, decodeData[contact.Failed](t, again.Event).Command, "with its command put back")
 	})
 	t.Run("content no generation had is a conflict", func(t *testing.T) {
 		other := republished(original, 5)
 		other.Body = []byte(`{"commandId":"c-1","name":"Jane","email":"nope@example.com","mobile":"9876543210","tagId":"t"}`)
 		bad := h.Handle(ctx, other)
-		assert.Equal(t, events.ReasonConflict, bad.Reason)
+		assert.Equal(t, contact.ReasonConflict, bad.Reason)
 		assert.NotEqual(t, failed.Event.ID, bad.Event.ID, "an id of its own")
 		assert.NotEqual(t, created.Event.ID, bad.Event.ID, "an id of its own")
 		assert.Equal(t, calls+1, p.creates.Load())
@@ -459,12 +461,12 @@ func TestARepairedContentAnswersTheOriginalToo(t *testing.T) {
 	ctx := context.Background()
 	first := Message{Body: command(jane), Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1}
 	rejected := h.Handle(ctx, first)
-	require.Equal(t, events.ReasonRejected, rejected.Reason)
+	require.Equal(t, contact.ReasonRejected, rejected.Reason)
 	p.create = nil // the repair is accepted
 	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
 	replay := Message{Body: repaired, Generation: rejected.Event.ID, Stream: "CONTACT_COMMANDS", Sequence: 2, Delivery: 1}
 	created := h.Handle(ctx, replay)
-	require.Equal(t, events.SubjectCreated, created.Event.Type)
+	require.Equal(t, contact.SubjectCreated, created.Event.Type)
 
 	for name, body := range map[string][]byte{"the first content": command(jane), "the repaired content": repaired} {
 		t.Run(name, func(t *testing.T) {
@@ -488,18 +490,18 @@ func TestANewerFailureIsRepeatedWithoutAnotherCommand(t *testing.T) {
 	h := newTestHandler(t, p, store, nil)
 	ctx := context.Background()
 	rejected := h.Handle(ctx, Message{Body: command(jane), Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1})
-	require.Equal(t, events.ReasonRejected, rejected.Reason)
+	require.Equal(t, contact.ReasonRejected, rejected.Reason)
 	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
 	again := h.Handle(ctx, Message{Body: repaired, Generation: rejected.Event.ID, Stream: "CONTACT_COMMANDS", Sequence: 2, Delivery: 1})
-	require.Equal(t, events.ReasonRejected, again.Reason)
+	require.Equal(t, contact.ReasonRejected, again.Reason)
 
 	resent := h.Handle(ctx, Message{Body: command(jane), Stream: "CONTACT_COMMANDS", Sequence: 3, Delivery: 1})
 	assert.Equal(t, again.Event.ID, resent.Event.ID, "the newest outcome")
-	assert.Nil(t, decodeData[events.Failed](t, resent.Event).Command, "not with a command it was not decided for")
+	assert.Nil(t, decodeData[contact.Failed](t, resent.Event).Command, "not with a command it was not decided for")
 	assert.Nil(t, resent.Failure, "the open failure stays as its own decision made it")
 	sameAsNewest := h.Handle(ctx, Message{Body: repaired, Stream: "CONTACT_COMMANDS", Sequence: 4, Delivery: 1})
 	assert.Equal(t, again.Event.ID, sameAsNewest.Event.ID)
-	assert.JSONEq(t, string(repaired), string(decodeData[events.Failed](t, sameAsNewest.Event).Command), "the generation's own content: its command put back")
+	assert.JSONEq(t, string(repaired), string(decodeData[contact.Failed](t, sameAsNewest.Event).Command), "the generation's own content: its command put back")
 	assert.EqualValues(t, 2, p.creates.Load())
 }
 
@@ -514,7 +516,7 @@ func TestAnOriginalGivenWayIsStillAnswered(t *testing.T) {
 	gen, last := "", Decision{}
 	for i := range record.MaxGenerations + 2 {
 		last = h.Handle(ctx, Message{Body: invalid, Generation: gen, Stream: "CONTACT_COMMANDS", Sequence: uint64(i + 1), Delivery: 1})
-		require.Equal(t, events.ReasonInvalid, last.Reason)
+		require.Equal(t, contact.ReasonInvalid, last.Reason)
 		gen = last.Event.ID
 	}
 	require.NotContains(t, store.record(t, "crm-001").Generations, "", "the original generation gave way")
@@ -534,16 +536,16 @@ func TestResentOutcomeIsTheServicesAnswer(t *testing.T) {
 	h := newTestHandler(t, p, store, nil)
 	ctx := context.Background()
 	value := func() []byte {
-		v, _, err := store.Get(ctx, RecordKey("crm-001"))
+		v, _, err := store.Get(ctx, record.Key("crm-001"))
 		require.NoError(t, err)
 		return v
 	}
 	rejected := h.Handle(ctx, Message{Body: command(jane), Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1})
-	require.Equal(t, events.ReasonRejected, rejected.Reason)
+	require.Equal(t, contact.ReasonRejected, rejected.Reason)
 	p.create = nil
 	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
 	created := h.Handle(ctx, Message{Body: repaired, Generation: rejected.Event.ID, Stream: "CONTACT_COMMANDS", Sequence: 2, Delivery: 1})
-	require.Equal(t, events.SubjectCreated, created.Event.Type)
+	require.Equal(t, contact.SubjectCreated, created.Event.Type)
 
 	for name, body := range map[string][]byte{
 		"first content": command(jane),
@@ -551,9 +553,9 @@ func TestResentOutcomeIsTheServicesAnswer(t *testing.T) {
 		"other":         command(`"name":"Jim","email":"jim@example.com","mobile":"9876543210","tagId":"t"`),
 	} {
 		t.Run(name, func(t *testing.T) {
-			event, ok := ResentOutcome(value(), ContentFingerprint(body))
+			event, ok := record.ResentOutcome(value(), record.ContentFingerprint(body))
 			answer := h.Handle(ctx, Message{Body: body, Stream: "CONTACT_COMMANDS", Sequence: 3, Delivery: 1})
-			if answer.Reason == events.ReasonConflict {
+			if answer.Reason == contact.ReasonConflict {
 				assert.False(t, ok, "no outcome read for content the service answers with a conflict")
 				return
 			}
@@ -561,7 +563,7 @@ func TestResentOutcomeIsTheServicesAnswer(t *testing.T) {
 			assert.Equal(t, string(answer.EventJSON), string(event), "the same event")
 		})
 	}
-	event, ok := ResentOutcome(value(), ContentFingerprint(command(jane)))
+	event, ok := record.ResentOutcome(value(), record.ContentFingerprint(command(jane)))
 	require.True(t, ok)
 	assert.Equal(t, string(created.EventJSON), string(event), "the content first used is answered with the newest outcome")
 }
@@ -569,23 +571,23 @@ func TestResentOutcomeIsTheServicesAnswer(t *testing.T) {
 func TestAReplayWithOtherContentThanTheContactsIsAConflict(t *testing.T) {
 	p, store := &fakeProvider{}, newMemStore()
 	h := newTestHandler(t, p, store, nil)
-	require.Equal(t, events.SubjectCreated, h.Handle(context.Background(), Message{Body: command(jane), Delivery: 1}).Event.Type)
+	require.Equal(t, contact.SubjectCreated, h.Handle(context.Background(), Message{Body: command(jane), Delivery: 1}).Event.Type)
 	other := Message{Body: command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`), Delivery: 1}
 	conflict := h.Handle(context.Background(), other)
-	require.Equal(t, events.ReasonConflict, conflict.Reason)
+	require.Equal(t, contact.ReasonConflict, conflict.Reason)
 
 	// Replaying the conflict unchanged must not answer with the first
 	// command's contact.
 	other.Generation = conflict.Event.ID
 	out := h.Handle(context.Background(), other)
 	require.Equal(t, Term, out.Action)
-	assert.Equal(t, events.ReasonConflict, out.Reason, "the contact was created for other content")
-	assert.Contains(t, decodeData[events.Failed](t, out.Event).Message, "other content")
+	assert.Equal(t, contact.ReasonConflict, out.Reason, "the contact was created for other content")
+	assert.Contains(t, decodeData[contact.Failed](t, out.Event).Message, "other content")
 	assert.EqualValues(t, 1, p.creates.Load())
 
 	// The same content replayed is still answered from the record.
 	same := Message{Body: command(jane), Generation: "some-failure", Delivery: 1}
-	assert.Equal(t, events.SubjectCreated, h.Handle(context.Background(), same).Event.Type)
+	assert.Equal(t, contact.SubjectCreated, h.Handle(context.Background(), same).Event.Type)
 }
 
 func TestAReplayHeaderThatCannotNameAGeneration(t *testing.T) {
@@ -595,15 +597,15 @@ func TestAReplayHeaderThatCannotNameAGeneration(t *testing.T) {
 		bad := Message{Body: command(`"name":"Jane","email":"bad","mobile":"9876543210","tagId":"t"`), Generation: header, Delivery: 1}
 		first := h.Handle(context.Background(), bad)
 		require.Equal(t, Term, first.Action, "%q", header)
-		d := decodeData[events.Failed](t, first.Event)
-		assert.Equal(t, events.ReasonMalformed, d.Reason)
-		assert.Contains(t, d.Message, events.HeaderReplayOf)
+		d := decodeData[contact.Failed](t, first.Event)
+		assert.Equal(t, contact.ReasonMalformed, d.Reason)
+		assert.Contains(t, d.Message, contact.HeaderReplayOf)
 		assert.LessOrEqual(t, len(d.ReplayOf), 64, "the generation is named by the header's digest")
 
 		good := bad
 		good.Body = command(jane)
 		again := h.Handle(context.Background(), good)
-		assert.NotEqual(t, events.SubjectCreated, again.Event.Type, "%q: the same generation gets no second, different outcome", header)
+		assert.NotEqual(t, contact.SubjectCreated, again.Event.Type, "%q: the same generation gets no second, different outcome", header)
 	}
 	assert.Zero(t, p.creates.Load())
 }
@@ -615,10 +617,10 @@ func TestAReplayGenerationSentAgainWithOtherContentIsAConflict(t *testing.T) {
 	h := newTestHandler(t, p, store, nil)
 	replay := Message{Body: command(jane), Generation: "failed-1", Delivery: 1}
 	first := h.Handle(context.Background(), replay)
-	require.Equal(t, events.ReasonRejected, first.Reason)
+	require.Equal(t, contact.ReasonRejected, first.Reason)
 	replay.Body = command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
 	again := h.Handle(context.Background(), replay)
-	assert.Equal(t, events.ReasonConflict, again.Reason, "not a repeat of the generation's outcome carrying another command")
+	assert.Equal(t, contact.ReasonConflict, again.Reason, "not a repeat of the generation's outcome carrying another command")
 	assert.EqualValues(t, 1, p.creates.Load())
 }
 
@@ -626,17 +628,17 @@ func TestDerivedIDsCannotBeTaken(t *testing.T) {
 	p, store := &fakeProvider{}, newMemStore()
 	h := newTestHandler(t, p, store, nil)
 	squat := h.Handle(context.Background(), Message{Body: []byte(`{"commandId":"CONTACT_COMMANDS:9",` + jane + `}`), Delivery: 1})
-	require.Equal(t, events.ReasonInvalid, squat.Reason)
-	assert.Equal(t, "reserved", decodeData[events.Failed](t, squat.Event).Errors[0].Rule)
+	require.Equal(t, contact.ReasonInvalid, squat.Reason)
+	assert.Equal(t, "reserved", decodeData[contact.Failed](t, squat.Event).Errors[0].Rule)
 	viaHeader := h.Handle(context.Background(), Message{Body: []byte(`{` + jane + `}`), MsgID: "CONTACT_COMMANDS:9", Stream: "CONTACT_COMMANDS", Sequence: 3, Delivery: 1})
-	require.Equal(t, events.SubjectCreated, viaHeader.Event.Type)
+	require.Equal(t, contact.SubjectCreated, viaHeader.Event.Type)
 	assert.Equal(t, "CONTACT_COMMANDS:3", viaHeader.CommandID, "a header of that form does not name the command")
 
 	victim := h.Handle(context.Background(), Message{Body: []byte(`{` + strings.Replace(jane, "jane@", "victim@", 1) + `}`), Stream: "CONTACT_COMMANDS", Sequence: 9, Delivery: 1})
-	assert.Equal(t, events.SubjectCreated, victim.Event.Type, "the command that the id names is its own")
+	assert.Equal(t, contact.SubjectCreated, victim.Event.Type, "the command that the id names is its own")
 
 	replay := h.Handle(context.Background(), Message{Body: []byte(`{"commandId":"CONTACT_COMMANDS:9",` + strings.Replace(jane, "jane@", "victim@", 1) + `}`), Generation: "f-1", Delivery: 1})
-	assert.Equal(t, events.SubjectCreated, replay.Event.Type, "a replay of an id-less command carries its derived id")
+	assert.Equal(t, contact.SubjectCreated, replay.Event.Type, "a replay of an id-less command carries its derived id")
 }
 
 func TestAnAmbiguousLastCallIsLookedUpBeforeExhausted(t *testing.T) {
@@ -647,8 +649,8 @@ func TestAnAmbiguousLastCallIsLookedUpBeforeExhausted(t *testing.T) {
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.MaxDeliver = 1; c.RetryMaxElapsed = time.Nanosecond })
 	out := h.Handle(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
-	assert.Equal(t, events.SubjectCreated, out.Event.Type, "the contact the last call stored is found, not reported exhausted")
-	assert.Equal(t, "ct-late", decodeData[events.Created](t, out.Event).ContactID)
+	assert.Equal(t, contact.SubjectCreated, out.Event.Type, "the contact the last call stored is found, not reported exhausted")
+	assert.Equal(t, "ct-late", decodeData[contact.Created](t, out.Event).ContactID)
 	assert.EqualValues(t, 1, p.creates.Load())
 }
 
@@ -657,6 +659,6 @@ func TestDerivedIDForm(t *testing.T) {
 		"CONTACT_COMMANDS:42": true, "a-b_9:0": true,
 		"crm-001": false, "replay:6f1b2c1e-4c43": false, ":42": false, "X:": false, "X:4a": false, "a.b:1": false, "x:1:2": false,
 	} {
-		assert.Equal(t, want, DerivedID(id), id)
+		assert.Equal(t, want, rules.DerivedID(id), id)
 	}
 }

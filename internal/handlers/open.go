@@ -1,7 +1,7 @@
 package handlers
 
 import (
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/record"
 )
 
@@ -33,7 +33,7 @@ type FailureChange struct {
 // failure opened, or, for a contact.created, the command's earlier
 // failures resolved. A command that never failed has none to resolve: the
 // hot path pays nothing for the store.
-func failureChange(r *record.Record, gen, key string, reason events.Reason) *FailureChange {
+func failureChange(r *record.Record, gen, key string, reason contact.Reason) *FailureChange {
 	if name, _ := r.Newest(); name != gen {
 		return nil
 	}

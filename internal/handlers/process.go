@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/record"
 )
 
@@ -32,7 +32,7 @@ const maxRetryAfter = time.Hour
 type delivery struct {
 	m        Message
 	in       input
-	cmd      events.Command
+	cmd      contact.Command
 	provider Provider
 	rec      record.Record
 	rev      uint64
@@ -116,7 +116,7 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		// delivery count. Come back when its hold ends.
 		return h.retry(d, max(busy.wait, h.cfg.RetryInitialInterval), err)
 	case errors.As(err, new(errIncomplete)):
-		return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(err))
+		return h.finish(ctx, d, contact.ReasonAmbiguous, ambiguousMessage(err))
 	case errors.As(err, &cOpen) && d.m.Delivery < h.cfg.MaxDeliver:
 		if cOpen.probing {
 			// One trial call is testing the provider: come back when it
@@ -131,7 +131,7 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		// take the command at once.
 		return h.retry(d, 0, err)
 	case provider.ClassOf(err) == provider.Permanent:
-		return h.finish(ctx, d, events.ReasonRejected, "the provider refused the contact: "+err.Error())
+		return h.finish(ctx, d, contact.ReasonRejected, "the provider refused the contact: "+err.Error())
 	case d.m.Delivery >= h.cfg.MaxDeliver:
 		if d.rec.Unsettled {
 			// The last call's answer was lost: look before saying the
@@ -141,10 +141,10 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 			case dec != nil:
 				return *dec
 			case errors.As(lerr, new(errIncomplete)):
-				return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(lerr))
+				return h.finish(ctx, d, contact.ReasonAmbiguous, ambiguousMessage(lerr))
 			}
 		}
-		return h.finish(ctx, d, events.ReasonExhausted,
+		return h.finish(ctx, d, contact.ReasonExhausted,
 			fmt.Sprintf("transient failures outlasted %s %s: %v", deliveries(d.m.Delivery), createCalls(d.attempts()), err))
 	}
 	delay := h.cfg.RedeliveryDelay
@@ -377,10 +377,10 @@ func (h *Handler) finalPass(ctx context.Context, d *delivery) Decision {
 		case errors.As(err, new(errStore)):
 			return h.retryStore(d, err)
 		case errors.As(err, new(errIncomplete)):
-			return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(err))
+			return h.finish(ctx, d, contact.ReasonAmbiguous, ambiguousMessage(err))
 		}
 	}
-	return h.finish(ctx, d, events.ReasonExhausted,
+	return h.finish(ctx, d, contact.ReasonExhausted,
 		fmt.Sprintf("the command was not settled within %s %s (the last one ended without an answer)", deliveries(h.cfg.MaxDeliver), createCalls(d.attempts())))
 }
 
@@ -407,7 +407,7 @@ func createCalls(n int) string {
 }
 
 // finish concludes a delivery with a failure of the provider's making.
-func (h *Handler) finish(_ context.Context, d *delivery, reason events.Reason, msg string) Decision {
+func (h *Handler) finish(_ context.Context, d *delivery, reason contact.Reason, msg string) Decision {
 	c := conclusion{reason: reason, provider: d.cmd.Provider, message: msg}
 	if d.last != nil {
 		c.upstream = d.last.Upstream()

@@ -9,22 +9,22 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/record"
 )
 
 func TestStoredRecordFormat(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	rec := Record{CommandID: "c-1", Contact: &StoredContact{Provider: "instantpay", ID: "ct", CreatedAt: at},
-		Generations: map[string]*Generation{
+	rec := record.Record{CommandID: "c-1", Contact: &record.StoredContact{Provider: "instantpay", ID: "ct", CreatedAt: at},
+		Generations: map[string]*record.Generation{
 			"":      {Attempts: 2, Outcome: json.RawMessage(`{"id":"e1"}`), Provider: "instantpay", Order: 1},
 			"gen-b": {Attempts: 1, Order: 3},
-			"gen-a": {Attempts: 1, Outcome: json.RawMessage(`{"id":"e2"}`), Reason: events.ReasonExhausted, Order: 2},
+			"gen-a": {Attempts: 1, Outcome: json.RawMessage(`{"id":"e2"}`), Reason: contact.ReasonExhausted, Order: 2},
 		}, Order: 3}
 	store := newMemStore()
 	_, err := records{store: store}.save(context.Background(), rec, 0)
 	require.NoError(t, err)
-	got, _, err := store.Get(context.Background(), RecordKey("c-1"))
+	got, _, err := store.Get(context.Background(), record.Key("c-1"))
 	require.NoError(t, err)
 
 	// Version 2, documented in docs/RECORDS.md: one JSON document.

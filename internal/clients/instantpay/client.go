@@ -15,11 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/rules"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
@@ -144,7 +144,7 @@ func New(cfg Config) (*Client, error) {
 
 // Validate returns the rules the command breaks for InstantPay, or nil:
 // rules.CheckInstantPay, the one definition the client applies too.
-func (c *Client) Validate(cmd events.Command) []events.FieldError {
+func (c *Client) Validate(cmd contact.Command) []contact.FieldError {
 	return rules.CheckInstantPay(cmd)
 }
 

@@ -20,11 +20,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/rules"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
@@ -154,7 +154,7 @@ func New(cfg Config) (*Client, error) {
 
 // Validate returns the rules the command's pik fields break, or nil:
 // rules.CheckPIK, the one definition the client applies too.
-func (c *Client) Validate(cmd events.Command) []events.FieldError {
+func (c *Client) Validate(cmd contact.Command) []contact.FieldError {
 	return rules.CheckPIK(cmd)
 }
 
@@ -163,7 +163,7 @@ func (c *Client) Validate(cmd events.Command) []events.FieldError {
 // commandId alone ("CR" and the first 24 hexadecimal digits of its SHA-256,
 // uppercase), so that every delivery and replay of a command sends the same
 // code and an ambiguous create can be looked up.
-func ContactCode(cmd events.Command) string {
+func ContactCode(cmd contact.Command) string {
 	var code string
 	if raw, ok := cmd.PIK["contactCode"]; ok && json.Unmarshal(raw, &code) == nil && strings.TrimSpace(code) != "" {
 		return code
