@@ -41,8 +41,12 @@ func NewFakeClock() *FakeClock { return newFakeClock() }
 func Transient(code string) error { return transient(code) }
 func Ambiguous() error            { return ambiguous() }
 
-// MaxGenerations is how many generations a record keeps.
-const MaxGenerations = maxGenerations
+// MaxGenerations is how many generations a record keeps; MaxPlainKey is
+// the longest commandId a record key holds as it is.
+const (
+	MaxGenerations = maxGenerations
+	MaxPlainKey    = maxPlainKey
+)
 
 // Commands of the tests: Body is command c-1; Jane is the fields of a
 // valid command, and Command(fields) a command crm-001 with them.

@@ -124,7 +124,8 @@ func TestHandleConcurrentDeliveriesCreateOnce(t *testing.T) {
 		return provider.Contact{ID: "ct-1"}, nil
 	}, nil)
 	r := newRelay(t)
-	r.run(r.handler(p, func(c *handlers.Config) { c.RetryMaxElapsed = 5 * time.Second }))
+	// A call timeout of 100ms: a claim holds 2.1s.
+	r.run(r.handler(p, func(c *handlers.Config) { c.RetryMaxElapsed, c.CallTimeout = 5*time.Second, 100*time.Millisecond }))
 	unblock := func() {
 		select {
 		case <-release:

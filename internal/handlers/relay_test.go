@@ -33,6 +33,7 @@ type relay struct {
 	js      jetstream.JetStream
 	records *stream.Records
 	settled chan settled
+	pending []settled // settled deliveries nextOf passed over
 }
 
 // settled is one delivery as the runner settled it: the message the
@@ -63,6 +64,13 @@ func newRelay(t *testing.T) *relay {
 func (r *relay) handler(p handlers.Provider, change func(*handlers.Config)) *handlers.Handler {
 	r.t.Helper()
 	return handlers.NewTestHandler(r.t, p, r.records, change)
+}
+
+// during has the relay report to subtest t until t ends.
+func (r *relay) during(t *testing.T) {
+	parent := r.t
+	r.t = t
+	t.Cleanup(func() { r.t = parent })
 }
 
 // run starts a runner deciding with h until the test ends; stop ends it
@@ -118,6 +126,11 @@ func (r *relay) publish(body []byte, msgID, replayOf string) uint64 {
 // next waits for the next delivery the runner settles.
 func (r *relay) next() settled {
 	r.t.Helper()
+	if len(r.pending) > 0 {
+		s := r.pending[0]
+		r.pending = r.pending[1:]
+		return s
+	}
 	select {
 	case s := <-r.settled:
 		return s
@@ -127,15 +140,48 @@ func (r *relay) next() settled {
 	}
 }
 
+// nextOf waits for the next delivery of the command at stream sequence
+// seq to be settled; next returns the others settled meanwhile.
+func (r *relay) nextOf(seq uint64) settled {
+	r.t.Helper()
+	for i, s := range r.pending {
+		if s.m.Sequence == seq {
+			r.pending = append(r.pending[:i], r.pending[i+1:]...)
+			return s
+		}
+	}
+	for {
+		select {
+		case s := <-r.settled:
+			if s.m.Sequence == seq {
+				return s
+			}
+			r.pending = append(r.pending, s)
+		case <-time.After(30 * time.Second):
+			r.t.Fatalf("no delivery of sequence %d was settled within 30s", seq)
+		}
+	}
+}
+
 // send publishes a command (see publish) and waits for its delivery to be
 // settled, which it requires to have gone through without an error.
 func (r *relay) send(body []byte, msgID, replayOf string) settled {
 	r.t.Helper()
-	seq := r.publish(body, msgID, replayOf)
-	s := r.next()
-	require.Equal(r.t, seq, s.m.Sequence, "the delivery of the command just sent is settled")
+	s := r.nextOf(r.publish(body, msgID, replayOf))
 	require.NoError(r.t, s.err, "the decision was carried out")
 	return s
+}
+
+// openFailures returns the open failures of commandID in the store of
+// open failures, newest first.
+func (r *relay) openFailures(commandID string) []*failstore.Failure {
+	r.t.Helper()
+	ctx := context.Background()
+	snap, err := failstore.Load(ctx, r.js, failstore.Select{CommandID: commandID})
+	require.NoError(r.t, err)
+	fs, err := failstore.Get(ctx, r.js, snap.Failures)
+	require.NoError(r.t, err)
+	return fs
 }
 
 // storedEvent is an event as CONTACT_EVENTS holds it.
