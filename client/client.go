@@ -16,7 +16,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // ErrNoStreams says the service's JetStream streams do not exist: it has
@@ -294,7 +294,7 @@ func (c *Client) record(ctx context.Context, commandID string) ([]byte, error) {
 	c.mu.Unlock()
 	if kv == nil {
 		var err error
-		kv, err = c.js.KeyValue(ctx, stream.RecordBucket)
+		kv, err = c.js.KeyValue(ctx, provision.RecordBucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil, nil
 		}

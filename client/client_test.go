@@ -16,8 +16,8 @@ import (
 
 	"github.com/contactrelay/contactrelay/client"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 const tagID = "65a1b2c3d4e5f6a7b8c9d0e1"
@@ -139,7 +139,7 @@ func TestPublishAndWaitSeesAnAnswerTheStreamDrops(t *testing.T) {
 	ctx := wait(t)
 	// The command stream forgets message ids after 100ms; the event
 	// stream keeps its two minutes.
-	s, err := w.js.Stream(ctx, stream.CommandStream)
+	s, err := w.js.Stream(ctx, provision.CommandStream)
 	require.NoError(t, err)
 	cfg := s.CachedInfo().Config
 	cfg.Duplicates = 100 * time.Millisecond
@@ -357,7 +357,7 @@ func TestPublishAndWaitFindsAnOutcomeDecidedBefore(t *testing.T) {
 		assert.Equal(t, replayed.Created.ContactID, o.Created.ContactID)
 	})
 	t.Run("stored again after the window", func(t *testing.T) {
-		s, err := w.js.Stream(ctx, stream.CommandStream)
+		s, err := w.js.Stream(ctx, provision.CommandStream)
 		require.NoError(t, err)
 		cfg := s.CachedInfo().Config
 		cfg.Duplicates = 100 * time.Millisecond

@@ -14,6 +14,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
@@ -54,7 +55,7 @@ func newWorldWith(tb testing.TB, change func(*server.Options), user, password st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := stream.Setup(ctx, js, stream.Topology{}); err != nil {
+	if err := provision.Setup(ctx, js, provision.Topology{}); err != nil {
 		tb.Fatalf("setup: %v", err)
 	}
 	ipay := sandbox.NewInstantPay(sandbox.InstantPayConfig{ClientID: "id", ClientSecret: "secret"})

@@ -2,7 +2,7 @@ package client
 
 import (
 	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // The wire types. Each is an alias of the type the service itself decodes
@@ -61,8 +61,8 @@ const (
 // The JetStream streams the service sets up: commands are published into
 // CommandStream, events read from EventStream.
 const (
-	CommandStream = stream.CommandStream
-	EventStream   = stream.EventStream
+	CommandStream = provision.CommandStream
+	EventStream   = provision.EventStream
 )
 
 // MaxCommandSize is the largest command body the service accepts, in bytes.

@@ -38,7 +38,8 @@ const (
 	composeEnvFile = "contactrelay.env.example"
 	helmValues     = "nats/values.yaml"
 	natsConf       = "nats/nats-server.conf"
-	configGo       = "../cmd/consumer/config.go"
+	configGo       = "../internal/config/config.go"
+	providersDir   = "../internal/providers"
 	mainPackage    = "../cmd/consumer"
 	dockerfile     = "../Dockerfile"
 	dockerignore   = "../.dockerignore"
@@ -46,7 +47,7 @@ const (
 )
 
 // The contract's JetStream names (../docs/CONTRACT.md, "Names"). Literal rather
-// than internal/stream's constants, so that this test depends on no package
+// than internal/provision's constants, so that this test depends on no package
 // of the service and the contract stays the reference.
 const (
 	commandStream = "CONTACT_COMMANDS"
@@ -58,7 +59,8 @@ const (
 var runtimeVars = []string{"GOMEMLIMIT", "GOMAXPROCS", "GOGC", "GODEBUG", "GOTRACEBACK"}
 
 // ---------------------------------------------------------------------------
-// The service's variables, from cmd/consumer/config.go.
+// The service's variables, from internal/config/config.go and the
+// provider registry, internal/providers.
 
 type setting struct {
 	env, def string
@@ -68,18 +70,20 @@ type setting struct {
 }
 
 var (
-	settingLine = regexp.MustCompile(`(?m)^\s*\{env:\s*"([A-Z][A-Z0-9_]*)"(.*)\},?\s*$`)
-	settingDef  = regexp.MustCompile(`\bdef:\s*"([^"]*)"`)
-	settingSec  = regexp.MustCompile(`\bsecret(File)?:\s*true\b`)
+	settingLine = regexp.MustCompile(`(?m)^\s*\{Env:\s*"([A-Z][A-Z0-9_]*)"(.*)\},?\s*$`)
+	settingDef  = regexp.MustCompile(`\bDefault:\s*"([^"]*)"`)
+	settingSec  = regexp.MustCompile(`\bSecret(File)?:\s*true\b`)
 )
 
-// serviceSettings reads the `settings` table of config.go: every variable
-// the service knows, its default and whether it may come from X_FILE.
+// serviceSettings reads the settings table of config.go
+// (ServiceSettings) and each provider's spec: every variable the service
+// knows, its default and whether it may come from X_FILE.
 func serviceSettings(t *testing.T) map[string]setting {
 	t.Helper()
-	// The service's own settings, and each provider's (provider_*.go).
-	files, err := filepath.Glob(filepath.Join(filepath.Dir(configGo), "provider_*.go"))
+	// The service's own settings, and each provider's (internal/providers).
+	files, err := filepath.Glob(filepath.Join(providersDir, "*.go"))
 	require.NoError(t, err)
+	files = slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, "_test.go") })
 	var src []byte
 	for _, f := range append([]string{configGo}, files...) {
 		b, err := os.ReadFile(f)
@@ -1338,7 +1342,7 @@ func TestDockerignore(t *testing.T) {
 		{"keeps go.mod", "go.mod", false},
 		{"keeps go.sum", "go.sum", false},
 		{"keeps cmd", "cmd/consumer/main.go", false},
-		{"keeps internal", "internal/stream/setup.go", false},
+		{"keeps internal", "internal/provision/setup.go", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

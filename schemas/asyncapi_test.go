@@ -15,7 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 const schemaFormat = "application/schema+json;version=draft-2020-12"
@@ -206,8 +206,8 @@ func TestAsyncAPI(t *testing.T) {
 		js := get[map[string]any](t, doc, "/servers/nats/x-jetstream")
 		streams := get[map[string]any](t, js, "/streams")
 		wantStreams := map[string][]string{
-			stream.CommandStream: {events.SubjectCreate},
-			stream.EventStream:   {events.SubjectCreated, events.SubjectFailed},
+			provision.CommandStream: {events.SubjectCreate},
+			provision.EventStream:   {events.SubjectCreated, events.SubjectFailed},
 		}
 		require.Len(t, streams, len(wantStreams))
 		for name, subjects := range wantStreams {
@@ -215,16 +215,16 @@ func TestAsyncAPI(t *testing.T) {
 			assert.ElementsMatch(t, subjects, get[[]any](t, st, "/subjects"), "stream %s subjects", name)
 			assert.Equal(t, "file", st["storage"], "stream %s storage", name)
 			assert.Equal(t, "limits", st["retention"], "stream %s retention", name)
-			assert.Equal(t, stream.DuplicateWindow, duration(t, st["duplicateWindow"]), "stream %s duplicate window", name)
+			assert.Equal(t, provision.DuplicateWindow, duration(t, st["duplicateWindow"]), "stream %s duplicate window", name)
 		}
 		for address, key := range byAddress {
 			name := get[string](t, channels, "/"+key+"/x-jetstream-stream")
 			assert.Contains(t, wantStreams[name], address, "channel %s is stored in stream %s", address, name)
 		}
 
-		cc := stream.Topology{}.ConsumerConfig()
-		consumer := get[map[string]any](t, js, "/consumers/"+stream.Durable)
-		assert.Equal(t, stream.CommandStream, consumer["stream"])
+		cc := provision.Topology{}.ConsumerConfig()
+		consumer := get[map[string]any](t, js, "/consumers/"+provision.Durable)
+		assert.Equal(t, provision.CommandStream, consumer["stream"])
 		assert.Equal(t, true, consumer["durable"])
 		assert.Equal(t, "pull", consumer["type"])
 		assert.Equal(t, cc.FilterSubject, consumer["filterSubject"])
@@ -244,9 +244,9 @@ func TestAsyncAPI(t *testing.T) {
 			}
 		}
 		require.NotNil(t, receive, "a receive operation")
-		assert.Equal(t, stream.Durable, receive["x-jetstream-consumer"], "commands are received through the durable")
+		assert.Equal(t, provision.Durable, receive["x-jetstream-consumer"], "commands are received through the durable")
 
-		bucket := get[map[string]any](t, js, "/keyValue/"+stream.RecordBucket)
+		bucket := get[map[string]any](t, js, "/keyValue/"+provision.RecordBucket)
 		assert.Equal(t, "file", bucket["storage"])
 		assert.NotEmpty(t, bucket["description"], "the bucket says what it holds")
 	})

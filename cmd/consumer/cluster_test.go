@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // These tests run the service on a three-node JetStream cluster, as
@@ -27,7 +27,7 @@ import (
 
 // replicated are the streams that must have three replicas after
 // 'setup --replicas 3'; KV_CONTACT_RECORDS is the record bucket's.
-var replicated = []string{stream.CommandStream, stream.EventStream, "KV_" + stream.RecordBucket}
+var replicated = []string{provision.CommandStream, provision.EventStream, "KV_" + provision.RecordBucket}
 
 // assertReplicas checks that each replicated stream, and the durable
 // consumer, has want replicas.
@@ -44,7 +44,7 @@ func assertReplicas(t *testing.T, js jetstream.JetStream, want int, when string)
 			assert.Len(t, info.Cluster.Replicas, want-1, "%s: %s has a leader and %d followers", when, name, want-1)
 		}
 	}
-	c, err := js.Consumer(ctx, stream.CommandStream, stream.Durable)
+	c, err := js.Consumer(ctx, provision.CommandStream, provision.Durable)
 	require.NoError(t, err)
 	if info := c.CachedInfo(); assert.NotNil(t, info.Cluster) {
 		assert.Len(t, info.Cluster.Replicas, want-1, "%s: the durable consumer is replicated like its stream", when)
@@ -95,7 +95,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	e.pik.Inject(sandbox.Fault{Latency: 5 * time.Millisecond})
 
 	require.NoError(t, run(t.Context(), []string{"setup", "--replicas", "3"}, e.getenv, nil, io.Discard, io.Discard))
-	svcs := []*service{e.start(t), e.start(t), e.start(t)}
+	svcs := []*instance{e.start(t), e.start(t), e.start(t)}
 	assertReplicas(t, e.js, 3, "with three instances running")
 
 	cmds := ids("cluster", n)
@@ -111,7 +111,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	leaders := groupLeaders(ctx, e.js)
-	victim := e.cluster.Index(leaders[stream.Durable])
+	victim := e.cluster.Index(leaders[provision.Durable])
 	require.GreaterOrEqual(t, victim, 0, "leaders %v", leaders)
 	name := e.cluster.Servers()[victim].Name()
 	var led []string
@@ -137,7 +137,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	require.Eventually(t, func() bool { return creates() >= n/2 }, 60*time.Second, 5*time.Millisecond)
 	t.Logf("%s: killing instance 1 (create calls so far %d)", time.Since(start).Round(time.Millisecond), creates())
 	svcs[1].kill(t)
-	createdBy := func(s *service) int { return strings.Count(s.logs.String(), `"msg":"contact created"`) }
+	createdBy := func(s *instance) int { return strings.Count(s.logs.String(), `"msg":"contact created"`) }
 	atKill := []int{createdBy(svcs[0]), createdBy(svcs[1]), createdBy(svcs[2])}
 
 	// Done when every command has its event and none is left on the durable.
@@ -145,7 +145,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	settle := func(total int) {
 		t.Helper()
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			msgs, pending, ackPending, err := progress(ctx, e.js)
+			msgs, pending, ackPending, err := consumerProgress(ctx, e.js)
 			require.NoError(c, err)
 			assert.GreaterOrEqual(c, msgs, uint64(total), "events")
 			assert.Zero(c, pending, "commands left to deliver")
@@ -219,7 +219,7 @@ func TestClusterResumesAfterLosingTheConsumerLeader(t *testing.T) {
 	require.NoError(t, run(t.Context(), []string{"setup", "--replicas", "3"}, e.getenv, nil, io.Discard, io.Discard))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	leader := e.cluster.Index(groupLeaders(ctx, e.js)[stream.Durable])
+	leader := e.cluster.Index(groupLeaders(ctx, e.js)[provision.Durable])
 	require.GreaterOrEqual(t, leader, 0)
 	// The instance talks to the two others only, so no reconnect tells it.
 	var urls []string
@@ -290,21 +290,21 @@ func groupLeaders(ctx context.Context, js jetstream.JetStream) map[string]string
 			out[name] = s.CachedInfo().Cluster.Leader
 		}
 	}
-	if c, err := js.Consumer(ctx, stream.CommandStream, stream.Durable); err == nil && c.CachedInfo().Cluster != nil {
-		out[stream.Durable] = c.CachedInfo().Cluster.Leader
+	if c, err := js.Consumer(ctx, provision.CommandStream, provision.Durable); err == nil && c.CachedInfo().Cluster != nil {
+		out[provision.Durable] = c.CachedInfo().Cluster.Leader
 	}
 	return out
 }
 
 // progress reads the number of events and the durable consumer's backlog.
-func progress(ctx context.Context, js jetstream.JetStream) (msgs, pending, ackPending uint64, err error) {
+func consumerProgress(ctx context.Context, js jetstream.JetStream) (msgs, pending, ackPending uint64, err error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	s, err := js.Stream(rctx, stream.EventStream)
+	s, err := js.Stream(rctx, provision.EventStream)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	c, err := js.Consumer(rctx, stream.CommandStream, stream.Durable)
+	c, err := js.Consumer(rctx, provision.CommandStream, provision.Durable)
 	if err != nil {
 		return 0, 0, 0, err
 	}

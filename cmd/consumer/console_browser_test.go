@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/console"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
@@ -79,7 +80,7 @@ func browser(t *testing.T, alerts *atomic.Int32) context.Context {
 func startTestConsole(t *testing.T, e *testEnv, user, password string) string {
 	t.Helper()
 	srv, err := console.New(console.Config{JS: e.js, User: user, Password: password, Refresh: 300 * time.Millisecond,
-		StatsRefresh: time.Second, Log: newLogger(testWriter{t}, 0, "text")})
+		StatsRefresh: time.Second, Log: config.NewLogger(testWriter{t}, 0, "text")})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // TestTwoRepairsOfOneFailure has two console sessions repair one failure
@@ -33,7 +33,7 @@ func TestTwoRepairsOfOneFailure(t *testing.T) {
 	// The service stops: what is sent stays in the command stream, as it
 	// does while the service is busy or down.
 	svc.stop()
-	commands, err := e.js.Stream(context.Background(), stream.CommandStream)
+	commands, err := e.js.Stream(context.Background(), provision.CommandStream)
 	require.NoError(t, err)
 
 	base := startTestConsole(t, e, "ops", "correct horse battery")

@@ -147,8 +147,8 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		require.NotEmpty(t, documented, "docs/CLI.md has a section \"## Service settings\" with a row per setting")
 		var all []string
 		for _, s := range allSettings() {
-			if !s.connection() {
-				all = append(all, s.flag)
+			if !s.Connection() {
+				all = append(all, s.Flag)
 			}
 		}
 		for _, f := range all {

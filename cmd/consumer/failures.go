@@ -10,16 +10,18 @@ import (
 	"os"
 	"os/user"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/providers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // failuresCommand is 'consumer failures': list contact.failed events, or
@@ -39,7 +41,7 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return err
 	}
-	nc, js, err := connectJetStream(cfg, "contactrelay-failures")
+	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-failures")
 	if err != nil {
 		return err
 	}
@@ -62,7 +64,7 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 			} else {
 				fmt.Fprintf(stderr, "no contact.failed event of commandId %s matches (%d events read)\n", flt.CommandID, sel.Read)
 			}
-			return &exitError{code: 1, err: errQuiet}
+			return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 		}
 		if err := replay.WriteDetail(stdout, sel.Failures, *unmask); err != nil {
 			return err
@@ -91,22 +93,19 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 // filter once the flags are parsed, with durations counted back from now.
 func filterFlags(fs *flag.FlagSet, defaultLimit int) func(now time.Time) (replay.Filter, error) {
 	var since, until string
-	var reasons, providers []string
+	var reasons, providerNames []string
 	fs.StringVar(&since, "since", "", "failures at or after this time: RFC 3339, a date, or a duration back from now (2h, 3d)")
 	fs.StringVar(&until, "until", "", "failures at or before this time, written as for --since")
 	fs.Func("reason", "only failures of this reason: malformed, invalid, unroutable, rejected, exhausted, conflict, ambiguous (repeatable, or a comma list)",
 		func(v string) error { reasons = append(reasons, v); return nil })
 	fs.Func("provider", "only failures of this provider: instantpay, pik (repeatable, or a comma list)",
-		func(v string) error { providers = append(providers, v); return nil })
+		func(v string) error { providerNames = append(providerNames, v); return nil })
 	commandID := fs.String("command-id", "", "only the failures of this commandId")
 	limit := fs.Int("limit", defaultLimit, "the most failures to select, newest first (0: all)")
 	return func(now time.Time) (replay.Filter, error) {
 		var errs []error
-		flt := replay.Filter{CommandID: *commandID, Limit: *limit, Providers: replay.SplitList(providers)}
-		var known []string
-		for _, spec := range providerSpecs {
-			known = append(known, spec.name)
-		}
+		flt := replay.Filter{CommandID: *commandID, Limit: *limit, Providers: replay.SplitList(providerNames)}
+		known := providers.Names()
 		for _, p := range flt.Providers {
 			if !slices.Contains(known, p) {
 				errs = append(errs, fmt.Errorf("--provider: unknown provider %q (the providers are %s)", p, strings.Join(known, ", ")))
@@ -138,37 +137,22 @@ func filterFlags(fs *flag.FlagSet, defaultLimit int) func(now time.Time) (replay
 
 // parseToolFlags parses the flags of a command that reads failures and
 // builds its filter and configuration; usage errors exit with 2.
-func parseToolFlags(fs *flag.FlagSet, args []string, filter func(time.Time) (replay.Filter, error), load func() (Config, error)) (replay.Filter, Config, error) {
+func parseToolFlags(fs *flag.FlagSet, args []string, filter func(time.Time) (replay.Filter, error), load func() (config.Config, error)) (replay.Filter, config.Config, error) {
 	if err := parseFlags(fs, args); err != nil {
-		return replay.Filter{}, Config{}, err
+		return replay.Filter{}, config.Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return replay.Filter{}, Config{}, usageErr(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		return replay.Filter{}, config.Config{}, usageErr(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	flt, err := filter(time.Now())
 	if err != nil {
-		return replay.Filter{}, Config{}, usageErr(fs, err)
+		return replay.Filter{}, config.Config{}, usageErr(fs, err)
 	}
 	cfg, err := load()
 	if err != nil {
-		return replay.Filter{}, Config{}, err
+		return replay.Filter{}, config.Config{}, err
 	}
 	return flt, cfg, nil
-}
-
-// connectJetStream connects a command-line tool to NATS; the caller closes
-// the connection. A failure to connect exits with 2.
-func connectJetStream(cfg Config, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := connectNATS(cfg, name, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return nil, nil, &exitError{code: 2, err: err}
-	}
-	js, err := newJetStream(nc, cfg)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
 }
 
 // historyFlag registers --history, which reads the event history instead
@@ -189,7 +173,7 @@ func scanFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter
 		sel, _, err = replay.Open(ctx, js, flt)
 	}
 	if errors.Is(err, replay.ErrNoStream) || errors.Is(err, failstore.ErrNoStore) {
-		return nil, &exitError{code: 2, err: errNoStreams}
+		return nil, &exit.Error{Code: 2, Err: errNoStreams}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read failures: %w", err)
@@ -210,21 +194,21 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	described := describeFilter(flt)
+	described := flt.Flags()
 	if described == "" && !*all {
-		return &exitError{code: 2, err: errors.New("discard needs a filter (--command-id, --reason, --provider, --since, --until), or --all to discard every open failure")}
+		return &exit.Error{Code: 2, Err: errors.New("discard needs a filter (--command-id, --reason, --provider, --since, --until), or --all to discard every open failure")}
 	}
 	if described == "" {
 		described = "--all"
 	}
-	nc, js, err := connectJetStream(cfg, "contactrelay-failures-discard")
+	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-failures-discard")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	snap, err := failstore.Load(ctx, js, flt.Select())
 	if errors.Is(err, failstore.ErrNoStore) {
-		return &exitError{code: 2, err: errNoStreams}
+		return &exit.Error{Code: 2, Err: errNoStreams}
 	}
 	if err != nil {
 		return fmt.Errorf("read open failures: %w", err)
@@ -234,7 +218,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 		chosen = chosen[:flt.Limit]
 	}
 	if *dryRun {
-		fmt.Fprintf(stdout, "would discard %s (%s); nothing was discarded\n", openFailures(len(chosen)), described)
+		fmt.Fprintf(stdout, "would discard %s (%s); nothing was discarded\n", replay.OpenFailures(len(chosen)), described)
 		return nil
 	}
 	n, err := failstore.Discard(ctx, js, chosen)
@@ -243,45 +227,8 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("discard: %d of %d discarded: %w", n, len(chosen), err)
 	}
-	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", openFailures(n), described, stream.EventStream)
+	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", replay.OpenFailures(n), described, provision.EventStream)
 	return nil
-}
-
-// openFailures counts open failures in words: "1 open failure", "2 open
-// failures".
-func openFailures(n int) string {
-	if n == 1 {
-		return "1 open failure"
-	}
-	return fmt.Sprintf("%d open failures", n)
-}
-
-// describeFilter writes a filter as flags: for the log of a discard, and
-// to tell a filtered discard from an unfiltered one.
-func describeFilter(flt replay.Filter) string {
-	var parts []string
-	add := func(name, value string) {
-		if value != "" {
-			parts = append(parts, "--"+name+"="+value)
-		}
-	}
-	add("command-id", flt.CommandID)
-	var reasons []string
-	for _, r := range flt.Reasons {
-		reasons = append(reasons, string(r))
-	}
-	add("reason", strings.Join(reasons, ","))
-	add("provider", strings.Join(flt.Providers, ","))
-	if !flt.Since.IsZero() {
-		add("since", flt.Since.UTC().Format(time.RFC3339))
-	}
-	if !flt.Until.IsZero() {
-		add("until", flt.Until.UTC().Format(time.RFC3339))
-	}
-	if flt.Limit > 0 {
-		add("limit", strconv.Itoa(flt.Limit))
-	}
-	return strings.Join(parts, " ")
 }
 
 // osUser names who runs the command, for logs of what it changed.

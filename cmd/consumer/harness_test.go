@@ -21,10 +21,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/service"
 )
 
 // testEnv is one test's world: a JetStream server (or a cluster of them)
@@ -105,7 +107,7 @@ func newTestEnvOn(t *testing.T, natsURL string, connect func(testing.TB) (*nats.
 
 func (e *testEnv) getenv(k string) string { return e.vars[k] }
 
-func (e *testEnv) config(t testing.TB) Config {
+func (e *testEnv) config(t testing.TB) config.Config {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	load := configFlags(fs, e.getenv)
@@ -133,8 +135,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// service is a running instance of the service.
-type service struct {
+// instance is a running instance of the service.
+type instance struct {
 	httpAddr string
 	logs     *syncBuffer
 	nc       *nats.Conn
@@ -149,7 +151,7 @@ type service struct {
 // record can tell: its connection drops at once, nothing more is acked,
 // published or recorded. Provider calls in flight still reach the
 // provider, as they would have before a real crash.
-func (s *service) kill(t *testing.T) {
+func (s *instance) kill(t *testing.T) {
 	t.Helper()
 	s.killed = true
 	s.nc.Close()
@@ -162,7 +164,7 @@ func (s *service) kill(t *testing.T) {
 }
 
 // start runs the service until the test ends or stop is called.
-func (e *testEnv) start(t *testing.T) *service {
+func (e *testEnv) start(t *testing.T) *instance {
 	t.Helper()
 	cfg := e.config(t)
 	logs := &syncBuffer{}
@@ -175,18 +177,23 @@ func (e *testEnv) start(t *testing.T) *service {
 			}
 		})
 	}
-	log := newLogger(out, slog.LevelDebug, "json") // the service's own, masking included
+	log := config.NewLogger(out, slog.LevelDebug, "json") // the service's own, masking included
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
-	s := &service{logs: logs, cancel: cancel, finished: make(chan struct{})}
+	s := &instance{logs: logs, cancel: cancel, finished: make(chan struct{})}
 	conn := make(chan *nats.Conn, 1)
 	go func() {
 		defer close(s.finished)
-		s.err = serve(ctx, cfg, log, hooks{
-			connected:      func(nc *nats.Conn) { conn <- nc },
-			started:        func(addr string) { ready <- addr },
-			tracerProvider: e.tracerProvider,
+		svc, err := service.New(cfg, log, service.Hooks{
+			Connected:      func(nc *nats.Conn) { conn <- nc },
+			Started:        func(addr string) { ready <- addr },
+			TracerProvider: e.tracerProvider,
 		})
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.err = svc.Run(ctx)
 	}()
 	select {
 	case s.httpAddr = <-ready:
@@ -244,7 +251,7 @@ func (e *testEnv) publish(t testing.TB, body string, hdr ...string) {
 func (e *testEnv) events(t testing.TB) []events.Event {
 	t.Helper()
 	ctx := context.Background()
-	s, err := e.js.Stream(ctx, stream.EventStream)
+	s, err := e.js.Stream(ctx, provision.EventStream)
 	if err != nil {
 		return nil
 	}
@@ -275,10 +282,10 @@ func (e *testEnv) awaitEvents(t testing.TB, n int, within time.Duration) []event
 // settle waits until the durable consumer has nothing left to deliver nor
 // to be acknowledged, then stops svc, which finishes what it still holds,
 // and returns the events: no more can come.
-func (e *testEnv) settle(t *testing.T, svc *service, within time.Duration) []events.Event {
+func (e *testEnv) settle(t *testing.T, svc *instance, within time.Duration) []events.Event {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		_, pending, ackPending, err := progress(context.Background(), e.js)
+		_, pending, ackPending, err := consumerProgress(context.Background(), e.js)
 		require.NoError(c, err)
 		assert.Zero(c, pending, "commands left to deliver")
 		assert.Zero(c, ackPending, "commands delivered and not yet acknowledged")

@@ -5,7 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/providers"
 )
 
 // usageError is a command line its command cannot run: a flag the command
@@ -22,6 +26,9 @@ func (e *usageError) Error() string {
 }
 
 func (e *usageError) Unwrap() error { return e.err }
+
+// ExitCode is 2, a usage error's (exit.Code).
+func (e *usageError) ExitCode() int { return 2 }
 
 // usageErr returns err as a usage error of fs's command.
 func usageErr(fs *flag.FlagSet, err error) error {
@@ -66,22 +73,22 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 	}
 	fmt.Fprintf(w, "usage: %s\n", synopsis)
 	var own, connection, service strings.Builder
-	for _, s := range append(allSettings(), consoleSettings...) { // in the settings' order: NATS_URL first
-		f := fs.Lookup(s.flag)
+	for _, s := range append(allSettings(), config.ConsoleSettings()...) { // in the settings' order: NATS_URL first
+		f := fs.Lookup(s.Flag)
 		if f == nil {
 			continue
 		}
-		if _, ok := f.Value.(settingValue); !ok {
+		if !config.IsSettingFlag(f) {
 			continue // a command's own flag of the same name (bench --concurrency)
 		}
-		if s.connection() {
+		if s.Connection() {
 			writeFlag(&connection, f)
 		} else {
 			writeFlag(&service, f)
 		}
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		if _, ok := f.Value.(settingValue); !ok {
+		if !config.IsSettingFlag(f) {
 			writeFlag(&own, f)
 		}
 	})
@@ -115,3 +122,29 @@ func writeFlag(b *strings.Builder, f *flag.Flag) {
 	}
 	b.WriteString("\n")
 }
+
+// configFlags registers a flag for every setting on fs: the service's
+// commands ('run', 'dev') take them all. The returned function builds the
+// Config from the flags given, the environment and the defaults, in that
+// order, and reports every bad value at once (a usage error: exit 2).
+func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (config.Config, error) {
+	return settingFlagsWith(fs, getenv, func(config.Setting) bool { return true }, nil)
+}
+
+// toolFlags registers the NATS connection's flags on fs, and those of the
+// settings named by their variables in also (a tool's few service
+// settings, such as setup's ACK_WAIT). The Config is built as configFlags
+// builds it: every other setting still comes from the environment.
+func toolFlags(fs *flag.FlagSet, getenv func(string) string, also ...string) func() (config.Config, error) {
+	return settingFlagsWith(fs, getenv, func(s config.Setting) bool { return s.Connection() || slices.Contains(also, s.Env) }, nil)
+}
+
+// settingFlagsWith registers a flag for each setting that flagged accepts,
+// and for each of a command's own settings besides the service's
+// (config.ConsoleSettings), and returns the Config's loader.
+func settingFlagsWith(fs *flag.FlagSet, getenv func(string) string, flagged func(config.Setting) bool, extra []config.Setting) func() (config.Config, error) {
+	return config.Flags(fs, getenv, providers.Settings(), flagged, extra)
+}
+
+// allSettings returns the service's variables and every provider's.
+func allSettings() []config.Setting { return config.All(providers.Settings()) }

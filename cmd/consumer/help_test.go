@@ -84,8 +84,8 @@ func TestHelpShowsOwnFlagsThenConnection(t *testing.T) {
 			_, flags := helpSections(text)
 			assert.Equal(t, connection, flags[connectionTitle])
 			for _, s := range allSettings() {
-				if !s.connection() {
-					assert.Contains(t, flags[serviceTitle], s.flag, "%s is the service: it takes every setting", cmd)
+				if !s.Connection() {
+					assert.Contains(t, flags[serviceTitle], s.Flag, "%s is the service: it takes every setting", cmd)
 				}
 			}
 		})

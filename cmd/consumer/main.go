@@ -16,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/exit"
 )
 
 func main() {
@@ -31,7 +33,7 @@ func main() {
 		switch {
 		case errors.As(err, &ue):
 			fmt.Fprintln(os.Stderr, err) // it names its command
-		case !errors.Is(err, errQuiet):
+		case !errors.Is(err, exit.ErrQuiet):
 			fmt.Fprintln(os.Stderr, "consumer:", err)
 		}
 		os.Exit(exitCode(err))
@@ -58,31 +60,11 @@ func defaultGC() {
 //	2   usage or configuration error, NATS unreachable or refusing us,
 //	    the streams missing, no outcome within publish's --timeout
 //	130 a one-shot command (setup, publish, failures, replay) interrupted
-const exitInterrupted = 130
-
-// exitError carries a process exit code other than 1.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// errQuiet ends a command whose output already said what happened.
-var errQuiet = errors.New("")
-
-func exitCode(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	var ue *usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
-}
+//	    (exit.Interrupted)
+//
+// The library code behind a command gives its errors their code as an
+// *exit.Error; a usage error exits with 2.
+func exitCode(err error) int { return exit.Code(err) }
 
 const usage = `usage: consumer <command> [flags]
 
@@ -114,13 +96,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 	}
 	err := runSubcommand(ctx, cmd, args, getenv, stdin, stdout, stderr)
-	if err != nil && ctx.Err() != nil && exitCode(err) != exitInterrupted && oneShot[cmd] {
+	if err != nil && ctx.Err() != nil && exitCode(err) != exit.Interrupted && oneShot[cmd] {
 		// Whatever went wrong next, it went wrong because we were stopped.
 		msg := fmt.Sprintf("interrupted: %s did not finish", cmd)
-		if !errors.Is(err, errQuiet) {
+		if !errors.Is(err, exit.ErrQuiet) {
 			msg += " (" + err.Error() + ")"
 		}
-		return &exitError{code: exitInterrupted, err: errors.New(msg)}
+		return &exit.Error{Code: exit.Interrupted, Err: errors.New(msg)}
 	}
 	return explainNoJetStream(err)
 }
@@ -133,7 +115,7 @@ func explainNoJetStream(err error) error {
 		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)) {
 		return err
 	}
-	return &exitError{code: 2, err: fmt.Errorf("%w: JetStream is not enabled on this NATS server, or not for this account: "+
+	return &exit.Error{Code: 2, Err: fmt.Errorf("%w: JetStream is not enabled on this NATS server, or not for this account: "+
 		"start the server with JetStream (nats-server -js), give the account JetStream, set NATS_JS_DOMAIN on a leaf node, or try 'consumer dev'", err)}
 }
 
@@ -172,7 +154,7 @@ func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(s
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+	return &exit.Error{Code: 2, Err: fmt.Errorf("unknown command %q", cmd)}
 }
 
 // Set at build time, e.g. by the Dockerfile, with

@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // scrape returns the service's metrics as series → value.
@@ -110,7 +110,7 @@ func TestTracePropagation(t *testing.T) {
 	assert.Contains(t, providerHdr[0], traceID, "the provider request carries the command's trace")
 	mu.Unlock()
 
-	s, err := e.js.Stream(t.Context(), stream.EventStream)
+	s, err := e.js.Stream(t.Context(), provision.EventStream)
 	require.NoError(t, err)
 	raw, err := s.GetMsg(t.Context(), 1)
 	require.NoError(t, err)

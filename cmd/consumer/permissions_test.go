@@ -18,7 +18,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/natstest"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // permissionsEnv is a test world whose server has an admin (the test's
@@ -56,7 +56,7 @@ func watchDeliveries(t *testing.T, nc *nats.Conn) func() map[uint64][]delivery {
 		mu  sync.Mutex
 		got = map[uint64][]delivery{}
 	)
-	prefix := "$JS.ACK." + stream.CommandStream + "." + stream.Durable + "."
+	prefix := "$JS.ACK." + provision.CommandStream + "." + provision.Durable + "."
 	sub, err := nc.Subscribe(prefix+">", func(m *nats.Msg) {
 		if !strings.HasPrefix(string(m.Data), "-NAK") {
 			return // an ack, a term or an in-progress
@@ -86,7 +86,7 @@ func watchDeliveries(t *testing.T, nc *nats.Conn) func() map[uint64][]delivery {
 	}
 }
 
-func readyz(t *testing.T, svc *service) (int, string) {
+func readyz(t *testing.T, svc *instance) (int, string) {
 	t.Helper()
 	res, err := http.Get("http://" + svc.httpAddr + "/readyz")
 	require.NoError(t, err)
@@ -217,12 +217,12 @@ func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 // service's subjects the credentials may not publish to, and fails; it
 // stores nothing in checking.
 func TestSetupChecksPublishPermissions(t *testing.T) {
-	e := permissionsEnv(t, events.SubjectFailed, "$KV."+stream.RecordBucket+".>")
+	e := permissionsEnv(t, events.SubjectFailed, "$KV."+provision.RecordBucket+".>")
 	var stdout strings.Builder
 	err := run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard)
 	require.Error(t, err, "setup fails when the service could not publish")
 	assert.Equal(t, 1, exitCode(err), "exit code 1")
-	assert.ErrorIs(t, err, stream.ErrPublishRefused)
+	assert.ErrorIs(t, err, provision.ErrPublishRefused)
 	assert.Contains(t, err.Error(), "refuses these credentials' publishes (permissions violation) to: contact.failed, $KV.CONTACT_RECORDS.c.")
 	assert.NotContains(t, err.Error(), "to: contact.created", "contact.created is allowed")
 	assert.Empty(t, stdout.String(), "no \"ready\" line")
@@ -230,7 +230,7 @@ func TestSetupChecksPublishPermissions(t *testing.T) {
 	e.vars["NATS_URL"] = e.nats.URL("admin", "pw")
 	require.NoError(t, run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard), "setup passes with every permission")
 	assert.Contains(t, stdout.String(), "ready:")
-	for _, name := range []string{stream.CommandStream, stream.EventStream, "KV_" + stream.RecordBucket} {
+	for _, name := range []string{provision.CommandStream, provision.EventStream, "KV_" + provision.RecordBucket} {
 		s, err := e.js.Stream(t.Context(), name)
 		require.NoError(t, err)
 		info, err := s.Info(t.Context())

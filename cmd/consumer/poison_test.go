@@ -17,7 +17,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/natstest"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // deep returns a JSON object nested n levels deep.
@@ -65,7 +65,7 @@ func TestPoisonMessagesAreAnsweredOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			id := tt.id
 			if id == "" {
-				id = fmt.Sprintf("%s:%d", stream.CommandStream, i+1)
+				id = fmt.Sprintf("%s:%d", provision.CommandStream, i+1)
 			}
 			got := byID[id]
 			require.Len(t, got, 1, "exactly one event for %.40s", id)
@@ -119,7 +119,7 @@ func TestRateLimitedBacklogIsNotDeliveredTwice(t *testing.T) {
 
 func consumerInfoOf(t testing.TB, e *testEnv) *jetstream.ConsumerInfo {
 	t.Helper()
-	c, err := e.js.Consumer(context.Background(), stream.CommandStream, stream.Durable)
+	c, err := e.js.Consumer(context.Background(), provision.CommandStream, provision.Durable)
 	require.NoError(t, err)
 	info, err := c.Info(context.Background())
 	require.NoError(t, err)

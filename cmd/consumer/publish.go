@@ -8,19 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // errNoStreams says the JetStream resources are missing (exit 2).
@@ -45,7 +44,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 
-	nc, js, err := connectToCommands(ctx, cfg)
+	nc, js, err := natsconn.ConnectCommands(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -78,7 +77,7 @@ type publishOptions struct {
 
 // parsePublishFlags parses publish's flags and the configuration, and
 // reports every misuse at once (exit 2).
-func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writer) (publishOptions, Config, error) {
+func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writer) (publishOptions, config.Config, error) {
 	fs := flag.NewFlagSet("consumer publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o publishOptions
@@ -95,7 +94,7 @@ func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writ
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long --wait waits")
 	load := toolFlags(fs, getenv, "DEFAULT_PROVIDER")
 	if err := parseFlags(fs, args); err != nil {
-		return o, Config{}, err
+		return o, config.Config{}, err
 	}
 	o.given = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
@@ -140,7 +139,7 @@ func (o publishOptions) command(defaultProvider string, stdin io.Reader, stderr 
 	if o.given["file"] {
 		body, err := readInput(o.file, stdin)
 		if err != nil {
-			return nil, &exitError{code: 2, err: fmt.Errorf("--file: %w", err)}
+			return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--file: %w", err)}
 		}
 		if broken := checkCommand(body, defaultProvider); broken != "" {
 			fmt.Fprintf(stderr, "warning: sending the file as it is, for the service to answer with contact.failed: %s\n", broken)
@@ -164,33 +163,11 @@ func (o publishOptions) command(defaultProvider string, stdin io.Reader, stderr 
 	}
 	if broken := checkCommand(body, defaultProvider); broken != "" {
 		if !o.noValidate {
-			return nil, &exitError{code: 2, err: fmt.Errorf("nothing was published (--no-validate sends it anyway): %s", broken)}
+			return nil, &exit.Error{Code: 2, Err: fmt.Errorf("nothing was published (--no-validate sends it anyway): %s", broken)}
 		}
 		fmt.Fprintf(stderr, "warning: sending it anyway (--no-validate), for the service to answer with contact.failed: %s\n", broken)
 	}
 	return body, nil
-}
-
-// connectToCommands connects to NATS and checks that the command stream
-// exists; either failing is exit 2. The caller closes the connection.
-func connectToCommands(ctx context.Context, cfg Config) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := connectNATS(cfg, "contactrelay-publish", slog.New(slog.DiscardHandler))
-	if err != nil {
-		return nil, nil, &exitError{code: 2, err: err}
-	}
-	js, err := newJetStream(nc, cfg)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	if _, err := js.Stream(ctx, stream.CommandStream); err != nil {
-		nc.Close()
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, nil, &exitError{code: 2, err: errNoStreams}
-		}
-		return nil, nil, &exitError{code: 2, err: err}
-	}
-	return nc, js, nil
 }
 
 // publishMessage publishes body as a command through c and says so on
@@ -210,9 +187,9 @@ func publishError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, client.ErrOtherContent):
-		return &exitError{code: 1, err: err}
+		return &exit.Error{Code: 1, Err: err}
 	}
-	return &exitError{code: 2, err: err}
+	return &exit.Error{Code: 2, Err: err}
 }
 
 func sayPublished(stderr io.Writer, ack client.Ack) {
@@ -240,13 +217,13 @@ func showOutcome(ctx context.Context, body []byte, o client.Outcome, err error, 
 		if json.Unmarshal(body, &c) == nil && c.CommandID != "" {
 			again = "publishing it again is safe with --command-id " + replay.ShellQuote(c.CommandID)
 		}
-		return &exitError{code: 2, err: fmt.Errorf("JetStream did not acknowledge the publish within --timeout %s: the command may or may not be stored; %s", timeout, again)}
+		return &exit.Error{Code: 2, Err: fmt.Errorf("JetStream did not acknowledge the publish within --timeout %s: the command may or may not be stored; %s", timeout, again)}
 	case o.Ack.Stream == "": // not published
 		return publishError(err)
 	case ctx.Err() != nil:
-		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted while waiting for the outcome of %s: the command was published ('consumer failures --command-id %s' shows a failure later)", id, id)}
+		return &exit.Error{Code: exit.Interrupted, Err: fmt.Errorf("interrupted while waiting for the outcome of %s: the command was published ('consumer failures --command-id %s' shows a failure later)", id, id)}
 	case errors.Is(err, client.ErrTimeout):
-		return &exitError{code: 2, err: fmt.Errorf("no outcome for %s within %s (is the service running?)", id, timeout)}
+		return &exit.Error{Code: 2, Err: fmt.Errorf("no outcome for %s within %s (is the service running?)", id, timeout)}
 	default:
 		return publishError(err)
 	}
@@ -256,7 +233,7 @@ func showOutcome(ctx context.Context, body []byte, o client.Outcome, err error, 
 	}
 	fmt.Fprintln(stdout, out.String())
 	if failed != nil {
-		return &exitError{code: 1, err: errQuiet}
+		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 	return nil
 }

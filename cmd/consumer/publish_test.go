@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/internal/exit"
 )
 
 // goodFlags are publish flags of a command every rule accepts.
@@ -105,23 +105,14 @@ func TestPublishSaysWhenTheWindowDroppedOtherContent(t *testing.T) {
 	assert.EqualValues(t, 1, e.commandsStored(t), "the stream holds the first command only")
 }
 
-// TestPublisherKnowsEveryProvider: the public package checks commands
-// with each provider's own rules; a provider registered here and not
-// there would go unchecked before publishing.
-func TestPublisherKnowsEveryProvider(t *testing.T) {
-	names := knownProviders()
-	slices.Sort(names)
-	assert.Equal(t, names, client.Providers(), "client.Providers and providerSpecs name the same providers")
-}
-
 // A publish the timeout cut before JetStream acknowledged it says so, and
 // how to send it again without a second contact.
 func TestShowOutcomeOfAnUnacknowledgedPublish(t *testing.T) {
 	err := showOutcome(context.Background(), []byte(`{"commandId":"crm 7","name":"A"}`), client.Outcome{},
 		fmt.Errorf("publish: %w", context.DeadlineExceeded), time.Millisecond, io.Discard)
-	var ee *exitError
+	var ee *exit.Error
 	require.ErrorAs(t, err, &ee)
-	assert.Equal(t, 2, ee.code)
+	assert.Equal(t, 2, ee.Code)
 	assert.Equal(t, "JetStream did not acknowledge the publish within --timeout 1ms: the command may or may not be stored; "+
-		"publishing it again is safe with --command-id 'crm 7'", ee.err.Error())
+		"publishing it again is safe with --command-id 'crm 7'", ee.Err.Error())
 }

@@ -6,13 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/progress"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // replayCommand is 'consumer replay': re-publish failed commands, or
@@ -51,14 +52,14 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return usageErr(fs, fmt.Errorf("--rate must be more than 0, not %g", *ratePerSec))
 	}
 
-	nc, js, err := connectJetStream(cfg, "contactrelay-replay")
+	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-replay")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	if !*dryRun {
-		if _, err := js.Stream(ctx, stream.CommandStream); errors.Is(err, jetstream.ErrStreamNotFound) {
-			return &exitError{code: 2, err: errNoStreams}
+		if _, err := js.Stream(ctx, provision.CommandStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+			return &exit.Error{Code: 2, Err: errNoStreams}
 		}
 	}
 	sel, err := scanFailures(ctx, js, flt, *history)
@@ -74,10 +75,10 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 			what = "nothing to repair"
 		}
 		fmt.Fprintf(stderr, "%s: no contact.failed event of commandId %s matches\n", what, flt.CommandID)
-		return &exitError{code: 1, err: errQuiet}
+		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 
-	progress := &progressLine{w: stderr, on: isTerminal(stderr)}
+	line := progress.NewLine(stderr)
 	sum, err := replay.Replay(ctx, js, sel.Failures, replay.Options{
 		All:               *all,
 		IncludeSuperseded: *superseded,
@@ -85,19 +86,19 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		Rate:              *ratePerSec,
 		DryRun:            *dryRun,
 		OnItem: func(it replay.Item) {
-			progress.clear()
-			printItem(stdout, stderr, it, *dryRun, len(sets) > 0, *unmask)
+			line.Clear()
+			replay.WriteItem(stdout, stderr, it, *dryRun, len(sets) > 0, *unmask)
 		},
 		Progress: func(done int, s replay.Summary) {
-			progress.show(fmt.Sprintf("replay: %d/%d done, %d replayed, %d already sent, %d refused, %d skipped, %d failed to publish",
+			line.Show(fmt.Sprintf("replay: %d/%d done, %d replayed, %d already sent, %d refused, %d skipped, %d failed to publish",
 				done, s.Selected, s.Replayed, s.AlreadySent, s.Refused, s.SkippedTotal(), s.PublishFailed))
 		},
 	})
-	progress.clear()
+	line.Clear()
 	var rerr *replay.RepairError
 	if errors.As(err, &rerr) {
 		fmt.Fprintln(stderr, rerr.Error())
-		return &exitError{code: 1, err: errQuiet}
+		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 	if ferr := sum.Format(stdout); ferr != nil && err == nil {
 		err = ferr
@@ -111,77 +112,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	if sum.Refused > 0 {
 		// What was asked for did not happen: another command holds the
 		// failure's generation. Each refusal was said on stderr.
-		return &exitError{code: 1, err: errQuiet}
+		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 	return nil
-}
-
-// printItem tells what became of one selected failure: replayed, already
-// sent or (in a dry run) what would be sent on stdout; failed publishes
-// and refusals on stderr. Skipped ones are shown in a dry run only; the
-// summary counts them.
-func printItem(stdout, stderr io.Writer, it replay.Item, dryRun, repair, unmask bool) {
-	f := it.Failure
-	what := fmt.Sprintf("%s (failure %s, %s)", f.CommandID(), f.Event.ID, f.Data.Reason)
-	switch {
-	case it.Skip != "":
-		if dryRun {
-			fmt.Fprintf(stdout, "would skip %s: %s\n", what, it.Skip)
-		}
-	case dryRun:
-		body := it.Msg.Data
-		if !unmask {
-			body = replay.MaskCommand(body)
-		}
-		fmt.Fprintf(stdout, "would replay %s to %s\n  %s: %s\n  %s: %s\n  %s\n", what, it.Msg.Subject,
-			events.HeaderMsgID, it.Msg.Header.Get(events.HeaderMsgID),
-			events.HeaderReplayOf, it.Msg.Header.Get(events.HeaderReplayOf), body)
-	case it.Err != nil:
-		fmt.Fprintf(stderr, "failed to publish %s: %v\n", what, it.Err)
-	case it.Refused && repair:
-		fmt.Fprintf(stderr, "repair of %s refused, nothing was sent: failure %s %s, and that command's outcome stands; the stream dropped this one as a duplicate\n",
-			f.CommandID(), f.Event.ID, it.Earlier.What())
-	case it.Refused:
-		fmt.Fprintf(stderr, "not replayed %s: it %s, and that command's outcome stands; the stream dropped this one as a duplicate\n",
-			what, it.Earlier.What())
-	case it.Earlier != nil:
-		fmt.Fprintf(stdout, "already sent %s: it %s; the stream dropped this one as a duplicate\n", what, it.Earlier.What())
-	default:
-		fmt.Fprintf(stdout, "replayed %s as %s seq %d\n", what, it.Ack.Stream, it.Ack.Sequence)
-	}
-}
-
-// progressLine is one line on a terminal, rewritten as work goes on, and
-// nothing elsewhere.
-type progressLine struct {
-	w     io.Writer
-	on    bool
-	shown bool
-}
-
-func (p *progressLine) show(text string) {
-	if p.on {
-		fmt.Fprintf(p.w, "\r\x1b[K%s", text)
-		p.shown = true
-	}
-}
-
-func (p *progressLine) clear() {
-	if p.shown {
-		fmt.Fprint(p.w, "\r\x1b[K")
-		p.shown = false
-	}
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	if l, ok := w.(*lockedWriter); ok {
-		w = l.w
-	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // cli runs the command line as main does, with the test's environment,
@@ -33,7 +33,7 @@ func (e *testEnv) cli(t *testing.T, args ...string) (stdout, stderr string, err 
 // commandsStored returns how many messages the command stream holds.
 func (e *testEnv) commandsStored(t *testing.T) uint64 {
 	t.Helper()
-	s, err := e.js.Stream(context.Background(), stream.CommandStream)
+	s, err := e.js.Stream(context.Background(), provision.CommandStream)
 	require.NoError(t, err)
 	info, err := s.Info(context.Background())
 	require.NoError(t, err)
@@ -250,7 +250,7 @@ func TestReplayAfterAnOutage(t *testing.T) {
 	})
 	t.Run("after the duplicate window, contact.created repeats from the record", func(t *testing.T) {
 		// Shrink the command stream's window, as if two minutes had passed.
-		s, err := e.js.Stream(context.Background(), stream.CommandStream)
+		s, err := e.js.Stream(context.Background(), provision.CommandStream)
 		require.NoError(t, err)
 		cfg := s.CachedInfo().Config
 		cfg.Duplicates = 100 * time.Millisecond
@@ -353,9 +353,9 @@ func TestFailuresAndReplayExitCodes(t *testing.T) {
 
 	// A command stream that takes no contact.create: every publish fails.
 	ctx := context.Background()
-	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: stream.CommandStream, Subjects: []string{"elsewhere"}})
+	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.CommandStream, Subjects: []string{"elsewhere"}})
 	require.NoError(t, err)
-	_, err = e.js.CreateStream(ctx, jetstream.StreamConfig{Name: stream.EventStream, Subjects: []string{events.SubjectCreated, events.SubjectFailed}})
+	_, err = e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.EventStream, Subjects: []string{events.SubjectCreated, events.SubjectFailed}})
 	require.NoError(t, err)
 	ev, err := events.NewEvent("", events.SubjectFailed, "x-1", "", time.Now(), events.Failed{
 		CommandID: "x-1", Reason: events.ReasonExhausted, Retryable: true, Command: json.RawMessage(command("x-1")),

@@ -23,8 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // The soak's shape: about 1% of its commands are poison, soakPerKind of
@@ -240,7 +240,7 @@ func TestSoakPoisonMix(t *testing.T) {
 	defer cancel()
 	lastLog := time.Now()
 	for {
-		n, pending, ackPending, err := progress(ctx, e.js)
+		n, pending, ackPending, err := consumerProgress(ctx, e.js)
 		if err == nil && n >= uint64(len(msgs)) && pending == 0 && ackPending == 0 {
 			break
 		}
@@ -542,7 +542,7 @@ func soakPublish(t *testing.T, js jetstream.JetStream, msgs []soakMsg) {
 			case ack := <-s.f.Ok():
 				require.False(t, ack.Duplicate, "command %d (%s) is not taken for a duplicate", s.i, msgs[s.i].kind)
 				if msgs[s.i].key == "" {
-					msgs[s.i].key = fmt.Sprintf("%s:%d", stream.CommandStream, ack.Sequence)
+					msgs[s.i].key = fmt.Sprintf("%s:%d", provision.CommandStream, ack.Sequence)
 				}
 			case err := <-s.f.Err():
 				require.NoError(t, err, "publish command %d (%s)", s.i, msgs[s.i].kind)

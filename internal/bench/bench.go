@@ -25,8 +25,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 // Credentials of the provider stand-in.
@@ -127,10 +127,10 @@ func StartEnv(ctx context.Context, natsURL string, latency time.Duration) (*Env,
 		return nil, err
 	}
 	// A clean slate: a previous run's commands must not count.
-	for _, s := range []string{stream.CommandStream, stream.EventStream, "KV_" + stream.RecordBucket} {
+	for _, s := range []string{provision.CommandStream, provision.EventStream, "KV_" + provision.RecordBucket} {
 		_ = e.js.DeleteStream(ctx, s)
 	}
-	if err := stream.Setup(ctx, e.js, stream.Topology{}); err != nil {
+	if err := provision.Setup(ctx, e.js, provision.Topology{}); err != nil {
 		e.Close()
 		return nil, err
 	}

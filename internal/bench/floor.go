@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // Floor is the least a correct consumer does per command, with the same
@@ -42,7 +42,7 @@ func Floor(ctx context.Context, natsURL, providerURL string, concurrency int, re
 	if err != nil {
 		return err
 	}
-	cons, err := js.Consumer(ctx, stream.CommandStream, stream.Durable)
+	cons, err := js.Consumer(ctx, provision.CommandStream, provision.Durable)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func Floor(ctx context.Context, natsURL, providerURL string, concurrency int, re
 	}
 	var kv jetstream.KeyValue
 	if records {
-		if kv, err = js.KeyValue(ctx, stream.RecordBucket); err != nil {
+		if kv, err = js.KeyValue(ctx, provision.RecordBucket); err != nil {
 			return err
 		}
 	}

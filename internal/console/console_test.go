@@ -25,7 +25,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // seed stores n open failures, the i-th by make(i), asynchronously.
@@ -434,7 +434,7 @@ func TestReplayOfAThousandStreamsItsProgress(t *testing.T) {
 	ns := natstest.Start(t, nil)
 	_, js := ns.Connect(t)
 	ctx := context.Background()
-	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
 	require.NoError(t, err)
 	web := httptest.NewServer(srv.Handler())
@@ -482,7 +482,7 @@ func TestReplayOfAThousandStreamsItsProgress(t *testing.T) {
 	assert.Equal(t, "done", last.Phase, last.Error)
 	assert.Equal(t, n, last.Done)
 	assert.Equal(t, n, last.Replayed)
-	cs, err := js.Stream(ctx, stream.CommandStream)
+	cs, err := js.Stream(ctx, provision.CommandStream)
 	require.NoError(t, err)
 	info, err := cs.Info(ctx)
 	require.NoError(t, err)
@@ -497,7 +497,7 @@ func TestStatsCountEndedHoursOnce(t *testing.T) {
 	ns := natstest.Start(t, nil)
 	_, js := ns.Connect(t)
 	ctx := context.Background()
-	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	now := time.Now()
 	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081", Now: func() time.Time { return now }})
 	require.NoError(t, err)

@@ -18,8 +18,8 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
-	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
 func (srv *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -349,7 +349,7 @@ func nextSteps(f *failstore.Failure) []string {
 // the oldest first, and its contact if it exists; a failed generation's
 // message is masked (replay.MaskFailed) unless unmasked.
 func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *handlers.StoredContact, error) {
-	kv, err := srv.cfg.JS.KeyValue(ctx, stream.RecordBucket)
+	kv, err := srv.cfg.JS.KeyValue(ctx, provision.RecordBucket)
 	if err != nil {
 		return nil, nil, err
 	}

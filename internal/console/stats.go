@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // stats are the overview's figures of the event stream and the durable
@@ -44,22 +44,22 @@ func (srv *Server) loadStats(ctx context.Context) *stats {
 	st := &stats{At: now}
 	js := srv.cfg.JS
 	var errs []error
-	if c, err := js.Consumer(ctx, stream.CommandStream, stream.Durable); err != nil {
-		errs = append(errs, fmt.Errorf("durable consumer %s: %w", stream.Durable, err))
+	if c, err := js.Consumer(ctx, provision.CommandStream, provision.Durable); err != nil {
+		errs = append(errs, fmt.Errorf("durable consumer %s: %w", provision.Durable, err))
 	} else {
 		info := c.CachedInfo()
 		st.Backlog, st.InFlight = info.NumPending, uint64(info.NumAckPending)
 		if st.Backlog+st.InFlight > 0 {
-			if s, err := js.Stream(ctx, stream.CommandStream); err == nil {
+			if s, err := js.Stream(ctx, provision.CommandStream); err == nil {
 				if m, err := s.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(events.SubjectCreate)); err == nil {
 					st.OldestPending = m.Time
 				}
 			}
 		}
 	}
-	es, err := js.Stream(ctx, stream.EventStream)
+	es, err := js.Stream(ctx, provision.EventStream)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("stream %s: %w", stream.EventStream, err))
+		errs = append(errs, fmt.Errorf("stream %s: %w", provision.EventStream, err))
 		st.Err = errors.Join(errs...)
 		return st
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -36,7 +37,7 @@ func newWorld(t *testing.T) *world {
 	srv := natstest.Start(t, nil)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
-	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	records, err := stream.OpenRecords(ctx, js, 5*time.Second)
 	require.NoError(t, err)
 	t.Cleanup(records.Close)

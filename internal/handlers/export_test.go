@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
 )
 
 // What the tests of package handlers_test, which drive the handler
@@ -31,11 +32,8 @@ func NewTestHandler(tb testing.TB, p Provider, store Store, change func(*Config)
 	return newTestHandler(tb, p, store, change)
 }
 
-// FakeClock is the tests' clock, which moves only when told.
-type FakeClock = fakeClock
-
-// NewFakeClock returns a FakeClock.
-func NewFakeClock() *FakeClock { return newFakeClock() }
+// NewFakeClock returns the tests' clock, at the time they start at.
+func NewFakeClock() *fakeclock.Clock { return newFakeClock() }
 
 // Transient and Ambiguous are provider errors of those classes.
 func Transient(code string) error { return transient(code) }

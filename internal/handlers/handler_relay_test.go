@@ -13,7 +13,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // The handler's outcomes as the runner records, publishes and settles
@@ -223,11 +223,11 @@ func ambiguousCreate(int) (provider.Contact, error) { return provider.Contact{},
 // carries a TTL. It is safe to call from any goroutine.
 func (r *relay) lastWriteExpires(commandID string) (bool, error) {
 	ctx := context.Background()
-	s, err := r.js.Stream(ctx, "KV_"+stream.RecordBucket)
+	s, err := r.js.Stream(ctx, "KV_"+provision.RecordBucket)
 	if err != nil {
 		return false, err
 	}
-	raw, err := s.GetLastMsgForSubject(ctx, "$KV."+stream.RecordBucket+"."+handlers.RecordKey(commandID))
+	raw, err := s.GetLastMsgForSubject(ctx, "$KV."+provision.RecordBucket+"."+handlers.RecordKey(commandID))
 	if err != nil {
 		return false, err
 	}

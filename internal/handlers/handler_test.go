@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
 )
 
 // memStore is an in-memory Store with revisions, as the KV bucket keeps.
@@ -301,7 +302,7 @@ func TestHandleCrashDuringCreateIsReconciledOnRedelivery(t *testing.T) {
 			assert.Equal(t, 3*time.Second, out.Delay, "for one hold (call timeout 1s + 2s), on this instance's clock")
 			assert.Zero(t, p.lookups.Load()+p.creates.Load())
 
-			clock.Add(3 * time.Second)
+			clock.Advance(3 * time.Second)
 			out = h.Decide(context.Background(), msg(3))
 			require.Equal(t, Ack, out.Action, "one hold after it was first seen, the claim is taken for a dead one")
 			assert.Equal(t, "ct-0", decodeData[events.Created](t, out.Event).ContactID)
@@ -455,31 +456,13 @@ func TestHandleBusyOnLastDeliveryWaitsForTheHolder(t *testing.T) {
 		out := h.Decide(context.Background(), msg(delivery))
 		assert.Equal(t, Retry, out.Action, "delivery %d: a held command is not exhausted", delivery)
 		assert.Equal(t, 3*time.Second-time.Duration(i)*time.Second, out.Delay, "delivery %d: it comes back when the hold ends", delivery)
-		clock.Add(time.Second)
+		clock.Advance(time.Second)
 	}
 	assert.Zero(t, p.creates.Load()+p.lookups.Load(), "nothing is called while another delivery holds the call")
 }
 
-// fakeClock is a clock that moves only when told; safe for concurrent use.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+func newFakeClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
 }
 
 func TestRecordRoundTrip(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -226,12 +227,12 @@ func (i instances) Redecide(ctx context.Context, m handlers.Message, prev handle
 // outcome.
 func TestClaimsDoNotTrustClocks(t *testing.T) {
 	t.Parallel()
-	for name, skew := range map[string]func(first, second *handlers.FakeClock){
-		"second instance a minute ahead":       func(_, second *handlers.FakeClock) { second.Add(time.Minute) },
-		"first instance's clock jumps back 1m": func(first, _ *handlers.FakeClock) { first.Add(-time.Minute) },
-		"both, and the second moves on 10s too": func(first, second *handlers.FakeClock) {
-			first.Add(-time.Minute)
-			second.Add(time.Minute + 10*time.Second)
+	for name, skew := range map[string]func(first, second *fakeclock.Clock){
+		"second instance a minute ahead":       func(_, second *fakeclock.Clock) { second.Advance(time.Minute) },
+		"first instance's clock jumps back 1m": func(first, _ *fakeclock.Clock) { first.Advance(-time.Minute) },
+		"both, and the second moves on 10s too": func(first, second *fakeclock.Clock) {
+			first.Advance(-time.Minute)
+			second.Advance(time.Minute + 10*time.Second)
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -264,7 +265,7 @@ func TestClaimsDoNotTrustClocks(t *testing.T) {
 			out := r.nextOf(dup)
 			require.NoError(t, out.err)
 			require.Equal(t, handlers.Retry, out.dec.Action, "the claim is live, whatever the clocks say")
-			secondClock.Add(out.dec.Delay / 2)
+			secondClock.Advance(out.dec.Delay / 2)
 			out = r.nextOf(dup)
 			require.NoError(t, out.err)
 			require.Equal(t, handlers.Retry, out.dec.Action, "still within the hold, as the second instance measures it")

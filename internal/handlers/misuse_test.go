@@ -47,7 +47,7 @@ func TestClaimAfterALongGuardWait(t *testing.T) {
 
 	done := make(chan Decision)
 	go func() { done <- h.Decide(context.Background(), msg(1)) }()
-	clock.Add(time.Minute) // the command waits a minute for the slot
+	clock.Advance(time.Minute) // the command waits a minute for the slot
 	close(fillerRelease)
 	<-cmdCalling
 	dup := msg(2) // a redelivery reads the record before the guard

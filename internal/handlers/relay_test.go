@@ -17,6 +17,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -52,7 +53,7 @@ func newRelay(t *testing.T) *relay {
 	srv := natstest.Start(t, nil)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
-	require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	records, err := stream.OpenRecords(ctx, js, 5*time.Second)
 	require.NoError(t, err)
 	t.Cleanup(records.Close)
@@ -195,7 +196,7 @@ type storedEvent struct {
 func (r *relay) events() []storedEvent {
 	r.t.Helper()
 	ctx := context.Background()
-	s, err := r.js.Stream(ctx, stream.EventStream)
+	s, err := r.js.Stream(ctx, provision.EventStream)
 	require.NoError(r.t, err)
 	info, err := s.Info(ctx)
 	require.NoError(r.t, err)
@@ -249,7 +250,7 @@ func (r *relay) record(commandID string) handlers.Record {
 func (r *relay) loseEvents(subjects ...string) (restore func()) {
 	r.t.Helper()
 	ctx := context.Background()
-	s, err := r.js.Stream(ctx, stream.EventStream)
+	s, err := r.js.Stream(ctx, provision.EventStream)
 	require.NoError(r.t, err)
 	cfg := s.CachedInfo().Config
 	kept := cfg

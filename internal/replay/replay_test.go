@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // sent records the contact.create messages published on a server. The
@@ -185,8 +185,8 @@ func TestReplayRepair(t *testing.T) {
 		assert.True(t, it.Refused)
 		assert.True(t, it.Earlier.Held)
 		assert.False(t, it.Earlier.Same)
-		assert.Equal(t, stream.CommandStream, it.Earlier.Stream)
-		s, err := l.js.Stream(context.Background(), stream.CommandStream)
+		assert.Equal(t, provision.CommandStream, it.Earlier.Stream)
+		s, err := l.js.Stream(context.Background(), provision.CommandStream)
 		require.NoError(t, err)
 		stored, err := s.GetMsg(context.Background(), it.Earlier.Seq)
 		require.NoError(t, err)
@@ -200,7 +200,7 @@ func TestReplayRepair(t *testing.T) {
 		assert.Equal(t, Summary{Selected: 2, AlreadySent: 1, Skipped: map[Skip]int{SkipSupersededByFailure: 1}}, sum)
 	})
 	t.Run("once the first is settled, a repair cannot be compared and is refused; a replay was already sent", func(t *testing.T) {
-		s, err := l.js.Stream(context.Background(), stream.CommandStream)
+		s, err := l.js.Stream(context.Background(), provision.CommandStream)
 		require.NoError(t, err)
 		info, err := s.Info(context.Background())
 		require.NoError(t, err)

@@ -12,11 +12,11 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // ErrNoStream reports that the event stream does not exist.
-var ErrNoStream = errors.New("the stream " + stream.EventStream + " does not exist")
+var ErrNoStream = errors.New("the stream " + provision.EventStream + " does not exist")
 
 // clockSkew widens the start of a scan: the stream's clock stamps an event
 // when it is stored, a little after the service stamped its time, and
@@ -96,12 +96,12 @@ type Selection struct {
 // re-published after the duplicate window) counts once, at its first
 // sequence. Scan returns ErrNoStream when the event stream does not exist.
 func Scan(ctx context.Context, js jetstream.JetStream, flt Filter) (*Selection, error) {
-	s, err := js.Stream(ctx, stream.EventStream)
+	s, err := js.Stream(ctx, provision.EventStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, ErrNoStream
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look up stream %s: %w", stream.EventStream, err)
+		return nil, fmt.Errorf("look up stream %s: %w", provision.EventStream, err)
 	}
 	sc := newScanner(flt)
 	if state := s.CachedInfo().State; state.Msgs > 0 {
@@ -167,7 +167,7 @@ func (sc *scanner) add(seq uint64, subject string, body []byte) {
 			return // the same failure stored again
 		}
 		sc.seen[ev.ID] = true
-		f := &Failure{Event: ev, Seq: seq, Stream: stream.EventStream}
+		f := &Failure{Event: ev, Seq: seq, Stream: provision.EventStream}
 		if err := json.Unmarshal(ev.Data, &f.Data); err != nil {
 			sc.sel.Unreadable++
 			return

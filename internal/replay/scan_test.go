@@ -15,7 +15,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
-	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // eventLog is an event stream that a test writes events into.
@@ -31,10 +31,10 @@ func newEventLog(t *testing.T, commands bool) *eventLog {
 	_, js := natstest.Start(t, nil).Connect(t)
 	ctx := context.Background()
 	if commands {
-		require.NoError(t, stream.Setup(ctx, js, stream.Topology{}))
+		require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	} else {
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream.EventStream,
-			Subjects: []string{events.SubjectCreated, events.SubjectFailed}, Duplicates: stream.DuplicateWindow})
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.EventStream,
+			Subjects: []string{events.SubjectCreated, events.SubjectFailed}, Duplicates: provision.DuplicateWindow})
 		require.NoError(t, err)
 	}
 	// In the past: a scan from a time starts at the stream's own clock.
@@ -171,7 +171,7 @@ func TestScanSinceAfterTheLastEventReturnsAtOnce(t *testing.T) {
 func TestScanCountsAFailureStoredTwiceOnce(t *testing.T) {
 	l := newEventLog(t, true)
 	id := l.failed(t, "a", "", events.ReasonExhausted)
-	raw, err := l.js.Stream(context.Background(), stream.EventStream)
+	raw, err := l.js.Stream(context.Background(), provision.EventStream)
 	require.NoError(t, err)
 	first, err := raw.GetMsg(context.Background(), 1)
 	require.NoError(t, err)

@@ -2,9 +2,11 @@
 // APIs, InstantPay's Contact Book and PIK Global Account. The service's dev
 // mode (consumer dev, where no real contact may be created) serves them in
 // place of the real providers, and integration tests serve them with
-// httptest.NewServer. Nothing leaves the process, and every answer says so:
-// messages mention SANDBOX, bodies carry "environment": "SANDBOX" and every
-// reply has the header X-Sandbox: true.
+// httptest.NewServer. It is the tests' one provider stand-in: the answers
+// the sandboxes never give, tests script with a Script. Nothing leaves the
+// process, and every answer of a sandbox says so: messages mention
+// SANDBOX, bodies carry "environment": "SANDBOX" and every reply has the
+// header X-Sandbox: true.
 //
 // Both sandboxes are http.Handlers, safe for concurrent use, with no state
 // outside their own values.
@@ -55,6 +57,15 @@
 // closed without an answer (Drop). SetDown makes every provider request
 // answer 503 until it is called again with false. CreateCalls, Contacts,
 // Duplicates and (for PIK) TokenRequests report what the sandbox saw.
+//
+// # Scripted answers
+//
+// The client packages' tests need answers no sandbox gives: malformed
+// bodies, unknown codes, replies of odd shapes, tokens numbered by the
+// test. A Script records every request (Requests) and answers with the
+// handler the test wrote; Reply and WriteReply answer a fixed status and
+// body, Hang answers nothing until the client gives up, HangUp closes the
+// connection, and ClosedURL is an address that refuses connections.
 //
 // # Admin endpoints
 //

@@ -10,10 +10,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
 )
 
 func TestPIKToken(t *testing.T) {
-	clock := &testClock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	sb := NewPIK(PIKConfig{AppID: testAppID, AppSecret: testAppSecret, TokenTTL: 90 * time.Second, Now: clock.Now})
 	srv := startServer(t, sb)
 	cases := []struct {
@@ -60,7 +62,7 @@ func decodeSegment(t *testing.T, seg string, v any) {
 }
 
 func TestPIKAuthorization(t *testing.T) {
-	clock := &testClock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	sb := NewPIK(PIKConfig{TokenTTL: time.Minute, Now: clock.Now})
 	srv := startServer(t, sb)
 	other := NewPIK(PIKConfig{Now: clock.Now})

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // TestRecordsUnderAJetStreamDomain writes records, with and without
@@ -25,7 +26,7 @@ func TestRecordsUnderAJetStreamDomain(t *testing.T) {
 	js, err := jetstream.NewWithDomain(nc, "hub")
 	require.NoError(t, err)
 	ctx := context.Background()
-	require.NoError(t, Setup(ctx, js, Topology{}))
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	r, err := OpenRecords(ctx, js, 5*time.Second)
 	require.NoError(t, err)
 	t.Cleanup(r.Close)

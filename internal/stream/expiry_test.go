@@ -12,6 +12,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // TestUnsettledRecordsDoNotExpire writes records that must not expire
@@ -21,7 +22,7 @@ import (
 // record gives it the TTL again.
 func TestUnsettledRecordsDoNotExpire(t *testing.T) {
 	t.Parallel()
-	_, _, js := setup(t, Topology{RecordTTL: time.Second})
+	_, _, js := setup(t, provision.Topology{RecordTTL: time.Second})
 	ctx := context.Background()
 	r := openRecords(t, js)
 	r.TTL = time.Second
@@ -98,7 +99,7 @@ func (p *blockingProvider) Lookup(context.Context, events.Command) (provider.Con
 // it, and takes its TTL once its outcome is recorded.
 func TestARecordWithACallInFlightOutlivesItsTTL(t *testing.T) {
 	t.Parallel()
-	_, _, js := setup(t, Topology{RecordTTL: time.Second})
+	_, _, js := setup(t, provision.Topology{RecordTTL: time.Second})
 	ctx := context.Background()
 	records := openRecords(t, js)
 	records.TTL = time.Second

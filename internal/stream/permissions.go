@@ -1,16 +1,18 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // probeEvery is the longest wait between two probes of a subject the
@@ -24,10 +26,12 @@ const probeEvery = 15 * time.Second
 // out). A refused subject is reported once, with the first commandId it
 // held up; publishes to it fail fast meanwhile (Try), so that commands
 // that cannot settle do not hold the tail's slots; the Runner probes it
-// with a publish that stores nothing (CheckPublish), a second after the
-// refusal, then less and less often, up to every probeEvery, until the
-// server lets it through; and Check reports it for readiness until then.
-// It is safe for concurrent use.
+// with a publish that stores nothing (provision.CheckPublish), a second
+// after the refusal, then less and less often, up to every probeEvery,
+// until the server lets it through; and Check reports it for readiness
+// until then. It is state of a running service, told of the tail's
+// publishes; the probe itself is provisioning's. It is safe for
+// concurrent use.
 type Permissions struct {
 	log        *slog.Logger
 	now        func() time.Time
@@ -49,21 +53,13 @@ func NewPermissions(log *slog.Logger) *Permissions {
 	return &Permissions{log: log, now: time.Now, probeEvery: probeEvery, tick: 250 * time.Millisecond, refused: map[string]*refusal{}}
 }
 
-// ErrPublishRefused reports a publish to a subject the server refuses to
-// this service's credentials.
-var ErrPublishRefused = errors.New("the server refuses this service's publishes to the subject (permissions violation)")
-
 // Observe takes an error from the connection's asynchronous error callback
 // and notes a permissions violation for publishing, reporting whether err
 // was one (the caller need not log it: Failed reports it once, with the
 // command it held up). nats.go reports the subject only in the error's
-// text ("permissions violation for publish to \"subject\""), which is
-// therefore read here.
+// text, which provision.RefusedSubject reads.
 func (p *Permissions) Observe(err error) bool {
-	if !errors.Is(err, nats.ErrPermissionViolation) {
-		return false
-	}
-	subject, ok := refusedSubject(err.Error())
+	subject, ok := provision.RefusedSubject(err)
 	if !ok {
 		return false
 	}
@@ -81,31 +77,10 @@ func (p *Permissions) refuse(subject string) {
 	}
 }
 
-// refusedSubject reads the subject out of the text of a publish
-// permissions violation, which the server writes as
-// `Permissions Violation for Publish to %q` (Go quoting) and nats.go
-// passes on after "nats: permissions violation: ". The words are matched
-// whatever their case, in place: lowering the whole text could change its
-// length (a subject may hold any character) and misplace the subject.
-func refusedSubject(text string) (string, bool) {
-	const marker = "publish to "
-	for i := 0; i+len(marker) <= len(text); i++ {
-		if !strings.EqualFold(text[i:i+len(marker)], marker) {
-			continue
-		}
-		rest := strings.TrimSpace(text[i+len(marker):])
-		subject, err := strconv.Unquote(rest)
-		if err != nil {
-			subject = strings.Trim(rest, `"`)
-		}
-		return subject, subject != ""
-	}
-	return "", false
-}
-
-// Try returns ErrPublishRefused, wrapped, for a subject the server
-// refuses, reporting that once per subject, with commandID, the command it
-// holds up (as Failed does); nil when a publish to it may be tried. A
+// Try returns provision.ErrPublishRefused, wrapped, for a subject the
+// server refuses, reporting that once per subject, with commandID, the
+// command it holds up (as Failed does); nil when a publish to it may be
+// tried. A
 // command is never the probe: a refused publish is answered only by the
 // publish timeout, holding its command that long.
 func (p *Permissions) Try(subject, commandID string) error {
@@ -119,8 +94,8 @@ func (p *Permissions) Try(subject, commandID string) error {
 }
 
 // Failed is told of a failed publish to subject for commandID; it returns
-// ErrPublishRefused, wrapped, when the server refused the subject, and
-// logs that once per subject.
+// provision.ErrPublishRefused, wrapped, when the server refused the
+// subject, and logs that once per subject.
 func (p *Permissions) Failed(subject, commandID string) error {
 	p.mu.Lock()
 	r := p.refused[subject]
@@ -138,7 +113,7 @@ func (p *Permissions) Failed(subject, commandID string) error {
 			"commands are kept and handed back, backing off, until it is granted",
 			"subject", subject, "commandId", commandID)
 	}
-	return fmt.Errorf("publish %s: %w", subject, ErrPublishRefused)
+	return fmt.Errorf("publish %s: %w", subject, provision.ErrPublishRefused)
 }
 
 // Succeeded is told of a publish to subject that the stream stored: the
@@ -165,4 +140,68 @@ func (p *Permissions) Check() error {
 	}
 	slices.Sort(subjects)
 	return fmt.Errorf("publishing refused by the server (permissions) to: %s", strings.Join(subjects, ", "))
+}
+
+// checkRefused probes the subjects p holds refused (every one at start),
+// and clears each the server lets through again.
+func (p *Permissions) checkRefused(ctx context.Context, nc *nats.Conn, subjects []string) {
+	for _, subject := range subjects {
+		switch err := provision.CheckPublish(ctx, nc, []string{subject}); {
+		case err == nil:
+			p.Succeeded(subject)
+		case errors.Is(err, provision.ErrPublishRefused):
+			p.refuse(subject)
+		}
+	}
+}
+
+// dueProbes returns the refused subjects whose next probe is due, and
+// marks them tried.
+func (p *Permissions) dueProbes() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	var due []string
+	for subject, r := range p.refused {
+		if now.Sub(r.lastTry) >= r.wait {
+			r.lastTry = now
+			r.wait = min(2*r.wait, p.probeEvery)
+			due = append(due, subject)
+		}
+	}
+	slices.Sort(due)
+	return due
+}
+
+// checkAll checks every subject in subjects at once, and logs those the
+// server refuses, in one line.
+func (p *Permissions) checkAll(ctx context.Context, nc *nats.Conn, subjects []string) {
+	err := provision.CheckPublish(ctx, nc, subjects)
+	var refused *provision.PublishRefusedError
+	if errors.As(err, &refused) {
+		for _, s := range refused.Subjects {
+			p.refuse(s)
+		}
+		p.log.Error("permissions check: the NATS server refuses this service's publishes to subjects it needs: grant the permission; "+
+			"commands whose outcome goes there are kept and handed back, backing off, until it is granted",
+			"subjects", strings.Join(refused.Subjects, ", "))
+	}
+	if err != nil && !errors.Is(err, provision.ErrPublishRefused) && ctx.Err() == nil {
+		p.log.Warn("permissions check incomplete", "error", err)
+	}
+}
+
+// probeRefused probes the refused subjects until ctx is done: a second
+// after the refusal, the wait doubling up to probeEvery.
+func (p *Permissions) probeRefused(ctx context.Context, nc *nats.Conn) {
+	tick := time.NewTicker(p.tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			p.checkRefused(ctx, nc, p.dueProbes())
+		}
+	}
 }

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,10 +14,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // violation is the error nats.go hands the async error callback for the
@@ -25,29 +31,11 @@ func violation(subject string) error {
 	return fmt.Errorf("%w: %s", nats.ErrPermissionViolation, fmt.Sprintf("Permissions Violation for Publish to %q", subject))
 }
 
-// clock is a settable time for Permissions.now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestPermissions() (*Permissions, *clock, *bytes.Buffer) {
+func newTestPermissions() (*Permissions, *fakeclock.Clock, *bytes.Buffer) {
 	var logs bytes.Buffer
 	p := NewPermissions(slog.New(slog.NewJSONHandler(&logs, nil)))
-	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	p.now = c.now
+	c := fakeclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	p.now = c.Now
 	return p, c, &logs
 }
 
@@ -78,7 +66,7 @@ func TestPermissionsObserve(t *testing.T) {
 				assert.NoError(t, p.Check(), "nothing refused")
 				return
 			}
-			assert.ErrorIs(t, p.Try(tc.subject, "c-try"), ErrPublishRefused, "the subject is refused, exactly as the server named it")
+			assert.ErrorIs(t, p.Try(tc.subject, "c-try"), provision.ErrPublishRefused, "the subject is refused, exactly as the server named it")
 			assert.ErrorContains(t, p.Check(), tc.subject)
 		})
 	}
@@ -117,22 +105,22 @@ func TestPermissionsTryFailsFastAndProbesBackOff(t *testing.T) {
 	assert.NoError(t, p.Try("contact.failed", "c-try"), "nothing refused yet: publish")
 	require.True(t, p.Observe(violation("contact.failed")))
 
-	assert.ErrorIs(t, p.Try("contact.failed", "c-try"), ErrPublishRefused, "refused at once after the violation")
+	assert.ErrorIs(t, p.Try("contact.failed", "c-try"), provision.ErrPublishRefused, "refused at once after the violation")
 	assert.ErrorContains(t, p.Try("contact.failed", "c-try"), "publish contact.failed: ", "the error names the subject")
 	assert.NoError(t, p.Try("contact.created", "c-try"), "other subjects are not held up")
 
 	// Probes: 1s after the refusal, then 2s, 4s, 8s, then every 15s; a
 	// command is never the probe.
 	var probes []time.Duration
-	start := clk.now()
+	start := clk.Now()
 	for range 200 { // 50s in steps of 250ms
-		clk.advance(250 * time.Millisecond)
+		clk.Advance(250 * time.Millisecond)
 		if due := p.dueProbes(); len(due) > 0 {
 			assert.Equal(t, []string{"contact.failed"}, due)
-			probes = append(probes, clk.now().Sub(start))
+			probes = append(probes, clk.Now().Sub(start))
 			require.True(t, p.Observe(violation("contact.failed")), "refused again")
 		}
-		assert.ErrorIs(t, p.Try("contact.failed", "c-try"), ErrPublishRefused, "refused between the probes")
+		assert.ErrorIs(t, p.Try("contact.failed", "c-try"), provision.ErrPublishRefused, "refused between the probes")
 	}
 	want := []time.Duration{1 * time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second, 30 * time.Second, 45 * time.Second}
 	assert.Equal(t, want, probes, "probes back off, up to probeEvery")
@@ -147,12 +135,12 @@ func TestPermissionsFailedReportsOncePerSubject(t *testing.T) {
 	require.True(t, p.Observe(violation("contact.created")))
 	for i := range 5 {
 		err := p.Failed("contact.failed", fmt.Sprintf("c-%d", i+1))
-		assert.ErrorIs(t, err, ErrPublishRefused)
+		assert.ErrorIs(t, err, provision.ErrPublishRefused)
 		assert.ErrorContains(t, err, "contact.failed")
 	}
 	long := strings.Repeat("x", 300)
-	assert.ErrorIs(t, p.Failed("contact.created", long), ErrPublishRefused)
-	assert.ErrorIs(t, p.Failed("contact.created", "c-9"), ErrPublishRefused)
+	assert.ErrorIs(t, p.Failed("contact.created", long), provision.ErrPublishRefused)
+	assert.ErrorIs(t, p.Failed("contact.created", "c-9"), provision.ErrPublishRefused)
 
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	require.Len(t, lines, 2, "one line per subject: %s", logs)
@@ -190,28 +178,144 @@ func TestPermissionsSucceededClears(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(logs.String(), "refuses this service's publishes"), "a new refusal is a new report: %s", logs)
 }
 
+// TestPermissionsConcurrentUse has goroutines refuse, try, fail, probe,
+// clear and check subjects at once, and checks what came of it: the
+// subjects refused at the end, and one report per refusal and per grant,
+// however the calls interleaved (under -race, that they share nothing
+// unguarded too).
 func TestPermissionsConcurrentUse(t *testing.T) {
-	p, clk, _ := newTestPermissions()
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			for j := range 200 {
-				subject := fmt.Sprintf("s.%d", j%3)
-				switch (i + j) % 5 {
-				case 0:
-					p.Observe(violation(subject))
-				case 1:
-					_ = p.Try(subject, "c-try")
-				case 2:
-					_ = p.Failed(subject, "c")
-				case 3:
-					p.Succeeded(subject)
-				default:
-					_ = p.Check()
-					clk.advance(time.Second)
+	p, clk, logs := newTestPermissions()
+	subjects := []string{"s.0", "s.1", "s.2"}
+	concurrently := func(step func(i, j int)) {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				for j := range 200 {
+					step(i, j)
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+
+	// Every subject is refused, by each goroutine before its own later
+	// calls to it: each is reported once, by the first Failed or Try.
+	concurrently(func(i, j int) {
+		subject := subjects[j%3]
+		switch (i + j) % 4 {
+		case 0:
+			assert.True(t, p.Observe(violation(subject)), "a violation is recognised")
+		case 1:
+			if err := p.Try(subject, "c-try"); err != nil {
+				assert.ErrorIs(t, err, provision.ErrPublishRefused, "Try refuses nothing but a refused subject")
+			}
+		case 2:
+			if err := p.Failed(subject, "c"); err != nil {
+				assert.ErrorIs(t, err, provision.ErrPublishRefused, "Failed reports nothing but a refusal")
+			}
+		default:
+			_ = p.Check()
+			_ = p.dueProbes()
+			clk.Advance(time.Second)
+		}
+	})
+	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: s.0, s.1, s.2", "every subject refused")
+	assert.Equal(t, map[string]int{"s.0": 1, "s.1": 1, "s.2": 1}, logCounts(t, logs, "refuses this service's publishes"),
+		"each refusal reported once, whichever goroutine came first")
+
+	// s.0 and s.1 are granted while the others go on: each grant is
+	// reported once, and s.2 stays refused, reported no more.
+	concurrently(func(i, j int) {
+		switch (i + j) % 4 {
+		case 0:
+			p.Succeeded(subjects[j%2])
+		case 1:
+			_ = p.Try(subjects[j%3], "c-try")
+		case 2:
+			assert.ErrorIs(t, p.Failed("s.2", "c"), provision.ErrPublishRefused, "s.2 is still refused")
+		default:
+			_ = p.Check()
+			_ = p.dueProbes()
+			clk.Advance(time.Second)
+		}
+	})
+	assert.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: s.2", "only s.2 is refused at the end")
+	assert.NoError(t, p.Try("s.0", "c-try"), "s.0 is let through")
+	assert.NoError(t, p.Try("s.1", "c-try"), "s.1 is let through")
+	assert.Equal(t, map[string]int{"s.0": 1, "s.1": 1}, logCounts(t, logs, "accepts this service's publishes to the subject again"),
+		"each grant reported once")
+	assert.Equal(t, map[string]int{"s.0": 1, "s.1": 1, "s.2": 1}, logCounts(t, logs, "refuses this service's publishes"),
+		"no refusal reported twice")
+}
+
+// logCounts counts, by subject, the JSON log lines whose message holds
+// text.
+func logCounts(t *testing.T, logs *bytes.Buffer, text string) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for line := range strings.Lines(logs.String()) {
+		var rec struct {
+			Msg     string `json:"msg"`
+			Subject string `json:"subject"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "a log line is JSON: %s", line)
+		if strings.Contains(rec.Msg, text) {
+			counts[rec.Subject]++
+		}
+	}
+	return counts
+}
+
+// TestPermissionsRecoverWhenGranted has a runner's Permissions see a
+// refusal at start, report it, then notice the grant by its own probes,
+// with no command published.
+func TestPermissionsRecoverWhenGranted(t *testing.T) {
+	srv := natstest.Start(t, func(o *server.Options) {
+		o.Users = []*server.User{
+			natstest.User("admin", "pw"),
+			natstest.User("denied", "pw", events.SubjectFailed, "$KV."+provision.RecordBucket+".>"),
+		}
+	})
+	admin, err := nats.Connect(srv.URL("admin", "pw"))
+	require.NoError(t, err)
+	t.Cleanup(admin.Close)
+	js, err := jetstream.New(admin)
+	require.NoError(t, err)
+	require.NoError(t, provision.Setup(t.Context(), js, provision.Topology{}))
+	var logs bytes.Buffer
+	p := NewPermissions(slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)))
+	p.probeEvery = 200 * time.Millisecond
+	p.tick = 20 * time.Millisecond
+	nc, err := nats.Connect(srv.URL("denied", "pw"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { p.Observe(err) }))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	p.checkAll(ctx, nc, provision.PublishSubjects())
+	require.EqualError(t, p.Check(), "publishing refused by the server (permissions) to: "+provision.PublishSubjects()[2]+", contact.failed")
+	assert.Contains(t, logs.String(), "permissions check")
+	done := make(chan struct{})
+	go func() { defer close(done); p.probeRefused(ctx, nc) }()
+
+	require.NoError(t, srv.Reload(func(o *server.Options) {
+		o.Users = []*server.User{natstest.User("admin", "pw"), natstest.User("denied", "pw")}
+	}))
+	require.Eventually(t, func() bool { return p.Check() == nil }, 5*time.Second, 20*time.Millisecond,
+		"the probes notice the grant")
+	assert.NoError(t, p.Try(events.SubjectFailed, "c-1"))
+	cancel()
+	<-done
+}
+
+// syncWriter serialises writes from the probing goroutine and the test.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

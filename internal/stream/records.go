@@ -10,12 +10,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // Records keeps idempotency records in the JetStream key-value bucket
-// RecordBucket, with compare-and-set writes on the key's revision. It
-// satisfies handlers.Store and handlers.AsyncStore and is safe for
-// concurrent use.
+// provision.RecordBucket, with compare-and-set writes on the key's
+// revision. It satisfies handlers.Store and handlers.AsyncStore and is
+// safe for concurrent use.
 type Records struct {
 	// TTL is how long a record lives after its last write that may
 	// expire; zero: for ever. A write that may not (a record whose create
@@ -29,15 +31,15 @@ type Records struct {
 	subject string                                // the bucket's put subject, without the key
 }
 
-// OpenRecords binds to the record bucket, which Setup creates. Writes
-// without waiting (PutAsync) time out after writeTimeout. Close releases
-// what it holds on the connection.
+// OpenRecords binds to the record bucket, which provision.Setup creates.
+// Writes without waiting (PutAsync) time out after writeTimeout. Close
+// releases what it holds on the connection.
 func OpenRecords(ctx context.Context, js jetstream.JetStream, writeTimeout time.Duration) (*Records, error) {
-	kv, err := js.KeyValue(ctx, RecordBucket)
+	kv, err := js.KeyValue(ctx, provision.RecordBucket)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", RecordBucket, err)
+		return nil, fmt.Errorf("open bucket %s: %w", provision.RecordBucket, err)
 	}
-	r := &Records{js: js, kv: kv, subject: putPrefix(js) + "$KV." + RecordBucket + "."}
+	r := &Records{js: js, kv: kv, subject: putPrefix(js) + "$KV." + provision.RecordBucket + "."}
 	r.pub, err = newPublisher(js.Conn(), writeTimeout, 4096, func(done func(uint64, bool, error), ack *jetstream.PubAck, err error) {
 		switch {
 		case err == nil:

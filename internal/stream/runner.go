@@ -16,6 +16,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // pullExpiry and pullHeartbeat bound each pull request and its idle
@@ -131,13 +132,13 @@ type Runner struct {
 // Consuming reports nil while Run is bound to the consumer and pulling.
 func (r *Runner) Consuming() error {
 	if !r.consuming.Load() {
-		return errors.New("not consuming from " + Durable)
+		return errors.New("not consuming from " + provision.Durable)
 	}
 	return nil
 }
 
-// NewRunner returns a Runner. The JetStream resources must exist (Setup),
-// and cfg.Records must be set.
+// NewRunner returns a Runner. The JetStream resources must exist
+// (provision.Setup), and cfg.Records must be set.
 func NewRunner(js jetstream.JetStream, h Handler, cfg RunnerConfig) *Runner {
 	cfg.setDefaults()
 	return &Runner{js: js, handler: h, cfg: cfg, tracer: cfg.TracerProvider.Tracer("github.com/contactrelay/contactrelay/internal/stream")}
@@ -153,12 +154,12 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.cfg.Records == nil {
 		return errors.New("runner: no record store")
 	}
-	cons, err := r.js.Consumer(ctx, CommandStream, Durable)
+	cons, err := r.js.Consumer(ctx, provision.CommandStream, provision.Durable)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before it began
 		}
-		return fmt.Errorf("bind consumer %s: %w", Durable, err)
+		return fmt.Errorf("bind consumer %s: %w", provision.Durable, err)
 	}
 	s, err := r.newSession()
 	if err != nil {
@@ -168,7 +169,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Know before the first command which subjects the server refuses us
 	// (a few milliseconds when none is); probe them until granted.
 	nc := r.js.Conn()
-	r.cfg.Permissions.checkAll(ctx, nc, PublishSubjects())
+	r.cfg.Permissions.checkAll(ctx, nc, provision.PublishSubjects())
 	probeCtx, stopProbing := context.WithCancel(ctx)
 	probing := make(chan struct{})
 	go func() {
@@ -188,7 +189,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	iter, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Prefetch),
 		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", Durable, err)
+		return fmt.Errorf("consume %s: %w", provision.Durable, err)
 	}
 	r.consuming.Store(true)
 	defer r.consuming.Store(false)
@@ -226,7 +227,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if errors.Is(err, jetstream.ErrConsumerDeleted) {
 			// Someone deleted the durable: stop, with what is in flight
 			// finished, and say so; a restart sets it up again.
-			runErr = fmt.Errorf("consumer %s was deleted: %w", Durable, err)
+			runErr = fmt.Errorf("consumer %s was deleted: %w", provision.Durable, err)
 			iter.Stop()
 			break
 		}
@@ -234,8 +235,8 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.cfg.Logger.Warn("fetch failed", "error", err)
 			// A pull made after the durable was deleted may fail with
 			// another error than ErrConsumerDeleted: ask the server.
-			if _, cerr := r.js.Consumer(ctx, CommandStream, Durable); errors.Is(cerr, jetstream.ErrConsumerNotFound) {
-				runErr = fmt.Errorf("consumer %s was deleted: %w", Durable, cerr)
+			if _, cerr := r.js.Consumer(ctx, provision.CommandStream, provision.Durable); errors.Is(cerr, jetstream.ErrConsumerNotFound) {
+				runErr = fmt.Errorf("consumer %s was deleted: %w", provision.Durable, cerr)
 				iter.Stop()
 				break
 			}

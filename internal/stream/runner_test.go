@@ -17,6 +17,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // handlerFunc adapts a function to the runner's Handler: Redecide decides
@@ -87,7 +88,7 @@ func startRunner(t *testing.T, js jetstream.JetStream, h Handler, cfg RunnerConf
 func eventsIn(t testing.TB, js jetstream.JetStream) []*nats.Msg {
 	t.Helper()
 	ctx := context.Background()
-	s, err := js.Stream(ctx, EventStream)
+	s, err := js.Stream(ctx, provision.EventStream)
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
@@ -102,7 +103,7 @@ func eventsIn(t testing.TB, js jetstream.JetStream) []*nats.Msg {
 
 func consumerInfo(t testing.TB, js jetstream.JetStream) *jetstream.ConsumerInfo {
 	t.Helper()
-	c, err := js.Consumer(context.Background(), CommandStream, Durable)
+	c, err := js.Consumer(context.Background(), provision.CommandStream, provision.Durable)
 	require.NoError(t, err)
 	info, err := c.Info(context.Background())
 	require.NoError(t, err)
@@ -118,7 +119,7 @@ func settledAll(t testing.TB, js jetstream.JetStream) func() bool {
 }
 
 func TestRunnerPublishesTheEventThenAcks(t *testing.T) {
-	_, _, js := setup(t, Topology{})
+	_, _, js := setup(t, provision.Topology{})
 	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Decision {
 		return createdDecision(t, m)
 	}), RunnerConfig{Concurrency: 4})
@@ -140,7 +141,7 @@ func TestRunnerPublishesTheEventThenAcks(t *testing.T) {
 // runner: its record is written before its event is published, and the
 // command is acked only after both.
 func TestRunnerRecordsPublishesThenSettles(t *testing.T) {
-	srv, _, js := setup(t, Topology{})
+	srv, _, js := setup(t, provision.Topology{})
 	records := openRecords(t, js)
 	ctx := context.Background()
 	// One existing record, to be written over (asynchronously), one new.
@@ -153,7 +154,7 @@ func TestRunnerRecordsPublishesThenSettles(t *testing.T) {
 	watch, _ := srv.Connect(t)
 	seen := make(chan string, 100)
 	_, err = watch.Subscribe(">", func(m *nats.Msg) {
-		if !isProbe(m) && (strings.HasPrefix(m.Subject, "$KV."+RecordBucket+".") || m.Subject == events.SubjectCreated) {
+		if !isProbe(m) && (strings.HasPrefix(m.Subject, "$KV."+provision.RecordBucket+".") || m.Subject == events.SubjectCreated) {
 			seen <- m.Subject
 		}
 	})
@@ -174,7 +175,7 @@ func TestRunnerRecordsPublishesThenSettles(t *testing.T) {
 	for _, body := range []string{"old", "new"} {
 		publish(t, js, body, nil)
 		first, second := <-seen, <-seen
-		assert.Contains(t, first, "$KV."+RecordBucket, "%s: recorded first", body)
+		assert.Contains(t, first, "$KV."+provision.RecordBucket, "%s: recorded first", body)
 		assert.Equal(t, events.SubjectCreated, second, "%s: then published", body)
 	}
 	require.Eventually(t, settledAll(t, js), 5*time.Second, 20*time.Millisecond, "then settled")
@@ -186,7 +187,7 @@ func TestRunnerRecordsPublishesThenSettles(t *testing.T) {
 }
 
 func TestRunnerRedecidesAWriteThatDidNotLand(t *testing.T) {
-	_, _, js := setup(t, Topology{})
+	_, _, js := setup(t, provision.Topology{})
 	records := openRecords(t, js)
 	ctx := context.Background()
 	rev, _, err := records.Put(ctx, "c.a2V5", []byte(`{"v":1}`), 0, true)
@@ -246,7 +247,7 @@ func (h testHandler) Redecide(_ context.Context, m handlers.Message, prev handle
 }
 
 func TestRunnerTermAndRetry(t *testing.T) {
-	_, _, js := setup(t, Topology{})
+	_, _, js := setup(t, provision.Topology{})
 	var mu sync.Mutex
 	deliveries := map[string][]time.Time{}
 	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Decision {
@@ -281,7 +282,7 @@ func TestRunnerTermAndRetry(t *testing.T) {
 }
 
 func TestRunnerKeepsLongCommandsAlive(t *testing.T) {
-	_, _, js := setup(t, Topology{AckWait: time.Second})
+	_, _, js := setup(t, provision.Topology{AckWait: time.Second})
 	var calls atomic.Int32
 	release := make(chan struct{})
 	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Decision {
@@ -305,7 +306,7 @@ func TestRunnerKeepsLongCommandsAlive(t *testing.T) {
 // waits while more commands are fetched: those waiting for the worker are
 // kept alive too, so none is delivered twice.
 func TestRunnerKeepsFetchedCommandsAlive(t *testing.T) {
-	_, _, js := setup(t, Topology{AckWait: time.Second})
+	_, _, js := setup(t, provision.Topology{AckWait: time.Second})
 	var calls atomic.Int32
 	release := make(chan struct{})
 	startRunner(t, js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Decision {
@@ -332,7 +333,7 @@ func TestRunnerKeepsFetchedCommandsAlive(t *testing.T) {
 }
 
 func TestRunnerBoundsConcurrency(t *testing.T) {
-	_, _, js := setup(t, Topology{})
+	_, _, js := setup(t, provision.Topology{})
 	const limit, n = 4, 40
 	var inFlight, peak atomic.Int32
 	release := make(chan struct{})
@@ -386,7 +387,7 @@ func TestRunnerBoundsConcurrency(t *testing.T) {
 }
 
 func TestRunnerShutdownLetsInFlightFinish(t *testing.T) {
-	_, _, js := setup(t, Topology{})
+	_, _, js := setup(t, provision.Topology{})
 	started := make(chan struct{}, 100)
 	var finished atomic.Int32
 	stop := startRunner(t, js, handlerFunc(func(ctx context.Context, m handlers.Message) handlers.Decision {
@@ -414,18 +415,18 @@ func TestRunnerShutdownLetsInFlightFinish(t *testing.T) {
 }
 
 func TestRunnerStopsWhenTheConsumerIsDeleted(t *testing.T) {
-	_, _, js := setup(t, Topology{})
+	_, _, js := setup(t, provision.Topology{})
 	done := make(chan error, 1)
 	runner := NewRunner(js, handlerFunc(func(_ context.Context, m handlers.Message) handlers.Decision {
 		return createdDecision(t, m)
 	}), RunnerConfig{Concurrency: 2, Records: openRecords(t, js)})
 	go func() { done <- runner.Run(context.Background()) }()
 	require.Eventually(t, func() bool { return runner.Consuming() == nil }, 5*time.Second, 10*time.Millisecond)
-	require.NoError(t, js.DeleteConsumer(context.Background(), CommandStream, Durable))
+	require.NoError(t, js.DeleteConsumer(context.Background(), provision.CommandStream, provision.Durable))
 	select {
 	case err := <-done:
 		require.Error(t, err, "a deleted consumer ends the run with an error, so the process restarts")
-		assert.Contains(t, err.Error(), Durable)
+		assert.Contains(t, err.Error(), provision.Durable)
 	case <-time.After(20 * time.Second):
 		t.Fatal("the runner went on without its consumer")
 	}
@@ -436,7 +437,7 @@ func TestRunnerStopsWhenTheConsumerIsDeleted(t *testing.T) {
 // returns a channel that receives each event as it reaches the server.
 func stallEvents(t *testing.T, js jetstream.JetStream, connect func(testing.TB) (*nats.Conn, jetstream.JetStream)) <-chan struct{} {
 	t.Helper()
-	require.NoError(t, js.DeleteStream(context.Background(), EventStream))
+	require.NoError(t, js.DeleteStream(context.Background(), provision.EventStream))
 	sink, _ := connect(t)
 	arrived := make(chan struct{}, 100)
 	_, err := sink.Subscribe(events.SubjectCreated, func(m *nats.Msg) {
@@ -450,7 +451,7 @@ func stallEvents(t *testing.T, js jetstream.JetStream, connect func(testing.TB) 
 }
 
 func TestRunnerSettlesAtOnceWhenItsConnectionCloses(t *testing.T) {
-	srv, _, js := setup(t, Topology{})
+	srv, _, js := setup(t, provision.Topology{})
 	ctx := context.Background()
 	arrived := stallEvents(t, js, srv.Connect)
 
@@ -482,7 +483,7 @@ func TestRunnerSettlesAtOnceWhenItsConnectionCloses(t *testing.T) {
 }
 
 func TestRunnerBoundsTheTail(t *testing.T) {
-	srv, _, js := setup(t, Topology{})
+	srv, _, js := setup(t, provision.Topology{})
 	arrived := stallEvents(t, js, srv.Connect)
 	const limit = 2
 	var decided atomic.Int32
@@ -506,4 +507,4 @@ func TestRunnerBoundsTheTail(t *testing.T) {
 
 // isProbe tells the runner's permission probes (CheckPublish) from what
 // it publishes for commands.
-func isProbe(m *nats.Msg) bool { return m.Header.Get(nats.ExpectedStreamHdr) == probeStream }
+func isProbe(m *nats.Msg) bool { return m.Header.Get(nats.ExpectedStreamHdr) == provision.ProbeStream }

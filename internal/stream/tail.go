@@ -18,6 +18,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // maxRedecisions bounds how often one delivery's decision is taken again
@@ -97,7 +98,7 @@ func (s *session) receive(ctx context.Context, f fetched) {
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", events.SubjectCreate),
-			attribute.String("messaging.consumer.group.name", Durable),
+			attribute.String("messaging.consumer.group.name", provision.Durable),
 			attribute.String("messaging.message.id", m.MsgID),
 			attribute.Int("messaging.message.body.size", len(m.Body)),
 			attribute.Int64("messaging.nats.stream_sequence", int64(m.Sequence)),

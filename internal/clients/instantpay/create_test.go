@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 const successReply = `{
@@ -100,7 +101,7 @@ func TestCreateRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStandIn(t, reply(http.StatusOK, successReply))
+			s := newStandIn(t, sandbox.Reply(http.StatusOK, successReply))
 			cmd := testCommand()
 			cmd.CompanyName = tt.company
 			_, err := newClient(t, s.URL).Create(context.Background(), cmd)
@@ -123,7 +124,7 @@ func TestCreateRequest(t *testing.T) {
 }
 
 func TestCreateSuccess(t *testing.T) {
-	s := newStandIn(t, reply(http.StatusOK, successReply))
+	s := newStandIn(t, sandbox.Reply(http.StatusOK, successReply))
 	contact, err := newClient(t, s.URL).Create(context.Background(), testCommand())
 	require.NoError(t, err, "a TXN reply is a success")
 	assert.Equal(t, "645b283b9b2e5a7f1c0d3e4f", contact.ID, "the contact id is data._id")
@@ -154,60 +155,60 @@ func TestCreateFailures(t *testing.T) {
 		handler http.HandlerFunc
 		want    want
 	}{
-		{name: "ISE system error", handler: reply(200, failed("ISE", "System Error")), want: want{class: provider.Transient, httpStatus: 200, code: "ISE", message: "System Error", requestID: "h00uuid"}},
-		{name: "IPE internal processing error", handler: reply(200, failed("IPE", "Internal Processing Error")), want: want{class: provider.Transient, httpStatus: 200, code: "IPE", message: "Internal Processing Error", requestID: "h00uuid"}},
-		{name: "SPE service provider error", handler: reply(200, failed("SPE", "Service Provider Error")), want: want{class: provider.Transient, httpStatus: 200, code: "SPE", message: "Service Provider Error", requestID: "h00uuid"}},
-		{name: "SPD service provider downtime", handler: reply(200, failed("SPD", "Service Provider Downtime")), want: want{class: provider.Transient, httpStatus: 200, code: "SPD", message: "Service Provider Downtime", requestID: "h00uuid"}},
-		{name: "TSU status unavailable", handler: reply(200, failed("TSU", "Transaction Status Unavailable")), want: want{class: provider.Transient, httpStatus: 200, code: "TSU", message: "Transaction Status Unavailable", requestID: "h00uuid"}},
-		{name: "USM", handler: reply(200, failed("USM", "Under maintenance")), want: want{class: provider.Transient, httpStatus: 200, code: "USM", message: "Under maintenance", requestID: "h00uuid"}},
-		{name: "status text says try later", handler: reply(200, failed("ERR", "Please try later")), want: want{class: provider.Transient, httpStatus: 200, code: "ERR", message: "Please try later", requestID: "h00uuid"}},
-		{name: "status text says try again", handler: reply(200, failed("IAC", "Something went wrong, Try Again")), want: want{class: provider.Transient, httpStatus: 200, code: "IAC", message: "Something went wrong, Try Again", requestID: "h00uuid"}},
-		{name: "TUP pending is ambiguous", handler: reply(200, failed("TUP", "Transaction Under Process")), want: want{class: provider.Ambiguous, httpStatus: 200, code: "TUP", message: "Transaction Under Process", requestID: "h00uuid"}},
-		{name: "RPI invalid parameters", handler: reply(200, failed("RPI", "Request Parameters are Invalid or Incomplete")), want: want{class: provider.Permanent, httpStatus: 200, code: "RPI", message: "Request Parameters are Invalid or Incomplete", requestID: "h00uuid"}},
-		{name: "IAT invalid access token", handler: reply(200, failed("IAT", "Invalid Access Token")), want: want{class: provider.Permanent, httpStatus: 200, code: "IAT", message: "Invalid Access Token", requestID: "h00uuid"}},
-		{name: "IAC invalid credentials", handler: reply(200, failed("IAC", "Invalid Dealer Credentials")), want: want{class: provider.Permanent, httpStatus: 200, code: "IAC", message: "Invalid Dealer Credentials", requestID: "h00uuid"}},
-		{name: "UAD access denied", handler: reply(200, failed("UAD", "User Access Denied")), want: want{class: provider.Permanent, httpStatus: 200, code: "UAD", message: "User Access Denied", requestID: "h00uuid"}},
-		{name: "AAB account blocked", handler: reply(200, failed("AAB", "Account Blocked")), want: want{class: provider.Permanent, httpStatus: 200, code: "AAB", message: "Account Blocked", requestID: "h00uuid"}},
-		{name: "ANF account not found", handler: reply(200, failed("ANF", "Account not found")), want: want{class: provider.Permanent, httpStatus: 200, code: "ANF", message: "Account not found", requestID: "h00uuid"}},
-		{name: "OUI outlet unauthorized", handler: reply(200, failed("OUI", "Outlet Unauthorized or Inactive")), want: want{class: provider.Permanent, httpStatus: 200, code: "OUI", message: "Outlet Unauthorized or Inactive", requestID: "h00uuid"}},
-		{name: "ODI outlet data incorrect", handler: reply(200, failed("ODI", "Outlet Data Incorrect")), want: want{class: provider.Permanent, httpStatus: 200, code: "ODI", message: "Outlet Data Incorrect", requestID: "h00uuid"}},
-		{name: "KYC", handler: reply(200, failed("KYC", "KYC pending")), want: want{class: provider.Permanent, httpStatus: 200, code: "KYC", message: "KYC pending", requestID: "h00uuid"}},
-		{name: "SNA service not available", handler: reply(200, failed("SNA", "Service not available")), want: want{class: provider.Permanent, httpStatus: 200, code: "SNA", message: "Service not available", requestID: "h00uuid"}},
-		{name: "CNL", handler: reply(200, failed("CNL", "Cancelled")), want: want{class: provider.Permanent, httpStatus: 200, code: "CNL", message: "Cancelled", requestID: "h00uuid"}},
-		{name: "unknown code", handler: reply(200, failed("ZZZ", "Something")), want: want{class: provider.Permanent, httpStatus: 200, code: "ZZZ", message: "Something", requestID: "h00uuid"}},
+		{name: "ISE system error", handler: sandbox.Reply(200, failed("ISE", "System Error")), want: want{class: provider.Transient, httpStatus: 200, code: "ISE", message: "System Error", requestID: "h00uuid"}},
+		{name: "IPE internal processing error", handler: sandbox.Reply(200, failed("IPE", "Internal Processing Error")), want: want{class: provider.Transient, httpStatus: 200, code: "IPE", message: "Internal Processing Error", requestID: "h00uuid"}},
+		{name: "SPE service provider error", handler: sandbox.Reply(200, failed("SPE", "Service Provider Error")), want: want{class: provider.Transient, httpStatus: 200, code: "SPE", message: "Service Provider Error", requestID: "h00uuid"}},
+		{name: "SPD service provider downtime", handler: sandbox.Reply(200, failed("SPD", "Service Provider Downtime")), want: want{class: provider.Transient, httpStatus: 200, code: "SPD", message: "Service Provider Downtime", requestID: "h00uuid"}},
+		{name: "TSU status unavailable", handler: sandbox.Reply(200, failed("TSU", "Transaction Status Unavailable")), want: want{class: provider.Transient, httpStatus: 200, code: "TSU", message: "Transaction Status Unavailable", requestID: "h00uuid"}},
+		{name: "USM", handler: sandbox.Reply(200, failed("USM", "Under maintenance")), want: want{class: provider.Transient, httpStatus: 200, code: "USM", message: "Under maintenance", requestID: "h00uuid"}},
+		{name: "status text says try later", handler: sandbox.Reply(200, failed("ERR", "Please try later")), want: want{class: provider.Transient, httpStatus: 200, code: "ERR", message: "Please try later", requestID: "h00uuid"}},
+		{name: "status text says try again", handler: sandbox.Reply(200, failed("IAC", "Something went wrong, Try Again")), want: want{class: provider.Transient, httpStatus: 200, code: "IAC", message: "Something went wrong, Try Again", requestID: "h00uuid"}},
+		{name: "TUP pending is ambiguous", handler: sandbox.Reply(200, failed("TUP", "Transaction Under Process")), want: want{class: provider.Ambiguous, httpStatus: 200, code: "TUP", message: "Transaction Under Process", requestID: "h00uuid"}},
+		{name: "RPI invalid parameters", handler: sandbox.Reply(200, failed("RPI", "Request Parameters are Invalid or Incomplete")), want: want{class: provider.Permanent, httpStatus: 200, code: "RPI", message: "Request Parameters are Invalid or Incomplete", requestID: "h00uuid"}},
+		{name: "IAT invalid access token", handler: sandbox.Reply(200, failed("IAT", "Invalid Access Token")), want: want{class: provider.Permanent, httpStatus: 200, code: "IAT", message: "Invalid Access Token", requestID: "h00uuid"}},
+		{name: "IAC invalid credentials", handler: sandbox.Reply(200, failed("IAC", "Invalid Dealer Credentials")), want: want{class: provider.Permanent, httpStatus: 200, code: "IAC", message: "Invalid Dealer Credentials", requestID: "h00uuid"}},
+		{name: "UAD access denied", handler: sandbox.Reply(200, failed("UAD", "User Access Denied")), want: want{class: provider.Permanent, httpStatus: 200, code: "UAD", message: "User Access Denied", requestID: "h00uuid"}},
+		{name: "AAB account blocked", handler: sandbox.Reply(200, failed("AAB", "Account Blocked")), want: want{class: provider.Permanent, httpStatus: 200, code: "AAB", message: "Account Blocked", requestID: "h00uuid"}},
+		{name: "ANF account not found", handler: sandbox.Reply(200, failed("ANF", "Account not found")), want: want{class: provider.Permanent, httpStatus: 200, code: "ANF", message: "Account not found", requestID: "h00uuid"}},
+		{name: "OUI outlet unauthorized", handler: sandbox.Reply(200, failed("OUI", "Outlet Unauthorized or Inactive")), want: want{class: provider.Permanent, httpStatus: 200, code: "OUI", message: "Outlet Unauthorized or Inactive", requestID: "h00uuid"}},
+		{name: "ODI outlet data incorrect", handler: sandbox.Reply(200, failed("ODI", "Outlet Data Incorrect")), want: want{class: provider.Permanent, httpStatus: 200, code: "ODI", message: "Outlet Data Incorrect", requestID: "h00uuid"}},
+		{name: "KYC", handler: sandbox.Reply(200, failed("KYC", "KYC pending")), want: want{class: provider.Permanent, httpStatus: 200, code: "KYC", message: "KYC pending", requestID: "h00uuid"}},
+		{name: "SNA service not available", handler: sandbox.Reply(200, failed("SNA", "Service not available")), want: want{class: provider.Permanent, httpStatus: 200, code: "SNA", message: "Service not available", requestID: "h00uuid"}},
+		{name: "CNL", handler: sandbox.Reply(200, failed("CNL", "Cancelled")), want: want{class: provider.Permanent, httpStatus: 200, code: "CNL", message: "Cancelled", requestID: "h00uuid"}},
+		{name: "unknown code", handler: sandbox.Reply(200, failed("ZZZ", "Something")), want: want{class: provider.Permanent, httpStatus: 200, code: "ZZZ", message: "Something", requestID: "h00uuid"}},
 		{
 			name:    "request id from orderid",
-			handler: reply(200, `{"statuscode":"RPI","status":"bad","orderid":"ORD1","ipay_uuid":null}`),
+			handler: sandbox.Reply(200, `{"statuscode":"RPI","status":"bad","orderid":"ORD1","ipay_uuid":null}`),
 			want:    want{class: provider.Permanent, httpStatus: 200, code: "RPI", message: "bad", requestID: "ORD1"},
 		},
 		{
 			name:    "HTTP 429 with Retry-After",
-			handler: reply(http.StatusTooManyRequests, `{"statuscode":"ERR","status":"Too many requests"}`, "Retry-After", "7", "X-Request-Id", "req-429"),
+			handler: sandbox.Reply(http.StatusTooManyRequests, `{"statuscode":"ERR","status":"Too many requests"}`, "Retry-After", "7", "X-Request-Id", "req-429"),
 			want:    want{class: provider.Transient, httpStatus: 429, code: "ERR", message: "Too many requests", requestID: "req-429", retryAfter: 7 * time.Second},
 		},
 		{
 			name:    "HTTP 503 without a body",
-			handler: reply(http.StatusServiceUnavailable, ``, "Retry-After", "2"),
+			handler: sandbox.Reply(http.StatusServiceUnavailable, ``, "Retry-After", "2"),
 			want:    want{class: provider.Transient, httpStatus: 503, message: "Service Unavailable", retryAfter: 2 * time.Second},
 		},
 		{
 			name:    "HTTP 400",
-			handler: reply(http.StatusBadRequest, `{"statuscode":"RPI","status":"Invalid mobile"}`, "X-Request-Id", "req-400"),
+			handler: sandbox.Reply(http.StatusBadRequest, `{"statuscode":"RPI","status":"Invalid mobile"}`, "X-Request-Id", "req-400"),
 			want:    want{class: provider.Permanent, httpStatus: 400, code: "RPI", message: "Invalid mobile", requestID: "req-400"},
 		},
 		{
 			name:    "unparseable 2xx",
-			handler: reply(http.StatusOK, `<html>gateway says hi</html>`),
+			handler: sandbox.Reply(http.StatusOK, `<html>gateway says hi</html>`),
 			want:    want{class: provider.Ambiguous, httpStatus: 200},
 		},
 		{
 			name:    "2xx without statuscode",
-			handler: reply(http.StatusOK, `{"data":{}}`),
+			handler: sandbox.Reply(http.StatusOK, `{"data":{}}`),
 			want:    want{class: provider.Ambiguous, httpStatus: 200},
 		},
 		{
 			name:    "TXN without data._id",
-			handler: reply(http.StatusOK, `{"statuscode":"TXN","status":"ok","data":{"userId":1},"ipay_uuid":"h00x"}`),
+			handler: sandbox.Reply(http.StatusOK, `{"statuscode":"TXN","status":"ok","data":{"userId":1},"ipay_uuid":"h00x"}`),
 			want:    want{class: provider.Ambiguous, httpStatus: 200, code: "TXN", requestID: "h00x"},
 		},
 	}
@@ -242,19 +243,19 @@ func TestCreateNoAnswer(t *testing.T) {
 	}{
 		{
 			name:      "timeout after the server got the request",
-			baseURL:   func(t *testing.T) string { return newStandIn(t, hang).URL },
+			baseURL:   func(t *testing.T) string { return newStandIn(t, sandbox.Hang).URL },
 			wantClass: provider.Ambiguous,
 			wantCode:  "timeout",
 		},
 		{
 			name:      "connection closed after the server got the request",
-			baseURL:   func(t *testing.T) string { return newStandIn(t, hangUp).URL },
+			baseURL:   func(t *testing.T) string { return newStandIn(t, sandbox.HangUp).URL },
 			wantClass: provider.Ambiguous,
 			wantCode:  "connection",
 		},
 		{
 			name:      "connection refused",
-			baseURL:   func(t *testing.T) string { return refusedURL() },
+			baseURL:   func(t *testing.T) string { return sandbox.ClosedURL() },
 			wantClass: provider.Transient,
 			wantCode:  "connection",
 		},

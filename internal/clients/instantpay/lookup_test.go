@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,7 +20,7 @@ func listReply(contacts string) string {
 }
 
 func TestLookupRequest(t *testing.T) {
-	s := newStandIn(t, reply(http.StatusOK, listReply(`[]`)))
+	s := newStandIn(t, sandbox.Reply(http.StatusOK, listReply(`[]`)))
 	_, _, err := newClient(t, s.URL).Lookup(context.Background(), testCommand())
 	require.NoError(t, err, "an empty list is an answer")
 
@@ -85,7 +86,7 @@ func TestLookupMatching(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStandIn(t, reply(http.StatusOK, listReply(tt.data)))
+			s := newStandIn(t, sandbox.Reply(http.StatusOK, listReply(tt.data)))
 			cmd := testCommand()
 			cmd.Mobile = tt.mobile
 			contact, found, err := newClient(t, s.URL).Lookup(context.Background(), cmd)
@@ -98,7 +99,7 @@ func TestLookupMatching(t *testing.T) {
 		})
 	}
 	t.Run("RNF means not found", func(t *testing.T) {
-		s := newStandIn(t, reply(http.StatusOK, `{"statuscode":"RNF","status":"Record Not Found","data":null}`))
+		s := newStandIn(t, sandbox.Reply(http.StatusOK, `{"statuscode":"RNF","status":"Record Not Found","data":null}`))
 		_, found, err := newClient(t, s.URL).Lookup(context.Background(), testCommand())
 		require.NoError(t, err, "RNF is an answer")
 		assert.False(t, found, "RNF should mean no contact")
@@ -112,27 +113,27 @@ func TestLookupFailures(t *testing.T) {
 		wantClass provider.Class
 		wantCode  string
 	}{
-		{name: "HTTP 503", baseURL: func(t *testing.T) string { return newStandIn(t, reply(503, ``)).URL }, wantClass: provider.Transient},
+		{name: "HTTP 503", baseURL: func(t *testing.T) string { return newStandIn(t, sandbox.Reply(503, ``)).URL }, wantClass: provider.Transient},
 		{name: "HTTP 403", baseURL: func(t *testing.T) string {
-			return newStandIn(t, reply(403, `{"statuscode":"UAD","status":"User Access Denied"}`)).URL
+			return newStandIn(t, sandbox.Reply(403, `{"statuscode":"UAD","status":"User Access Denied"}`)).URL
 		}, wantClass: provider.Permanent, wantCode: "UAD"},
 		{name: "IAC invalid credentials", baseURL: func(t *testing.T) string {
-			return newStandIn(t, reply(200, `{"statuscode":"IAC","status":"Invalid Dealer Credentials"}`)).URL
+			return newStandIn(t, sandbox.Reply(200, `{"statuscode":"IAC","status":"Invalid Dealer Credentials"}`)).URL
 		}, wantClass: provider.Permanent, wantCode: "IAC"},
 		{name: "ISE system error", baseURL: func(t *testing.T) string {
-			return newStandIn(t, reply(200, `{"statuscode":"ISE","status":"System Error"}`)).URL
+			return newStandIn(t, sandbox.Reply(200, `{"statuscode":"ISE","status":"System Error"}`)).URL
 		}, wantClass: provider.Transient, wantCode: "ISE"},
 		{name: "TUP is transient for a lookup", baseURL: func(t *testing.T) string {
-			return newStandIn(t, reply(200, `{"statuscode":"TUP","status":"Under Process"}`)).URL
+			return newStandIn(t, sandbox.Reply(200, `{"statuscode":"TUP","status":"Under Process"}`)).URL
 		}, wantClass: provider.Transient, wantCode: "TUP"},
 		{name: "unparseable 2xx is transient for a lookup", baseURL: func(t *testing.T) string {
-			return newStandIn(t, reply(200, `not json`)).URL
+			return newStandIn(t, sandbox.Reply(200, `not json`)).URL
 		}, wantClass: provider.Transient},
 		{name: "unexpected data shape is permanent: reading again would not help", baseURL: func(t *testing.T) string {
-			return newStandIn(t, reply(200, listReply(`"nope"`))).URL
+			return newStandIn(t, sandbox.Reply(200, listReply(`"nope"`))).URL
 		}, wantClass: provider.Permanent, wantCode: "TXN"},
-		{name: "timeout is transient for a lookup", baseURL: func(t *testing.T) string { return newStandIn(t, hang).URL }, wantClass: provider.Transient, wantCode: "timeout"},
-		{name: "connection refused", baseURL: func(t *testing.T) string { return refusedURL() }, wantClass: provider.Transient, wantCode: "connection"},
+		{name: "timeout is transient for a lookup", baseURL: func(t *testing.T) string { return newStandIn(t, sandbox.Hang).URL }, wantClass: provider.Transient, wantCode: "timeout"},
+		{name: "connection refused", baseURL: func(t *testing.T) string { return sandbox.ClosedURL() }, wantClass: provider.Transient, wantCode: "connection"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 // pagedList is an InstantPay stand-in whose contact list comes a page at a
@@ -62,7 +63,7 @@ func (l *pagedList) serve(w http.ResponseWriter, r *http.Request) {
 		from, _ = strconv.Atoi(strings.TrimPrefix(c, "after-"))
 	}
 	if l.failPage == pageNum {
-		reply(http.StatusServiceUnavailable, `{"statuscode":"ISE","status":"Service Unavailable"}`)(w, r)
+		sandbox.Reply(http.StatusServiceUnavailable, `{"statuscode":"ISE","status":"Service Unavailable"}`)(w, r)
 		return
 	}
 	from = min(from, len(l.contacts))
@@ -105,7 +106,7 @@ func (l *pagedList) serve(w http.ResponseWriter, r *http.Request) {
 	case "offset": // paging this client cannot follow
 		data = fmt.Sprintf(`{"items":%s,"offset":%d}`, items, from)
 	}
-	reply(http.StatusOK, listReply(data))(w, r)
+	sandbox.Reply(http.StatusOK, listReply(data))(w, r)
 }
 
 func (l *pagedList) pagesRead() []url.Values {

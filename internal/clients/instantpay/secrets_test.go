@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 // escapeAll writes every character of s as a JSON \u escape, as an
@@ -58,43 +59,43 @@ func TestAnswersAreScrubbedOfTheClientSecret(t *testing.T) {
 	}{
 		{
 			name:    "status echoes the secret",
-			handler: reply(http.StatusOK, `{"statuscode":"IAC","status":"Invalid client secret `+testSecret+`"}`),
+			handler: sandbox.Reply(http.StatusOK, `{"statuscode":"IAC","status":"Invalid client secret `+testSecret+`"}`),
 		},
 		{
 			name:    "status echoes it JSON-escaped",
-			handler: reply(http.StatusOK, `{"statuscode":"IAC","status":"Invalid client secret `+escapeAll(testSecret)+`"}`),
+			handler: sandbox.Reply(http.StatusOK, `{"statuscode":"IAC","status":"Invalid client secret `+escapeAll(testSecret)+`"}`),
 		},
 		{
 			name:    "as part of a longer string",
-			handler: reply(http.StatusOK, `{"statuscode":"IAC","status":"secret=x`+testSecret+`y is invalid"}`),
+			handler: sandbox.Reply(http.StatusOK, `{"statuscode":"IAC","status":"secret=x`+testSecret+`y is invalid"}`),
 		},
 		{
 			name:    "statuscode and ipay_uuid echo it",
-			handler: reply(http.StatusOK, `{"statuscode":"`+testSecret+`","status":"bad","ipay_uuid":"`+testSecret+`"}`),
+			handler: sandbox.Reply(http.StatusOK, `{"statuscode":"`+testSecret+`","status":"bad","ipay_uuid":"`+testSecret+`"}`),
 		},
 		{
 			name:    "a request-id header and an HTML page echo it",
-			handler: reply(http.StatusServiceUnavailable, `<html>down for `+testSecret+`</html>`, "X-Request-Id", testSecret),
+			handler: sandbox.Reply(http.StatusServiceUnavailable, `<html>down for `+testSecret+`</html>`, "X-Request-Id", testSecret),
 		},
 		{
 			name:    "a pending answer echoes it",
-			handler: reply(http.StatusOK, `{"statuscode":"TUP","status":"pending for `+testSecret+`","orderid":"o-`+testSecret+`"}`),
+			handler: sandbox.Reply(http.StatusOK, `{"statuscode":"TUP","status":"pending for `+testSecret+`","orderid":"o-`+testSecret+`"}`),
 		},
 		{
 			name: "a created contact echoes it in every upstream field",
-			handler: reply(http.StatusOK, `{"statuscode":"TXN","status":"ok","data":{"_id":"c-`+testSecret+`","userId":"`+
+			handler: sandbox.Reply(http.StatusOK, `{"statuscode":"TXN","status":"ok","data":{"_id":"c-`+testSecret+`","userId":"`+
 				escapeAll(testSecret)+`"},"ipay_uuid":"`+testSecret+`","orderid":"`+testSecret+`","environment":"`+
 				testSecret+`","timestamp":"`+testSecret+`"}`),
 		},
 		{
 			name:    "a refused lookup echoes it",
 			lookup:  true,
-			handler: reply(http.StatusInternalServerError, `{"statuscode":"ISE","status":"`+testSecret+`"}`, "X-Correlation-Id", testSecret),
+			handler: sandbox.Reply(http.StatusInternalServerError, `{"statuscode":"ISE","status":"`+testSecret+`"}`, "X-Correlation-Id", testSecret),
 		},
 		{
 			name:   "a found contact echoes it",
 			lookup: true,
-			handler: reply(http.StatusOK, `{"statuscode":"TXN","status":"ok","data":[{"_id":"c-`+testSecret+
+			handler: sandbox.Reply(http.StatusOK, `{"statuscode":"TXN","status":"ok","data":[{"_id":"c-`+testSecret+
 				`","userId":"`+testSecret+`","email":"sample@example.com","mobile":"917428585742"}]}`),
 		},
 	}

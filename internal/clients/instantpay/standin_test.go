@@ -1,11 +1,8 @@
 package instantpay_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 const (
@@ -23,77 +21,24 @@ const (
 	testTagID    = "645b280e95335f08eb021aa2"
 )
 
-// recorded is one request the stand-in received.
-type recorded struct {
-	Method string
-	Path   string
-	Query  url.Values
-	Header http.Header
-	Body   []byte
-}
-
 // standIn is an InstantPay stand-in that records every request and answers
-// with handler.
+// with its handler (sandbox.Script).
 type standIn struct {
-	URL string
-	mu  sync.Mutex
-	got []recorded
+	URL    string
+	script *sandbox.Script
 }
 
 func newStandIn(tb testing.TB, handler http.HandlerFunc) *standIn {
 	tb.Helper()
-	s := &standIn{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		s.mu.Lock()
-		s.got = append(s.got, recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body})
-		s.mu.Unlock()
-		handler(w, r)
-	}))
+	s := &standIn{script: sandbox.NewScript(handler)}
+	srv := httptest.NewServer(s.script)
 	tb.Cleanup(srv.Close)
 	s.URL = srv.URL
 	return s
 }
 
-func (s *standIn) requests() []recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]recorded(nil), s.got...)
-}
-
-// reply answers with a status, a JSON body and optional headers.
-func reply(status int, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
-
-// hang answers only after the client has given up.
-func hang(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-time.After(5 * time.Second):
-	}
-}
-
-// hangUp closes the connection without answering.
-func hangUp(w http.ResponseWriter, r *http.Request) {
-	if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
-		_ = conn.Close()
-	}
-}
-
-// refusedURL returns the URL of a server that is no longer listening.
-func refusedURL() string {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	srv.Close()
-	return srv.URL
-}
+// requests returns every request the stand-in received, in order.
+func (s *standIn) requests() []sandbox.Request { return s.script.Requests("") }
 
 func newClient(tb testing.TB, baseURL string) *instantpay.Client {
 	tb.Helper()

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 func TestCreateRequest(t *testing.T) {
@@ -114,7 +115,7 @@ func TestCreateSuccess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStandIn(t, &standIn{Create: reply(200, `{"code":200,"message":"success","data":`+tt.data+`}`)})
+			s := newStandIn(t, &standIn{Create: sandbox.Reply(200, `{"code":200,"message":"success","data":`+tt.data+`}`)})
 			contact, err := newClient(t, s.URL, nil).Create(context.Background(), testCommand())
 			require.NoError(t, err, "code 200 is a success")
 			assert.Equal(t, tt.wantID, contact.ID, "the contact id is the contactCode")
@@ -139,57 +140,57 @@ func TestCreateFailures(t *testing.T) {
 	}{
 		{
 			name:    "HTTP 500",
-			handler: reply(500, `{"code":500,"message":"internal error"}`, "X-Request-Id", "r-500"),
+			handler: sandbox.Reply(500, `{"code":500,"message":"internal error"}`, "X-Request-Id", "r-500"),
 			want:    want{class: provider.Transient, httpStatus: 500, code: "500", message: "internal error", requestID: "r-500"},
 		},
 		{
 			name:    "HTTP 502 from a gateway",
-			handler: reply(502, `<html>bad gateway</html>`),
+			handler: sandbox.Reply(502, `<html>bad gateway</html>`),
 			want:    want{class: provider.Transient, httpStatus: 502, message: "Bad Gateway"},
 		},
 		{
 			name:    "HTTP 429 with Retry-After",
-			handler: reply(429, `{"code":429,"message":"slow down"}`, "Retry-After", "3"),
+			handler: sandbox.Reply(429, `{"code":429,"message":"slow down"}`, "Retry-After", "3"),
 			want:    want{class: provider.Transient, httpStatus: 429, code: "429", message: "slow down", retryAfter: 3 * time.Second},
 		},
 		{
 			name:    "HTTP 400",
-			handler: reply(400, `{"code":400,"message":"email is invalid"}`, "X-Request-Id", "r-400"),
+			handler: sandbox.Reply(400, `{"code":400,"message":"email is invalid"}`, "X-Request-Id", "r-400"),
 			want:    want{class: provider.Permanent, httpStatus: 400, code: "400", message: "email is invalid", requestID: "r-400"},
 		},
 		{
 			name:    "HTTP 403",
-			handler: reply(403, `{"code":403,"message":"forbidden"}`),
+			handler: sandbox.Reply(403, `{"code":403,"message":"forbidden"}`),
 			want:    want{class: provider.Permanent, httpStatus: 403, code: "403", message: "forbidden"},
 		},
 		{
 			name:    "body code 500",
-			handler: reply(200, `{"code":500,"message":"system busy"}`),
+			handler: sandbox.Reply(200, `{"code":500,"message":"system busy"}`),
 			want:    want{class: provider.Transient, httpStatus: 200, code: "500", message: "system busy"},
 		},
 		{
 			name:    "body code 429 as a string",
-			handler: reply(200, `{"code":"429","msg":"rate limited"}`, "Retry-After", "1"),
+			handler: sandbox.Reply(200, `{"code":"429","msg":"rate limited"}`, "Retry-After", "1"),
 			want:    want{class: provider.Transient, httpStatus: 200, code: "429", message: "rate limited", retryAfter: time.Second},
 		},
 		{
 			name:    "body code 400",
-			handler: reply(200, `{"code":400,"message":"contactCode already exists"}`),
+			handler: sandbox.Reply(200, `{"code":400,"message":"contactCode already exists"}`),
 			want:    want{class: provider.Permanent, httpStatus: 200, code: "400", message: "contactCode already exists"},
 		},
 		{
 			name:    "body code not numeric",
-			handler: reply(200, `{"code":"E1001","message":"bad country"}`),
+			handler: sandbox.Reply(200, `{"code":"E1001","message":"bad country"}`),
 			want:    want{class: provider.Permanent, httpStatus: 200, code: "E1001", message: "bad country"},
 		},
 		{
 			name:    "unparseable 2xx",
-			handler: reply(200, `{"code":200,"data":`),
+			handler: sandbox.Reply(200, `{"code":200,"data":`),
 			want:    want{class: provider.Ambiguous, httpStatus: 200},
 		},
 		{
 			name:    "2xx without a code",
-			handler: reply(200, `{"data":{"contactCode":"X"}}`),
+			handler: sandbox.Reply(200, `{"data":{"contactCode":"X"}}`),
 			want:    want{class: provider.Ambiguous, httpStatus: 200},
 		},
 	}
@@ -225,17 +226,17 @@ func TestCreateNoAnswer(t *testing.T) {
 	}{
 		{
 			name:      "timeout after the server got the request",
-			stand:     func(t *testing.T) string { return newStandIn(t, &standIn{Create: hang}).URL },
+			stand:     func(t *testing.T) string { return newStandIn(t, &standIn{Create: sandbox.Hang}).URL },
 			wantClass: provider.Ambiguous, wantCode: "timeout", wantOp: "create",
 		},
 		{
 			name:      "connection closed after the server got the request",
-			stand:     func(t *testing.T) string { return newStandIn(t, &standIn{Create: hangUp}).URL },
+			stand:     func(t *testing.T) string { return newStandIn(t, &standIn{Create: sandbox.HangUp}).URL },
 			wantClass: provider.Ambiguous, wantCode: "connection", wantOp: "create",
 		},
 		{
 			name:      "connection refused",
-			stand:     func(t *testing.T) string { return refusedURL() },
+			stand:     func(t *testing.T) string { return sandbox.ClosedURL() },
 			wantClass: provider.Transient, wantCode: "connection", wantOp: "token",
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 func TestLookupRequest(t *testing.T) {
@@ -28,7 +29,7 @@ func TestLookupRequest(t *testing.T) {
 	req := lists[0]
 	assert.Equal(t, http.MethodGet, req.Method, "method")
 	assert.Equal(t, "Bearer tok-1", req.Header.Get("Authorization"), "bearer token")
-	q, err := url.ParseQuery(req.Query)
+	q, err := url.ParseQuery(req.RawQuery)
 	require.NoError(t, err, "the query should parse")
 	assert.Equal(t, url.Values{"pageNum": {"1"}, "pageSize": {"10"}, "keyword": {"A&B 1/2"}}, q, "query parameters, keyword escaped")
 }
@@ -55,7 +56,7 @@ func TestLookupShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStandIn(t, &standIn{List: reply(200, `{"code":200,"message":"success","data":`+tt.data+`}`)})
+			s := newStandIn(t, &standIn{List: sandbox.Reply(200, `{"code":200,"message":"success","data":`+tt.data+`}`)})
 			contact, found, err := newClient(t, s.URL, nil).Lookup(context.Background(), testCommand())
 			require.NoError(t, err, "the list is an answer")
 			assert.Equal(t, tt.wantFound, found, "found")
@@ -74,13 +75,13 @@ func TestLookupFailures(t *testing.T) {
 		wantClass provider.Class
 		wantCode  string
 	}{
-		{name: "HTTP 500", list: reply(500, ``), wantClass: provider.Transient},
-		{name: "HTTP 404", list: reply(404, `{"code":404,"message":"no such path"}`), wantClass: provider.Permanent, wantCode: "404"},
-		{name: "body code 503", list: reply(200, `{"code":503,"message":"busy"}`), wantClass: provider.Transient, wantCode: "503"},
-		{name: "unparseable 2xx is transient", list: reply(200, `nope`), wantClass: provider.Transient},
-		{name: "unknown data shape is permanent: reading again would not help", list: reply(200, `{"code":200,"data":{"total":1}}`), wantClass: provider.Permanent, wantCode: "200"},
-		{name: "timeout is transient", list: hang, wantClass: provider.Transient, wantCode: "timeout"},
-		{name: "connection lost is transient", list: hangUp, wantClass: provider.Transient, wantCode: "connection"},
+		{name: "HTTP 500", list: sandbox.Reply(500, ``), wantClass: provider.Transient},
+		{name: "HTTP 404", list: sandbox.Reply(404, `{"code":404,"message":"no such path"}`), wantClass: provider.Permanent, wantCode: "404"},
+		{name: "body code 503", list: sandbox.Reply(200, `{"code":503,"message":"busy"}`), wantClass: provider.Transient, wantCode: "503"},
+		{name: "unparseable 2xx is transient", list: sandbox.Reply(200, `nope`), wantClass: provider.Transient},
+		{name: "unknown data shape is permanent: reading again would not help", list: sandbox.Reply(200, `{"code":200,"data":{"total":1}}`), wantClass: provider.Permanent, wantCode: "200"},
+		{name: "timeout is transient", list: sandbox.Hang, wantClass: provider.Transient, wantCode: "timeout"},
+		{name: "connection lost is transient", list: sandbox.HangUp, wantClass: provider.Transient, wantCode: "connection"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 // pagedList answers GET /api/v1/contact/list a page at a time, honouring
@@ -36,7 +37,7 @@ func pagedList(shape string, n, at, failPage int) http.HandlerFunc {
 		pageNum, _ := strconv.Atoi(q.Get("pageNum"))
 		size, _ := strconv.Atoi(q.Get("pageSize"))
 		if pageNum == failPage {
-			writeJSON(w, http.StatusOK, `{"code":503,"message":"busy"}`)
+			sandbox.WriteReply(w, http.StatusOK, `{"code":503,"message":"busy"}`)
 			return
 		}
 		from := min(n, (pageNum-1)*size)
@@ -57,7 +58,7 @@ func pagedList(shape string, n, at, failPage int) http.HandlerFunc {
 		case "items with an offset":
 			data = fmt.Sprintf(`{"items":%s,"offset":%d}`, items, from)
 		}
-		writeJSON(w, http.StatusOK, `{"code":200,"message":"success","data":`+data+`}`)
+		sandbox.WriteReply(w, http.StatusOK, `{"code":200,"message":"success","data":`+data+`}`)
 	}
 }
 
@@ -100,7 +101,7 @@ func TestLookupFollowsPages(t *testing.T) {
 				lists := s.requests("/api/v1/contact/list")
 				require.Len(t, lists, tc.wantPages, "pages read")
 				for i, req := range lists {
-					q, err := url.ParseQuery(req.Query)
+					q, err := url.ParseQuery(req.RawQuery)
 					require.NoError(t, err, "the query should parse")
 					assert.Equal(t, url.Values{"pageNum": {strconv.Itoa(i + 1)}, "pageSize": {"10"},
 						"keyword": {pik.ContactCode(testCommand())}}, q, "page %d is asked for by number, narrowed by keyword", i+1)

@@ -18,6 +18,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/health"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 // longToken is the n-th token the stand-ins of these tests issue: long
@@ -26,7 +27,7 @@ func longToken(n int) string { return fmt.Sprintf("eyJ0b2tlbi0%d.payload.signatu
 
 // issueLongTokens answers every token request with the next longToken.
 func issueLongTokens(w http.ResponseWriter, _ *http.Request, n int) {
-	writeJSON(w, http.StatusOK, `{"code":200,"message":"success","data":{"token":"`+longToken(n)+`","expiresIn":1800}}`)
+	sandbox.WriteReply(w, http.StatusOK, `{"code":200,"message":"success","data":{"token":"`+longToken(n)+`","expiresIn":1800}}`)
 }
 
 // bearer returns the token a request carries.
@@ -83,38 +84,38 @@ func TestContactAnswersAreScrubbedOfSecretsAndTokens(t *testing.T) {
 		{
 			name: "a refusal echoes the token and the app secret",
 			create: func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, http.StatusOK, `{"code":400,"message":"token `+bearer(r)+` of app `+testSecret+` may not"}`)
+				sandbox.WriteReply(w, http.StatusOK, `{"code":400,"message":"token `+bearer(r)+` of app `+testSecret+` may not"}`)
 			},
 		},
 		{
 			name: "a refusal echoes them JSON-escaped",
 			create: func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, http.StatusOK, `{"code":400,"message":"token `+escapeAll(bearer(r))+` app `+escapeAll(testSecret)+`"}`)
+				sandbox.WriteReply(w, http.StatusOK, `{"code":400,"message":"token `+escapeAll(bearer(r))+` app `+escapeAll(testSecret)+`"}`)
 			},
 		},
 		{
 			name: "a request-id header echoes the token",
 			create: func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, http.StatusBadGateway, `<html>bad gateway</html>`, "X-Request-Id", "req-"+bearer(r), "Retry-After", "1")
+				sandbox.WriteReply(w, http.StatusBadGateway, `<html>bad gateway</html>`, "X-Request-Id", "req-"+bearer(r), "Retry-After", "1")
 			},
 		},
 		{
 			name: "the code echoes the app secret",
 			create: func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, http.StatusOK, `{"code":"E-`+testSecret+`","msg":"refused"}`)
+				sandbox.WriteReply(w, http.StatusOK, `{"code":"E-`+testSecret+`","msg":"refused"}`)
 			},
 		},
 		{
 			name: "a created contact echoes them in its ids",
 			create: func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, http.StatusOK, `{"code":200,"message":"success","data":{"contactCode":"CR-`+testSecret+
+				sandbox.WriteReply(w, http.StatusOK, `{"code":200,"message":"success","data":{"contactCode":"CR-`+testSecret+
 					`","id":"`+bearer(r)+`","userId":"u-`+escapeAll(testSecret)+`"}}`)
 			},
 		},
 		{
 			name: "a failed lookup echoes the token",
 			list: func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, http.StatusInternalServerError, `{"code":500,"message":"no list for `+bearer(r)+`"}`)
+				sandbox.WriteReply(w, http.StatusInternalServerError, `{"code":500,"message":"no list for `+bearer(r)+`"}`)
 			},
 		},
 	}
@@ -143,10 +144,10 @@ func TestPastTokensAreScrubbed(t *testing.T) {
 		Token: issueLongTokens,
 		Create: func(w http.ResponseWriter, r *http.Request) {
 			if bearer(r) == longToken(1) {
-				writeJSON(w, http.StatusUnauthorized, `{"code":401,"message":"token expired"}`)
+				sandbox.WriteReply(w, http.StatusUnauthorized, `{"code":401,"message":"token expired"}`)
 				return
 			}
-			writeJSON(w, http.StatusOK, `{"code":400,"message":"`+longToken(1)+` was revoked, `+bearer(r)+` is new"}`)
+			sandbox.WriteReply(w, http.StatusOK, `{"code":400,"message":"`+longToken(1)+` was revoked, `+bearer(r)+` is new"}`)
 		},
 	})
 	c := newClient(t, s.URL, nil)
@@ -220,10 +221,10 @@ func TestReadyzServesNoSecret(t *testing.T) {
 				issueLongTokens(w, r, n)
 				return
 			}
-			writeJSON(w, http.StatusForbidden, `{"code":403,"message":"app `+testSecret+` is blocked; `+longToken(1)+` revoked"}`)
+			sandbox.WriteReply(w, http.StatusForbidden, `{"code":403,"message":"app `+testSecret+` is blocked; `+longToken(1)+` revoked"}`)
 		},
 		Create: func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusUnauthorized, `{"code":401,"message":"token `+bearer(r)+` expired"}`)
+			sandbox.WriteReply(w, http.StatusUnauthorized, `{"code":401,"message":"token `+bearer(r)+` expired"}`)
 		},
 	})
 	c := newClient(t, s.URL, nil)

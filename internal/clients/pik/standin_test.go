@@ -4,11 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +16,8 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/fakeclock"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 const (
@@ -26,19 +25,10 @@ const (
 	testSecret = "app-s3cr3t-that-must-not-leak"
 )
 
-// recorded is one request the stand-in received.
-type recorded struct {
-	Method string
-	Path   string
-	Query  string
-	Header http.Header
-	Body   []byte
-}
-
 // standIn is a PIK stand-in. It counts token requests, records every
-// request, and answers each path with its handler; a nil handler gets the
-// default answer: tokens "tok-<n>" valid for 30 minutes, a create that
-// echoes the contactCode, an empty list.
+// request (sandbox.Script), and answers each path with its handler; a nil
+// handler gets the default answer: tokens "tok-<n>" valid for 30 minutes,
+// a create that echoes the contactCode, an empty list.
 type standIn struct {
 	URL    string
 	Token  func(w http.ResponseWriter, r *http.Request, n int)
@@ -47,23 +37,17 @@ type standIn struct {
 
 	tokens  atomic.Int32
 	creates atomic.Int32
-	mu      sync.Mutex
-	got     []recorded
+	script  *sandbox.Script
 }
 
 func newStandIn(tb testing.TB, s *standIn) *standIn {
 	tb.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		s.mu.Lock()
-		s.got = append(s.got, recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-		s.mu.Unlock()
+	s.script = sandbox.NewScript(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/auth/token":
 			n := int(s.tokens.Add(1))
 			if s.Token == nil {
-				writeJSON(w, http.StatusOK, fmt.Sprintf(`{"code":200,"message":"success","data":{"token":"tok-%d","expiresIn":1800}}`, n))
+				sandbox.WriteReply(w, http.StatusOK, fmt.Sprintf(`{"code":200,"message":"success","data":{"token":"tok-%d","expiresIn":1800}}`, n))
 				return
 			}
 			s.Token(w, r, n)
@@ -76,7 +60,7 @@ func newStandIn(tb testing.TB, s *standIn) *standIn {
 			s.Create(w, r)
 		case "/api/v1/contact/list":
 			if s.List == nil {
-				writeJSON(w, http.StatusOK, `{"code":200,"message":"success","data":[]}`)
+				sandbox.WriteReply(w, http.StatusOK, `{"code":200,"message":"success","data":[]}`)
 				return
 			}
 			s.List(w, r)
@@ -84,22 +68,14 @@ func newStandIn(tb testing.TB, s *standIn) *standIn {
 			http.NotFound(w, r)
 		}
 	}))
+	srv := httptest.NewServer(s.script)
 	tb.Cleanup(srv.Close)
 	s.URL = srv.URL
 	return s
 }
 
-func (s *standIn) requests(path string) []recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []recorded
-	for _, r := range s.got {
-		if r.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+// requests returns the requests the stand-in received for path, in order.
+func (s *standIn) requests(path string) []sandbox.Request { return s.script.Requests(path) }
 
 // echoCreate answers a create with the contactCode it was sent.
 func echoCreate(w http.ResponseWriter, r *http.Request) {
@@ -107,62 +83,16 @@ func echoCreate(w http.ResponseWriter, r *http.Request) {
 		ContactCode string `json:"contactCode"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&body)
-	writeJSON(w, http.StatusOK, `{"code":200,"message":"success","data":{"id":42,"contactCode":"`+body.ContactCode+`"}}`)
-}
-
-func writeJSON(w http.ResponseWriter, status int, body string, headers ...string) {
-	for i := 0; i+1 < len(headers); i += 2 {
-		w.Header().Set(headers[i], headers[i+1])
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
-}
-
-// reply answers with a fixed status, body and headers.
-func reply(status int, body string, headers ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, status, body, headers...) }
+	sandbox.WriteReply(w, http.StatusOK, `{"code":200,"message":"success","data":{"id":42,"contactCode":"`+body.ContactCode+`"}}`)
 }
 
 // tokenReply answers every token request with a fixed status and body.
 func tokenReply(status int, body string, headers ...string) func(http.ResponseWriter, *http.Request, int) {
-	return func(w http.ResponseWriter, r *http.Request, _ int) { writeJSON(w, status, body, headers...) }
+	return func(w http.ResponseWriter, r *http.Request, _ int) { sandbox.WriteReply(w, status, body, headers...) }
 }
 
-// hang answers only after the client has given up.
-func hang(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-time.After(5 * time.Second):
-	}
-}
-
-// hangUp closes the connection without answering.
-func hangUp(w http.ResponseWriter, r *http.Request) {
-	if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
-		_ = conn.Close()
-	}
-}
-
-// clock is a settable clock for token expiry tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock returns the clock of the token expiry tests.
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // jwt returns an unsigned JWT with the given exp claim.
 func jwt(exp time.Time) string {
@@ -204,11 +134,4 @@ func asProviderError(tb testing.TB, err error) *provider.Error {
 	pe, ok := err.(*provider.Error)
 	require.True(tb, ok, "the error should be a *provider.Error, got %T: %v", err, err)
 	return pe
-}
-
-// refusedURL returns the URL of a server that is no longer listening.
-func refusedURL() string {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	srv.Close()
-	return srv.URL
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,7 +54,7 @@ func TestTokenExpiry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := newClock()
 			s := newStandIn(t, &standIn{Token: func(w http.ResponseWriter, r *http.Request, n int) {
-				writeJSON(w, 200, `{"code":200,"message":"success","data":`+fmt.Sprintf(tt.data, fmt.Sprintf("tok-%d", n))+`}`)
+				sandbox.WriteReply(w, 200, `{"code":200,"message":"success","data":`+fmt.Sprintf(tt.data, fmt.Sprintf("tok-%d", n))+`}`)
 			}})
 			c := newClient(t, s.URL, clk.Now)
 
@@ -85,7 +86,7 @@ func TestTokenRefreshOn401(t *testing.T) {
 			name: "HTTP 401 on a stale token",
 			create: func(w http.ResponseWriter, r *http.Request) {
 				if r.Header.Get("Authorization") == "Bearer tok-1" {
-					writeJSON(w, 401, `{"code":401,"message":"token expired"}`)
+					sandbox.WriteReply(w, 401, `{"code":401,"message":"token expired"}`)
 					return
 				}
 				echoCreate(w, r)
@@ -96,7 +97,7 @@ func TestTokenRefreshOn401(t *testing.T) {
 			name: "body code 401 on a stale token",
 			create: func(w http.ResponseWriter, r *http.Request) {
 				if r.Header.Get("Authorization") == "Bearer tok-1" {
-					writeJSON(w, 200, `{"code":401,"message":"token invalid"}`)
+					sandbox.WriteReply(w, 200, `{"code":401,"message":"token invalid"}`)
 					return
 				}
 				echoCreate(w, r)
@@ -105,7 +106,7 @@ func TestTokenRefreshOn401(t *testing.T) {
 		},
 		{
 			name:        "401 again after the refresh is permanent",
-			create:      reply(401, `{"code":401,"message":"token invalid"}`),
+			create:      sandbox.Reply(401, `{"code":401,"message":"token invalid"}`),
 			wantErr:     true,
 			wantTokens:  2,
 			wantCreates: 2,
@@ -136,7 +137,7 @@ func TestTokenConcurrentCallersShareOneFetch(t *testing.T) {
 	release := make(chan struct{})
 	s := newStandIn(t, &standIn{Token: func(w http.ResponseWriter, r *http.Request, n int) {
 		<-release // in flight until every caller has asked
-		writeJSON(w, 200, fmt.Sprintf(`{"code":200,"data":{"token":"tok-%d"}}`, n))
+		sandbox.WriteReply(w, 200, fmt.Sprintf(`{"code":200,"data":{"token":"tok-%d"}}`, n))
 	}})
 	// The token request waits for the test, not for a timeout.
 	c, err := pik.New(pik.Config{BaseURL: s.URL, AppID: testAppID, AppSecret: testSecret, Timeout: 30 * time.Second})
@@ -171,7 +172,7 @@ func TestTokenWaiterGivesUp(t *testing.T) {
 	release := make(chan struct{})
 	s := newStandIn(t, &standIn{Token: func(w http.ResponseWriter, r *http.Request, n int) {
 		<-release
-		writeJSON(w, 200, fmt.Sprintf(`{"code":200,"data":{"token":"tok-%d"}}`, n))
+		sandbox.WriteReply(w, 200, fmt.Sprintf(`{"code":200,"data":{"token":"tok-%d"}}`, n))
 	}})
 	c := newClient(t, s.URL, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -249,13 +250,13 @@ func TestTokenFailures(t *testing.T) {
 		},
 		{
 			name:      "timeout",
-			token:     func(w http.ResponseWriter, r *http.Request, _ int) { hang(w, r) },
+			token:     func(w http.ResponseWriter, r *http.Request, _ int) { sandbox.Hang(w, r) },
 			wantClass: provider.Transient,
 			wantCode:  "timeout",
 		},
 		{
 			name:      "connection refused",
-			baseURL:   refusedURL(),
+			baseURL:   sandbox.ClosedURL(),
 			wantClass: provider.Transient,
 			wantCode:  "connection",
 		},
@@ -293,10 +294,10 @@ func TestTokenFailedRefreshKeepsValidToken(t *testing.T) {
 	clk := newClock()
 	s := newStandIn(t, &standIn{Token: func(w http.ResponseWriter, r *http.Request, n int) {
 		if n == 1 {
-			writeJSON(w, 200, `{"code":200,"data":{"token":"tok-1","expiresIn":600}}`)
+			sandbox.WriteReply(w, 200, `{"code":200,"data":{"token":"tok-1","expiresIn":600}}`)
 			return
 		}
-		writeJSON(w, 503, `{"code":503,"message":"down"}`)
+		sandbox.WriteReply(w, 503, `{"code":503,"message":"down"}`)
 	}})
 	c := newClient(t, s.URL, clk.Now)
 	require.NoError(t, c.Authenticate(context.Background()), "the first token request")

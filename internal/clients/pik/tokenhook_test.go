@@ -12,6 +12,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 // tokenCalls records what OnTokenRequest is told.
@@ -101,7 +102,7 @@ func TestOnTokenRequestIsToldOfEveryRequestOnce(t *testing.T) {
 			Token: issueLongTokens,
 			Create: func(w http.ResponseWriter, r *http.Request) {
 				if bearer(r) == longToken(1) {
-					writeJSON(w, http.StatusUnauthorized, `{"code":401,"message":"token expired"}`)
+					sandbox.WriteReply(w, http.StatusUnauthorized, `{"code":401,"message":"token expired"}`)
 					return
 				}
 				echoCreate(w, r)

@@ -1,0 +1,97 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
+)
+
+// Running is a console being served, as Start serves it.
+type Running struct {
+	URL    string
+	NoAuth bool
+	done   chan error
+}
+
+// Banner is the line that says where the console is served and who may
+// sign in.
+func (c *Running) Banner() string {
+	if c.NoAuth {
+		return fmt.Sprintf("console: %s (no authentication: it listens on loopback only; set CONSOLE_USER and CONSOLE_PASSWORD to require a sign-in)", c.URL)
+	}
+	return fmt.Sprintf("console: %s (sign in as CONSOLE_USER)", c.URL)
+}
+
+// Wait returns once the console has stopped, with the error that stopped
+// it, if any.
+func (c *Running) Wait() error { return <-c.done }
+
+// Start connects to JetStream, listens on cfg.ConsoleAddr and serves the
+// console until ctx is cancelled, then closes its connection; Wait tells
+// when. A configuration the console refuses (no authentication off
+// loopback) or a taken address is a usage error (exit 2).
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (c *Running, err error) {
+	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-console")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			nc.Close()
+		}
+	}()
+	srv, err := New(Config{
+		JS:       js,
+		Log:      log,
+		User:     cfg.ConsoleUser,
+		Password: cfg.ConsolePassword,
+		NoAuth:   cfg.ConsoleUser == "" && cfg.ConsolePassword == "",
+		Addr:     cfg.ConsoleAddr,
+	})
+	if err != nil {
+		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("console: %w", err)}
+	}
+	ln, err := net.Listen("tcp", cfg.ConsoleAddr)
+	if err != nil {
+		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("CONSOLE_ADDR %s: %w (set CONSOLE_ADDR to another address, 127.0.0.1:0 for any free port)", cfg.ConsoleAddr, err)}
+	}
+	c = &Running{URL: "http://" + ln.Addr().String() + "/", NoAuth: cfg.ConsoleUser == "", done: make(chan error, 1)}
+	rctx, cancel := context.WithCancel(ctx)
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// Requests end with the console: a replay's progress stream too.
+		BaseContext: func(net.Listener) context.Context { return rctx }}
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = srv.Run(rctx)
+	}()
+	go func() {
+		served := make(chan error, 1)
+		go func() { served <- hs.Serve(ln) }()
+		var err error
+		select {
+		case <-ctx.Done():
+		case err = <-served:
+		}
+		cancel()
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = hs.Shutdown(sctx)
+		scancel()
+		<-ran
+		nc.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		c.done <- err
+	}()
+	log.Info("console started", "url", c.URL, "authentication", !c.NoAuth)
+	return c, nil
+}

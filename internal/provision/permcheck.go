@@ -1,0 +1,161 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/handlers"
+)
+
+// ProbeStream is the stream a permission probe expects to be stored in
+// (its Nats-Expected-Stream header): none has this name (a stream name may
+// not hold a '.'), so JetStream refuses every probe with an error answer,
+// storing nothing.
+const ProbeStream = "contactrelay.permission-probe"
+
+// probeTimeout bounds one permission probe.
+const probeTimeout = 2 * time.Second
+
+// PublishSubjects returns the subjects the service publishes to: the two
+// event subjects and its record bucket's, with a key of the kind it
+// writes (the key-value API publishes a put to "$KV.<bucket>.<key>").
+func PublishSubjects() []string {
+	return []string{events.SubjectCreated, events.SubjectFailed, recordSubject(handlers.RecordKey("contactrelay-permission-check")),
+		failstore.Subject(events.ReasonExhausted, "", "contactrelay-permission-check")}
+}
+
+// recordSubject is the subject a write of the record under key is
+// published to.
+func recordSubject(key string) string { return "$KV." + RecordBucket + "." + key }
+
+// PublishRefusedError lists the subjects the server refuses this
+// connection's publishes to. It is ErrPublishRefused.
+type PublishRefusedError struct {
+	Subjects []string
+}
+
+func (e *PublishRefusedError) Error() string {
+	return "the NATS server refuses these credentials' publishes (permissions violation) to: " + strings.Join(e.Subjects, ", ")
+}
+
+// Is reports ErrPublishRefused.
+func (e *PublishRefusedError) Is(target error) bool { return target == ErrPublishRefused }
+
+// ErrPublishRefused reports a publish to a subject the server refuses to
+// this service's credentials.
+var ErrPublishRefused = errors.New("the server refuses this service's publishes to the subject (permissions violation)")
+
+// RefusedSubject returns the subject of a publish permissions violation
+// that nats.go reported (on the connection's error callback, or as its
+// last error); ok is false for any other error. nats.go reports the
+// subject only in the error's text, which the server writes as
+// `Permissions Violation for Publish to %q` (Go quoting) and nats.go
+// passes on after "nats: permissions violation: ". The words are matched
+// whatever their case, in place: lowering the whole text could change its
+// length (a subject may hold any character) and misplace the subject.
+func RefusedSubject(err error) (subject string, ok bool) {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return "", false
+	}
+	const marker = "publish to "
+	text := err.Error()
+	for i := 0; i+len(marker) <= len(text); i++ {
+		if !strings.EqualFold(text[i:i+len(marker)], marker) {
+			continue
+		}
+		rest := strings.TrimSpace(text[i+len(marker):])
+		subject, err := strconv.Unquote(rest)
+		if err != nil {
+			subject = strings.Trim(rest, `"`)
+		}
+		return subject, subject != ""
+	}
+	return "", false
+}
+
+// CheckPublish asks the server, for each subject, whether nc may publish
+// to it, storing nothing: it publishes a request to the subject with the
+// header Nats-Expected-Stream naming a stream that does not exist.
+// Whatever the subject, an answer means the publish was let through (the
+// stream refuses to store it; with no stream, "no responders"); a
+// publish the server refuses for want of permission is dropped, and
+// reported on the connection's error callback. CheckPublish returns a
+// *PublishRefusedError listing the refused subjects, in order, or an
+// error naming the subjects that got no answer for another reason (the
+// server unreachable, say).
+//
+// The violation is read from the connection's last error (nc.LastError),
+// which nats.go sets before it calls the error callback, so an error
+// handler of the caller's keeps working; the subjects are therefore
+// probed one after the other, each within probeTimeout (a few
+// milliseconds, allowed or refused).
+func CheckPublish(ctx context.Context, nc *nats.Conn, subjects []string) error {
+	var refused []string
+	var other []error
+	// One at a time: the connection keeps only its last error.
+	for _, subject := range subjects {
+		switch err := probe(ctx, nc, subject); {
+		case err == nil:
+		case errors.Is(err, ErrPublishRefused):
+			refused = append(refused, subject)
+		default:
+			other = append(other, fmt.Errorf("check publish to %s: %w", subject, err))
+		}
+	}
+	if len(refused) > 0 {
+		other = append([]error{&PublishRefusedError{Subjects: refused}}, other...)
+	}
+	return errors.Join(other...)
+}
+
+// probe publishes one probe to subject: nil when the server let it
+// through, ErrPublishRefused when it reported a permissions violation for
+// the subject. The server answers a publish in order: a violation is
+// known once a flush returns, and a refused subject costs no wait.
+func probe(ctx context.Context, nc *nats.Conn, subject string) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	sub, err := nc.SubscribeSync(nc.NewInbox())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	msg := nats.NewMsg(subject)
+	msg.Reply = sub.Subject
+	msg.Header.Set(nats.ExpectedStreamHdr, ProbeStream)
+	before := nc.LastError()
+	refused := func() bool {
+		last := nc.LastError()
+		if last == before {
+			return false // no new violation
+		}
+		s, ok := RefusedSubject(last)
+		return ok && s == subject
+	}
+	if err := nc.PublishMsg(msg); err != nil {
+		return err
+	}
+	if err := nc.FlushWithContext(ctx); err != nil {
+		return err
+	}
+	if refused() {
+		return ErrPublishRefused
+	}
+	// Any answer, an error from JetStream or "no responders", means the
+	// publish was let through.
+	if _, err := sub.NextMsgWithContext(ctx); err != nil && !errors.Is(err, nats.ErrNoResponders) {
+		if refused() {
+			return ErrPublishRefused
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/config"
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/progress"
+	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/internal/stream"
+)
+
+// Setup creates or updates the JetStream resources the service needs (the
+// streams, the consumer and the record bucket, with replicas), builds the
+// open failures from the event history if that was never done (or again,
+// with rebuild), and checks that the credentials may publish all the
+// service publishes. It says what it did on stdout, and shows its
+// progress on stderr when that is a terminal. It connects as
+// "contactrelay-setup" and closes its connection before it returns.
+func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, stdout, stderr io.Writer) error {
+	nc, err := natsconn.Connect(cfg, "contactrelay-setup", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := natsconn.JetStream(nc, cfg)
+	if err != nil {
+		return err
+	}
+	if err := provision.Setup(ctx, js, Topology(cfg, replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
+		return err
+	}
+	if err := rebuildFailures(ctx, js, rebuild, stdout, stderr); err != nil {
+		return err
+	}
+	// The service publishes with the same credentials: say now what the
+	// server will refuse it, rather than when commands cannot settle.
+	if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
+		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
+			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
+			err, events.SubjectCreated, events.SubjectFailed, provision.RecordBucket, failstore.Subjects)
+	}
+	fmt.Fprintf(stdout, "ready: streams %s, %s and %s, consumer %s, bucket %s (replicas %d)\n",
+		provision.CommandStream, provision.EventStream, failstore.Stream, provision.Durable, provision.RecordBucket, replicas)
+	return nil
+}
+
+// rebuildFailures builds the open failures from the event history, once:
+// a deployment upgraded from a version without the store has its failures
+// in the history only. It is idempotent, and checks each failure against
+// its command's record as the service does, so that it may run while the
+// service does.
+func rebuildFailures(ctx context.Context, js jetstream.JetStream, force bool, stdout, stderr io.Writer) error {
+	s, err := js.Stream(ctx, failstore.Stream)
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", failstore.Stream, err)
+	}
+	if failstore.Rebuilt(s.CachedInfo()) && !force {
+		return nil
+	}
+	records, err := stream.OpenRecords(ctx, js, handlers.DefaultStoreTimeout)
+	if err != nil {
+		return err
+	}
+	defer records.Close()
+	fmt.Fprintf(stdout, "building the open failures from the event history (%s)\n", provision.EventStream)
+	line := progress.NewLine(stderr)
+	st, err := failstore.Rebuild(ctx, js, provision.EventStream, func(commandID, eventID string) failstore.Check {
+		return stream.NewestFailureCheck(records, handlers.RecordKey(commandID), eventID)
+	}, func(read, total uint64) {
+		line.Show(fmt.Sprintf("read %d of %d events", read, total))
+	})
+	line.Clear()
+	if err != nil {
+		return fmt.Errorf("build the open failures: %w", err)
+	}
+	fmt.Fprintf(stdout, "open failures: %d events read in %s; %d commands and conflicts failed last, %d open (the others' records hold a newer outcome)\n",
+		st.Read, st.Took.Round(time.Millisecond), st.Open, st.Opened)
+	return nil
+}
