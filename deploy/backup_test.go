@@ -42,7 +42,7 @@ const (
 )
 
 func TestRunbooksPinTheNATSCLI(t *testing.T) {
-	for _, doc := range []string{"../docs/BACKUP.md"} {
+	for _, doc := range []string{"../docs/BACKUP.md", "../docs/OPERATIONS.md", "README.md"} {
 		t.Run(doc, func(t *testing.T) {
 			b, err := os.ReadFile(doc)
 			require.NoError(t, err)
