@@ -206,6 +206,12 @@ type securityContext struct {
 	} `yaml:"capabilities"`
 }
 
+// keyRef names a key of a ConfigMap or Secret (an env's valueFrom).
+type keyRef struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+}
+
 type container struct {
 	Name    string   `yaml:"name"`
 	Image   string   `yaml:"image"`
@@ -216,8 +222,12 @@ type container struct {
 		ContainerPort int    `yaml:"containerPort"`
 	} `yaml:"ports"`
 	Env []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
+			SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
+		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	EnvFrom []struct {
 		ConfigMapRef *struct {
@@ -352,33 +362,50 @@ type kustomization struct {
 	} `yaml:"images"`
 }
 
-// manifests holds the objects of deploy/kubernetes, by kind.
+// manifests holds the objects of deploy/kubernetes, by kind and role.
 type manifests struct {
-	deployment    deployment
+	namespace     header
+	deployment    deployment // the service, consumer run
 	job           job
 	configMap     configMap
-	secret        secret
+	secret        secret // the providers' credentials
 	service       service
 	pdb           pdb
 	scaledObject  scaledObject
 	kustomization kustomization
-	files         []string // the YAML files of the directory
+	// The console (console_test.go).
+	console        deployment
+	consoleSecret  secret
+	consoleService service
+	consoleIngress ingress
+	// The NetworkPolicies of the service's and the console's pods.
+	consumerPolicy networkPolicy
+	consolePolicy  networkPolicy
+	files          []string // the YAML files of the directory
 }
 
 // loadManifests decodes every document of deploy/kubernetes into the
-// object of its kind, requiring exactly one of each kind checked here.
+// object of its kind and name, requiring exactly one of each object
+// checked here, and no object the checks do not know.
 func loadManifests(t *testing.T) manifests {
 	t.Helper()
 	var m manifests
 	targets := map[string]any{
-		"Deployment":          &m.deployment,
-		"Job":                 &m.job,
-		"ConfigMap":           &m.configMap,
-		"Secret":              &m.secret,
-		"Service":             &m.service,
-		"PodDisruptionBudget": &m.pdb,
-		"ScaledObject":        &m.scaledObject,
-		"Kustomization":       &m.kustomization,
+		"Namespace/contactrelay":                    &m.namespace,
+		"Deployment/contactrelay-consumer":          &m.deployment,
+		"Job/contactrelay-setup":                    &m.job,
+		"ConfigMap/contactrelay-config":             &m.configMap,
+		"Secret/contactrelay-providers":             &m.secret,
+		"Service/contactrelay-consumer":             &m.service,
+		"PodDisruptionBudget/contactrelay-consumer": &m.pdb,
+		"ScaledObject/contactrelay-consumer":        &m.scaledObject,
+		"Kustomization/":                            &m.kustomization,
+		"Deployment/contactrelay-console":           &m.console,
+		"Secret/contactrelay-console":               &m.consoleSecret,
+		"Service/contactrelay-console":              &m.consoleService,
+		"Ingress/contactrelay-console":              &m.consoleIngress,
+		"NetworkPolicy/contactrelay-consumer":       &m.consumerPolicy,
+		"NetworkPolicy/contactrelay-console":        &m.consolePolicy,
 	}
 	seen := map[string]int{}
 	for _, file := range yamlFiles(t) {
@@ -389,14 +416,15 @@ func loadManifests(t *testing.T) manifests {
 		for _, doc := range documents(t, file) {
 			var h header
 			require.NoError(t, doc.Decode(&h), file)
-			if target, ok := targets[h.Kind]; ok {
-				require.NoError(t, doc.Decode(target), "%s: %s", file, h.Kind)
-				seen[h.Kind]++
-			}
+			id := h.Kind + "/" + h.Metadata.Name
+			target, ok := targets[id]
+			require.True(t, ok, "%s: %s is not an object these tests check: add it to loadManifests and check it", file, id)
+			require.NoError(t, doc.Decode(target), "%s: %s", file, id)
+			seen[id]++
 		}
 	}
-	for kind := range targets {
-		require.Equal(t, 1, seen[kind], "want exactly one %s in %s", kind, kubeDir)
+	for id := range targets {
+		require.Equal(t, 1, seen[id], "want exactly one %s in %s", id, kubeDir)
 	}
 	return m
 }

@@ -153,9 +153,9 @@ func (r *Record) dropOldest(keep string) bool {
 	return found
 }
 
-// maxPlainKey is the longest commandId, in bytes, kept readable in its
-// record key; longer ones are keyed by digest.
-const maxPlainKey = 256
+// MaxPlainKey is the longest commandId, in bytes, kept readable in its
+// record key (see Key); longer ones are keyed by digest.
+const MaxPlainKey = 256
 
 // Key returns the store key of a commandId: "c." and its URL-safe
 // base64 form, since a commandId may hold characters a key may not; or,
@@ -163,7 +163,7 @@ const maxPlainKey = 256
 // header), "d." and the base64 of its SHA-256. A key is therefore at most
 // 344 bytes, whatever the input.
 func Key(commandID string) string {
-	if len(commandID) > maxPlainKey {
+	if len(commandID) > MaxPlainKey {
 		sum := sha256.Sum256([]byte(commandID))
 		return "d." + base64.RawURLEncoding.EncodeToString(sum[:])
 	}

@@ -12,7 +12,7 @@ func TestKeyIsBounded(t *testing.T) {
 	long := strings.Repeat("é", 300) // 600 bytes: a header may name a command so
 	assert.Len(t, Key(long), 2+43, "a digest key")
 	assert.True(t, strings.HasPrefix(Key(long), "d."))
-	assert.LessOrEqual(t, len(Key(strings.Repeat("a", maxPlainKey))), 2+344)
+	assert.LessOrEqual(t, len(Key(strings.Repeat("a", MaxPlainKey))), 2+344)
 	assert.NotEqual(t, Key(long), Key(long+"x"))
 }
 

@@ -50,6 +50,20 @@ func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64, _ 
 	return s.rev, true, nil
 }
 
+// decideAndRecord has h decide m and writes the decision's record, as the
+// runner does before publishing, so that a later step reads it. Steps run
+// one at a time: the write always lands.
+func decideAndRecord(t *testing.T, h *handlers.Handler, store *memStore, m handlers.Message) handlers.Decision {
+	t.Helper()
+	dec := h.Decide(context.Background(), m)
+	if w := dec.Write; w != nil {
+		_, ok, err := store.Put(context.Background(), w.Key, w.Value, w.Revision, w.Expires)
+		require.NoError(t, err)
+		require.True(t, ok, "the decision's record is written over the revision it was decided on")
+	}
+	return dec
+}
+
 // fakeProvider answers every create call with createErr, or with contact
 // when createErr is nil, and every lookup with found (contact) or not.
 type fakeProvider struct {
@@ -276,10 +290,11 @@ func TestEmittedEventsValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ip := &fakeProvider{contact: ipContact, found: tt.lookupFinds, rules: tt.rules}
 			pk := &fakeProvider{contact: pikContact, found: tt.lookupFinds}
+			store := newMemStore()
 			cfg := handlers.Config{
 				Providers:            map[string]handlers.Provider{"instantpay": ip, "pik": pk},
 				DefaultProvider:      "instantpay",
-				Store:                newMemStore(),
+				Store:                store,
 				MaxDeliver:           maxDeliver,
 				RetryInitialInterval: time.Millisecond,
 				RetryMaxInterval:     2 * time.Millisecond,
@@ -312,7 +327,7 @@ func TestEmittedEventsValidate(t *testing.T) {
 					require.NotNil(t, last, "a replay follows a decided event")
 					m.Generation = last.ID
 				}
-				out := h.Handle(context.Background(), m)
+				out := decideAndRecord(t, h, store, m)
 				if out.Event == nil {
 					require.Equal(t, handlers.Retry, out.Action, "step %d: an outcome without an event is a retry", i)
 					continue

@@ -165,7 +165,7 @@ func TestGoldenEventsValidate(t *testing.T) {
 }
 
 // schemaOnly lists the command examples the schema refuses while
-// events.DecodeCommand and events.Validator accept them, each with the
+// contact.DecodeCommand and rules.Validator accept them, each with the
 // reason. Nothing the Go validation refuses is accepted by the schema.
 var schemaOnly = map[string]string{
 	"invalid/provider-unknown":      "routing is a run-time rule: the handler answers a provider it does not have with unroutable, not invalid",

@@ -7,12 +7,15 @@ import (
 	"testing"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
-// FuzzHandle checks that no command body panics the handler or leaves it
-// without an answer: every body ends in an event, contact.failed (and Term)
-// for bad input, and any failed event carries the command or its raw bytes.
-func FuzzHandle(f *testing.F) {
+// FuzzDecide checks that no command body panics the handler or leaves it
+// without an answer: the first delivery of every body is decided with an
+// event, contact.failed (and Term) for bad input, and any failed event
+// carries the command or its raw bytes. Each body is decided on a record
+// store of its own, as the first command of its commandId.
+func FuzzDecide(f *testing.F) {
 	for _, s := range []string{
 		"", "null", "[]", "{}", "hello", "\xff\xfe", `{"name":"x"`,
 		`{"commandId":"c","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"}`,
@@ -58,9 +61,10 @@ func FuzzHandle(f *testing.F) {
 	} {
 		f.Add([]byte(seed.body), seed.msgID)
 	}
-	h := newTestHandler(f, &fakeProvider{}, newMemStore(), nil)
+	validator := rules.NewValidator()
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
-		out := h.Handle(context.Background(), Message{Body: body, MsgID: msgID, Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1})
+		h := newTestHandler(t, &fakeProvider{}, newMemStore(), func(c *Config) { c.Validator = validator })
+		out := h.Decide(context.Background(), Message{Body: body, MsgID: msgID, Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1})
 		if out.Event == nil {
 			t.Fatalf("no event for %q: %+v", body, out)
 		}

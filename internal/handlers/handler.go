@@ -350,24 +350,6 @@ func (h *Handler) Redecide(ctx context.Context, m Message, prev Decision) Decisi
 	return h.conclude(d, *prev.outcome)
 }
 
-// Handle decides one delivery and records its Decision through the
-// Store, as a runner does before publishing: for callers that want the
-// recorded outcome and nothing more (tests, benchmarks).
-func (h *Handler) Handle(ctx context.Context, m Message) Decision {
-	dec := h.Decide(ctx, m)
-	for try := 0; dec.Write != nil; try++ {
-		_, ok, err := h.cfg.Store.Put(ctx, dec.Write.Key, dec.Write.Value, dec.Write.Revision, dec.Write.Expires)
-		if err == nil && ok {
-			break
-		}
-		if try == 3 {
-			return Decision{Action: Retry, Delay: storeRetryDelay, CommandID: dec.CommandID, Provider: dec.Provider, Err: errConflict}
-		}
-		dec = h.Redecide(ctx, m, dec)
-	}
-	return dec
-}
-
 // decide decides a delivery whose record d holds (as read, or empty).
 func (h *Handler) decide(ctx context.Context, d *delivery) Decision {
 	if dec, ok := h.fromRecord(d); ok {

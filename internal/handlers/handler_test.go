@@ -30,9 +30,8 @@ type memStore struct {
 }
 
 type memVal struct {
-	val     []byte
-	rev     uint64
-	expires bool // written to expire after the store's TTL
+	val []byte
+	rev uint64
 }
 
 func newMemStore() *memStore { return &memStore{vals: map[string]memVal{}} }
@@ -47,7 +46,7 @@ func (s *memStore) Get(_ context.Context, key string) ([]byte, uint64, error) {
 	return v.val, v.rev, nil
 }
 
-func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64, expires bool) (uint64, bool, error) {
+func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64, _ bool) (uint64, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -57,7 +56,7 @@ func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64, ex
 		return 0, false, nil
 	}
 	s.rev++
-	s.vals[key] = memVal{val: append([]byte(nil), val...), rev: s.rev, expires: expires}
+	s.vals[key] = memVal{val: append([]byte(nil), val...), rev: s.rev}
 	return s.rev, true, nil
 }
 
@@ -137,30 +136,6 @@ func decodeData[T any](t testing.TB, ev *contact.Event) T {
 	var d T
 	require.NoError(t, json.Unmarshal(ev.Data, &d))
 	return d
-}
-
-func TestHandleCreated(t *testing.T) {
-	p, store := &fakeProvider{}, newMemStore()
-	h := newTestHandler(t, p, store, nil)
-
-	out := h.Handle(context.Background(), msg(1))
-	require.Equal(t, Ack, out.Action)
-	assert.Equal(t, contact.SubjectCreated, out.Event.Type)
-	assert.Equal(t, contact.EventID("c-1", "", contact.SubjectCreated), out.Event.ID)
-	d := decodeData[contact.Created](t, out.Event)
-	assert.Equal(t, contact.Created{CommandID: "c-1", Provider: "fake", ContactID: "ct-1",
-		Upstream: map[string]any{"contactId": "ct-1"}, Attempts: 1, Metadata: map[string]string{"k": "v"}}, d)
-
-	rec := store.record(t, "c-1")
-	require.NotNil(t, rec.Contact)
-	assert.Equal(t, "ct-1", rec.Contact.ID)
-	assert.False(t, rec.Unsettled, "a settled create leaves the record settled")
-
-	again := h.Handle(context.Background(), msg(2))
-	assert.Equal(t, out.Event, again.Event, "a redelivery repeats the recorded event")
-	assert.Equal(t, string(out.EventJSON), string(again.EventJSON), "byte for byte")
-	assert.JSONEq(t, string(mustJSON(t, out.Event)), string(out.EventJSON), "the bytes are the event's encoding")
-	assert.EqualValues(t, 1, p.creates.Load(), "a redelivery makes no second create call")
 }
 
 func TestDecideLeavesTheWriteToTheRunner(t *testing.T) {
@@ -243,7 +218,7 @@ func TestHandleRetriesTransientFailuresInProcess(t *testing.T) {
 		return provider.Contact{ID: "ct-3"}, nil
 	}}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
-	out := h.Handle(context.Background(), msg(1))
+	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
 	assert.Equal(t, 3, decodeData[contact.Created](t, out.Event).Attempts, "attempts counts every create call")
 }
@@ -257,7 +232,7 @@ func TestHandleHonoursRetryAfter(t *testing.T) {
 	}}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
 	start := time.Now()
-	out := h.Handle(context.Background(), msg(1))
+	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
 	assert.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond, "the second try waits for Retry-After")
 }
@@ -267,7 +242,7 @@ func TestHandlePermanentFailureIsRejected(t *testing.T) {
 		return provider.Contact{}, &provider.Error{Provider: "fake", Op: "create", Class: provider.Permanent, HTTPStatus: 200, Code: "RPI", Message: "invalid tag", RequestID: "r-9"}
 	}}
 	h := newTestHandler(t, p, newMemStore(), nil)
-	out := h.Handle(context.Background(), msg(1))
+	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
 	d := decodeData[contact.Failed](t, out.Event)
 	assert.Equal(t, contact.ReasonRejected, d.Reason)
@@ -275,30 +250,6 @@ func TestHandlePermanentFailureIsRejected(t *testing.T) {
 	assert.Equal(t, &contact.Upstream{HTTPStatus: 200, Code: "RPI", Message: "invalid tag", RequestID: "r-9"}, d.Upstream)
 	assert.JSONEq(t, body, string(d.Command), "the failed event carries the command")
 	assert.EqualValues(t, 1, p.creates.Load(), "a permanent failure is not retried")
-}
-
-func TestHandleExhaustion(t *testing.T) {
-	p := &fakeProvider{create: func(int) (provider.Contact, error) { return provider.Contact{}, transient("ISE") }}
-	store := newMemStore()
-	h := newTestHandler(t, p, store, func(c *Config) { c.RedeliveryDelay = 7 * time.Second })
-
-	out := h.Handle(context.Background(), msg(1))
-	assert.Equal(t, Retry, out.Action, "a spent budget before the last delivery asks for redelivery")
-	assert.Equal(t, 7*time.Second, out.Delay)
-	assert.Nil(t, out.Event)
-
-	out = h.Handle(context.Background(), msg(3))
-	require.Equal(t, Ack, out.Action, "the last delivery decides")
-	d := decodeData[contact.Failed](t, out.Event)
-	assert.Equal(t, contact.ReasonExhausted, d.Reason)
-	assert.True(t, d.Retryable)
-	assert.Equal(t, int(p.creates.Load()), d.Attempts, "attempts counts the calls of every delivery")
-	assert.Equal(t, "ISE", d.Upstream.Code)
-
-	calls := p.creates.Load()
-	again := h.Handle(context.Background(), msg(4))
-	assert.Equal(t, out.Event, again.Event, "a later delivery repeats the outcome")
-	assert.Equal(t, calls, p.creates.Load())
 }
 
 func TestHandleReconcilesAmbiguousCreate(t *testing.T) {
@@ -309,7 +260,7 @@ func TestHandleReconcilesAmbiguousCreate(t *testing.T) {
 		},
 	}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
-	out := h.Handle(context.Background(), msg(1))
+	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
 	d := decodeData[contact.Created](t, out.Event)
 	assert.Equal(t, "ct-found", d.ContactID)
@@ -326,7 +277,7 @@ func TestHandleCreatesAgainWhenLookupFindsNothing(t *testing.T) {
 		return provider.Contact{ID: "ct-2"}, nil
 	}}
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
-	out := h.Handle(context.Background(), msg(1))
+	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
 	assert.Equal(t, "ct-2", decodeData[contact.Created](t, out.Event).ContactID)
 	assert.EqualValues(t, 1, p.lookups.Load(), "looked up before the second create")
@@ -348,13 +299,13 @@ func TestHandleCrashDuringCreateIsReconciledOnRedelivery(t *testing.T) {
 			clock := newFakeClock()
 			p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct-0"}, true, nil }}
 			h := newTestHandler(t, p, store, func(c *Config) { c.Now = clock.Now })
-			out := h.Handle(context.Background(), msg(2))
+			out := h.Decide(context.Background(), msg(2))
 			require.Equal(t, Retry, out.Action, "a claim seen for the first time is waited out: its call may be under way")
 			assert.Equal(t, 3*time.Second, out.Delay, "for one hold (call timeout 1s + 2s), on this instance's clock")
 			assert.Zero(t, p.lookups.Load()+p.creates.Load())
 
 			clock.Advance(3 * time.Second)
-			out = h.Handle(context.Background(), msg(3))
+			out = h.Decide(context.Background(), msg(3))
 			require.Equal(t, Ack, out.Action, "one hold after it was first seen, the claim is taken for a dead one")
 			assert.Equal(t, "ct-0", decodeData[contact.Created](t, out.Event).ContactID)
 			assert.Zero(t, p.creates.Load(), "the contact created before the crash is found, not created again")
@@ -380,7 +331,7 @@ func TestHandlePastLastDelivery(t *testing.T) {
 			p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct"}, tt.found, nil }}
 			h := newTestHandler(t, p, store, nil)
 
-			out := h.Handle(context.Background(), msg(4)) // MaxDeliver is 3
+			out := h.Decide(context.Background(), msg(4)) // MaxDeliver is 3
 			require.Equal(t, Ack, out.Action)
 			assert.Equal(t, tt.wantType, out.Event.Type)
 			assert.Zero(t, p.creates.Load(), "past its last delivery a command is settled without a create")
@@ -391,78 +342,6 @@ func TestHandlePastLastDelivery(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestHandleReplayIsANewGeneration(t *testing.T) {
-	p, store := &fakeProvider{}, newMemStore()
-	h := newTestHandler(t, p, store, nil)
-	first := h.Handle(context.Background(), msg(1))
-	require.Equal(t, Ack, first.Action)
-
-	replay := msg(1)
-	replay.Generation = "failed-event-id"
-	out := h.Handle(context.Background(), replay)
-	require.Equal(t, Ack, out.Action)
-	assert.Equal(t, contact.SubjectCreated, out.Event.Type)
-	assert.Equal(t, contact.EventID("c-1", "failed-event-id", contact.SubjectCreated), out.Event.ID, "a new generation, a new id")
-	assert.NotEqual(t, first.Event.ID, out.Event.ID)
-	d := decodeData[contact.Created](t, out.Event)
-	assert.Equal(t, "failed-event-id", d.ReplayOf)
-	assert.Equal(t, 0, d.Attempts, "no create call in the replay's generation")
-	assert.EqualValues(t, 1, p.creates.Load(), "the contact is not created twice")
-}
-
-func TestHandleConcurrentDeliveriesCreateOnce(t *testing.T) {
-	release, started := make(chan struct{}), make(chan struct{})
-	p := &fakeProvider{create: func(int) (provider.Contact, error) {
-		close(started)
-		<-release
-		return provider.Contact{ID: "ct-1"}, nil
-	}}
-	store := newMemStore()
-	h := newTestHandler(t, p, store, func(c *Config) { c.RetryMaxElapsed = 5 * time.Second })
-
-	const n = 8
-	outs := make([]Decision, n)
-	done := make(chan int, n)
-	for i := range n {
-		go func() {
-			m := msg(1)
-			m.Sequence = uint64(i + 1) // the same commandId published n times
-			outs[i] = h.Handle(context.Background(), m)
-			done <- i
-		}()
-	}
-	// Every delivery but the one whose create call is under way ends
-	// while it is.
-	<-started
-	for range n - 1 {
-		<-done
-	}
-	close(release)
-	<-done
-	assert.EqualValues(t, 1, p.creates.Load(), "one create call for one commandId")
-	var created *contact.Event
-	for i, out := range outs {
-		switch out.Action {
-		case Ack:
-			require.Nil(t, created, "delivery %d: one delivery decides", i)
-			created = out.Event
-		case Retry:
-			assert.Positive(t, out.Delay, "delivery %d: the others come back once the call is over", i)
-		default:
-			t.Fatalf("delivery %d: %v", i, out.Action)
-		}
-	}
-	require.NotNil(t, created)
-	for i := range n {
-		m := msg(2)
-		m.Sequence = uint64(i + 1)
-		again := h.Handle(context.Background(), m)
-		require.Equal(t, Ack, again.Action)
-		assert.Equal(t, created.ID, again.Event.ID, "one outcome per generation")
-	}
-	assert.EqualValues(t, 1, p.creates.Load())
 }
 
 func TestHandleBadInputIsTerminated(t *testing.T) {
@@ -485,7 +364,7 @@ func TestHandleBadInputIsTerminated(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &fakeProvider{}
 			h := newTestHandler(t, p, newMemStore(), nil)
-			out := h.Handle(context.Background(), Message{Body: []byte(tt.body), MsgID: tt.msgID, Stream: "CONTACT_COMMANDS", Sequence: 9, Delivery: 1})
+			out := h.Decide(context.Background(), Message{Body: []byte(tt.body), MsgID: tt.msgID, Stream: "CONTACT_COMMANDS", Sequence: 9, Delivery: 1})
 			require.Equal(t, Term, out.Action, "bad input is terminated")
 			d := decodeData[contact.Failed](t, out.Event)
 			assert.Equal(t, tt.reason, d.Reason)
@@ -508,10 +387,10 @@ func TestHandleBadInputIsTerminated(t *testing.T) {
 
 func TestHandleNoDefaultProvider(t *testing.T) {
 	h := newTestHandler(t, &fakeProvider{}, newMemStore(), func(c *Config) { c.DefaultProvider = "" })
-	out := h.Handle(context.Background(), msg(1))
+	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Retry, out.Action, "handed back for an instance that has a default provider")
 	assert.Nil(t, out.Event)
-	out = h.Handle(context.Background(), msg(3))
+	out = h.Decide(context.Background(), msg(3))
 	require.Equal(t, Term, out.Action, "on its last delivery, nobody took it")
 	d := decodeData[contact.Failed](t, out.Event)
 	assert.Equal(t, contact.ReasonUnroutable, d.Reason)
@@ -524,16 +403,16 @@ func TestHandleProviderEnabledElsewhere(t *testing.T) {
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.KnownProviders = []string{"fake", "other"} })
 	other := []byte(`{"commandId":"c-2","provider":"other","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"}`)
 	for delivery := 1; delivery < 3; delivery++ {
-		out := h.Handle(context.Background(), Message{Body: other, Delivery: delivery})
+		out := h.Decide(context.Background(), Message{Body: other, Delivery: delivery})
 		require.Equal(t, Retry, out.Action, "delivery %d: a provider this build knows is left to an instance that has it", delivery)
 		assert.Nil(t, out.Write, "nothing is recorded for it")
 	}
-	out := h.Handle(context.Background(), Message{Body: other, Delivery: 3})
+	out := h.Decide(context.Background(), Message{Body: other, Delivery: 3})
 	require.Equal(t, Term, out.Action)
 	assert.Equal(t, contact.ReasonUnroutable, decodeData[contact.Failed](t, out.Event).Reason)
 
 	unknown := []byte(`{"commandId":"c-3","provider":"acme","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"}`)
-	out = h.Handle(context.Background(), Message{Body: unknown, Delivery: 1})
+	out = h.Decide(context.Background(), Message{Body: unknown, Delivery: 1})
 	require.Equal(t, Term, out.Action, "a provider no build knows fails at once")
 	assert.Contains(t, decodeData[contact.Failed](t, out.Event).Message, "known providers: fake, other")
 	assert.Zero(t, p.creates.Load())
@@ -544,7 +423,7 @@ func TestHandleStoreTroubleRetriesWithoutDeciding(t *testing.T) {
 	store.fail = errors.New("nats: timeout")
 	p := &fakeProvider{}
 	h := newTestHandler(t, p, store, nil)
-	out := h.Handle(context.Background(), msg(3)) // even on the last delivery
+	out := h.Decide(context.Background(), msg(3)) // even on the last delivery
 	assert.Equal(t, Retry, out.Action, "a record that cannot be written decides nothing")
 	assert.Nil(t, out.Event)
 	assert.Zero(t, p.creates.Load(), "no create without a claimed record")
@@ -558,7 +437,7 @@ func TestHandleShutdownInterruptsBackoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
-	out := h.Handle(ctx, msg(1))
+	out := h.Decide(ctx, msg(1))
 	assert.Equal(t, Retry, out.Action)
 	assert.Zero(t, out.Delay, "a command interrupted by shutdown is handed back at once")
 	assert.Less(t, time.Since(start), 10*time.Second, "the minute-long backoff wait was interrupted")
@@ -576,7 +455,7 @@ func TestHandleBusyOnLastDeliveryWaitsForTheHolder(t *testing.T) {
 	h := newTestHandler(t, p, store, func(c *Config) { c.Now = clock.Now })
 
 	for i, delivery := range []int{3, 4} { // the last, and one past it
-		out := h.Handle(context.Background(), msg(delivery))
+		out := h.Decide(context.Background(), msg(delivery))
 		assert.Equal(t, Retry, out.Action, "delivery %d: a held command is not exhausted", delivery)
 		assert.Equal(t, 3*time.Second-time.Duration(i)*time.Second, out.Delay, "delivery %d: it comes back when the hold ends", delivery)
 		clock.Advance(time.Second)
@@ -586,13 +465,6 @@ func TestHandleBusyOnLastDeliveryWaitsForTheHolder(t *testing.T) {
 
 func newFakeClock() *fakeclock.Clock {
 	return fakeclock.New(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
-}
-
-func mustJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	require.NoError(t, err)
-	return b
 }
 
 func TestRecordRoundTrip(t *testing.T) {
@@ -619,49 +491,6 @@ func TestRecordRoundTrip(t *testing.T) {
 	assert.NotNil(t, rec.Generations[""].Outcome, "saving leaves the caller's record as it was")
 }
 
-// TestOnlySettledRecordsExpire: every write of a record whose create
-// call's outcome is unknown (a claim, an ambiguous answer not yet looked
-// up) may not expire; a write that settles it may.
-func TestOnlySettledRecordsExpire(t *testing.T) {
-	notFound := func() (provider.Contact, bool, error) { return provider.Contact{}, false, nil }
-	lookupFails := func() (provider.Contact, bool, error) { return provider.Contact{}, false, transient("ISE") }
-	tests := []struct {
-		name    string
-		lookup  func() (provider.Contact, bool, error)
-		expires bool
-		reason  contact.Reason
-	}{
-		{"a lookup proves the contact absent", notFound, true, contact.ReasonExhausted},
-		{"no lookup could tell", lookupFails, false, contact.ReasonExhausted},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			store := newMemStore()
-			var claims []bool
-			p := &fakeProvider{lookup: tt.lookup}
-			p.create = func(int) (provider.Contact, error) {
-				store.mu.Lock()
-				claims = append(claims, store.vals[record.Key("c-1")].expires)
-				store.mu.Unlock()
-				return provider.Contact{}, ambiguous()
-			}
-			h := newTestHandler(t, p, store, func(c *Config) { c.MaxDeliver = 1; c.RetryMaxElapsed = time.Nanosecond })
-			out := h.Handle(context.Background(), msg(1))
-			require.Equal(t, tt.reason, out.Reason)
-			require.NotEmpty(t, claims)
-			assert.NotContains(t, claims, true, "a claim may not expire")
-			assert.Equal(t, tt.expires, store.vals[record.Key("c-1")].expires, "the outcome's write")
-			assert.Equal(t, !tt.expires, store.record(t, "c-1").Unsettled)
-		})
-	}
-	t.Run("a created contact", func(t *testing.T) {
-		store := newMemStore()
-		h := newTestHandler(t, &fakeProvider{}, store, nil)
-		require.Equal(t, contact.SubjectCreated, h.Handle(context.Background(), msg(1)).Event.Type)
-		assert.True(t, store.vals[record.Key("c-1")].expires)
-	})
-}
-
 // TestExhaustedSaysItsCreateCalls: an exhausted failure's message counts
 // deliveries and create calls apart, and its create calls are its
 // attempts, the same figure everywhere.
@@ -670,7 +499,7 @@ func TestExhaustedSaysItsCreateCalls(t *testing.T) {
 	t.Run("calls made", func(t *testing.T) {
 		p := &fakeProvider{create: down}
 		h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.MaxDeliver = 1 })
-		out := h.Handle(context.Background(), msg(1))
+		out := h.Decide(context.Background(), msg(1))
 		require.Equal(t, contact.ReasonExhausted, out.Reason)
 		d := decodeData[contact.Failed](t, out.Event)
 		require.Greater(t, d.Attempts, 1, "retried within the delivery")
@@ -683,9 +512,9 @@ func TestExhaustedSaysItsCreateCalls(t *testing.T) {
 			c.MaxDeliver = 1
 			c.Protection = map[string]Protection{"fake": {BreakerFailures: 1, BreakerOpenFor: time.Hour}}
 		})
-		h.Handle(context.Background(), msgFor("c-opens-the-circuit"))
+		h.Decide(context.Background(), msgFor("c-opens-the-circuit"))
 		calls := p.creates.Load()
-		out := h.Handle(context.Background(), msg(1))
+		out := h.Decide(context.Background(), msg(1))
 		require.Equal(t, contact.ReasonExhausted, out.Reason)
 		d := decodeData[contact.Failed](t, out.Event)
 		assert.Zero(t, d.Attempts)

@@ -49,12 +49,12 @@ func testCircuitBreakerOpensAndCloses(t *testing.T) {
 		}
 	})
 
-	out := h.Handle(context.Background(), msgFor("a"))
+	out := h.Decide(context.Background(), msgFor("a"))
 	require.Equal(t, Retry, out.Action)
 	assert.EqualValues(t, 3, p.creates.Load(), "three transient failures open the circuit")
 
 	calls := p.creates.Load()
-	out = h.Handle(context.Background(), msgFor("b"))
+	out = h.Decide(context.Background(), msgFor("b"))
 	assert.Equal(t, Retry, out.Action, "an open circuit sends the command back")
 	assert.Equal(t, 20*time.Millisecond+time.Second, out.Delay, "after a delivery's full retry schedule")
 	assert.Equal(t, calls, p.creates.Load(), "no call while the circuit is open")
@@ -62,7 +62,7 @@ func testCircuitBreakerOpensAndCloses(t *testing.T) {
 
 	down.Store(false)
 	time.Sleep(250 * time.Millisecond) // past the open time, on the bubble's clock
-	out = h.Handle(context.Background(), msgFor("c"))
+	out = h.Decide(context.Background(), msgFor("c"))
 	require.Equal(t, Ack, out.Action, "after the open time, a test call goes through")
 	assert.Equal(t, contact.SubjectCreated, out.Event.Type)
 	mu.Lock()
@@ -78,7 +78,7 @@ func TestCircuitIgnoresPermanentFailures(t *testing.T) {
 		c.Protection = map[string]Protection{"fake": {BreakerFailures: 2}}
 	})
 	for i := range 5 {
-		out := h.Handle(context.Background(), msgFor(fmt.Sprint(i)))
+		out := h.Decide(context.Background(), msgFor(fmt.Sprint(i)))
 		require.Equal(t, Ack, out.Action)
 		assert.Equal(t, contact.SubjectFailed, out.Event.Type)
 	}
@@ -92,10 +92,10 @@ func TestCircuitOpenOnLastDeliveryExhaustsWithTheLastAnswer(t *testing.T) {
 		c.Protection = map[string]Protection{"fake": {BreakerFailures: 2, BreakerOpenFor: time.Hour}}
 	})
 	m := msgFor("x")
-	out := h.Handle(context.Background(), m) // opens the circuit
+	out := h.Decide(context.Background(), m) // opens the circuit
 	require.Equal(t, Retry, out.Action)
 	m.Delivery = 3 // the last
-	out = h.Handle(context.Background(), m)
+	out = h.Decide(context.Background(), m)
 	require.Equal(t, Ack, out.Action)
 	d := decodeData[contact.Failed](t, out.Event)
 	assert.Equal(t, contact.ReasonExhausted, d.Reason)
@@ -116,7 +116,7 @@ func TestRateLimit(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				out := h.Handle(context.Background(), msgFor(fmt.Sprint(i)))
+				out := h.Decide(context.Background(), msgFor(fmt.Sprint(i)))
 				assert.Equal(t, Ack, out.Action)
 			})
 		}
@@ -151,7 +151,7 @@ func TestConcurrencyCap(t *testing.T) {
 		})
 		var wg sync.WaitGroup
 		for i := range 10 {
-			wg.Go(func() { h.Handle(context.Background(), msgFor(fmt.Sprint(i))) })
+			wg.Go(func() { h.Decide(context.Background(), msgFor(fmt.Sprint(i))) })
 		}
 		synctest.Wait()
 		assert.Equal(t, int32(2), now.Load(), "MaxConcurrency calls at once, and the others wait")

@@ -60,7 +60,7 @@ func (e *RepairError) Error() string {
 }
 
 // Repair returns the command of f with the changes applied and its
-// commandId set as Body sets it, after decoding it with events.DecodeCommand
+// commandId set as Body sets it, after decoding it with contact.DecodeCommand
 // and validating it with v: a command that would fail as malformed or
 // invalid is refused with a *RepairError. Provider-specific rules are the
 // consumer's to apply. A change whose path runs through a field that is
