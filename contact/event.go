@@ -204,10 +204,11 @@ type Failed struct {
 	// more than 128 KiB.
 	CommandRaw []byte `json:"commandRaw,omitempty"`
 	// CommandTruncated (commandTruncated) says CommandRaw holds only the
-	// first MaxCommandSize bytes of a body of CommandSize (commandSize)
-	// bytes.
+	// first MaxCommandSize bytes of the body.
 	CommandTruncated bool `json:"commandTruncated,omitempty"`
-	CommandSize      int  `json:"commandSize,omitempty"`
+	// CommandSize (commandSize), with CommandTruncated, is the body's full
+	// size in bytes.
+	CommandSize int `json:"commandSize,omitempty"`
 }
 
 // Upstream is a provider's last answer to a failed create call.
