@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
 
-	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/handlers"
-	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/record"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // ErrNoStreams says the service's JetStream streams do not exist: it has
@@ -67,11 +67,11 @@ type Config struct {
 type Client struct {
 	js  jetstream.JetStream
 	cfg Config
-	val *events.Validator
+	val *rules.Validator
 
-	mu    sync.Mutex
-	watch *sharedWatch       // nil while no call waits
-	kv    jetstream.KeyValue // the record bucket, once found
+	mu      sync.Mutex
+	watch   *sharedWatch   // nil while no call waits
+	records *record.Reader // the record bucket, once found
 }
 
 // New returns a Client publishing through js.
@@ -79,7 +79,7 @@ func New(js jetstream.JetStream, cfg Config) *Client {
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	}
-	return &Client{js: js, cfg: cfg, val: events.NewValidator()}
+	return &Client{js: js, cfg: cfg, val: rules.NewValidator()}
 }
 
 // Message is a command as it travels: its body, sent as it is, and for a
@@ -132,15 +132,15 @@ func (c *Client) Publish(ctx context.Context, cmd Command) (Ack, error) {
 // ErrOtherContent (with the Ack) when the stream dropped it as a
 // duplicate of a command with other content.
 func (c *Client) PublishMessage(ctx context.Context, m Message) (Ack, error) {
-	msg := nats.NewMsg(events.SubjectCreate)
+	msg := nats.NewMsg(contact.SubjectCreate)
 	msg.Data = m.Body
 	id, hasID := bodyCommandID(m.Body, m.ReplayOf != "")
 	switch {
 	case m.ReplayOf != "":
-		msg.Header.Set(events.HeaderReplayOf, m.ReplayOf)
-		msg.Header.Set(events.HeaderMsgID, "replay:"+m.ReplayOf)
+		msg.Header.Set(contact.HeaderReplayOf, m.ReplayOf)
+		msg.Header.Set(contact.HeaderMsgID, "replay:"+m.ReplayOf)
 	case hasID:
-		msg.Header.Set(events.HeaderMsgID, id)
+		msg.Header.Set(contact.HeaderMsgID, id)
 	}
 	c.cfg.Propagator.Inject(ctx, headerCarrier(msg.Header))
 	pa, err := c.publish(ctx, msg, m.ReplayOf != "" || hasID)
@@ -160,7 +160,7 @@ func (c *Client) PublishMessage(ctx context.Context, m Message) (Ack, error) {
 		id = fmt.Sprintf("%s:%d", pa.Stream, pa.Sequence)
 	}
 	ack := Ack{CommandID: id, Generation: m.ReplayOf, Stream: pa.Stream, Sequence: pa.Sequence, Duplicate: pa.Duplicate,
-		fingerprint: handlers.ContentFingerprint(m.Body)}
+		fingerprint: record.ContentFingerprint(m.Body)}
 	if pa.Duplicate {
 		if err := c.checkStored(ctx, ack); err != nil {
 			return ack, err
@@ -215,7 +215,7 @@ func (c *Client) publish(ctx context.Context, msg *nats.Msg, repeatable bool) (*
 func (c *Client) checkStored(ctx context.Context, ack Ack) error {
 	var fingerprint string
 	if stored, err := c.storedCommand(ctx, ack); err == nil {
-		fingerprint = handlers.ContentFingerprint(stored.Data)
+		fingerprint = record.ContentFingerprint(stored.Data)
 	} else if ack.Generation == "" {
 		// Settled and gone from the work queue: its record keeps the
 		// fingerprint of the content its commandId was first used for.
@@ -246,14 +246,14 @@ func (c *Client) Settled(ctx context.Context, body []byte) (o Outcome, ok bool, 
 	if !usable {
 		return Outcome{}, false, nil
 	}
-	value, err := c.record(ctx, id)
+	value, err := c.readRecord(ctx, id)
 	if err != nil {
 		return Outcome{}, false, fmt.Errorf("read the record of %s: %w", id, err)
 	}
 	if value == nil {
 		return Outcome{}, false, nil
 	}
-	raw, decided := handlers.ResentOutcome(value, handlers.ContentFingerprint(body))
+	raw, decided := record.ResentOutcome(value, record.ContentFingerprint(body))
 	if !decided {
 		return Outcome{}, false, nil
 	}
@@ -273,28 +273,26 @@ func (c *Client) Settled(ctx context.Context, body []byte) (o Outcome, ok bool, 
 // the content a commandId was first used for, or "" when there is none to
 // read.
 func (c *Client) recordedFingerprint(ctx context.Context, commandID string) string {
-	value, err := c.record(ctx, commandID)
+	value, err := c.readRecord(ctx, commandID)
 	if err != nil || value == nil {
 		return ""
 	}
-	var rec struct {
-		Fingerprint string `json:"fingerprint"`
-	}
-	if json.Unmarshal(value, &rec) != nil {
+	rec, err := record.Decode(value)
+	if err != nil {
 		return ""
 	}
 	return rec.Fingerprint
 }
 
-// record reads the service's record of a commandId, read-only (a get from
+// readRecord reads the service's record of a commandId, read-only (a get from
 // the record bucket): nil when there is none, or no bucket.
-func (c *Client) record(ctx context.Context, commandID string) ([]byte, error) {
+func (c *Client) readRecord(ctx context.Context, commandID string) ([]byte, error) {
 	c.mu.Lock()
-	kv := c.kv
+	records := c.records
 	c.mu.Unlock()
-	if kv == nil {
+	if records == nil {
 		var err error
-		kv, err = c.js.KeyValue(ctx, provision.RecordBucket)
+		records, err = record.OpenReader(ctx, c.js)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil, nil
 		}
@@ -302,17 +300,11 @@ func (c *Client) record(ctx context.Context, commandID string) ([]byte, error) {
 			return nil, err
 		}
 		c.mu.Lock()
-		c.kv = kv
+		c.records = records
 		c.mu.Unlock()
 	}
-	e, err := kv.Get(ctx, handlers.RecordKey(commandID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return e.Value(), nil
+	value, _, err := records.Get(ctx, record.Key(commandID))
+	return value, err
 }
 
 func (c *Client) storedCommand(ctx context.Context, ack Ack) (*jetstream.RawStreamMsg, error) {
@@ -368,9 +360,9 @@ func bodyCommandID(body []byte, replay bool) (string, bool) {
 	switch {
 	case !ok:
 		return "", false
-	case replay && handlers.DerivedID(s) && len(s) <= 128:
+	case replay && rules.DerivedID(s) && len(s) <= 128:
 		return s, true // a replay of a command the service gave a derived id
-	case !handlers.UsableCommandID(s):
+	case !rules.UsableCommandID(s):
 		return "", false
 	}
 	return s, true

@@ -2,12 +2,13 @@
 // service imports to send contact.create commands and learn their outcome.
 //
 // It holds the wire contract as typed values (Command, Event, Created,
-// Failed, FieldError, Reason): they are aliases of the very types the
-// service decodes and encodes, so the two cannot drift. On top of them a
-// Client
+// Failed, FieldError, Reason): they are aliases of the types of package
+// contact, which the service itself decodes and encodes, so the two cannot
+// drift; their fields are documented there. On top of them a Client
 //
-//   - validates a command with the service's own rules (Validate,
-//     ValidateJSON), so that bad input can be refused before it is sent;
+//   - validates a command with the service's own rules, defined once in
+//     package rules (Validate, ValidateJSON), so that bad input can be
+//     refused before it is sent;
 //   - publishes a command (Publish, PublishMessage) with Nats-Msg-Id set to
 //     its commandId and the caller's trace context in the headers;
 //   - publishes a command and waits for its answer (PublishAndWait,
@@ -15,7 +16,8 @@
 //     events through one shared watch, one copy of each event, which runs
 //     while any call waits, and finds an outcome decided before a call
 //     began, or missed while the connection was down, in the service's
-//     record or the event stream;
+//     record (read, never written, with package record) or the event
+//     stream;
 //   - reads the event stream from a point in time (Watch), for callers that
 //     wait for many commands at once, such as 'consumer import'.
 //
@@ -47,6 +49,10 @@
 // types; new fields, reasons, options and functions may be added (switch
 // on Reason with a default case). The wire contract itself is
 // docs/CONTRACT.md; the events may gain fields, which old decoders ignore.
+//
+// The package imports no code of the service: its dependencies are the
+// standard library, the public packages contact, rules and record, nats.go,
+// uuid, the validator and OpenTelemetry's API (a test holds it to that).
 //
 // A Client is safe for concurrent use. It does not own the NATS
 // connection: the caller closes it.

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // The shared watch.
@@ -86,7 +86,7 @@ func startSharedWatch(c *Client) (*sharedWatch, error) {
 		recheck: make(chan struct{}),
 	}
 	// One subscription a subject: one copy of each event.
-	for _, subject := range []string{events.SubjectCreated, events.SubjectFailed} {
+	for _, subject := range []string{contact.SubjectCreated, contact.SubjectFailed} {
 		sub, err := nc.Subscribe(subject, func(m *nats.Msg) { sw.deliver(m.Data) })
 		if err != nil {
 			cancel()
@@ -304,7 +304,7 @@ func (sw *sharedWatch) readFrom(since time.Time) error {
 	ctx, cancel := context.WithTimeout(sw.ctx, time.Minute)
 	defer cancel()
 	cons, err := sw.c.js.OrderedConsumer(ctx, EventStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectCreated, events.SubjectFailed},
+		FilterSubjects: []string{contact.SubjectCreated, contact.SubjectFailed},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &since,
 	})

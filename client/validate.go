@@ -7,29 +7,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
-	"github.com/contactrelay/contactrelay/internal/clients/pik"
-	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
-
-// providerRules are each provider's own rules, applied with no client
-// configured, as the service applies them before a create call.
-var providerRules = map[string]func(events.Command) []events.FieldError{
-	instantpay.Name: (&instantpay.Client{}).Validate,
-	pik.Name:        (&pik.Client{}).Validate,
-}
 
 // Providers returns the names of the providers this version of the
 // library knows, sorted.
-func Providers() []string {
-	names := make([]string, 0, len(providerRules))
-	for name := range providerRules {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
-}
+func Providers() []string { return rules.Providers() }
 
 // InvalidError says why the service would answer a command with
 // contact.failed before calling any provider: Reason is ReasonMalformed
@@ -63,10 +47,10 @@ func (c *Client) ValidateJSON(body []byte) error {
 }
 
 // validateBody is ValidateJSON with a validator and default provider.
-func validateBody(val *events.Validator, body []byte, defaultProvider string) error {
-	cmd, err := events.DecodeCommand(body)
-	var derr *events.DecodeError
-	if errors.As(err, &derr) && derr.Reason == events.ReasonMalformed {
+func validateBody(val *rules.Validator, body []byte, defaultProvider string) error {
+	cmd, err := contact.DecodeCommand(body)
+	var derr *contact.DecodeError
+	if errors.As(err, &derr) && derr.Reason == contact.ReasonMalformed {
 		return &InvalidError{Reason: ReasonMalformed, Message: "the command is malformed: " + derr.Message}
 	}
 	var broken []FieldError
@@ -82,9 +66,9 @@ func validateBody(val *events.Validator, body []byte, defaultProvider string) er
 	if name == "" {
 		name = defaultProvider
 	}
-	rules, known := providerRules[name]
+	check, known := rules.Provider(name)
 	if known {
-		broken = append(broken, rules(cmd)...)
+		broken = append(broken, check(cmd)...)
 	}
 	var b strings.Builder
 	switch n := len(broken); n {
@@ -102,7 +86,7 @@ func validateBody(val *events.Validator, body []byte, defaultProvider string) er
 		if b.Len() > 0 {
 			b.WriteString("\n")
 		}
-		b.WriteString(handlers.UnknownProviderMessage(name, Providers()))
+		b.WriteString(rules.UnknownProviderMessage(name, Providers()))
 		if len(broken) == 0 {
 			reason = ReasonUnroutable
 		}

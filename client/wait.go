@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // Outcome is a command's terminal event in its generation.
@@ -126,9 +126,9 @@ const (
 // to time. When the record does not answer at once and scanFrom is set, it
 // has the events from scanFrom on read too.
 func (c *Client) await(ctx context.Context, sw *sharedWatch, w *waiter, ack Ack, scanFrom time.Time) (Outcome, error) {
-	created := events.EventID(ack.CommandID, ack.Generation, events.SubjectCreated)
-	failed := events.EventID(ack.CommandID, ack.Generation, events.SubjectFailed)
-	conflict := events.EventID(ack.CommandID, "conflict:"+ack.fingerprint, events.SubjectFailed)
+	created := contact.EventID(ack.CommandID, ack.Generation, contact.SubjectCreated)
+	failed := contact.EventID(ack.CommandID, ack.Generation, contact.SubjectFailed)
+	conflict := contact.EventID(ack.CommandID, "conflict:"+ack.fingerprint, contact.SubjectFailed)
 	recheck := sw.rechecked()
 	if o, ok, err := c.answered(ctx, ack); ok || err != nil {
 		return o, err
@@ -174,7 +174,7 @@ func (c *Client) await(ctx context.Context, sw *sharedWatch, w *waiter, ack Ack,
 func (c *Client) answered(ctx context.Context, ack Ack) (o Outcome, ok bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, recordRead)
 	defer cancel()
-	value, err := c.record(rctx, ack.CommandID)
+	value, err := c.readRecord(rctx, ack.CommandID)
 	if errors.Is(err, nats.ErrConnectionClosed) {
 		return Outcome{Ack: ack}, false, fmt.Errorf("wait for the outcome of %s: %s: %w", ack.CommandID, stored(ack), err)
 	}
@@ -187,13 +187,13 @@ func (c *Client) answered(ctx context.Context, ack Ack) (o Outcome, ok bool, err
 		// is that of one of the command's generations. Other content is
 		// a conflict, answered by an event.
 		var decided bool
-		if raw, decided = handlers.ResentOutcome(value, ack.fingerprint); !decided {
+		if raw, decided = record.ResentOutcome(value, ack.fingerprint); !decided {
 			return Outcome{}, false, nil
 		}
 	} else {
 		// A replay's answer, once its generation's outcome is the
 		// newest.
-		generation, newest, ok := handlers.NewestEvent(value)
+		generation, newest, ok := record.NewestEvent(value)
 		if !ok || generation != ack.Generation {
 			return Outcome{}, false, nil
 		}
@@ -219,7 +219,7 @@ func jitter(d time.Duration) time.Duration {
 
 // stored says where ack's command is stored.
 func stored(ack Ack) string {
-	return fmt.Sprintf("the command is stored (%s seq %d) and its outcome comes as a %s or %s event", ack.Stream, ack.Sequence, events.SubjectCreated, events.SubjectFailed)
+	return fmt.Sprintf("the command is stored (%s seq %d) and its outcome comes as a %s or %s event", ack.Stream, ack.Sequence, contact.SubjectCreated, contact.SubjectFailed)
 }
 
 // waitError says why a wait for ack's command's outcome ended without
@@ -235,7 +235,7 @@ func waitError(ack Ack, err error) error {
 func outcome(ack Ack, ev Event, raw []byte) (Outcome, error) {
 	o := Outcome{Ack: ack, Event: ev, Raw: raw}
 	switch ev.Type {
-	case events.SubjectCreated:
+	case contact.SubjectCreated:
 		o.Created = new(Created)
 		if err := json.Unmarshal(ev.Data, o.Created); err != nil {
 			return o, fmt.Errorf("event %s: %w", ev.ID, err)
@@ -276,7 +276,7 @@ func (c *Client) Watch(ctx context.Context, since time.Time) (*Watch, error) {
 	w := &Watch{out: make(chan watched, 256), done: make(chan struct{})}
 	nc := c.js.Conn()
 	core := make(chan *nats.Msg, 8192)
-	for _, subject := range []string{events.SubjectCreated, events.SubjectFailed} {
+	for _, subject := range []string{contact.SubjectCreated, contact.SubjectFailed} {
 		sub, err := nc.ChanSubscribe(subject, core)
 		if err != nil {
 			w.Stop()
@@ -285,7 +285,7 @@ func (c *Client) Watch(ctx context.Context, since time.Time) (*Watch, error) {
 		w.stopFn = append(w.stopFn, func() { _ = sub.Unsubscribe() })
 	}
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectCreated, events.SubjectFailed},
+		FilterSubjects: []string{contact.SubjectCreated, contact.SubjectFailed},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	}
 	if !since.IsZero() {

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
@@ -143,13 +143,13 @@ func TestAsyncAPI(t *testing.T) {
 			addresses = append(addresses, a)
 		}
 		sort.Strings(addresses)
-		assert.Equal(t, []string{events.SubjectCreate, events.SubjectCreated, events.SubjectFailed}, addresses,
+		assert.Equal(t, []string{contact.SubjectCreate, contact.SubjectCreated, contact.SubjectFailed}, addresses,
 			"one channel per subject of the contract, at its exact subject")
 		assert.Equal(t, []string{Command, Created, Failed}, addresses, "the subjects are the schema names")
 	})
 
 	t.Run("operations", func(t *testing.T) {
-		want := map[string]string{events.SubjectCreate: "receive", events.SubjectCreated: "send", events.SubjectFailed: "send"}
+		want := map[string]string{contact.SubjectCreate: "receive", contact.SubjectCreated: "send", contact.SubjectFailed: "send"}
 		got := map[string]string{}
 		for key, op := range get[map[string]any](t, doc, "/operations") {
 			ch := deref(t, doc, get[string](t, op, "/channel/$ref"))
@@ -166,9 +166,9 @@ func TestAsyncAPI(t *testing.T) {
 
 	t.Run("messages", func(t *testing.T) {
 		wantHeaders := map[string][]string{
-			events.SubjectCreate:  {events.HeaderMsgID, "traceparent", "tracestate", events.HeaderReplayOf},
-			events.SubjectCreated: {events.HeaderMsgID, "traceparent", "tracestate"},
-			events.SubjectFailed:  {events.HeaderMsgID, "traceparent", "tracestate"},
+			contact.SubjectCreate:  {contact.HeaderMsgID, "traceparent", "tracestate", contact.HeaderReplayOf},
+			contact.SubjectCreated: {contact.HeaderMsgID, "traceparent", "tracestate"},
+			contact.SubjectFailed:  {contact.HeaderMsgID, "traceparent", "tracestate"},
 		}
 		for address, key := range byAddress {
 			t.Run(address, func(t *testing.T) {
@@ -192,8 +192,8 @@ func TestAsyncAPI(t *testing.T) {
 						payload, err := json.Marshal(get[map[string]any](t, ex, "/payload"))
 						require.NoError(t, err)
 						assert.NoError(t, s.Validate(address, payload), "example %d of %s validates", i, address)
-						if address != events.SubjectCreate {
-							assert.Equal(t, get[string](t, ex, "/payload/id"), get[string](t, ex, "/headers/"+events.HeaderMsgID),
+						if address != contact.SubjectCreate {
+							assert.Equal(t, get[string](t, ex, "/payload/id"), get[string](t, ex, "/headers/"+contact.HeaderMsgID),
 								"an event's Nats-Msg-Id is its id")
 						}
 					}
@@ -206,8 +206,8 @@ func TestAsyncAPI(t *testing.T) {
 		js := get[map[string]any](t, doc, "/servers/nats/x-jetstream")
 		streams := get[map[string]any](t, js, "/streams")
 		wantStreams := map[string][]string{
-			provision.CommandStream: {events.SubjectCreate},
-			provision.EventStream:   {events.SubjectCreated, events.SubjectFailed},
+			provision.CommandStream: {contact.SubjectCreate},
+			provision.EventStream:   {contact.SubjectCreated, contact.SubjectFailed},
 		}
 		require.Len(t, streams, len(wantStreams))
 		for name, subjects := range wantStreams {

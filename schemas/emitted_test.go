@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -71,7 +71,7 @@ type fakeProvider struct {
 	contact   provider.Contact
 	createErr error
 	found     bool
-	rules     []events.FieldError // what Validate reports
+	rules     []contact.FieldError // what Validate reports
 }
 
 func (p *fakeProvider) set(createErr error) {
@@ -80,9 +80,9 @@ func (p *fakeProvider) set(createErr error) {
 	p.createErr = createErr
 }
 
-func (p *fakeProvider) Validate(events.Command) []events.FieldError { return p.rules }
+func (p *fakeProvider) Validate(contact.Command) []contact.FieldError { return p.rules }
 
-func (p *fakeProvider) Create(context.Context, events.Command) (provider.Contact, error) {
+func (p *fakeProvider) Create(context.Context, contact.Command) (provider.Contact, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.createErr != nil {
@@ -91,7 +91,7 @@ func (p *fakeProvider) Create(context.Context, events.Command) (provider.Contact
 	return p.contact, nil
 }
 
-func (p *fakeProvider) Lookup(context.Context, events.Command) (provider.Contact, bool, error) {
+func (p *fakeProvider) Lookup(context.Context, contact.Command) (provider.Contact, bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.found {
@@ -145,26 +145,26 @@ func TestEmittedEventsValidate(t *testing.T) {
 		noDefault       bool
 		breakerFailures uint32 // opens the providers' circuit breakers after so many transient failures; 0: never
 		lookupFinds     bool
-		rules           []events.FieldError
+		rules           []contact.FieldError
 		wantType        string
-		wantReason      events.Reason
+		wantReason      contact.Reason
 		wantReplay      bool
 	}{
-		{name: "created at instantpay", steps: []step{{body: goodIP, delivery: 1}}, wantType: events.SubjectCreated},
-		{name: "created at pik with a numeric id", steps: []step{{body: goodPIK, delivery: 1}}, wantType: events.SubjectCreated},
-		{name: "created, then repeated on redelivery", steps: []step{{body: goodPIK, delivery: 1}, {body: goodPIK, delivery: 2}}, wantType: events.SubjectCreated},
-		{name: "created by the default provider with the Nats-Msg-Id as commandId", steps: []step{{body: noID, msgID: "msg-7", delivery: 1}}, wantType: events.SubjectCreated},
+		{name: "created at instantpay", steps: []step{{body: goodIP, delivery: 1}}, wantType: contact.SubjectCreated},
+		{name: "created at pik with a numeric id", steps: []step{{body: goodPIK, delivery: 1}}, wantType: contact.SubjectCreated},
+		{name: "created, then repeated on redelivery", steps: []step{{body: goodPIK, delivery: 1}, {body: goodPIK, delivery: 2}}, wantType: contact.SubjectCreated},
+		{name: "created by the default provider with the Nats-Msg-Id as commandId", steps: []step{{body: noID, msgID: "msg-7", delivery: 1}}, wantType: contact.SubjectCreated},
 		{
 			name:        "created, reconciled after an ambiguous create",
 			steps:       []step{{body: goodIP, delivery: 1, createErr: providerError(provider.Ambiguous, 0, "timeout", "no answer")}},
 			lookupFinds: true,
-			wantType:    events.SubjectCreated,
+			wantType:    contact.SubjectCreated,
 		},
 		{
 			name:       "rejected with the provider's answer",
 			steps:      []step{{body: goodIP, delivery: 1, createErr: providerError(provider.Permanent, 200, "RPI", "Invalid tag id")}},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonRejected,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonRejected,
 		},
 		{
 			name: "exhausted by transient failures",
@@ -172,8 +172,8 @@ func TestEmittedEventsValidate(t *testing.T) {
 				{body: goodPIK, delivery: 1, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
 				{body: goodPIK, delivery: maxDeliver, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
 			},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonExhausted,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonExhausted,
 		},
 		{
 			name: "exhausted by timeouts",
@@ -181,44 +181,44 @@ func TestEmittedEventsValidate(t *testing.T) {
 				{body: goodIP, delivery: 1, createErr: providerError(provider.Ambiguous, 0, "timeout", "no answer within 10s")},
 				{body: goodIP, delivery: maxDeliver, createErr: providerError(provider.Ambiguous, 0, "timeout", "no answer within 10s")},
 			},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonExhausted,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonExhausted,
 		},
 		{
 			name:       "exhausted past the last delivery, without an answer",
 			steps:      []step{{body: goodIP, delivery: maxDeliver + 1}},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonExhausted,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonExhausted,
 		},
 		{
 			name:       "invalid, with every broken rule",
 			steps:      []step{{body: `{"commandId":"c-bad","name":"  ","email":"jane@","mobile":9876543210,"tagId":"t","metadata":{` + strings.Join(manyKeys, ",") + `}}`, delivery: 1}},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonInvalid,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonInvalid,
 		},
 		{
 			name:       "invalid by a provider rule",
 			steps:      []step{{body: goodIP, delivery: 1}},
-			rules:      []events.FieldError{{Field: "tagId", Rule: "hexadecimal24", Message: "tagId must be a 24-character hexadecimal id for InstantPay"}},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonInvalid,
+			rules:      []contact.FieldError{{Field: "tagId", Rule: "hexadecimal24", Message: "tagId must be a 24-character hexadecimal id for InstantPay"}},
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonInvalid,
 		},
 		{
 			name:       "invalid, with an empty commandId",
 			steps:      []step{{body: `{"commandId":"","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"}`, msgID: "msg-8", delivery: 1}},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonInvalid,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonInvalid,
 		},
-		{name: "malformed: not an object", steps: []step{{body: `["a"]`, delivery: 1}}, wantType: events.SubjectFailed, wantReason: events.ReasonMalformed},
-		{name: "malformed: not JSON", steps: []step{{body: `{"name":`, msgID: "msg-9", delivery: 1}}, wantType: events.SubjectFailed, wantReason: events.ReasonMalformed},
-		{name: "malformed: empty", steps: []step{{body: ``, delivery: 1}}, wantType: events.SubjectFailed, wantReason: events.ReasonMalformed},
-		{name: "malformed: not UTF-8", steps: []step{{body: "{\"name\":\"\xff\"}", delivery: 1}}, wantType: events.SubjectFailed, wantReason: events.ReasonMalformed},
-		{name: "malformed: too large", steps: []step{{body: `{"pad":"` + strings.Repeat("x", events.MaxCommandSize) + `"}`, delivery: 1}}, wantType: events.SubjectFailed, wantReason: events.ReasonMalformed},
+		{name: "malformed: not an object", steps: []step{{body: `["a"]`, delivery: 1}}, wantType: contact.SubjectFailed, wantReason: contact.ReasonMalformed},
+		{name: "malformed: not JSON", steps: []step{{body: `{"name":`, msgID: "msg-9", delivery: 1}}, wantType: contact.SubjectFailed, wantReason: contact.ReasonMalformed},
+		{name: "malformed: empty", steps: []step{{body: ``, delivery: 1}}, wantType: contact.SubjectFailed, wantReason: contact.ReasonMalformed},
+		{name: "malformed: not UTF-8", steps: []step{{body: "{\"name\":\"\xff\"}", delivery: 1}}, wantType: contact.SubjectFailed, wantReason: contact.ReasonMalformed},
+		{name: "malformed: too large", steps: []step{{body: `{"pad":"` + strings.Repeat("x", contact.MaxCommandSize) + `"}`, delivery: 1}}, wantType: contact.SubjectFailed, wantReason: contact.ReasonMalformed},
 		{
 			name:       "unroutable: unknown provider",
 			steps:      []step{{body: `{"commandId":"c-x","provider":"paypal","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"}`, delivery: 1}},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonUnroutable,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonUnroutable,
 		},
 		{
 			name: "conflict: the commandId first used for other content",
@@ -226,15 +226,15 @@ func TestEmittedEventsValidate(t *testing.T) {
 				{body: goodIP, delivery: 1},
 				{body: strings.Replace(goodIP, "Jane Doe", "John Roe", 1), delivery: 1},
 			},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonConflict,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonConflict,
 		},
 		{
 			name:       "unroutable: no provider and no default",
 			steps:      []step{{body: noID, msgID: "msg-10", delivery: maxDeliver}},
 			noDefault:  true,
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonUnroutable,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonUnroutable,
 		},
 		{
 			name: "replay of an exhausted command, created",
@@ -243,7 +243,7 @@ func TestEmittedEventsValidate(t *testing.T) {
 				{body: goodPIK, delivery: maxDeliver, createErr: providerError(provider.Transient, 503, "503", "service unavailable")},
 				{body: goodPIK, delivery: 1, replay: true},
 			},
-			wantType:   events.SubjectCreated,
+			wantType:   contact.SubjectCreated,
 			wantReplay: true,
 		},
 		{
@@ -253,8 +253,8 @@ func TestEmittedEventsValidate(t *testing.T) {
 				{body: goodIP, delivery: maxDeliver, createErr: providerError(provider.Transient, 502, "ISE", "try later")},
 				{body: goodIP, delivery: maxDeliver, replay: true, createErr: providerError(provider.Transient, 502, "ISE", "try later")},
 			},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonExhausted,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonExhausted,
 			wantReplay: true,
 		},
 		{
@@ -265,8 +265,8 @@ func TestEmittedEventsValidate(t *testing.T) {
 				{body: goodPIK, delivery: maxDeliver, replay: true},
 			},
 			breakerFailures: 2,
-			wantType:        events.SubjectFailed,
-			wantReason:      events.ReasonExhausted,
+			wantType:        contact.SubjectFailed,
+			wantReason:      contact.ReasonExhausted,
 			wantReplay:      true,
 		},
 		{
@@ -275,15 +275,15 @@ func TestEmittedEventsValidate(t *testing.T) {
 				{body: `{"commandId":"c-r","name":"Jane","email":"jane@","mobile":"9876543210","tagId":"t"}`, delivery: 1},
 				{body: `{"commandId":"c-r","name":"Jane","email":"jane@","mobile":"9876543210","tagId":"t"}`, delivery: 1, replay: true},
 			},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonInvalid,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonInvalid,
 			wantReplay: true,
 		},
 		{
 			name:       "invalid, naming an unknown provider",
 			steps:      []step{{body: `{"commandId":"c-y","provider":"paypal","name":"Jane","email":"jane@","mobile":"9876543210","tagId":"t"}`, delivery: 1}},
-			wantType:   events.SubjectFailed,
-			wantReason: events.ReasonInvalid,
+			wantType:   contact.SubjectFailed,
+			wantReason: contact.ReasonInvalid,
 		},
 	}
 	for _, tt := range tests {
@@ -318,7 +318,7 @@ func TestEmittedEventsValidate(t *testing.T) {
 			h, err := handlers.New(cfg)
 			require.NoError(t, err)
 
-			var last *events.Event
+			var last *contact.Event
 			for i, st := range tt.steps {
 				ip.set(st.createErr)
 				pk.set(st.createErr)
@@ -341,8 +341,8 @@ func TestEmittedEventsValidate(t *testing.T) {
 			require.NotNil(t, last, "the scenario decided an event")
 			assert.Equal(t, tt.wantType, last.Type)
 			var data struct {
-				Reason   events.Reason `json:"reason"`
-				ReplayOf string        `json:"replayOf"`
+				Reason   contact.Reason `json:"reason"`
+				ReplayOf string         `json:"replayOf"`
 			}
 			require.NoError(t, json.Unmarshal(last.Data, &data))
 			assert.Equal(t, tt.wantReason, data.Reason)

@@ -13,9 +13,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // compiled compiles the embedded schemas, failing the test if they do not.
@@ -163,7 +165,7 @@ func TestGoldenEventsValidate(t *testing.T) {
 }
 
 // schemaOnly lists the command examples the schema refuses while
-// events.DecodeCommand and events.Validator accept them, each with the
+// contact.DecodeCommand and rules.Validator accept them, each with the
 // reason. Nothing the Go validation refuses is accepted by the schema.
 var schemaOnly = map[string]string{
 	"invalid/provider-unknown":      "routing is a run-time rule: the handler answers a provider it does not have with unroutable, not invalid",
@@ -174,13 +176,13 @@ var schemaOnly = map[string]string{
 
 func TestCommandExamplesAgreeWithGoValidation(t *testing.T) {
 	s := compiled(t)
-	v := events.NewValidator()
+	v := rules.NewValidator()
 	seen := map[string]bool{}
 	for _, e := range examplesOf(t, Command) {
 		t.Run(e.name(), func(t *testing.T) {
 			seen[e.name()] = true
-			cmd, err := events.DecodeCommand(e.body)
-			var goErrs []events.FieldError
+			cmd, err := contact.DecodeCommand(e.body)
+			var goErrs []contact.FieldError
 			if err == nil {
 				goErrs = v.Validate(cmd)
 			}
@@ -207,7 +209,7 @@ func TestCommandExamplesAgreeWithGoValidation(t *testing.T) {
 // addresses where format checkers differ.
 func TestCommandEdgeCasesAgreeWithGoValidation(t *testing.T) {
 	s := compiled(t)
-	v := events.NewValidator()
+	v := rules.NewValidator()
 	const idn = "an internationalized address: the schema's email format is ASCII-only (idn-email would take it), Go's email rule takes Unicode"
 	tests := []struct {
 		name       string
@@ -257,8 +259,8 @@ func TestCommandEdgeCasesAgreeWithGoValidation(t *testing.T) {
 			}
 			body, err := json.Marshal(cmd)
 			require.NoError(t, err)
-			decoded, derr := events.DecodeCommand(body)
-			var goErrs []events.FieldError
+			decoded, derr := contact.DecodeCommand(body)
+			var goErrs []contact.FieldError
 			if derr == nil {
 				goErrs = v.Validate(decoded)
 			}
@@ -288,7 +290,7 @@ func TestRuntimeRulesBeyondTheSchema(t *testing.T) {
 	tests := []struct {
 		name      string
 		body      string
-		validate  func(events.Command) []events.FieldError
+		validate  func(contact.Command) []contact.FieldError
 		wantField string
 		schemaToo bool // the schema refuses it as well
 	}{
@@ -315,9 +317,9 @@ func TestRuntimeRulesBeyondTheSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd, err := events.DecodeCommand([]byte(tt.body))
+			cmd, err := contact.DecodeCommand([]byte(tt.body))
 			require.NoError(t, err)
-			require.Empty(t, events.NewValidator().Validate(cmd), "the contract's common rules accept it")
+			require.Empty(t, rules.NewValidator().Validate(cmd), "the contract's common rules accept it")
 			errs := tt.validate(cmd)
 			require.NotEmpty(t, errs, "the provider refuses it")
 			assert.Equal(t, tt.wantField, errs[0].Field)
@@ -349,17 +351,17 @@ func TestEventExamplesMatchGoTypes(t *testing.T) {
 				continue
 			}
 			t.Run(schema+"/"+e.name(), func(t *testing.T) {
-				var ev events.Event
+				var ev contact.Event
 				strictDecode(t, e.body, &ev)
 				var data any
 				var commandID, replayOf string
 				switch ev.Type {
-				case events.SubjectCreated:
-					var d events.Created
+				case contact.SubjectCreated:
+					var d contact.Created
 					strictDecode(t, ev.Data, &d)
 					data, commandID, replayOf = d, d.CommandID, d.ReplayOf
-				case events.SubjectFailed:
-					var d events.Failed
+				case contact.SubjectFailed:
+					var d contact.Failed
 					strictDecode(t, ev.Data, &d)
 					data, commandID, replayOf = d, d.CommandID, d.ReplayOf
 				default:
@@ -367,7 +369,7 @@ func TestEventExamplesMatchGoTypes(t *testing.T) {
 				}
 				assert.Equal(t, schema, ev.Type, "the example's type is its schema's")
 				assert.Equal(t, commandID, ev.Subject, "subject is the commandId")
-				assert.Equal(t, events.EventID(commandID, replayOf, ev.Type), ev.ID, "id is the deterministic event id")
+				assert.Equal(t, contact.EventID(commandID, replayOf, ev.Type), ev.ID, "id is the deterministic event id")
 
 				again, err := events.NewEvent(ev.Source, ev.Type, commandID, replayOf, ev.Time, data)
 				require.NoError(t, err)

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
@@ -173,7 +173,7 @@ func TestClusterScaleOutSurvivesLosingANodeAndAnInstance(t *testing.T) {
 	evs := e.events(t)
 	assertExactlyOnce(t, evs, cmds)
 	for _, ev := range evs {
-		assert.Equal(t, events.SubjectCreated, ev.Type, "%s: every command is created (nothing failed for NATS trouble)", ev.Subject)
+		assert.Equal(t, contact.SubjectCreated, ev.Type, "%s: every command is created (nothing failed for NATS trouble)", ev.Subject)
 	}
 	assert.Len(t, e.ipay.Contacts(), len(cmds)/2, "one InstantPay contact per command")
 	assert.Len(t, e.pik.Contacts(), len(cmds)-len(cmds)/2, "one PIK contact per command")
@@ -270,7 +270,7 @@ func publishAll(t *testing.T, js jetstream.JetStream, ids []string) {
 		if i%2 == 1 {
 			body = command(id, `"provider":"pik"`)
 		}
-		msg := nats.NewMsg(events.SubjectCreate)
+		msg := nats.NewMsg(contact.SubjectCreate)
 		msg.Data = []byte(body)
 		f, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
 		require.NoError(t, err)

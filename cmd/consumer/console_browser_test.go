@@ -22,9 +22,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/console"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 )
 
@@ -311,7 +311,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	awaitText(t, ctx, base+"/failures?reason=exhausted", "#matched", "0 of", 30*time.Second)
 	created := 0
 	for _, ev := range e.events(t) {
-		if ev.Type == events.SubjectCreated && strings.HasPrefix(ev.Subject, "outage-") {
+		if ev.Type == contact.SubjectCreated && strings.HasPrefix(ev.Subject, "outage-") {
 			created++
 		}
 	}

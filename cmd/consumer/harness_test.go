@@ -21,8 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/config"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
@@ -238,7 +238,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // publish publishes a command body, with optional headers.
 func (e *testEnv) publish(t testing.TB, body string, hdr ...string) {
 	t.Helper()
-	msg := nats.NewMsg(events.SubjectCreate)
+	msg := nats.NewMsg(contact.SubjectCreate)
 	msg.Data = []byte(body)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		msg.Header.Set(hdr[i], hdr[i+1])
@@ -248,7 +248,7 @@ func (e *testEnv) publish(t testing.TB, body string, hdr ...string) {
 }
 
 // events returns every event in the event stream, in order.
-func (e *testEnv) events(t testing.TB) []events.Event {
+func (e *testEnv) events(t testing.TB) []contact.Event {
 	t.Helper()
 	ctx := context.Background()
 	s, err := e.js.Stream(ctx, provision.EventStream)
@@ -257,11 +257,11 @@ func (e *testEnv) events(t testing.TB) []events.Event {
 	}
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
-	var out []events.Event
+	var out []contact.Event
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		raw, err := s.GetMsg(ctx, seq)
 		require.NoError(t, err)
-		var ev events.Event
+		var ev contact.Event
 		require.NoError(t, json.Unmarshal(raw.Data, &ev))
 		out = append(out, ev)
 	}
@@ -269,9 +269,9 @@ func (e *testEnv) events(t testing.TB) []events.Event {
 }
 
 // awaitEvents waits until the event stream holds n events, and returns them.
-func (e *testEnv) awaitEvents(t testing.TB, n int, within time.Duration) []events.Event {
+func (e *testEnv) awaitEvents(t testing.TB, n int, within time.Duration) []contact.Event {
 	t.Helper()
-	var evs []events.Event
+	var evs []contact.Event
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		evs = e.events(t)
 		assert.GreaterOrEqual(c, len(evs), n, "events in the stream")
@@ -282,7 +282,7 @@ func (e *testEnv) awaitEvents(t testing.TB, n int, within time.Duration) []event
 // settle waits until the durable consumer has nothing left to deliver nor
 // to be acknowledged, then stops svc, which finishes what it still holds,
 // and returns the events: no more can come.
-func (e *testEnv) settle(t *testing.T, svc *instance, within time.Duration) []events.Event {
+func (e *testEnv) settle(t *testing.T, svc *instance, within time.Duration) []contact.Event {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		_, pending, ackPending, err := consumerProgress(context.Background(), e.js)
@@ -295,15 +295,15 @@ func (e *testEnv) settle(t *testing.T, svc *instance, within time.Duration) []ev
 }
 
 // byCommand indexes events by commandId.
-func byCommand(evs []events.Event) map[string][]events.Event {
-	out := map[string][]events.Event{}
+func byCommand(evs []contact.Event) map[string][]contact.Event {
+	out := map[string][]contact.Event{}
 	for _, ev := range evs {
 		out[ev.Subject] = append(out[ev.Subject], ev)
 	}
 	return out
 }
 
-func data[T any](t testing.TB, ev events.Event) T {
+func data[T any](t testing.TB, ev contact.Event) T {
 	t.Helper()
 	var d T
 	require.NoError(t, json.Unmarshal(ev.Data, &d))
@@ -336,17 +336,17 @@ func (f *inFlight) wrap(h http.Handler) http.Handler {
 
 // watchPublishes records every event published, including those the
 // stream drops as duplicates, through a core NATS subscription.
-func (e *testEnv) watchPublishes(t testing.TB) func() []events.Event {
+func (e *testEnv) watchPublishes(t testing.TB) func() []contact.Event {
 	t.Helper()
 	var (
 		mu  sync.Mutex
-		got []events.Event
+		got []contact.Event
 	)
 	sub, err := e.nc.Subscribe("contact.*", func(m *nats.Msg) {
-		if m.Subject == events.SubjectCreate {
+		if m.Subject == contact.SubjectCreate {
 			return
 		}
-		var ev events.Event
+		var ev contact.Event
 		if json.Unmarshal(m.Data, &ev) == nil {
 			mu.Lock()
 			got = append(got, ev)
@@ -356,16 +356,16 @@ func (e *testEnv) watchPublishes(t testing.TB) func() []events.Event {
 	require.NoError(t, err)
 	require.NoError(t, e.nc.Flush())
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return func() []events.Event {
+	return func() []contact.Event {
 		mu.Lock()
 		defer mu.Unlock()
-		return append([]events.Event(nil), got...)
+		return append([]contact.Event(nil), got...)
 	}
 }
 
 // assertExactlyOnce checks the service's guarantee for the given
 // commandIds: each has exactly one terminal event in the stream.
-func assertExactlyOnce(t testing.TB, evs []events.Event, ids []string) {
+func assertExactlyOnce(t testing.TB, evs []contact.Event, ids []string) {
 	t.Helper()
 	by := byCommand(evs)
 	for _, id := range ids {

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
@@ -30,7 +30,7 @@ func TestAmbiguousCreatesAgainstAPagedList(t *testing.T) {
 			client, err := instantpay.New(instantpay.Config{BaseURL: e.vars["INSTANTPAY_BASE_URL"], ClientID: "id", ClientSecret: "secret", Timeout: 5 * time.Second})
 			require.NoError(t, err)
 			for i := range 500 {
-				_, err := client.Create(context.Background(), events.Command{CommandID: fmt.Sprintf("old-%d", i), Name: "Old",
+				_, err := client.Create(context.Background(), contact.Command{CommandID: fmt.Sprintf("old-%d", i), Name: "Old",
 					Email: fmt.Sprintf("old%d@example.com", i), Mobile: fmt.Sprintf("+9198%08d", i), TagID: tagID})
 				require.NoError(t, err)
 			}
@@ -51,8 +51,8 @@ func TestAmbiguousCreatesAgainstAPagedList(t *testing.T) {
 			assertExactlyOnce(t, evs, ids)
 			reconciled := 0
 			for _, ev := range evs {
-				require.Equal(t, events.SubjectCreated, ev.Type, "%s: %s", ev.Subject, ev.Data)
-				if data[events.Created](t, ev).Upstream["reconciled"] == true {
+				require.Equal(t, contact.SubjectCreated, ev.Type, "%s: %s", ev.Subject, ev.Data)
+				if data[contact.Created](t, ev).Upstream["reconciled"] == true {
 					reconciled++
 				}
 			}

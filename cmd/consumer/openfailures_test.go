@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 )
 
@@ -118,5 +118,5 @@ func TestDiscard(t *testing.T) {
 	out, _, err = e.cli(t, "failures", "--history")
 	require.NoError(t, err)
 	assert.Contains(t, out, "5 failures match", "the failed events stay in the history")
-	assert.True(t, strings.Contains(out, string(events.ReasonMalformed)))
+	assert.True(t, strings.Contains(out, string(contact.ReasonMalformed)))
 }

@@ -16,7 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
@@ -135,7 +135,7 @@ func TestTracePropagation(t *testing.T) {
 	}
 	assert.Equal(t, "nats", attrs["messaging.system"])
 	assert.Equal(t, "process", attrs["messaging.operation.type"])
-	assert.Equal(t, events.SubjectCreate, attrs["messaging.destination.name"])
+	assert.Equal(t, contact.SubjectCreate, attrs["messaging.destination.name"])
 	var httpSpan bool
 	for name, sp := range byName {
 		if strings.HasPrefix(name, "HTTP POST") || name == "POST" {
@@ -175,7 +175,7 @@ func TestOpenCircuitDoesNotSlowTheOtherProvider(t *testing.T) {
 	evs := e.awaitEvents(t, len(pik), 20*time.Second)
 	took := time.Since(start)
 	for _, ev := range evs {
-		assert.Equal(t, events.SubjectCreated, ev.Type)
+		assert.Equal(t, contact.SubjectCreated, ev.Type)
 		assert.Contains(t, pik, ev.Subject, "only the PIK commands are decided")
 	}
 	assert.Less(t, took, 5*time.Second, "PIK commands did not wait out InstantPay's retries")

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // TestOneOutcomePerGenerationAfterAReplay re-publishes original commands
@@ -34,9 +34,9 @@ func TestOneOutcomePerGenerationAfterAReplay(t *testing.T) {
 	_, _, err := e.cli(t, "replay")
 	require.NoError(t, err)
 	evs := e.awaitEvents(t, 2*len(cmds), 20*time.Second)
-	created := map[string]events.Event{}
+	created := map[string]contact.Event{}
 	for _, ev := range evs {
-		if ev.Type == events.SubjectCreated {
+		if ev.Type == contact.SubjectCreated {
 			created[ev.Subject] = ev
 		}
 	}
@@ -55,7 +55,7 @@ func TestOneOutcomePerGenerationAfterAReplay(t *testing.T) {
 
 	var conflicts int
 	for _, ev := range seen() {
-		if ev.Type == events.SubjectFailed && data[events.Failed](t, ev).Reason == events.ReasonConflict {
+		if ev.Type == contact.SubjectFailed && data[contact.Failed](t, ev).Reason == contact.ReasonConflict {
 			conflicts++
 			assert.Equal(t, cmds[0], ev.Subject)
 			assert.NotContains(t, []string{failed[ev.Subject], created[ev.Subject].ID}, ev.ID, "a conflict has an id of its own")
@@ -63,8 +63,8 @@ func TestOneOutcomePerGenerationAfterAReplay(t *testing.T) {
 		}
 		want := created[ev.Subject]
 		assert.Equal(t, want.ID, ev.ID, "%s: answered with the replay's contact.created, the same event", ev.Subject)
-		assert.Equal(t, events.SubjectCreated, ev.Type, ev.Subject)
-		assert.Equal(t, failed[ev.Subject], data[events.Created](t, ev).ReplayOf, "of the replay's generation")
+		assert.Equal(t, contact.SubjectCreated, ev.Type, ev.Subject)
+		assert.Equal(t, failed[ev.Subject], data[contact.Created](t, ev).ReplayOf, "of the replay's generation")
 	}
 	assert.Equal(t, 1, conflicts, "content no generation had is a conflict")
 	assert.Equal(t, calls, e.ipay.CreateCalls(), "no create call for a command sent again")
@@ -73,14 +73,14 @@ func TestOneOutcomePerGenerationAfterAReplay(t *testing.T) {
 	// id: the original's failure and the replay's contact.created.
 	idsByGeneration := map[string]map[string]bool{}
 	for _, ev := range e.events(t) {
-		if ev.Type == events.SubjectFailed && data[events.Failed](t, ev).Reason == events.ReasonConflict {
+		if ev.Type == contact.SubjectFailed && data[contact.Failed](t, ev).Reason == contact.ReasonConflict {
 			continue
 		}
 		gen := ev.Subject + "/"
-		if ev.Type == events.SubjectCreated {
-			gen += data[events.Created](t, ev).ReplayOf
+		if ev.Type == contact.SubjectCreated {
+			gen += data[contact.Created](t, ev).ReplayOf
 		} else {
-			gen += data[events.Failed](t, ev).ReplayOf
+			gen += data[contact.Failed](t, ev).ReplayOf
 		}
 		if idsByGeneration[gen] == nil {
 			idsByGeneration[gen] = map[string]bool{}

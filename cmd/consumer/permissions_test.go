@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
@@ -105,7 +105,7 @@ func readyz(t *testing.T, svc *instance) (int, string) {
 // nothing is lost.
 func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 	t.Parallel() // it mostly waits: on backoff, an ack wait or a rate limit
-	e := permissionsEnv(t, events.SubjectFailed)
+	e := permissionsEnv(t, contact.SubjectFailed)
 	e.quietLogs = true
 	deliveries := watchDeliveries(t, e.nc)
 	svc := e.start(t)
@@ -142,7 +142,7 @@ func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 	createdIn := time.Since(start)
 	assertExactlyOnce(t, evs, valid)
 	for _, ev := range evs {
-		assert.Equal(t, events.SubjectCreated, ev.Type)
+		assert.Equal(t, contact.SubjectCreated, ev.Type)
 	}
 	t.Logf("%d valid commands created in %s, behind %d that cannot settle", n, createdIn.Round(time.Millisecond), n)
 
@@ -201,8 +201,8 @@ func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 	assertExactlyOnce(t, evs, append(valid, invalid...))
 	for _, ev := range byCommand(evs) {
 		if strings.HasPrefix(ev[0].Subject, "bad-") {
-			assert.Equal(t, events.SubjectFailed, ev[0].Type)
-			assert.Equal(t, events.ReasonInvalid, data[events.Failed](t, ev[0]).Reason)
+			assert.Equal(t, contact.SubjectFailed, ev[0].Type)
+			assert.Equal(t, contact.ReasonInvalid, data[contact.Failed](t, ev[0]).Reason)
 		}
 	}
 	require.Eventually(t, func() bool {
@@ -217,7 +217,7 @@ func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 // service's subjects the credentials may not publish to, and fails; it
 // stores nothing in checking.
 func TestSetupChecksPublishPermissions(t *testing.T) {
-	e := permissionsEnv(t, events.SubjectFailed, "$KV."+provision.RecordBucket+".>")
+	e := permissionsEnv(t, contact.SubjectFailed, "$KV."+provision.RecordBucket+".>")
 	var stdout strings.Builder
 	err := run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard)
 	require.Error(t, err, "setup fails when the service could not publish")

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
@@ -43,16 +43,16 @@ func TestPoisonMessagesAreAnsweredOnce(t *testing.T) {
 		body   string
 		hdr    []string
 		id     string // the commandId the event carries; "" = <stream>:<seq>
-		reason events.Reason
+		reason contact.Reason
 	}{
-		{"a 5,000-character Nats-Msg-Id", noID, []string{"Nats-Msg-Id", strings.Repeat("x", 5000)}, "", events.ReasonMalformed},
-		{"a 900 KiB body of noise", string(noise), []string{"Nats-Msg-Id", "p-noise"}, "p-noise", events.ReasonMalformed},
-		{"10,000 levels of nesting", deep(10000), []string{"Nats-Msg-Id", "p-deep"}, "p-deep", events.ReasonMalformed},
-		{"10,000 levels inside pik", command("p-deep-pik", `"provider":"pik"`, `"pik":`+deep(10000)), nil, "", events.ReasonMalformed},
+		{"a 5,000-character Nats-Msg-Id", noID, []string{"Nats-Msg-Id", strings.Repeat("x", 5000)}, "", contact.ReasonMalformed},
+		{"a 900 KiB body of noise", string(noise), []string{"Nats-Msg-Id", "p-noise"}, "p-noise", contact.ReasonMalformed},
+		{"10,000 levels of nesting", deep(10000), []string{"Nats-Msg-Id", "p-deep"}, "p-deep", contact.ReasonMalformed},
+		{"10,000 levels inside pik", command("p-deep-pik", `"provider":"pik"`, `"pik":`+deep(10000)), nil, "", contact.ReasonMalformed},
 		{"a 600-byte Nats-Msg-Id names it", noID, []string{"Nats-Msg-Id", strings.Repeat("é", 300)}, strings.Repeat("é", 300), ""},
-		{"a right-to-left override in the name", strings.Replace(command("p-rlo"), "Jane Doe", "Jane\u202eeoD", 1), nil, "p-rlo", events.ReasonInvalid},
-		{"a name of zero-width spaces", strings.Replace(command("p-zw"), "Jane Doe", "\u200b\u200b", 1), nil, "p-zw", events.ReasonInvalid},
-		{"a NUL in the name", strings.Replace(command("p-nul"), "Jane Doe", `Jane\u0000Doe`, 1), nil, "p-nul", events.ReasonInvalid},
+		{"a right-to-left override in the name", strings.Replace(command("p-rlo"), "Jane Doe", "Jane\u202eeoD", 1), nil, "p-rlo", contact.ReasonInvalid},
+		{"a name of zero-width spaces", strings.Replace(command("p-zw"), "Jane Doe", "\u200b\u200b", 1), nil, "p-zw", contact.ReasonInvalid},
+		{"a NUL in the name", strings.Replace(command("p-nul"), "Jane Doe", `Jane\u0000Doe`, 1), nil, "p-nul", contact.ReasonInvalid},
 	}
 	for _, tt := range tests {
 		e.publish(t, tt.body, tt.hdr...)
@@ -70,16 +70,16 @@ func TestPoisonMessagesAreAnsweredOnce(t *testing.T) {
 			got := byID[id]
 			require.Len(t, got, 1, "exactly one event for %.40s", id)
 			if tt.reason == "" {
-				assert.Equal(t, events.SubjectCreated, got[0].Type, "a long id keyed by digest in the record")
+				assert.Equal(t, contact.SubjectCreated, got[0].Type, "a long id keyed by digest in the record")
 				return
 			}
-			d := data[events.Failed](t, got[0])
+			d := data[contact.Failed](t, got[0])
 			assert.Equal(t, tt.reason, d.Reason, d.Message)
 			assert.Zero(t, d.Attempts, "no provider call")
 		})
 	}
 	require.Len(t, byID["p-after"], 1)
-	assert.Equal(t, events.SubjectCreated, byID["p-after"][0].Type, "the service went on")
+	assert.Equal(t, contact.SubjectCreated, byID["p-after"][0].Type, "the service went on")
 	select {
 	case <-svc.finished:
 		t.Fatalf("the service stopped: %v", svc.err)
@@ -142,10 +142,10 @@ func TestServiceUnderAJetStreamDomain(t *testing.T) {
 	e.start(t)
 	e.publish(t, command("dom-1"))
 	evs := e.awaitEvents(t, 1, 10*time.Second)
-	assert.Equal(t, events.SubjectCreated, evs[0].Type)
+	assert.Equal(t, contact.SubjectCreated, evs[0].Type)
 	e.publish(t, command("dom-1", `"name":"Someone Else"`))
 	evs = e.awaitEvents(t, 2, 10*time.Second)
-	assert.Equal(t, events.ReasonConflict, data[events.Failed](t, evs[1]).Reason, "the record was written and read through the domain")
+	assert.Equal(t, contact.ReasonConflict, data[contact.Failed](t, evs[1]).Reason, "the record was written and read through the domain")
 }
 
 // TestWithoutJetStreamEveryCommandSaysSo: against a server without

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
@@ -33,12 +33,12 @@ func TestServiceMixedProviderTraffic(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("mix-%d", i)
 		require.Len(t, evs[id], 1, id)
-		require.Equal(t, events.SubjectCreated, evs[id][0].Type, id)
+		require.Equal(t, contact.SubjectCreated, evs[id][0].Type, id)
 		want := "instantpay"
 		if i%3 == 0 {
 			want = "pik"
 		}
-		assert.Equal(t, want, data[events.Created](t, evs[id][0]).Provider, id)
+		assert.Equal(t, want, data[contact.Created](t, evs[id][0]).Provider, id)
 	}
 	assert.Len(t, e.pik.Contacts(), n/3)
 	assert.Len(t, e.ipay.Contacts(), 2*n/3)
@@ -63,7 +63,7 @@ func TestServiceRefreshesExpiringPIKTokens(t *testing.T) {
 	}
 	evs := e.awaitEvents(t, n, 20*time.Second)
 	for _, ev := range evs {
-		assert.Equal(t, events.SubjectCreated, ev.Type, "%s: no call failed on an expired token", ev.Subject)
+		assert.Equal(t, contact.SubjectCreated, ev.Type, "%s: no call failed on an expired token", ev.Subject)
 	}
 	assert.GreaterOrEqual(t, e.pik.TokenRequests(), 2, "the token was refreshed")
 	assert.Equal(t, n, e.pik.CreateCalls(), "no create was refused for an expired token and retried")
@@ -92,8 +92,8 @@ func TestServicePIKBadCredentials(t *testing.T) {
 
 	e.publish(t, command("pik-bad", `"provider":"pik"`))
 	evs := e.awaitEvents(t, 1, 10*time.Second)
-	d := data[events.Failed](t, evs[0])
-	assert.Equal(t, events.ReasonRejected, d.Reason, "bad credentials fail the command for good")
+	d := data[contact.Failed](t, evs[0])
+	assert.Equal(t, contact.ReasonRejected, d.Reason, "bad credentials fail the command for good")
 	assert.Contains(t, d.Message, "credentials", "the message says why")
 	assert.Zero(t, e.pik.CreateCalls())
 }
@@ -110,14 +110,14 @@ func TestServiceProviderSpecificRules(t *testing.T) {
 	e.publish(t, command("rule-pik-bad", `"provider":"pik"`, `"pik":{"paymentContactAddress":"not an object"}`))
 
 	evs := byCommand(e.awaitEvents(t, 4, 10*time.Second))
-	assert.Equal(t, events.SubjectCreated, evs["rule-pik"][0].Type)
-	assert.Equal(t, events.SubjectCreated, evs["rule-ignored"][0].Type)
-	ipay := data[events.Failed](t, evs["rule-ipay"][0])
-	assert.Equal(t, events.ReasonInvalid, ipay.Reason)
+	assert.Equal(t, contact.SubjectCreated, evs["rule-pik"][0].Type)
+	assert.Equal(t, contact.SubjectCreated, evs["rule-ignored"][0].Type)
+	ipay := data[contact.Failed](t, evs["rule-ipay"][0])
+	assert.Equal(t, contact.ReasonInvalid, ipay.Reason)
 	require.Len(t, ipay.Errors, 1)
 	assert.Equal(t, "tagId", ipay.Errors[0].Field)
-	pikBad := data[events.Failed](t, evs["rule-pik-bad"][0])
-	assert.Equal(t, events.ReasonInvalid, pikBad.Reason)
+	pikBad := data[contact.Failed](t, evs["rule-pik-bad"][0])
+	assert.Equal(t, contact.ReasonInvalid, pikBad.Reason)
 	require.NotEmpty(t, pikBad.Errors)
 	assert.Contains(t, pikBad.Errors[0].Field, "paymentContactAddress")
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/config"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/replay"
@@ -197,7 +197,7 @@ func sayPublished(stderr io.Writer, ack client.Ack) {
 	if ack.Duplicate {
 		note = " (a duplicate within the stream's window: not stored again)"
 	}
-	fmt.Fprintf(stderr, "published %s commandId=%s stream=%s seq=%d%s\n", events.SubjectCreate, ack.CommandID, ack.Stream, ack.Sequence, note)
+	fmt.Fprintf(stderr, "published %s commandId=%s stream=%s seq=%d%s\n", contact.SubjectCreate, ack.CommandID, ack.Stream, ack.Sequence, note)
 }
 
 // showOutcome prints the terminal event a wait got, and says what the

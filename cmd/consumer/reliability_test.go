@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
@@ -45,7 +45,7 @@ func TestFaultKilledMidFlight(t *testing.T) {
 	evs := e.settle(t, svc, 30*time.Second)
 	assertExactlyOnce(t, evs, cmds)
 	for _, ev := range evs {
-		assert.Equal(t, events.SubjectCreated, ev.Type, ev.Subject)
+		assert.Equal(t, contact.SubjectCreated, ev.Type, ev.Subject)
 	}
 	assert.Len(t, e.ipay.Contacts(), len(cmds), "one contact per command")
 	assert.Zero(t, e.ipay.Duplicates(), "no duplicate contacts")
@@ -66,9 +66,9 @@ func TestFaultKilledDuringLastDelivery(t *testing.T) {
 
 	e.start(t)
 	evs := e.awaitEvents(t, 1, 30*time.Second)
-	require.Equal(t, events.SubjectFailed, evs[0].Type)
-	d := data[events.Failed](t, evs[0])
-	assert.Equal(t, events.ReasonExhausted, d.Reason, "a command killed in its last delivery still gets its exhausted event")
+	require.Equal(t, contact.SubjectFailed, evs[0].Type)
+	d := data[contact.Failed](t, evs[0])
+	assert.Equal(t, contact.ReasonExhausted, d.Reason, "a command killed in its last delivery still gets its exhausted event")
 	assert.True(t, d.Retryable)
 	assert.Equal(t, 1, d.Attempts)
 	assert.Equal(t, 1, e.ipay.CreateCalls(), "and no further create call")
@@ -108,8 +108,8 @@ func TestFaultAmbiguousCreatesAreReconciled(t *testing.T) {
 	evs := e.awaitEvents(t, len(cmds), 30*time.Second)
 	assertExactlyOnce(t, evs, cmds)
 	for _, ev := range evs {
-		require.Equal(t, events.SubjectCreated, ev.Type, ev.Subject)
-		d := data[events.Created](t, ev)
+		require.Equal(t, contact.SubjectCreated, ev.Type, ev.Subject)
+		d := data[contact.Created](t, ev)
 		assert.Equal(t, true, d.Upstream["reconciled"], "%s was found by a lookup", ev.Subject)
 	}
 	assert.Equal(t, 2, e.ipay.CreateCalls(), "no second create after a timeout that created")
@@ -139,7 +139,7 @@ func TestFaultMixedProviderErrors(t *testing.T) {
 	evs := e.awaitEvents(t, len(cmds), 30*time.Second)
 	assertExactlyOnce(t, evs, cmds)
 	for _, ev := range evs {
-		assert.Equal(t, events.SubjectCreated, ev.Type, ev.Subject)
+		assert.Equal(t, contact.SubjectCreated, ev.Type, ev.Subject)
 	}
 	assert.Len(t, e.ipay.Contacts(), len(cmds))
 	assert.Zero(t, e.ipay.Duplicates(), "no duplicate contacts")
@@ -149,10 +149,10 @@ func TestFaultRepublishedCommandCreatesOnce(t *testing.T) {
 	e := newTestEnv(t)
 	seen := e.watchPublishes(t)
 	e.start(t)
-	e.publish(t, command("again-1"), events.HeaderMsgID, "first")
+	e.publish(t, command("again-1"), contact.HeaderMsgID, "first")
 	first := e.awaitEvents(t, 1, 10*time.Second)[0]
 	// Published again with another message id: as after the duplicate window.
-	e.publish(t, command("again-1"), events.HeaderMsgID, "second")
+	e.publish(t, command("again-1"), contact.HeaderMsgID, "second")
 	require.Eventually(t, func() bool { return len(seen()) == 2 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, first.ID, seen()[1].ID, "the repeated outcome has the same event id")
 	assert.Equal(t, first, seen()[1], "and the same content")
@@ -181,7 +181,7 @@ func TestFaultProviderOutage(t *testing.T) {
 		evs := e.awaitEvents(t, len(cmds), 30*time.Second)
 		assertExactlyOnce(t, evs, cmds)
 		for _, ev := range evs {
-			assert.Equal(t, events.SubjectCreated, ev.Type, ev.Subject)
+			assert.Equal(t, contact.SubjectCreated, ev.Type, ev.Subject)
 		}
 		assert.LessOrEqual(t, e.ipayCalls.peak.Load(), int32(4), "never more than CONCURRENCY calls open")
 	})
@@ -196,7 +196,7 @@ func TestFaultProviderOutage(t *testing.T) {
 		e.publish(t, command("down-long"))
 		evs := e.awaitEvents(t, 1, 30*time.Second)
 		took := time.Since(start)
-		assert.Equal(t, events.ReasonExhausted, data[events.Failed](t, evs[0]).Reason)
+		assert.Equal(t, contact.ReasonExhausted, data[contact.Failed](t, evs[0]).Reason)
 		// Four deliveries, each retrying until less than one interval of
 		// its 300ms budget is left, with three 100ms redelivery delays
 		// between them.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
@@ -43,10 +44,10 @@ func (e *testEnv) commandsStored(t *testing.T) uint64 {
 }
 
 // failedIDs returns the id of each commandId's failed event.
-func failedIDs(evs []events.Event) map[string]string {
+func failedIDs(evs []contact.Event) map[string]string {
 	out := map[string]string{}
 	for _, ev := range evs {
-		if ev.Type == events.SubjectFailed {
+		if ev.Type == contact.SubjectFailed {
 			out[ev.Subject] = ev.ID
 		}
 	}
@@ -199,9 +200,9 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		for _, id := range append(ipayIDs, pikIDs...) {
 			require.Len(t, by[id], 2, "%s: the failure and the replay's outcome", id)
 			ev := by[id][1]
-			require.Equal(t, events.SubjectCreated, ev.Type, id)
-			assert.Equal(t, events.EventID(id, failed[id], events.SubjectCreated), ev.ID, "a new generation's id")
-			d := data[events.Created](t, ev)
+			require.Equal(t, contact.SubjectCreated, ev.Type, id)
+			assert.Equal(t, contact.EventID(id, failed[id], contact.SubjectCreated), ev.ID, "a new generation's id")
+			d := data[contact.Created](t, ev)
 			assert.Equal(t, failed[id], d.ReplayOf, id)
 			assert.Equal(t, 1, d.Attempts, "one create call in the replay's generation")
 		}
@@ -269,8 +270,8 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		assert.NotContains(t, out, "already sent")
 		require.Eventually(t, func() bool { return len(seen()) == 2 }, 10*time.Second, 10*time.Millisecond)
 		for _, ev := range seen() {
-			assert.Equal(t, events.SubjectCreated, ev.Type)
-			assert.Equal(t, events.EventID(ev.Subject, failed[ev.Subject], events.SubjectCreated), ev.ID, "the same event as the first replay's")
+			assert.Equal(t, contact.SubjectCreated, ev.Type)
+			assert.Equal(t, contact.EventID(ev.Subject, failed[ev.Subject], contact.SubjectCreated), ev.ID, "the same event as the first replay's")
 		}
 		assert.Equal(t, calls, e.ipay.CreateCalls()+e.pik.CreateCalls(), "no create call: the record answers")
 	})
@@ -300,8 +301,8 @@ func TestReplayRepairsAnInvalidCommand(t *testing.T) {
 		evs := byCommand(e.awaitEvents(t, 3, 10*time.Second))
 		require.Len(t, evs["inv-r"], 2)
 		ev := evs["inv-r"][1]
-		require.Equal(t, events.SubjectCreated, ev.Type)
-		d := data[events.Created](t, ev)
+		require.Equal(t, contact.SubjectCreated, ev.Type)
+		d := data[contact.Created](t, ev)
 		assert.Equal(t, failed["inv-r"], d.ReplayOf)
 		assert.Equal(t, map[string]string{"repairedBy": "ops"}, d.Metadata)
 		var stored []string
@@ -355,15 +356,15 @@ func TestFailuresAndReplayExitCodes(t *testing.T) {
 	ctx := context.Background()
 	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.CommandStream, Subjects: []string{"elsewhere"}})
 	require.NoError(t, err)
-	_, err = e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.EventStream, Subjects: []string{events.SubjectCreated, events.SubjectFailed}})
+	_, err = e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.EventStream, Subjects: []string{contact.SubjectCreated, contact.SubjectFailed}})
 	require.NoError(t, err)
-	ev, err := events.NewEvent("", events.SubjectFailed, "x-1", "", time.Now(), events.Failed{
-		CommandID: "x-1", Reason: events.ReasonExhausted, Retryable: true, Command: json.RawMessage(command("x-1")),
+	ev, err := events.NewEvent("", contact.SubjectFailed, "x-1", "", time.Now(), contact.Failed{
+		CommandID: "x-1", Reason: contact.ReasonExhausted, Retryable: true, Command: json.RawMessage(command("x-1")),
 	})
 	require.NoError(t, err)
 	body, err := json.Marshal(ev)
 	require.NoError(t, err)
-	_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: events.SubjectFailed, Data: body})
+	_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: contact.SubjectFailed, Data: body})
 	require.NoError(t, err)
 
 	t.Run("a failed publish", func(t *testing.T) {

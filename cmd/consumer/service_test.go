@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
@@ -39,8 +39,8 @@ func TestServiceCreatesContacts(t *testing.T) {
 	evs := byCommand(e.awaitEvents(t, 2, 10*time.Second))
 	ip := evs["ip-1"]
 	require.Len(t, ip, 1)
-	assert.Equal(t, events.SubjectCreated, ip[0].Type)
-	d := data[events.Created](t, ip[0])
+	assert.Equal(t, contact.SubjectCreated, ip[0].Type)
+	d := data[contact.Created](t, ip[0])
 	assert.Equal(t, "instantpay", d.Provider)
 	assert.Equal(t, e.ipay.Contacts()[0].ID, d.ContactID, "the contact id is InstantPay's data._id")
 	assert.Equal(t, 1, d.Attempts)
@@ -51,7 +51,7 @@ func TestServiceCreatesContacts(t *testing.T) {
 
 	pk := evs["pik-1"]
 	require.Len(t, pk, 1)
-	pd := data[events.Created](t, pk[0])
+	pd := data[contact.Created](t, pk[0])
 	assert.Equal(t, "pik", pd.Provider)
 	require.Len(t, e.pik.Contacts(), 1)
 	stored := e.pik.Contacts()[0]
@@ -68,10 +68,10 @@ func TestServiceAnswersBadInputWithFailedEvents(t *testing.T) {
 		"not json":  "hello",
 		"array":     `[1,2]`,
 		"binary":    "\xff\xfe\x00",
-		"too large": `{"name":"` + strings.Repeat("a", events.MaxCommandSize) + `"}`,
+		"too large": `{"name":"` + strings.Repeat("a", contact.MaxCommandSize) + `"}`,
 	}
 	for name, body := range bad {
-		e.publish(t, body, events.HeaderMsgID, "bad-"+name)
+		e.publish(t, body, contact.HeaderMsgID, "bad-"+name)
 	}
 	e.publish(t, `{"commandId":"inv-1","name":" ","email":"x@","mobile":"12","tagId":"nothex"}`)
 	e.publish(t, command("unr-1", `"provider":"acme"`))
@@ -81,20 +81,20 @@ func TestServiceAnswersBadInputWithFailedEvents(t *testing.T) {
 	for name := range bad {
 		got := evs["bad-"+name]
 		require.Len(t, got, 1, name)
-		d := data[events.Failed](t, got[0])
-		assert.Equal(t, events.ReasonMalformed, d.Reason, name)
+		d := data[contact.Failed](t, got[0])
+		assert.Equal(t, contact.ReasonMalformed, d.Reason, name)
 		assert.NotEmpty(t, d.Message, name)
 	}
-	inv := data[events.Failed](t, evs["inv-1"][0])
-	assert.Equal(t, events.ReasonInvalid, inv.Reason)
+	inv := data[contact.Failed](t, evs["inv-1"][0])
+	assert.Equal(t, contact.ReasonInvalid, inv.Reason)
 	var fields []string
 	for _, fe := range inv.Errors {
 		fields = append(fields, fe.Field)
 	}
 	assert.ElementsMatch(t, []string{"name", "email", "mobile", "tagId"}, fields, "every broken rule is reported at once")
-	assert.Equal(t, events.ReasonUnroutable, data[events.Failed](t, evs["unr-1"][0]).Reason)
-	wt := data[events.Failed](t, evs["wrong-type"][0])
-	assert.Equal(t, events.ReasonInvalid, wt.Reason)
+	assert.Equal(t, contact.ReasonUnroutable, data[contact.Failed](t, evs["unr-1"][0]).Reason)
+	wt := data[contact.Failed](t, evs["wrong-type"][0])
+	assert.Equal(t, contact.ReasonInvalid, wt.Reason)
 	assert.Equal(t, "companyName", wt.Errors[0].Field)
 
 	assert.Zero(t, e.ipay.CreateCalls()+e.pik.CreateCalls(), "bad input reaches no provider")
@@ -109,8 +109,8 @@ func TestServiceRetriesTransientFailures(t *testing.T) {
 	e.start(t)
 	e.publish(t, command("flaky-1"))
 	evs := e.awaitEvents(t, 1, 10*time.Second)
-	require.Equal(t, events.SubjectCreated, evs[0].Type)
-	assert.Equal(t, 3, data[events.Created](t, evs[0]).Attempts, "two 503s, then a success")
+	require.Equal(t, contact.SubjectCreated, evs[0].Type)
+	assert.Equal(t, 3, data[contact.Created](t, evs[0]).Attempts, "two 503s, then a success")
 	assert.Len(t, e.ipay.Contacts(), 1)
 }
 
@@ -120,9 +120,9 @@ func TestServiceRejectsPermanentFailures(t *testing.T) {
 	e.start(t)
 	e.publish(t, command("rej-1"))
 	evs := e.awaitEvents(t, 1, 10*time.Second)
-	require.Equal(t, events.SubjectFailed, evs[0].Type)
-	d := data[events.Failed](t, evs[0])
-	assert.Equal(t, events.ReasonRejected, d.Reason)
+	require.Equal(t, contact.SubjectFailed, evs[0].Type)
+	d := data[contact.Failed](t, evs[0])
+	assert.Equal(t, contact.ReasonRejected, d.Reason)
 	assert.False(t, d.Retryable)
 	require.NotNil(t, d.Upstream)
 	assert.Equal(t, "RPI", d.Upstream.Code)
@@ -137,9 +137,9 @@ func TestServiceExhaustsAfterMaxDeliver(t *testing.T) {
 	e.start(t)
 	e.publish(t, command("down-1"))
 	evs := e.awaitEvents(t, 1, 15*time.Second)
-	require.Equal(t, events.SubjectFailed, evs[0].Type)
-	d := data[events.Failed](t, evs[0])
-	assert.Equal(t, events.ReasonExhausted, d.Reason)
+	require.Equal(t, contact.SubjectFailed, evs[0].Type)
+	d := data[contact.Failed](t, evs[0])
+	assert.Equal(t, contact.ReasonExhausted, d.Reason)
 	assert.True(t, d.Retryable, "exhausted failures are retryable")
 	assert.Equal(t, e.ipay.CreateCalls(), d.Attempts, "attempts counts every create call of both deliveries")
 	assert.Greater(t, d.Attempts, 2, "each delivery retried in process")
@@ -169,7 +169,7 @@ func TestServiceShutdownMidFlightLosesNothing(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("sd-%d", i)
 		require.Len(t, evs[id], 1, "%s has exactly one outcome", id)
-		assert.Equal(t, events.SubjectCreated, evs[id][0].Type, id)
+		assert.Equal(t, contact.SubjectCreated, evs[id][0].Type, id)
 	}
 	assert.Len(t, e.ipay.Contacts(), n, "one contact per command")
 	assert.Zero(t, e.ipay.Duplicates(), "no duplicate contacts")

@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
@@ -46,10 +46,10 @@ const (
 
 // soakWant is the outcome one command must end in.
 type soakWant struct {
-	typ      string        // events.SubjectCreated or events.SubjectFailed
-	reason   events.Reason // for contact.failed
-	field    string        // for invalid: a field the errors must name
-	attempts int           // for contact.created: the create calls it took
+	typ      string         // events.SubjectCreated or events.SubjectFailed
+	reason   contact.Reason // for contact.failed
+	field    string         // for invalid: a field the errors must name
+	attempts int            // for contact.created: the create calls it took
 }
 
 // soakMsg is one command of the soak: what is published, and what must
@@ -72,8 +72,8 @@ func soakCommand(email string) []byte {
 }
 
 var (
-	soakCreated   = soakWant{typ: events.SubjectCreated, attempts: 1}
-	soakMalformed = soakWant{typ: events.SubjectFailed, reason: events.ReasonMalformed}
+	soakCreated   = soakWant{typ: contact.SubjectCreated, attempts: 1}
+	soakMalformed = soakWant{typ: contact.SubjectFailed, reason: contact.ReasonMalformed}
 )
 
 // soakPoison makes the i-th poison command of each kind. The conflict kind
@@ -103,17 +103,17 @@ var soakPoison = []struct {
 	{"right-to-left override in the name", func(i int) soakMsg {
 		id := fmt.Sprintf("soak-rlo-%d", i)
 		return soakMsg{body: []byte(strings.Replace(command(id), "Jane Doe", "Jane\u202eeoD", 1)), key: id,
-			want: soakWant{typ: events.SubjectFailed, reason: events.ReasonInvalid, field: "name"}}
+			want: soakWant{typ: contact.SubjectFailed, reason: contact.ReasonInvalid, field: "name"}}
 	}},
 	{"name of zero-width spaces", func(i int) soakMsg {
 		id := fmt.Sprintf("soak-zw-%d", i)
 		return soakMsg{body: []byte(strings.Replace(command(id), "Jane Doe", "\u200b\u200b", 1)), key: id,
-			want: soakWant{typ: events.SubjectFailed, reason: events.ReasonInvalid, field: "name"}}
+			want: soakWant{typ: contact.SubjectFailed, reason: contact.ReasonInvalid, field: "name"}}
 	}},
 	{"NUL in the name", func(i int) soakMsg {
 		id := fmt.Sprintf("soak-nul-%d", i)
 		return soakMsg{body: []byte(strings.Replace(command(id), "Jane Doe", `Jane\u0000Doe`, 1)), key: id,
-			want: soakWant{typ: events.SubjectFailed, reason: events.ReasonInvalid, field: "name"}}
+			want: soakWant{typ: contact.SubjectFailed, reason: contact.ReasonInvalid, field: "name"}}
 	}},
 	{"600-byte Nats-Msg-Id", func(i int) soakMsg {
 		id := fmt.Sprintf("%04d", i) + strings.Repeat("é", 298)
@@ -121,12 +121,12 @@ var soakPoison = []struct {
 		return soakMsg{body: soakCommand(email), msgID: id, key: id, want: soakCreated, email: email}
 	}},
 	{"commandId re-used with other content", func(int) soakMsg {
-		return soakMsg{want: soakWant{typ: events.SubjectFailed, reason: events.ReasonConflict}}
+		return soakMsg{want: soakWant{typ: contact.SubjectFailed, reason: contact.ReasonConflict}}
 	}},
 	{"provider acme", func(i int) soakMsg {
 		id := fmt.Sprintf("soak-acme-%d", i)
 		return soakMsg{body: []byte(command(id, `"provider":"acme"`)), key: id,
-			want: soakWant{typ: events.SubjectFailed, reason: events.ReasonUnroutable}}
+			want: soakWant{typ: contact.SubjectFailed, reason: contact.ReasonUnroutable}}
 	}},
 	{soakDeferred, func(i int) soakMsg {
 		id := fmt.Sprintf("soak-later-%d", i)
@@ -134,7 +134,7 @@ var soakPoison = []struct {
 		if i%2 == 1 {
 			body = command(id, `"provider":"pik"`)
 		}
-		return soakMsg{body: []byte(body), key: id, want: soakWant{typ: events.SubjectCreated, attempts: 2}, email: id + "@example.com"}
+		return soakMsg{body: []byte(body), key: id, want: soakWant{typ: contact.SubjectCreated, attempts: 2}, email: id + "@example.com"}
 	}},
 	{"wrong JSON type", func(i int) soakMsg {
 		id := fmt.Sprintf("soak-type-%d", i)
@@ -143,7 +143,7 @@ var soakPoison = []struct {
 			{"metadata", `"metadata":{"k":1}`}, {"pik", `"pik":"x"`},
 		}[i%4]
 		return soakMsg{body: []byte(command(id, wrong.member)), key: id, // the last of repeated members counts
-			want: soakWant{typ: events.SubjectFailed, reason: events.ReasonInvalid, field: wrong.field}}
+			want: soakWant{typ: contact.SubjectFailed, reason: contact.ReasonInvalid, field: wrong.field}}
 	}},
 	{"not an object", func(i int) soakMsg {
 		id := fmt.Sprintf("soak-notobj-%d", i)
@@ -187,7 +187,7 @@ func soakMessages(n int) []soakMsg {
 		kind := soakPoison[j%len(soakPoison)]
 		m := kind.make(j / len(soakPoison))
 		m.kind = kind.kind
-		if m.want.reason == events.ReasonConflict {
+		if m.want.reason == contact.ReasonConflict {
 			// The id of a valid command published well before, with
 			// another name: the same email, other content.
 			orig := max(pos-1000, 0)
@@ -299,7 +299,7 @@ func TestSoakPoisonMix(t *testing.T) {
 	// No contact twice; one for each command that must create one.
 	wantEmails := map[string]bool{}
 	for _, m := range msgs {
-		if m.want.typ == events.SubjectCreated {
+		if m.want.typ == contact.SubjectCreated {
 			wantEmails[m.email] = true
 		}
 	}
@@ -355,7 +355,7 @@ func TestSoakPoisonMix(t *testing.T) {
 		"%d events (%d created), %d contacts for %d create calls, %d redeliveries, highest delivery %d of %d; "+
 		"peak RSS (VmHWM) of the instances %.1f MiB and %.1f MiB; of the test process, with the NATS server, the sandboxes and the checks, %.1f MiB",
 		len(msgs), poison, len(kinds), published.Round(time.Millisecond), took.Round(time.Millisecond),
-		len(evs), soakCount(evs, events.SubjectCreated), len(contacts), e.ipay.CreateCalls()+e.pik.CreateCalls(),
+		len(evs), soakCount(evs, contact.SubjectCreated), len(contacts), e.ipay.CreateCalls()+e.pik.CreateCalls(),
 		int(redeliveries), maxDelivery, soakMaxDeliver,
 		float64(hwm[0])/(1<<20), float64(hwm[1])/(1<<20), float64(self)/(1<<20))
 }
@@ -467,7 +467,7 @@ func soakHTTPAddr(logs string) string {
 
 // soakCheck checks the events of one commandId against the commands that
 // carry it: one event each, of the kind each must end in.
-func soakCheck(t *testing.T, key string, ms []soakMsg, evs []events.Event) {
+func soakCheck(t *testing.T, key string, ms []soakMsg, evs []contact.Event) {
 	t.Helper()
 	short := key
 	if len(short) > 40 {
@@ -477,46 +477,46 @@ func soakCheck(t *testing.T, key string, ms []soakMsg, evs []events.Event) {
 		return
 	}
 	for _, m := range ms {
-		i := slices.IndexFunc(evs, func(ev events.Event) bool {
+		i := slices.IndexFunc(evs, func(ev contact.Event) bool {
 			if ev.Type != m.want.typ {
 				return false
 			}
-			return ev.Type == events.SubjectCreated || data[events.Failed](t, ev).Reason == m.want.reason
+			return ev.Type == contact.SubjectCreated || data[contact.Failed](t, ev).Reason == m.want.reason
 		})
 		if !assert.GreaterOrEqual(t, i, 0, "%s (%s): want %s %s, have %s", short, m.kind, m.want.typ, m.want.reason, soakTypes(t, evs)) {
 			continue
 		}
 		ev := evs[i]
 		evs = slices.Delete(slices.Clone(evs), i, i+1)
-		if ev.Type == events.SubjectCreated {
-			assert.Equal(t, m.want.attempts, data[events.Created](t, ev).Attempts, "%s (%s): create calls", short, m.kind)
+		if ev.Type == contact.SubjectCreated {
+			assert.Equal(t, m.want.attempts, data[contact.Created](t, ev).Attempts, "%s (%s): create calls", short, m.kind)
 			continue
 		}
-		d := data[events.Failed](t, ev)
+		d := data[contact.Failed](t, ev)
 		assert.Zero(t, d.Attempts, "%s (%s): no provider call", short, m.kind)
 		if m.want.field != "" {
-			assert.True(t, slices.ContainsFunc(d.Errors, func(fe events.FieldError) bool { return fe.Field == m.want.field }),
+			assert.True(t, slices.ContainsFunc(d.Errors, func(fe contact.FieldError) bool { return fe.Field == m.want.field }),
 				"%s (%s): the errors name %s: %+v", short, m.kind, m.want.field, d.Errors)
 		}
-		if m.want.reason == events.ReasonMalformed && m.size > 0 {
+		if m.want.reason == contact.ReasonMalformed && m.size > 0 {
 			assert.NotEmpty(t, d.CommandRaw, "%s (%s): the raw command is kept", short, m.kind)
-			assert.LessOrEqual(t, len(d.CommandRaw), events.MaxCommandSize, "%s (%s): commandRaw is at most 64 KiB", short, m.kind)
+			assert.LessOrEqual(t, len(d.CommandRaw), contact.MaxCommandSize, "%s (%s): commandRaw is at most 64 KiB", short, m.kind)
 		}
 	}
 }
 
-func soakTypes(t *testing.T, evs []events.Event) []string {
+func soakTypes(t *testing.T, evs []contact.Event) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
 		out[i] = ev.Type
-		if ev.Type == events.SubjectFailed {
-			out[i] += " " + string(data[events.Failed](t, ev).Reason)
+		if ev.Type == contact.SubjectFailed {
+			out[i] += " " + string(data[contact.Failed](t, ev).Reason)
 		}
 	}
 	return out
 }
 
-func soakCount(evs []events.Event, typ string) int {
+func soakCount(evs []contact.Event, typ string) int {
 	n := 0
 	for _, ev := range evs {
 		if ev.Type == typ {
@@ -553,10 +553,10 @@ func soakPublish(t *testing.T, js jetstream.JetStream, msgs []soakMsg) {
 		acks = acks[:0]
 	}
 	for i, m := range msgs {
-		msg := nats.NewMsg(events.SubjectCreate)
+		msg := nats.NewMsg(contact.SubjectCreate)
 		msg.Data = m.body
 		if m.msgID != "" {
-			msg.Header.Set(events.HeaderMsgID, m.msgID)
+			msg.Header.Set(contact.HeaderMsgID, m.msgID)
 		}
 		f, err := js.PublishMsgAsync(msg)
 		require.NoError(t, err)

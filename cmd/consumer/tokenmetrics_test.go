@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
@@ -37,7 +37,7 @@ func TestTokenRequestsAreCountedOncePerRequest(t *testing.T) {
 		svc := e.start(t)
 		e.publish(t, command("tok-ok", `"provider":"pik"`))
 		evs := e.awaitEvents(t, 1, 10*time.Second)
-		assert.Equal(t, events.SubjectCreated, evs[0].Type)
+		assert.Equal(t, contact.SubjectCreated, evs[0].Type)
 		assert.Equal(t, 2, e.pik.TokenRequests(), "one token at start, one to replace the refused one")
 		assert.Equal(t, map[string]float64{"ok": 2}, tokenSeries(t, svc.httpAddr), "every token request is counted once")
 	})

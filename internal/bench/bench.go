@@ -24,7 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
@@ -164,7 +164,7 @@ func command(run string, i int) []byte {
 func (e *Env) publish(ctx context.Context, run string, lo, hi int) error {
 	futures := make([]jetstream.PubAckFuture, 0, hi-lo)
 	for i := lo; i < hi; i++ {
-		msg := nats.NewMsg(events.SubjectCreate)
+		msg := nats.NewMsg(contact.SubjectCreate)
 		msg.Data = command(run, i)
 		f, err := e.js.PublishMsgAsync(msg)
 		if err != nil {
@@ -209,7 +209,7 @@ func (o *outcomes) observe(m *nats.Msg) {
 	sent, _ := strconv.ParseInt(ev.Data.Metadata["sentAt"], 10, 64)
 	o.mu.Lock()
 	o.latencies = append(o.latencies, now.Sub(time.Unix(0, sent)))
-	if ev.Type != events.SubjectCreated {
+	if ev.Type != contact.SubjectCreated {
 		o.failed++
 	}
 	o.last = now
@@ -253,7 +253,7 @@ func Run(ctx context.Context, env *Env, s Scenario, newWorker func() Worker) (Re
 	run := fmt.Sprintf("%s-%d", s.Mode, time.Now().UnixNano())
 	o := &outcomes{want: int64(s.N), all: make(chan struct{}), latencies: make([]time.Duration, 0, s.N)}
 	sub, err := env.nc.Subscribe("contact.*", func(m *nats.Msg) {
-		if m.Subject != events.SubjectCreate {
+		if m.Subject != contact.SubjectCreate {
 			o.observe(m)
 		}
 	})
@@ -334,7 +334,7 @@ func paced(ctx context.Context, env *Env, run string, s Scenario) {
 		}
 		due := min(s.N, int(time.Since(start).Seconds()*s.Rate+perTick))
 		for ; sent < due; sent++ {
-			msg := nats.NewMsg(events.SubjectCreate)
+			msg := nats.NewMsg(contact.SubjectCreate)
 			msg.Data = command(run, sent)
 			if _, err := env.js.PublishMsgAsync(msg); err != nil {
 				return

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
@@ -135,9 +135,9 @@ func floorOne(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue
 	if err != nil || reply.StatusCode != "TXN" {
 		return fmt.Errorf("provider: %v %s", err, reply.StatusCode)
 	}
-	id := events.EventID(cmd.CommandID, "", events.SubjectCreated)
-	ev, _ := json.Marshal(events.Event{
-		SpecVersion: "1.0", ID: id, Source: "floor", Type: events.SubjectCreated, Subject: cmd.CommandID,
+	id := contact.EventID(cmd.CommandID, "", contact.SubjectCreated)
+	ev, _ := json.Marshal(contact.Event{
+		SpecVersion: "1.0", ID: id, Source: "floor", Type: contact.SubjectCreated, Subject: cmd.CommandID,
 		Time: time.Now().UTC(), DataContentType: "application/json",
 		Data: mustJSON(map[string]any{"commandId": cmd.CommandID, "contactId": reply.Data.ID, "metadata": cmd.Metadata}),
 	})
@@ -151,7 +151,7 @@ func floorOne(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue
 			return err
 		}
 	}
-	out := nats.NewMsg(events.SubjectCreated)
+	out := nats.NewMsg(contact.SubjectCreated)
 	out.Data = ev
 	if _, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id)); err != nil {
 		return err

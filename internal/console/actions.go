@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
@@ -294,7 +294,7 @@ func (srv *Server) unmask(w http.ResponseWriter, r *http.Request) {
 // rules, and what was typed.
 type repairForm struct {
 	CommandID string
-	Reason    events.Reason
+	Reason    contact.Reason
 	Fields    []repairField
 	Extra     string
 	Errors    []string
@@ -382,7 +382,7 @@ func (srv *Server) repairPage(w http.ResponseWriter, r *http.Request) {
 	case f == nil:
 		srv.fail(w, r, http.StatusNotFound, "commandId "+id+" has no open failure to repair")
 		return
-	case f.Reason == events.ReasonMalformed:
+	case f.Reason == contact.ReasonMalformed:
 		srv.fail(w, r, http.StatusConflict, "a malformed command has no fields to repair: discard it and fix the publisher")
 		return
 	}

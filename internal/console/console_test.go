@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
@@ -29,11 +30,11 @@ import (
 )
 
 // seed stores n open failures, the i-th by make(i), asynchronously.
-func seed(tb testing.TB, js jetstream.JetStream, n int, make func(i int) (events.Failed, time.Time)) {
+func seed(tb testing.TB, js jetstream.JetStream, n int, make func(i int) (contact.Failed, time.Time)) {
 	tb.Helper()
 	for i := range n {
 		f, at := make(i)
-		ev, err := events.NewEvent("", events.SubjectFailed, f.CommandID, "", at, f)
+		ev, err := events.NewEvent("", contact.SubjectFailed, f.CommandID, "", at, f)
 		require.NoError(tb, err)
 		body, err := json.Marshal(ev)
 		require.NoError(tb, err)
@@ -52,13 +53,13 @@ func seed(tb testing.TB, js jetstream.JetStream, n int, make func(i int) (events
 	}
 }
 
-func exhausted(i int) (events.Failed, time.Time) {
+func exhausted(i int) (contact.Failed, time.Time) {
 	cmd := fmt.Sprintf(`{"name":"Person %d","email":"p%d@example.com","mobile":"+9198765%05d","tagId":"t"}`, i, i, i%100000)
 	provider, msg := "instantpay", "InstantPay kept failing: 503 Service Unavailable"
 	if i%10 == 0 {
 		provider, msg = "pik", "PIK kept failing: connection refused"
 	}
-	return events.Failed{CommandID: fmt.Sprintf("cmd-%06d", i), Provider: provider, Reason: events.ReasonExhausted, Retryable: true,
+	return contact.Failed{CommandID: fmt.Sprintf("cmd-%06d", i), Provider: provider, Reason: contact.ReasonExhausted, Retryable: true,
 		Message: msg, Attempts: 3, Command: json.RawMessage(cmd)}, time.Now().Add(-time.Duration(i) * time.Second)
 }
 
@@ -336,10 +337,10 @@ func TestSignInGuessesAreOneAtATime(t *testing.T) {
 func TestHostileCommandRendersAsText(t *testing.T) {
 	f := newFixture(t, Config{NoAuth: true})
 	script, img := `<script>alert(1)</script>`, `"><img src=x onerror=alert(2)>`
-	seed(t, f.js, 1, func(int) (events.Failed, time.Time) {
+	seed(t, f.js, 1, func(int) (contact.Failed, time.Time) {
 		cmd, _ := json.Marshal(map[string]string{"name": script, "email": "x@example.com", "mobile": "+919876543210", "tagId": img, "companyName": img})
-		return events.Failed{CommandID: "hostile" + img, Reason: events.ReasonInvalid, Message: "name " + script,
-			Errors: []events.FieldError{{Field: "name", Rule: "printable", Message: "bad " + img}}, Command: cmd}, time.Now()
+		return contact.Failed{CommandID: "hostile" + img, Reason: contact.ReasonInvalid, Message: "name " + script,
+			Errors: []contact.FieldError{{Field: "name", Rule: "printable", Message: "bad " + img}}, Command: cmd}, time.Now()
 	})
 	f.srv.load(context.Background())
 	c := f.client(t)
@@ -502,9 +503,9 @@ func TestStatsCountEndedHoursOnce(t *testing.T) {
 	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081", Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	for i := range 5 {
-		typ := events.SubjectFailed
+		typ := contact.SubjectFailed
 		if i%5 == 4 {
-			typ = events.SubjectCreated
+			typ = contact.SubjectCreated
 		}
 		_, err := js.Publish(ctx, typ, []byte(`{}`))
 		require.NoError(t, err)
@@ -600,13 +601,13 @@ func awaitOver(t *testing.T, j *job) {
 // offers to repair them one by one. Counts agree with their nouns.
 func TestGroupsAReplayWouldNotMendAndPlurals(t *testing.T) {
 	f := newFixture(t, Config{NoAuth: true})
-	seed(t, f.js, 3, func(i int) (events.Failed, time.Time) {
+	seed(t, f.js, 3, func(i int) (contact.Failed, time.Time) {
 		if i == 0 {
 			return exhausted(i)
 		}
-		return events.Failed{CommandID: fmt.Sprintf("inv-%d", i), Provider: "instantpay", Reason: events.ReasonInvalid,
+		return contact.Failed{CommandID: fmt.Sprintf("inv-%d", i), Provider: "instantpay", Reason: contact.ReasonInvalid,
 			Message: "the command breaks 1 rule: email must be a valid email address",
-			Errors:  []events.FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}},
+			Errors:  []contact.FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}},
 			Command: json.RawMessage(`{"name":"A","email":"nope","mobile":"+919876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`)}, time.Now()
 	})
 	f.srv.load(context.Background())

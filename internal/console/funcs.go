@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 )
 
@@ -81,19 +81,19 @@ type advice struct {
 
 // groupAdvice says what to do about a group of failures of a reason that
 // is not retryable, in place of replaying the group.
-func groupAdvice(r events.Reason) advice {
+func groupAdvice(r contact.Reason) advice {
 	switch r {
-	case events.ReasonInvalid:
+	case contact.ReasonInvalid:
 		return advice{"Replayed unchanged, these fail again.", true}
-	case events.ReasonRejected:
+	case contact.ReasonRejected:
 		return advice{"Replayed unchanged, the provider refuses these again.", true}
-	case events.ReasonUnroutable:
+	case contact.ReasonUnroutable:
 		return advice{"Replayed unchanged, these fail again unless their provider is enabled.", true}
-	case events.ReasonAmbiguous:
+	case contact.ReasonAmbiguous:
 		return advice{"The contacts may exist: check the provider before replaying any.", false}
-	case events.ReasonConflict:
+	case contact.ReasonConflict:
 		return advice{"Nothing to replay: their commandIds belong to other content.", false}
-	case events.ReasonMalformed:
+	case contact.ReasonMalformed:
 		return advice{"Nothing to replay: these are not commands.", false}
 	}
 	return advice{"Not retryable: replayed unchanged, these fail again.", false}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
 	"net/http"
 	"net/url"
@@ -13,13 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
-	"github.com/contactrelay/contactrelay/internal/handlers"
-	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 func (srv *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +132,7 @@ type failuresData struct {
 	Pages     int
 	From, To  int
 	UpTo      uint64
-	Reasons   []events.Reason
+	Reasons   []contact.Reason
 	Providers []string
 	// Took is how long the page took to select, in milliseconds.
 	Took string
@@ -183,7 +179,7 @@ type generation struct {
 	Order    int
 	Attempts int
 	Type     string
-	Reason   events.Reason
+	Reason   contact.Reason
 	Provider string
 	Message  string
 	EventID  string
@@ -193,10 +189,10 @@ type generation struct {
 
 type failureDetail struct {
 	failstore.Summary
-	Data     events.Failed
+	Data     contact.Failed
 	Event    string
 	Command  string
-	Upstream *events.Upstream
+	Upstream *contact.Upstream
 	Next     []string
 }
 
@@ -204,7 +200,7 @@ type failureData struct {
 	CommandID   string
 	Failures    []failureDetail
 	Generations []generation
-	Contact     *handlers.StoredContact
+	Contact     *record.StoredContact
 	RecordErr   string
 	Unmasked    bool
 	Flash       string
@@ -323,23 +319,23 @@ func unescapeHTMLJSON(s string) string {
 // nextSteps says what to do about a failure, by its reason.
 func nextSteps(f *failstore.Failure) []string {
 	switch f.Data.Reason {
-	case events.ReasonExhausted:
+	case contact.ReasonExhausted:
 		return []string{"The provider did not answer in time or kept failing. Check that it answers again (its last answer is above), then replay: the command is sent unchanged as a new generation."}
-	case events.ReasonInvalid:
+	case contact.ReasonInvalid:
 		return []string{"The command breaks the contract's rules listed above. Repair the fields and send it: the repair is checked with the service's rules before anything is sent.",
 			"If the data cannot be mended here, fix it at its source and discard this failure."}
-	case events.ReasonRejected:
+	case contact.ReasonRejected:
 		return []string{"The provider refused the command (its answer is above). If the data was wrong, repair and send it; a replay unchanged would be refused again.",
 			"If the provider will never accept it, discard this failure."}
-	case events.ReasonAmbiguous:
+	case contact.ReasonAmbiguous:
 		return []string{"The contact may exist at the provider: a create call's answer was lost and the lookup could not prove it absent. Check the provider first.",
 			"If it does not exist, replay with 'not retryable too'; if it does, discard this failure."}
-	case events.ReasonUnroutable:
+	case contact.ReasonUnroutable:
 		return []string{"No enabled provider could take the command. Repair its provider field (or enable the provider) and send it."}
-	case events.ReasonConflict:
+	case contact.ReasonConflict:
 		return []string{"The commandId was used before for a command with other content; nothing was sent to a provider and the first command's outcome stands.",
 			"Publish the new content under a new commandId if it is meant, then discard this failure."}
-	case events.ReasonMalformed:
+	case contact.ReasonMalformed:
 		return []string{"The body was not a command (not JSON, or not an object): nothing can be replayed. Fix the publisher, then discard this failure."}
 	}
 	return []string{"Read the message above; replay, repair or discard."}
@@ -348,30 +344,27 @@ func nextSteps(f *failstore.Failure) []string {
 // generations reads a command's generations from its idempotency record,
 // the oldest first, and its contact if it exists; a failed generation's
 // message is masked (replay.MaskFailed) unless unmasked.
-func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *handlers.StoredContact, error) {
-	kv, err := srv.cfg.JS.KeyValue(ctx, provision.RecordBucket)
+func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *record.StoredContact, error) {
+	records, err := record.OpenReader(ctx, srv.cfg.JS)
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := kv.Get(ctx, handlers.RecordKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil, nil
-	}
-	if err != nil {
+	value, rev, err := records.Get(ctx, record.Key(id))
+	if err != nil || rev == 0 {
 		return nil, nil, err
 	}
-	rec, err := handlers.DecodeRecord(e.Value())
+	rec, err := record.Decode(value)
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []generation
 	for name, g := range rec.Generations {
 		gen := generation{Name: name, Order: g.Order, Attempts: g.Attempts, Reason: g.Reason, Provider: g.Provider, Type: "undecided"}
-		var ev events.Event
+		var ev contact.Event
 		if len(g.Outcome) > 0 && json.Unmarshal(g.Outcome, &ev) == nil {
 			gen.Type, gen.EventID, gen.Time = ev.Type, ev.ID, ev.Time
-			var fd events.Failed
-			if ev.Type == events.SubjectFailed && json.Unmarshal(ev.Data, &fd) == nil {
+			var fd contact.Failed
+			if ev.Type == contact.SubjectFailed && json.Unmarshal(ev.Data, &fd) == nil {
 				if !unmasked {
 					fd = replay.MaskFailed(fd)
 				}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
 
@@ -23,7 +23,7 @@ func parseQuery(v url.Values, now time.Time) (query, []string) {
 	unknown := 0
 	for _, r := range replay.SplitList(v["reason"]) {
 		switch {
-		case !slices.Contains(reasons, events.Reason(r)):
+		case !slices.Contains(reasons, contact.Reason(r)):
 			if unknown++; unknown <= 3 {
 				errs = append(errs, fmt.Sprintf("unknown reason %q", short(r, 40)))
 			}

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 //go:embed templates/*.html
@@ -28,7 +28,7 @@ type Server struct {
 	cfg       Config
 	sessions  *sessions
 	pages     map[string]*template.Template
-	validator *events.Validator
+	validator *rules.Validator
 
 	view  atomic.Pointer[view]
 	stats atomic.Pointer[stats]
@@ -69,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		sessions:  newSessions(cfg.SessionTTL, cfg.Now),
 		pages:     pages,
-		validator: events.NewValidator(),
+		validator: rules.NewValidator(),
 		reload:    make(chan struct{}, 1),
 		jobs:      newJobs(),
 		activity:  &activity{},

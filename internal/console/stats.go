@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
@@ -51,7 +51,7 @@ func (srv *Server) loadStats(ctx context.Context) *stats {
 		st.Backlog, st.InFlight = info.NumPending, uint64(info.NumAckPending)
 		if st.Backlog+st.InFlight > 0 {
 			if s, err := js.Stream(ctx, provision.CommandStream); err == nil {
-				if m, err := s.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(events.SubjectCreate)); err == nil {
+				if m, err := s.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(contact.SubjectCreate)); err == nil {
 					st.OldestPending = m.Time
 				}
 			}
@@ -72,10 +72,10 @@ func (srv *Server) loadStats(ctx context.Context) *stats {
 		srv.countCalls++
 		return n
 	}
-	st.CreatedHour = count(events.SubjectCreated, now.Add(-time.Hour))
-	st.CreatedDay = count(events.SubjectCreated, now.Add(-24*time.Hour))
-	st.FailedHour = count(events.SubjectFailed, now.Add(-time.Hour))
-	st.FailedDay = count(events.SubjectFailed, now.Add(-24*time.Hour))
+	st.CreatedHour = count(contact.SubjectCreated, now.Add(-time.Hour))
+	st.CreatedDay = count(contact.SubjectCreated, now.Add(-24*time.Hour))
+	st.FailedHour = count(contact.SubjectFailed, now.Add(-time.Hour))
+	st.FailedDay = count(contact.SubjectFailed, now.Add(-24*time.Hour))
 	st.HourStart = now.Truncate(time.Hour).Add(-23 * time.Hour)
 	// An hour that has ended keeps its count: only the current hour and
 	// those not counted yet (the first load, a new hour) are counted, each
@@ -87,7 +87,7 @@ func (srv *Server) loadStats(ctx context.Context) *stats {
 		}
 		n, ok := since[h]
 		if !ok {
-			n = count(events.SubjectFailed, st.HourStart.Add(time.Duration(h)*time.Hour))
+			n = count(contact.SubjectFailed, st.HourStart.Add(time.Duration(h)*time.Hour))
 			since[h] = n
 		}
 		return n

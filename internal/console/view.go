@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
@@ -273,5 +273,5 @@ func (srv *Server) load(ctx context.Context) *view {
 }
 
 // reasons lists the contract's reasons, for the filter form.
-var reasons = []events.Reason{events.ReasonExhausted, events.ReasonInvalid, events.ReasonRejected, events.ReasonAmbiguous,
-	events.ReasonUnroutable, events.ReasonConflict, events.ReasonMalformed}
+var reasons = []contact.Reason{contact.ReasonExhausted, contact.ReasonInvalid, contact.ReasonRejected, contact.ReasonAmbiguous,
+	contact.ReasonUnroutable, contact.ReasonConflict, contact.ReasonMalformed}

@@ -1,6 +1,9 @@
 package events
 
 import (
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
+
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -21,11 +24,10 @@ import (
 const (
 	// MaxEventSize bounds the encoding of a contact.failed event, in bytes.
 	MaxEventSize = 256 << 10
-	// MaxCommandIDBytes bounds a commandId in bytes, wherever it comes
-	// from: the command's own field (at most 128 characters), a
-	// Nats-Msg-Id header (see CommandIDFromHeader) or <stream>:<sequence>.
-	// NewEvent refuses a longer one.
-	MaxCommandIDBytes = 1024
+	// MaxCommandIDBytes bounds a commandId in bytes: the rule of
+	// rules.MaxCommandIDBytes, wherever the id comes from. NewEvent
+	// refuses a longer one.
+	MaxCommandIDBytes = rules.MaxCommandIDBytes
 	// MaxSourceBytes bounds the CloudEvents source. NewEvent refuses a
 	// longer one.
 	MaxSourceBytes = 256
@@ -53,30 +55,10 @@ const (
 	// bytes, 87,384 bytes.
 )
 
-// CommandIDFromHeader returns the value of a Nats-Msg-Id header as a
-// commandId, or a *DecodeError with ReasonMalformed when it cannot be one:
-// longer than MaxCommandIDBytes, not UTF-8, or holding a character the
-// printable rule refuses. An empty value gives "" and no error: the header
-// is absent, and the commandId is <stream>:<sequence>. A command whose id
-// would come from a bad header is malformed, and its contact.failed event
-// carries <stream>:<sequence> as its commandId.
-func CommandIDFromHeader(v string) (string, error) {
-	switch {
-	case len(v) > MaxCommandIDBytes:
-		return "", &DecodeError{Reason: ReasonMalformed, Message: fmt.Sprintf("the %s header is %d bytes, more than the limit of %d for a commandId", HeaderMsgID, len(v), MaxCommandIDBytes)}
-	case !utf8.ValidString(v):
-		return "", &DecodeError{Reason: ReasonMalformed, Message: "the " + HeaderMsgID + " header is not UTF-8 text"}
-	}
-	if r, bad := unprintable(v); bad {
-		return "", &DecodeError{Reason: ReasonMalformed, Message: fmt.Sprintf("the %s header holds a control or format character (%s)", HeaderMsgID, codePoint(r))}
-	}
-	return v, nil
-}
-
 // InvalidMessage returns the message of a contact.failed event with reason
 // invalid: how many rules the command breaks and what they say, in at most
 // 2 KiB (the messages that do not fit are counted, not listed).
-func InvalidMessage(errs []FieldError) string {
+func InvalidMessage(errs []contact.FieldError) string {
 	if len(errs) == 1 {
 		return clipEncoded("the command breaks 1 rule: "+errs[0].Message, maxMessageBytes)
 	}
@@ -100,9 +82,9 @@ func InvalidMessage(errs []FieldError) string {
 // bounded returns f with every part that grows with input clipped to its
 // budget. It does not check CommandID: NewEvent refuses one longer than
 // MaxCommandIDBytes.
-func (f Failed) bounded() Failed {
+func bounded(f contact.Failed) contact.Failed {
 	f.Provider = clipEncoded(f.Provider, maxProviderBytes)
-	f.Reason = Reason(clipEncoded(string(f.Reason), maxReasonBytes))
+	f.Reason = contact.Reason(clipEncoded(string(f.Reason), maxReasonBytes))
 	f.Message = clipEncoded(f.Message, maxMessageBytes)
 	f.ReplayOf = clipEncoded(f.ReplayOf, maxReplayOfBytes)
 	if len(f.Errors) > MaxErrors {
@@ -110,9 +92,9 @@ func (f Failed) bounded() Failed {
 		f.Errors = f.Errors[:MaxErrors]
 	}
 	if len(f.Errors) > 0 {
-		errs := make([]FieldError, len(f.Errors))
+		errs := make([]contact.FieldError, len(f.Errors))
 		for i, fe := range f.Errors {
-			errs[i] = FieldError{
+			errs[i] = contact.FieldError{
 				Field:   clipEncoded(fe.Field, maxFieldBytes),
 				Rule:    clipEncoded(fe.Rule, maxRuleBytes),
 				Message: clipEncoded(fe.Message, maxFieldMsgBytes),
@@ -121,7 +103,7 @@ func (f Failed) bounded() Failed {
 		f.Errors = errs
 	}
 	if f.Upstream != nil {
-		f.Upstream = &Upstream{
+		f.Upstream = &contact.Upstream{
 			HTTPStatus: f.Upstream.HTTPStatus,
 			Code:       clipEncoded(f.Upstream.Code, maxUpstreamBytes),
 			Message:    clipEncoded(f.Upstream.Message, maxUpstreamMessage),
@@ -135,10 +117,10 @@ func (f Failed) bounded() Failed {
 		}
 		f.Command = nil
 	}
-	if len(f.CommandRaw) > MaxCommandSize {
+	if len(f.CommandRaw) > contact.MaxCommandSize {
 		f.CommandSize = len(f.CommandRaw)
 		f.CommandTruncated = true
-		f.CommandRaw = f.CommandRaw[:MaxCommandSize]
+		f.CommandRaw = f.CommandRaw[:contact.MaxCommandSize]
 	}
 	return f
 }
@@ -162,8 +144,7 @@ func boundedMetadata(m map[string]string, omitted int) (map[string]string, int) 
 	for _, k := range keys {
 		v := m[k]
 		n := encodedLen(k) + encodedLen(v) + 2 // : and ,
-		_, bad := unprintable(k)
-		if bad || k == "" || utf8.RuneCountInString(k) > 128 || utf8.RuneCountInString(v) > 1024 ||
+		if !rules.Printable(k) || k == "" || utf8.RuneCountInString(k) > 128 || utf8.RuneCountInString(v) > 1024 ||
 			len(out) == MaxMetadataEntries || size+n > maxMetadataBytes {
 			omitted++
 			continue
@@ -178,14 +159,14 @@ func boundedMetadata(m map[string]string, omitted int) (map[string]string, int) 
 // an event: a JSON object within MaxCommandSize and MaxNestingDepth whose
 // encoding inside the event stays within its budget.
 func commandFits(raw []byte) bool {
-	if len(raw) > MaxCommandSize || len(raw) == 0 || !utf8.Valid(raw) {
+	if len(raw) > contact.MaxCommandSize || len(raw) == 0 || !utf8.Valid(raw) {
 		return false
 	}
 	i := 0
 	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
 		i++
 	}
-	if i == len(raw) || raw[i] != '{' || nestingDepth(raw, MaxNestingDepth) > MaxNestingDepth || !json.Valid(raw) {
+	if i == len(raw) || raw[i] != '{' || nestingDepth(raw, contact.MaxNestingDepth) > contact.MaxNestingDepth || !json.Valid(raw) {
 		return false
 	}
 	size := len(raw)

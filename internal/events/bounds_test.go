@@ -11,27 +11,30 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // failedFrom builds the contact.failed data the service could build from
 // hostile input: body as the command (or raw, when malformed), text
 // repeated into every string that comes from input, n errors and n
 // metadata entries.
-func failedFrom(body []byte, text string, n int, malformed bool) Failed {
-	f := Failed{
-		CommandID: "c", Provider: text, Reason: ReasonInvalid, Message: text,
-		Upstream: &Upstream{HTTPStatus: 503, Code: text, Message: text, RequestID: text},
+func failedFrom(body []byte, text string, n int, malformed bool) contact.Failed {
+	f := contact.Failed{
+		CommandID: "c", Provider: text, Reason: contact.ReasonInvalid, Message: text,
+		Upstream: &contact.Upstream{HTTPStatus: 503, Code: text, Message: text, RequestID: text},
 		ReplayOf: text,
 	}
 	if malformed {
-		f.Reason, f.CommandRaw = ReasonMalformed, body
+		f.Reason, f.CommandRaw = contact.ReasonMalformed, body
 	} else {
 		f.Command = body
 	}
 	f.Metadata = map[string]string{}
 	entry := text[:min(len(text), 2048)] // past every per-entry budget
 	for i := range n {
-		f.Errors = append(f.Errors, FieldError{Field: fmt.Sprintf("metadata[%s%d]", entry, i), Rule: entry, Message: entry})
+		f.Errors = append(f.Errors, contact.FieldError{Field: fmt.Sprintf("metadata[%s%d]", entry, i), Rule: entry, Message: entry})
 		f.Metadata[fmt.Sprintf("%s%d", entry, i)] = entry
 	}
 	f.Message = InvalidMessage(f.Errors)
@@ -40,10 +43,10 @@ func failedFrom(body []byte, text string, n int, malformed bool) Failed {
 
 // assertFits checks that the failed event of f, for the given commandId,
 // encodes within MaxEventSize, as json.Marshal does, and reads back.
-func assertFits(t testing.TB, source, commandID string, f Failed) []byte {
+func assertFits(t testing.TB, source, commandID string, f contact.Failed) []byte {
 	t.Helper()
 	f.CommandID = commandID
-	ev, err := NewEvent(source, SubjectFailed, commandID, f.ReplayOf, time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC), f)
+	ev, err := NewEvent(source, contact.SubjectFailed, commandID, f.ReplayOf, time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC), f)
 	require.NoError(t, err, "a failed event is always built")
 	got := ev.AppendJSON(nil)
 	require.LessOrEqual(t, len(got), MaxEventSize, "the failed event fits its bound")
@@ -51,7 +54,7 @@ func assertFits(t testing.TB, source, commandID string, f Failed) []byte {
 	require.NoError(t, err)
 	require.Equal(t, string(want), string(got), "the encoding is encoding/json's")
 	var back struct {
-		Data Failed `json:"data"`
+		Data contact.Failed `json:"data"`
 	}
 	require.NoError(t, json.Unmarshal(got, &back), "the event reads back")
 	return got
@@ -62,12 +65,12 @@ func TestFailedEventWorstCase(t *testing.T) {
 	worst := strings.Repeat("<\x01", 1<<19)
 	id := strings.Repeat("<", MaxCommandIDBytes)
 	source := strings.Repeat("&", MaxSourceBytes)
-	big := []byte(`{"a":"` + strings.Repeat("<", MaxCommandSize-8) + `"}`)
-	for name, f := range map[string]Failed{
+	big := []byte(`{"a":"` + strings.Repeat("<", contact.MaxCommandSize-8) + `"}`)
+	for name, f := range map[string]contact.Failed{
 		"malformed, 1 MiB":       failedFrom([]byte(worst), worst, 10000, true),
 		"malformed, 16 MiB":      failedFrom(bytes.Repeat([]byte{0xff}, 16<<20), worst, 300, true),
 		"invalid, escaped":       failedFrom(big, worst, 10000, false),
-		"invalid, fits just":     failedFrom([]byte(`{"a":"`+strings.Repeat("x", MaxCommandSize-8)+`"}`), worst, 10000, false),
+		"invalid, fits just":     failedFrom([]byte(`{"a":"`+strings.Repeat("x", contact.MaxCommandSize-8)+`"}`), worst, 10000, false),
 		"invalid, no metadata":   failedFrom([]byte(`{}`), worst, 0, false),
 		"invalid, 300 short ids": failedFrom([]byte(`{}`), "\u2028", 300, false),
 	} {
@@ -81,21 +84,21 @@ func TestFailedEventWorstCase(t *testing.T) {
 func TestFailedEventBounds(t *testing.T) {
 	t.Run("a long malformed body is cut and says so", func(t *testing.T) {
 		body := bytes.Repeat([]byte("x"), 900<<10)
-		var d struct{ Data Failed }
-		require.NoError(t, json.Unmarshal(assertFits(t, "", "s:1", Failed{Reason: ReasonMalformed, Message: "m", CommandRaw: body}), &d))
-		assert.Equal(t, body[:MaxCommandSize], d.Data.CommandRaw, "commandRaw holds the first MaxCommandSize bytes")
+		var d struct{ Data contact.Failed }
+		require.NoError(t, json.Unmarshal(assertFits(t, "", "s:1", contact.Failed{Reason: contact.ReasonMalformed, Message: "m", CommandRaw: body}), &d))
+		assert.Equal(t, body[:contact.MaxCommandSize], d.Data.CommandRaw, "commandRaw holds the first MaxCommandSize bytes")
 		assert.True(t, d.Data.CommandTruncated, "commandTruncated says it was cut")
 		assert.Equal(t, len(body), d.Data.CommandSize, "commandSize is the body's size")
 	})
 	t.Run("a short malformed body is whole", func(t *testing.T) {
-		var d struct{ Data Failed }
-		require.NoError(t, json.Unmarshal(assertFits(t, "", "s:1", Failed{Reason: ReasonMalformed, Message: "m", CommandRaw: []byte("hello")}), &d))
+		var d struct{ Data contact.Failed }
+		require.NoError(t, json.Unmarshal(assertFits(t, "", "s:1", contact.Failed{Reason: contact.ReasonMalformed, Message: "m", CommandRaw: []byte("hello")}), &d))
 		assert.False(t, d.Data.CommandTruncated)
 		assert.Zero(t, d.Data.CommandSize)
 	})
 	t.Run("errors are capped and counted", func(t *testing.T) {
 		f := failedFrom([]byte(`{}`), "k", 3000, false)
-		var d struct{ Data Failed }
+		var d struct{ Data contact.Failed }
 		require.NoError(t, json.Unmarshal(assertFits(t, "", "c", f), &d))
 		assert.Len(t, d.Data.Errors, MaxErrors)
 		assert.Equal(t, 3000-MaxErrors, d.Data.ErrorsOmitted)
@@ -103,30 +106,30 @@ func TestFailedEventBounds(t *testing.T) {
 		assert.Equal(t, 3000-MaxMetadataEntries, d.Data.MetadataOmitted)
 	})
 	t.Run("metadata that breaks the rules is left out", func(t *testing.T) {
-		f := Failed{Reason: ReasonInvalid, Message: "m", Command: []byte(`{}`), Metadata: map[string]string{
+		f := contact.Failed{Reason: contact.ReasonInvalid, Message: "m", Command: []byte(`{}`), Metadata: map[string]string{
 			"ok": "v", strings.Repeat("k", 129): "v", "v": strings.Repeat("v", 1025), "bidi\u202e": "v", "": "v",
 		}}
-		var d struct{ Data Failed }
+		var d struct{ Data contact.Failed }
 		require.NoError(t, json.Unmarshal(assertFits(t, "", "c", f), &d))
 		assert.Equal(t, map[string]string{"ok": "v"}, d.Data.Metadata)
 		assert.Equal(t, 4, d.Data.MetadataOmitted)
 	})
 	t.Run("a command that would encode too large goes raw", func(t *testing.T) {
 		body := []byte(`{"a":"` + strings.Repeat("<", 30000) + `"}`)
-		var d struct{ Data Failed }
-		require.NoError(t, json.Unmarshal(assertFits(t, "", "c", Failed{Reason: ReasonInvalid, Message: "m", Command: body}), &d))
+		var d struct{ Data contact.Failed }
+		require.NoError(t, json.Unmarshal(assertFits(t, "", "c", contact.Failed{Reason: contact.ReasonInvalid, Message: "m", Command: body}), &d))
 		assert.Nil(t, d.Data.Command)
 		assert.Equal(t, body, d.Data.CommandRaw, "the command is carried whole, as bytes")
 	})
 	t.Run("a command that is not an object goes raw", func(t *testing.T) {
-		var d struct{ Data Failed }
-		require.NoError(t, json.Unmarshal(assertFits(t, "", "c", Failed{Reason: ReasonInvalid, Message: "m", Command: []byte(`{"a":`)}), &d))
+		var d struct{ Data contact.Failed }
+		require.NoError(t, json.Unmarshal(assertFits(t, "", "c", contact.Failed{Reason: contact.ReasonInvalid, Message: "m", Command: []byte(`{"a":`)}), &d))
 		assert.Nil(t, d.Data.Command)
 		assert.Equal(t, []byte(`{"a":`), d.Data.CommandRaw)
 	})
 	t.Run("long strings are clipped on a character boundary", func(t *testing.T) {
-		f := Failed{Reason: ReasonRejected, Message: strings.Repeat("é", 5000), Upstream: &Upstream{Message: strings.Repeat("é", 5000)}, Command: []byte(`{}`)}
-		var d struct{ Data Failed }
+		f := contact.Failed{Reason: contact.ReasonRejected, Message: strings.Repeat("é", 5000), Upstream: &contact.Upstream{Message: strings.Repeat("é", 5000)}, Command: []byte(`{}`)}
+		var d struct{ Data contact.Failed }
 		require.NoError(t, json.Unmarshal(assertFits(t, "", "c", f), &d))
 		assert.True(t, utf8.ValidString(d.Data.Message))
 		assert.True(t, strings.HasSuffix(d.Data.Message, "é…"), "a clipped string ends in an ellipsis")
@@ -135,54 +138,22 @@ func TestFailedEventBounds(t *testing.T) {
 }
 
 func TestNewEventRefusesUnboundedIDs(t *testing.T) {
-	_, err := NewEvent("", SubjectFailed, strings.Repeat("a", MaxCommandIDBytes+1), "", time.Now(), Failed{})
+	_, err := NewEvent("", contact.SubjectFailed, strings.Repeat("a", MaxCommandIDBytes+1), "", time.Now(), contact.Failed{})
 	assert.Error(t, err, "a commandId longer than MaxCommandIDBytes is refused")
-	_, err = NewEvent(strings.Repeat("s", MaxSourceBytes+1), SubjectFailed, "c", "", time.Now(), Failed{})
+	_, err = NewEvent(strings.Repeat("s", MaxSourceBytes+1), contact.SubjectFailed, "c", "", time.Now(), contact.Failed{})
 	assert.Error(t, err, "a source longer than MaxSourceBytes is refused")
-	_, err = NewEvent("", SubjectFailed, strings.Repeat("a", MaxCommandIDBytes), "", time.Now(), Failed{})
+	_, err = NewEvent("", contact.SubjectFailed, strings.Repeat("a", MaxCommandIDBytes), "", time.Now(), contact.Failed{})
 	assert.NoError(t, err, "a commandId of MaxCommandIDBytes is fine")
 }
 
-func TestCommandIDFromHeader(t *testing.T) {
-	for _, tt := range []struct {
-		name, v string
-		ok      bool
-	}{
-		{"absent", "", true},
-		{"typical", "order-42", true},
-		{"at the limit", strings.Repeat("a", MaxCommandIDBytes), true},
-		{"too long", strings.Repeat("a", MaxCommandIDBytes+1), false},
-		{"thousands of characters", strings.Repeat("a", 5000), false},
-		{"not UTF-8", "a\xffb", false},
-		{"a control character", "a\x01b", false},
-		{"a bidi override", "a\u202eb", false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := CommandIDFromHeader(tt.v)
-			if tt.ok {
-				require.NoError(t, err)
-				assert.Equal(t, tt.v, got)
-				return
-			}
-			var derr *DecodeError
-			require.ErrorAs(t, err, &derr, "a bad header id is a DecodeError")
-			assert.Equal(t, ReasonMalformed, derr.Reason)
-			assert.Less(t, len(derr.Message), 200, "the message does not echo the header")
-			for _, r := range derr.Message {
-				assert.False(t, refusedRune(r), "the message does not echo %U", r)
-			}
-		})
-	}
-}
-
 func TestInvalidMessage(t *testing.T) {
-	one := []FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}}
+	one := []contact.FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}}
 	assert.Equal(t, "the command breaks 1 rule: email must be a valid email address", InvalidMessage(one))
-	two := append(one, FieldError{Field: "name", Rule: "required", Message: "name is required"})
+	two := append(one, contact.FieldError{Field: "name", Rule: "required", Message: "name is required"})
 	assert.Equal(t, "the command breaks 2 rules: email must be a valid email address; name is required", InvalidMessage(two))
-	var many []FieldError
+	var many []contact.FieldError
 	for i := range 5000 {
-		many = append(many, FieldError{Field: fmt.Sprint("metadata[k", i, "]"), Rule: "max", Message: strings.Repeat("<", 300)})
+		many = append(many, contact.FieldError{Field: fmt.Sprint("metadata[k", i, "]"), Rule: "max", Message: strings.Repeat("<", 300)})
 	}
 	msg := InvalidMessage(many)
 	assert.LessOrEqual(t, encodedLen(msg), maxMessageBytes, "the message is bounded")
@@ -205,7 +176,7 @@ func FuzzFailedEventFits(f *testing.F) {
 			return // keep each run quick; the seeds cover the large cases
 		}
 		body = bytes.Repeat(body, max(int(rep), 1))
-		commandID, err := CommandIDFromHeader(id)
+		commandID, err := rules.CommandIDFromHeader(id)
 		if err != nil || commandID == "" {
 			commandID, malformed = "CONTACT_COMMANDS:18446744073709551615", true
 		}

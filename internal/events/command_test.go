@@ -2,11 +2,13 @@ package events
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 const validBody = `{"commandId":"c-1","provider":"instantpay","name":"  Jane Doe ","email":"jane@example.com",
@@ -14,14 +16,14 @@ const validBody = `{"commandId":"c-1","provider":"instantpay","name":"  Jane Doe
 	"pik":{"firstName":"Jane","paymentContactAddress":{"city":"Pune"}},"metadata":{"source":"crm"}}`
 
 func TestDecodeCommandValid(t *testing.T) {
-	cmd, err := DecodeCommand([]byte(validBody))
+	cmd, err := contact.DecodeCommand([]byte(validBody))
 	require.NoError(t, err)
 	assert.Equal(t, "c-1", cmd.CommandID)
 	assert.Equal(t, "Jane Doe", cmd.Name, "the name is trimmed")
 	assert.Equal(t, "919876543210", cmd.MobileDigits())
 	assert.JSONEq(t, `{"city":"Pune"}`, string(cmd.PIK["paymentContactAddress"]), "pik fields are kept as raw JSON")
 	assert.Equal(t, map[string]string{"source": "crm"}, cmd.Metadata)
-	assert.Empty(t, NewValidator().Validate(cmd))
+	assert.Empty(t, rules.NewValidator().Validate(cmd))
 }
 
 func TestDecodeCommandMalformed(t *testing.T) {
@@ -37,76 +39,29 @@ func TestDecodeCommandMalformed(t *testing.T) {
 		{"JSON null", []byte(`null`)},
 		{"truncated object", []byte(`{"name":"x"`)},
 		{"binary", []byte{0xff, 0xfe, 0x00, 0x01}},
-		{"too large", append(append([]byte(`{"name":"`), bytes.Repeat([]byte("a"), MaxCommandSize)...), `"}`...)},
+		{"too large", append(append([]byte(`{"name":"`), bytes.Repeat([]byte("a"), contact.MaxCommandSize)...), `"}`...)},
 		{"trailing garbage", []byte(`{"name":"x"} {}`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodeCommand(tt.body)
-			var derr *DecodeError
+			_, err := contact.DecodeCommand(tt.body)
+			var derr *contact.DecodeError
 			require.ErrorAs(t, err, &derr)
-			assert.Equal(t, ReasonMalformed, derr.Reason)
+			assert.Equal(t, contact.ReasonMalformed, derr.Reason)
 			assert.NotEmpty(t, derr.Message, "a malformed body is explained")
 		})
 	}
 }
 
 func TestDecodeCommandWrongTypesReportsEveryField(t *testing.T) {
-	_, err := DecodeCommand([]byte(`{"name":"Jane","email":7,"mobile":9876543210,"tagId":true,"pik":[],"metadata":{"a":1}}`))
-	var derr *DecodeError
+	_, err := contact.DecodeCommand([]byte(`{"name":"Jane","email":7,"mobile":9876543210,"tagId":true,"pik":[],"metadata":{"a":1}}`))
+	var derr *contact.DecodeError
 	require.ErrorAs(t, err, &derr)
-	assert.Equal(t, ReasonInvalid, derr.Reason)
+	assert.Equal(t, contact.ReasonInvalid, derr.Reason)
 	var fields []string
 	for _, fe := range derr.Errors {
 		fields = append(fields, fe.Field)
 		assert.Equal(t, "type", fe.Rule)
 	}
 	assert.Equal(t, []string{"email", "metadata", "mobile", "pik", "tagId"}, fields, "every wrong-typed field is reported, sorted")
-}
-
-func TestValidateRules(t *testing.T) {
-	base := Command{Name: "Jane", Email: "jane@example.com", Mobile: "9876543210", TagID: "t"}
-	tests := []struct {
-		name   string
-		change func(*Command)
-		want   map[string]string // field → rule
-	}{
-		{"valid", func(*Command) {}, nil},
-		{"plus and 15 digits", func(c *Command) { c.Mobile = "+123456789012345" }, nil},
-		{"missing mandatory fields", func(c *Command) { *c = Command{} },
-			map[string]string{"name": "required", "email": "required", "mobile": "required", "tagId": "required"}},
-		{"bad email", func(c *Command) { c.Email = "jane@" }, map[string]string{"email": "email"}},
-		{"mobile too short", func(c *Command) { c.Mobile = "987654321" }, map[string]string{"mobile": "mobile"}},
-		{"mobile too long", func(c *Command) { c.Mobile = "1234567890123456" }, map[string]string{"mobile": "mobile"}},
-		{"mobile with letters", func(c *Command) { c.Mobile = "98765x3210" }, map[string]string{"mobile": "mobile"}},
-		{"mobile with inner plus", func(c *Command) { c.Mobile = "98765+43210" }, map[string]string{"mobile": "mobile"}},
-		{"name too long", func(c *Command) { c.Name = strings.Repeat("é", 201) }, map[string]string{"name": "max"}},
-		{"name of 200 runes", func(c *Command) { c.Name = strings.Repeat("é", 200) }, nil},
-		{"company too long", func(c *Command) { c.CompanyName = strings.Repeat("a", 201) }, map[string]string{"companyName": "max"}},
-		{"command id too long", func(c *Command) { c.CommandID = strings.Repeat("a", 129) }, map[string]string{"commandId": "max"}},
-		{"too much metadata", func(c *Command) {
-			c.Metadata = map[string]string{}
-			for i := range 33 {
-				c.Metadata[strings.Repeat("k", i+1)] = "v"
-			}
-		}, map[string]string{"metadata": "max"}},
-	}
-	v := NewValidator()
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cmd := base
-			tt.change(&cmd)
-			got := map[string]string{}
-			for _, fe := range v.Validate(cmd) {
-				got[fe.Field] = fe.Rule
-				assert.NotEmpty(t, fe.Message, "every error has a message")
-				assert.Contains(t, fe.Message, fe.Field, "the message names the field")
-			}
-			if tt.want == nil {
-				assert.Empty(t, got)
-				return
-			}
-			assert.Equal(t, tt.want, got)
-		})
-	}
 }

@@ -1,11 +1,8 @@
 package events
 
-// MaxNestingDepth is the deepest nesting of objects and arrays a command
-// body may have: the body's own object is level 1, so {"pik":{"a":{}}} is 3
-// levels deep. A deeper body is malformed. Anything within it is well
-// within what encoding/json reads and writes (10,000 levels), also once it
-// is carried inside an event, two levels further down.
-const MaxNestingDepth = 32
+// nestingDepth is contact's, copied for commandFits: whether a command
+// carried inside an event nests within MaxNestingDepth. contact keeps it
+// unexported so that its public surface is the wire alone.
 
 // nestingDepth returns how deep the objects and arrays of b nest, counting
 // up to max+1 and stopping there. It reads the bytes once, skipping

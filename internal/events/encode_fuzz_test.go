@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // FuzzAppendJSONMatchesEncodingJSON holds the hand-written encoders
@@ -19,7 +21,7 @@ func FuzzAppendJSONMatchesEncodingJSON(f *testing.F) {
 	f.Add("a", "b", "c", "01", int64(0), int64(0), 0)
 	f.Fuzz(func(t *testing.T, id, provider, text, number string, sec, nsec int64, offset int) {
 		at := time.Unix(sec, nsec).In(time.FixedZone("z", offset))
-		c := Created{CommandID: id, Provider: provider, ContactID: text, Attempts: len(text) - 3, ReplayOf: text,
+		c := contact.Created{CommandID: id, Provider: provider, ContactID: text, Attempts: len(text) - 3, ReplayOf: text,
 			Upstream: map[string]any{text: number, id: json.Number(number), provider: true, "n": nil},
 			Metadata: map[string]string{text: id, provider: text}}
 		want, werr := json.Marshal(c)
@@ -30,7 +32,7 @@ func FuzzAppendJSONMatchesEncodingJSON(f *testing.F) {
 		if werr == nil && string(got) != string(want) {
 			t.Fatalf("Created %+v:\n got %s\nwant %s", c, got, want)
 		}
-		ev, err := NewEvent(provider[:min(len(provider), MaxSourceBytes)], SubjectCreated, id[:min(len(id), MaxCommandIDBytes)], text, at, Created{CommandID: id})
+		ev, err := NewEvent(provider[:min(len(provider), MaxSourceBytes)], contact.SubjectCreated, id[:min(len(id), MaxCommandIDBytes)], text, at, contact.Created{CommandID: id})
 		if err != nil {
 			if _, merr := json.Marshal(at.UTC()); merr == nil {
 				t.Fatalf("NewEvent refused %v: %v", at, err)

@@ -12,18 +12,20 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 func TestEventIDIsDeterministic(t *testing.T) {
-	id := EventID("c-1", "", SubjectCreated)
-	assert.Equal(t, id, EventID("c-1", "", SubjectCreated), "same inputs, same id")
+	id := contact.EventID("c-1", "", contact.SubjectCreated)
+	assert.Equal(t, id, contact.EventID("c-1", "", contact.SubjectCreated), "same inputs, same id")
 	others := []string{
-		EventID("c-2", "", SubjectCreated),
-		EventID("c-1", "gen-1", SubjectCreated),
-		EventID("c-1", "", SubjectFailed),
-		EventID("c-1\x00", "", SubjectCreated),
+		contact.EventID("c-2", "", contact.SubjectCreated),
+		contact.EventID("c-1", "gen-1", contact.SubjectCreated),
+		contact.EventID("c-1", "", contact.SubjectFailed),
+		contact.EventID("c-1\x00", "", contact.SubjectCreated),
 	}
 	for _, o := range others {
 		assert.NotEqual(t, id, o, "a change of any input changes the id")
@@ -39,38 +41,38 @@ func TestEventsGolden(t *testing.T) {
 		gen  string
 		data any
 	}{
-		{"created", SubjectCreated, "", Created{
+		{"created", contact.SubjectCreated, "", contact.Created{
 			CommandID: "c-1", Provider: "instantpay", ContactID: "65a1b2c3d4e5f6a7b8c9d0e1",
 			Upstream: map[string]any{"contactId": "65a1b2c3d4e5f6a7b8c9d0e1", "userId": "u1", "ipayUuid": "u-1", "orderId": "o-1", "environment": "LIVE", "timestamp": "2026-11-21 15:30:00"},
 			Attempts: 1, Metadata: map[string]string{"source": "crm"},
 		}},
-		{"failed_invalid", SubjectFailed, "", Failed{
-			CommandID: "c-2", Provider: "instantpay", Reason: ReasonInvalid, Message: "the command breaks 1 rule: email must be a valid email address",
-			Errors:  []FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}},
+		{"failed_invalid", contact.SubjectFailed, "", contact.Failed{
+			CommandID: "c-2", Provider: "instantpay", Reason: contact.ReasonInvalid, Message: "the command breaks 1 rule: email must be a valid email address",
+			Errors:  []contact.FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}},
 			Command: json.RawMessage(`{"commandId":"c-2","name":"Jane","email":"jane@","mobile":"9876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`),
 		}},
-		{"failed_exhausted_replay", SubjectFailed, "7168773c-9ddf-58dd-b9ad-45791ab996da", Failed{
-			CommandID: "c-3", Provider: "pik", Reason: ReasonExhausted, Retryable: true, Message: "transient failures outlasted 10 deliveries",
-			Upstream: &Upstream{HTTPStatus: 503, Code: "503", Message: "service unavailable", RequestID: "r-1"},
+		{"failed_exhausted_replay", contact.SubjectFailed, "7168773c-9ddf-58dd-b9ad-45791ab996da", contact.Failed{
+			CommandID: "c-3", Provider: "pik", Reason: contact.ReasonExhausted, Retryable: true, Message: "transient failures outlasted 10 deliveries",
+			Upstream: &contact.Upstream{HTTPStatus: 503, Code: "503", Message: "service unavailable", RequestID: "r-1"},
 			Attempts: 12, ReplayOf: "7168773c-9ddf-58dd-b9ad-45791ab996da",
 			Command: json.RawMessage(`{"commandId":"c-3","provider":"pik","name":"Ravi","email":"ravi@example.com","mobile":"9876543210","tagId":"vip"}`),
 		}},
-		{"failed_malformed", SubjectFailed, "", Failed{
-			CommandID: "CONTACT_COMMANDS:7", Reason: ReasonMalformed, Message: "the command body is not a JSON object", CommandRaw: []byte("hello"),
+		{"failed_malformed", contact.SubjectFailed, "", contact.Failed{
+			CommandID: "CONTACT_COMMANDS:7", Reason: contact.ReasonMalformed, Message: "the command body is not a JSON object", CommandRaw: []byte("hello"),
 		}},
-		{"failed_malformed_truncated", SubjectFailed, "", Failed{
-			CommandID: "CONTACT_COMMANDS:8", Reason: ReasonMalformed, Message: "the command body is 65537 bytes, more than the limit of 65536",
-			CommandRaw: []byte(strings.Repeat("x", MaxCommandSize+1)),
+		{"failed_malformed_truncated", contact.SubjectFailed, "", contact.Failed{
+			CommandID: "CONTACT_COMMANDS:8", Reason: contact.ReasonMalformed, Message: "the command body is 65537 bytes, more than the limit of 65536",
+			CommandRaw: []byte(strings.Repeat("x", contact.MaxCommandSize+1)),
 		}},
-		{"failed_invalid_bounded", SubjectFailed, "", manyErrors()},
+		{"failed_invalid_bounded", contact.SubjectFailed, "", manyErrors()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var commandID string
 			switch d := tt.data.(type) {
-			case Created:
+			case contact.Created:
 				commandID = d.CommandID
-			case Failed:
+			case contact.Failed:
 				commandID = d.CommandID
 			}
 			ev, err := NewEvent("", tt.typ, commandID, tt.gen, at, tt.data)
@@ -84,7 +86,7 @@ func TestEventsGolden(t *testing.T) {
 			want, err := os.ReadFile(path)
 			require.NoError(t, err, "golden file missing: run go test ./internal/events -update")
 			assert.JSONEq(t, string(want), string(got))
-			assert.Equal(t, EventID(commandID, tt.gen, tt.typ), ev.ID)
+			assert.Equal(t, contact.EventID(commandID, tt.gen, tt.typ), ev.ID)
 			assert.Equal(t, commandID, ev.Subject, "the subject is the commandId")
 			assert.Equal(t, DefaultSource, ev.Source)
 		})
@@ -92,29 +94,29 @@ func TestEventsGolden(t *testing.T) {
 }
 
 func TestReasonRetryable(t *testing.T) {
-	for _, r := range []Reason{ReasonMalformed, ReasonInvalid, ReasonUnroutable, ReasonRejected} {
+	for _, r := range []contact.Reason{contact.ReasonMalformed, contact.ReasonInvalid, contact.ReasonUnroutable, contact.ReasonRejected} {
 		assert.False(t, r.Retryable(), r)
 	}
-	assert.True(t, ReasonExhausted.Retryable())
+	assert.True(t, contact.ReasonExhausted.Retryable())
 }
 
 func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.FixedZone("IST", 5*3600+1800))
 	for _, id := range []string{"c-1", "CONTACT_COMMANDS:7", `odd "id" <&> \ é` + "\n\t\x01"} {
-		ev, err := NewEvent("src<x>", SubjectCreated, id, "gen", at, Created{CommandID: id, Upstream: map[string]any{"a": 1}})
+		ev, err := NewEvent("src<x>", contact.SubjectCreated, id, "gen", at, contact.Created{CommandID: id, Upstream: map[string]any{"a": 1}})
 		require.NoError(t, err)
 		want, err := json.Marshal(ev)
 		require.NoError(t, err)
 		assert.Equal(t, string(want), string(ev.AppendJSON(nil)), "the hand-written encoding is encoding/json's, for %q", id)
 	}
 	assert.Equal(t, `{"specversion":"","id":"","source":"","type":"","subject":"","time":"0001-01-01T00:00:00Z","datacontenttype":"","data":null}`,
-		string(Event{}.AppendJSON(nil)))
-	want, _ := json.Marshal(Event{})
-	assert.Equal(t, string(want), string(Event{}.AppendJSON(nil)))
+		string(contact.Event{}.AppendJSON(nil)))
+	want, _ := json.Marshal(contact.Event{})
+	assert.Equal(t, string(want), string(contact.Event{}.AppendJSON(nil)))
 }
 
 func TestCreatedAppendJSONMatchesEncodingJSON(t *testing.T) {
-	for name, c := range map[string]Created{
+	for name, c := range map[string]contact.Created{
 		"full": {CommandID: `c "1" <x>`, Provider: "instantpay", ContactID: "ct", Attempts: 3, ReplayOf: "r",
 			Upstream: map[string]any{"contactId": "ct", "userId": json.Number("123456789012345678901"), "reconciled": true, "f": 1.25, "nested": map[string]any{"a": []any{1, "b"}}},
 			Metadata: map[string]string{"z": "1", "a": "é\n"}},
@@ -134,10 +136,10 @@ func TestCreatedAppendJSONMatchesEncodingJSON(t *testing.T) {
 
 // manyErrors is an invalid command with more metadata entries and errors
 // than a contact.failed event carries.
-func manyErrors() Failed {
-	f := Failed{CommandID: "c-4", Reason: ReasonInvalid, Metadata: map[string]string{}, Command: json.RawMessage(`{"commandId":"c-4"}`)}
+func manyErrors() contact.Failed {
+	f := contact.Failed{CommandID: "c-4", Reason: contact.ReasonInvalid, Metadata: map[string]string{}, Command: json.RawMessage(`{"commandId":"c-4"}`)}
 	for i := range MaxErrors + 2 {
-		f.Errors = append(f.Errors, FieldError{Field: fmt.Sprintf("metadata[k%02d]", i), Rule: "printable", Message: fmt.Sprintf("metadata[k%02d] must not contain control or format characters (it contains U+202E)", i)})
+		f.Errors = append(f.Errors, contact.FieldError{Field: fmt.Sprintf("metadata[k%02d]", i), Rule: "printable", Message: fmt.Sprintf("metadata[k%02d] must not contain control or format characters (it contains U+202E)", i)})
 		f.Metadata[fmt.Sprintf("k%02d", i)] = "v"
 	}
 	f.Message = InvalidMessage(f.Errors)

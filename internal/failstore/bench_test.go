@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
@@ -31,9 +32,9 @@ func BenchmarkGet(b *testing.B) {
 	require.NoError(b, err)
 	const n = 2000
 	for i := range n {
-		f := events.Failed{CommandID: fmt.Sprintf("b-%05d", i), Provider: "instantpay", Reason: events.ReasonExhausted,
+		f := contact.Failed{CommandID: fmt.Sprintf("b-%05d", i), Provider: "instantpay", Reason: contact.ReasonExhausted,
 			Message: "InstantPay kept failing: 503", Command: json.RawMessage(`{"name":"A","email":"a@example.com","mobile":"9876543210","tagId":"t"}`)}
-		ev, err := events.NewEvent("", events.SubjectFailed, f.CommandID, "", time.Now(), f)
+		ev, err := events.NewEvent("", contact.SubjectFailed, f.CommandID, "", time.Now(), f)
 		require.NoError(b, err)
 		body, err := json.Marshal(ev)
 		require.NoError(b, err)

@@ -9,7 +9,7 @@
 //
 //	contactrelay.failures.<reason>.<provider>.<key>
 //
-// where key is the command's record key (handlers.RecordKey, two tokens),
+// where key is the command's record key (record.Key, two tokens),
 // and at most one message per subject (MaxMsgsPerSubject 1). The server
 // filters by reason and provider from the subject, and finds a command's
 // entry from its key; the entry's headers summarise it (reason, provider,
@@ -41,8 +41,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
-	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // Names of the store.
@@ -93,11 +93,11 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 
 // Key returns the subject tokens that name a command in the store: its
 // record key.
-func Key(commandID string) string { return handlers.RecordKey(commandID) }
+func Key(commandID string) string { return record.Key(commandID) }
 
 // ReasonToken returns the subject token of a reason: the reason itself,
 // or "_" for one that is not a subject token (no reason of the contract).
-func ReasonToken(r events.Reason) string {
+func ReasonToken(r contact.Reason) string {
 	if safeToken(string(r)) {
 		return string(r)
 	}
@@ -133,14 +133,14 @@ func safeToken(s string) bool {
 }
 
 // Subject returns the subject of a command's open failure.
-func Subject(reason events.Reason, provider, commandID string) string {
+func Subject(reason contact.Reason, provider, commandID string) string {
 	return SubjectPrefix + ReasonToken(reason) + "." + ProviderToken(provider) + "." + Key(commandID)
 }
 
 // ConflictSubject returns the subject of a conflict's entry, beside the
 // command's own.
 func ConflictSubject(provider, commandID, eventID string) string {
-	return SubjectPrefix + string(events.ReasonConflict) + "." + ProviderToken(provider) + "." + Key(commandID) + "." + token(eventID)
+	return SubjectPrefix + string(contact.ReasonConflict) + "." + ProviderToken(provider) + "." + Key(commandID) + "." + token(eventID)
 }
 
 // commandFilter matches every entry of the command's own failure, of any
@@ -179,7 +179,7 @@ type Summary struct {
 
 	CommandID string
 	EventID   string
-	Reason    events.Reason
+	Reason    contact.Reason
 	Provider  string
 	Time      time.Time
 	Attempts  int

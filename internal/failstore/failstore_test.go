@@ -16,12 +16,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
-	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // world is a server with the contract's resources, a record store and an
@@ -51,16 +52,16 @@ func newWorld(t *testing.T) *world {
 type outcome struct {
 	commandID, generation string
 	failed                bool
-	reason                events.Reason
+	reason                contact.Reason
 }
 
-func (o outcome) event(t *testing.T) (*events.Event, []byte) {
+func (o outcome) event(t *testing.T) (*contact.Event, []byte) {
 	t.Helper()
-	typ := events.SubjectCreated
-	var data any = events.Created{CommandID: o.commandID, Provider: "instantpay", ContactID: "c1"}
+	typ := contact.SubjectCreated
+	var data any = contact.Created{CommandID: o.commandID, Provider: "instantpay", ContactID: "c1"}
 	if o.failed {
-		typ = events.SubjectFailed
-		data = events.Failed{CommandID: o.commandID, Provider: "pik", Reason: o.reason, Message: "failed in " + o.generation,
+		typ = contact.SubjectFailed
+		data = contact.Failed{CommandID: o.commandID, Provider: "pik", Reason: o.reason, Message: "failed in " + o.generation,
 			Retryable: o.reason.Retryable(), ReplayOf: o.generation, Command: json.RawMessage(`{"name":"A"}`)}
 	}
 	ev, err := events.NewEvent("", typ, o.commandID, o.generation, time.Now(), data)
@@ -73,22 +74,22 @@ func (o outcome) event(t *testing.T) (*events.Event, []byte) {
 func (wd *world) record(t *testing.T, o outcome) {
 	t.Helper()
 	ctx := context.Background()
-	key := handlers.RecordKey(o.commandID)
+	key := record.Key(o.commandID)
 	for {
 		val, rev, err := wd.records.Get(ctx, key)
 		require.NoError(t, err)
-		rec := handlers.Record{Version: handlers.RecordVersion, CommandID: o.commandID}
+		rec := record.Record{Version: record.Version, CommandID: o.commandID}
 		if rev > 0 {
 			require.NoError(t, json.Unmarshal(val, &rec))
 		}
 		if rec.Generations == nil {
-			rec.Generations = map[string]*handlers.Generation{}
+			rec.Generations = map[string]*record.Generation{}
 		}
 		rec.Order++
 		ev, _ := o.event(t)
 		enc, err := json.Marshal(ev)
 		require.NoError(t, err)
-		g := &handlers.Generation{Outcome: enc, Order: rec.Order}
+		g := &record.Generation{Outcome: enc, Order: rec.Order}
 		if o.failed {
 			g.Reason, g.Provider = o.reason, "pik"
 		}
@@ -106,7 +107,7 @@ func (wd *world) record(t *testing.T, o outcome) {
 func (wd *world) change(t *testing.T, o outcome) {
 	t.Helper()
 	ctx := context.Background()
-	key := handlers.RecordKey(o.commandID)
+	key := record.Key(o.commandID)
 	ev, body := o.event(t)
 	if o.failed {
 		e, err := failstore.NewEntry(ev, body, false)
@@ -121,16 +122,16 @@ func (wd *world) change(t *testing.T, o outcome) {
 // would repeat it.
 func (wd *world) newest(t *testing.T, commandID string) (outcome, bool) {
 	t.Helper()
-	val, rev, err := wd.records.Get(context.Background(), handlers.RecordKey(commandID))
+	val, rev, err := wd.records.Get(context.Background(), record.Key(commandID))
 	require.NoError(t, err)
 	if rev == 0 {
 		return outcome{}, false
 	}
-	id, gen, created, ok := handlers.NewestOutcome(val)
+	id, gen, created, ok := record.NewestOutcome(val)
 	if !ok {
 		return outcome{}, false
 	}
-	var rec handlers.Record
+	var rec record.Record
 	require.NoError(t, json.Unmarshal(val, &rec))
 	return outcome{commandID: id, generation: gen, failed: !created, reason: rec.Generations[gen].Reason}, true
 }
@@ -183,7 +184,7 @@ func TestOpenSetFollowsNewestOutcomeUnderRaces(t *testing.T) {
 		}
 	})
 	commands := []string{"cmd-a", "cmd-b", "cmd-c", "cmd-d", "cmd-e"}
-	reasons := []events.Reason{events.ReasonExhausted, events.ReasonRejected, events.ReasonInvalid}
+	reasons := []contact.Reason{contact.ReasonExhausted, contact.ReasonRejected, contact.ReasonInvalid}
 	var (
 		mu      sync.Mutex
 		crashed []outcome // recorded, but the store was not changed
@@ -228,14 +229,14 @@ func TestOpenSetFollowsNewestOutcomeUnderRaces(t *testing.T) {
 func TestOpenSetAfterACrashAtEachStep(t *testing.T) {
 	wd := newWorld(t)
 	ctx := context.Background()
-	first := outcome{commandID: "crash", generation: "", failed: true, reason: events.ReasonExhausted}
+	first := outcome{commandID: "crash", generation: "", failed: true, reason: contact.ReasonExhausted}
 	wd.record(t, first)
 	wd.change(t, first)
 	wd.assertOpenSet(t, []string{"crash"})
 
 	// The replay fails again: crash after its record write. The store
 	// still shows the first failure until the redelivery.
-	second := outcome{commandID: "crash", generation: "replay-1", failed: true, reason: events.ReasonRejected}
+	second := outcome{commandID: "crash", generation: "replay-1", failed: true, reason: contact.ReasonRejected}
 	wd.record(t, second)
 	wd.change(t, second) // the redelivery
 	wd.assertOpenSet(t, []string{"crash"})
@@ -243,7 +244,7 @@ func TestOpenSetAfterACrashAtEachStep(t *testing.T) {
 	// Crash after storing the entry, before the check and the purge: two
 	// entries on different subjects; Load shows the newest only; the
 	// redelivery settles it.
-	third := outcome{commandID: "crash", generation: "replay-2", failed: true, reason: events.ReasonInvalid}
+	third := outcome{commandID: "crash", generation: "replay-2", failed: true, reason: contact.ReasonInvalid}
 	wd.record(t, third)
 	ev, body := third.event(t)
 	e, err := failstore.NewEntry(ev, body, false)
@@ -276,9 +277,9 @@ func TestLoadFiltersAndGroups(t *testing.T) {
 	wd := newWorld(t)
 	ctx := context.Background()
 	for i := range 30 {
-		o := outcome{commandID: fmt.Sprintf("f-%02d", i), failed: true, reason: events.ReasonExhausted}
+		o := outcome{commandID: fmt.Sprintf("f-%02d", i), failed: true, reason: contact.ReasonExhausted}
 		if i%3 == 0 {
-			o.reason = events.ReasonInvalid
+			o.reason = contact.ReasonInvalid
 		}
 		wd.record(t, o)
 		wd.change(t, o)
@@ -288,7 +289,7 @@ func TestLoadFiltersAndGroups(t *testing.T) {
 	require.Len(t, snap.Failures, 30)
 	assert.Equal(t, "f-29", snap.Failures[0].CommandID, "newest first")
 
-	snap, err = failstore.Load(ctx, wd.js, failstore.Select{Reasons: []events.Reason{events.ReasonInvalid}})
+	snap, err = failstore.Load(ctx, wd.js, failstore.Select{Reasons: []contact.Reason{contact.ReasonInvalid}})
 	require.NoError(t, err)
 	assert.Len(t, snap.Failures, 10)
 	assert.Equal(t, 10, snap.Read, "the server filtered by reason: only those were read")
@@ -308,7 +309,7 @@ func TestLoadFiltersAndGroups(t *testing.T) {
 	groups := snap.Groups()
 	require.Len(t, groups, 2)
 	assert.Equal(t, 20, groups[0].Count)
-	assert.Equal(t, events.ReasonExhausted, groups[0].Reason)
+	assert.Equal(t, contact.ReasonExhausted, groups[0].Reason)
 
 	got, err := failstore.Get(ctx, wd.js, snap.Failures[:2])
 	require.NoError(t, err)
@@ -329,8 +330,8 @@ func TestLoadFiltersAndGroups(t *testing.T) {
 // Hostile names cannot add or split subject tokens.
 func TestSubjectsHoldTheirShape(t *testing.T) {
 	for _, p := range []string{"", "pik", "a.b", "*", ">", "x y", "PIK", string(make([]byte, 40))} {
-		s := failstore.Subject(events.ReasonExhausted, p, "id.with.dots *>")
-		assert.Equal(t, failstore.Subject(events.ReasonExhausted, "p", "id.with.dots *>")[:len("contactrelay.failures.exhausted.")], s[:len("contactrelay.failures.exhausted.")])
+		s := failstore.Subject(contact.ReasonExhausted, p, "id.with.dots *>")
+		assert.Equal(t, failstore.Subject(contact.ReasonExhausted, "p", "id.with.dots *>")[:len("contactrelay.failures.exhausted.")], s[:len("contactrelay.failures.exhausted.")])
 		assert.NotContains(t, s, " ")
 		assert.NotContains(t, s, "*")
 		assert.NotContains(t, s, ">")
@@ -369,7 +370,7 @@ func pauseAt(w *failstore.Writer, n int) (at, resume chan struct{}) {
 func TestResolveKeepsAFailureStoredAfterItsCheck(t *testing.T) {
 	wd := newWorld(t)
 	ctx := context.Background()
-	first := outcome{commandID: "r", failed: true, reason: events.ReasonExhausted}
+	first := outcome{commandID: "r", failed: true, reason: contact.ReasonExhausted}
 	wd.record(t, first)
 	wd.change(t, first)
 	created := outcome{commandID: "r", generation: "replay-1"}
@@ -379,9 +380,9 @@ func TestResolveKeepsAFailureStoredAfterItsCheck(t *testing.T) {
 	require.NoError(t, err)
 	at, resume := pauseAt(late, 2)
 	done := make(chan error, 1)
-	go func() { done <- late.Resolve(ctx, "r", stream.NewestCreatedCheck(wd.records, handlers.RecordKey("r"))) }()
+	go func() { done <- late.Resolve(ctx, "r", stream.NewestCreatedCheck(wd.records, record.Key("r"))) }()
 	<-at // checked: the contact.created is the newest outcome
-	newer := outcome{commandID: "r", generation: "replay-2", failed: true, reason: events.ReasonRejected}
+	newer := outcome{commandID: "r", generation: "replay-2", failed: true, reason: contact.ReasonRejected}
 	wd.record(t, newer)
 	wd.change(t, newer)
 	close(resume)
@@ -394,7 +395,7 @@ func TestResolveKeepsAFailureStoredAfterItsCheck(t *testing.T) {
 func TestOpenKeepsANewerFailureStoredAfterItsCheck(t *testing.T) {
 	wd := newWorld(t)
 	ctx := context.Background()
-	older := outcome{commandID: "o", failed: true, reason: events.ReasonExhausted}
+	older := outcome{commandID: "o", failed: true, reason: contact.ReasonExhausted}
 	wd.record(t, older)
 
 	late, err := failstore.OpenWriter(ctx, wd.js)
@@ -405,10 +406,10 @@ func TestOpenKeepsANewerFailureStoredAfterItsCheck(t *testing.T) {
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() {
-		done <- late.Open(ctx, e, stream.NewestFailureCheck(wd.records, handlers.RecordKey("o"), ev.ID))
+		done <- late.Open(ctx, e, stream.NewestFailureCheck(wd.records, record.Key("o"), ev.ID))
 	}()
 	<-at // stored and checked: still the newest
-	newer := outcome{commandID: "o", generation: "replay-1", failed: true, reason: events.ReasonRejected}
+	newer := outcome{commandID: "o", generation: "replay-1", failed: true, reason: contact.ReasonRejected}
 	wd.record(t, newer)
 	wd.change(t, newer)
 	close(resume)
@@ -444,10 +445,10 @@ func TestVersionChangesWithEveryChange(t *testing.T) {
 	}
 	step("nothing", func() {})
 	for _, o := range []outcome{
-		{commandID: "v-1", generation: "", failed: true, reason: events.ReasonExhausted},
-		{commandID: "v-2", generation: "", failed: true, reason: events.ReasonInvalid},
-		{commandID: "v-1", generation: "r1", failed: true, reason: events.ReasonRejected}, // replaces v-1's
-		{commandID: "v-1", generation: "r2"},                                              // resolves it
+		{commandID: "v-1", generation: "", failed: true, reason: contact.ReasonExhausted},
+		{commandID: "v-2", generation: "", failed: true, reason: contact.ReasonInvalid},
+		{commandID: "v-1", generation: "r1", failed: true, reason: contact.ReasonRejected}, // replaces v-1's
+		{commandID: "v-1", generation: "r2"},                                               // resolves it
 	} {
 		step(fmt.Sprintf("%+v", o), func() { wd.record(t, o); wd.change(t, o) })
 	}
@@ -466,7 +467,7 @@ func TestVersionChangesWithEveryChange(t *testing.T) {
 // only when it changed, and follows each change.
 func TestWatchReloadsOnlyAChangedStore(t *testing.T) {
 	wd := newWorld(t)
-	o := outcome{commandID: "w-1", failed: true, reason: events.ReasonExhausted}
+	o := outcome{commandID: "w-1", failed: true, reason: contact.ReasonExhausted}
 	wd.record(t, o)
 	wd.change(t, o)
 
@@ -538,7 +539,7 @@ func TestGetKeepsOrderAndSkipsRemoved(t *testing.T) {
 	wd := newWorld(t)
 	ctx := context.Background()
 	for i := range 60 {
-		o := outcome{commandID: fmt.Sprintf("g-%02d", i), failed: true, reason: events.ReasonExhausted}
+		o := outcome{commandID: fmt.Sprintf("g-%02d", i), failed: true, reason: contact.ReasonExhausted}
 		wd.record(t, o)
 		wd.change(t, o)
 	}

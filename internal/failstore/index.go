@@ -16,14 +16,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // Select chooses open failures. The server filters by Reasons, Providers
 // and CommandID (from the subjects); the rest is matched on the headers.
 // Its zero value selects every open failure.
 type Select struct {
-	Reasons   []events.Reason
+	Reasons   []contact.Reason
 	Providers []string
 	CommandID string
 	// Since and Until bound the failure's time, inclusive; zero means
@@ -223,7 +223,7 @@ func summarize(seq uint64, subject string, h nats.Header) Summary {
 		Subject:   subject,
 		CommandID: h.Get(HeaderCommandID),
 		EventID:   h.Get(HeaderEventID),
-		Reason:    events.Reason(h.Get(HeaderReason)),
+		Reason:    contact.Reason(h.Get(HeaderReason)),
 		Provider:  h.Get(HeaderProvider),
 		Message:   h.Get(HeaderMessage),
 		ReplayOf:  h.Get(HeaderReplayOf),
@@ -251,7 +251,7 @@ func (snap *Snapshot) Counts() (byReason, byProvider map[string]int, byBoth map[
 
 // Group is the open failures that share a reason, provider and message.
 type Group struct {
-	Reason   events.Reason
+	Reason   contact.Reason
 	Provider string
 	Message  string
 	Count    int
@@ -295,8 +295,8 @@ func (snap *Snapshot) Groups() []Group {
 // Failure is a whole open failure: its summary and its failed event.
 type Failure struct {
 	Summary
-	Event events.Event
-	Data  events.Failed
+	Event contact.Event
+	Data  contact.Failed
 }
 
 // getInFlight bounds the direct gets Get has in flight: a page of 10,000

@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // MetadataRebuilt is the store stream's metadata key that records the
@@ -74,7 +74,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, eventStream string, ch
 		if err != nil {
 			return fmt.Errorf("read event %d: %w", seq, err)
 		}
-		var ev events.Event
+		var ev contact.Event
 		if err := json.Unmarshal(raw.Data, &ev); err != nil {
 			return nil
 		}
@@ -129,15 +129,15 @@ type historyEvent struct {
 	Type    string `json:"type"`
 	Subject string `json:"subject"`
 	Data    struct {
-		CommandID string        `json:"commandId"`
-		Reason    events.Reason `json:"reason"`
+		CommandID string         `json:"commandId"`
+		Reason    contact.Reason `json:"reason"`
 	} `json:"data"`
 }
 
 func readHistory(ctx context.Context, es jetstream.Stream, last uint64, st *RebuildStats, newest, conflicts map[string]uint64, progress func(read, total uint64)) error {
 	lastReport := time.Now()
 	err := ReadUpTo(ctx, es, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectCreated, events.SubjectFailed},
+		FilterSubjects: []string{contact.SubjectCreated, contact.SubjectFailed},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}, last, func(msg jetstream.Msg, seq uint64) {
 		st.Read++
@@ -148,10 +148,10 @@ func readHistory(ctx context.Context, es jetstream.Stream, last uint64, st *Rebu
 				id = ev.Data.CommandID
 			}
 			switch {
-			case ev.Type == events.SubjectCreated:
+			case ev.Type == contact.SubjectCreated:
 				delete(newest, id)
-			case ev.Type != events.SubjectFailed:
-			case ev.Data.Reason == events.ReasonConflict:
+			case ev.Type != contact.SubjectFailed:
+			case ev.Data.Reason == contact.ReasonConflict:
 				conflicts[ev.ID] = seq
 			default:
 				newest[id] = seq

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/events"
 )
 
@@ -62,8 +63,8 @@ type Entry struct {
 
 // NewEntry builds the entry of an open failure from its failed event, as
 // published (body).
-func NewEntry(ev *events.Event, body []byte, conflict bool) (*Entry, error) {
-	var f events.Failed
+func NewEntry(ev *contact.Event, body []byte, conflict bool) (*Entry, error) {
+	var f contact.Failed
 	if err := json.Unmarshal(ev.Data, &f); err != nil {
 		return nil, fmt.Errorf("read failed event %s: %w", ev.ID, err)
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/fakeclock"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // What the tests of package handlers_test, which drive the handler
@@ -42,8 +43,8 @@ func Ambiguous() error            { return ambiguous() }
 // MaxGenerations is how many generations a record keeps; MaxPlainKey is
 // the longest commandId a record key holds as it is.
 const (
-	MaxGenerations = maxGenerations
-	MaxPlainKey    = maxPlainKey
+	MaxGenerations = record.MaxGenerations
+	MaxPlainKey    = record.MaxPlainKey
 )
 
 // Commands of the tests: Body is command c-1; Jane is the fields of a

@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // FuzzDecide checks that no command body panics the handler or leaves it
@@ -60,20 +61,20 @@ func FuzzDecide(f *testing.F) {
 	} {
 		f.Add([]byte(seed.body), seed.msgID)
 	}
-	validator := events.NewValidator()
+	validator := rules.NewValidator()
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
 		h := newTestHandler(t, &fakeProvider{}, newMemStore(), func(c *Config) { c.Validator = validator })
 		out := h.Decide(context.Background(), Message{Body: body, MsgID: msgID, Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: 1})
 		if out.Event == nil {
 			t.Fatalf("no event for %q: %+v", body, out)
 		}
-		if out.Event.Type == events.SubjectCreated {
+		if out.Event.Type == contact.SubjectCreated {
 			return
 		}
 		if out.Action != Term {
 			t.Fatalf("bad input not terminated: %+v", out)
 		}
-		var d events.Failed
+		var d contact.Failed
 		if err := json.Unmarshal(out.Event.Data, &d); err != nil {
 			t.Fatalf("failed event data: %v", err)
 		}

@@ -30,7 +30,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/record"
+	"github.com/contactrelay/contactrelay/rules"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -43,11 +46,11 @@ import (
 // error is treated as transient.
 type Provider interface {
 	// Validate returns the provider's own rules that the command breaks.
-	Validate(cmd events.Command) []events.FieldError
+	Validate(cmd contact.Command) []contact.FieldError
 	// Create creates the contact.
-	Create(ctx context.Context, cmd events.Command) (provider.Contact, error)
+	Create(ctx context.Context, cmd contact.Command) (provider.Contact, error)
 	// Lookup finds a contact created earlier for the command, if any.
-	Lookup(ctx context.Context, cmd events.Command) (provider.Contact, bool, error)
+	Lookup(ctx context.Context, cmd contact.Command) (provider.Contact, bool, error)
 }
 
 // Config configures a Handler. Zero durations and counts take the documented
@@ -68,7 +71,7 @@ type Config struct {
 	// Store keeps idempotency records. Required.
 	Store Store
 	// Validator applies the contract's field rules. Default: a new one.
-	Validator *events.Validator
+	Validator *rules.Validator
 	// Logger receives retry and reconciliation lines. Default: discard.
 	Logger *slog.Logger
 	// Source is the CloudEvents source. Default: events.DefaultSource.
@@ -127,7 +130,7 @@ func (hk Hooks) providerCall(provider, op string, took time.Duration, err error)
 
 func (c *Config) setDefaults() {
 	if c.Validator == nil {
-		c.Validator = events.NewValidator()
+		c.Validator = rules.NewValidator()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -239,11 +242,11 @@ type Message struct {
 
 // fallbackID returns the idempotency key of a command that has no usable
 // commandId of its own: the Nats-Msg-Id header when it can serve as one
-// (see events.CommandIDFromHeader; a header of the form
+// (see rules.CommandIDFromHeader; a header of the form
 // <stream>:<sequence> cannot, so that no message takes another's id), else
 // <stream>:<sequence>.
 func (m Message) fallbackID() string {
-	if id, err := events.CommandIDFromHeader(m.MsgID); err == nil && id != "" && !DerivedID(id) {
+	if id, err := rules.CommandIDFromHeader(m.MsgID); err == nil && id != "" && !rules.DerivedID(id) {
 		return id
 	}
 	return fmt.Sprintf("%s:%d", m.Stream, m.Sequence)
@@ -276,14 +279,14 @@ type Decision struct {
 	Write *Write
 	// Event is the terminal event, and EventJSON its encoding: the bytes
 	// to publish, with Event.ID as Nats-Msg-Id. Nil with Retry.
-	Event     *events.Event
+	Event     *contact.Event
 	EventJSON []byte
 	// Delay is how long to wait before redelivery, with Retry.
 	Delay time.Duration
 	// What was decided, for logs and metrics.
 	CommandID string
 	Provider  string
-	Reason    events.Reason // empty for contact.created
+	Reason    contact.Reason // empty for contact.created
 	Attempts  int
 	// FromRecord is set when the record answered without a provider call:
 	// the generation's outcome was recorded, or the contact existed.
@@ -316,7 +319,7 @@ type Write struct {
 // answer is not lost.
 func (h *Handler) Decide(ctx context.Context, m Message) Decision {
 	in := h.read(&m)
-	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: Record{CommandID: in.cmd.CommandID}}
+	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: record.Record{CommandID: in.cmd.CommandID}}
 	// A first delivery of an original command is almost always new: skip
 	// the read, and let the first write's compare-and-set tell otherwise.
 	if m.Delivery > 1 || m.Generation != "" {
@@ -334,7 +337,7 @@ func (h *Handler) Decide(ctx context.Context, m Message) Decision {
 // then repeated, whoever wrote it) or shows a conflict.
 func (h *Handler) Redecide(ctx context.Context, m Message, prev Decision) Decision {
 	in := h.read(&m)
-	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: Record{CommandID: in.cmd.CommandID}}
+	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: record.Record{CommandID: in.cmd.CommandID}}
 	if err := h.reload(ctx, d); err != nil {
 		return h.retryStore(d, err)
 	}
@@ -359,7 +362,7 @@ func (h *Handler) decide(ctx context.Context, d *delivery) Decision {
 		return Decision{Action: Retry, Delay: handBackDelay, CommandID: d.cmd.CommandID, Provider: in.asked,
 			Err: errors.New(h.unroutableMessage(in.asked, false))}
 	case in.elsewhere:
-		return h.conclude(d, conclusion{reason: events.ReasonUnroutable, message: h.unroutableMessage(in.asked, true)})
+		return h.conclude(d, conclusion{reason: contact.ReasonUnroutable, message: h.unroutableMessage(in.asked, true)})
 	}
 	return h.process(ctx, d)
 }

@@ -10,10 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // The handler's outcomes as the runner records, publishes and settles
@@ -28,17 +29,17 @@ func TestHandleCreated(t *testing.T) {
 
 	// The first delivery's event is lost with its publish: the command
 	// comes back, its outcome recorded.
-	restore := r.loseEvents(events.SubjectCreated)
+	restore := r.loseEvents(contact.SubjectCreated)
 	seq := r.publish([]byte(handlers.Body), "", "")
 	first := r.next()
 	require.Equal(t, seq, first.m.Sequence)
 	require.Error(t, first.err, "the event's publish failed")
 	out := first.dec
 	require.NotNil(t, out.Event)
-	assert.Equal(t, events.SubjectCreated, out.Event.Type)
-	assert.Equal(t, events.EventID("c-1", "", events.SubjectCreated), out.Event.ID)
-	d := decoded[events.Created](t, out)
-	assert.Equal(t, events.Created{CommandID: "c-1", Provider: "fake", ContactID: "ct-1",
+	assert.Equal(t, contact.SubjectCreated, out.Event.Type)
+	assert.Equal(t, contact.EventID("c-1", "", contact.SubjectCreated), out.Event.ID)
+	d := decoded[contact.Created](t, out)
+	assert.Equal(t, contact.Created{CommandID: "c-1", Provider: "fake", ContactID: "ct-1",
 		Upstream: map[string]any{"contactId": "ct-1"}, Attempts: 1, Metadata: map[string]string{"k": "v"}}, d)
 	assert.JSONEq(t, string(mustJSON(t, out.Event)), string(out.EventJSON), "the bytes are the event's encoding")
 
@@ -66,7 +67,7 @@ func TestHandleExhaustion(t *testing.T) {
 	const redelivery = 100 * time.Millisecond
 	r.run(r.handler(p, func(c *handlers.Config) { c.MaxDeliver, c.RedeliveryDelay = 2, redelivery }))
 
-	restore := r.loseEvents(events.SubjectFailed)
+	restore := r.loseEvents(contact.SubjectFailed)
 	r.publish([]byte(handlers.Body), "", "")
 	out := r.next()
 	require.NoError(t, out.err)
@@ -77,8 +78,8 @@ func TestHandleExhaustion(t *testing.T) {
 	last := r.next()
 	require.Equal(t, 2, last.m.Delivery, "the last delivery decides")
 	require.Error(t, last.err, "its event's publish is lost")
-	d := decoded[events.Failed](t, last.dec)
-	assert.Equal(t, events.ReasonExhausted, d.Reason)
+	d := decoded[contact.Failed](t, last.dec)
+	assert.Equal(t, contact.ReasonExhausted, d.Reason)
 	assert.True(t, d.Retryable)
 	assert.Equal(t, p.Creates(), d.Attempts, "attempts counts the calls of every delivery")
 	assert.Equal(t, "ISE", d.Upstream.Code)
@@ -105,10 +106,10 @@ func TestHandleReplayIsANewGeneration(t *testing.T) {
 
 	out := r.send([]byte(handlers.Body), "", "failed-event-id")
 	require.Equal(t, handlers.Ack, out.dec.Action)
-	assert.Equal(t, events.SubjectCreated, out.dec.Event.Type)
-	assert.Equal(t, events.EventID("c-1", "failed-event-id", events.SubjectCreated), out.dec.Event.ID, "a new generation, a new id")
+	assert.Equal(t, contact.SubjectCreated, out.dec.Event.Type)
+	assert.Equal(t, contact.EventID("c-1", "failed-event-id", contact.SubjectCreated), out.dec.Event.ID, "a new generation, a new id")
 	assert.NotEqual(t, first.dec.Event.ID, out.dec.Event.ID)
-	d := decodeEvent[events.Created](t, r.event(out.dec.Event.ID).data)
+	d := decodeEvent[contact.Created](t, r.event(out.dec.Event.ID).data)
 	assert.Equal(t, "failed-event-id", d.ReplayOf)
 	assert.Equal(t, 0, d.Attempts, "no create call in the replay's generation")
 	assert.Len(t, r.events(), 2, "both generations' events are published")
@@ -153,7 +154,7 @@ func TestHandleConcurrentDeliveriesCreateOnce(t *testing.T) {
 	require.NoError(t, decided.err)
 	require.Equal(t, handlers.Ack, decided.dec.Action)
 	created := decided.dec.Event
-	require.Equal(t, events.SubjectCreated, created.Type)
+	require.Equal(t, contact.SubjectCreated, created.Type)
 
 	// The others come back when the call's hold ends, and find its outcome.
 	for range n - 1 {
@@ -182,9 +183,9 @@ func TestOnlySettledRecordsExpire(t *testing.T) {
 		expires bool
 		want    string // the event's type, or a failure's reason
 	}{
-		{"a lookup proves the contact absent", ambiguousCreate, notFound, true, string(events.ReasonExhausted)},
-		{"no lookup could tell", ambiguousCreate, lookupFails, false, string(events.ReasonExhausted)},
-		{"a created contact", nil, nil, true, events.SubjectCreated},
+		{"a lookup proves the contact absent", ambiguousCreate, notFound, true, string(contact.ReasonExhausted)},
+		{"no lookup could tell", ambiguousCreate, lookupFails, false, string(contact.ReasonExhausted)},
+		{"a created contact", nil, nil, true, contact.SubjectCreated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,7 +228,7 @@ func (r *relay) lastWriteExpires(commandID string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	raw, err := s.GetLastMsgForSubject(ctx, "$KV."+provision.RecordBucket+"."+handlers.RecordKey(commandID))
+	raw, err := s.GetLastMsgForSubject(ctx, "$KV."+provision.RecordBucket+"."+record.Key(commandID))
 	if err != nil {
 		return false, err
 	}

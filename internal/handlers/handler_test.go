@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/record"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,7 +60,7 @@ func (s *memStore) Put(_ context.Context, key string, val []byte, rev uint64, _ 
 	return s.rev, true, nil
 }
 
-func (s *memStore) record(t testing.TB, commandID string) Record {
+func (s *memStore) record(t testing.TB, commandID string) record.Record {
 	t.Helper()
 	r, rev, err := records{store: s}.load(context.Background(), commandID)
 	require.NoError(t, err)
@@ -74,9 +76,9 @@ type fakeProvider struct {
 	lookups atomic.Int32
 }
 
-func (p *fakeProvider) Validate(events.Command) []events.FieldError { return nil }
+func (p *fakeProvider) Validate(contact.Command) []contact.FieldError { return nil }
 
-func (p *fakeProvider) Create(context.Context, events.Command) (provider.Contact, error) {
+func (p *fakeProvider) Create(context.Context, contact.Command) (provider.Contact, error) {
 	n := int(p.creates.Add(1))
 	if p.create == nil {
 		return provider.Contact{ID: "ct-1", Upstream: map[string]any{"contactId": "ct-1"}}, nil
@@ -84,7 +86,7 @@ func (p *fakeProvider) Create(context.Context, events.Command) (provider.Contact
 	return p.create(n)
 }
 
-func (p *fakeProvider) Lookup(context.Context, events.Command) (provider.Contact, bool, error) {
+func (p *fakeProvider) Lookup(context.Context, contact.Command) (provider.Contact, bool, error) {
 	p.lookups.Add(1)
 	if p.lookup == nil {
 		return provider.Contact{}, false, nil
@@ -128,7 +130,7 @@ func msg(delivery int) Message {
 	return Message{Body: []byte(body), Stream: "CONTACT_COMMANDS", Sequence: 1, Delivery: delivery}
 }
 
-func decodeData[T any](t testing.TB, ev *events.Event) T {
+func decodeData[T any](t testing.TB, ev *contact.Event) T {
 	t.Helper()
 	require.NotNil(t, ev, "an event was decided")
 	var d T
@@ -174,8 +176,8 @@ func TestRedecideAfterAWriteThatDidNotLand(t *testing.T) {
 		},
 		"another delivery settled the claim": func(t *testing.T, _ *Handler, store *memStore, w *Write) {
 			rec := store.record(t, "c-1")
-			rec.LastFailure = &events.Upstream{Code: "noise"}
-			val, err := encodeRecord(&rec, "")
+			rec.LastFailure = &contact.Upstream{Code: "noise"}
+			val, err := record.Encode(&rec, "")
 			require.NoError(t, err)
 			_, ok, err := store.Put(context.Background(), w.Key, val, w.Revision, w.Expires)
 			require.True(t, ok)
@@ -193,7 +195,7 @@ func TestRedecideAfterAWriteThatDidNotLand(t *testing.T) {
 			dec := h.Redecide(context.Background(), msg(1), first)
 			require.Equal(t, Ack, dec.Action)
 			assert.Equal(t, first.Event.ID, dec.Event.ID, "the same outcome, under the same id")
-			assert.Equal(t, "ct-1", decodeData[events.Created](t, dec.Event).ContactID)
+			assert.Equal(t, "ct-1", decodeData[contact.Created](t, dec.Event).ContactID)
 			if dec.Write != nil {
 				_, ok, err := store.Put(context.Background(), dec.Write.Key, dec.Write.Value, dec.Write.Revision, dec.Write.Expires)
 				require.NoError(t, err)
@@ -218,7 +220,7 @@ func TestHandleRetriesTransientFailuresInProcess(t *testing.T) {
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
 	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
-	assert.Equal(t, 3, decodeData[events.Created](t, out.Event).Attempts, "attempts counts every create call")
+	assert.Equal(t, 3, decodeData[contact.Created](t, out.Event).Attempts, "attempts counts every create call")
 }
 
 func TestHandleHonoursRetryAfter(t *testing.T) {
@@ -242,10 +244,10 @@ func TestHandlePermanentFailureIsRejected(t *testing.T) {
 	h := newTestHandler(t, p, newMemStore(), nil)
 	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
-	d := decodeData[events.Failed](t, out.Event)
-	assert.Equal(t, events.ReasonRejected, d.Reason)
+	d := decodeData[contact.Failed](t, out.Event)
+	assert.Equal(t, contact.ReasonRejected, d.Reason)
 	assert.False(t, d.Retryable)
-	assert.Equal(t, &events.Upstream{HTTPStatus: 200, Code: "RPI", Message: "invalid tag", RequestID: "r-9"}, d.Upstream)
+	assert.Equal(t, &contact.Upstream{HTTPStatus: 200, Code: "RPI", Message: "invalid tag", RequestID: "r-9"}, d.Upstream)
 	assert.JSONEq(t, body, string(d.Command), "the failed event carries the command")
 	assert.EqualValues(t, 1, p.creates.Load(), "a permanent failure is not retried")
 }
@@ -260,7 +262,7 @@ func TestHandleReconcilesAmbiguousCreate(t *testing.T) {
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
 	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
-	d := decodeData[events.Created](t, out.Event)
+	d := decodeData[contact.Created](t, out.Event)
 	assert.Equal(t, "ct-found", d.ContactID)
 	assert.Equal(t, true, d.Upstream["reconciled"])
 	assert.EqualValues(t, 1, p.creates.Load(), "no second create after an ambiguous one whose contact exists")
@@ -277,22 +279,22 @@ func TestHandleCreatesAgainWhenLookupFindsNothing(t *testing.T) {
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.RetryMaxElapsed = time.Second })
 	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
-	assert.Equal(t, "ct-2", decodeData[events.Created](t, out.Event).ContactID)
+	assert.Equal(t, "ct-2", decodeData[contact.Created](t, out.Event).ContactID)
 	assert.EqualValues(t, 1, p.lookups.Load(), "looked up before the second create")
 }
 
 func TestHandleCrashDuringCreateIsReconciledOnRedelivery(t *testing.T) {
-	for name, rec := range map[string]Record{
+	for name, rec := range map[string]record.Record{
 		"version 2 claim": {CommandID: "c-1", Unsettled: true, InFlight: true, HoldMillis: 3000,
-			Generations: map[string]*Generation{"": {Attempts: 1}}},
+			Generations: map[string]*record.Generation{"": {Attempts: 1}}},
 		"version 1 claim, its time long past": {CommandID: "c-1", Unsettled: true, InFlightUntil: time.Unix(0, 0),
-			Generations: map[string]*Generation{"": {Attempts: 1}}},
+			Generations: map[string]*record.Generation{"": {Attempts: 1}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			store := newMemStore()
 			// A record left by a process that died during its create call.
 			val, _ := json.Marshal(rec)
-			_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0, true)
+			_, _, _ = store.Put(context.Background(), record.Key("c-1"), val, 0, true)
 
 			clock := newFakeClock()
 			p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct-0"}, true, nil }}
@@ -305,7 +307,7 @@ func TestHandleCrashDuringCreateIsReconciledOnRedelivery(t *testing.T) {
 			clock.Advance(3 * time.Second)
 			out = h.Decide(context.Background(), msg(3))
 			require.Equal(t, Ack, out.Action, "one hold after it was first seen, the claim is taken for a dead one")
-			assert.Equal(t, "ct-0", decodeData[events.Created](t, out.Event).ContactID)
+			assert.Equal(t, "ct-0", decodeData[contact.Created](t, out.Event).ContactID)
 			assert.Zero(t, p.creates.Load(), "the contact created before the crash is found, not created again")
 		})
 	}
@@ -317,15 +319,15 @@ func TestHandlePastLastDelivery(t *testing.T) {
 		found    bool
 		wantType string
 	}{
-		{"contact found", true, events.SubjectCreated},
-		{"nothing found", false, events.SubjectFailed},
+		{"contact found", true, contact.SubjectCreated},
+		{"nothing found", false, contact.SubjectFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := newMemStore()
-			rec := Record{CommandID: "c-1", Unsettled: true, Generations: map[string]*Generation{"": {Attempts: 4}}}
+			rec := record.Record{CommandID: "c-1", Unsettled: true, Generations: map[string]*record.Generation{"": {Attempts: 4}}}
 			val, _ := json.Marshal(rec)
-			_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0, true)
+			_, _, _ = store.Put(context.Background(), record.Key("c-1"), val, 0, true)
 			p := &fakeProvider{lookup: func() (provider.Contact, bool, error) { return provider.Contact{ID: "ct"}, tt.found, nil }}
 			h := newTestHandler(t, p, store, nil)
 
@@ -334,8 +336,8 @@ func TestHandlePastLastDelivery(t *testing.T) {
 			assert.Equal(t, tt.wantType, out.Event.Type)
 			assert.Zero(t, p.creates.Load(), "past its last delivery a command is settled without a create")
 			if !tt.found {
-				d := decodeData[events.Failed](t, out.Event)
-				assert.Equal(t, events.ReasonExhausted, d.Reason)
+				d := decodeData[contact.Failed](t, out.Event)
+				assert.Equal(t, contact.ReasonExhausted, d.Reason)
 				assert.Equal(t, 4, d.Attempts)
 			}
 		})
@@ -347,16 +349,16 @@ func TestHandleBadInputIsTerminated(t *testing.T) {
 		name       string
 		body       string
 		msgID      string
-		reason     events.Reason
+		reason     contact.Reason
 		commandID  string
 		errorField string
 	}{
-		{"malformed", "not json", "", events.ReasonMalformed, "CONTACT_COMMANDS:9", ""},
-		{"malformed keeps the header id", "[1]", "hdr-1", events.ReasonMalformed, "hdr-1", ""},
-		{"invalid", `{"commandId":"c-9","name":"x","email":"bad","mobile":"9876543210","tagId":"t"}`, "", events.ReasonInvalid, "c-9", "email"},
-		{"wrong type", `{"commandId":"c-9","name":"x","email":"a@b.io","mobile":9876543210,"tagId":"t"}`, "", events.ReasonInvalid, "c-9", "mobile"},
-		{"bad command id falls back", `{"commandId":"","name":"x","email":"a@b.io","mobile":"9876543210","tagId":"t"}`, "", events.ReasonInvalid, "CONTACT_COMMANDS:9", "commandId"},
-		{"unknown provider", `{"commandId":"c-9","provider":"acme","name":"x","email":"a@b.io","mobile":"9876543210","tagId":"t"}`, "", events.ReasonUnroutable, "c-9", ""},
+		{"malformed", "not json", "", contact.ReasonMalformed, "CONTACT_COMMANDS:9", ""},
+		{"malformed keeps the header id", "[1]", "hdr-1", contact.ReasonMalformed, "hdr-1", ""},
+		{"invalid", `{"commandId":"c-9","name":"x","email":"bad","mobile":"9876543210","tagId":"t"}`, "", contact.ReasonInvalid, "c-9", "email"},
+		{"wrong type", `{"commandId":"c-9","name":"x","email":"a@b.io","mobile":9876543210,"tagId":"t"}`, "", contact.ReasonInvalid, "c-9", "mobile"},
+		{"bad command id falls back", `{"commandId":"","name":"x","email":"a@b.io","mobile":"9876543210","tagId":"t"}`, "", contact.ReasonInvalid, "CONTACT_COMMANDS:9", "commandId"},
+		{"unknown provider", `{"commandId":"c-9","provider":"acme","name":"x","email":"a@b.io","mobile":"9876543210","tagId":"t"}`, "", contact.ReasonUnroutable, "c-9", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -364,7 +366,7 @@ func TestHandleBadInputIsTerminated(t *testing.T) {
 			h := newTestHandler(t, p, newMemStore(), nil)
 			out := h.Decide(context.Background(), Message{Body: []byte(tt.body), MsgID: tt.msgID, Stream: "CONTACT_COMMANDS", Sequence: 9, Delivery: 1})
 			require.Equal(t, Term, out.Action, "bad input is terminated")
-			d := decodeData[events.Failed](t, out.Event)
+			d := decodeData[contact.Failed](t, out.Event)
 			assert.Equal(t, tt.reason, d.Reason)
 			assert.Equal(t, tt.commandID, d.CommandID)
 			assert.False(t, d.Retryable)
@@ -373,7 +375,7 @@ func TestHandleBadInputIsTerminated(t *testing.T) {
 				require.NotEmpty(t, d.Errors)
 				assert.Equal(t, tt.errorField, d.Errors[0].Field)
 			}
-			if tt.reason == events.ReasonMalformed {
+			if tt.reason == contact.ReasonMalformed {
 				assert.Equal(t, tt.body, string(d.CommandRaw), "a malformed body is carried raw")
 			} else {
 				assert.JSONEq(t, tt.body, string(d.Command), "the command is carried for repair")
@@ -390,8 +392,8 @@ func TestHandleNoDefaultProvider(t *testing.T) {
 	assert.Nil(t, out.Event)
 	out = h.Decide(context.Background(), msg(3))
 	require.Equal(t, Term, out.Action, "on its last delivery, nobody took it")
-	d := decodeData[events.Failed](t, out.Event)
-	assert.Equal(t, events.ReasonUnroutable, d.Reason)
+	d := decodeData[contact.Failed](t, out.Event)
+	assert.Equal(t, contact.ReasonUnroutable, d.Reason)
 	assert.Contains(t, d.Message, "fake", "the message names the enabled providers")
 	assert.Contains(t, d.Message, "3 deliveries")
 }
@@ -407,12 +409,12 @@ func TestHandleProviderEnabledElsewhere(t *testing.T) {
 	}
 	out := h.Decide(context.Background(), Message{Body: other, Delivery: 3})
 	require.Equal(t, Term, out.Action)
-	assert.Equal(t, events.ReasonUnroutable, decodeData[events.Failed](t, out.Event).Reason)
+	assert.Equal(t, contact.ReasonUnroutable, decodeData[contact.Failed](t, out.Event).Reason)
 
 	unknown := []byte(`{"commandId":"c-3","provider":"acme","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t"}`)
 	out = h.Decide(context.Background(), Message{Body: unknown, Delivery: 1})
 	require.Equal(t, Term, out.Action, "a provider no build knows fails at once")
-	assert.Contains(t, decodeData[events.Failed](t, out.Event).Message, "known providers: fake, other")
+	assert.Contains(t, decodeData[contact.Failed](t, out.Event).Message, "known providers: fake, other")
 	assert.Zero(t, p.creates.Load())
 }
 
@@ -444,10 +446,10 @@ func TestHandleShutdownInterruptsBackoff(t *testing.T) {
 func TestHandleBusyOnLastDeliveryWaitsForTheHolder(t *testing.T) {
 	store := newMemStore()
 	// Another delivery holds the create call.
-	rec := Record{Version: RecordVersion, CommandID: "c-1", Unsettled: true, InFlight: true, HoldMillis: 3000,
-		Generations: map[string]*Generation{"": {Attempts: 1}}}
+	rec := record.Record{Version: record.Version, CommandID: "c-1", Unsettled: true, InFlight: true, HoldMillis: 3000,
+		Generations: map[string]*record.Generation{"": {Attempts: 1}}}
 	val, _ := json.Marshal(rec)
-	_, _, _ = store.Put(context.Background(), RecordKey("c-1"), val, 0, true)
+	_, _, _ = store.Put(context.Background(), record.Key("c-1"), val, 0, true)
 	p := &fakeProvider{}
 	clock := newFakeClock()
 	h := newTestHandler(t, p, store, func(c *Config) { c.Now = clock.Now })
@@ -468,11 +470,11 @@ func newFakeClock() *fakeclock.Clock {
 func TestRecordRoundTrip(t *testing.T) {
 	store := newMemStore()
 	rs := records{store: store}
-	ev1, _ := events.NewEvent("", events.SubjectFailed, "c-1", "", time.Now(), events.Failed{CommandID: "c-1", Message: "line one\nline two"})
-	ev2, _ := events.NewEvent("", events.SubjectCreated, "c-1", "g2", time.Now(), events.Created{CommandID: "c-1"})
-	rec := Record{CommandID: "c-1", Contact: &StoredContact{Provider: "p", ID: "x", Upstream: map[string]any{"userId": json.Number("12345678901234567890")}},
-		Generations: map[string]*Generation{
-			"":   {Attempts: 3, Outcome: ev1.AppendJSON(nil), Reason: events.ReasonExhausted},
+	ev1, _ := events.NewEvent("", contact.SubjectFailed, "c-1", "", time.Now(), contact.Failed{CommandID: "c-1", Message: "line one\nline two"})
+	ev2, _ := events.NewEvent("", contact.SubjectCreated, "c-1", "g2", time.Now(), contact.Created{CommandID: "c-1"})
+	rec := record.Record{CommandID: "c-1", Contact: &record.StoredContact{Provider: "p", ID: "x", Upstream: map[string]any{"userId": json.Number("12345678901234567890")}},
+		Generations: map[string]*record.Generation{
+			"":   {Attempts: 3, Outcome: ev1.AppendJSON(nil), Reason: contact.ReasonExhausted},
 			"g2": {Attempts: 0, Outcome: ev2.AppendJSON(nil)},
 			"g3": {Attempts: 1},
 		}}
@@ -498,8 +500,8 @@ func TestExhaustedSaysItsCreateCalls(t *testing.T) {
 		p := &fakeProvider{create: down}
 		h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.MaxDeliver = 1 })
 		out := h.Decide(context.Background(), msg(1))
-		require.Equal(t, events.ReasonExhausted, out.Reason)
-		d := decodeData[events.Failed](t, out.Event)
+		require.Equal(t, contact.ReasonExhausted, out.Reason)
+		d := decodeData[contact.Failed](t, out.Event)
 		require.Greater(t, d.Attempts, 1, "retried within the delivery")
 		assert.EqualValues(t, p.creates.Load(), d.Attempts, "attempts are the create calls")
 		assert.Contains(t, d.Message, fmt.Sprintf("transient failures outlasted 1 delivery and %d create calls: ", d.Attempts))
@@ -513,8 +515,8 @@ func TestExhaustedSaysItsCreateCalls(t *testing.T) {
 		h.Decide(context.Background(), msgFor("c-opens-the-circuit"))
 		calls := p.creates.Load()
 		out := h.Decide(context.Background(), msg(1))
-		require.Equal(t, events.ReasonExhausted, out.Reason)
-		d := decodeData[events.Failed](t, out.Event)
+		require.Equal(t, contact.ReasonExhausted, out.Reason)
+		d := decodeData[contact.Failed](t, out.Event)
 		assert.Zero(t, d.Attempts)
 		assert.Equal(t, calls, p.creates.Load(), "no create call")
 		assert.Contains(t, d.Message, "transient failures outlasted 1 delivery in which no create call was made: fake circuit open until")

@@ -11,10 +11,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/fakeclock"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // Commands misused, content changed under one commandId, replays and
@@ -36,7 +38,7 @@ func TestConflictingContentUnderOneCommandID(t *testing.T) {
 	r.run(r.handler(p, nil))
 	first := r.send(command(jane+`,"metadata":{"k":"v"}`), "m-1", "")
 	require.Equal(t, handlers.Ack, first.dec.Action)
-	require.Equal(t, events.SubjectCreated, first.dec.Event.Type)
+	require.Equal(t, contact.SubjectCreated, first.dec.Event.Type)
 	recorded := r.record("crm-001")
 
 	tests := []struct {
@@ -73,7 +75,7 @@ func TestConflictingContentUnderOneCommandID(t *testing.T) {
 				out = r.send(tt.body, "", "")
 				again = r.send(tt.body, "", "")
 			} else {
-				restore := r.loseEvents(events.SubjectFailed)
+				restore := r.loseEvents(contact.SubjectFailed)
 				seq := r.publish(tt.body, tt.msgID, "")
 				out = r.nextOf(seq)
 				require.Error(t, out.err)
@@ -82,8 +84,8 @@ func TestConflictingContentUnderOneCommandID(t *testing.T) {
 				require.NoError(t, again.err)
 			}
 			require.NotNil(t, out.dec.Event)
-			d := decoded[events.Failed](t, out.dec)
-			assert.Equal(t, events.ReasonConflict, d.Reason)
+			d := decoded[contact.Failed](t, out.dec)
+			assert.Equal(t, contact.ReasonConflict, d.Reason)
 			assert.False(t, d.Retryable)
 			assert.NotEqual(t, first.dec.Event.ID, out.dec.Event.ID, "a conflict is not the generation's outcome: its id differs")
 			assert.Contains(t, d.Message, recorded.FirstUsed.Format(time.RFC3339), "it says when the commandId was first used")
@@ -94,7 +96,7 @@ func TestConflictingContentUnderOneCommandID(t *testing.T) {
 			assert.Equal(t, revBefore, rev, "nothing is recorded for a conflict")
 			require.Equal(t, handlers.Term, again.dec.Action, "terminated")
 			assert.Equal(t, out.dec.Event.ID, again.dec.Event.ID, "the same conflicting content gets the same id")
-			assert.Equal(t, events.SubjectFailed, r.event(out.dec.Event.ID).subject, "one event for both")
+			assert.Equal(t, contact.SubjectFailed, r.event(out.dec.Event.ID).subject, "one event for both")
 		})
 	}
 	assert.Equal(t, 1, p.Creates(), "no conflicting command reached the provider")
@@ -110,11 +112,11 @@ func TestConflictWithAFailedFirstCommandPointsToItsRepair(t *testing.T) {
 	p := handlers.NewFakeProvider(nil, nil)
 	r.run(r.handler(p, nil))
 	first := r.send(command(`"name":"Jane","email":"not-an-email","mobile":"9876543210","tagId":"t"`), "", "")
-	require.Equal(t, events.ReasonInvalid, decoded[events.Failed](t, first.dec).Reason)
+	require.Equal(t, contact.ReasonInvalid, decoded[contact.Failed](t, first.dec).Reason)
 	r.record("crm-001") // the failure is recorded
 	out := r.send(command(jane), "", "")
-	d := decoded[events.Failed](t, out.dec)
-	require.Equal(t, events.ReasonConflict, d.Reason)
+	d := decoded[contact.Failed](t, out.dec)
+	require.Equal(t, contact.ReasonConflict, d.Reason)
 	assert.Contains(t, d.Message, "use a new commandId for a new contact, or replay the first command's failure with a repair to change it")
 	assert.Zero(t, p.Creates())
 }
@@ -130,11 +132,11 @@ func TestAReplayMayChangeContent(t *testing.T) {
 	}, nil)
 	r.run(r.handler(p, nil))
 	failed := r.send(command(jane), "", "")
-	require.Equal(t, events.ReasonRejected, failed.dec.Reason)
+	require.Equal(t, contact.ReasonRejected, failed.dec.Reason)
 
 	out := r.send(command(`"name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t2"`), "", failed.dec.Event.ID)
 	require.Equal(t, handlers.Ack, out.dec.Action)
-	assert.Equal(t, events.SubjectCreated, out.dec.Event.Type, "a repaired replay is a new generation with its own content")
+	assert.Equal(t, contact.SubjectCreated, out.dec.Event.Type, "a repaired replay is a new generation with its own content")
 
 	// The original, re-sent unchanged, is answered with the command's
 	// newest outcome: the repaired replay's.
@@ -148,7 +150,7 @@ func TestBadInputResentUnderASettledCommandIDRepeats(t *testing.T) {
 	r.run(r.handler(handlers.NewFakeProvider(nil, nil), nil))
 	bad := command(`"name":"Jane","email":"nope","mobile":"9876543210","tagId":"t"`)
 	first := r.send(bad, "", "")
-	require.Equal(t, events.ReasonInvalid, first.dec.Reason)
+	require.Equal(t, contact.ReasonInvalid, first.dec.Reason)
 	require.NotNil(t, r.record("crm-001").Generations[""].Outcome, "bad input is recorded too")
 	again := r.send(bad, "", "")
 	assert.Equal(t, first.dec.Event.ID, again.dec.Event.ID, "the generation's one outcome, repeated")
@@ -180,12 +182,12 @@ func TestInstancesThatDisagreeGiveOneOutcome(t *testing.T) {
 
 	// The instance with the provider decides; its event is lost with its
 	// publish, so that the command comes back once more.
-	restore := r.loseEvents(events.SubjectCreated)
+	restore := r.loseEvents(contact.SubjectCreated)
 	stop = r.run(with)
 	created := r.nextOf(seq)
 	require.Equal(t, 2, created.m.Delivery)
 	require.Error(t, created.err)
-	require.Equal(t, events.SubjectCreated, created.dec.Event.Type)
+	require.Equal(t, contact.SubjectCreated, created.dec.Event.Type)
 	stop()
 	restore()
 
@@ -292,8 +294,8 @@ func TestIncompleteLookupEndsAmbiguous(t *testing.T) {
 	r.run(r.handler(p, func(c *handlers.Config) { c.RetryMaxElapsed = time.Second }))
 	out := r.send([]byte(handlers.Body), "", "")
 	require.Equal(t, handlers.Ack, out.dec.Action)
-	d := decodeEvent[events.Failed](t, r.event(out.dec.Event.ID).data)
-	assert.Equal(t, events.ReasonAmbiguous, d.Reason)
+	d := decodeEvent[contact.Failed](t, r.event(out.dec.Event.ID).data)
+	assert.Equal(t, contact.ReasonAmbiguous, d.Reason)
 	assert.False(t, d.Retryable)
 	assert.Contains(t, d.Message, "may exist")
 	assert.Contains(t, d.Message, "50 pages read of 80", "it says what was looked at")
@@ -301,7 +303,7 @@ func TestIncompleteLookupEndsAmbiguous(t *testing.T) {
 
 	// A replay reconciles again before anything else: still no create.
 	again := r.send([]byte(handlers.Body), "", out.dec.Event.ID)
-	assert.Equal(t, events.ReasonAmbiguous, decoded[events.Failed](t, again.dec).Reason)
+	assert.Equal(t, contact.ReasonAmbiguous, decoded[contact.Failed](t, again.dec).Reason)
 	assert.Equal(t, 1, p.Creates())
 }
 
@@ -315,9 +317,9 @@ func TestRecordStaysBoundedAcrossGenerations(t *testing.T) {
 	gen := ""
 	for i := range 20 {
 		out := r.send(body, "", gen)
-		require.Equal(t, events.ReasonRejected, out.dec.Reason, "generation %d", i)
+		require.Equal(t, contact.ReasonRejected, out.dec.Reason, "generation %d", i)
 		require.NotNil(t, out.dec.Event)
-		d := decoded[events.Failed](t, out.dec)
+		d := decoded[contact.Failed](t, out.dec)
 		require.JSONEq(t, string(body), string(d.Command), "generation %d: the event still carries the command", i)
 		gen = out.dec.Event.ID
 	}
@@ -330,16 +332,16 @@ func TestRecordStaysBoundedAcrossGenerations(t *testing.T) {
 func TestLongCommandIDsAreBounded(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("é", 300) // 600 bytes: a header may name a command so
-	assert.Len(t, handlers.RecordKey(long), 2+43, "a digest key")
-	assert.LessOrEqual(t, len(handlers.RecordKey(strings.Repeat("a", handlers.MaxPlainKey))), 2+344)
-	assert.NotEqual(t, handlers.RecordKey(long), handlers.RecordKey(long+"x"))
+	assert.Len(t, record.Key(long), 2+43, "a digest key")
+	assert.LessOrEqual(t, len(record.Key(strings.Repeat("a", handlers.MaxPlainKey))), 2+344)
+	assert.NotEqual(t, record.Key(long), record.Key(long+"x"))
 
 	r := newRelay(t)
 	r.run(r.handler(handlers.NewFakeProvider(nil, nil), nil))
 	body := []byte(`{` + jane + `}`)
 	out := r.send(body, long, "")
-	require.Equal(t, events.SubjectCreated, out.dec.Event.Type)
-	assert.Equal(t, long, decodeEvent[events.Created](t, r.event(out.dec.Event.ID).data).CommandID, "the event keeps the readable id")
+	require.Equal(t, contact.SubjectCreated, out.dec.Event.Type)
+	assert.Equal(t, long, decodeEvent[contact.Created](t, r.event(out.dec.Event.ID).data).CommandID, "the event keeps the readable id")
 	assert.Equal(t, long, r.record(long).CommandID, "so does the record")
 
 	// A header too long to name a command makes it malformed, under its
@@ -348,8 +350,8 @@ func TestLongCommandIDsAreBounded(t *testing.T) {
 	out = r.send(body, huge, "")
 	require.Equal(t, handlers.Term, out.dec.Action)
 	stored := r.event(out.dec.Event.ID)
-	d := decodeEvent[events.Failed](t, stored.data)
-	assert.Equal(t, events.ReasonMalformed, d.Reason)
+	d := decodeEvent[contact.Failed](t, stored.data)
+	assert.Equal(t, contact.ReasonMalformed, d.Reason)
 	assert.Equal(t, fmt.Sprintf("CONTACT_COMMANDS:%d", out.m.Sequence), d.CommandID)
 	assert.Contains(t, d.Message, "Nats-Msg-Id")
 	assert.Less(t, len(stored.data), events.MaxEventSize)
@@ -364,7 +366,7 @@ func TestConflictEventIDIsDeterministic(t *testing.T) {
 	for i := range 3 {
 		other := command(fmt.Sprintf(`"name":"Jane %d","email":"jane@example.com","mobile":"9876543210","tagId":"t"`, i%2))
 		out := r.send(other, "", "")
-		require.Equal(t, events.ReasonConflict, out.dec.Reason)
+		require.Equal(t, contact.ReasonConflict, out.dec.Reason)
 		ids[out.dec.Event.ID] = true
 	}
 	assert.Len(t, ids, 2, "one id per conflicting content")
@@ -391,18 +393,18 @@ func TestOneOutcomePerGeneration(t *testing.T) {
 
 	// The original's failed event is lost with its publish: its message
 	// comes back later, its outcome recorded.
-	restore := r.loseEvents(events.SubjectFailed)
+	restore := r.loseEvents(contact.SubjectFailed)
 	original := r.publish([]byte(handlers.Body), "", "")
 	failed := r.nextOf(original)
 	require.Error(t, failed.err)
-	require.Equal(t, events.ReasonExhausted, failed.dec.Reason)
-	require.Equal(t, events.EventID("c-1", "", events.SubjectFailed), failed.dec.Event.ID)
+	require.Equal(t, contact.ReasonExhausted, failed.dec.Reason)
+	require.Equal(t, contact.EventID("c-1", "", contact.SubjectFailed), failed.dec.Event.ID)
 	down.Store(false)
 	calls := p.Creates()
 	replay := r.send([]byte(handlers.Body), "", failed.dec.Event.ID)
 	created := replay.dec
-	require.Equal(t, events.SubjectCreated, created.Event.Type)
-	require.Equal(t, events.EventID("c-1", failed.dec.Event.ID, events.SubjectCreated), created.Event.ID)
+	require.Equal(t, contact.SubjectCreated, created.Event.Type)
+	require.Equal(t, contact.EventID("c-1", failed.dec.Event.ID, contact.SubjectCreated), created.Event.ID)
 
 	t.Run("the original sent again gets the replay's contact.created", func(t *testing.T) {
 		r.during(t)
@@ -411,7 +413,7 @@ func TestOneOutcomePerGeneration(t *testing.T) {
 		require.Equal(t, handlers.Ack, again.dec.Action)
 		assert.Equal(t, created.Event.ID, again.dec.Event.ID, "the replay's event, not a new one for the original generation")
 		assert.Equal(t, string(created.EventJSON), string(again.dec.EventJSON), "the same bytes")
-		assert.Equal(t, failed.dec.Event.ID, decoded[events.Created](t, again.dec).ReplayOf)
+		assert.Equal(t, failed.dec.Event.ID, decoded[contact.Created](t, again.dec).ReplayOf)
 		_, rev := r.value("c-1")
 		assert.Equal(t, revBefore, rev, "nothing recorded")
 		assert.Equal(t, calls+1, p.Creates(), "the replay's create call, and none for the command sent again")
@@ -430,13 +432,13 @@ func TestOneOutcomePerGeneration(t *testing.T) {
 		}
 		require.Greater(t, again.m.Delivery, 1)
 		assert.Equal(t, failed.dec.Event.ID, again.dec.Event.ID, "a crash may have kept the generation's own event from being published")
-		assert.Equal(t, events.ReasonExhausted, again.dec.Reason)
-		assert.NotEmpty(t, decodeEvent[events.Failed](t, r.event(failed.dec.Event.ID).data).Command, "with its command put back")
+		assert.Equal(t, contact.ReasonExhausted, again.dec.Reason)
+		assert.NotEmpty(t, decodeEvent[contact.Failed](t, r.event(failed.dec.Event.ID).data).Command, "with its command put back")
 	})
 	t.Run("content no generation had is a conflict", func(t *testing.T) {
 		r.during(t)
 		bad := r.send([]byte(`{"commandId":"c-1","name":"Jane","email":"nope@example.com","mobile":"9876543210","tagId":"t"}`), "", "")
-		assert.Equal(t, events.ReasonConflict, bad.dec.Reason)
+		assert.Equal(t, contact.ReasonConflict, bad.dec.Reason)
 		assert.NotEqual(t, failed.dec.Event.ID, bad.dec.Event.ID, "an id of its own")
 		assert.NotEqual(t, created.Event.ID, bad.dec.Event.ID, "an id of its own")
 		assert.Equal(t, calls+1, p.Creates())
@@ -458,11 +460,11 @@ func TestARepairedContentAnswersTheOriginalToo(t *testing.T) {
 	r := newRelay(t)
 	r.run(r.handler(p, nil))
 	rejected := r.send(command(jane), "", "")
-	require.Equal(t, events.ReasonRejected, rejected.dec.Reason)
+	require.Equal(t, contact.ReasonRejected, rejected.dec.Reason)
 	accepted.Store(true) // the repair is accepted
 	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
 	created := r.send(repaired, "", rejected.dec.Event.ID)
-	require.Equal(t, events.SubjectCreated, created.dec.Event.Type)
+	require.Equal(t, contact.SubjectCreated, created.dec.Event.Type)
 
 	for name, body := range map[string][]byte{"the first content": command(jane), "the repaired content": repaired} {
 		t.Run(name, func(t *testing.T) {
@@ -485,11 +487,11 @@ func TestANewerFailureIsRepeatedWithoutAnotherCommand(t *testing.T) {
 	r := newRelay(t)
 	r.run(r.handler(p, nil))
 	rejected := r.send(command(jane), "", "")
-	require.Equal(t, events.ReasonRejected, rejected.dec.Reason)
+	require.Equal(t, contact.ReasonRejected, rejected.dec.Reason)
 	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
 	again := r.send(repaired, "", rejected.dec.Event.ID)
-	require.Equal(t, events.ReasonRejected, again.dec.Reason)
-	open := func() *events.Failed {
+	require.Equal(t, contact.ReasonRejected, again.dec.Reason)
+	open := func() *contact.Failed {
 		t.Helper()
 		fs := r.openFailures("crm-001")
 		require.Len(t, fs, 1, "one open failure")
@@ -500,11 +502,11 @@ func TestANewerFailureIsRepeatedWithoutAnotherCommand(t *testing.T) {
 
 	resent := r.send(command(jane), "", "")
 	assert.Equal(t, again.dec.Event.ID, resent.dec.Event.ID, "the newest outcome")
-	assert.Nil(t, decoded[events.Failed](t, resent.dec).Command, "not with a command it was not decided for")
+	assert.Nil(t, decoded[contact.Failed](t, resent.dec).Command, "not with a command it was not decided for")
 	assert.JSONEq(t, string(repaired), string(open().Command), "the open failure stays as its own decision made it")
 	sameAsNewest := r.send(repaired, "", "")
 	assert.Equal(t, again.dec.Event.ID, sameAsNewest.dec.Event.ID)
-	assert.JSONEq(t, string(repaired), string(decoded[events.Failed](t, sameAsNewest.dec).Command), "the generation's own content: its command put back")
+	assert.JSONEq(t, string(repaired), string(decoded[contact.Failed](t, sameAsNewest.dec).Command), "the generation's own content: its command put back")
 	assert.Equal(t, 2, p.Creates())
 }
 
@@ -520,7 +522,7 @@ func TestAnOriginalGivenWayIsStillAnswered(t *testing.T) {
 	gen, last := "", settled{}
 	for range handlers.MaxGenerations + 2 {
 		last = r.send(invalid, "", gen)
-		require.Equal(t, events.ReasonInvalid, last.dec.Reason)
+		require.Equal(t, contact.ReasonInvalid, last.dec.Reason)
 		gen = last.dec.Event.ID
 	}
 	require.NotContains(t, r.record("crm-001").Generations, "", "the original generation gave way")
@@ -546,11 +548,11 @@ func TestResentOutcomeIsTheServicesAnswer(t *testing.T) {
 	r := newRelay(t)
 	r.run(r.handler(p, nil))
 	rejected := r.send(command(jane), "", "")
-	require.Equal(t, events.ReasonRejected, rejected.dec.Reason)
+	require.Equal(t, contact.ReasonRejected, rejected.dec.Reason)
 	accepted.Store(true)
 	repaired := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
 	created := r.send(repaired, "", rejected.dec.Event.ID)
-	require.Equal(t, events.SubjectCreated, created.dec.Event.Type)
+	require.Equal(t, contact.SubjectCreated, created.dec.Event.Type)
 
 	for name, body := range map[string][]byte{
 		"first content": command(jane),
@@ -560,9 +562,9 @@ func TestResentOutcomeIsTheServicesAnswer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r.during(t)
 			value, _ := r.value("crm-001")
-			event, ok := handlers.ResentOutcome(value, handlers.ContentFingerprint(body))
+			event, ok := record.ResentOutcome(value, record.ContentFingerprint(body))
 			answer := r.send(body, "", "")
-			if answer.dec.Reason == events.ReasonConflict {
+			if answer.dec.Reason == contact.ReasonConflict {
 				assert.False(t, ok, "no outcome read for content the service answers with a conflict")
 				return
 			}
@@ -571,7 +573,7 @@ func TestResentOutcomeIsTheServicesAnswer(t *testing.T) {
 		})
 	}
 	value, _ := r.value("crm-001")
-	event, ok := handlers.ResentOutcome(value, handlers.ContentFingerprint(command(jane)))
+	event, ok := record.ResentOutcome(value, record.ContentFingerprint(command(jane)))
 	require.True(t, ok)
 	assert.Equal(t, string(created.dec.EventJSON), string(event), "the content first used is answered with the newest outcome")
 }
@@ -581,21 +583,21 @@ func TestAReplayWithOtherContentThanTheContactsIsAConflict(t *testing.T) {
 	p := handlers.NewFakeProvider(nil, nil)
 	r := newRelay(t)
 	r.run(r.handler(p, nil))
-	require.Equal(t, events.SubjectCreated, r.send(command(jane), "", "").dec.Event.Type)
+	require.Equal(t, contact.SubjectCreated, r.send(command(jane), "", "").dec.Event.Type)
 	other := command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`)
 	conflict := r.send(other, "", "")
-	require.Equal(t, events.ReasonConflict, conflict.dec.Reason)
+	require.Equal(t, contact.ReasonConflict, conflict.dec.Reason)
 
 	// Replaying the conflict unchanged must not answer with the first
 	// command's contact.
 	out := r.send(other, "", conflict.dec.Event.ID)
 	require.Equal(t, handlers.Term, out.dec.Action)
-	assert.Equal(t, events.ReasonConflict, out.dec.Reason, "the contact was created for other content")
-	assert.Contains(t, decoded[events.Failed](t, out.dec).Message, "other content")
+	assert.Equal(t, contact.ReasonConflict, out.dec.Reason, "the contact was created for other content")
+	assert.Contains(t, decoded[contact.Failed](t, out.dec).Message, "other content")
 	assert.Equal(t, 1, p.Creates())
 
 	// The same content replayed is still answered from the record.
-	assert.Equal(t, events.SubjectCreated, r.send(command(jane), "", "some-failure").dec.Event.Type)
+	assert.Equal(t, contact.SubjectCreated, r.send(command(jane), "", "some-failure").dec.Event.Type)
 }
 
 func TestAReplayHeaderThatCannotNameAGeneration(t *testing.T) {
@@ -606,13 +608,13 @@ func TestAReplayHeaderThatCannotNameAGeneration(t *testing.T) {
 	for _, header := range []string{"y\xff", strings.Repeat("R", 10000), "a\x01b", "x\u202ey"} {
 		first := r.send(command(`"name":"Jane","email":"bad","mobile":"9876543210","tagId":"t"`), "", header)
 		require.Equal(t, handlers.Term, first.dec.Action, "%q", header)
-		d := decodeEvent[events.Failed](t, r.event(first.dec.Event.ID).data)
-		assert.Equal(t, events.ReasonMalformed, d.Reason)
-		assert.Contains(t, d.Message, events.HeaderReplayOf)
+		d := decodeEvent[contact.Failed](t, r.event(first.dec.Event.ID).data)
+		assert.Equal(t, contact.ReasonMalformed, d.Reason)
+		assert.Contains(t, d.Message, contact.HeaderReplayOf)
 		assert.LessOrEqual(t, len(d.ReplayOf), 64, "the generation is named by the header's digest")
 
 		again := r.send(command(jane), "", header)
-		assert.NotEqual(t, events.SubjectCreated, again.dec.Event.Type, "%q: the same generation gets no second, different outcome", header)
+		assert.NotEqual(t, contact.SubjectCreated, again.dec.Event.Type, "%q: the same generation gets no second, different outcome", header)
 	}
 	assert.Zero(t, p.Creates())
 }
@@ -623,9 +625,9 @@ func TestAReplayGenerationSentAgainWithOtherContentIsAConflict(t *testing.T) {
 	r := newRelay(t)
 	r.run(r.handler(p, nil))
 	first := r.send(command(jane), "", "failed-1")
-	require.Equal(t, events.ReasonRejected, first.dec.Reason)
+	require.Equal(t, contact.ReasonRejected, first.dec.Reason)
 	again := r.send(command(`"name":"Jane","email":"jane.doe@example.com","mobile":"9876543210","tagId":"t"`), "", "failed-1")
-	assert.Equal(t, events.ReasonConflict, again.dec.Reason, "not a repeat of the generation's outcome carrying another command")
+	assert.Equal(t, contact.ReasonConflict, again.dec.Reason, "not a repeat of the generation's outcome carrying another command")
 	assert.Equal(t, 1, p.Creates())
 }
 
@@ -639,17 +641,17 @@ func TestDerivedIDsCannotBeTaken(t *testing.T) {
 	victimContent := strings.Replace(jane, "jane@", "victim@", 1)
 	// The victim will be the third command in the stream.
 	squat := r.send([]byte(`{"commandId":"CONTACT_COMMANDS:3",`+jane+`}`), "", "")
-	require.Equal(t, events.ReasonInvalid, squat.dec.Reason)
-	assert.Equal(t, "reserved", decoded[events.Failed](t, squat.dec).Errors[0].Rule)
+	require.Equal(t, contact.ReasonInvalid, squat.dec.Reason)
+	assert.Equal(t, "reserved", decoded[contact.Failed](t, squat.dec).Errors[0].Rule)
 	viaHeader := r.send([]byte(`{`+jane+`}`), "CONTACT_COMMANDS:3", "")
-	require.Equal(t, events.SubjectCreated, viaHeader.dec.Event.Type)
+	require.Equal(t, contact.SubjectCreated, viaHeader.dec.Event.Type)
 	assert.Equal(t, fmt.Sprintf("CONTACT_COMMANDS:%d", viaHeader.m.Sequence), viaHeader.dec.CommandID, "a header of that form does not name the command")
 
 	victim := r.send([]byte(`{`+victimContent+`}`), "", "")
 	require.EqualValues(t, 3, victim.m.Sequence)
-	assert.Equal(t, events.SubjectCreated, victim.dec.Event.Type, "the command that the id names is its own")
+	assert.Equal(t, contact.SubjectCreated, victim.dec.Event.Type, "the command that the id names is its own")
 	assert.Equal(t, "CONTACT_COMMANDS:3", victim.dec.CommandID)
 
 	replay := r.send([]byte(`{"commandId":"CONTACT_COMMANDS:3",`+victimContent+`}`), "", "f-1")
-	assert.Equal(t, events.SubjectCreated, replay.dec.Event.Type, "a replay of an id-less command carries its derived id")
+	assert.Equal(t, contact.SubjectCreated, replay.dec.Event.Type, "a replay of an id-less command carries its derived id")
 }

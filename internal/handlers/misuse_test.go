@@ -9,8 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 func command(fields string) []byte {
@@ -109,8 +110,8 @@ func TestAnAmbiguousLastCallIsLookedUpBeforeExhausted(t *testing.T) {
 	h := newTestHandler(t, p, newMemStore(), func(c *Config) { c.MaxDeliver = 1; c.RetryMaxElapsed = time.Nanosecond })
 	out := h.Decide(context.Background(), msg(1))
 	require.Equal(t, Ack, out.Action)
-	assert.Equal(t, events.SubjectCreated, out.Event.Type, "the contact the last call stored is found, not reported exhausted")
-	assert.Equal(t, "ct-late", decodeData[events.Created](t, out.Event).ContactID)
+	assert.Equal(t, contact.SubjectCreated, out.Event.Type, "the contact the last call stored is found, not reported exhausted")
+	assert.Equal(t, "ct-late", decodeData[contact.Created](t, out.Event).ContactID)
 	assert.EqualValues(t, 1, p.creates.Load())
 }
 
@@ -119,6 +120,6 @@ func TestDerivedIDForm(t *testing.T) {
 		"CONTACT_COMMANDS:42": true, "a-b_9:0": true,
 		"crm-001": false, "replay:6f1b2c1e-4c43": false, ":42": false, "X:": false, "X:4a": false, "a.b:1": false, "x:1:2": false,
 	} {
-		assert.Equal(t, want, DerivedID(id), id)
+		assert.Equal(t, want, rules.DerivedID(id), id)
 	}
 }

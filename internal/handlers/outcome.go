@@ -8,8 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // storeRetryDelay is how long a command waits for redelivery when its record
@@ -21,18 +23,18 @@ const storeRetryDelay = 2 * time.Second
 // against the freshest record: a contact (created or found), or a failure.
 type conclusion struct {
 	contact  *provider.Contact
-	reason   events.Reason
+	reason   contact.Reason
 	provider string // the chosen provider of a failure, if any
 	message  string
-	errors   []events.FieldError
-	upstream *events.Upstream
+	errors   []contact.FieldError
+	upstream *contact.Upstream
 }
 
 // terminal reports the reasons whose command message is terminated rather
 // than acknowledged: bad input that no redelivery can mend.
-func terminal(reason events.Reason) bool {
+func terminal(reason contact.Reason) bool {
 	switch reason {
-	case events.ReasonMalformed, events.ReasonInvalid, events.ReasonUnroutable, events.ReasonConflict:
+	case contact.ReasonMalformed, contact.ReasonInvalid, contact.ReasonUnroutable, contact.ReasonConflict:
 		return true
 	}
 	return false
@@ -52,14 +54,14 @@ func (h *Handler) fromRecord(d *delivery) (Decision, bool) {
 		return Decision{}, false
 	}
 	gen, fp := d.m.Generation, d.in.fingerprint
-	if d.rec.decided(gen) {
-		if g := d.rec.Generations[gen]; g != nil && g.Sequence != 0 && g.Sequence == d.m.Sequence && d.rec.contentOf(gen) == fp {
+	if d.rec.Decided(gen) {
+		if g := d.rec.Generations[gen]; g != nil && g.Sequence != 0 && g.Sequence == d.m.Sequence && d.rec.ContentOf(gen) == fp {
 			return h.repeat(d, gen, g), true
 		}
-		if name, g, ok := d.rec.resent(gen, fp); ok {
+		if name, g, ok := d.rec.Resent(gen, fp); ok {
 			return h.repeat(d, name, g), true
 		}
-		theirs := cmp.Or(d.rec.contentOf(gen), d.rec.ContactFingerprint, d.rec.Fingerprint)
+		theirs := cmp.Or(d.rec.ContentOf(gen), d.rec.ContactFingerprint, d.rec.Fingerprint)
 		return h.conflict(d, theirs), true
 	}
 	if gen == "" && d.rec.Fingerprint != "" && d.rec.Fingerprint != fp {
@@ -92,7 +94,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	if d.m.Generation == "" && r.Fingerprint == "" {
 		r.Fingerprint, r.FirstUsed = d.in.fingerprint, h.cfg.Now().UTC()
 	}
-	g := r.generation(d.m.Generation)
+	g := r.AddGeneration(d.m.Generation)
 	if g.Outcome != nil {
 		return h.repeat(d, d.m.Generation, g)
 	}
@@ -104,22 +106,22 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	}
 
 	var (
-		typ    = events.SubjectCreated
+		typ    = contact.SubjectCreated
 		data   any
 		stored any // data as recorded: a failed event without its command
 		prov   string
 	)
 	if c.contact != nil {
 		if r.Contact == nil {
-			r.Contact = &StoredContact{Provider: d.cmd.Provider, ID: c.contact.ID, Upstream: boundUpstream(c.contact.Upstream), CreatedAt: h.cfg.Now().UTC()}
+			r.Contact = &record.StoredContact{Provider: d.cmd.Provider, ID: c.contact.ID, Upstream: boundUpstream(c.contact.Upstream), CreatedAt: h.cfg.Now().UTC()}
 			r.ContactFingerprint = d.in.fingerprint
 		}
 		r.Unsettled, r.InFlight, r.HoldMillis = false, false, 0
 		created := h.createdData(d, r.Contact, g)
 		data, stored, prov = created, created, created.Provider
 	} else {
-		typ, prov = events.SubjectFailed, c.provider
-		failed := events.Failed{
+		typ, prov = contact.SubjectFailed, c.provider
+		failed := contact.Failed{
 			CommandID: d.cmd.CommandID,
 			Provider:  c.provider,
 			Reason:    c.reason,
@@ -131,7 +133,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 			ReplayOf:  d.m.Generation,
 			Metadata:  d.cmd.Metadata,
 		}
-		if failed.Upstream == nil && (c.reason == events.ReasonRejected || c.reason == events.ReasonExhausted || c.reason == events.ReasonAmbiguous) {
+		if failed.Upstream == nil && (c.reason == contact.ReasonRejected || c.reason == contact.ReasonExhausted || c.reason == contact.ReasonAmbiguous) {
 			failed.Upstream = r.LastFailure
 		}
 		stored = failed
@@ -144,7 +146,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		return h.unencodable(d, err)
 	}
 	full := ev.AppendJSON(make([]byte, 0, 320+len(ev.Data)))
-	if typ == events.SubjectCreated {
+	if typ == contact.SubjectCreated {
 		g.Outcome = full
 	} else {
 		sev, err := events.NewEvent(h.cfg.Source, typ, d.cmd.CommandID, d.m.Generation, now, stored)
@@ -163,7 +165,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	if c.reason != "" {
 		dec.Err = errors.New(c.message)
 	}
-	val, err := encodeRecord(&r, d.m.Generation)
+	val, err := encode(&r, d.m.Generation)
 	if err != nil {
 		// Only an outcome larger than a record may hold gets here: publish
 		// it unrecorded rather than loop on a write that cannot succeed.
@@ -173,7 +175,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		}
 		return dec
 	}
-	key := RecordKey(d.cmd.CommandID)
+	key := record.Key(d.cmd.CommandID)
 	dec.Write = &Write{Key: key, Value: val, Revision: d.rev, Expires: r.Expires()}
 	dec.Failure = failureChange(&r, d.m.Generation, key, c.reason)
 	return dec
@@ -182,12 +184,12 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 // unencodable answers an event that could not be encoded (data no JSON
 // can carry): a failed event with the raw command, which always encodes.
 func (h *Handler) unencodable(d *delivery, err error) Decision {
-	data := events.Failed{CommandID: d.cmd.CommandID, Reason: events.ReasonMalformed,
+	data := contact.Failed{CommandID: d.cmd.CommandID, Reason: contact.ReasonMalformed,
 		Message: "the outcome could not be encoded: " + err.Error(), ReplayOf: d.m.Generation}
 	data.CommandRaw = d.m.Body
-	ev, _ := events.NewEvent(h.cfg.Source, events.SubjectFailed, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
+	ev, _ := events.NewEvent(h.cfg.Source, contact.SubjectFailed, d.cmd.CommandID, d.m.Generation, h.cfg.Now(), data)
 	return Decision{Action: Term, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
-		Reason: events.ReasonMalformed, Err: err, Failure: &FailureChange{Open: true}}
+		Reason: contact.ReasonMalformed, Err: err, Failure: &FailureChange{Open: true}}
 }
 
 // repeat returns the recorded outcome of generation gen (the delivery's
@@ -196,32 +198,32 @@ func (h *Handler) unencodable(d *delivery, err error) Decision {
 // has that generation's content; otherwise it is repeated without one,
 // rather than with a command it was not decided for, and the open
 // failures are left as its own decision made them.
-func (h *Handler) repeat(d *delivery, gen string, g *Generation) Decision {
+func (h *Handler) repeat(d *delivery, gen string, g *record.Generation) Decision {
 	dec := Decision{Action: Ack, CommandID: d.cmd.CommandID, Provider: g.Provider, Reason: g.Reason,
 		Attempts: g.Attempts, FromRecord: true, EventJSON: g.Outcome,
-		Failure: failureChange(&d.rec, gen, RecordKey(d.cmd.CommandID), g.Reason)}
+		Failure: failureChange(&d.rec, gen, record.Key(d.cmd.CommandID), g.Reason)}
 	if terminal(g.Reason) {
 		dec.Action = Term
 	}
 	if g.Reason != "" {
 		dec.Err = fmt.Errorf("%s, as decided earlier", g.Reason)
 	}
-	var ev events.Event
+	var ev contact.Event
 	if err := json.Unmarshal(g.Outcome, &ev); err != nil {
 		// Our own encoding: only a damaged record gets here. Publishing
 		// the bytes as they are still repeats the outcome.
-		dec.Event = &events.Event{Type: events.SubjectFailed}
+		dec.Event = &contact.Event{Type: contact.SubjectFailed}
 		return dec
 	}
 	dec.Event = &ev
-	if ev.Type != events.SubjectFailed {
+	if ev.Type != contact.SubjectFailed {
 		return dec
 	}
-	var f events.Failed
+	var f contact.Failed
 	if err := json.Unmarshal(ev.Data, &f); err != nil || f.Command != nil || f.CommandRaw != nil {
 		return dec // recorded with its command (version 1), or damaged
 	}
-	content := d.rec.contentOf(gen)
+	content := d.rec.ContentOf(gen)
 	if content != d.in.fingerprint && (gen != d.m.Generation || content != "") {
 		dec.Failure = nil
 		return dec
@@ -254,26 +256,26 @@ func (h *Handler) conflict(d *delivery, theirs string) Decision {
 		msg = fmt.Sprintf("this commandId's contact was created for a command with other content (fingerprint %s; this command's is %s): "+
 			"nothing was sent to a provider; use a new commandId for a new contact", theirs, d.in.fingerprint)
 	}
-	data := events.Failed{CommandID: d.cmd.CommandID, Reason: events.ReasonConflict, Message: msg, Metadata: d.cmd.Metadata}
+	data := contact.Failed{CommandID: d.cmd.CommandID, Reason: contact.ReasonConflict, Message: msg, Metadata: d.cmd.Metadata}
 	if d.in.bad == nil {
 		data.Provider = d.cmd.Provider
 	}
 	attachCommand(&data, d.m.Body)
-	ev, err := events.NewEvent(h.cfg.Source, events.SubjectFailed, d.cmd.CommandID, "conflict:"+d.in.fingerprint, h.cfg.Now(), data)
+	ev, err := events.NewEvent(h.cfg.Source, contact.SubjectFailed, d.cmd.CommandID, "conflict:"+d.in.fingerprint, h.cfg.Now(), data)
 	if err != nil {
 		return h.unencodable(d, err)
 	}
 	return Decision{Action: Term, Event: &ev, EventJSON: ev.AppendJSON(nil), CommandID: d.cmd.CommandID,
-		Provider: data.Provider, Reason: events.ReasonConflict, Err: errors.New("commandId used for other content"),
+		Provider: data.Provider, Reason: contact.ReasonConflict, Err: errors.New("commandId used for other content"),
 		Failure: &FailureChange{Open: true, Conflict: true}}
 }
 
-func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) events.Created {
+func (h *Handler) createdData(d *delivery, c *record.StoredContact, g *record.Generation) contact.Created {
 	up := c.Upstream
 	if up == nil {
 		up = map[string]any{}
 	}
-	return events.Created{
+	return contact.Created{
 		CommandID: d.cmd.CommandID,
 		Provider:  c.Provider,
 		ContactID: c.ID,
@@ -286,8 +288,8 @@ func (h *Handler) createdData(d *delivery, c *StoredContact, g *Generation) even
 
 // attachCommand puts the command into a failed event: the object itself,
 // or for a malformed body its raw bytes (events.NewEvent bounds either).
-func attachCommand(f *events.Failed, body []byte) {
-	if f.Reason == events.ReasonMalformed {
+func attachCommand(f *contact.Failed, body []byte) {
+	if f.Reason == contact.ReasonMalformed {
 		f.CommandRaw = body
 		return
 	}

@@ -11,8 +11,9 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // inFlightMargin is added to the call timeout to form how long a create
@@ -31,9 +32,9 @@ const maxRetryAfter = time.Hour
 type delivery struct {
 	m        Message
 	in       input
-	cmd      events.Command
+	cmd      contact.Command
 	provider Provider
-	rec      Record
+	rec      record.Record
 	rev      uint64
 	last     *provider.Error // the provider's last failure, if any
 	stale    bool            // rec may be out of date: read it before the next try
@@ -115,7 +116,7 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		// delivery count. Come back when its hold ends.
 		return h.retry(d, max(busy.wait, h.cfg.RetryInitialInterval), err)
 	case errors.As(err, new(errIncomplete)):
-		return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(err))
+		return h.finish(ctx, d, contact.ReasonAmbiguous, ambiguousMessage(err))
 	case errors.As(err, &cOpen) && d.m.Delivery < h.cfg.MaxDeliver:
 		if cOpen.probing {
 			// One trial call is testing the provider: come back when it
@@ -130,7 +131,7 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		// take the command at once.
 		return h.retry(d, 0, err)
 	case provider.ClassOf(err) == provider.Permanent:
-		return h.finish(ctx, d, events.ReasonRejected, "the provider refused the contact: "+err.Error())
+		return h.finish(ctx, d, contact.ReasonRejected, "the provider refused the contact: "+err.Error())
 	case d.m.Delivery >= h.cfg.MaxDeliver:
 		if d.rec.Unsettled {
 			// The last call's answer was lost: look before saying the
@@ -140,10 +141,10 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 			case dec != nil:
 				return *dec
 			case errors.As(lerr, new(errIncomplete)):
-				return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(lerr))
+				return h.finish(ctx, d, contact.ReasonAmbiguous, ambiguousMessage(lerr))
 			}
 		}
-		return h.finish(ctx, d, events.ReasonExhausted,
+		return h.finish(ctx, d, contact.ReasonExhausted,
 			fmt.Sprintf("transient failures outlasted %s %s: %v", deliveries(d.m.Delivery), createCalls(d.attempts()), err))
 	}
 	delay := h.cfg.RedeliveryDelay
@@ -234,7 +235,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		if d.m.Generation == "" && claim.Fingerprint == "" {
 			claim.Fingerprint, claim.FirstUsed = d.in.fingerprint, h.cfg.Now().UTC()
 		}
-		cg := claim.generation(d.m.Generation)
+		cg := claim.AddGeneration(d.m.Generation)
 		cg.Attempts++
 		if d.m.Generation != "" && cg.Fingerprint == "" {
 			cg.Fingerprint = d.in.fingerprint
@@ -265,7 +266,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		// leaves the record unsettled but ends the call's hold at once, so
 		// the next try looks the contact up without waiting.
 		ambiguous := provider.ClassOf(err) == provider.Ambiguous
-		if _, serr := h.update(ctx, d, func(r *Record) bool {
+		if _, serr := h.update(ctx, d, func(r *record.Record) bool {
 			r.Unsettled, r.InFlight, r.HoldMillis = ambiguous, false, 0
 			if d.last != nil {
 				r.LastFailure = d.last.Upstream()
@@ -288,7 +289,7 @@ func (h *Handler) waitOutClaim(d *delivery) error {
 		return nil
 	}
 	hold := max(h.hold(), time.Duration(d.rec.HoldMillis)*time.Millisecond)
-	if wait := h.holds.remaining(RecordKey(d.cmd.CommandID), d.rev, hold); wait > 0 {
+	if wait := h.holds.remaining(record.Key(d.cmd.CommandID), d.rev, hold); wait > 0 {
 		return errBusy{wait: wait}
 	}
 	d.rec.InFlight = false // Unsettled stays: look the contact up
@@ -376,10 +377,10 @@ func (h *Handler) finalPass(ctx context.Context, d *delivery) Decision {
 		case errors.As(err, new(errStore)):
 			return h.retryStore(d, err)
 		case errors.As(err, new(errIncomplete)):
-			return h.finish(ctx, d, events.ReasonAmbiguous, ambiguousMessage(err))
+			return h.finish(ctx, d, contact.ReasonAmbiguous, ambiguousMessage(err))
 		}
 	}
-	return h.finish(ctx, d, events.ReasonExhausted,
+	return h.finish(ctx, d, contact.ReasonExhausted,
 		fmt.Sprintf("the command was not settled within %s %s (the last one ended without an answer)", deliveries(h.cfg.MaxDeliver), createCalls(d.attempts())))
 }
 
@@ -406,7 +407,7 @@ func createCalls(n int) string {
 }
 
 // finish concludes a delivery with a failure of the provider's making.
-func (h *Handler) finish(_ context.Context, d *delivery, reason events.Reason, msg string) Decision {
+func (h *Handler) finish(_ context.Context, d *delivery, reason contact.Reason, msg string) Decision {
 	c := conclusion{reason: reason, provider: d.cmd.Provider, message: msg}
 	if d.last != nil {
 		c.upstream = d.last.Upstream()
@@ -447,7 +448,7 @@ func (h *Handler) reload(ctx context.Context, d *delivery) error {
 }
 
 // save writes rec over revision rev.
-func (h *Handler) save(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
+func (h *Handler) save(ctx context.Context, rec *record.Record, rev uint64) (uint64, error) {
 	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
 	return h.records.save(sctx, *rec, rev)
@@ -455,12 +456,12 @@ func (h *Handler) save(ctx context.Context, rec *Record, rev uint64) (uint64, er
 
 // update changes the delivery's record with a compare-and-set, reading and
 // reapplying on conflict, and keeps the delivery's copy current.
-func (h *Handler) update(ctx context.Context, d *delivery, change func(*Record) bool) (Record, error) {
+func (h *Handler) update(ctx context.Context, d *delivery, change func(*record.Record) bool) (record.Record, error) {
 	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
 	rec, rev, err := h.records.update(sctx, d.cmd.CommandID, d.rec, d.rev, change)
 	if err != nil {
-		return Record{}, err
+		return record.Record{}, err
 	}
 	d.rec, d.rev = rec, rev
 	return rec, nil

@@ -8,9 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/clients/provider"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/contactrelay/contactrelay/internal/clients/provider"
 )
 
 // Protection configures the guard of one provider. The zero value means no

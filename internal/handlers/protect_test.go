@@ -9,12 +9,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 func msgFor(id string) Message {
@@ -65,7 +64,7 @@ func testCircuitBreakerOpensAndCloses(t *testing.T) {
 	time.Sleep(250 * time.Millisecond) // past the open time, on the bubble's clock
 	out = h.Decide(context.Background(), msgFor("c"))
 	require.Equal(t, Ack, out.Action, "after the open time, a test call goes through")
-	assert.Equal(t, events.SubjectCreated, out.Event.Type)
+	assert.Equal(t, contact.SubjectCreated, out.Event.Type)
 	mu.Lock()
 	assert.Equal(t, []string{"closed→open", "open→half-open", "half-open→closed"}, changes)
 	mu.Unlock()
@@ -81,7 +80,7 @@ func TestCircuitIgnoresPermanentFailures(t *testing.T) {
 	for i := range 5 {
 		out := h.Decide(context.Background(), msgFor(fmt.Sprint(i)))
 		require.Equal(t, Ack, out.Action)
-		assert.Equal(t, events.SubjectFailed, out.Event.Type)
+		assert.Equal(t, contact.SubjectFailed, out.Event.Type)
 	}
 	assert.EqualValues(t, 5, p.creates.Load(), "refused contacts prove the provider up: the circuit stays closed")
 }
@@ -98,8 +97,8 @@ func TestCircuitOpenOnLastDeliveryExhaustsWithTheLastAnswer(t *testing.T) {
 	m.Delivery = 3 // the last
 	out = h.Decide(context.Background(), m)
 	require.Equal(t, Ack, out.Action)
-	d := decodeData[events.Failed](t, out.Event)
-	assert.Equal(t, events.ReasonExhausted, d.Reason)
+	d := decodeData[contact.Failed](t, out.Event)
+	assert.Equal(t, contact.ReasonExhausted, d.Reason)
 	require.NotNil(t, d.Upstream, "the last answer, from an earlier delivery, is in the event")
 	assert.Equal(t, "ISE", d.Upstream.Code)
 }

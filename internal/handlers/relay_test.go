@@ -13,12 +13,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // relay is the service's own consume loop around a handler under test: an
@@ -110,13 +111,13 @@ func (r *relay) run(h stream.Handler) (stop func()) {
 // is, and returns its stream sequence.
 func (r *relay) publish(body []byte, msgID, replayOf string) uint64 {
 	r.t.Helper()
-	msg := nats.NewMsg(events.SubjectCreate)
+	msg := nats.NewMsg(contact.SubjectCreate)
 	msg.Data = body
 	if msgID != "" {
-		msg.Header.Set(events.HeaderMsgID, msgID)
+		msg.Header.Set(contact.HeaderMsgID, msgID)
 	}
 	if replayOf != "" {
-		msg.Header.Set(events.HeaderReplayOf, replayOf)
+		msg.Header.Set(contact.HeaderReplayOf, replayOf)
 	}
 	ack, err := r.js.PublishMsg(context.Background(), msg)
 	require.NoError(r.t, err)
@@ -204,7 +205,7 @@ func (r *relay) events() []storedEvent {
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		raw, err := s.GetMsg(ctx, seq)
 		require.NoError(r.t, err)
-		out = append(out, storedEvent{subject: raw.Subject, id: raw.Header.Get(events.HeaderMsgID), data: raw.Data})
+		out = append(out, storedEvent{subject: raw.Subject, id: raw.Header.Get(contact.HeaderMsgID), data: raw.Data})
 	}
 	return out
 }
@@ -227,17 +228,17 @@ func (r *relay) event(id string) storedEvent {
 // when there is none).
 func (r *relay) value(commandID string) ([]byte, uint64) {
 	r.t.Helper()
-	val, rev, err := r.records.Get(context.Background(), handlers.RecordKey(commandID))
+	val, rev, err := r.records.Get(context.Background(), record.Key(commandID))
 	require.NoError(r.t, err)
 	return val, rev
 }
 
 // record returns the record of commandID, which must exist.
-func (r *relay) record(commandID string) handlers.Record {
+func (r *relay) record(commandID string) record.Record {
 	r.t.Helper()
 	val, rev := r.value(commandID)
 	require.NotZero(r.t, rev, "a record exists for %s", commandID)
-	rec, err := handlers.DecodeRecord(val)
+	rec, err := record.Decode(val)
 	require.NoError(r.t, err)
 	return rec
 }
@@ -266,7 +267,7 @@ func (r *relay) loseEvents(subjects ...string) (restore func()) {
 // decodeEvent decodes an event's data.
 func decodeEvent[T any](t testing.TB, data []byte) T {
 	t.Helper()
-	var ev events.Event
+	var ev contact.Event
 	require.NoError(t, json.Unmarshal(data, &ev))
 	var d T
 	require.NoError(t, json.Unmarshal(ev.Data, &d))

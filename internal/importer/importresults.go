@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/client"
-	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // The states of an import row.
@@ -107,7 +107,7 @@ func (t *importTracker) add(row importRow, reason, message string) (publish bool
 	rs := rowState{idOff: idOff, outOff: -1, line: int32(min(row.line, 1<<31-1)), next: -1, state: rowRead}
 	t.read++
 	key := idKey(row.commandID)
-	if !handlers.UsableCommandID(row.commandID) {
+	if !rules.UsableCommandID(row.commandID) {
 		// Sent as it is (--send-invalid), the service keys it by what
 		// it derives (<stream>:<sequence>): a command of its own, keyed
 		// by its row until its publish is acknowledged (acked).
@@ -208,7 +208,7 @@ func (t *importTracker) acked(commandID string, first int32, ack client.Ack, err
 		return nil
 	}
 	key := idKey(commandID)
-	if !handlers.UsableCommandID(commandID) {
+	if !rules.UsableCommandID(commandID) {
 		key = idKey(fmt.Sprintf("\x00row %d", first))
 	}
 	e := t.ids[key]

@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // importRow is one row of an import file, read: its line, its command's
@@ -46,7 +46,7 @@ var (
 
 // maxRecordBytes bounds one line of NDJSON and one record of CSV (its
 // header included): four times the largest command the service accepts.
-const maxRecordBytes = 4 * events.MaxCommandSize
+const maxRecordBytes = 4 * contact.MaxCommandSize
 
 // recordBudget stops a CSV read that runs past maxRecordBytes without a
 // record ending: encoding/csv holds a whole record in memory, and a file
@@ -195,7 +195,7 @@ func (c *csvRows) next() (importRow, error) {
 		}
 		return row, nil
 	}
-	cmd := events.Command{
+	cmd := contact.Command{
 		Name:   rec[c.col["name"]],
 		Email:  rec[c.col["email"]],
 		Mobile: rec[c.col["mobile"]],

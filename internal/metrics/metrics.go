@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -105,17 +105,17 @@ func New(providers []string) *Metrics {
 	}
 	// Every series a dashboard or an alert watches exists from the start
 	// at zero, so that its first increase shows in rate().
-	for _, reason := range []events.Reason{events.ReasonMalformed, events.ReasonUnroutable} {
-		m.outcomes.WithLabelValues("", events.SubjectFailed, string(reason))
+	for _, reason := range []contact.Reason{contact.ReasonMalformed, contact.ReasonUnroutable} {
+		m.outcomes.WithLabelValues("", contact.SubjectFailed, string(reason))
 	}
 	for _, p := range providers {
 		m.circuit.WithLabelValues(p).Set(0)
 		m.retries.WithLabelValues(p)
 		m.idempotent.WithLabelValues(p)
 		m.retryLater.WithLabelValues(p)
-		m.outcomes.WithLabelValues(p, events.SubjectCreated, "")
-		for _, reason := range []events.Reason{events.ReasonInvalid, events.ReasonRejected, events.ReasonExhausted} {
-			m.outcomes.WithLabelValues(p, events.SubjectFailed, string(reason))
+		m.outcomes.WithLabelValues(p, contact.SubjectCreated, "")
+		for _, reason := range []contact.Reason{contact.ReasonInvalid, contact.ReasonRejected, contact.ReasonExhausted} {
+			m.outcomes.WithLabelValues(p, contact.SubjectFailed, string(reason))
 		}
 		for _, op := range []string{"create", "lookup"} {
 			for _, result := range []string{"ok", "transient", "permanent", "ambiguous"} {

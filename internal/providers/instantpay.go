@@ -7,6 +7,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // instantpaySpec is InstantPay's Contact Book: enabled by a client id and
@@ -23,8 +24,8 @@ func instantpaySpec() Spec {
 			{Env: "INSTANTPAY_RATE_LIMIT", Flag: "instantpay-rate-limit", Default: "0", Usage: "most InstantPay calls per second (0: unlimited)"},
 			{Env: "INSTANTPAY_MAX_CONCURRENCY", Flag: "instantpay-max-concurrency", Default: "0", Usage: "most InstantPay calls at once (0: CONCURRENCY)"},
 		},
-		// Its rules read nothing of the client's configuration.
-		Rules: (&instantpay.Client{}).Validate,
+		// Its rules, defined once in package rules (the client applies them too).
+		Rules: rules.CheckInstantPay,
 		Build: func(v map[string]string, hc *http.Client, timeout time.Duration, _ RequestReport) (handlers.Provider, string, error) {
 			if v["INSTANTPAY_CLIENT_ID"] == "" || v["INSTANTPAY_CLIENT_SECRET"] == "" {
 				return nil, "INSTANTPAY_CLIENT_ID and INSTANTPAY_CLIENT_SECRET are not both set", nil

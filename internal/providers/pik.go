@@ -7,6 +7,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // pikSpec is PIK's Global Account contacts: enabled by a base URL, an app
@@ -21,8 +22,8 @@ func pikSpec() Spec {
 			{Env: "PIK_RATE_LIMIT", Flag: "pik-rate-limit", Default: "0", Usage: "most PIK calls per second (0: unlimited)"},
 			{Env: "PIK_MAX_CONCURRENCY", Flag: "pik-max-concurrency", Default: "0", Usage: "most PIK calls at once (0: CONCURRENCY)"},
 		},
-		// Its rules read nothing of the client's configuration.
-		Rules: (&pik.Client{}).Validate,
+		// Its rules, defined once in package rules (the client applies them too).
+		Rules: rules.CheckPIK,
 		Build: func(v map[string]string, hc *http.Client, timeout time.Duration, onRequest RequestReport) (handlers.Provider, string, error) {
 			if v["PIK_BASE_URL"] == "" || v["PIK_APP_ID"] == "" || v["PIK_APP_SECRET"] == "" {
 				return nil, "PIK_BASE_URL, PIK_APP_ID and PIK_APP_SECRET are not all set", nil

@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/config"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 )
 
@@ -27,7 +27,7 @@ type Spec struct {
 	Build func(v map[string]string, hc *http.Client, timeout time.Duration, onRequest RequestReport) (p handlers.Provider, disabled string, err error)
 	// Rules returns the provider's own rules that cmd breaks, with no
 	// client configured.
-	Rules func(cmd events.Command) []events.FieldError
+	Rules func(cmd contact.Command) []contact.FieldError
 }
 
 // RequestReport is told of one request a provider made: its operation,

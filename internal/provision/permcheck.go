@@ -10,9 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
-	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // ProbeStream is the stream a permission probe expects to be stored in
@@ -28,8 +28,8 @@ const probeTimeout = 2 * time.Second
 // event subjects and its record bucket's, with a key of the kind it
 // writes (the key-value API publishes a put to "$KV.<bucket>.<key>").
 func PublishSubjects() []string {
-	return []string{events.SubjectCreated, events.SubjectFailed, recordSubject(handlers.RecordKey("contactrelay-permission-check")),
-		failstore.Subject(events.ReasonExhausted, "", "contactrelay-permission-check")}
+	return []string{contact.SubjectCreated, contact.SubjectFailed, recordSubject(record.Key("contactrelay-permission-check")),
+		failstore.Subject(contact.ReasonExhausted, "", "contactrelay-permission-check")}
 }
 
 // recordSubject is the subject a write of the record under key is

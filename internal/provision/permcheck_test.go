@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 )
 
@@ -23,7 +23,7 @@ func permsServer(t *testing.T) (*natstest.Server, jetstream.JetStream) {
 	srv := natstest.Start(t, func(o *server.Options) {
 		o.Users = []*server.User{
 			natstest.User("admin", "pw"),
-			natstest.User("denied", "pw", events.SubjectFailed, "$KV."+RecordBucket+".>"),
+			natstest.User("denied", "pw", contact.SubjectFailed, "$KV."+RecordBucket+".>"),
 		}
 	})
 	nc, err := nats.Connect(srv.URL("admin", "pw"))
@@ -74,7 +74,7 @@ func TestCheckPublishAgainstTheServer(t *testing.T) {
 		require.ErrorIs(t, err, ErrPublishRefused)
 		var refused *PublishRefusedError
 		require.ErrorAs(t, err, &refused)
-		assert.Equal(t, []string{events.SubjectFailed, PublishSubjects()[2]}, refused.Subjects,
+		assert.Equal(t, []string{contact.SubjectFailed, PublishSubjects()[2]}, refused.Subjects,
 			"the refused subjects, in order, and not contact.created")
 		assert.Contains(t, err.Error(), "contact.failed")
 		require.NoError(t, nc.Flush())
@@ -94,7 +94,7 @@ func TestCheckPublishAgainstTheServer(t *testing.T) {
 	t.Run("a closed connection is no refusal", func(t *testing.T) {
 		nc := connectAs(t, srv, "admin")
 		nc.Close()
-		err := CheckPublish(ctx, nc, []string{events.SubjectFailed})
+		err := CheckPublish(ctx, nc, []string{contact.SubjectFailed})
 		require.Error(t, err)
 		assert.NotErrorIs(t, err, ErrPublishRefused)
 	})

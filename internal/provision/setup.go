@@ -17,8 +17,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // age writes a stream's age limit.
@@ -29,12 +30,14 @@ func age(d time.Duration) string {
 	return d.String()
 }
 
-// Names of the contract's JetStream resources.
+// Names of the contract's JetStream resources; the streams' and the
+// bucket's are defined in the public packages contact and record, which
+// publishers and readers import.
 const (
-	CommandStream = "CONTACT_COMMANDS"
-	EventStream   = "CONTACT_EVENTS"
+	CommandStream = contact.CommandStream
+	EventStream   = contact.EventStream
 	Durable       = "contact-consumer"
-	RecordBucket  = "CONTACT_RECORDS"
+	RecordBucket  = record.Bucket
 
 	// DuplicateWindow is both streams' de-duplication window.
 	DuplicateWindow = 2 * time.Minute
@@ -94,7 +97,7 @@ func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       t.AckWait,
 		MaxDeliver:    -1,
-		FilterSubject: events.SubjectCreate,
+		FilterSubject: contact.SubjectCreate,
 		MaxAckPending: t.MaxAckPending,
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
 	}
@@ -119,7 +122,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		{
 			Name:        CommandStream,
 			Description: "contact.create commands, each kept until it is settled",
-			Subjects:    []string{events.SubjectCreate},
+			Subjects:    []string{contact.SubjectCreate},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.WorkQueuePolicy,
 			Duplicates:  DuplicateWindow,
@@ -128,7 +131,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		{
 			Name:        EventStream,
 			Description: "contact.created and contact.failed events",
-			Subjects:    []string{events.SubjectCreated, events.SubjectFailed},
+			Subjects:    []string{contact.SubjectCreated, contact.SubjectFailed},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      t.EventMaxAge,

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 )
 
@@ -41,11 +41,11 @@ func TestSetupIsIdempotent(t *testing.T) {
 	assert.Equal(t, e1, e2, "the event stream is unchanged")
 	assert.Equal(t, d1, d2, "the consumer is unchanged")
 
-	assert.Equal(t, []string{events.SubjectCreate}, c1.Subjects)
+	assert.Equal(t, []string{contact.SubjectCreate}, c1.Subjects)
 	assert.Equal(t, jetstream.FileStorage, c1.Storage)
 	assert.Equal(t, jetstream.WorkQueuePolicy, c1.Retention, "a command stays until settled, and goes once it is")
 	assert.Equal(t, 2*time.Minute, c1.Duplicates)
-	assert.Equal(t, []string{events.SubjectCreated, events.SubjectFailed}, e1.Subjects)
+	assert.Equal(t, []string{contact.SubjectCreated, contact.SubjectFailed}, e1.Subjects)
 	assert.Equal(t, jetstream.AckExplicitPolicy, d1.AckPolicy)
 	_, err := js.KeyValue(ctx, RecordBucket)
 	assert.NoError(t, err, "the record bucket exists")
@@ -79,7 +79,7 @@ func TestSetupSaysWhatItCannotChange(t *testing.T) {
 	srv := natstest.Start(t, nil)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
-	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: CommandStream, Subjects: []string{events.SubjectCreate}, Storage: jetstream.FileStorage})
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: CommandStream, Subjects: []string{contact.SubjectCreate}, Storage: jetstream.FileStorage})
 	require.NoError(t, err)
 	var notes []string
 	require.NoError(t, Setup(ctx, js, Topology{Note: func(s string) { notes = append(notes, s) }}))

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // WriteItem tells what became of one selected failure: replayed, already
@@ -29,8 +29,8 @@ func WriteItem(stdout, stderr io.Writer, it Item, dryRun, repair, unmask bool) {
 			body = MaskCommand(body)
 		}
 		fmt.Fprintf(stdout, "would replay %s to %s\n  %s: %s\n  %s: %s\n  %s\n", what, it.Msg.Subject,
-			events.HeaderMsgID, it.Msg.Header.Get(events.HeaderMsgID),
-			events.HeaderReplayOf, it.Msg.Header.Get(events.HeaderReplayOf), body)
+			contact.HeaderMsgID, it.Msg.Header.Get(contact.HeaderMsgID),
+			contact.HeaderReplayOf, it.Msg.Header.Get(contact.HeaderReplayOf), body)
 	case it.Err != nil:
 		fmt.Fprintf(stderr, "failed to publish %s: %v\n", what, it.Err)
 	case it.Refused && repair:

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // Filter selects failures. Its zero value selects every failure.
@@ -17,7 +17,7 @@ type Filter struct {
 	// unbounded.
 	Since, Until time.Time
 	// Reasons, when not empty, are the reasons to select.
-	Reasons []events.Reason
+	Reasons []contact.Reason
 	// Providers, when not empty, are the providers to select. A failure
 	// that names no provider (malformed, unroutable) matches none.
 	Providers []string
@@ -58,18 +58,18 @@ func (flt Filter) Validate() error {
 }
 
 // reasons lists the contract's reasons, for messages.
-var reasons = []events.Reason{
-	events.ReasonMalformed, events.ReasonInvalid, events.ReasonUnroutable, events.ReasonRejected, events.ReasonExhausted,
-	events.ReasonConflict, events.ReasonAmbiguous,
+var reasons = []contact.Reason{
+	contact.ReasonMalformed, contact.ReasonInvalid, contact.ReasonUnroutable, contact.ReasonRejected, contact.ReasonExhausted,
+	contact.ReasonConflict, contact.ReasonAmbiguous,
 }
 
 // ParseReasons turns comma-separated lists of reasons (each value of a
 // repeated flag) into reasons, refusing any the contract does not name.
-func ParseReasons(values []string) ([]events.Reason, error) {
-	var out []events.Reason
+func ParseReasons(values []string) ([]contact.Reason, error) {
+	var out []contact.Reason
 	var errs []error
 	for _, s := range SplitList(values) {
-		r := events.Reason(s)
+		r := contact.Reason(s)
 		if !slices.Contains(reasons, r) {
 			errs = append(errs, fmt.Errorf("unknown reason %q (the reasons are malformed, invalid, unroutable, rejected, exhausted, conflict and ambiguous)", s))
 			continue

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 func TestParseTime(t *testing.T) {
@@ -42,7 +42,7 @@ func TestParseTime(t *testing.T) {
 func TestParseReasons(t *testing.T) {
 	got, err := ParseReasons([]string{"exhausted, invalid", "rejected", "exhausted"})
 	require.NoError(t, err)
-	assert.Equal(t, []events.Reason{events.ReasonExhausted, events.ReasonInvalid, events.ReasonRejected}, got, "comma lists and repeats, without duplicates")
+	assert.Equal(t, []contact.Reason{contact.ReasonExhausted, contact.ReasonInvalid, contact.ReasonRejected}, got, "comma lists and repeats, without duplicates")
 
 	_, err = ParseReasons([]string{"exausted,bogus"})
 	require.Error(t, err)
@@ -53,8 +53,8 @@ func TestParseReasons(t *testing.T) {
 func TestFilterMatch(t *testing.T) {
 	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	f := &Failure{
-		Event: events.Event{Subject: "c-1", Time: at},
-		Data:  events.Failed{CommandID: "c-1", Provider: "pik", Reason: events.ReasonRejected},
+		Event: contact.Event{Subject: "c-1", Time: at},
+		Data:  contact.Failed{CommandID: "c-1", Provider: "pik", Reason: contact.ReasonRejected},
 	}
 	tests := []struct {
 		name string
@@ -67,8 +67,8 @@ func TestFilterMatch(t *testing.T) {
 		{"since after", Filter{Since: at.Add(time.Second)}, false},
 		{"until equal", Filter{Until: at}, true},
 		{"until before", Filter{Until: at.Add(-time.Second)}, false},
-		{"reason among", Filter{Reasons: []events.Reason{events.ReasonExhausted, events.ReasonRejected}}, true},
-		{"reason not among", Filter{Reasons: []events.Reason{events.ReasonExhausted}}, false},
+		{"reason among", Filter{Reasons: []contact.Reason{contact.ReasonExhausted, contact.ReasonRejected}}, true},
+		{"reason not among", Filter{Reasons: []contact.Reason{contact.ReasonExhausted}}, false},
 		{"provider", Filter{Providers: []string{"pik"}}, true},
 		{"other provider", Filter{Providers: []string{"instantpay"}}, false},
 		{"command id", Filter{CommandID: "c-1"}, true},

@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // The text below is written for the consumer command line (consumer
@@ -73,7 +73,7 @@ func MatchLine(sel *Selection) string {
 		fmt.Fprintf(&b, "%d %ss match: ", sel.Matched, what)
 	}
 	rs := slices.Collect(maps.Keys(sel.ByReason))
-	slices.SortFunc(rs, func(a, c events.Reason) int {
+	slices.SortFunc(rs, func(a, c contact.Reason) int {
 		return cmp.Or(cmp.Compare(sel.ByReason[c], sel.ByReason[a]), cmp.Compare(a, c))
 	})
 	for i, r := range rs {
@@ -163,7 +163,7 @@ func WriteDetail(w io.Writer, failures []*Failure, unmask bool) error {
 
 // writeCommand writes the failure's command, indented, or its raw body
 // (rawSize bytes before any masking), as d holds them.
-func writeCommand(w io.Writer, d events.Failed, rawSize int) error {
+func writeCommand(w io.Writer, d contact.Failed, rawSize int) error {
 	switch {
 	case len(d.Command) > 0:
 		var v any
@@ -192,7 +192,7 @@ type jsonFailure struct {
 	// Seq is the sequence in Stream.
 	Seq    uint64 `json:"seq"`
 	Stream string `json:"stream,omitempty"`
-	events.Failed
+	contact.Failed
 	Superseded   bool     `json:"superseded"`
 	CreatedAfter *Outcome `json:"createdAfter,omitempty"`
 	FailedAfter  *Outcome `json:"failedAfter,omitempty"`
@@ -279,7 +279,7 @@ func supersededText(f *Failure) string {
 	switch o := f.Superseded(); {
 	case o == nil:
 		return "no: this is the command's newest outcome"
-	case o.Type == events.SubjectCreated:
+	case o.Type == contact.SubjectCreated:
 		return fmt.Sprintf("by contact.created %s at %s: the contact exists", o.ID, o.Time.UTC().Format(timeFormat))
 	default:
 		return fmt.Sprintf("by a later failure %s at %s", o.ID, o.Time.UTC().Format(timeFormat))
@@ -294,11 +294,11 @@ func nextStep(f *Failure) string {
 		return "nothing: the contact was created"
 	case f.FailedAfter != nil:
 		return "see the newer failure"
-	case d.Reason == events.ReasonMalformed:
+	case d.Reason == contact.ReasonMalformed:
 		return "nothing to replay: publish a corrected command"
-	case d.Reason == events.ReasonConflict:
+	case d.Reason == contact.ReasonConflict:
 		return "nothing to replay: the commandId belongs to other content; publish this command under a new commandId"
-	case d.Reason == events.ReasonAmbiguous:
+	case d.Reason == contact.ReasonAmbiguous:
 		return "check the provider for the contact; if it is there, nothing more is needed, else tell whoever runs contactrelay"
 	case d.Retryable:
 		return "consumer replay --command-id " + id
@@ -314,7 +314,7 @@ func nextStep(f *Failure) string {
 }
 
 // upstreamText describes a provider's last answer in one line.
-func upstreamText(u *events.Upstream) string {
+func upstreamText(u *contact.Upstream) string {
 	var parts []string
 	if u.HTTPStatus != 0 {
 		parts = append(parts, fmt.Sprintf("HTTP %d", u.HTTPStatus))
@@ -334,7 +334,7 @@ func upstreamText(u *events.Upstream) string {
 
 // shown is a failure's data as the command line shows it: masked
 // (MaskFailed) unless unmask.
-func shown(d events.Failed, unmask bool) events.Failed {
+func shown(d contact.Failed, unmask bool) contact.Failed {
 	if unmask {
 		return d
 	}

@@ -10,23 +10,23 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // sampleFailures are an open exhausted failure and an invalid one
 // superseded by a contact.created.
 func sampleFailures() []*Failure {
 	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	ex := failureOf("crm-1", events.ReasonExhausted, `{"commandId":"crm-1","name":"Jane","email":"jane@example.com","mobile":"+919876543210","tagId":"t"}`)
+	ex := failureOf("crm-1", contact.ReasonExhausted, `{"commandId":"crm-1","name":"Jane","email":"jane@example.com","mobile":"+919876543210","tagId":"t"}`)
 	ex.Event.Time, ex.Seq, ex.Stream = at.Add(time.Minute), 2, "CONTACT_FAILURES"
 	ex.Data.Provider, ex.Data.Attempts = "instantpay", 6
 	ex.Data.Message = "outlasted 3 deliveries:\n the provider said\tjane@example.com is " + strings.Repeat("very ", 20) + "busy"
-	ex.Data.Upstream = &events.Upstream{HTTPStatus: 503, Code: "ISE", Message: "down for jane@example.com", RequestID: "r-1"}
-	inv := failureOf("crm 2", events.ReasonInvalid, `{"commandId":"crm 2","name":"Ravi","email":"ravi@","mobile":"12","tagId":"t"}`)
+	ex.Data.Upstream = &contact.Upstream{HTTPStatus: 503, Code: "ISE", Message: "down for jane@example.com", RequestID: "r-1"}
+	inv := failureOf("crm 2", contact.ReasonInvalid, `{"commandId":"crm 2","name":"Ravi","email":"ravi@","mobile":"12","tagId":"t"}`)
 	inv.Event.Time, inv.Seq = at, 1
 	inv.Data.Message = "the command breaks 1 rule: email must be a valid email address"
-	inv.Data.Errors = []events.FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}}
-	inv.CreatedAfter = &Outcome{Type: events.SubjectCreated, ID: "c-id", Time: at.Add(time.Hour), Seq: 3}
+	inv.Data.Errors = []contact.FieldError{{Field: "email", Rule: "email", Message: "email must be a valid email address"}}
+	inv.CreatedAfter = &Outcome{Type: contact.SubjectCreated, ID: "c-id", Time: at.Add(time.Hour), Seq: 3}
 	return []*Failure{ex, inv}
 }
 
@@ -101,9 +101,9 @@ func TestWriteJSON(t *testing.T) {
 }
 
 func TestMatchLine(t *testing.T) {
-	sel := &Selection{Matched: 37, ByReason: map[events.Reason]int{events.ReasonInvalid: 5, events.ReasonExhausted: 30, events.ReasonRejected: 2},
+	sel := &Selection{Matched: 37, ByReason: map[contact.Reason]int{contact.ReasonInvalid: 5, contact.ReasonExhausted: 30, contact.ReasonRejected: 2},
 		SupersededByCreated: 4, SupersededByFailure: 1, Failures: make([]*Failure, 20)}
 	assert.Equal(t, "37 failures match: exhausted 30, invalid 5, rejected 2; 5 superseded (by a later contact.created 4, by a later failure 1); the 20 newest shown (--limit)", MatchLine(sel))
-	sel = &Selection{Matched: 1, ByReason: map[events.Reason]int{events.ReasonInvalid: 1}, Failures: make([]*Failure, 1)}
+	sel = &Selection{Matched: 1, ByReason: map[contact.Reason]int{contact.ReasonInvalid: 1}, Failures: make([]*Failure, 1)}
 	assert.Equal(t, "1 failure matches: invalid 1", MatchLine(sel))
 }

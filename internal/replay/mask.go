@@ -7,7 +7,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
@@ -20,7 +20,7 @@ import (
 // command's own fields). It is the one mask the failure tooling applies
 // before showing a failure, on the command line and in the console;
 // only an explicit unmask and an export show d as it is.
-func MaskFailed(d events.Failed) events.Failed {
+func MaskFailed(d contact.Failed) contact.Failed {
 	d.Message = redact.String(d.Message)
 	if d.Upstream != nil {
 		u := *d.Upstream

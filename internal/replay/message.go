@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // ErrNothingToReplay reports a failure that carries no command object: a
@@ -60,9 +60,9 @@ func commandObject(f *Failure) (map[string]json.RawMessage, error) {
 // Contact-Replay-Of names the failed event, the generation the consumer
 // gives the replay, and Nats-Msg-Id is "replay:" and the failed event's id.
 func Message(f *Failure, body []byte) *nats.Msg {
-	msg := nats.NewMsg(events.SubjectCreate)
+	msg := nats.NewMsg(contact.SubjectCreate)
 	msg.Data = body
-	msg.Header.Set(events.HeaderReplayOf, f.Event.ID)
-	msg.Header.Set(events.HeaderMsgID, MsgIDPrefix+f.Event.ID)
+	msg.Header.Set(contact.HeaderReplayOf, f.Event.ID)
+	msg.Header.Set(contact.HeaderMsgID, MsgIDPrefix+f.Event.ID)
 	return msg
 }

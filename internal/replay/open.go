@@ -5,7 +5,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 )
 
@@ -34,7 +34,7 @@ func Open(ctx context.Context, js jetstream.JetStream, flt Filter) (*Selection, 
 	if err != nil {
 		return nil, nil, err
 	}
-	sel := &Selection{Open: true, Matched: len(snap.Failures), Read: snap.Read, ByReason: map[events.Reason]int{}}
+	sel := &Selection{Open: true, Matched: len(snap.Failures), Read: snap.Read, ByReason: map[contact.Reason]int{}}
 	for _, f := range snap.Failures {
 		sel.ByReason[f.Reason]++
 	}

@@ -8,7 +8,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // Set is one field change of a repair: the value, a string, goes to the
@@ -46,7 +47,7 @@ func ParseSet(s string) (Set, error) {
 type RepairError struct {
 	CommandID string
 	Message   string
-	Errors    []events.FieldError
+	Errors    []contact.FieldError
 }
 
 func (e *RepairError) Error() string {
@@ -59,12 +60,12 @@ func (e *RepairError) Error() string {
 }
 
 // Repair returns the command of f with the changes applied and its
-// commandId set as Body sets it, after decoding it with events.DecodeCommand
+// commandId set as Body sets it, after decoding it with contact.DecodeCommand
 // and validating it with v: a command that would fail as malformed or
 // invalid is refused with a *RepairError. Provider-specific rules are the
 // consumer's to apply. A change whose path runs through a field that is
 // not an object is refused too.
-func Repair(f *Failure, sets []Set, v *events.Validator) ([]byte, error) {
+func Repair(f *Failure, sets []Set, v *rules.Validator) ([]byte, error) {
 	if _, err := commandObject(f); err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func Repair(f *Failure, sets []Set, v *events.Validator) ([]byte, error) {
 	if obj == nil {
 		obj = map[string]any{}
 	}
-	refuse := func(msg string, errs []events.FieldError) error {
+	refuse := func(msg string, errs []contact.FieldError) error {
 		return &RepairError{CommandID: f.CommandID(), Message: msg, Errors: errs}
 	}
 	for _, s := range sets {
@@ -90,11 +91,11 @@ func Repair(f *Failure, sets []Set, v *events.Validator) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode repaired command of %s: %w", f.CommandID(), err)
 	}
-	cmd, err := events.DecodeCommand(body)
-	var fieldErrs []events.FieldError
+	cmd, err := contact.DecodeCommand(body)
+	var fieldErrs []contact.FieldError
 	if err != nil {
-		var derr *events.DecodeError
-		if !errors.As(err, &derr) || derr.Reason == events.ReasonMalformed {
+		var derr *contact.DecodeError
+		if !errors.As(err, &derr) || derr.Reason == contact.ReasonMalformed {
 			return nil, refuse(err.Error(), nil)
 		}
 		fieldErrs = derr.Errors
@@ -102,7 +103,7 @@ func Repair(f *Failure, sets []Set, v *events.Validator) ([]byte, error) {
 	for _, fe := range v.Validate(cmd) {
 		// A field of the wrong type did not decode: do not also call it
 		// missing.
-		if !slices.ContainsFunc(fieldErrs, func(d events.FieldError) bool { return d.Field == fe.Field }) {
+		if !slices.ContainsFunc(fieldErrs, func(d contact.FieldError) bool { return d.Field == fe.Field }) {
 			fieldErrs = append(fieldErrs, fe)
 		}
 	}

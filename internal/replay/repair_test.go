@@ -7,14 +7,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // failureOf returns a failure of commandID carrying command.
-func failureOf(commandID string, reason events.Reason, command string) *Failure {
+func failureOf(commandID string, reason contact.Reason, command string) *Failure {
 	f := &Failure{
-		Event: events.Event{ID: events.EventID(commandID, "", events.SubjectFailed), Subject: commandID},
-		Data:  events.Failed{CommandID: commandID, Reason: reason, Retryable: reason.Retryable()},
+		Event: contact.Event{ID: contact.EventID(commandID, "", contact.SubjectFailed), Subject: commandID},
+		Data:  contact.Failed{CommandID: commandID, Reason: reason, Retryable: reason.Retryable()},
 	}
 	if command != "" {
 		f.Data.Command = json.RawMessage(command)
@@ -24,34 +25,34 @@ func failureOf(commandID string, reason events.Reason, command string) *Failure 
 
 func TestBody(t *testing.T) {
 	t.Run("sets the commandId and keeps every other field", func(t *testing.T) {
-		f := failureOf("CONTACT_COMMANDS:7", events.ReasonExhausted,
+		f := failureOf("CONTACT_COMMANDS:7", contact.ReasonExhausted,
 			`{"name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t","extra":{"x":[1,2]},"pik":{"firstName":"J"}}`)
 		body, err := Body(f)
 		require.NoError(t, err)
 		assert.JSONEq(t, `{"commandId":"CONTACT_COMMANDS:7","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"t","extra":{"x":[1,2]},"pik":{"firstName":"J"}}`, string(body))
 	})
 	t.Run("replaces a commandId the service did not use", func(t *testing.T) {
-		f := failureOf("msg-id-1", events.ReasonInvalid, `{"commandId":"","name":"Jane"}`)
+		f := failureOf("msg-id-1", contact.ReasonInvalid, `{"commandId":"","name":"Jane"}`)
 		body, err := Body(f)
 		require.NoError(t, err)
 		assert.JSONEq(t, `{"commandId":"msg-id-1","name":"Jane"}`, string(body))
 	})
 	t.Run("malformed has nothing to replay", func(t *testing.T) {
-		f := failureOf("bad-1", events.ReasonMalformed, "")
+		f := failureOf("bad-1", contact.ReasonMalformed, "")
 		f.Data.CommandRaw = []byte("hello")
 		_, err := Body(f)
 		assert.ErrorIs(t, err, ErrNothingToReplay)
-		_, err = Body(failureOf("bad-2", events.ReasonInvalid, `[1,2]`))
+		_, err = Body(failureOf("bad-2", contact.ReasonInvalid, `[1,2]`))
 		assert.ErrorIs(t, err, ErrNothingToReplay, "a command that is not an object")
 	})
 }
 
 func TestMessage(t *testing.T) {
-	f := failureOf("c-1", events.ReasonExhausted, `{}`)
+	f := failureOf("c-1", contact.ReasonExhausted, `{}`)
 	msg := Message(f, []byte(`{"commandId":"c-1"}`))
-	assert.Equal(t, events.SubjectCreate, msg.Subject)
-	assert.Equal(t, f.Event.ID, msg.Header.Get(events.HeaderReplayOf), "the generation is the failed event's id")
-	assert.Equal(t, "replay:"+f.Event.ID, msg.Header.Get(events.HeaderMsgID))
+	assert.Equal(t, contact.SubjectCreate, msg.Subject)
+	assert.Equal(t, f.Event.ID, msg.Header.Get(contact.HeaderReplayOf), "the generation is the failed event's id")
+	assert.Equal(t, "replay:"+f.Event.ID, msg.Header.Get(contact.HeaderMsgID))
 	assert.Equal(t, `{"commandId":"c-1"}`, string(msg.Data))
 }
 
@@ -70,7 +71,7 @@ func TestParseSet(t *testing.T) {
 }
 
 func TestRepair(t *testing.T) {
-	v := events.NewValidator()
+	v := rules.NewValidator()
 	invalid := `{"commandId":"inv-1","name":"Jane","email":"jane@","mobile":9876543210,"tagId":"t","metadata":{"k":"v"}}`
 	sets := func(ss ...string) []Set {
 		var out []Set
@@ -83,14 +84,14 @@ func TestRepair(t *testing.T) {
 	}
 
 	t.Run("a valid repair", func(t *testing.T) {
-		body, err := Repair(failureOf("inv-1", events.ReasonInvalid, invalid),
+		body, err := Repair(failureOf("inv-1", contact.ReasonInvalid, invalid),
 			sets("email=jane@example.com", "mobile=+919876543210", "pik.firstName=Jane", "metadata.fixed=yes"), v)
 		require.NoError(t, err)
 		assert.JSONEq(t, `{"commandId":"inv-1","name":"Jane","email":"jane@example.com","mobile":"+919876543210","tagId":"t",
 			"pik":{"firstName":"Jane"},"metadata":{"k":"v","fixed":"yes"}}`, string(body))
 	})
 	t.Run("an invalid repair lists every broken rule", func(t *testing.T) {
-		_, err := Repair(failureOf("inv-1", events.ReasonInvalid, invalid), sets("name=Jane Doe"), v)
+		_, err := Repair(failureOf("inv-1", contact.ReasonInvalid, invalid), sets("name=Jane Doe"), v)
 		var rerr *RepairError
 		require.ErrorAs(t, err, &rerr)
 		var fields []string
@@ -102,21 +103,21 @@ func TestRepair(t *testing.T) {
 		assert.Contains(t, rerr.Error(), "email must be a valid email address")
 	})
 	t.Run("a path through a field that is not an object", func(t *testing.T) {
-		_, err := Repair(failureOf("inv-1", events.ReasonInvalid, invalid), sets("name.first=Jane"), v)
+		_, err := Repair(failureOf("inv-1", contact.ReasonInvalid, invalid), sets("name.first=Jane"), v)
 		var rerr *RepairError
 		require.ErrorAs(t, err, &rerr)
 		assert.Contains(t, rerr.Message, "name is not an object")
 	})
 	t.Run("the commandId is the failure's", func(t *testing.T) {
-		body, err := Repair(failureOf("hdr-id", events.ReasonInvalid, `{"name":"Jane","email":"jane@","mobile":"9876543210","tagId":"t"}`),
+		body, err := Repair(failureOf("hdr-id", contact.ReasonInvalid, `{"name":"Jane","email":"jane@","mobile":"9876543210","tagId":"t"}`),
 			sets("email=jane@example.com"), v)
 		require.NoError(t, err)
-		cmd, err := events.DecodeCommand(body)
+		cmd, err := contact.DecodeCommand(body)
 		require.NoError(t, err)
 		assert.Equal(t, "hdr-id", cmd.CommandID)
 	})
 	t.Run("malformed", func(t *testing.T) {
-		_, err := Repair(failureOf("bad-1", events.ReasonMalformed, ""), sets("name=x"), v)
+		_, err := Repair(failureOf("bad-1", contact.ReasonMalformed, ""), sets("name=x"), v)
 		assert.ErrorIs(t, err, ErrNothingToReplay)
 	})
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // Options configures Replay. The zero value replays the retryable failures
@@ -29,7 +30,7 @@ type Options struct {
 	// of which only the newest is replayed; it is, retryable or not.
 	Repair []Set
 	// Validator checks repaired commands. Default: a new one.
-	Validator *events.Validator
+	Validator *rules.Validator
 	// Rate is the most commands sent per second. Default 20.
 	Rate float64
 	// DryRun sends nothing; Item.Msg still says what would be sent.
@@ -45,7 +46,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Validator == nil {
-		o.Validator = events.NewValidator()
+		o.Validator = rules.NewValidator()
 	}
 	if o.Rate <= 0 {
 		o.Rate = 20
@@ -272,7 +273,7 @@ func (h *heldCommands) earlier(ctx context.Context, ack *jetstream.PubAck, msg *
 		h.stream = s
 	}
 	raw, err := h.stream.GetMsg(ctx, ack.Sequence)
-	if err != nil || raw.Header.Get(events.HeaderMsgID) != msg.Header.Get(events.HeaderMsgID) {
+	if err != nil || raw.Header.Get(contact.HeaderMsgID) != msg.Header.Get(contact.HeaderMsgID) {
 		return e // settled since: a work queue keeps a command until then
 	}
 	e.Held, e.Time, e.Same = true, raw.Time, bytes.Equal(raw.Data, msg.Data)
@@ -287,7 +288,7 @@ func skip(f *Failure, opts Options) Skip {
 		return SkipSupersededByCreated
 	case f.FailedAfter != nil:
 		return SkipSupersededByFailure
-	case f.Data.Reason == events.ReasonMalformed:
+	case f.Data.Reason == contact.ReasonMalformed:
 		return SkipMalformed
 	case !f.Data.Retryable && !opts.All && len(opts.Repair) == 0:
 		return SkipNotRetryable

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
@@ -24,7 +24,7 @@ func sent(t *testing.T, l *eventLog) func() []*nats.Msg {
 	var msgs []*nats.Msg
 	nc := l.js.Conn()
 	ch := make(chan *nats.Msg, 1024)
-	sub, err := nc.ChanSubscribe(events.SubjectCreate, ch)
+	sub, err := nc.ChanSubscribe(contact.SubjectCreate, ch)
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
@@ -43,13 +43,13 @@ func sent(t *testing.T, l *eventLog) func() []*nats.Msg {
 
 func TestReplaySelectsAndSkips(t *testing.T) {
 	l := newEventLog(t, true)
-	open := l.failed(t, "open", "", events.ReasonExhausted)
-	old := l.failed(t, "twice", "", events.ReasonExhausted)
-	newer := l.failed(t, "twice", old, events.ReasonExhausted)
-	done := l.failed(t, "done", "", events.ReasonExhausted)
+	open := l.failed(t, "open", "", contact.ReasonExhausted)
+	old := l.failed(t, "twice", "", contact.ReasonExhausted)
+	newer := l.failed(t, "twice", old, contact.ReasonExhausted)
+	done := l.failed(t, "done", "", contact.ReasonExhausted)
 	l.created(t, "done", done)
-	l.failed(t, "inv", "", events.ReasonInvalid)
-	bad := l.add(t, events.SubjectFailed, "bad", "", events.Failed{CommandID: "bad", Reason: events.ReasonMalformed, CommandRaw: []byte("x")})
+	l.failed(t, "inv", "", contact.ReasonInvalid)
+	bad := l.add(t, contact.SubjectFailed, "bad", "", contact.Failed{CommandID: "bad", Reason: contact.ReasonMalformed, CommandRaw: []byte("x")})
 	got := sent(t, l)
 
 	sel := l.scan(t, Filter{})
@@ -61,7 +61,7 @@ func TestReplaySelectsAndSkips(t *testing.T) {
 	}}, sum)
 	msgs := got()
 	require.Len(t, msgs, 2, "only the newest open retryable failures are sent")
-	gens := []string{msgs[0].Header.Get(events.HeaderReplayOf), msgs[1].Header.Get(events.HeaderReplayOf)}
+	gens := []string{msgs[0].Header.Get(contact.HeaderReplayOf), msgs[1].Header.Get(contact.HeaderReplayOf)}
 	assert.ElementsMatch(t, []string{open, newer}, gens)
 	for _, it := range items {
 		if it.Failure.Event.ID == bad {
@@ -82,7 +82,7 @@ func TestReplaySelectsAndSkips(t *testing.T) {
 
 func TestReplayDryRunSendsNothing(t *testing.T) {
 	l := newEventLog(t, true)
-	id := l.failed(t, "a", "", events.ReasonExhausted)
+	id := l.failed(t, "a", "", contact.ReasonExhausted)
 	got := sent(t, l)
 	var items []Item
 	sum, err := Replay(context.Background(), l.js, l.scan(t, Filter{}).Failures, Options{DryRun: true, OnItem: func(it Item) { items = append(items, it) }})
@@ -92,14 +92,14 @@ func TestReplayDryRunSendsNothing(t *testing.T) {
 	assert.Empty(t, got(), "a dry run publishes nothing")
 	require.Len(t, items, 1)
 	require.NotNil(t, items[0].Msg, "but says what it would send")
-	assert.Equal(t, "replay:"+id, items[0].Msg.Header.Get(events.HeaderMsgID))
+	assert.Equal(t, "replay:"+id, items[0].Msg.Header.Get(contact.HeaderMsgID))
 	assert.Nil(t, items[0].Ack)
 }
 
 func TestReplayCountsFailedPublishes(t *testing.T) {
 	l := newEventLog(t, false) // no command stream: every publish fails
-	l.failed(t, "a", "", events.ReasonExhausted)
-	l.failed(t, "b", "", events.ReasonExhausted)
+	l.failed(t, "a", "", contact.ReasonExhausted)
+	l.failed(t, "b", "", contact.ReasonExhausted)
 	var errs []error
 	sum, err := Replay(context.Background(), l.js, l.scan(t, Filter{}).Failures, Options{
 		PublishTimeout: time.Second,
@@ -116,7 +116,7 @@ func TestReplayCountsFailedPublishes(t *testing.T) {
 func TestReplayRate(t *testing.T) {
 	l := newEventLog(t, true)
 	for i := range 20 {
-		l.failed(t, string(rune('a'+i)), "", events.ReasonExhausted)
+		l.failed(t, string(rune('a'+i)), "", contact.ReasonExhausted)
 	}
 	fs := l.scan(t, Filter{}).Failures
 	start := time.Now()
@@ -133,7 +133,7 @@ func TestReplayRate(t *testing.T) {
 func TestReplayInterrupted(t *testing.T) {
 	l := newEventLog(t, true)
 	for i := range 10 {
-		l.failed(t, string(rune('a'+i)), "", events.ReasonExhausted)
+		l.failed(t, string(rune('a'+i)), "", contact.ReasonExhausted)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
@@ -149,8 +149,8 @@ func TestReplayInterrupted(t *testing.T) {
 
 func TestReplayRepair(t *testing.T) {
 	l := newEventLog(t, true)
-	old := l.failed(t, "r", "", events.ReasonInvalid)
-	l.failed(t, "r", old, events.ReasonInvalid)
+	old := l.failed(t, "r", "", contact.ReasonInvalid)
+	l.failed(t, "r", old, contact.ReasonInvalid)
 	got := sent(t, l)
 	fs := l.scan(t, Filter{CommandID: "r"}).Failures
 
@@ -168,7 +168,7 @@ func TestReplayRepair(t *testing.T) {
 		assert.Equal(t, map[Skip]int{SkipSupersededByFailure: 1}, sum.Skipped)
 		msgs := got()
 		require.Len(t, msgs, 1)
-		assert.Equal(t, fs[0].Event.ID, msgs[0].Header.Get(events.HeaderReplayOf))
+		assert.Equal(t, fs[0].Event.ID, msgs[0].Header.Get(contact.HeaderReplayOf))
 		assert.Contains(t, string(msgs[0].Data), `"name":"Jane Roe"`)
 	})
 	t.Run("a second repair of other content is refused", func(t *testing.T) {
@@ -223,7 +223,7 @@ func TestReplayRepair(t *testing.T) {
 		assert.Equal(t, 1, sum.AlreadySent, "a replay of the failure was sent before: not counted as replayed")
 	})
 	t.Run("one commandId only", func(t *testing.T) {
-		l.failed(t, "s", "", events.ReasonInvalid)
+		l.failed(t, "s", "", contact.ReasonInvalid)
 		_, err := Replay(context.Background(), l.js, l.scan(t, Filter{}).Failures, Options{Repair: []Set{{Path: []string{"name"}, Value: "x"}}})
 		assert.ErrorContains(t, err, "one commandId")
 	})

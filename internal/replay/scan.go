@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
@@ -25,8 +25,8 @@ const clockSkew = time.Minute
 
 // Failure is one contact.failed event read from the event stream.
 type Failure struct {
-	Event events.Event
-	Data  events.Failed
+	Event contact.Event
+	Data  contact.Failed
 	// Seq is the failure's sequence in Stream: the event stream's for a
 	// failure read from the history, the open-failure store's for an open
 	// one.
@@ -77,7 +77,7 @@ type Selection struct {
 	// SupersededByFailure count those superseded (a failure superseded by
 	// both counts as superseded by the contact.created).
 	Matched             int
-	ByReason            map[events.Reason]int
+	ByReason            map[contact.Reason]int
 	SupersededByCreated int
 	SupersededByFailure int
 	// Read counts the events read; Unreadable those that were not
@@ -124,7 +124,7 @@ type scanner struct {
 func newScanner(flt Filter) *scanner {
 	return &scanner{
 		flt:       flt,
-		sel:       Selection{ByReason: map[events.Reason]int{}},
+		sel:       Selection{ByReason: map[contact.Reason]int{}},
 		byCommand: map[string][]*Failure{},
 		seen:      map[string]bool{},
 	}
@@ -133,7 +133,7 @@ func newScanner(flt Filter) *scanner {
 // read feeds the scanner the stream's events up to sequence last.
 func (sc *scanner) read(ctx context.Context, s jetstream.Stream, last uint64) error {
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectCreated, events.SubjectFailed},
+		FilterSubjects: []string{contact.SubjectCreated, contact.SubjectFailed},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
 	if !sc.flt.Since.IsZero() {
@@ -148,21 +148,21 @@ func (sc *scanner) read(ctx context.Context, s jetstream.Stream, last uint64) er
 // add takes one event, in stream order.
 func (sc *scanner) add(seq uint64, subject string, body []byte) {
 	sc.sel.Read++
-	var ev events.Event
+	var ev contact.Event
 	if err := json.Unmarshal(body, &ev); err != nil {
 		sc.sel.Unreadable++
 		return
 	}
 	commandID := ev.Subject
 	switch subject {
-	case events.SubjectCreated:
+	case contact.SubjectCreated:
 		later := &Outcome{Type: subject, ID: ev.ID, Time: ev.Time, Seq: seq}
 		for _, f := range sc.byCommand[commandID] {
 			if f.CreatedAfter == nil {
 				f.CreatedAfter = later
 			}
 		}
-	case events.SubjectFailed:
+	case contact.SubjectFailed:
 		if sc.seen[ev.ID] {
 			return // the same failure stored again
 		}

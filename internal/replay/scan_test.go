@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
@@ -34,7 +35,7 @@ func newEventLog(t *testing.T, commands bool) *eventLog {
 		require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	} else {
 		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.EventStream,
-			Subjects: []string{events.SubjectCreated, events.SubjectFailed}, Duplicates: provision.DuplicateWindow})
+			Subjects: []string{contact.SubjectCreated, contact.SubjectFailed}, Duplicates: provision.DuplicateWindow})
 		require.NoError(t, err)
 	}
 	// In the past: a scan from a time starts at the stream's own clock.
@@ -43,9 +44,9 @@ func newEventLog(t *testing.T, commands bool) *eventLog {
 
 // failed stores a contact.failed event of commandID in generation gen and
 // returns its id.
-func (l *eventLog) failed(t *testing.T, commandID, gen string, reason events.Reason) string {
+func (l *eventLog) failed(t *testing.T, commandID, gen string, reason contact.Reason) string {
 	t.Helper()
-	return l.add(t, events.SubjectFailed, commandID, gen, events.Failed{
+	return l.add(t, contact.SubjectFailed, commandID, gen, contact.Failed{
 		CommandID: commandID, Provider: "instantpay", Reason: reason, Retryable: reason.Retryable(),
 		Message: "failed: " + string(reason), ReplayOf: gen,
 		Command: json.RawMessage(`{"commandId":"` + commandID + `","name":"Jane","email":"jane@example.com","mobile":"9876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`),
@@ -55,7 +56,7 @@ func (l *eventLog) failed(t *testing.T, commandID, gen string, reason events.Rea
 // created stores a contact.created event of commandID in generation gen.
 func (l *eventLog) created(t *testing.T, commandID, gen string) string {
 	t.Helper()
-	return l.add(t, events.SubjectCreated, commandID, gen, events.Created{CommandID: commandID, Provider: "instantpay", ContactID: "x", ReplayOf: gen})
+	return l.add(t, contact.SubjectCreated, commandID, gen, contact.Created{CommandID: commandID, Provider: "instantpay", ContactID: "x", ReplayOf: gen})
 }
 
 func (l *eventLog) add(t *testing.T, typ, commandID, gen string, data any) string {
@@ -95,14 +96,14 @@ func commandIDs(fs []*Failure) []string {
 
 func TestScanSupersedes(t *testing.T) {
 	l := newEventLog(t, true)
-	a1 := l.failed(t, "a", "", events.ReasonExhausted) // replayed, failed again, replayed, created
-	a2 := l.failed(t, "a", a1, events.ReasonExhausted)
-	b1 := l.failed(t, "b", "", events.ReasonInvalid) // open
-	c1 := l.failed(t, "c", "", events.ReasonExhausted)
+	a1 := l.failed(t, "a", "", contact.ReasonExhausted) // replayed, failed again, replayed, created
+	a2 := l.failed(t, "a", a1, contact.ReasonExhausted)
+	b1 := l.failed(t, "b", "", contact.ReasonInvalid) // open
+	c1 := l.failed(t, "c", "", contact.ReasonExhausted)
 	cCreated := l.created(t, "c", c1)
 	aCreated := l.created(t, "a", a2)
 	l.created(t, "d", "") // no failure at all
-	notAnEvent := &nats.Msg{Subject: events.SubjectFailed, Data: []byte("{")}
+	notAnEvent := &nats.Msg{Subject: contact.SubjectFailed, Data: []byte("{")}
 	_, err := l.js.PublishMsg(context.Background(), notAnEvent)
 	require.NoError(t, err)
 
@@ -122,7 +123,7 @@ func TestScanSupersedes(t *testing.T) {
 	assert.Nil(t, byID[b1].Superseded(), "b's failure is its newest outcome")
 	assert.Equal(t, 4, sel.Matched)
 	assert.Equal(t, 3, sel.SupersededByCreated)
-	assert.Equal(t, map[events.Reason]int{events.ReasonExhausted: 3, events.ReasonInvalid: 1}, sel.ByReason)
+	assert.Equal(t, map[contact.Reason]int{contact.ReasonExhausted: 3, contact.ReasonInvalid: 1}, sel.ByReason)
 	assert.Equal(t, 8, sel.Read)
 	assert.Equal(t, 1, sel.Unreadable, "an unreadable event is counted and passed over")
 }
@@ -130,7 +131,7 @@ func TestScanSupersedes(t *testing.T) {
 func TestScanFilters(t *testing.T) {
 	l := newEventLog(t, true)
 	start := l.at
-	for i, r := range []events.Reason{events.ReasonExhausted, events.ReasonInvalid, events.ReasonRejected, events.ReasonExhausted, events.ReasonExhausted} {
+	for i, r := range []contact.Reason{contact.ReasonExhausted, contact.ReasonInvalid, contact.ReasonRejected, contact.ReasonExhausted, contact.ReasonExhausted} {
 		l.failed(t, string(rune('a'+i)), "", r) // a..e, a second apart
 	}
 	tests := []struct {
@@ -139,8 +140,8 @@ func TestScanFilters(t *testing.T) {
 		want []string
 	}{
 		{"all", Filter{}, []string{"e", "d", "c", "b", "a"}},
-		{"reason", Filter{Reasons: []events.Reason{events.ReasonExhausted}}, []string{"e", "d", "a"}},
-		{"reasons", Filter{Reasons: []events.Reason{events.ReasonInvalid, events.ReasonRejected}}, []string{"c", "b"}},
+		{"reason", Filter{Reasons: []contact.Reason{contact.ReasonExhausted}}, []string{"e", "d", "a"}},
+		{"reasons", Filter{Reasons: []contact.Reason{contact.ReasonInvalid, contact.ReasonRejected}}, []string{"c", "b"}},
 		{"provider", Filter{Providers: []string{"instantpay"}}, []string{"e", "d", "c", "b", "a"}},
 		{"other provider", Filter{Providers: []string{"pik"}}, []string{}},
 		{"command id", Filter{CommandID: "c"}, []string{"c"}},
@@ -161,7 +162,7 @@ func TestScanFilters(t *testing.T) {
 
 func TestScanSinceAfterTheLastEventReturnsAtOnce(t *testing.T) {
 	l := newEventLog(t, true)
-	l.failed(t, "a", "", events.ReasonExhausted)
+	l.failed(t, "a", "", contact.ReasonExhausted)
 	start := time.Now()
 	sel := l.scan(t, Filter{Since: time.Now().Add(time.Hour)})
 	assert.Empty(t, sel.Failures)
@@ -170,13 +171,13 @@ func TestScanSinceAfterTheLastEventReturnsAtOnce(t *testing.T) {
 
 func TestScanCountsAFailureStoredTwiceOnce(t *testing.T) {
 	l := newEventLog(t, true)
-	id := l.failed(t, "a", "", events.ReasonExhausted)
+	id := l.failed(t, "a", "", contact.ReasonExhausted)
 	raw, err := l.js.Stream(context.Background(), provision.EventStream)
 	require.NoError(t, err)
 	first, err := raw.GetMsg(context.Background(), 1)
 	require.NoError(t, err)
 	// Stored again under the same id, as after the duplicate window.
-	_, err = l.js.PublishMsg(context.Background(), &nats.Msg{Subject: events.SubjectFailed, Data: first.Data})
+	_, err = l.js.PublishMsg(context.Background(), &nats.Msg{Subject: contact.SubjectFailed, Data: first.Data})
 	require.NoError(t, err)
 
 	sel := l.scan(t, Filter{})
@@ -189,7 +190,7 @@ func TestScanCountsAFailureStoredTwiceOnce(t *testing.T) {
 func TestScanStopsAtTheLastSequenceAtStart(t *testing.T) {
 	l := newEventLog(t, true)
 	for i := range 300 {
-		l.failed(t, "n-"+string(rune('A'+i%26))+string(rune('a'+i/26)), "", events.ReasonExhausted)
+		l.failed(t, "n-"+string(rune('A'+i%26))+string(rune('a'+i/26)), "", contact.ReasonExhausted)
 	}
 	// Events keep coming while the scan reads.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,9 +199,9 @@ func TestScanStopsAtTheLastSequenceAtStart(t *testing.T) {
 		defer close(done)
 		var once sync.Once
 		for ctx.Err() == nil {
-			ev, _ := events.NewEvent("", events.SubjectCreated, "late", "", time.Now(), events.Created{CommandID: "late"})
+			ev, _ := events.NewEvent("", contact.SubjectCreated, "late", "", time.Now(), contact.Created{CommandID: "late"})
 			body, _ := json.Marshal(ev)
-			if _, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: events.SubjectCreated, Data: body}); err == nil {
+			if _, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: contact.SubjectCreated, Data: body}); err == nil {
 				once.Do(func() { close(flowing) })
 			}
 		}

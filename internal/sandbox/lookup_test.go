@@ -11,16 +11,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
 const tagID = "0123456789abcdef01234567"
 
-func ipayCommand(i int) events.Command {
-	return events.Command{CommandID: fmt.Sprintf("cmd-%d", i), Provider: instantpay.Name, Name: "User",
+func ipayCommand(i int) contact.Command {
+	return contact.Command{CommandID: fmt.Sprintf("cmd-%d", i), Provider: instantpay.Name, Name: "User",
 		Email: fmt.Sprintf("user%d@example.com", i), Mobile: fmt.Sprintf("+9198%08d", i), TagID: tagID}
 }
 
@@ -63,9 +63,9 @@ func TestPIKLookupPaged(t *testing.T) {
 	require.NoError(t, err, "building the client")
 	ctx := context.Background()
 	// Codes that all contain the keyword of the first: one keyword lists 12.
-	cmds := make([]events.Command, 12)
+	cmds := make([]contact.Command, 12)
 	for i := range cmds {
-		cmds[i] = events.Command{CommandID: fmt.Sprintf("cmd-%d", i), Provider: pik.Name, Name: "User",
+		cmds[i] = contact.Command{CommandID: fmt.Sprintf("cmd-%d", i), Provider: pik.Name, Name: "User",
 			Email: fmt.Sprintf("user%d@example.com", i), Mobile: "+447700900123"}
 		cmds[i].PIK = map[string]json.RawMessage{"contactCode": json.RawMessage(fmt.Sprintf(`"CODE%d"`, i))}
 		_, err := client.Create(ctx, cmds[i])

@@ -9,14 +9,15 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/config"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/progress"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/stream"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // Setup creates or updates the JetStream resources the service needs (the
@@ -47,7 +48,7 @@ func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, s
 	if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
 		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
 			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
-			err, events.SubjectCreated, events.SubjectFailed, provision.RecordBucket, failstore.Subjects)
+			err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, failstore.Subjects)
 	}
 	fmt.Fprintf(stdout, "ready: streams %s, %s and %s, consumer %s, bucket %s (replicas %d)\n",
 		provision.CommandStream, provision.EventStream, failstore.Stream, provision.Durable, provision.RecordBucket, replicas)
@@ -75,7 +76,7 @@ func rebuildFailures(ctx context.Context, js jetstream.JetStream, force bool, st
 	fmt.Fprintf(stdout, "building the open failures from the event history (%s)\n", provision.EventStream)
 	line := progress.NewLine(stderr)
 	st, err := failstore.Rebuild(ctx, js, provision.EventStream, func(commandID, eventID string) failstore.Check {
-		return stream.NewestFailureCheck(records, handlers.RecordKey(commandID), eventID)
+		return stream.NewestFailureCheck(records, record.Key(commandID), eventID)
 	}, func(read, total uint64) {
 		line.Show(fmt.Sprintf("read %d of %d events", read, total))
 	})

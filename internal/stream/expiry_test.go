@@ -9,10 +9,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // TestUnsettledRecordsDoNotExpire writes records that must not expire
@@ -79,9 +80,9 @@ type blockingProvider struct {
 	release chan struct{}
 }
 
-func (p *blockingProvider) Validate(events.Command) []events.FieldError { return nil }
+func (p *blockingProvider) Validate(contact.Command) []contact.FieldError { return nil }
 
-func (p *blockingProvider) Create(_ context.Context, cmd events.Command) (provider.Contact, error) {
+func (p *blockingProvider) Create(_ context.Context, cmd contact.Command) (provider.Contact, error) {
 	if cmd.CommandID == p.slow {
 		close(p.calling)
 		<-p.release
@@ -89,7 +90,7 @@ func (p *blockingProvider) Create(_ context.Context, cmd events.Command) (provid
 	return provider.Contact{ID: "ct-" + cmd.CommandID}, nil
 }
 
-func (p *blockingProvider) Lookup(context.Context, events.Command) (provider.Contact, bool, error) {
+func (p *blockingProvider) Lookup(context.Context, contact.Command) (provider.Contact, bool, error) {
 	return provider.Contact{}, false, nil
 }
 
@@ -116,7 +117,7 @@ func TestARecordWithACallInFlightOutlivesItsTTL(t *testing.T) {
 	}
 	gone := func(id string) func() bool {
 		return func() bool {
-			_, rev, err := records.Get(ctx, handlers.RecordKey(id))
+			_, rev, err := records.Get(ctx, record.Key(id))
 			return err == nil && rev == 0
 		}
 	}
@@ -125,10 +126,10 @@ func TestARecordWithACallInFlightOutlivesItsTTL(t *testing.T) {
 	publish(t, js, body("c-fast"), nil)
 	require.Eventually(t, func() bool { return len(eventsIn(t, js)) == 1 }, 10*time.Second, 20*time.Millisecond, "c-fast is created")
 	require.Eventually(t, gone("c-fast"), 10*time.Second, 50*time.Millisecond, "c-fast's record expires")
-	val, rev, err := records.Get(ctx, handlers.RecordKey("c-slow"))
+	val, rev, err := records.Get(ctx, record.Key("c-slow"))
 	require.NoError(t, err)
 	require.NotZero(t, rev, "the record of a create call in flight outlives the TTL")
-	rec, err := handlers.DecodeRecord(val)
+	rec, err := record.Decode(val)
 	require.NoError(t, err)
 	assert.True(t, rec.InFlight, "claimed")
 

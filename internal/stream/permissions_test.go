@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/fakeclock"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
@@ -273,7 +273,7 @@ func TestPermissionsRecoverWhenGranted(t *testing.T) {
 	srv := natstest.Start(t, func(o *server.Options) {
 		o.Users = []*server.User{
 			natstest.User("admin", "pw"),
-			natstest.User("denied", "pw", events.SubjectFailed, "$KV."+provision.RecordBucket+".>"),
+			natstest.User("denied", "pw", contact.SubjectFailed, "$KV."+provision.RecordBucket+".>"),
 		}
 	})
 	admin, err := nats.Connect(srv.URL("admin", "pw"))
@@ -303,7 +303,7 @@ func TestPermissionsRecoverWhenGranted(t *testing.T) {
 	}))
 	require.Eventually(t, func() bool { return p.Check() == nil }, 5*time.Second, 20*time.Millisecond,
 		"the probes notice the grant")
-	assert.NoError(t, p.Try(events.SubjectFailed, "c-1"))
+	assert.NoError(t, p.Try(contact.SubjectFailed, "c-1"))
 	cancel()
 	<-done
 }

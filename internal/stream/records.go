@@ -12,13 +12,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // Records keeps idempotency records in the JetStream key-value bucket
 // provision.RecordBucket, with compare-and-set writes on the key's
-// revision. It satisfies handlers.Store and handlers.AsyncStore and is
-// safe for concurrent use.
+// revision: the one code that writes the bucket. It reads through
+// record.Reader, the one code that reads it. It satisfies handlers.Store
+// and handlers.AsyncStore and is safe for concurrent use.
+//
+// The writing store stays internal: the compare-and-set protocol of a
+// decision (claim, bookkeeping, outcome; TTL only on a settling write) is
+// the service's alone, and no publisher outside should be offered a way
+// to write a record.
 type Records struct {
+	*record.Reader // Get
 	// TTL is how long a record lives after its last write that may
 	// expire; zero: for ever. A write that may not (a record whose create
 	// call's outcome is unknown) carries no TTL, and the bucket has no age
@@ -39,7 +47,7 @@ func OpenRecords(ctx context.Context, js jetstream.JetStream, writeTimeout time.
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", provision.RecordBucket, err)
 	}
-	r := &Records{js: js, kv: kv, subject: putPrefix(js) + "$KV." + provision.RecordBucket + "."}
+	r := &Records{Reader: record.NewReader(kv), js: js, kv: kv, subject: putPrefix(js) + "$KV." + provision.RecordBucket + "."}
 	r.pub, err = newPublisher(js.Conn(), writeTimeout, 4096, func(done func(uint64, bool, error), ack *jetstream.PubAck, err error) {
 		switch {
 		case err == nil:
@@ -73,18 +81,6 @@ func putPrefix(js jetstream.JetStream) string {
 // Close fails the writes still waiting and releases the connection's
 // listener and subscription.
 func (r *Records) Close() { r.pub.close(errors.New("record store closed")) }
-
-// Get returns the value under key and its revision, or revision zero.
-func (r *Records) Get(ctx context.Context, key string) ([]byte, uint64, error) {
-	e, err := r.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	return e.Value(), e.Revision(), nil
-}
 
 // Put writes value under key if its revision is still revision (zero: if
 // the key does not exist); ok is false when it changed meanwhile. The

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/provision"
@@ -34,14 +35,14 @@ func (f handlerFunc) Redecide(ctx context.Context, m handlers.Message, _ handler
 
 func createdDecision(t testing.TB, m handlers.Message) handlers.Decision {
 	id := string(m.Body)
-	ev, err := events.NewEvent("", events.SubjectCreated, id, m.Generation, time.Now(), events.Created{CommandID: id})
+	ev, err := events.NewEvent("", contact.SubjectCreated, id, m.Generation, time.Now(), contact.Created{CommandID: id})
 	require.NoError(t, err)
 	return handlers.Decision{Action: handlers.Ack, Event: &ev, CommandID: id}
 }
 
 func publish(t testing.TB, js jetstream.JetStream, body string, hdr map[string]string) {
 	t.Helper()
-	msg := nats.NewMsg(events.SubjectCreate)
+	msg := nats.NewMsg(contact.SubjectCreate)
 	msg.Data = []byte(body)
 	for k, v := range hdr {
 		msg.Header.Set(k, v)
@@ -129,10 +130,10 @@ func TestRunnerPublishesTheEventThenAcks(t *testing.T) {
 	require.Eventually(t, func() bool { return len(eventsIn(t, js)) == 1 }, 10*time.Second, 20*time.Millisecond)
 
 	ev := eventsIn(t, js)[0]
-	var got events.Event
+	var got contact.Event
 	require.NoError(t, json.Unmarshal(ev.Data, &got))
-	assert.Equal(t, events.SubjectCreated, ev.Subject)
-	assert.Equal(t, got.ID, ev.Header.Get(events.HeaderMsgID), "the event is published under its id")
+	assert.Equal(t, contact.SubjectCreated, ev.Subject)
+	assert.Equal(t, got.ID, ev.Header.Get(contact.HeaderMsgID), "the event is published under its id")
 	assert.Equal(t, trace, ev.Header.Get("traceparent"), "trace context is carried on")
 	require.Eventually(t, settledAll(t, js), 5*time.Second, 20*time.Millisecond, "the command is acked")
 }
@@ -154,7 +155,7 @@ func TestRunnerRecordsPublishesThenSettles(t *testing.T) {
 	watch, _ := srv.Connect(t)
 	seen := make(chan string, 100)
 	_, err = watch.Subscribe(">", func(m *nats.Msg) {
-		if !isProbe(m) && (strings.HasPrefix(m.Subject, "$KV."+provision.RecordBucket+".") || m.Subject == events.SubjectCreated) {
+		if !isProbe(m) && (strings.HasPrefix(m.Subject, "$KV."+provision.RecordBucket+".") || m.Subject == contact.SubjectCreated) {
 			seen <- m.Subject
 		}
 	})
@@ -176,7 +177,7 @@ func TestRunnerRecordsPublishesThenSettles(t *testing.T) {
 		publish(t, js, body, nil)
 		first, second := <-seen, <-seen
 		assert.Contains(t, first, "$KV."+provision.RecordBucket, "%s: recorded first", body)
-		assert.Equal(t, events.SubjectCreated, second, "%s: then published", body)
+		assert.Equal(t, contact.SubjectCreated, second, "%s: then published", body)
 	}
 	require.Eventually(t, settledAll(t, js), 5*time.Second, 20*time.Millisecond, "then settled")
 	for key, want := range map[string]string{"c.b2xk": `{"new":true}`, "c.bmV3": `{"created":true}`} {
@@ -440,7 +441,7 @@ func stallEvents(t *testing.T, js jetstream.JetStream, connect func(testing.TB) 
 	require.NoError(t, js.DeleteStream(context.Background(), provision.EventStream))
 	sink, _ := connect(t)
 	arrived := make(chan struct{}, 100)
-	_, err := sink.Subscribe(events.SubjectCreated, func(m *nats.Msg) {
+	_, err := sink.Subscribe(contact.SubjectCreated, func(m *nats.Msg) {
 		if !isProbe(m) {
 			arrived <- struct{}{}
 		}

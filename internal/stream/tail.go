@@ -15,10 +15,11 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // maxRedecisions bounds how often one delivery's decision is taken again
@@ -82,22 +83,22 @@ func (s *session) receive(ctx context.Context, f fetched) {
 	hdr := msg.Headers()
 	m := handlers.Message{
 		Body:       msg.Data(),
-		MsgID:      hdr.Get(events.HeaderMsgID),
+		MsgID:      hdr.Get(contact.HeaderMsgID),
 		Stream:     meta.Stream,
 		Sequence:   meta.Sequence.Stream,
-		Generation: hdr.Get(events.HeaderReplayOf),
+		Generation: hdr.Get(contact.HeaderReplayOf),
 		Delivery:   int(meta.NumDelivered),
 	}
 	if s.cfg.Hooks.Received != nil {
 		s.cfg.Hooks.Received(m)
 	}
 	ctx = s.cfg.Propagator.Extract(ctx, headerCarrier(hdr))
-	ctx, span := s.tracer.Start(ctx, events.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := s.tracer.Start(ctx, contact.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer))
 	if span.IsRecording() { // attributes cost allocations: only for a real span
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", events.SubjectCreate),
+			attribute.String("messaging.destination.name", contact.SubjectCreate),
 			attribute.String("messaging.consumer.group.name", provision.Durable),
 			attribute.String("messaging.message.id", m.MsgID),
 			attribute.Int("messaging.message.body.size", len(m.Body)),
@@ -234,14 +235,14 @@ func newestCheck(records *Records, key, eventID string, open bool) failstore.Che
 		if rev == 0 {
 			return open, nil // no record: the outcome was not recorded
 		}
-		commandID, gen, created, ok := handlers.NewestOutcome(val)
+		commandID, gen, created, ok := record.NewestOutcome(val)
 		if !ok {
 			return open, nil // no outcome recorded (a record of an older form)
 		}
 		if !open {
 			return created, nil
 		}
-		return !created && events.EventID(commandID, gen, events.SubjectFailed) == eventID, nil
+		return !created && contact.EventID(commandID, gen, contact.SubjectFailed) == eventID, nil
 	}
 }
 
@@ -343,7 +344,7 @@ func (s *session) finish(c *command, settleErr error) {
 
 // eventMsg builds the message of a terminal event, with the trace context
 // of ctx in its headers.
-func eventMsg(ctx context.Context, prop propagation.TextMapPropagator, ev *events.Event, body []byte) (*nats.Msg, error) {
+func eventMsg(ctx context.Context, prop propagation.TextMapPropagator, ev *contact.Event, body []byte) (*nats.Msg, error) {
 	if body == nil {
 		var err error
 		if body, err = json.Marshal(ev); err != nil {

@@ -15,15 +15,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/rules"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
 // Name is the provider's name in commands and events.
-const Name = "instantpay"
+const Name = rules.InstantPay
 
 // Defaults of Config.
 const (
@@ -141,32 +142,10 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// Validate returns the rules the command breaks for InstantPay, or nil: the
-// tagId must be a 24-character hexadecimal id. An empty tagId is left to the
-// common rules, which report it as required.
-func (c *Client) Validate(cmd events.Command) []events.FieldError {
-	if cmd.TagID == "" || isHex24(cmd.TagID) {
-		return nil
-	}
-	return []events.FieldError{{
-		Field:   "tagId",
-		Rule:    "hexadecimal24",
-		Message: "tagId must be a 24-character hexadecimal id for InstantPay",
-	}}
-}
-
-func isHex24(s string) bool {
-	if len(s) != 24 {
-		return false
-	}
-	for i := range len(s) {
-		switch b := s[i]; {
-		case '0' <= b && b <= '9', 'a' <= b && b <= 'f', 'A' <= b && b <= 'F':
-		default:
-			return false
-		}
-	}
-	return true
+// Validate returns the rules the command breaks for InstantPay, or nil:
+// rules.CheckInstantPay, the one definition the client applies too.
+func (c *Client) Validate(cmd contact.Command) []contact.FieldError {
+	return rules.CheckInstantPay(cmd)
 }
 
 // send makes one request to target (a path and query under the base URL),

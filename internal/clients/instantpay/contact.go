@@ -7,10 +7,10 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/jsonscan"
 )
 
@@ -42,7 +42,7 @@ type contactData struct {
 // is a *provider.Error: TUP (pending), a 2xx reply that cannot be
 // read and a request sent but not answered are Ambiguous, and the contact
 // must be looked up before the call is retried.
-func (c *Client) Create(ctx context.Context, cmd events.Command) (provider.Contact, error) {
+func (c *Client) Create(ctx context.Context, cmd contact.Command) (provider.Contact, error) {
 	createCall := clients.Call{Provider: Name, Op: "create"}
 	body, err := clients.EncodeJSON(createRequest{
 		Name:        cmd.Name,

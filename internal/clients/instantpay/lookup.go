@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
@@ -53,7 +53,7 @@ var listItemKeys = []string{"docs", "items", "list", "records", "rows", "contact
 // client cannot follow and a page that could not be read for good are
 // Permanent. The whole lookup takes at most LookupTimeout, and each reply
 // at most 16 MiB.
-func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact provider.Contact, found bool, err error) {
+func (c *Client) Lookup(ctx context.Context, cmd contact.Command) (contact provider.Contact, found bool, err error) {
 	call := clients.Call{Provider: Name, Op: "lookup", Safe: true, MaxReplyBytes: maxListBytes}
 	filter := url.Values{"limit": {strconv.Itoa(lookupPageSize)}}
 	scope := "the account's contacts"

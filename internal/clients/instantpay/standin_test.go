@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/instantpay"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
 
@@ -53,8 +53,8 @@ func newClient(tb testing.TB, baseURL string) *instantpay.Client {
 	return c
 }
 
-func testCommand() events.Command {
-	return events.Command{
+func testCommand() contact.Command {
+	return contact.Command{
 		CommandID:   "cmd-1",
 		Provider:    instantpay.Name,
 		Name:        "Sample Name",

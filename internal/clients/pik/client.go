@@ -16,20 +16,20 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
+	"github.com/contactrelay/contactrelay/rules"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/redact"
 )
 
 // Name is the provider's name in commands and events.
-const Name = "pik"
+const Name = rules.PIK
 
 // Defaults of Config.
 const (
@@ -153,42 +153,9 @@ func New(cfg Config) (*Client, error) {
 }
 
 // Validate returns the rules the command's pik fields break, or nil:
-// paymentContactAddress and paymentContactAccount must be JSON objects, the
-// other known fields strings, and contactCode, when given, not empty. null
-// is accepted anywhere; unknown fields are passed on unchecked.
-func (c *Client) Validate(cmd events.Command) []events.FieldError {
-	var errs []events.FieldError
-	for _, name := range sortedKeys(cmd.PIK) {
-		raw := bytes.TrimSpace(cmd.PIK[name])
-		if len(raw) == 0 || string(raw) == "null" {
-			continue
-		}
-		field := "pik." + name
-		switch name {
-		case "paymentContactAddress", "paymentContactAccount":
-			if raw[0] != '{' {
-				errs = append(errs, events.FieldError{Field: field, Rule: "type", Message: field + " must be an object"})
-			}
-		case "contactCode", "contactType", "businessType", "firstName", "lastName",
-			"nickname", "countryCode", "nationality":
-			var s string
-			if json.Unmarshal(raw, &s) != nil {
-				errs = append(errs, events.FieldError{Field: field, Rule: "type", Message: field + " must be a string"})
-			} else if name == "contactCode" && strings.TrimSpace(s) == "" {
-				errs = append(errs, events.FieldError{Field: field, Rule: "required", Message: field + " must not be empty when given"})
-			}
-		}
-	}
-	return errs
-}
-
-func sortedKeys(m map[string]json.RawMessage) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+// rules.CheckPIK, the one definition the client applies too.
+func (c *Client) Validate(cmd contact.Command) []contact.FieldError {
+	return rules.CheckPIK(cmd)
 }
 
 // ContactCode returns the contactCode the command's contact has at PIK:
@@ -196,7 +163,7 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 // commandId alone ("CR" and the first 24 hexadecimal digits of its SHA-256,
 // uppercase), so that every delivery and replay of a command sends the same
 // code and an ambiguous create can be looked up.
-func ContactCode(cmd events.Command) string {
+func ContactCode(cmd contact.Command) string {
 	var code string
 	if raw, ok := cmd.PIK["contactCode"]; ok && json.Unmarshal(raw, &code) == nil && strings.TrimSpace(code) != "" {
 		return code

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 func TestNew(t *testing.T) {
@@ -84,7 +84,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestContactCode(t *testing.T) {
-	withPIK := func(id, raw string) events.Command {
+	withPIK := func(id, raw string) contact.Command {
 		cmd := testCommand()
 		cmd.CommandID = id
 		if raw != "" {
@@ -95,7 +95,7 @@ func TestContactCode(t *testing.T) {
 	derived := regexp.MustCompile(`^CR[0-9A-F]{24}$`)
 	tests := []struct {
 		name string
-		cmd  events.Command
+		cmd  contact.Command
 		want string // "" means derived from the command id
 	}{
 		{name: "given in pik", cmd: withPIK("cmd-1", `"MY-CODE-7"`), want: "MY-CODE-7"},

@@ -4,10 +4,10 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/contactrelay/contactrelay/internal/clients"
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 // Paths of the contact API.
@@ -19,7 +19,7 @@ const (
 // createBody returns the body of a create call: every field of cmd.PIK as
 // it came (nested objects included), then the command's own fields mapped
 // onto PIK's names, which win over pik fields of the same name.
-func createBody(cmd events.Command, contactCode string) ([]byte, error) {
+func createBody(cmd contact.Command, contactCode string) ([]byte, error) {
 	fields := make(map[string]any, len(cmd.PIK)+5)
 	for k, v := range cmd.PIK {
 		fields[k] = v
@@ -41,7 +41,7 @@ func createBody(cmd events.Command, contactCode string) ([]byte, error) {
 // is a *provider.Error; a request sent but not answered, and a 2xx
 // reply that cannot be read, are Ambiguous, and the contact must be looked
 // up before the call is retried.
-func (c *Client) Create(ctx context.Context, cmd events.Command) (provider.Contact, error) {
+func (c *Client) Create(ctx context.Context, cmd contact.Command) (provider.Contact, error) {
 	call := clients.Call{Provider: Name, Op: "create"}
 	code := ContactCode(cmd)
 	body, err := createBody(cmd, code)

@@ -7,9 +7,9 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
-	"github.com/contactrelay/contactrelay/internal/events"
 )
 
 // lookupPageSize is the pageSize a Lookup asks for: the value of the PIK
@@ -42,7 +42,7 @@ var listItemKeys = []string{"list", "records", "rows", "items", "docs", "content
 // out of time are Transient; more than LookupMaxPages pages, a paging this
 // client cannot follow and a page that could not be read for good are
 // Permanent.
-func (c *Client) Lookup(ctx context.Context, cmd events.Command) (contact provider.Contact, found bool, err error) {
+func (c *Client) Lookup(ctx context.Context, cmd contact.Command) (contact provider.Contact, found bool, err error) {
 	call := clients.Call{Provider: Name, Op: "lookup", Safe: true}
 	code := ContactCode(cmd)
 	walk := clients.ListWalk{

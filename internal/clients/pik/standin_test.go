@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/internal/clients/pik"
-	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/fakeclock"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 )
@@ -115,8 +115,8 @@ func newClient(tb testing.TB, baseURL string, now func() time.Time) *pik.Client 
 	return c
 }
 
-func testCommand() events.Command {
-	return events.Command{
+func testCommand() contact.Command {
+	return contact.Command{
 		CommandID: "cmd-1",
 		Provider:  pik.Name,
 		Name:      "Ada Lovelace",

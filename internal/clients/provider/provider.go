@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // Contact is what a provider answers for a created (or found) contact: its
@@ -80,8 +80,8 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Upstream returns the provider's answer in the form of the failed event.
-func (e *Error) Upstream() *events.Upstream {
-	return &events.Upstream{HTTPStatus: e.HTTPStatus, Code: e.Code, Message: e.Message, RequestID: e.RequestID}
+func (e *Error) Upstream() *contact.Upstream {
+	return &contact.Upstream{HTTPStatus: e.HTTPStatus, Code: e.Code, Message: e.Message, RequestID: e.RequestID}
 }
 
 // ClassOf returns the class of a provider error, and Transient for any other

@@ -1,48 +1,62 @@
-// Package events holds the wire contract of contactrelay as Go types: the
-// contact.create command, the contact.created and contact.failed events, the
-// CloudEvents envelope that carries them, decoding and validation of commands
-// into field errors, and deterministic event ids. It does no I/O.
-package events
+package contact
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/contactrelay/contactrelay/internal/jsonscan"
 )
 
-// Subjects and names of the contract.
-const (
-	SubjectCreate  = "contact.create"
-	SubjectCreated = "contact.created"
-	SubjectFailed  = "contact.failed"
-
-	// HeaderMsgID is JetStream's de-duplication header.
-	HeaderMsgID = "Nats-Msg-Id"
-	// HeaderReplayOf marks a replayed command with the id of the failed event
-	// it replays; its value names the command's generation.
-	HeaderReplayOf = "Contact-Replay-Of"
-)
-
-// MaxCommandSize is the largest command body accepted, in bytes.
+// MaxCommandSize is the largest command body the service accepts, in
+// bytes (64 KiB): a longer body is malformed.
 const MaxCommandSize = 64 << 10
 
-// Command is one contact.create command. Provider-specific fields for PIK are
-// kept as raw JSON so that they are sent to PIK exactly as they came. The
-// text rules printable and visible are described in text.go.
+// Command is one contact.create command: the JSON object a publisher sends
+// on SubjectCreate. Unknown members are ignored; a known member of the
+// wrong JSON type makes the command invalid (see DecodeCommand). The rules
+// each field must meet are the public rules package's; the text rules
+// printable and visible are described there.
 type Command struct {
-	CommandID   string                     `json:"commandId,omitempty" validate:"omitempty,min=1,max=128,printable"`
-	Provider    string                     `json:"provider,omitempty"`
-	Name        string                     `json:"name" validate:"required,max=200,printable,visible"`
-	Email       string                     `json:"email" validate:"required,email,max=254"`
-	Mobile      string                     `json:"mobile" validate:"required,mobile"`
-	TagID       string                     `json:"tagId" validate:"required,max=128,printable"`
-	CompanyName string                     `json:"companyName,omitempty" validate:"omitempty,max=200,printable,visible"`
-	PIK         map[string]json.RawMessage `json:"pik,omitempty"`
-	Metadata    map[string]string          `json:"metadata,omitempty" validate:"max=32,dive,keys,max=128,printable,endkeys,max=1024"`
+	// CommandID (commandId) is the idempotency key: a string of 1 to 128
+	// printable characters naming one request. Optional: when absent, the
+	// service takes the message's Nats-Msg-Id header, and when that is
+	// absent too, "<stream>:<stream sequence>". Present but empty is
+	// invalid.
+	CommandID string `json:"commandId,omitempty" validate:"omitempty,min=1,max=128,printable"`
+	// Provider (provider) is the payment provider to create the contact
+	// at: "instantpay" or "pik". Optional: absent or empty, the service's
+	// DEFAULT_PROVIDER. A name no build knows fails as unroutable.
+	Provider string `json:"provider,omitempty"`
+	// Name (name) is the contact's name, mandatory: 1 to 200 characters
+	// once surrounding white space is trimmed (the trimmed value is what
+	// is sent), printable, with at least one visible character.
+	Name string `json:"name" validate:"required,max=200,printable,visible"`
+	// Email (email) is the contact's email address, mandatory: a valid
+	// address of at most 254 characters.
+	Email string `json:"email" validate:"required,email,max=254"`
+	// Mobile (mobile) is the contact's mobile number, mandatory: a JSON
+	// string of 10 to 15 digits with an optional leading "+".
+	Mobile string `json:"mobile" validate:"required,mobile"`
+	// TagID (tagId) is mandatory: 1 to 128 printable characters; for
+	// InstantPay a 24-character hexadecimal id, sent as
+	// tagDetails[].tagId.
+	TagID string `json:"tagId" validate:"required,max=128,printable"`
+	// CompanyName (companyName) is optional: up to 200 characters, and
+	// when not empty printable with a visible character.
+	CompanyName string `json:"companyName,omitempty" validate:"omitempty,max=200,printable,visible"`
+	// PIK (pik) holds PIK-only fields, kept as raw JSON so that they are
+	// sent to PIK exactly as they came: contactCode, contactType,
+	// businessType, firstName, lastName, nickname, countryCode,
+	// nationality (strings), paymentContactAddress and
+	// paymentContactAccount (objects), and any other field, passed on
+	// unchecked. Ignored for InstantPay.
+	PIK map[string]json.RawMessage `json:"pik,omitempty"`
+	// Metadata (metadata) is optional correlation data, string to string:
+	// at most 32 entries, keys of 1 to 128 printable characters, values of
+	// up to 1,024 characters. It is echoed on every event of the command.
+	Metadata map[string]string `json:"metadata,omitempty" validate:"max=32,dive,keys,max=128,printable,endkeys,max=1024"`
 }
 
 // MobileDigits returns the digits of the command's mobile number, without
@@ -50,8 +64,10 @@ type Command struct {
 func (c Command) MobileDigits() string { return strings.TrimPrefix(c.Mobile, "+") }
 
 // DecodeError says why a command body could not be turned into a Command.
-// Reason is ReasonMalformed when the body is not a JSON object of acceptable
-// size (MaxCommandSize) and nesting (MaxNestingDepth), or ReasonInvalid when a known field has the wrong JSON type.
+// Reason is ReasonMalformed when the body is not a JSON object of
+// acceptable size (MaxCommandSize) and nesting (MaxNestingDepth), or
+// ReasonInvalid when a known field has the wrong JSON type; Errors then
+// lists every such field (rule "type"), sorted by field.
 type DecodeError struct {
 	Reason  Reason
 	Message string
@@ -108,7 +124,7 @@ var typeNames = map[string]string{
 // field of the wrong JSON type is reported, together with every other such
 // field, as a ReasonInvalid DecodeError. The name is trimmed of surrounding
 // white space. DecodeCommand does not apply the field rules: see
-// Validator.Validate. With a ReasonInvalid error, the returned Command holds
+// the rules package. With a ReasonInvalid error, the returned Command holds
 // the fields that did decode.
 func DecodeCommand(body []byte) (Command, error) {
 	var cmd Command
@@ -134,7 +150,7 @@ func DecodeCommand(body []byte) (Command, error) {
 	}
 	// The last of repeated keys counts, as with encoding/json.
 	var fields [len(fieldNames)]json.RawMessage
-	jsonscan.EachMember(trimmed, func(key, v []byte) {
+	eachMember(trimmed, func(key, v []byte) {
 		for i, name := range fieldNames {
 			if string(key) == name {
 				fields[i] = v
@@ -177,4 +193,9 @@ func unmarshalField(v json.RawMessage, dst any) error {
 		return nil
 	}
 	return json.Unmarshal(v, dst)
+}
+
+// sortFieldErrors sorts errs by field, keeping the order of one field's.
+func sortFieldErrors(errs []FieldError) {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
 }

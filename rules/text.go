@@ -1,4 +1,4 @@
-package events
+package rules
 
 import (
 	"fmt"
@@ -25,6 +25,13 @@ import (
 //
 // Messages name the first offending character by its code point, never
 // echoing it raw.
+
+// Printable reports whether s keeps the printable rule: no control or
+// format character, no line or paragraph separator, and valid UTF-8.
+func Printable(s string) bool {
+	_, bad := unprintable(s)
+	return !bad
+}
 
 // unprintable returns the first rune of s that the printable rule refuses,
 // and whether there is one. Invalid UTF-8 counts as unprintable.

@@ -1,10 +1,10 @@
-package handlers
+package record
 
 import (
 	"strconv"
 	"time"
 
-	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 // appendJSON appends the record's JSON encoding to b: what json.Marshal
@@ -17,10 +17,10 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, ',')
 	}
 	b = append(b, `"commandId":`...)
-	b = events.AppendString(b, r.CommandID)
+	b = contact.AppendString(b, r.CommandID)
 	if r.Fingerprint != "" {
 		b = append(b, `,"fingerprint":`...)
-		b = events.AppendString(b, r.Fingerprint)
+		b = contact.AppendString(b, r.Fingerprint)
 	}
 	if !r.FirstUsed.IsZero() {
 		b = append(b, `,"firstUsed":`...)
@@ -28,13 +28,13 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 	}
 	if c := r.Contact; c != nil {
 		b = append(b, `,"contact":{"provider":`...)
-		b = events.AppendString(b, c.Provider)
+		b = contact.AppendString(b, c.Provider)
 		b = append(b, `,"id":`...)
-		b = events.AppendString(b, c.ID)
+		b = contact.AppendString(b, c.ID)
 		if len(c.Upstream) > 0 {
 			b = append(b, `,"upstream":`...)
 			var err error
-			if b, err = events.AppendObject(b, c.Upstream); err != nil {
+			if b, err = contact.AppendObject(b, c.Upstream); err != nil {
 				return nil, err
 			}
 		}
@@ -44,7 +44,7 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 	}
 	if r.ContactFingerprint != "" {
 		b = append(b, `,"contactFingerprint":`...)
-		b = events.AppendString(b, r.ContactFingerprint)
+		b = contact.AppendString(b, r.ContactFingerprint)
 	}
 	if r.Unsettled {
 		b = append(b, `,"unsettled":true`...)
@@ -75,7 +75,7 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 		for _, kv := range [...][2]string{{"code", u.Code}, {"message", u.Message}, {"requestId", u.RequestID}} {
 			if kv[1] != "" {
 				field(kv[0])
-				b = events.AppendString(b, kv[1])
+				b = contact.AppendString(b, kv[1])
 			}
 		}
 		b = append(b, '}')
@@ -87,7 +87,7 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = events.AppendString(b, k)
+			b = contact.AppendString(b, k)
 			b = append(b, `:{"attempts":`...)
 			b = strconv.AppendInt(b, int64(g.Attempts), 10)
 			if len(g.Outcome) > 0 {
@@ -96,11 +96,11 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 			}
 			if g.Provider != "" {
 				b = append(b, `,"provider":`...)
-				b = events.AppendString(b, g.Provider)
+				b = contact.AppendString(b, g.Provider)
 			}
 			if g.Reason != "" {
 				b = append(b, `,"reason":`...)
-				b = events.AppendString(b, string(g.Reason))
+				b = contact.AppendString(b, string(g.Reason))
 			}
 			if g.Order != 0 {
 				b = append(b, `,"order":`...)
@@ -112,7 +112,7 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 			}
 			if g.Fingerprint != "" {
 				b = append(b, `,"fingerprint":`...)
-				b = events.AppendString(b, g.Fingerprint)
+				b = contact.AppendString(b, g.Fingerprint)
 			}
 			if g.Sequence != 0 {
 				b = append(b, `,"seq":`...)

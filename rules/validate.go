@@ -1,4 +1,4 @@
-package events
+package rules
 
 import (
 	"errors"
@@ -9,20 +9,16 @@ import (
 	"strings"
 
 	"github.com/go-playground/validator/v10"
-)
 
-// FieldError is one broken rule of a command, reported in contact.failed
-// events with reason "invalid". Field is the JSON name of the field.
-type FieldError struct {
-	Field   string `json:"field"`
-	Rule    string `json:"rule"`
-	Message string `json:"message"`
-}
+	"github.com/contactrelay/contactrelay/contact"
+)
 
 var mobilePattern = regexp.MustCompile(`^\+?[0-9]{10,15}$`)
 
-// Validator applies the contract's field rules to commands. Build one with
-// NewValidator at start and share it: it is safe for concurrent use.
+// Validator applies the contract's field rules to commands (the
+// validate tags of contact.Command, and the mobile, printable and visible
+// rules). Build one with NewValidator at start and share it: it is safe for
+// concurrent use.
 type Validator struct {
 	v *validator.Validate
 }
@@ -54,17 +50,17 @@ func NewValidator() *Validator {
 }
 
 // Validate returns every rule the command breaks, sorted by field, or nil.
-// Provider-specific rules are not applied here: each provider adds its own.
-func (val *Validator) Validate(cmd Command) []FieldError {
+// Provider-specific rules are not applied here: see Provider.
+func (val *Validator) Validate(cmd contact.Command) []contact.FieldError {
 	err := val.v.Struct(cmd)
 	if err == nil {
 		return nil
 	}
 	var verrs validator.ValidationErrors
 	if !errors.As(err, &verrs) {
-		return []FieldError{{Field: "", Rule: "internal", Message: err.Error()}}
+		return []contact.FieldError{{Field: "", Rule: "internal", Message: err.Error()}}
 	}
-	out := make([]FieldError, 0, len(verrs))
+	out := make([]contact.FieldError, 0, len(verrs))
 	for _, fe := range verrs {
 		out = append(out, toFieldError(fe))
 	}
@@ -74,7 +70,7 @@ func (val *Validator) Validate(cmd Command) []FieldError {
 
 // toFieldError turns one validator error into the contract's form, with a
 // message a person can act on.
-func toFieldError(fe validator.FieldError) FieldError {
+func toFieldError(fe validator.FieldError) contact.FieldError {
 	field := fieldPath(fe.Namespace())
 	var msg string
 	switch fe.Tag() {
@@ -104,7 +100,7 @@ func toFieldError(fe validator.FieldError) FieldError {
 	default:
 		msg = fmt.Sprintf("%s breaks the rule %q", field, fe.Tag())
 	}
-	return FieldError{Field: field, Rule: fe.Tag(), Message: msg}
+	return contact.FieldError{Field: field, Rule: fe.Tag(), Message: msg}
 }
 
 // fieldPath drops the struct name from a validator namespace
@@ -118,6 +114,7 @@ func fieldPath(ns string) string {
 	return escapeUnprintable(ns)
 }
 
-func sortFieldErrors(errs []FieldError) {
+// sortFieldErrors sorts errs by field, keeping the order of one field's.
+func sortFieldErrors(errs []contact.FieldError) {
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
 }

@@ -1,0 +1,92 @@
+package record
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+
+	"github.com/contactrelay/contactrelay/contact"
+)
+
+// ContentFingerprint returns the fingerprint the service keeps of a
+// command body's content (see Fingerprint): two bodies with one
+// fingerprint ask for the same contact, whatever their member order, white
+// space, commandId or metadata. A body that does not decode has a
+// fingerprint of its bytes.
+func ContentFingerprint(body []byte) string {
+	cmd, err := contact.DecodeCommand(body)
+	var derr *contact.DecodeError
+	switch {
+	case errors.As(err, &derr) && derr.Reason == contact.ReasonMalformed:
+		return RawFingerprint("malformed", body)
+	case derr != nil:
+		var compact bytes.Buffer
+		if json.Compact(&compact, body) != nil {
+			return RawFingerprint("invalid", body)
+		}
+		return RawFingerprint("invalid", compact.Bytes())
+	}
+	return Fingerprint(cmd)
+}
+
+// Fingerprint digests the content of a decoded command: the fields that
+// decide what is created (provider as the command names it, name, email,
+// mobile, tagId, companyName and the pik object, its members in any order
+// and white space) and not commandId or metadata, which only correlate.
+// Two commands with one fingerprint ask for the same contact.
+func Fingerprint(cmd contact.Command) string {
+	h := sha256.New()
+	for _, f := range [...]string{cmd.Provider, cmd.Name, cmd.Email, cmd.Mobile, cmd.TagID, cmd.CompanyName} {
+		writeField(h, []byte(f))
+	}
+	if len(cmd.PIK) > 0 {
+		keys := make([]string, 0, len(cmd.PIK))
+		for k := range cmd.PIK {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			writeField(h, []byte(k))
+			writeField(h, canonicalJSON(cmd.PIK[k]))
+		}
+	}
+	return "v1:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// RawFingerprint digests bytes that did not decode into a command, named
+// by kind: "malformed" for a malformed body, "invalid" for a body with
+// fields of the wrong type (compacted, as ContentFingerprint does), or
+// "generation" for a Contact-Replay-Of value that cannot name one.
+func RawFingerprint(kind string, body []byte) string {
+	h := sha256.New()
+	writeField(h, []byte(kind))
+	writeField(h, body)
+	return "v1:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func writeField(h interface{ Write([]byte) (int, error) }, b []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	_, _ = h.Write(n[:])
+	_, _ = h.Write(b)
+}
+
+// canonicalJSON returns v with its objects' members sorted and no white
+// space (v as it is when it does not decode).
+func canonicalJSON(v json.RawMessage) []byte {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var x any
+	if dec.Decode(&x) != nil {
+		return v
+	}
+	out, err := json.Marshal(x)
+	if err != nil {
+		return v
+	}
+	return out
+}

@@ -1,0 +1,27 @@
+package record
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestKeyIsBounded(t *testing.T) {
+	assert.Equal(t, "c.Y3JtLTAwMQ", Key("crm-001"), "docs/RECORDS.md's example")
+	long := strings.Repeat("é", 300) // 600 bytes: a header may name a command so
+	assert.Len(t, Key(long), 2+43, "a digest key")
+	assert.True(t, strings.HasPrefix(Key(long), "d."))
+	assert.LessOrEqual(t, len(Key(strings.Repeat("a", MaxPlainKey))), 2+344)
+	assert.NotEqual(t, Key(long), Key(long+"x"))
+}
+
+func TestContentFingerprint(t *testing.T) {
+	a := ContentFingerprint([]byte(`{"commandId":"c-1","name":"Jane","email":"j@example.com","mobile":"9876543210","tagId":"t","metadata":{"k":"v"},"pik":{"b":1,"a":{"y":2,"x":1}}}`))
+	b := ContentFingerprint([]byte(` { "pik":{"a":{"x":1, "y":2},"b":1}, "tagId":"t","mobile":"9876543210","email":"j@example.com","name":" Jane ","commandId":"c-2"}`))
+	assert.Equal(t, a, b, "commandId, metadata, member order and white space are not content")
+	assert.NotEqual(t, a, ContentFingerprint([]byte(`{"name":"Jane","email":"j@example.com","mobile":"9876543210","tagId":"u"}`)))
+	assert.NotEqual(t, ContentFingerprint([]byte("hello")), ContentFingerprint([]byte("hullo")), "a malformed body is digested as it is")
+	assert.Equal(t, ContentFingerprint([]byte(`{"name":1}`)), ContentFingerprint([]byte(`{ "name" : 1 }`)), "an invalid body is compacted first")
+	assert.True(t, strings.HasPrefix(a, "v1:") && len(a) == 3+32, a)
+}
