@@ -88,9 +88,18 @@ type Config struct {
 	// once a delivery's retry budget is spent. Default RetryMaxInterval.
 	RedeliveryDelay time.Duration
 	// CallTimeout bounds one create call, and with it how long a create
-	// call may hold a record in flight (CallTimeout + 2s); a lookup, which
-	// may read many pages, gets three times as long. Default 10s.
+	// call may hold a record in flight (CallTimeout + ClaimMargin); a
+	// lookup, which may read many pages, gets three times as long.
+	// Default 10s.
 	CallTimeout time.Duration
+	// ClaimMargin is added to CallTimeout to form how long a create call
+	// holds its claim: past it, the call is over whatever became of it.
+	// Default 2s.
+	ClaimMargin time.Duration
+	// HandBackDelay is how long a command for a provider this instance
+	// has not enabled waits before another delivery, perhaps to an
+	// instance that has it. Default 2s.
+	HandBackDelay time.Duration
 	// StoreTimeout bounds one record read or write. Default
 	// DefaultStoreTimeout; an AsyncStore bounds its own writes.
 	StoreTimeout time.Duration
@@ -155,6 +164,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = 10 * time.Second
+	}
+	if c.ClaimMargin == 0 {
+		c.ClaimMargin = 2 * time.Second
+	}
+	if c.HandBackDelay == 0 {
+		c.HandBackDelay = 2 * time.Second
 	}
 	if c.StoreTimeout == 0 {
 		c.StoreTimeout = DefaultStoreTimeout
@@ -359,18 +374,13 @@ func (h *Handler) decide(ctx context.Context, d *delivery) Decision {
 	case in.bad != nil:
 		return h.conclude(d, *in.bad)
 	case in.elsewhere && d.m.Delivery < h.cfg.MaxDeliver:
-		return Decision{Action: Retry, Delay: handBackDelay, CommandID: d.cmd.CommandID, Provider: in.asked,
+		return Decision{Action: Retry, Delay: h.cfg.HandBackDelay, CommandID: d.cmd.CommandID, Provider: in.asked,
 			Err: errors.New(h.unroutableMessage(in.asked, false))}
 	case in.elsewhere:
 		return h.conclude(d, conclusion{reason: contact.ReasonUnroutable, message: h.unroutableMessage(in.asked, true)})
 	}
 	return h.process(ctx, d)
 }
-
-// handBackDelay is how long a command for a provider this instance has
-// not enabled waits before another delivery, perhaps to an instance that
-// has it.
-const handBackDelay = 2 * time.Second
 
 func (h *Handler) unroutableMessage(asked string, last bool) string {
 	var s string

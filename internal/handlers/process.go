@@ -16,10 +16,6 @@ import (
 	"github.com/contactrelay/contactrelay/record"
 )
 
-// inFlightMargin is added to the call timeout to form how long a create
-// call holds its claim: past it, the call is over whatever became of it.
-const inFlightMargin = 2 * time.Second
-
 // lookupTimeoutFactor times the call timeout bounds a lookup, which may
 // read many pages of the provider's list.
 const lookupTimeoutFactor = 3
@@ -63,7 +59,7 @@ func (e errIncomplete) Error() string { return e.err.Error() }
 func (e errIncomplete) Unwrap() error { return e.err }
 
 // hold is how long a create call of this instance can hold its claim.
-func (h *Handler) hold() time.Duration { return h.cfg.CallTimeout + inFlightMargin }
+func (h *Handler) hold() time.Duration { return h.cfg.CallTimeout + h.cfg.ClaimMargin }
 
 // process runs the idempotent, retried creation of a valid, routed command.
 func (h *Handler) process(ctx context.Context, d *delivery) Decision {

@@ -62,10 +62,17 @@ func newRelay(t *testing.T) *relay {
 }
 
 // handler returns a handler of the tests' configuration (one provider,
-// "fake", short retries, three deliveries) on the relay's record bucket.
+// "fake", short retries, three deliveries, a claim margin and hand-back
+// delay of a tenth of the service's) on the relay's record bucket.
 func (r *relay) handler(p handlers.Provider, change func(*handlers.Config)) *handlers.Handler {
 	r.t.Helper()
-	return handlers.NewTestHandler(r.t, p, r.records, change)
+	return handlers.NewTestHandler(r.t, p, r.records, func(c *handlers.Config) {
+		c.ClaimMargin = 200 * time.Millisecond
+		c.HandBackDelay = 200 * time.Millisecond
+		if change != nil {
+			change(c)
+		}
+	})
 }
 
 // during has the relay report to subtest t until t ends.
@@ -86,6 +93,9 @@ func (r *relay) run(h stream.Handler) (stop func()) {
 		Failures:      failures,
 		Concurrency:   16,
 		ShutdownGrace: 10 * time.Second,
+		// A tenth of the service's wait after an event that could not
+		// be published: the tests lose events on purpose.
+		SettleRetryDelay: 100 * time.Millisecond,
 		Hooks: stream.Hooks{Settled: func(m handlers.Message, dec handlers.Decision, _ time.Duration, err error) {
 			r.settled <- settled{m: m, dec: dec, err: err}
 		}},

@@ -60,6 +60,11 @@ type RunnerConfig struct {
 	ShutdownGrace time.Duration
 	// PublishTimeout bounds one event publish. Default 10s.
 	PublishTimeout time.Duration
+	// SettleRetryDelay is how long a delivery whose event could not be
+	// published waits before it is tried again, doubling with every
+	// delivery up to five minutes; one whose decision could not be
+	// recorded waits twice as long. Default 1s.
+	SettleRetryDelay time.Duration
 	// Logger receives one line per settled delivery. Default: discard.
 	Logger *slog.Logger
 	// Hooks are told of each delivery, for metrics.
@@ -102,6 +107,9 @@ func (c *RunnerConfig) setDefaults() {
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 10 * time.Second
+	}
+	if c.SettleRetryDelay == 0 {
+		c.SettleRetryDelay = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -169,7 +169,7 @@ func (s *session) recorded(c *command, ok bool, err error) {
 		if err == nil {
 			err = errors.New("the record kept changing under its write")
 		}
-		s.handBack(c, storeDelay(c.m.Delivery), fmt.Errorf("record outcome: %w", err))
+		s.handBack(c, s.storeDelay(c.m.Delivery), fmt.Errorf("record outcome: %w", err))
 		return
 	}
 	c.redecisions++
@@ -202,7 +202,7 @@ func (s *session) openFailures(c *command) {
 		err = s.cfg.Failures.Resolve(ctx, c.dec.CommandID, check)
 	}
 	if err != nil {
-		s.handBack(c, publishDelay(c.m.Delivery), fmt.Errorf("open failures: %w", err))
+		s.handBack(c, s.publishDelay(c.m.Delivery), fmt.Errorf("open failures: %w", err))
 		return
 	}
 	s.publish(c)
@@ -256,12 +256,12 @@ func (s *session) publish(c *command) {
 		c.span.SetAttributes(attribute.String("contactrelay.event", ev.Type), attribute.String("contactrelay.reason", string(c.dec.Reason)))
 	}
 	if err := s.cfg.Permissions.Try(ev.Type, c.dec.CommandID); err != nil {
-		s.handBack(c, publishDelay(c.m.Delivery), err)
+		s.handBack(c, s.publishDelay(c.m.Delivery), err)
 		return
 	}
 	msg, err := eventMsg(c.ctx, s.cfg.Propagator, ev, c.dec.EventJSON)
 	if err != nil {
-		s.handBack(c, publishDelay(c.m.Delivery), fmt.Errorf("encode %s: %w", ev.Type, err))
+		s.handBack(c, s.publishDelay(c.m.Delivery), fmt.Errorf("encode %s: %w", ev.Type, err))
 		return
 	}
 	s.pub.publish(msg, c, jetstream.WithMsgID(ev.ID))
@@ -278,7 +278,7 @@ func (s *session) settle(c *command, pubErr error) {
 		if perr := s.cfg.Permissions.Failed(subject, c.dec.CommandID); perr != nil {
 			pubErr = errors.Join(pubErr, perr)
 		}
-		s.handBack(c, publishDelay(c.m.Delivery), pubErr)
+		s.handBack(c, s.publishDelay(c.m.Delivery), pubErr)
 		return
 	}
 	s.cfg.Permissions.Succeeded(c.dec.Event.Type)
@@ -312,16 +312,16 @@ func (s *session) handBack(c *command, delay time.Duration, cause error) {
 }
 
 // publishDelay is the wait before a delivery whose event could not be
-// published is tried again: a second, doubling with every delivery, up to
-// five minutes.
-func publishDelay(delivery int) time.Duration {
-	return min(time.Second<<min(max(delivery-1, 0), 16), 5*time.Minute)
+// published is tried again: SettleRetryDelay (a second by default),
+// doubling with every delivery, up to five minutes.
+func (s *session) publishDelay(delivery int) time.Duration {
+	return min(s.cfg.SettleRetryDelay<<min(max(delivery-1, 0), 16), 5*time.Minute)
 }
 
 // storeDelay is the wait before a delivery whose decision could not be
-// recorded is tried again: two seconds, doubling, up to five minutes.
-func storeDelay(delivery int) time.Duration {
-	return min(2*time.Second<<min(max(delivery-1, 0), 16), 5*time.Minute)
+// recorded is tried again: twice publishDelay's, up to five minutes.
+func (s *session) storeDelay(delivery int) time.Duration {
+	return min(2*s.cfg.SettleRetryDelay<<min(max(delivery-1, 0), 16), 5*time.Minute)
 }
 
 // finish reports a delivery that ended: its span, hooks and log line.
