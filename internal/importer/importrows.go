@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // importRow is one row of an import file, read: its line, its command's
@@ -215,6 +216,7 @@ func (c *csvRows) next() (importRow, error) {
 			cmd.Metadata[key] = rec[i]
 		}
 	}
+	cmd, _ = rules.Normalize(cmd)     // a row in another form of the same content gets the same commandId
 	content, err := json.Marshal(cmd) // without commandId: map keys sorted
 	if err != nil {
 		return importRow{}, err
