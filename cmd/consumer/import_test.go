@@ -156,7 +156,11 @@ func TestImportRefusals(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"a missing column, with its line", []string{"--batch", "b", noEmail}, []string{`line 1: the header has no column "email"`, `columns the import does not know: "colour"`}},
+		{"a missing column, with its line", []string{"--batch", "b", noEmail}, []string{`line 1: the header has no column "email"`, `--map "Header=field"`}},
+		{"a --map without a field", []string{"--batch", "b", "--map", "Phone", good}, []string{`give "Header=field", not "Phone"`}},
+		{"a --map to no field", []string{"--batch", "b", "--map", "Phone=phone", good}, []string{`"phone" is not a field`}},
+		{"an unknown --provider", []string{"--batch", "b", "--provider", "paypal", good}, []string{`provider "paypal" is unknown`}},
+		{"--map for NDJSON", []string{"--batch", "b", "--format", "ndjson", "--map", "a=name", good}, []string{"--map and --ignore-unknown-columns are for CSV"}},
 		{"no commandId and no --batch", []string{good}, []string{"has no commandId column: give --batch NAME"}},
 		{"no file", []string{"--batch", "b"}, []string{"give the file to import"}},
 		{"stdin without a format", []string{"--batch", "b", "-"}, []string{"give --format csv or --format ndjson"}},

@@ -27,6 +27,7 @@ type importOptions struct {
 	timeout, progress            time.Duration
 	rate                         float64
 	inFlight                     int
+	columns                      columnOptions
 }
 
 // maxInvalidShown bounds the invalid rows named on stderr; the results
@@ -55,16 +56,17 @@ func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, std
 	in = decodeInput(in, opts.encoding)
 	var rows rowReader
 	if opts.format == "csv" {
-		c, err := newCSVRows(in, opts.batch)
+		c, err := newCSVRows(in, opts.batch, opts.columns)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("%s: %w", opts.file, err)}
 		}
+		c.noteColumns(stderr)
 		if !c.hasID && opts.batch == "" {
 			return &exitError{code: 2, err: fmt.Errorf("%s has no commandId column: give --batch NAME to derive each row's from the batch's name and the row's content, so that running the import again creates nothing twice", opts.file)}
 		}
 		rows = c
 	} else {
-		rows = newNDJSONRows(in, opts.batch)
+		rows = newNDJSONRows(in, opts.batch, opts.columns.provider)
 	}
 	var results *os.File
 	if opts.results != "" {

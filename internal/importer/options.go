@@ -40,6 +40,15 @@ type Options struct {
 	// InFlight the most publishes awaiting the stream's answer at once.
 	Rate     float64
 	InFlight int
+	// Map renames CSV headers: header → field (a column the import knows,
+	// or metadata.<key>; see MapField).
+	Map map[string]string
+	// IgnoreUnknownColumns leaves out the CSV columns the import does not
+	// know; by default each goes into the command's metadata under its
+	// header.
+	IgnoreUnknownColumns bool
+	// Provider is given to rows that name no provider.
+	Provider string
 }
 
 // importOptions returns o under the names the import's code uses.
@@ -50,7 +59,8 @@ func (o Options) importOptions() importOptions {
 	}
 	return importOptions{file: o.File, format: o.Format, encoding: enc, batch: o.Batch, results: o.Results,
 		wait: o.Wait, sendInvalid: o.SendInvalid, timeout: o.Timeout, progress: o.Progress,
-		rate: o.Rate, inFlight: o.InFlight}
+		rate: o.Rate, inFlight: o.InFlight,
+		columns: columnOptions{maps: o.Map, ignoreUnknown: o.IgnoreUnknownColumns, provider: o.Provider}}
 }
 
 // DefaultEncoding is the text encoding of an import file that names none.
