@@ -54,13 +54,17 @@ func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, std
 		in = f
 	}
 	in = decodeInput(in, opts.encoding)
-	var rows rowReader
+	var (
+		rows    rowReader
+		columns []string // the CSV's header, for the results
+	)
 	if opts.format == "csv" {
 		c, err := newCSVRows(in, opts.batch, opts.columns)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("%s: %w", opts.file, err)}
 		}
 		c.noteColumns(stderr)
+		columns = c.names
 		if !c.hasID && opts.batch == "" {
 			return &exitError{code: 2, err: fmt.Errorf("%s has no commandId column: give --batch NAME to derive each row's from the batch's name and the row's content, so that running the import again creates nothing twice", opts.file)}
 		}
@@ -95,6 +99,7 @@ func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, std
 	// The progress line and the invalid rows' lines come from two
 	// goroutines.
 	imp := &importRun{opts: opts, c: c, t: newImportTracker(sp), stderr: &lockedWriter{w: stderr}, start: time.Now()}
+	imp.t.setColumns(columns, opts.format != "csv")
 	if opts.wait {
 		// Outcomes from now on; those older are read only when a row
 		// turns out to be a duplicate (see lookBack).
@@ -296,9 +301,9 @@ func (imp *importRun) publishAll(ctx context.Context, rows rowReader) error {
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("%s: %w", imp.opts.file, err)}
 			}
-			reason, message := imp.check(row)
+			reason, message, fields := imp.check(row)
 			first := int32(imp.t.counts().read)
-			publish, err := imp.t.add(row, reason, message)
+			publish, err := imp.t.add(row, reason, message, fields)
 			if err != nil {
 				return err
 			}
@@ -331,9 +336,9 @@ func (imp *importRun) publishAll(ctx context.Context, rows rowReader) error {
 	return readErr
 }
 
-// check applies the service's rules to a row: it returns the reason and
-// message of a row not to be published, or "".
-func (imp *importRun) check(row importRow) (reason, message string) {
+// check applies the service's rules to a row: it returns the reason,
+// message and broken fields of a row not to be published, or "".
+func (imp *importRun) check(row importRow) (reason, message, fields string) {
 	switch {
 	case row.broken != "":
 		reason, message = "invalid", row.broken
@@ -341,9 +346,9 @@ func (imp *importRun) check(row importRow) (reason, message string) {
 		err := imp.c.ValidateJSON(row.body)
 		var ie *client.InvalidError
 		if !errors.As(err, &ie) {
-			return "", ""
+			return "", "", ""
 		}
-		reason, message = string(ie.Reason), oneLine(ie.Message)
+		reason, message, fields = string(ie.Reason), oneLine(ie.Message), FieldNames(ie.Errors)
 	}
 	send := imp.opts.sendInvalid && !row.unreadable
 	if imp.shown < maxInvalidShown {
@@ -357,9 +362,9 @@ func (imp *importRun) check(row importRow) (reason, message string) {
 	}
 	imp.shown++
 	if send {
-		return "", ""
+		return "", "", ""
 	}
-	return reason, message
+	return reason, message, fields
 }
 
 // oneLine writes a validation message (a first line, then a rule a line)

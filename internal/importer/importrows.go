@@ -32,6 +32,11 @@ type importRow struct {
 	// published); unreadable rows (a broken CSV record) cannot be sent.
 	broken     string
 	unreadable bool
+	// cells are the row's own values, for the results: a CSV row's cells
+	// in the header's order, or an NDJSON line's top-level fields as
+	// name, value pairs (a string's value as it is, any other compact
+	// JSON).
+	cells []string
 }
 
 // rowReader reads an import file a row at a time, never more.
@@ -233,6 +238,7 @@ func (c *csvRows) next() (importRow, error) {
 			return importRow{}, err
 		}
 		row.line = perr.StartLine
+		row.cells = rec
 		if errors.Is(err, csv.ErrFieldCount) {
 			row.broken = fmt.Sprintf("the row has %d fields, the header %d", len(rec), c.r.FieldsPerRecord)
 		} else {
@@ -242,6 +248,7 @@ func (c *csvRows) next() (importRow, error) {
 		return row, nil
 	}
 	row.line, _ = c.r.FieldPos(0)
+	row.cells = rec
 	c.last = row.line
 	c.text.forget(row.line, 1) // those of rows not read whole
 	if where := c.notUTF8(rec); where != nil {
@@ -363,7 +370,9 @@ func (n *ndjsonRows) next() (importRow, error) {
 			}
 			return row, nil
 		}
-		if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+		err := json.Unmarshal(body, &obj)
+		row.cells = topLevelCells(body)
+		if err != nil || obj == nil {
 			// Sent as it is (with --send-invalid) it is malformed.
 			row.body = append([]byte(nil), body...)
 			row.content = contentKey(body)
@@ -415,6 +424,46 @@ func (n *ndjsonRows) next() (importRow, error) {
 		return importRow{}, err
 	}
 	return importRow{}, io.EOF
+}
+
+// topLevelCells returns an NDJSON line's top-level fields as name, value
+// pairs in the line's order (the last of repeated names counts): a
+// string's value as it is, any other value as compact JSON. A line that is
+// not a JSON object has none.
+func topLevelCells(body []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var cells []string
+	at := map[string]int{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return cells
+		}
+		name, _ := tok.(string)
+		var raw json.RawMessage
+		if dec.Decode(&raw) != nil {
+			return cells
+		}
+		value, ok := jsonString(raw)
+		if !ok {
+			var compact bytes.Buffer
+			if json.Compact(&compact, raw) == nil {
+				value = compact.String()
+			} else {
+				value = string(raw)
+			}
+		}
+		if i, seen := at[name]; seen {
+			cells[i+1] = value
+			continue
+		}
+		at[name] = len(cells)
+		cells = append(cells, name, value)
+	}
+	return cells
 }
 
 func jsonString(raw json.RawMessage) (string, bool) {

@@ -9,7 +9,6 @@ package importer
 
 import (
 	"io"
-	"slices"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/exit"
@@ -71,8 +70,11 @@ const DefaultEncoding = encodingUTF8
 // other value.
 func Encoding(name string) (encoding string, ok bool) { return importEncoding(name) }
 
-// ResultHeader returns the header of the results file.
-func ResultHeader() []string { return slices.Clone(resultHeader) }
+// ResultHeader returns the header of the results file of an input whose
+// own columns are inputColumns: line, those columns (one named like a
+// result column written row.<name>), then commandId, status, provider,
+// contactId, reason, message and fields.
+func ResultHeader(inputColumns ...string) []string { return resultColumns(inputColumns) }
 
 // exitError carries the exit code of an import that ends otherwise than
 // with success or failure (exit.Error, under the import's name).
