@@ -137,6 +137,7 @@ func (srv *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /logout", srv.logout)
 	mux.HandleFunc("GET /{$}", srv.overviewPage)
 	mux.HandleFunc("GET /failures", srv.failuresPage)
+	mux.HandleFunc("GET /failures.csv", srv.downloadCSV)
 	mux.HandleFunc("GET /failure", srv.failurePage)
 	mux.HandleFunc("POST /failure/unmask", srv.unmask)
 	mux.HandleFunc("GET /failure/repair", srv.repairPage)

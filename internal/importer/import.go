@@ -17,6 +17,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/internal/sheet"
 )
 
 // importOptions are import's flags.
@@ -348,7 +349,7 @@ func (imp *importRun) check(row importRow) (reason, message, fields string) {
 		if !errors.As(err, &ie) {
 			return "", "", ""
 		}
-		reason, message, fields = string(ie.Reason), oneLine(ie.Message), FieldNames(ie.Errors)
+		reason, message, fields = string(ie.Reason), oneLine(ie.Message), sheet.Fields(ie.Errors)
 	}
 	send := imp.opts.sendInvalid && !row.unreadable
 	if imp.shown < maxInvalidShown {

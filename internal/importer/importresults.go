@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -327,19 +326,7 @@ func outcomeFields(ev client.Event) (state uint8, fields []string, ok bool) {
 	if json.Unmarshal(ev.Data, &d) != nil {
 		return 0, nil, false
 	}
-	return rowFailed, []string{d.Provider, "", string(d.Reason), d.Message, FieldNames(d.Errors)}, true
-}
-
-// FieldNames names the fields of errs, each once, in order, separated by
-// spaces: the results' and the failures CSV's fields column.
-func FieldNames(errs []client.FieldError) string {
-	var names []string
-	for _, fe := range errs {
-		if !slices.Contains(names, fe.Field) {
-			names = append(names, fe.Field)
-		}
-	}
-	return strings.Join(names, " ")
+	return rowFailed, []string{d.Provider, "", string(d.Reason), d.Message, sheet.Fields(d.Errors)}, true
 }
 
 // settledBefore gives row first's command the outcome the service had

@@ -8,7 +8,24 @@ package sheet
 import (
 	"encoding/csv"
 	"io"
+	"slices"
+	"strings"
+
+	"github.com/contactrelay/contactrelay/contact"
 )
+
+// Fields is the cell that names the broken fields of errs (the results'
+// and the failures CSV's fields column): each field once, in order,
+// space-separated ("mobile tagId").
+func Fields(errs []contact.FieldError) string {
+	var names []string
+	for _, fe := range errs {
+		if !slices.Contains(names, fe.Field) {
+			names = append(names, fe.Field)
+		}
+	}
+	return strings.Join(names, " ")
+}
 
 // Guard returns s as a cell a spreadsheet shows as text: a value starting
 // with =, +, -, @, a tab or a carriage return (which a spreadsheet may run
