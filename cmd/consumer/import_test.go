@@ -195,6 +195,8 @@ func TestImportRefusals(t *testing.T) {
 		{"a --map without a field", []string{"--batch", "b", "--map", "Phone", good}, []string{`give "Header=field", not "Phone"`}},
 		{"a --map to no field", []string{"--batch", "b", "--map", "Phone=phone", good}, []string{`"phone" is not a field`}},
 		{"an unknown --provider", []string{"--batch", "b", "--provider", "paypal", good}, []string{`provider "paypal" is unknown`}},
+		{"--dry-run without --repair", []string{"--batch", "b", "--dry-run", good}, []string{"--dry-run is for --repair"}},
+		{"--repair and a FILE", []string{"--repair", good, good}, []string{"--repair FILE is the file"}},
 		{"--map for NDJSON", []string{"--batch", "b", "--format", "ndjson", "--map", "a=name", good}, []string{"--map and --ignore-unknown-columns are for CSV"}},
 		{"no commandId and no --batch", []string{good}, []string{"has no commandId column: give --batch NAME"}},
 		{"no file", []string{"--batch", "b"}, []string{"give the file to import"}},

@@ -68,6 +68,8 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 		o.Map[header] = field
 		return nil
 	})
+	fs.StringVar(&o.Repair, "repair", "", "repair the open failures a failures CSV (failures --csv, edited) names, instead of importing FILE")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "with --repair, print each row's diff and send nothing")
 	load := toolFlags(fs, getenv, "DEFAULT_PROVIDER")
 	if err := parseFlags(fs, args); err != nil {
 		return o, config.Config{}, err
@@ -82,9 +84,17 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 			usage = append(usage, fmt.Errorf("--provider %q: %s", o.Provider, rules.UnknownProviderMessage(o.Provider, rules.Providers())))
 		}
 	}
+	if o.Repair != "" && (fs.NArg() > 0 || o.Batch != "" || len(o.Map) > 0 || o.Provider != "" || o.IgnoreUnknownColumns || o.SendInvalid) {
+		usage = append(usage, errors.New("--repair FILE is the file: it takes --dry-run, --wait, --timeout, --results and --encoding, not another FILE or the import's flags"))
+	}
+	if o.DryRun && o.Repair == "" {
+		usage = append(usage, errors.New("--dry-run is for --repair"))
+	}
 	switch fs.NArg() {
 	case 0:
-		usage = append(usage, errors.New("give the file to import (- for stdin)"))
+		if o.Repair == "" {
+			usage = append(usage, errors.New("give the file to import (- for stdin)"))
+		}
 	case 1:
 		o.File = fs.Arg(0)
 	default:

@@ -41,8 +41,13 @@ const maxInvalidShown = 50
 // o.Results. It reports invalid rows and progress on stderr and its
 // summary on stdout, and returns the import's exit status (an error with
 // ExitCode: 1 when a row failed or was invalid, 2 when one has no
-// outcome or the import could not run, 130 when interrupted).
+// outcome or the import could not run, 130 when interrupted). With
+// o.Repair it is RepairRun.
 func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	if o.Repair != "" {
+		return RepairRun(ctx, RepairOptions{File: o.Repair, Encoding: o.Encoding, DryRun: o.DryRun, Wait: o.Wait, Timeout: o.Timeout, Results: o.Results},
+			cfg, stdin, stdout, stderr)
+	}
 	opts := o.importOptions()
 	var err error
 	in := stdin

@@ -48,6 +48,11 @@ type Options struct {
 	IgnoreUnknownColumns bool
 	// Provider is given to rows that name no provider.
 	Provider string
+	// Repair, instead of File, is a failures CSV to repair the open
+	// failures of (RepairRun: Encoding, Wait, Timeout and Results apply);
+	// DryRun then prints each row's diff and sends nothing.
+	Repair string
+	DryRun bool
 }
 
 // importOptions returns o under the names the import's code uses.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/sheet"
@@ -55,18 +56,52 @@ func WriteCSV(w io.Writer, failures []*Failure) error {
 		for _, k := range keys {
 			rec = append(rec, c.Metadata[k])
 		}
-		pik := ""
-		if len(c.PIK) > 0 {
-			if b, err := json.Marshal(c.PIK); err == nil {
-				pik = string(b)
-			}
-		}
-		if err := cw.Write(append(rec, pik)); err != nil {
+		if err := cw.Write(append(rec, pikCell(c))); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// CSVCell returns what the failures CSV holds for f in the command's
+// column named column (provider, name, email, mobile, tagId, companyName,
+// metadata.<key> or pik), unguarded, and whether column is one of them:
+// what a repair from the file compares an edited cell with.
+func CSVCell(f *Failure, column string) (string, bool) {
+	c := failedCommand(f)
+	switch column {
+	case "provider":
+		return c.Provider, true
+	case "name":
+		return c.Name, true
+	case "email":
+		return c.Email, true
+	case "mobile":
+		return c.Mobile, true
+	case "tagId":
+		return c.TagID, true
+	case "companyName":
+		return c.CompanyName, true
+	case CSVPik:
+		return pikCell(c), true
+	}
+	if key, ok := strings.CutPrefix(column, "metadata."); ok && key != "" {
+		return c.Metadata[key], true
+	}
+	return "", false
+}
+
+// pikCell is the pik column's cell: the command's pik object as JSON.
+func pikCell(c contact.Command) string {
+	if len(c.PIK) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(c.PIK)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // failedCommand returns the command a failure carries, as far as it
