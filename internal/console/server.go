@@ -138,6 +138,8 @@ func (srv *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", srv.overviewPage)
 	mux.HandleFunc("GET /failures", srv.failuresPage)
 	mux.HandleFunc("GET /failures.csv", srv.downloadCSV)
+	mux.HandleFunc("GET /repair-file", srv.repairFilePage)
+	mux.HandleFunc("POST /repair-file", srv.repairFile)
 	mux.HandleFunc("GET /failure", srv.failurePage)
 	mux.HandleFunc("POST /failure/unmask", srv.unmask)
 	mux.HandleFunc("GET /failure/repair", srv.repairPage)

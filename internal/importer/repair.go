@@ -57,6 +57,8 @@ type repairRow struct {
 	status    string
 	// provider, contactId, reason, message, fields: as in the results.
 	out [5]string
+	// diffs are the row's changes: "email: a@exmaple.com → a@example.com".
+	diffs []string
 }
 
 // RepairRun is 'consumer import --repair FILE': each row of a failures CSV
@@ -133,6 +135,40 @@ func RepairRun(ctx context.Context, o RepairOptions, cfg config.Config, stdin io
 		}
 	}
 	return repairSummary(stdout, o, rows)
+}
+
+// RepairSheetRow is one row of a repair file as RepairFile decided or
+// sent it: what the console shows.
+type RepairSheetRow struct {
+	Line                 int
+	CommandID, FailureID string
+	// Status is "pending" (to be sent, or sent: its outcome comes later),
+	// "invalid" (the repair breaks a rule: not sent), "unchanged" or
+	// "not-open" (not sent); Message says why, Diffs what changes.
+	Status  string
+	Diffs   []string
+	Message string
+}
+
+// RepairFile reads a failures CSV from in (at most a few thousand rows:
+// it is read whole) and repairs its rows as RepairRun does, without
+// waiting for the outcomes; with dryRun it decides each row and sends
+// nothing. The console's upload-repair-confirm runs it twice.
+func RepairFile(ctx context.Context, js jetstream.JetStream, in io.Reader, dryRun bool) ([]RepairSheetRow, error) {
+	header, rows, err := readRepairFile(in)
+	if err != nil {
+		return nil, err
+	}
+	v := rules.NewValidator()
+	out := make([]RepairSheetRow, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		if _, err := repairOne(ctx, js, r, header, v, dryRun, io.Discard); err != nil {
+			return nil, err
+		}
+		out[i] = RepairSheetRow{Line: r.line, CommandID: r.commandID, FailureID: r.failureID, Status: r.status, Diffs: r.diffs, Message: r.out[3]}
+	}
+	return out, nil
 }
 
 // readRepairFile reads a failures CSV whole (a repair file is what people
@@ -218,6 +254,7 @@ func repairOne(ctx context.Context, js jetstream.JetStream, r *repairRow, header
 		sets = append(sets, replay.Set{Path: path, Value: r.cells[i]})
 		diffs = append(diffs, fmt.Sprintf("%s: %s → %s", col, was, r.cells[i]))
 	}
+	r.diffs = diffs
 	if len(sets) == 0 && !f.Data.Retryable {
 		r.status, r.out[2], r.out[3] = statusUnchanged, string(f.Data.Reason), "nothing was changed, and the failure ("+string(f.Data.Reason)+") would only fail again if replayed unchanged: not sent"
 		say("unchanged, not sent (%s)", f.Data.Reason)
