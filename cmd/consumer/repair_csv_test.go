@@ -99,3 +99,44 @@ func TestRepairBySpreadsheet(t *testing.T) {
 	assert.Contains(t, stdout, "5 rows: 0 created, 0 failed, 0 refused, 1 unchanged, 4 not open, 0 pending", "a re-run sends nothing")
 	assert.Equal(t, creates, e.ipay.CreateCalls()+e.pik.CreateCalls(), "and creates nothing")
 }
+
+// An exhausted failure's row left as it was is replayed as it is (the
+// provider may be back), and an edited one is repaired: both created.
+func TestRepairBySpreadsheetReplaysRetryableRowsUnchanged(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.vars["MAX_DELIVER"] = "1"
+	e.vars["CIRCUIT_FAILURES"] = "1000"
+	e.ipay.SetDown(true)
+	e.start(t)
+	e.publish(t, command("ex-1"))
+	e.publish(t, command("ex-2"))
+	e.awaitEvents(t, 2, 20*time.Second)
+	exported, _, err := e.cli(t, "failures", "--csv")
+	require.NoError(t, err)
+	recs, err := csv.NewReader(strings.NewReader(exported)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	col := resultColumn(t, recs[0])
+	for _, rec := range recs[1:] {
+		require.Equal(t, "exhausted", rec[col("reason")])
+		if rec[col("commandId")] == "ex-2" {
+			rec[col("companyName")] = "Acme, Ltd"
+		}
+	}
+	edited := filepath.Join(t.TempDir(), "edited.csv")
+	f, err := os.Create(edited)
+	require.NoError(t, err)
+	require.NoError(t, csv.NewWriter(f).WriteAll(recs))
+	require.NoError(t, f.Close())
+	e.ipay.SetDown(false)
+
+	stdout, _, err := e.cli(t, "import", "--repair", edited, "--dry-run")
+	require.NoError(t, err)
+	assert.Contains(t, stdout, "(ex-1): replayed unchanged (exhausted is retryable)")
+	assert.Contains(t, stdout, "(ex-2): companyName:  → Acme, Ltd")
+	stdout, _, err = e.cli(t, "import", "--repair", edited, "--wait")
+	require.NoError(t, err, stdout)
+	assert.Contains(t, stdout, "2 rows: 2 created, 0 failed, 0 refused, 0 unchanged, 0 not open, 0 pending")
+	require.Len(t, e.ipay.Contacts(), 2)
+}
