@@ -246,6 +246,12 @@ func TestValidate(t *testing.T) {
 		{"InstantPay's own rule, by default", func() client.Command { c := jane("v-2"); c.TagID = "vip"; return c }(), client.ReasonInvalid, []string{"tagId"}},
 		{"PIK takes any tag", func() client.Command { c := jane("v-3"); c.TagID = "vip"; c.Provider = "pik"; return c }(), "", nil},
 		{"unknown provider", func() client.Command { c := jane("v-4"); c.Provider = "paypal"; return c }(), client.ReasonUnroutable, nil},
+		{"a spaced mobile and a provider in capitals are normalised", func() client.Command {
+			c := jane("v-5")
+			c.Mobile, c.Provider, c.TagID = "+91 98765-10011", " PIK ", "vip"
+			return c
+		}(), "", nil},
+		{"parentheses are not normalised", func() client.Command { c := jane("v-6"); c.Mobile = "+44 (0)20 7946 0958"; return c }(), client.ReasonInvalid, []string{"mobile"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := c.Validate(tc.cmd)

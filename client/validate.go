@@ -40,8 +40,10 @@ func (c *Client) Validate(cmd Command) error {
 	return c.ValidateJSON(body)
 }
 
-// ValidateJSON is Validate for a command body: it is decoded as the
-// service decodes it, then checked with the same rules.
+// ValidateJSON is Validate for a command body: it is decoded and
+// normalised as the service decodes and normalises it (rules.Normalize: a
+// mobile written with spaces, dashes or dots, a provider in any case), then
+// checked with the same rules.
 func (c *Client) ValidateJSON(body []byte) error {
 	return validateBody(c.val, body, c.cfg.DefaultProvider)
 }
@@ -56,6 +58,8 @@ func validateBody(val *rules.Validator, body []byte, defaultProvider string) err
 	var broken []FieldError
 	if derr != nil {
 		broken = derr.Errors
+	} else {
+		cmd, _ = rules.Normalize(cmd) // as the service does
 	}
 	for _, fe := range val.Validate(cmd) {
 		if !slices.ContainsFunc(broken, func(d FieldError) bool { return d.Field == fe.Field }) {

@@ -27,7 +27,9 @@ type Command struct {
 	CommandID string `json:"commandId,omitempty" validate:"omitempty,min=1,max=128,printable"`
 	// Provider (provider) is the payment provider to create the contact
 	// at: "instantpay" or "pik". Optional: absent or empty, the service's
-	// DEFAULT_PROVIDER. A name no build knows fails as unroutable.
+	// DEFAULT_PROVIDER. A name no build knows fails as unroutable. The
+	// service matches it ignoring case and surrounding white space
+	// (rules.NormalizeProvider).
 	Provider string `json:"provider,omitempty"`
 	// Name (name) is the contact's name, mandatory: 1 to 200 characters
 	// once surrounding white space is trimmed (the trimmed value is what
@@ -37,7 +39,8 @@ type Command struct {
 	// address of at most 254 characters.
 	Email string `json:"email" validate:"required,email,max=254"`
 	// Mobile (mobile) is the contact's mobile number, mandatory: a JSON
-	// string of 10 to 15 digits with an optional leading "+".
+	// string of 10 to 15 digits with an optional leading "+", once the
+	// service has removed spaces, "-" and "." (rules.NormalizeMobile).
 	Mobile string `json:"mobile" validate:"required,mobile"`
 	// TagID (tagId) is mandatory: 1 to 128 printable characters; for
 	// InstantPay a 24-character hexadecimal id, sent as

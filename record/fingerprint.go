@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // ContentFingerprint returns the fingerprint the service keeps of a
@@ -37,8 +38,12 @@ func ContentFingerprint(body []byte) string {
 // decide what is created (provider as the command names it, name, email,
 // mobile, tagId, companyName and the pik object, its members in any order
 // and white space) and not commandId or metadata, which only correlate.
-// Two commands with one fingerprint ask for the same contact.
+// Two commands with one fingerprint ask for the same contact. The command
+// is normalised first (rules.Normalize): "+91 98765 10011" and
+// "+919876510011", "Pik" and "pik" are the same content, and a command
+// already normalised has the fingerprint it always had.
 func Fingerprint(cmd contact.Command) string {
+	cmd, _ = rules.Normalize(cmd)
 	h := sha256.New()
 	for _, f := range [...]string{cmd.Provider, cmd.Name, cmd.Email, cmd.Mobile, cmd.TagID, cmd.CompanyName} {
 		writeField(h, []byte(f))

@@ -25,3 +25,21 @@ func TestContentFingerprint(t *testing.T) {
 	assert.Equal(t, ContentFingerprint([]byte(`{"name":1}`)), ContentFingerprint([]byte(`{ "name" : 1 }`)), "an invalid body is compacted first")
 	assert.True(t, strings.HasPrefix(a, "v1:") && len(a) == 3+32, a)
 }
+
+func TestFingerprintIsTakenAfterNormalisation(t *testing.T) {
+	// Pinned before normalisation existed: records of content already in
+	// its normal form keep their fingerprints.
+	normal := `{"provider":"pik","name":"Jane","email":"j@example.com","mobile":"+919876510011","tagId":"t","companyName":"Acme","pik":{"b":1}}`
+	assert.Equal(t, "v1:dbe659b1c801464bd675d35356f20b4b", ContentFingerprint([]byte(normal)), "normalised content keeps its fingerprint")
+	assert.Equal(t, "v1:235b81ae1213bea1dcd609703aee17f9",
+		ContentFingerprint([]byte(`{"name":"Jane","email":"j@example.com","mobile":"9876543210","tagId":"t"}`)), "a command without a provider keeps its fingerprint")
+	for _, body := range []string{
+		`{"provider":"Pik","name":"Jane","email":"j@example.com","mobile":"+91 98765 10011","tagId":"t","companyName":"Acme","pik":{"b":1}}`,
+		`{"provider":" PIK ","name":"Jane","email":"j@example.com","mobile":"+91-98765.10011","tagId":"t","companyName":"Acme","pik":{"b":1}}`,
+	} {
+		assert.Equal(t, ContentFingerprint([]byte(normal)), ContentFingerprint([]byte(body)), "%s is the same content", body)
+	}
+	assert.NotEqual(t, ContentFingerprint([]byte(normal)),
+		ContentFingerprint([]byte(`{"provider":"pik","name":"Jane","email":"j@example.com","mobile":"+91 (98765) 10011","tagId":"t","companyName":"Acme","pik":{"b":1}}`)),
+		"parentheses are not normalised away")
+}

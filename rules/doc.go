@@ -4,7 +4,9 @@
 // rules), the commandId rules (CommandIDFromHeader, UsableCommandID,
 // DerivedID), and each provider's own rules (Provider, CheckInstantPay,
 // CheckPIK) with the list of provider names this version knows
-// (Providers). The service applies them to every command it receives, and
+// (Providers), and the normalisation applied before them (Normalize: a
+// mobile's spaces, dashes and dots, a provider's case). The service
+// applies them to every command it receives, and
 // the public client applies the same rules before it publishes; docs/CONTRACT.md
 // states them in prose.
 //

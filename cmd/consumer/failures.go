@@ -35,11 +35,15 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 	filter := filterFlags(fs, 50)
 	asJSON := fs.Bool("json", false, "print JSON lines, one failure each, instead of a table")
 	unmask := fs.Bool("unmask", false, "show email addresses and mobile numbers in full")
+	asCSV := fs.Bool("csv", false, "write the open failures as CSV, unmasked, for a spreadsheet (import --repair reads it back)")
 	history := historyFlag(fs)
 	load := toolFlags(fs, getenv)
 	flt, cfg, err := parseToolFlags(fs, args, filter, load)
 	if err != nil {
 		return err
+	}
+	if *asCSV && (*asJSON || *history) {
+		return usageErr(fs, errors.New("--csv writes the open failures: not with --json or --history"))
 	}
 	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-failures")
 	if err != nil {
@@ -52,6 +56,14 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 	}
 
 	switch {
+	case *asCSV:
+		if err := replay.WriteCSV(stdout, sel.Failures); err != nil {
+			return err
+		}
+		// Personal data, unmasked, leaves the system: said like a discard.
+		slog.New(slog.NewTextHandler(stderr, nil)).Info("exported open failures as CSV, unmasked",
+			"user", osUser(), "filter", flt.Flags(), "failures", len(sel.Failures))
+		fmt.Fprintln(stderr, replay.MatchLine(sel))
 	case *asJSON:
 		if err := replay.WriteJSON(stdout, sel.Failures, *unmask); err != nil {
 			return err

@@ -42,6 +42,20 @@ func readResults(t *testing.T, path string) [][]string {
 	return recs
 }
 
+// resultColumn returns the index of a column of a results header.
+func resultColumn(t *testing.T, header []string) func(name string) int {
+	return func(name string) int {
+		t.Helper()
+		for i, h := range header {
+			if h == name {
+				return i
+			}
+		}
+		require.Failf(t, "no such column", "%q in %q", name, header)
+		return -1
+	}
+}
+
 // TestImportTwoThousandRows is the issue's test: 2,000 rows, 20 invalid,
 // one valid row present twice: 1,980 created (the twins share one
 // commandId and one contact), 20 invalid, 1,979 contacts at the provider;
@@ -83,25 +97,36 @@ func TestImportTwoThousandRows(t *testing.T) {
 
 	recs := readResults(t, results)
 	require.Len(t, recs, 2001, "a header and a line a row")
-	assert.Equal(t, importer.ResultHeader(), recs[0])
+	assert.Equal(t, importer.ResultHeader("name", "email", "mobile", "tagId", "companyName", "metadata.crmId"), recs[0])
+	col := resultColumn(t, recs[0])
 	status := map[string]int{}
 	contacts := map[string]bool{}
 	for i, rec := range recs[1:] {
 		assert.Equal(t, fmt.Sprint(i+2), rec[0], "rows in the file's order, by line")
-		status[rec[2]]++
-		if rec[2] == "created" {
-			assert.Equal(t, "instantpay", rec[3])
-			contacts[rec[4]] = true
+		crm := i
+		if i == twin {
+			crm = twinOf
+		}
+		assert.Equal(t, fmt.Sprintf("crm-%d", crm), rec[col("metadata.crmId")], "the row's own columns")
+		status[rec[col("status")]]++
+		if rec[col("status")] == "created" {
+			assert.Equal(t, "instantpay", rec[col("provider")])
+			contacts[rec[col("contactId")]] = true
 		} else {
-			assert.Equal(t, "invalid", rec[5], "line %s", rec[0])
-			assert.NotEmpty(t, rec[6], "line %s says what is wrong", rec[0])
+			assert.Equal(t, "invalid", rec[col("reason")], "line %s", rec[0])
+			assert.NotEmpty(t, rec[col("message")], "line %s says what is wrong", rec[0])
+			want := "email"
+			if i%200 == 150 {
+				want = "mobile tagId"
+			}
+			assert.Equal(t, want, rec[col("fields")], "line %s names its broken fields", rec[0])
 		}
 	}
 	assert.Equal(t, map[string]int{"created": 1980, "invalid": 20}, status)
 	assert.Len(t, contacts, 1979, "the twins share one contact")
 	a, b := recs[twinOf+1], recs[twin+1]
-	assert.Equal(t, a[1], b[1], "the twins share one commandId")
-	assert.Equal(t, a[4], b[4], "and one contact")
+	assert.Equal(t, a[col("commandId")], b[col("commandId")], "the twins share one commandId")
+	assert.Equal(t, a[col("contactId")], b[col("contactId")], "and one contact")
 	assert.Equal(t, 1979, e.ipay.CreateCalls(), "one create call a command")
 	assert.Len(t, e.ipay.Contacts(), 1979)
 
@@ -138,10 +163,20 @@ func TestImportNDJSONFromStdin(t *testing.T) {
 	assert.Contains(t, errOut.String(), "line 4: invalid, published as it is (--send-invalid)")
 	recs := readResults(t, results)
 	require.Len(t, recs, 4)
-	assert.Equal(t, []string{"1", "nd-1", "created", "instantpay"}, recs[1][:4], "the commandId given is kept")
-	assert.Equal(t, []string{"3", "created", "pik"}, []string{recs[2][0], recs[2][2], recs[2][3]}, "blank lines count as lines")
-	assert.Len(t, recs[2][1], 36, "a derived commandId")
-	assert.Equal(t, []string{"4", "failed", "pik", "", "invalid"}, []string{recs[3][0], recs[3][2], recs[3][3], recs[3][4], recs[3][5]}, "sent as it was, it failed as invalid")
+	assert.Equal(t, importer.ResultHeader("commandId", "name", "email", "mobile", "tagId", "provider", "pik"), recs[0], "the lines' top-level fields, as first seen")
+	col := resultColumn(t, recs[0])
+	pick := func(rec []string, names ...string) []string {
+		var out []string
+		for _, n := range names {
+			out = append(out, rec[col(n)])
+		}
+		return out
+	}
+	assert.Equal(t, []string{"1", "nd-1", "nd-1", "created", "instantpay"}, pick(recs[1], "line", "row.commandId", "commandId", "status", "provider"), "the commandId given is kept")
+	assert.Equal(t, []string{"3", "created", "pik", "pik", `{"firstName":"Ravi"}`, "Ravi Kumar"}, pick(recs[2], "line", "status", "provider", "row.provider", "pik", "name"), "blank lines count as lines; a field that is not a string is its JSON")
+	assert.Len(t, recs[2][col("commandId")], 36, "a derived commandId")
+	assert.Empty(t, recs[2][col("row.commandId")], "the line had none")
+	assert.Equal(t, []string{"4", "failed", "pik", "", "invalid", "email"}, pick(recs[3], "line", "status", "provider", "contactId", "reason", "fields"), "sent as it was, it failed as invalid")
 }
 
 func TestImportRefusals(t *testing.T) {
@@ -156,7 +191,13 @@ func TestImportRefusals(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"a missing column, with its line", []string{"--batch", "b", noEmail}, []string{`line 1: the header has no column "email"`, `columns the import does not know: "colour"`}},
+		{"a missing column, with its line", []string{"--batch", "b", noEmail}, []string{`line 1: the header has no column "email"`, `--map "Header=field"`}},
+		{"a --map without a field", []string{"--batch", "b", "--map", "Phone", good}, []string{`give "Header=field", not "Phone"`}},
+		{"a --map to no field", []string{"--batch", "b", "--map", "Phone=phone", good}, []string{`"phone" is not a field`}},
+		{"an unknown --provider", []string{"--batch", "b", "--provider", "paypal", good}, []string{`provider "paypal" is unknown`}},
+		{"--dry-run without --repair", []string{"--batch", "b", "--dry-run", good}, []string{"--dry-run is for --repair"}},
+		{"--repair and a FILE", []string{"--repair", good, good}, []string{"--repair FILE is the file"}},
+		{"--map for NDJSON", []string{"--batch", "b", "--format", "ndjson", "--map", "a=name", good}, []string{"--map and --ignore-unknown-columns are for CSV"}},
 		{"no commandId and no --batch", []string{good}, []string{"has no commandId column: give --batch NAME"}},
 		{"no file", []string{"--batch", "b"}, []string{"give the file to import"}},
 		{"stdin without a format", []string{"--batch", "b", "-"}, []string{"give --format csv or --format ndjson"}},
@@ -286,8 +327,9 @@ not json
 	recs := readResults(t, results)
 	require.Len(t, recs, 5)
 	seen := map[string]bool{}
+	col := resultColumn(t, recs[0])
 	for _, r := range recs[1:] {
-		line, id, status, reason := r[0], r[1], r[2], r[5]
+		line, id, status, reason := r[0], r[col("commandId")], r[col("status")], r[col("reason")]
 		assert.Equal(t, "failed", status, "line %s: %v", line, r)
 		assert.Regexp(t, `^CONTACT_COMMANDS:\d+$`, id, "line %s is followed by the id the service answered under", line)
 		assert.NotContains(t, []string{"conflict", ""}, reason, "line %s", line)
@@ -314,7 +356,8 @@ func TestImportUnknownProviderWordedAsTheServiceWordsIt(t *testing.T) {
 		assert.Equal(t, 1, exitCode(err))
 		recs := readResults(t, results)
 		require.Len(t, recs, 2)
-		return recs[1][5], recs[1][6]
+		col := resultColumn(t, recs[0])
+		return recs[1][col("reason")], recs[1][col("message")]
 	}
 	reason, local := message()
 	assert.Equal(t, "unroutable", reason, "checked locally")
@@ -351,9 +394,11 @@ func TestImportLatin1(t *testing.T) {
 	assert.Contains(t, stderr, "line 3: invalid, not published: "+want)
 	recs := readResults(t, results)
 	require.Len(t, recs, 4)
-	assert.Equal(t, []string{"3", "", "invalid", "", "", "invalid", want}, recs[2], "the row is invalid in the results")
-	assert.Equal(t, "created", recs[1][2])
-	assert.Equal(t, "created", recs[3][2])
+	col := resultColumn(t, recs[0])
+	assert.Equal(t, []string{"3", "", "invalid", "", "", "invalid", want, ""}, append(recs[2][:1:1], recs[2][col("commandId"):]...), "the row is invalid in the results")
+	assert.Equal(t, "Lat\xe9 Caf\xe9", recs[2][col("name")], "its cells as they were")
+	assert.Equal(t, "created", recs[1][col("status")])
+	assert.Equal(t, "created", recs[3][col("status")])
 	var names []string
 	for _, c := range e.ipay.Contacts() {
 		names = append(names, c.Name)
@@ -389,6 +434,6 @@ func TestImportNDJSONNotUTF8SentAsItIs(t *testing.T) {
 	assert.Contains(t, errOut.String(), "line 1: invalid, published as it is (--send-invalid): not UTF-8 text: name has the byte 0xE9 at line 1, byte column 37;")
 	recs := readResults(t, results)
 	require.Len(t, recs, 2)
-	assert.Equal(t, []string{"1", "nd-latin1", "failed", "", "", "malformed", "the command body is not UTF-8 text"}, recs[1], "the service refused it whole")
+	assert.Equal(t, []string{"1", "nd-latin1", "failed", "", "", "malformed", "the command body is not UTF-8 text", ""}, recs[1], "the service refused it whole")
 	assert.Empty(t, e.ipay.Contacts(), "nothing created")
 }

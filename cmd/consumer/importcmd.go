@@ -8,11 +8,13 @@ import (
 	"io"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/importer"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // importCommand is 'consumer import FILE': publish a command for each row
@@ -48,16 +50,51 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&o.InFlight, "in-flight", 256, "most publishes awaiting the stream's answer at once")
 	fs.BoolVar(&o.SendInvalid, "send-invalid", false, "publish rows that break the rules as they are, for the service to answer with contact.failed")
 	fs.DurationVar(&o.Progress, "progress", 5*time.Second, "how often progress is reported when stderr is not a terminal")
+	fs.StringVar(&o.Provider, "provider", "", "the provider of rows that name none: "+strings.Join(rules.Providers(), " or "))
+	fs.BoolVar(&o.IgnoreUnknownColumns, "ignore-unknown-columns", false, "leave out the CSV columns the import does not know (default: kept as metadata.<header>)")
+	var mapErrs []error
+	fs.Func("map", `rename a CSV header: "Header=field", field a column the import knows or metadata.<key> (repeatable)`, func(v string) error {
+		i := strings.LastIndex(v, "=")
+		if i <= 0 || i == len(v)-1 {
+			return fmt.Errorf(`give "Header=field", not %q`, v)
+		}
+		header, field := strings.TrimSpace(v[:i]), strings.TrimSpace(v[i+1:])
+		if !importer.MapField(field) {
+			mapErrs = append(mapErrs, fmt.Errorf("--map %q: %q is not a field (name, email, mobile, tagId, companyName, provider, commandId or metadata.<key>)", v, field))
+		}
+		if o.Map == nil {
+			o.Map = map[string]string{}
+		}
+		o.Map[header] = field
+		return nil
+	})
+	fs.StringVar(&o.Repair, "repair", "", "repair the open failures a failures CSV (failures --csv, edited) names, instead of importing FILE")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "with --repair, print each row's diff and send nothing")
 	load := toolFlags(fs, getenv, "DEFAULT_PROVIDER")
 	if err := parseFlags(fs, args); err != nil {
 		return o, config.Config{}, err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var usage []error
+	usage := mapErrs
+	if o.Provider != "" {
+		if p := rules.NormalizeProvider(o.Provider); slices.Contains(rules.Providers(), p) {
+			o.Provider = p
+		} else {
+			usage = append(usage, fmt.Errorf("--provider %q: %s", o.Provider, rules.UnknownProviderMessage(o.Provider, rules.Providers())))
+		}
+	}
+	if o.Repair != "" && (fs.NArg() > 0 || o.Batch != "" || len(o.Map) > 0 || o.Provider != "" || o.IgnoreUnknownColumns || o.SendInvalid) {
+		usage = append(usage, errors.New("--repair FILE is the file: it takes --dry-run, --wait, --timeout, --results and --encoding, not another FILE or the import's flags"))
+	}
+	if o.DryRun && o.Repair == "" {
+		usage = append(usage, errors.New("--dry-run is for --repair"))
+	}
 	switch fs.NArg() {
 	case 0:
-		usage = append(usage, errors.New("give the file to import (- for stdin)"))
+		if o.Repair == "" {
+			usage = append(usage, errors.New("give the file to import (- for stdin)"))
+		}
 	case 1:
 		o.File = fs.Arg(0)
 	default:
@@ -75,6 +112,9 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	}
 	if o.Format != "" && o.Format != "csv" && o.Format != "ndjson" {
 		usage = append(usage, fmt.Errorf("--format must be csv or ndjson, not %q", o.Format))
+	}
+	if o.Format == "ndjson" && (len(o.Map) > 0 || o.IgnoreUnknownColumns) {
+		usage = append(usage, errors.New("--map and --ignore-unknown-columns are for CSV: an NDJSON line's fields the service does not know are ignored"))
 	}
 	if enc, ok := importer.Encoding(o.Encoding); ok {
 		o.Encoding = enc

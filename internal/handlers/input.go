@@ -52,7 +52,8 @@ func badGeneration(g string) string {
 	return ""
 }
 
-// read decodes, validates and routes a delivery's command. A delivery
+// read decodes, normalises, validates and routes a delivery's command
+// (m.Body is changed to the normalised body when normalising changes it). A delivery
 // whose Contact-Replay-Of header cannot name a generation is malformed,
 // in a generation named by the header's digest (m.Generation is changed).
 func (h *Handler) read(m *Message) input {
@@ -71,6 +72,14 @@ func (h *Handler) read(m *Message) input {
 			cmd:         contact.Command{CommandID: m.fallbackID()},
 			fingerprint: record.RawFingerprint("malformed", m.Body),
 			bad:         &conclusion{reason: contact.ReasonMalformed, message: derr.Message},
+		}
+	}
+	if derr == nil {
+		// Forms whose meaning is certain are written one way (rules.Normalize):
+		// the failed event's command carries the normalised command.
+		var changed bool
+		if cmd, changed = rules.Normalize(cmd); changed {
+			m.Body, _ = rules.NormalizeBody(m.Body)
 		}
 	}
 	fieldErrs := h.cfg.Validator.Validate(cmd)

@@ -17,6 +17,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/internal/sheet"
 )
 
 // importOptions are import's flags.
@@ -27,6 +28,7 @@ type importOptions struct {
 	timeout, progress            time.Duration
 	rate                         float64
 	inFlight                     int
+	columns                      columnOptions
 }
 
 // maxInvalidShown bounds the invalid rows named on stderr; the results
@@ -39,8 +41,13 @@ const maxInvalidShown = 50
 // o.Results. It reports invalid rows and progress on stderr and its
 // summary on stdout, and returns the import's exit status (an error with
 // ExitCode: 1 when a row failed or was invalid, 2 when one has no
-// outcome or the import could not run, 130 when interrupted).
+// outcome or the import could not run, 130 when interrupted). With
+// o.Repair it is RepairRun.
 func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	if o.Repair != "" {
+		return RepairRun(ctx, RepairOptions{File: o.Repair, Encoding: o.Encoding, DryRun: o.DryRun, Wait: o.Wait, Timeout: o.Timeout, Results: o.Results},
+			cfg, stdin, stdout, stderr)
+	}
 	opts := o.importOptions()
 	var err error
 	in := stdin
@@ -53,18 +60,23 @@ func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, std
 		in = f
 	}
 	in = decodeInput(in, opts.encoding)
-	var rows rowReader
+	var (
+		rows    rowReader
+		columns []string // the CSV's header, for the results
+	)
 	if opts.format == "csv" {
-		c, err := newCSVRows(in, opts.batch)
+		c, err := newCSVRows(in, opts.batch, opts.columns)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("%s: %w", opts.file, err)}
 		}
+		c.noteColumns(stderr)
+		columns = c.names
 		if !c.hasID && opts.batch == "" {
 			return &exitError{code: 2, err: fmt.Errorf("%s has no commandId column: give --batch NAME to derive each row's from the batch's name and the row's content, so that running the import again creates nothing twice", opts.file)}
 		}
 		rows = c
 	} else {
-		rows = newNDJSONRows(in, opts.batch)
+		rows = newNDJSONRows(in, opts.batch, opts.columns.provider)
 	}
 	var results *os.File
 	if opts.results != "" {
@@ -93,6 +105,7 @@ func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, std
 	// The progress line and the invalid rows' lines come from two
 	// goroutines.
 	imp := &importRun{opts: opts, c: c, t: newImportTracker(sp), stderr: &lockedWriter{w: stderr}, start: time.Now()}
+	imp.t.setColumns(columns, opts.format != "csv")
 	if opts.wait {
 		// Outcomes from now on; those older are read only when a row
 		// turns out to be a duplicate (see lookBack).
@@ -294,9 +307,9 @@ func (imp *importRun) publishAll(ctx context.Context, rows rowReader) error {
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("%s: %w", imp.opts.file, err)}
 			}
-			reason, message := imp.check(row)
+			reason, message, fields := imp.check(row)
 			first := int32(imp.t.counts().read)
-			publish, err := imp.t.add(row, reason, message)
+			publish, err := imp.t.add(row, reason, message, fields)
 			if err != nil {
 				return err
 			}
@@ -329,9 +342,9 @@ func (imp *importRun) publishAll(ctx context.Context, rows rowReader) error {
 	return readErr
 }
 
-// check applies the service's rules to a row: it returns the reason and
-// message of a row not to be published, or "".
-func (imp *importRun) check(row importRow) (reason, message string) {
+// check applies the service's rules to a row: it returns the reason,
+// message and broken fields of a row not to be published, or "".
+func (imp *importRun) check(row importRow) (reason, message, fields string) {
 	switch {
 	case row.broken != "":
 		reason, message = "invalid", row.broken
@@ -339,9 +352,9 @@ func (imp *importRun) check(row importRow) (reason, message string) {
 		err := imp.c.ValidateJSON(row.body)
 		var ie *client.InvalidError
 		if !errors.As(err, &ie) {
-			return "", ""
+			return "", "", ""
 		}
-		reason, message = string(ie.Reason), oneLine(ie.Message)
+		reason, message, fields = string(ie.Reason), oneLine(ie.Message), sheet.Fields(ie.Errors)
 	}
 	send := imp.opts.sendInvalid && !row.unreadable
 	if imp.shown < maxInvalidShown {
@@ -355,9 +368,9 @@ func (imp *importRun) check(row importRow) (reason, message string) {
 	}
 	imp.shown++
 	if send {
-		return "", ""
+		return "", "", ""
 	}
-	return reason, message
+	return reason, message, fields
 }
 
 // oneLine writes a validation message (a first line, then a rule a line)

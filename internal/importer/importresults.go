@@ -4,17 +4,18 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/internal/sheet"
 	"github.com/contactrelay/contactrelay/rules"
 )
 
@@ -32,11 +33,12 @@ const (
 // row's size: its line, where its commandId and its outcome are in the
 // spool, the next row with the same command, and its state.
 type rowState struct {
-	idOff  int64
-	outOff int64 // -1: none yet
-	line   int32
-	next   int32 // -1: none
-	state  uint8
+	idOff    int64
+	outOff   int64 // -1: none yet
+	cellsOff int64 // the row's own cells (importRow.cells)
+	line     int32
+	next     int32 // -1: none
+	state    uint8
 }
 
 // idEntry is one commandId of the import: its first row, its content's
@@ -71,6 +73,26 @@ type importTracker struct {
 	open                                              int // awaiting an outcome
 	// known counts the commands settled before the import, not sent.
 	known int
+
+	// columns are the input's own columns, for the results: a CSV's
+	// header, or the NDJSON lines' top-level field names as first seen
+	// (at most maxNDJSONColumns; pairs is then set, and columnAt indexes
+	// them).
+	columns  []string
+	columnAt map[string]int
+	pairs    bool
+}
+
+// maxNDJSONColumns bounds the NDJSON field names the results file gets a
+// column for: a field first seen after so many others is left out of it.
+const maxNDJSONColumns = 256
+
+// setColumns names the input's columns: a CSV's header (cells in that
+// order), or none yet for NDJSON (cells in name, value pairs).
+func (t *importTracker) setColumns(header []string, pairs bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.columns, t.pairs, t.columnAt = slices.Clone(header), pairs, map[string]int{}
 }
 
 func newImportTracker(sp *spool) *importTracker {
@@ -93,7 +115,7 @@ func contentKey(content []byte) [16]byte {
 // published: not when the row is refused (reason and message say why),
 // nor when an earlier row of the import has the same command, whose
 // outcome the row shares.
-func (t *importTracker) add(row importRow, reason, message string) (publish bool, err error) {
+func (t *importTracker) add(row importRow, reason, message, fields string) (publish bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	idx := int32(len(t.rows))
@@ -104,7 +126,19 @@ func (t *importTracker) add(row importRow, reason, message string) (publish bool
 	if err != nil {
 		return false, err
 	}
-	rs := rowState{idOff: idOff, outOff: -1, line: int32(min(row.line, 1<<31-1)), next: -1, state: rowRead}
+	cellsOff, err := t.spool.put(row.cells...)
+	if err != nil {
+		return false, err
+	}
+	if t.pairs {
+		for i := 0; i+1 < len(row.cells); i += 2 {
+			if _, ok := t.columnAt[row.cells[i]]; !ok && len(t.columns) < maxNDJSONColumns {
+				t.columnAt[row.cells[i]] = len(t.columns)
+				t.columns = append(t.columns, row.cells[i])
+			}
+		}
+	}
+	rs := rowState{idOff: idOff, outOff: -1, cellsOff: cellsOff, line: int32(min(row.line, 1<<31-1)), next: -1, state: rowRead}
 	t.read++
 	key := idKey(row.commandID)
 	if !rules.UsableCommandID(row.commandID) {
@@ -119,7 +153,7 @@ func (t *importTracker) add(row importRow, reason, message string) (publish bool
 		message = fmt.Sprintf("line %d has the same commandId with other content: not published (use another commandId)", t.rows[e.first].line)
 	}
 	if reason != "" {
-		if rs.outOff, err = t.spool.put("", "", reason, message); err != nil {
+		if rs.outOff, err = t.spool.put("", "", reason, message, fields); err != nil {
 			return false, err
 		}
 		rs.state = rowInvalid
@@ -200,7 +234,7 @@ func (t *importTracker) acked(commandID string, first int32, ack client.Ack, err
 		if errors.Is(err, client.ErrOtherContent) {
 			state, reason = rowFailed, string(client.ReasonConflict)
 		}
-		off, perr := t.spool.put("", "", reason, err.Error())
+		off, perr := t.spool.put("", "", reason, err.Error(), "")
 		if perr != nil {
 			return perr
 		}
@@ -279,20 +313,20 @@ func (t *importTracker) observe(ev client.Event) error {
 }
 
 // outcomeFields returns the row state and the results' provider,
-// contactId, reason and message of a terminal event.
+// contactId, reason, message and fields of a terminal event.
 func outcomeFields(ev client.Event) (state uint8, fields []string, ok bool) {
 	if ev.Type == client.SubjectCreated {
 		var d client.Created
 		if json.Unmarshal(ev.Data, &d) != nil {
 			return 0, nil, false
 		}
-		return rowCreated, []string{d.Provider, d.ContactID, "", ""}, true
+		return rowCreated, []string{d.Provider, d.ContactID, "", "", ""}, true
 	}
 	var d client.Failed
 	if json.Unmarshal(ev.Data, &d) != nil {
 		return 0, nil, false
 	}
-	return rowFailed, []string{d.Provider, "", string(d.Reason), d.Message}, true
+	return rowFailed, []string{d.Provider, "", string(d.Reason), d.Message, sheet.Fields(d.Errors)}, true
 }
 
 // settledBefore gives row first's command the outcome the service had
@@ -345,27 +379,61 @@ func (t *importTracker) counts() importCounts {
 	return importCounts{t.read, t.invalid, t.published, t.created, t.failed, t.unsent, t.open, t.known}
 }
 
-// resultHeader is the results file's header.
-var resultHeader = []string{"line", "commandId", "status", "provider", "contactId", "reason", "message"}
+// resultHeader is the results file's header, without the input's own
+// columns, which come after line.
+var resultHeader = []string{"line", "commandId", "status", "provider", "contactId", "reason", "message", "fields"}
 
-// writeResults writes one line a row, in the file's order.
+// resultColumns returns the results' header for input columns cols: line,
+// each input column (one named like a result column written
+// row.<name>), then the outcome's columns.
+func resultColumns(cols []string) []string {
+	out := make([]string, 0, len(resultHeader)+len(cols))
+	out = append(out, resultHeader[0])
+	for _, c := range cols {
+		if slices.Contains(resultHeader, c) {
+			c = "row." + c
+		}
+		out = append(out, c)
+	}
+	return append(out, resultHeader[1:]...)
+}
+
+// writeResults writes one line a row, in the file's order: its line, its
+// own cells, its outcome; every cell guarded against a spreadsheet
+// running it (sheet.Writer).
 func (t *importTracker) writeResults(w io.Writer, pendingMessage string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.spool.flush(); err != nil {
 		return err
 	}
-	cw := csv.NewWriter(w)
-	if err := cw.Write(resultHeader); err != nil {
+	cw := sheet.NewWriter(w)
+	header := resultColumns(t.columns)
+	if err := cw.Write(header); err != nil {
 		return err
 	}
-	rec := make([]string, len(resultHeader))
+	rec := make([]string, len(header))
+	own := rec[1 : 1+len(t.columns)]
 	for _, r := range t.rows {
 		id, err := t.spool.get(r.idOff)
 		if err != nil {
 			return err
 		}
-		out := []string{"", "", "", pendingMessage}
+		cells, err := t.spool.get(r.cellsOff)
+		if err != nil {
+			return err
+		}
+		clear(own)
+		if t.pairs {
+			for i := 0; i+1 < len(cells); i += 2 {
+				if at, ok := t.columnAt[cells[i]]; ok {
+					own[at] = cells[i+1]
+				}
+			}
+		} else {
+			copy(own, cells)
+		}
+		out := []string{"", "", "", pendingMessage, ""}
 		if r.outOff >= 0 {
 			if out, err = t.spool.get(r.outOff); err != nil {
 				return err
@@ -380,8 +448,10 @@ func (t *importTracker) writeResults(w io.Writer, pendingMessage string) error {
 		case rowInvalid:
 			status = "invalid"
 		}
-		rec[0], rec[1], rec[2] = strconv.Itoa(int(r.line)), id[0], status
-		copy(rec[3:], out)
+		tail := rec[1+len(t.columns):]
+		rec[0], tail[0], tail[1] = strconv.Itoa(int(r.line)), id[0], status
+		clear(tail[2:])
+		copy(tail[2:], out)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

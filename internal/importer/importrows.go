@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/rules"
 )
 
 // importRow is one row of an import file, read: its line, its command's
@@ -30,6 +32,11 @@ type importRow struct {
 	// published); unreadable rows (a broken CSV record) cannot be sent.
 	broken     string
 	unreadable bool
+	// cells are the row's own values, for the results: a CSV row's cells
+	// in the header's order, or an NDJSON line's top-level fields as
+	// name, value pairs (a string's value as it is, any other compact
+	// JSON).
+	cells []string
 }
 
 // rowReader reads an import file a row at a time, never more.
@@ -75,6 +82,24 @@ func (b *recordBudget) Read(p []byte) (int, error) {
 
 func (b *recordBudget) reset() { b.left = maxRecordBytes }
 
+// columnOptions say how a CSV's columns become a command's fields: the
+// flags --map, --ignore-unknown-columns and --provider.
+type columnOptions struct {
+	maps          map[string]string // header → field (a csv column or metadata.<key>)
+	ignoreUnknown bool
+	provider      string // for rows that name none
+}
+
+// maxMetadataKeys is how many metadata entries a command may hold.
+const maxMetadataKeys = 32
+
+// MapField reports whether field is what --map may map a header to: one of
+// the columns a CSV import knows, or metadata.<key>.
+func MapField(field string) bool {
+	return contains(csvRequired, field) || contains(csvOptional, field) ||
+		(strings.HasPrefix(field, "metadata.") && len(field) > len("metadata."))
+}
+
 // csvRows reads CSV rows under a header row.
 type csvRows struct {
 	budget *recordBudget
@@ -88,11 +113,16 @@ type csvRows struct {
 	batch  string            // derives commandIds
 	hasID  bool              // the header has a commandId column
 	fields map[string]string // reused
+	// provider is given to rows that name none (--provider).
+	provider string
+	// kept are the unknown columns kept as metadata, dropped those left
+	// out (--ignore-unknown-columns, or without a name), for the note.
+	kept, dropped []string
 }
 
 // newCSVRows reads the header and checks its columns: a usage error
 // (exit 2) names what is missing or unknown, with the header's line.
-func newCSVRows(in io.Reader, batch string) (*csvRows, error) {
+func newCSVRows(in io.Reader, batch string, co columnOptions) (*csvRows, error) {
 	br := bufio.NewReader(in)
 	if b, _ := br.Peek(len(bom)); bytes.Equal(b, bom) {
 		// Before the header, which may be quoted: encoding/csv would read
@@ -112,22 +142,51 @@ func newCSVRows(in io.Reader, batch string) (*csvRows, error) {
 		return nil, fmt.Errorf("the header row: %w", err)
 	}
 	line, _ := r.FieldPos(0)
-	c := &csvRows{budget: budget, text: text, last: line, r: r, col: map[string]int{}, meta: map[string]int{}, header: line, batch: batch, fields: map[string]string{}}
-	var unknown []string
+	c := &csvRows{budget: budget, text: text, last: line, r: r, col: map[string]int{}, meta: map[string]int{}, header: line, batch: batch, fields: map[string]string{}, provider: co.provider}
+	mapped := map[string]bool{}
 	for i, name := range header {
 		name = strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")) // a spreadsheet's byte-order mark
 		c.names = append(c.names, name)
-		switch {
-		case strings.HasPrefix(name, "metadata.") && len(name) > len("metadata."):
-			c.meta[strings.TrimPrefix(name, "metadata.")] = i
-		case contains(csvRequired, name) || contains(csvOptional, name):
-			if _, dup := c.col[name]; dup {
-				return nil, fmt.Errorf("line %d: the header has the column %q twice", line, name)
-			}
-			c.col[name] = i
-		default:
-			unknown = append(unknown, fmt.Sprintf("%q", name))
+		field := name
+		if to, ok := co.maps[name]; ok {
+			field, mapped[name] = to, true
 		}
+		switch {
+		case strings.HasPrefix(field, "metadata.") && len(field) > len("metadata."):
+			key := strings.TrimPrefix(field, "metadata.")
+			if _, dup := c.meta[key]; dup {
+				return nil, fmt.Errorf("line %d: the header has two columns for metadata key %q (%q)", line, key, name)
+			}
+			c.meta[key] = i
+		case contains(csvRequired, field) || contains(csvOptional, field):
+			if _, dup := c.col[field]; dup {
+				return nil, fmt.Errorf("line %d: the header has the column %q twice", line, field)
+			}
+			c.col[field] = i
+		case name == "" || co.ignoreUnknown:
+			c.dropped = append(c.dropped, fmt.Sprintf("%q", name))
+		default:
+			// What a CRM exports besides the contact: kept, for correlation.
+			if _, dup := c.meta[name]; dup {
+				return nil, fmt.Errorf("line %d: the header has two columns for metadata key %q (%q and metadata.%s)", line, name, name, name)
+			}
+			c.meta[name] = i
+			c.kept = append(c.kept, fmt.Sprintf("%q", name))
+		}
+	}
+	var unmatched []string
+	for from := range co.maps {
+		if !mapped[from] {
+			unmatched = append(unmatched, fmt.Sprintf("%q", from))
+		}
+	}
+	slices.Sort(unmatched)
+	if len(unmatched) > 0 {
+		return nil, fmt.Errorf("line %d: --map names %s, which the header does not have (columns: %s)", line, strings.Join(unmatched, ", "), strings.Join(c.names, ","))
+	}
+	if len(c.meta) > maxMetadataKeys {
+		return nil, fmt.Errorf("line %d: the header has %d columns for metadata, more than a command's metadata may hold (%d): the columns the import does not know are %s; "+
+			"give --ignore-unknown-columns to leave them out, or --map \"Header=field\" to map one to a field", line, len(c.meta), maxMetadataKeys, strings.Join(c.kept, ", "))
 	}
 	var missing []string
 	for _, name := range csvRequired {
@@ -135,19 +194,23 @@ func newCSVRows(in io.Reader, batch string) (*csvRows, error) {
 			missing = append(missing, fmt.Sprintf("%q", name))
 		}
 	}
-	var problems []string
 	if len(missing) > 0 {
-		problems = append(problems, "has no column "+strings.Join(missing, ", "))
-	}
-	if len(unknown) > 0 {
-		problems = append(problems, "has columns the import does not know: "+strings.Join(unknown, ", "))
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("line %d: the header %s (columns: %s, optional %s and metadata.<key>)",
-			line, strings.Join(problems, "; "), strings.Join(csvRequired, ","), strings.Join(csvOptional, ","))
+		return nil, fmt.Errorf("line %d: the header has no column %s (columns: %s, optional %s and metadata.<key>; --map \"Header=field\" maps a column of another name)",
+			line, strings.Join(missing, ", "), strings.Join(csvRequired, ","), strings.Join(csvOptional, ","))
 	}
 	_, c.hasID = c.col["commandId"]
 	return c, nil
+}
+
+// noteColumns says once, on w, which columns the import does not know
+// and what it does with them.
+func (c *csvRows) noteColumns(w io.Writer) {
+	if len(c.kept) > 0 {
+		fmt.Fprintf(w, "import: columns the import does not know, kept as metadata under their names: %s (--ignore-unknown-columns leaves them out; --map \"Header=field\" maps one to a field)\n", strings.Join(c.kept, ", "))
+	}
+	if len(c.dropped) > 0 {
+		fmt.Fprintf(w, "import: columns left out: %s\n", strings.Join(c.dropped, ", "))
+	}
 }
 
 func contains(list []string, s string) bool {
@@ -175,6 +238,7 @@ func (c *csvRows) next() (importRow, error) {
 			return importRow{}, err
 		}
 		row.line = perr.StartLine
+		row.cells = rec
 		if errors.Is(err, csv.ErrFieldCount) {
 			row.broken = fmt.Sprintf("the row has %d fields, the header %d", len(rec), c.r.FieldsPerRecord)
 		} else {
@@ -184,6 +248,7 @@ func (c *csvRows) next() (importRow, error) {
 		return row, nil
 	}
 	row.line, _ = c.r.FieldPos(0)
+	row.cells = rec
 	c.last = row.line
 	c.text.forget(row.line, 1) // those of rows not read whole
 	if where := c.notUTF8(rec); where != nil {
@@ -207,6 +272,9 @@ func (c *csvRows) next() (importRow, error) {
 	if i, ok := c.col["provider"]; ok {
 		cmd.Provider = rec[i]
 	}
+	if strings.TrimSpace(cmd.Provider) == "" {
+		cmd.Provider = c.provider
+	}
 	for key, i := range c.meta {
 		if rec[i] != "" {
 			if cmd.Metadata == nil {
@@ -215,6 +283,7 @@ func (c *csvRows) next() (importRow, error) {
 			cmd.Metadata[key] = rec[i]
 		}
 	}
+	cmd, _ = rules.Normalize(cmd)     // a row in another form of the same content gets the same commandId
 	content, err := json.Marshal(cmd) // without commandId: map keys sorted
 	if err != nil {
 		return importRow{}, err
@@ -264,16 +333,17 @@ var bom = []byte("\ufeff")
 // ndjsonRows reads one command object a line, a byte-order mark before it
 // left out; blank lines are skipped.
 type ndjsonRows struct {
-	s     *bufio.Scanner
-	line  int
-	batch string
+	s        *bufio.Scanner
+	line     int
+	batch    string
+	provider string // for rows that name none (--provider)
 }
 
-func newNDJSONRows(in io.Reader, batch string) *ndjsonRows {
+func newNDJSONRows(in io.Reader, batch, provider string) *ndjsonRows {
 	s := bufio.NewScanner(in)
 	// A line longer than maxRecordBytes ends the import with its number.
 	s.Buffer(make([]byte, 0, 64<<10), maxRecordBytes)
-	return &ndjsonRows{s: s, batch: batch}
+	return &ndjsonRows{s: s, batch: batch, provider: provider}
 }
 
 func (n *ndjsonRows) next() (importRow, error) {
@@ -300,7 +370,9 @@ func (n *ndjsonRows) next() (importRow, error) {
 			}
 			return row, nil
 		}
-		if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+		err := json.Unmarshal(body, &obj)
+		row.cells = topLevelCells(body)
+		if err != nil || obj == nil {
 			// Sent as it is (with --send-invalid) it is malformed.
 			row.body = append([]byte(nil), body...)
 			row.content = contentKey(body)
@@ -314,19 +386,29 @@ func (n *ndjsonRows) next() (importRow, error) {
 			row.content = contentKey(body)
 			return row, nil
 		}
+		given := false
+		if name, ok := jsonString(obj["provider"]); ok && strings.TrimSpace(name) != "" {
+			given = true
+		}
+		withProvider := n.provider != "" && !given
+		if withProvider {
+			obj["provider"], _ = json.Marshal(n.provider)
+		}
 		delete(obj, "commandId")
 		content, err := json.Marshal(obj) // keys sorted, values compacted
 		if err != nil {
 			return importRow{}, err
 		}
 		row.content = contentKey(content)
+		rewrite := withProvider
 		if id == "" {
 			if n.batch == "" {
 				return row, errNeedBatch
 			}
-			id = deriveCommandID(n.batch, content)
-			idJSON, _ := json.Marshal(id)
-			obj["commandId"] = idJSON
+			id, rewrite = deriveCommandID(n.batch, content), true
+		}
+		if rewrite {
+			obj["commandId"], _ = json.Marshal(id)
 			if body, err = json.Marshal(obj); err != nil {
 				return importRow{}, err
 			}
@@ -342,6 +424,46 @@ func (n *ndjsonRows) next() (importRow, error) {
 		return importRow{}, err
 	}
 	return importRow{}, io.EOF
+}
+
+// topLevelCells returns an NDJSON line's top-level fields as name, value
+// pairs in the line's order (the last of repeated names counts): a
+// string's value as it is, any other value as compact JSON. A line that is
+// not a JSON object has none.
+func topLevelCells(body []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var cells []string
+	at := map[string]int{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return cells
+		}
+		name, _ := tok.(string)
+		var raw json.RawMessage
+		if dec.Decode(&raw) != nil {
+			return cells
+		}
+		value, ok := jsonString(raw)
+		if !ok {
+			var compact bytes.Buffer
+			if json.Compact(&compact, raw) == nil {
+				value = compact.String()
+			} else {
+				value = string(raw)
+			}
+		}
+		if i, seen := at[name]; seen {
+			cells[i+1] = value
+			continue
+		}
+		at[name] = len(cells)
+		cells = append(cells, name, value)
+	}
+	return cells
 }
 
 func jsonString(raw json.RawMessage) (string, bool) {

@@ -49,11 +49,11 @@ func TestImportRowsNotUTF8(t *testing.T) {
 			in := decodeInput(iotest.OneByteReader(strings.NewReader(tc.in)), tc.encoding)
 			var rows rowReader
 			if tc.format == "csv" {
-				c, err := newCSVRows(in, "b")
+				c, err := newCSVRows(in, "b", columnOptions{})
 				require.NoError(t, err)
 				rows = c
 			} else {
-				rows = newNDJSONRows(in, "b")
+				rows = newNDJSONRows(in, "b", "")
 			}
 			var got []string
 			for {
@@ -80,13 +80,13 @@ func TestImportRowsNotUTF8(t *testing.T) {
 // refuses it as malformed.
 func TestImportRowsNotUTF8AreNotSentAsTheyAre(t *testing.T) {
 	t.Parallel()
-	c, err := newCSVRows(strings.NewReader("name,email,mobile,tagId\nLat\xe9,late@example.com,9876543210,t\n"), "b")
+	c, err := newCSVRows(strings.NewReader("name,email,mobile,tagId\nLat\xe9,late@example.com,9876543210,t\n"), "b", columnOptions{})
 	require.NoError(t, err)
 	row, err := c.next()
 	require.NoError(t, err)
 	assert.True(t, row.unreadable, "a CSV row is not sent, even with --send-invalid")
 	assert.Empty(t, row.body)
-	row, err = newNDJSONRows(strings.NewReader("{\"name\":\"Lat\xe9\"}\n"), "b").next()
+	row, err = newNDJSONRows(strings.NewReader("{\"name\":\"Lat\xe9\"}\n"), "b", "").next()
 	require.NoError(t, err)
 	assert.False(t, row.unreadable)
 	assert.Equal(t, "{\"name\":\"Lat\xe9\"}", string(row.body), "an NDJSON line is sent as it is, with --send-invalid")

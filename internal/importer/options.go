@@ -9,7 +9,6 @@ package importer
 
 import (
 	"io"
-	"slices"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/exit"
@@ -40,6 +39,20 @@ type Options struct {
 	// InFlight the most publishes awaiting the stream's answer at once.
 	Rate     float64
 	InFlight int
+	// Map renames CSV headers: header → field (a column the import knows,
+	// or metadata.<key>; see MapField).
+	Map map[string]string
+	// IgnoreUnknownColumns leaves out the CSV columns the import does not
+	// know; by default each goes into the command's metadata under its
+	// header.
+	IgnoreUnknownColumns bool
+	// Provider is given to rows that name no provider.
+	Provider string
+	// Repair, instead of File, is a failures CSV to repair the open
+	// failures of (RepairRun: Encoding, Wait, Timeout and Results apply);
+	// DryRun then prints each row's diff and sends nothing.
+	Repair string
+	DryRun bool
 }
 
 // importOptions returns o under the names the import's code uses.
@@ -50,7 +63,8 @@ func (o Options) importOptions() importOptions {
 	}
 	return importOptions{file: o.File, format: o.Format, encoding: enc, batch: o.Batch, results: o.Results,
 		wait: o.Wait, sendInvalid: o.SendInvalid, timeout: o.Timeout, progress: o.Progress,
-		rate: o.Rate, inFlight: o.InFlight}
+		rate: o.Rate, inFlight: o.InFlight,
+		columns: columnOptions{maps: o.Map, ignoreUnknown: o.IgnoreUnknownColumns, provider: o.Provider}}
 }
 
 // DefaultEncoding is the text encoding of an import file that names none.
@@ -61,8 +75,11 @@ const DefaultEncoding = encodingUTF8
 // other value.
 func Encoding(name string) (encoding string, ok bool) { return importEncoding(name) }
 
-// ResultHeader returns the header of the results file.
-func ResultHeader() []string { return slices.Clone(resultHeader) }
+// ResultHeader returns the header of the results file of an input whose
+// own columns are inputColumns: line, those columns (one named like a
+// result column written row.<name>), then commandId, status, provider,
+// contactId, reason, message and fields.
+func ResultHeader(inputColumns ...string) []string { return resultColumns(inputColumns) }
 
 // exitError carries the exit code of an import that ends otherwise than
 // with success or failure (exit.Error, under the import's name).

@@ -99,6 +99,10 @@ func Repair(f *Failure, sets []Set, v *rules.Validator) ([]byte, error) {
 			return nil, refuse(err.Error(), nil)
 		}
 		fieldErrs = derr.Errors
+	} else {
+		// Sent normalised, as the service would take it (rules.Normalize).
+		cmd, _ = rules.Normalize(cmd)
+		body, _ = rules.NormalizeBody(body)
 	}
 	for _, fe := range v.Validate(cmd) {
 		// A field of the wrong type did not decode: do not also call it
