@@ -217,3 +217,36 @@ func TestConsolePasswordFromFileIsNeverPrinted(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:8081", cfg.ConsoleAddr, "the default is loopback")
 	assert.NotContains(t, cfg.String(), "s3cret", "the password never reaches a printed configuration")
 }
+
+func TestConsoleAccountSettings(t *testing.T) {
+	load := func(env map[string]string) (config.Config, error) {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		load := config.Flags(fs, func(k string) string { return env[k] }, providers.Settings(), func(config.Setting) bool { return true }, config.ConsoleSettings())
+		require.NoError(t, fs.Parse(nil))
+		return load()
+	}
+	cfg, err := load(map[string]string{
+		"CONSOLE_USERS_FILE": "/etc/console/users", "CONSOLE_OPERATORS": "ana, bob,", "CONSOLE_READ_ONLY": "true",
+		"CONSOLE_PROXY_USER_HEADER": "X-Forwarded-User", "CONSOLE_PROXY_GROUPS_HEADER": "X-Forwarded-Groups",
+		"CONSOLE_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "CONSOLE_OPERATOR_GROUPS": "payments-ops",
+	})
+	require.NoError(t, err)
+	a := cfg.ConsoleAccounts
+	assert.Equal(t, "/etc/console/users", a.UsersFile)
+	assert.Equal(t, []string{"ana", "bob"}, a.Operators)
+	assert.True(t, a.ReadOnly)
+	assert.Equal(t, "X-Forwarded-User", a.ProxyUserHeader)
+	assert.Equal(t, "X-Forwarded-Groups", a.ProxyGroupsHeader)
+	assert.Equal(t, "[10.0.0.0/8 192.168.1.7/32]", fmt.Sprint(a.TrustedProxies), "a bare address is its own /32")
+	assert.Equal(t, []string{"payments-ops"}, a.OperatorGroups)
+
+	cfg, err = load(nil)
+	require.NoError(t, err)
+	assert.False(t, cfg.ConsoleAccounts.ReadOnly, "read-only is off by default")
+
+	_, err = load(map[string]string{"CONSOLE_READ_ONLY": "yes please", "CONSOLE_TRUSTED_PROXIES": "10.0.0.0/33", "CONSOLE_PROXY_USER_HEADER": "X-User"})
+	require.Error(t, err)
+	for _, want := range []string{"CONSOLE_READ_ONLY must be true or false", `CONSOLE_TRUSTED_PROXIES must be a comma list of CIDRs (10.0.0.0/8) or addresses, not "10.0.0.0/33"`, "CONSOLE_PROXY_USER_HEADER needs CONSOLE_TRUSTED_PROXIES"} {
+		assert.Contains(t, err.Error(), want, "every bad value at once")
+	}
+}

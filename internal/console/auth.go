@@ -32,7 +32,10 @@ const localUser = "local (no authentication, loopback)"
 // before their expiry. They are signed with a key made at start: a
 // restarted console signs everyone out.
 type session struct {
-	User    string `json:"u"`
+	User string `json:"u"`
+	// Proxy says an authenticating proxy named the user: the session
+	// holds only while requests come through it, naming the same user.
+	Proxy   bool   `json:"p,omitempty"`
 	Expires int64  `json:"e"`
 	Nonce   string `json:"n"`
 }
@@ -67,9 +70,14 @@ func (ss *sessions) mac(parts ...string) []byte {
 // issue sets a new session cookie for user (empty: signed out) and
 // returns the session.
 func (ss *sessions) issue(w http.ResponseWriter, r *http.Request, user string) *session {
+	return ss.issueAs(w, r, user, false)
+}
+
+// issueAs is issue, for a user a proxy names when proxy is set.
+func (ss *sessions) issueAs(w http.ResponseWriter, r *http.Request, user string, proxy bool) *session {
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
-	s := &session{User: user, Expires: ss.now().Add(ss.ttl).Unix(), Nonce: base64.RawURLEncoding.EncodeToString(nonce)}
+	s := &session{User: user, Proxy: proxy, Expires: ss.now().Add(ss.ttl).Unix(), Nonce: base64.RawURLEncoding.EncodeToString(nonce)}
 	payload, _ := json.Marshal(s) // three plain fields always encode
 	p := base64.RawURLEncoding.EncodeToString(payload)
 	value := p + "." + base64.RawURLEncoding.EncodeToString(ss.mac("session", p))
@@ -154,13 +162,38 @@ func passwordOK(got, want string) bool {
 
 type sessionKey struct{}
 
-func withSession(ctx context.Context, s *session) context.Context {
-	return context.WithValue(ctx, sessionKey{}, s)
+// signedIn is a request's session and the role of its user.
+type signedIn struct {
+	s    *session
+	role Role
+}
+
+func withSession(ctx context.Context, s *session, role Role) context.Context {
+	return context.WithValue(ctx, sessionKey{}, signedIn{s, role})
 }
 
 func sessionOf(r *http.Request) *session {
-	s, _ := r.Context().Value(sessionKey{}).(*session)
-	return s
+	v, _ := r.Context().Value(sessionKey{}).(signedIn)
+	return v.s
+}
+
+// roleOf returns the role of the request's user ("" before signing in).
+func roleOf(r *http.Request) Role {
+	v, _ := r.Context().Value(sessionKey{}).(signedIn)
+	return v.role
+}
+
+// operatorOnly reports whether a request starts an action (or opens an
+// action's form), which only an operator may: every POST but signing in
+// and out, and the replay, discard and repair forms.
+func operatorOnly(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/login", "/logout":
+		return false
+	case "/replay", "/discard", "/failure/repair":
+		return true
+	}
+	return r.Method != http.MethodGet && r.Method != http.MethodHead
 }
 
 // localPath returns next when it is a path on this site, else "/": a
@@ -215,35 +248,69 @@ func (srv *Server) guard(next http.Handler) http.Handler {
 			}
 		}
 		s := srv.sessions.read(r)
-		switch {
-		case srv.cfg.NoAuth && !s.authed():
-			if !safe && s == nil {
-				// A POST with no session at all cannot carry its token.
-				http.Error(w, "refused: no session, so no CSRF token; reload the page", http.StatusForbidden)
-				return
-			}
-			s = srv.sessions.issue(w, r, localUser)
-		case r.URL.Path == "/login":
-			if s == nil {
+		var role Role
+		if user, groups, ok := srv.accounts.proxied(r); ok {
+			// The proxy signed the user in: a session of that user
+			// carries the CSRF token.
+			if s == nil || !s.Proxy || s.User != user {
 				if !safe {
-					http.Error(w, "refused: no session, so no CSRF token; reload the sign-in page", http.StatusForbidden)
+					http.Error(w, "refused: no session of "+user+" yet, so no CSRF token; reload the page", http.StatusForbidden)
 					return
 				}
-				s = srv.sessions.issue(w, r, "")
+				s = srv.sessions.issueAs(w, r, user, true)
 			}
-		case !s.authed():
-			if safe {
-				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			role = srv.accounts.proxyRole(user, groups)
+		} else {
+			if s.authed() && !srv.cfg.NoAuth {
+				known := false
+				if !s.Proxy {
+					role, known = srv.accounts.role(s.User)
+				}
+				if !known { // a proxy's session off the proxy, or a user no longer in the file
+					s = &session{Nonce: s.Nonce, Expires: s.Expires}
+				}
+			}
+			switch {
+			case srv.cfg.NoAuth && !s.authed():
+				if !safe && s == nil {
+					// A POST with no session at all cannot carry its token.
+					http.Error(w, "refused: no session, so no CSRF token; reload the page", http.StatusForbidden)
+					return
+				}
+				s = srv.sessions.issue(w, r, localUser)
+			case r.URL.Path == "/login":
+				if s == nil {
+					if !safe {
+						http.Error(w, "refused: no session, so no CSRF token; reload the sign-in page", http.StatusForbidden)
+						return
+					}
+					s = srv.sessions.issue(w, r, "")
+				}
+			case !s.authed():
+				if !srv.accounts.passwords() {
+					http.Error(w, "refused: sign in through the authenticating proxy", http.StatusUnauthorized)
+					return
+				}
+				if safe {
+					http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+					return
+				}
+				http.Error(w, "refused: sign in first", http.StatusUnauthorized)
 				return
 			}
-			http.Error(w, "refused: sign in first", http.StatusUnauthorized)
-			return
+			if srv.cfg.NoAuth {
+				role = srv.accounts.cap(RoleOperator)
+			}
 		}
 		if !safe && !srv.sessions.checkCSRF(r, s) {
 			http.Error(w, "refused: the form's CSRF token is missing or wrong; reload the page and try again", http.StatusForbidden)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), s)))
+		if role != RoleOperator && s.authed() && operatorOnly(r) {
+			http.Error(w, "refused: "+s.User+" is a "+string(role)+"; only an operator may do this"+srv.readOnlyNote(), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), s, role)))
 	})
 }
 

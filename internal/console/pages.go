@@ -44,8 +44,7 @@ func (srv *Server) login(w http.ResponseWriter, r *http.Request) {
 		srv.render(w, r, http.StatusTooManyRequests, "login", "Sign in", "", map[string]string{"Next": next, "Error": "another sign-in is being checked; try again in a second"})
 		return
 	}
-	userOK := passwordOK(user, srv.cfg.User) // both compared, in constant time
-	if !passwordOK(password, srv.cfg.Password) || !userOK {
+	if !srv.accounts.check(user, password) {
 		srv.cfg.Log.Warn("console: sign-in refused", "remote", r.RemoteAddr)
 		srv.wrongPause()
 		srv.render(w, r, http.StatusUnauthorized, "login", "Sign in", "", map[string]string{"Next": next, "Error": "wrong user or password"})

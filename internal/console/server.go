@@ -26,6 +26,7 @@ var assetFiles embed.FS
 // figures fresh. It is safe for concurrent use.
 type Server struct {
 	cfg       Config
+	accounts  *accounts
 	sessions  *sessions
 	pages     map[string]*template.Template
 	validator *rules.Validator
@@ -65,7 +66,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
+	accts, err := newAccounts(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{
 		cfg:       cfg,
 		sessions:  newSessions(cfg.SessionTTL, cfg.Now),
 		pages:     pages,
@@ -78,7 +83,18 @@ func New(cfg Config) (*Server, error) {
 			time.Sleep(time.Second) // a guess costs a second
 		},
 		runCtx: context.Background(),
-	}, nil
+	}
+	accts.cfg = &srv.cfg
+	srv.accounts = accts
+	return srv, nil
+}
+
+// readOnlyNote says, in a refusal, that the console is read-only.
+func (srv *Server) readOnlyNote() string {
+	if srv.cfg.ReadOnly {
+		return " (the console is read-only: CONSOLE_READ_ONLY=true)"
+	}
+	return ""
 }
 
 // Run loads the open failures and the figures, then reloads them until ctx
@@ -158,6 +174,10 @@ type page struct {
 	Nav   string
 	User  string
 	CSRF  string
+	// Role is the user's role; Operator says it may act, and the
+	// pages show action buttons only then.
+	Role     Role
+	Operator bool
 	// NoAuth says the console runs without authentication.
 	NoAuth bool
 	// Stale says why the failures shown may be out of date.
@@ -173,6 +193,8 @@ func (srv *Server) render(w http.ResponseWriter, r *http.Request, status int, na
 	p := page{Title: title, Nav: nav, Data: data, NoAuth: srv.cfg.NoAuth}
 	if s := sessionOf(r); s != nil {
 		p.User, p.CSRF = s.User, srv.sessions.csrf(s)
+		p.Role = roleOf(r)
+		p.Operator = p.Role == RoleOperator
 	}
 	if v := srv.current(); v != nil {
 		p.Loaded = v.at
