@@ -121,8 +121,8 @@ type Config struct {
 	ConsoleAddr     string
 	ConsoleUser     string
 	ConsolePassword string
-	// ConsoleAccounts are the console's other accounts and roles.
-	ConsoleAccounts ConsoleAccounts
+	// ConsoleAuth are the console's other accounts and roles.
+	ConsoleAuth ConsoleAuth
 
 	// secret tells the variables whose values are never printed, as the
 	// loader found them; a Config made otherwise redacts every provider
@@ -343,7 +343,7 @@ func parseConfig(v map[string]string, providers []Provider) (Config, []error) {
 	}
 	if addr, ok := v["CONSOLE_ADDR"]; ok {
 		cfg.ConsoleAddr, cfg.ConsoleUser, cfg.ConsolePassword = httpAddr(addr), v["CONSOLE_USER"], v["CONSOLE_PASSWORD"]
-		cfg.ConsoleAccounts = parseConsoleAccounts(v, fail)
+		cfg.ConsoleAuth = parseConsoleAuth(v, fail)
 		if cfg.ConsoleAddr != "" {
 			if err := checkListenAddr(cfg.ConsoleAddr); err != nil {
 				fail("CONSOLE_ADDR", "must be host:port or off, not %q: %v", addr, err)

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ConsoleSettings returns the console's variables, read by the commands
@@ -21,13 +22,20 @@ func ConsoleSettings() []Setting {
 		{Env: "CONSOLE_PROXY_USER_HEADER", Flag: "console-proxy-user-header", Usage: "header in which an authenticating proxy names the user (such as X-Forwarded-User)"},
 		{Env: "CONSOLE_PROXY_GROUPS_HEADER", Flag: "console-proxy-groups-header", Usage: "header in which that proxy lists the user's groups, comma separated"},
 		{Env: "CONSOLE_TRUSTED_PROXIES", Flag: "console-trusted-proxies", Usage: "comma list of the CIDRs the proxy headers are believed from"},
+		{Env: "CONSOLE_SESSION_KEY_FILE", Flag: "console-session-key-file", Usage: "file holding the key sessions are signed with (at least 32 bytes): sessions stay valid across restarts and on every console sharing it; unset: a key per process"},
+		{Env: "CONSOLE_SESSION_IDLE", Flag: "console-session-idle", Default: "1h", Usage: "a session unused this long is over"},
+		{Env: "CONSOLE_SESSION_MAX", Flag: "console-session-max", Default: "12h", Usage: "a session is over this long after its sign-in, however used"},
 		{Env: "CONSOLE_OPERATOR_GROUPS", Flag: "console-operator-groups", Usage: "comma list of the proxy's groups whose users are operators"},
 	}
 }
 
-// ConsoleAccounts are the console's accounts besides the single
-// CONSOLE_USER, and their roles (docs/CONSOLE.md).
-type ConsoleAccounts struct {
+// ConsoleAuth are the console's accounts besides the single
+// CONSOLE_USER, their roles, and its sessions (docs/CONSOLE.md).
+type ConsoleAuth struct {
+	// SessionKeyFile is CONSOLE_SESSION_KEY_FILE; SessionIdle and
+	// SessionMax CONSOLE_SESSION_IDLE and CONSOLE_SESSION_MAX.
+	SessionKeyFile          string
+	SessionIdle, SessionMax time.Duration
 	// UsersFile is CONSOLE_USERS_FILE; Operators CONSOLE_OPERATORS;
 	// ReadOnly CONSOLE_READ_ONLY.
 	UsersFile string
@@ -42,10 +50,10 @@ type ConsoleAccounts struct {
 	OperatorGroups                     []string
 }
 
-// parseConsoleAccounts reads the console's account settings, reporting a
+// parseConsoleAuth reads the console's account settings, reporting a
 // bad value through fail.
-func parseConsoleAccounts(v map[string]string, fail func(env, format string, args ...any)) ConsoleAccounts {
-	a := ConsoleAccounts{
+func parseConsoleAuth(v map[string]string, fail func(env, format string, args ...any)) ConsoleAuth {
+	a := ConsoleAuth{
 		UsersFile:         strings.TrimSpace(v["CONSOLE_USERS_FILE"]),
 		Operators:         commaList(v["CONSOLE_OPERATORS"]),
 		ProxyUserHeader:   strings.TrimSpace(v["CONSOLE_PROXY_USER_HEADER"]),
@@ -70,6 +78,19 @@ func parseConsoleAccounts(v map[string]string, fail func(env, format string, arg
 			p = netip.PrefixFrom(ip, ip.BitLen())
 		}
 		a.TrustedProxies = append(a.TrustedProxies, p.Masked())
+	}
+	a.SessionKeyFile = strings.TrimSpace(v["CONSOLE_SESSION_KEY_FILE"])
+	dur := func(env string) time.Duration {
+		d, err := time.ParseDuration(strings.TrimSpace(v[env]))
+		if err != nil || d < time.Minute || d > 30*24*time.Hour {
+			fail(env, "must be a duration from 1m to 720h, such as 30m or 12h, not %q", v[env])
+			return 0
+		}
+		return d
+	}
+	a.SessionIdle, a.SessionMax = dur("CONSOLE_SESSION_IDLE"), dur("CONSOLE_SESSION_MAX")
+	if a.SessionIdle > 0 && a.SessionMax > 0 && a.SessionIdle > a.SessionMax {
+		fail("CONSOLE_SESSION_IDLE", "(%s) must not exceed CONSOLE_SESSION_MAX (%s)", a.SessionIdle, a.SessionMax)
 	}
 	if a.ProxyUserHeader != "" && len(a.TrustedProxies) == 0 {
 		fail("CONSOLE_PROXY_USER_HEADER", "needs CONSOLE_TRUSTED_PROXIES: the addresses of the proxies whose header is believed")

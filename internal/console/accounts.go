@@ -3,6 +3,7 @@ package console
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ type accounts struct {
 	mu    sync.Mutex
 	stamp fileStamp
 	users map[string][]byte // user → bcrypt hash
+	// dummy is compared when an unknown user signs in, so that an answer
+	// takes as long whether or not the user exists: a hash at the
+	// file's highest cost.
+	dummy []byte
 }
 
 // fileStamp tells whether a file changed since it was read.
@@ -50,10 +55,6 @@ type fileStamp struct {
 	mod  time.Time
 	size int64
 }
-
-// dummyHash is compared when an unknown user signs in, so that an answer
-// takes as long whether or not the user exists.
-var dummyHash = []byte("$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z5MgaE5B3jl/Xlj8O6NJbkIu")
 
 func newAccounts(cfg *Config) (*accounts, error) {
 	a := &accounts{cfg: cfg, log: cfg.Log}
@@ -89,7 +90,21 @@ func (a *accounts) reload() error {
 	if a.users != nil {
 		a.log.Info("console: users file re-read", "file", a.cfg.UsersFile, "users", len(users))
 	}
-	a.users, a.stamp = users, stamp
+	cost := bcrypt.MinCost
+	if len(users) == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	for _, h := range users {
+		c, _ := bcrypt.Cost(h) // checked by parseUsers
+		cost = max(cost, c)
+	}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	dummy, err := bcrypt.GenerateFromPassword(secret, cost)
+	if err != nil {
+		return fmt.Errorf("CONSOLE_USERS_FILE: %w", err)
+	}
+	a.users, a.stamp, a.dummy = users, stamp, dummy
 	return nil
 }
 
@@ -148,7 +163,9 @@ func (a *accounts) check(user, password string) bool {
 		return false
 	}
 	if !ok {
-		hash = dummyHash
+		a.mu.Lock()
+		hash = a.dummy
+		a.mu.Unlock()
 	}
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && ok
 }

@@ -133,7 +133,6 @@ func TestViewersReadAndOperatorsAct(t *testing.T) {
 func TestUsersFileIsReReadWhenItChanges(t *testing.T) {
 	file := usersFile(t, "", "ana", "ana's password")
 	f := newFixture(t, Config{UsersFile: file})
-	f.srv.wrongPause = func() {}
 	c := f.client(t)
 	f.signIn(t, c, "ana", "ana's password")
 

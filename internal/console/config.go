@@ -63,8 +63,20 @@ type Config struct {
 	// Rate is the default pace of a replay, commands per second; a replay
 	// may ask for another up to MaxRate. Default 20.
 	Rate float64
-	// SessionTTL is how long a sign-in lasts. Default 12h.
-	SessionTTL time.Duration
+	// SessionKeyFile holds the key sessions are signed with (at least 32
+	// bytes): sessions stay valid across restarts and on every console
+	// that shares it. Empty: a random key per process, so that a restart
+	// signs everyone out.
+	SessionKeyFile string
+	// SessionIdle ends a session unused this long. Default 1h.
+	SessionIdle time.Duration
+	// SessionMax ends a session this long after its sign-in, however
+	// used. Default 12h.
+	SessionMax time.Duration
+	// Revocations is the bucket of sign-outs the console's replicas share
+	// (provision.ConsoleSessionBucket). Nil: a sign-out holds on this
+	// console only.
+	Revocations jetstream.KeyValue
 	// PageSize is how many failures a page lists. Default 50.
 	PageSize int
 	// Now is the clock. Default time.Now.
@@ -90,8 +102,11 @@ func (c *Config) setDefaults() {
 	if c.Rate <= 0 {
 		c.Rate = 20
 	}
-	if c.SessionTTL <= 0 {
-		c.SessionTTL = 12 * time.Hour
+	if c.SessionMax <= 0 {
+		c.SessionMax = 12 * time.Hour
+	}
+	if c.SessionIdle <= 0 {
+		c.SessionIdle = min(time.Hour, c.SessionMax)
 	}
 	if c.PageSize <= 0 {
 		c.PageSize = 50

@@ -44,11 +44,10 @@ type Server struct {
 	jobs     *jobs
 	activity *activity
 
-	// signIn is held while a sign-in is checked, and through wrongPause
-	// after a wrong one: guesses are checked one at a time, however many
-	// connections make them.
-	signIn     chan struct{}
-	wrongPause func()
+	// throttle counts wrong sign-ins per address and per account and
+	// address; checking bounds the password checks made at once.
+	throttle *throttle
+	checking chan struct{}
 
 	// runCtx is Run's context: replays started from a page belong to
 	// Run, not to the request that started them.
@@ -70,19 +69,21 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	ss, err := newSessions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	srv := &Server{
 		cfg:       cfg,
-		sessions:  newSessions(cfg.SessionTTL, cfg.Now),
+		sessions:  ss,
 		pages:     pages,
 		validator: rules.NewValidator(),
 		reload:    make(chan struct{}, 1),
 		jobs:      newJobs(),
 		activity:  &activity{},
-		signIn:    make(chan struct{}, 1),
-		wrongPause: func() {
-			time.Sleep(time.Second) // a guess costs a second
-		},
-		runCtx: context.Background(),
+		throttle:  newThrottle(cfg.Now),
+		checking:  make(chan struct{}, 4),
+		runCtx:    context.Background(),
 	}
 	accts.cfg = &srv.cfg
 	srv.accounts = accts

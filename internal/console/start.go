@@ -14,6 +14,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // Running is a console being served, as Start serves it.
@@ -35,7 +36,7 @@ func (c *Running) Banner() string {
 // ConfigFrom is the console's Config from the service's configuration,
 // with the JetStream context and logger to use.
 func ConfigFrom(cfg config.Config, js jetstream.JetStream, log *slog.Logger) Config {
-	a := cfg.ConsoleAccounts
+	a := cfg.ConsoleAuth
 	return Config{
 		JS:                js,
 		Log:               log,
@@ -48,6 +49,9 @@ func ConfigFrom(cfg config.Config, js jetstream.JetStream, log *slog.Logger) Con
 		ProxyGroupsHeader: a.ProxyGroupsHeader,
 		TrustedProxies:    a.TrustedProxies,
 		OperatorGroups:    a.OperatorGroups,
+		SessionKeyFile:    a.SessionKeyFile,
+		SessionIdle:       a.SessionIdle,
+		SessionMax:        a.SessionMax,
 		NoAuth:            cfg.ConsoleUser == "" && cfg.ConsolePassword == "" && a.UsersFile == "" && a.ProxyUserHeader == "",
 		Addr:              cfg.ConsoleAddr,
 	}
@@ -71,7 +75,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (c *Running
 			nc.Close()
 		}
 	}()
-	srv, err := New(ConfigFrom(cfg, js, log))
+	ccfg := ConfigFrom(cfg, js, log)
+	if !ccfg.NoAuth {
+		ccfg.Revocations, err = provision.EnsureConsoleSessions(ctx, js, 1, func(note string) { log.Info("console: " + note) })
+		if err != nil {
+			return nil, fmt.Errorf("console: %w (run 'consumer setup', or grant the console's NATS user the bucket)", err)
+		}
+	}
+	srv, err := New(ccfg)
 	if err != nil {
 		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("console: %w", err)}
 	}

@@ -171,6 +171,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if had != nil {
 		t.noteBucket(*had)
 	}
+	if _, err := EnsureConsoleSessions(ctx, js, t.Replicas, nil); err != nil {
+		return err
+	}
 	return markRebuilt(ctx, js)
 }
 
