@@ -17,16 +17,18 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/console"
 )
 
 // startConsoleWith serves a console configured by cfg on the test's
-// JetStream, reloading every 300ms, and returns its URL and a function
+// JetStream, with its audit trail, reloading every 300ms, and returns its URL and a function
 // that stops it (also called at the test's end).
 func startConsoleWith(t *testing.T, e *testEnv, cfg console.Config) (string, func()) {
 	t.Helper()
 	cfg.JS = e.js
+	cfg.Audit = &audit.Writer{JS: e.js}
 	cfg.Refresh, cfg.StatsRefresh = 300*time.Millisecond, time.Second
 	cfg.Log = config.NewLogger(testWriter{t}, 0, "text")
 	srv, err := console.New(cfg)
@@ -97,7 +99,7 @@ func TestConsoleRolesInABrowser(t *testing.T) {
 	e.quietLogs = true
 	e.start(t)
 	users := writeUsers(t, "ana", "ana's long password", "vic", "vic's long password")
-	base, _ := startConsoleWith(t, e, console.Config{UsersFile: users, Operators: []string{"ana"}})
+	base, stop := startConsoleWith(t, e, console.Config{UsersFile: users, Operators: []string{"ana"}})
 
 	e.ipay.SetDown(true)
 	for i := range 2 {
@@ -140,5 +142,32 @@ func TestConsoleRolesInABrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(ro+"/failure?id=roles-1"), chromedp.WaitVisible(chromedp.ID("command"))))
 	assert.Zero(t, actionsShown(t, ctx), "no action button on a read-only console")
 	assert.Equal(t, http.StatusForbidden, postFromPage(t, ctx, "/discard", "command=roles-1"), "a read-only console refuses a discard")
+
+	// The audit trail holds one entry per action done: the replay, by
+	// ana from her address; the refused ones wrote none.
+	p, err := audit.List(context.Background(), e.js, audit.Query{})
+	require.NoError(t, err)
+	require.Len(t, p.Entries, 1, "one entry per action done")
+	assert.Equal(t, audit.ActionReplay, p.Entries[0].Action)
+	assert.Equal(t, "ana", p.Entries[0].User)
+	assert.Equal(t, "127.0.0.1", p.Entries[0].From)
+	assert.Equal(t, []string{"roles-0"}, p.Entries[0].CommandIDs)
+
+	// A restarted console and a second replica show the same activity.
+	stop()
+	restarted, _ := startConsoleWith(t, e, console.Config{UsersFile: users, Operators: []string{"ana"}})
+	replica, _ := startConsoleWith(t, e, console.Config{UsersFile: users, Operators: []string{"ana"}})
+	var seen []string
+	for _, base := range []string{restarted, replica} {
+		signIn(t, ctx, base+"/activity", "vic", "vic's long password")
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/activity"), chromedp.WaitVisible(chromedp.ID("activity"))))
+		rows := text(t, ctx, "#activity tbody")
+		assert.Contains(t, rows, "ana")
+		assert.Contains(t, rows, "replay")
+		assert.Contains(t, rows, "commandId roles-0")
+		seen = append(seen, rows)
+	}
+	assert.Equal(t, seen[0], seen[1], "every console shows the same activity")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(replica+"/failure?id=roles-1"), chromedp.WaitVisible(chromedp.ID("history-none"))))
 	assert.Zero(t, alerts.Load())
 }

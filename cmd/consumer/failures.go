@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
@@ -220,6 +221,16 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if *dryRun {
 		fmt.Fprintf(stdout, "would discard %s (%s); nothing was discarded\n", replay.OpenFailures(len(chosen)), described)
 		return nil
+	}
+	ids := make([]string, 0, len(chosen))
+	for _, f := range chosen {
+		ids = append(ids, f.CommandID)
+	}
+	if len(ids) > 20 {
+		ids = nil
+	}
+	if _, err := audit.WriteFromCommandLine(ctx, js, audit.Entry{Action: audit.ActionDiscard, CommandIDs: ids, Filter: described, Count: len(chosen)}); err != nil {
+		return err
 	}
 	n, err := failstore.Discard(ctx, js, chosen)
 	log := slog.New(slog.NewTextHandler(stderr, nil))

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
@@ -357,6 +358,8 @@ func TestFailuresAndReplayExitCodes(t *testing.T) {
 	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.CommandStream, Subjects: []string{"elsewhere"}})
 	require.NoError(t, err)
 	_, err = e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.EventStream, Subjects: []string{contact.SubjectCreated, contact.SubjectFailed}})
+	require.NoError(t, err)
+	_, err = e.js.CreateStream(ctx, audit.StreamConfig(1, 0)) // a replay is audited before it sends
 	require.NoError(t, err)
 	ev, err := events.NewEvent("", contact.SubjectFailed, "x-1", "", time.Now(), contact.Failed{
 		CommandID: "x-1", Reason: contact.ReasonExhausted, Retryable: true, Command: json.RawMessage(command("x-1")),

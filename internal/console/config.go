@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/audit"
 )
 
 // DefaultAddr is where the console listens unless told otherwise: loopback
@@ -73,6 +75,10 @@ type Config struct {
 	// SessionMax ends a session this long after its sign-in, however
 	// used. Default 12h.
 	SessionMax time.Duration
+	// Audit writes each action's audit entry before the action is done;
+	// the activity page reads them back. Nil: actions are only logged,
+	// and the activity page lists this console's since it started.
+	Audit *audit.Writer
 	// Revocations is the bucket of sign-outs the console's replicas share
 	// (provision.ConsoleSessionBucket). Nil: a sign-out holds on this
 	// console only.

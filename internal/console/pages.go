@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/record"
@@ -221,6 +222,13 @@ type failureData struct {
 	Flash       string
 	// Refusal says why an action asked for on this page did not happen.
 	Refusal string
+	// History is the command's audited actions, newest first (Audited:
+	// there is an audit trail); HistoryPartial says older entries were
+	// not read; HistoryErr why it could not be read.
+	Audited        bool
+	History        []audit.Entry
+	HistoryPartial bool
+	HistoryErr     string
 }
 
 func (srv *Server) failurePage(w http.ResponseWriter, r *http.Request) {
@@ -253,6 +261,14 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 			if f.EventID == data.Generations[i].EventID {
 				data.Generations[i].Open = true
 			}
+		}
+	}
+	if srv.cfg.Audit != nil {
+		data.Audited = true
+		p, err := audit.List(r.Context(), srv.cfg.JS, audit.Query{CommandID: id, Limit: 20, MaxScan: auditScan})
+		data.History, data.HistoryPartial = p.Entries, p.Partial
+		if err != nil {
+			data.HistoryErr = err.Error()
 		}
 	}
 	status := http.StatusOK

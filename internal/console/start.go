@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
@@ -54,6 +55,7 @@ func ConfigFrom(cfg config.Config, js jetstream.JetStream, log *slog.Logger) Con
 		SessionMax:        a.SessionMax,
 		NoAuth:            cfg.ConsoleUser == "" && cfg.ConsolePassword == "" && a.UsersFile == "" && a.ProxyUserHeader == "",
 		Addr:              cfg.ConsoleAddr,
+		Audit:             &audit.Writer{JS: js},
 	}
 }
 
