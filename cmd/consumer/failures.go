@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
@@ -57,10 +58,13 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 
 	switch {
 	case *asCSV:
+		// Personal data, unmasked, leaves the system: audited first.
+		if _, err := audit.WriteFromCommandLine(ctx, js, replay.CSVAuditEntry(flt, sel)); err != nil {
+			return err
+		}
 		if err := replay.WriteCSV(stdout, sel.Failures); err != nil {
 			return err
 		}
-		// Personal data, unmasked, leaves the system: said like a discard.
 		slog.New(slog.NewTextHandler(stderr, nil)).Info("exported open failures as CSV, unmasked",
 			"user", osUser(), "filter", flt.Flags(), "failures", len(sel.Failures))
 		fmt.Fprintln(stderr, replay.MatchLine(sel))
@@ -232,6 +236,16 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	if *dryRun {
 		fmt.Fprintf(stdout, "would discard %s (%s); nothing was discarded\n", replay.OpenFailures(len(chosen)), described)
 		return nil
+	}
+	ids := make([]string, 0, len(chosen))
+	for _, f := range chosen {
+		ids = append(ids, f.CommandID)
+	}
+	if len(ids) > 20 {
+		ids = nil
+	}
+	if _, err := audit.WriteFromCommandLine(ctx, js, audit.Entry{Action: audit.ActionDiscard, CommandIDs: ids, Filter: described, Count: len(chosen)}); err != nil {
+		return err
 	}
 	n, err := failstore.Discard(ctx, js, chosen)
 	log := slog.New(slog.NewTextHandler(stderr, nil))

@@ -53,7 +53,7 @@ func TestHelpShowsOwnFlagsThenConnection(t *testing.T) {
 		own     string   // one of its own flags
 		service []string // the service settings it takes as flags
 	}{
-		{[]string{"setup"}, "replicas", []string{"ack-wait", "event-max-age", "record-ttl"}},
+		{[]string{"setup"}, "replicas", []string{"ack-wait", "event-max-age", "audit-max-age", "record-ttl"}},
 		{[]string{"publish"}, "wait", []string{"default-provider"}},
 		{[]string{"import"}, "batch", []string{"default-provider"}},
 		{[]string{"failures"}, "reason", nil},

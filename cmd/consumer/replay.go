@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/progress"
@@ -78,6 +79,11 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 
+	if !*dryRun && len(sel.Failures) > 0 {
+		if _, err := audit.WriteFromCommandLine(ctx, js, replay.AuditEntry(flt, sel, sets)); err != nil {
+			return err
+		}
+	}
 	line := progress.NewLine(stderr)
 	sum, err := replay.Replay(ctx, js, sel.Failures, replay.Options{
 		All:               *all,

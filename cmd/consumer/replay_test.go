@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
@@ -254,9 +255,17 @@ func TestReplayAfterAnOutage(t *testing.T) {
 		s, err := e.js.Stream(context.Background(), provision.CommandStream)
 		require.NoError(t, err)
 		cfg := s.CachedInfo().Config
-		cfg.Duplicates = 100 * time.Millisecond
-		_, err = e.js.UpdateStream(context.Background(), cfg)
-		require.NoError(t, err)
+		// Twice: the server lets its de-duplication timer fire at once on
+		// an update, before it takes the new window (nats-server
+		// stream.go, update: ddtmr.Reset, then ddwin set later), so a
+		// timer that fires in between purges by the old two minutes and
+		// waits that long; on the second update the window it fires with
+		// is already the short one.
+		for _, d := range []time.Duration{100 * time.Millisecond, 101 * time.Millisecond} {
+			cfg.Duplicates = d
+			_, err = e.js.UpdateStream(context.Background(), cfg)
+			require.NoError(t, err)
+		}
 
 		// Until the stream forgets their message ids, the replays are
 		// dropped as duplicates, and have no effect.
@@ -357,6 +366,8 @@ func TestFailuresAndReplayExitCodes(t *testing.T) {
 	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.CommandStream, Subjects: []string{"elsewhere"}})
 	require.NoError(t, err)
 	_, err = e.js.CreateStream(ctx, jetstream.StreamConfig{Name: provision.EventStream, Subjects: []string{contact.SubjectCreated, contact.SubjectFailed}})
+	require.NoError(t, err)
+	_, err = e.js.CreateStream(ctx, audit.StreamConfig(1, 0)) // a replay is audited before it sends
 	require.NoError(t, err)
 	ev, err := events.NewEvent("", contact.SubjectFailed, "x-1", "", time.Now(), contact.Failed{
 		CommandID: "x-1", Reason: contact.ReasonExhausted, Retryable: true, Command: json.RawMessage(command("x-1")),

@@ -73,6 +73,7 @@ func ServiceSettings() []Setting {
 		{Env: "SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "30s", Usage: "how long shutdown waits for in-flight commands"},
 		{Env: "EVENT_SOURCE", Flag: "event-source", Default: "contactrelay", Usage: "CloudEvents source of the events"},
 		{Env: "EVENT_MAX_AGE", Flag: "event-max-age", Default: "720h", Usage: "how long CONTACT_EVENTS keeps events; subscribers must read within it (0: for ever)"},
+		{Env: "AUDIT_MAX_AGE", Flag: "audit-max-age", Default: "9600h", Usage: "how long CONTACT_AUDIT keeps the audit trail (400 days; at least 24h)"},
 		{Env: "RECORD_TTL", Flag: "record-ttl", Default: "2160h", Usage: "how long a commandId's record lives after the write that settled it (never while a create call's outcome is unknown); at most one create per commandId holds within it (0: for ever)"},
 	}
 }
@@ -95,8 +96,10 @@ type Config struct {
 	// EventMaxAge is how long the event stream keeps events, RecordTTL
 	// how long a record lives after the write that settled it; zero: for
 	// ever.
-	EventMaxAge     time.Duration
-	RecordTTL       time.Duration
+	EventMaxAge time.Duration
+	RecordTTL   time.Duration
+	// AuditMaxAge is how long the audit stream keeps its entries.
+	AuditMaxAge     time.Duration
 	RetryInitial    time.Duration
 	RetryMax        time.Duration
 	RetryMaxElapsed time.Duration
@@ -121,6 +124,8 @@ type Config struct {
 	ConsoleAddr     string
 	ConsoleUser     string
 	ConsolePassword string
+	// ConsoleAuth are the console's other accounts and roles.
+	ConsoleAuth ConsoleAuth
 
 	// secret tells the variables whose values are never printed, as the
 	// loader found them; a Config made otherwise redacts every provider
@@ -288,6 +293,7 @@ func parseConfig(v map[string]string, providers []Provider) (Config, []error) {
 		EventSource:     v["EVENT_SOURCE"],
 		EventMaxAge:     dur("EVENT_MAX_AGE", 0, 100*365*24*time.Hour),
 		RecordTTL:       dur("RECORD_TTL", 0, 100*365*24*time.Hour),
+		AuditMaxAge:     dur("AUDIT_MAX_AGE", 24*time.Hour, 100*365*24*time.Hour),
 	}
 	if cfg.EventMaxAge > 0 && cfg.EventMaxAge < time.Hour {
 		fail("EVENT_MAX_AGE", "must be 0 (for ever) or at least 1h, not %s: subscribers need time to read", cfg.EventMaxAge)
@@ -341,6 +347,7 @@ func parseConfig(v map[string]string, providers []Provider) (Config, []error) {
 	}
 	if addr, ok := v["CONSOLE_ADDR"]; ok {
 		cfg.ConsoleAddr, cfg.ConsoleUser, cfg.ConsolePassword = httpAddr(addr), v["CONSOLE_USER"], v["CONSOLE_PASSWORD"]
+		cfg.ConsoleAuth = parseConsoleAuth(v, fail)
 		if cfg.ConsoleAddr != "" {
 			if err := checkListenAddr(cfg.ConsoleAddr); err != nil {
 				fail("CONSOLE_ADDR", "must be host:port or off, not %q: %v", addr, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
@@ -134,6 +135,11 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 	if all {
 		j.What += ", not retryable too"
 	}
+	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionReplay, CommandIDs: commandIDs(sums), Filter: j.What, Count: len(sums),
+		Range: selectionRange(q), Detail: fmt.Sprintf("%g a second", rate)})
+	if !ok {
+		return
+	}
 	srv.runMu.Lock()
 	parent := srv.runCtx
 	srv.runMu.Unlock()
@@ -181,7 +187,7 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			result += ": " + err.Error()
 		}
-		srv.recordAs(j.User, "replay", j.What, len(sums), result, err == nil && sum.PublishFailed == 0 && sum.Refused == 0)
+		srv.recordAs(j.User, seq, "replay", j.What, len(sums), result, err == nil && sum.PublishFailed == 0 && sum.Refused == 0)
 	})
 	http.Redirect(w, r, "/jobs/"+j.ID, http.StatusSeeOther)
 }
@@ -240,8 +246,12 @@ func (srv *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 		srv.fail(w, r, http.StatusNotFound, "no such replay")
 		return
 	}
+	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionCancelReplay, Filter: j.What, Detail: "replay " + j.ID})
+	if !ok {
+		return
+	}
 	j.cancel()
-	srv.record(r, "cancel replay", j.What, 0, "cancelled", true)
+	srv.record(r, seq, "cancel replay", j.What, 0, "cancelled", true)
 	http.Redirect(w, r, "/jobs/"+j.ID, http.StatusSeeOther)
 }
 
@@ -272,13 +282,17 @@ func (srv *Server) discard(w http.ResponseWriter, r *http.Request) {
 		srv.fail(w, r, http.StatusBadRequest, "nothing to discard: "+strings.Join(append(errs, "the selection holds no open failure (any longer)"), "; "))
 		return
 	}
+	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionDiscard, CommandIDs: commandIDs(sums), Filter: q.describe(), Count: len(sums), Range: selectionRange(q)})
+	if !ok {
+		return
+	}
 	n, err := failstore.Discard(r.Context(), srv.cfg.JS, sums)
 	srv.Reload()
 	result := fmt.Sprintf("%d of %d discarded", n, len(sums))
 	if err != nil {
 		result += ": " + err.Error()
 	}
-	srv.record(r, "discard", q.describe(), len(sums), result, err == nil)
+	srv.record(r, seq, "discard", q.describe(), len(sums), result, err == nil)
 	srv.render(w, r, http.StatusOK, "done", "Discarded", "failures", map[string]any{
 		"Title": "Discarded", "Result": result, "OK": err == nil,
 		"Note": "The contact.failed events stay in the event history; the open set no longer lists them."})
@@ -286,7 +300,11 @@ func (srv *Server) discard(w http.ResponseWriter, r *http.Request) {
 
 func (srv *Server) unmask(w http.ResponseWriter, r *http.Request) {
 	id := r.PostFormValue("id")
-	srv.record(r, "unmask", "commandId "+id, 1, "email and mobile shown", true)
+	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionUnmask, CommandIDs: []string{id}, Count: 1})
+	if !ok {
+		return
+	}
+	srv.record(r, seq, "unmask", "commandId "+id, 1, "email and mobile shown", true)
 	srv.showFailure(w, r, id, true, "Email and mobile are shown in full; this was logged.", "")
 }
 
@@ -443,6 +461,10 @@ func (srv *Server) repair(w http.ResponseWriter, r *http.Request) {
 		changed[i] = strings.Join(s.Path, ".")
 	}
 	what := "commandId " + id + ", fields " + strings.Join(changed, ",")
+	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionRepair, CommandIDs: []string{id}, Fields: changed, Count: 1})
+	if !ok {
+		return
+	}
 	var item replay.Item
 	sum, err := replay.Replay(r.Context(), srv.cfg.JS, replay.FromOpen([]*failstore.Failure{f}), replay.Options{
 		Repair: sets, Rate: MaxRate, Validator: srv.validator, OnItem: func(it replay.Item) { item = it },
@@ -465,7 +487,7 @@ func (srv *Server) repair(w http.ResponseWriter, r *http.Request) {
 			form.Errors = append(form.Errors, rerr.Message)
 		}
 		broken := max(1, len(rerr.Errors))
-		srv.record(r, "repair", what, 1, fmt.Sprintf("refused: %d %s broken, nothing sent", broken, plural(broken, "rule", "rules")), false)
+		srv.record(r, seq, "repair", what, 1, fmt.Sprintf("refused: %d %s broken, nothing sent", broken, plural(broken, "rule", "rules")), false)
 		srv.render(w, r, http.StatusUnprocessableEntity, "repair", "Repair "+id, "failures", form)
 		return
 	}
@@ -478,20 +500,29 @@ func (srv *Server) repair(w http.ResponseWriter, r *http.Request) {
 	srv.Reload()
 	switch {
 	case err != nil:
-		srv.record(r, "repair", what, 1, "failed: "+err.Error(), false)
+		srv.record(r, seq, "repair", what, 1, "failed: "+err.Error(), false)
 		srv.fail(w, r, http.StatusBadGateway, "the repaired command was not sent: "+err.Error())
 	case item.Refused:
 		// Another session's repair (or a replay) of this failure was sent
 		// first: it holds the generation, and the stream dropped this one.
-		srv.record(r, "repair", what, 1, "refused, nothing sent: the failure "+item.Earlier.What(), false)
+		srv.record(r, seq, "repair", what, 1, "refused, nothing sent: the failure "+item.Earlier.What(), false)
 		srv.showFailure(w, r, id, false, "", "Not sent: this failure "+item.Earlier.What()+
 			", and that command's outcome stands; the stream dropped this repair as a duplicate. Its outcome shows on this page once it is recorded; if it fails again, repair the new failure.")
 	case item.Earlier != nil:
-		srv.record(r, "repair", what, 1, "already sent: the failure "+item.Earlier.What(), true)
+		srv.record(r, seq, "repair", what, 1, "already sent: the failure "+item.Earlier.What(), true)
 		srv.showFailure(w, r, id, false, "Already sent: this failure "+item.Earlier.What()+"; nothing was sent again.", "")
 	default:
 		result := fmt.Sprintf("sent as a new generation (%s seq %d)", item.Ack.Stream, item.Ack.Sequence)
-		srv.record(r, "repair", what, 1, result, true)
+		srv.record(r, seq, "repair", what, 1, result, true)
 		srv.showFailure(w, r, id, false, "Repaired and "+result+". The service decides it now; this page shows its outcome once it is recorded.", "")
 	}
+}
+
+// selectionRange says the range of the open failures a selection covered:
+// those stored up to the sequence its preview showed.
+func selectionRange(q query) string {
+	if q.UpTo == 0 {
+		return ""
+	}
+	return fmt.Sprintf("open failures stored up to seq %d", q.UpTo)
 }

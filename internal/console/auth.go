@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -12,10 +13,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // cookieName is the session cookie's name.
@@ -26,33 +30,58 @@ const cookieName = "contactrelay_console"
 const localUser = "local (no authentication, loopback)"
 
 // session is a visitor's signed cookie: who signed in (empty before
-// signing in), until when, and a nonce its CSRF token derives from.
-// Sessions are kept by the browser, not the server, so that no visitor
-// costs the server memory; the server keeps only the nonces signed out
-// before their expiry. They are signed with a key made at start: a
-// restarted console signs everyone out.
+// signing in), when, when last seen, until when at most, and a nonce its
+// CSRF token derives from. Sessions are kept by the browser, not the
+// server, so that no visitor costs the server memory and every console
+// signing with the same key (Config.SessionKeyFile) takes them; the
+// servers keep only the nonces signed out before their expiry, in the
+// bucket they share (Config.Revocations).
 type session struct {
-	User    string `json:"u"`
+	User string `json:"u"`
+	// Proxy says an authenticating proxy named the user: the session
+	// holds only while requests come through it, naming the same user.
+	Proxy bool `json:"p,omitempty"`
+	// Issued is the sign-in's time, Seen the last request's (to the
+	// minute), Expires the absolute end (Unix seconds).
+	Issued  int64  `json:"i"`
+	Seen    int64  `json:"s"`
 	Expires int64  `json:"e"`
 	Nonce   string `json:"n"`
 }
 
 func (s *session) authed() bool { return s != nil && s.User != "" }
 
-// sessions signs and checks session cookies.
+// sessions signs and checks session cookies. It is safe for concurrent
+// use.
 type sessions struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	key       []byte
+	idle, max time.Duration
+	now       func() time.Time
+	kv        jetstream.KeyValue // sign-outs every replica sees; nil: this process's only
 
 	mu      sync.Mutex
-	revoked map[string]int64 // nonce → expiry
+	revoked map[string]int64 // nonce → expiry, signed out here
 }
 
-func newSessions(ttl time.Duration, now func() time.Time) *sessions {
-	key := make([]byte, 32)
-	_, _ = rand.Read(key) // crypto/rand.Read never fails
-	return &sessions{key: key, ttl: ttl, now: now, revoked: map[string]int64{}}
+// minSessionKey is the shortest session key a key file may hold.
+const minSessionKey = 32
+
+func newSessions(cfg Config) (*sessions, error) {
+	ss := &sessions{idle: cfg.SessionIdle, max: cfg.SessionMax, now: cfg.Now, kv: cfg.Revocations, revoked: map[string]int64{}}
+	if cfg.SessionKeyFile == "" {
+		ss.key = make([]byte, 32)
+		_, _ = rand.Read(ss.key) // crypto/rand.Read never fails
+		return ss, nil
+	}
+	b, err := os.ReadFile(cfg.SessionKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("CONSOLE_SESSION_KEY_FILE: %w", err)
+	}
+	ss.key = bytes.TrimSpace(b)
+	if len(ss.key) < minSessionKey {
+		return nil, fmt.Errorf("CONSOLE_SESSION_KEY_FILE %s holds %d bytes, fewer than %d: make one with 'head -c 32 /dev/urandom | base64 > FILE'", cfg.SessionKeyFile, len(ss.key), minSessionKey)
+	}
+	return ss, nil
 }
 
 func (ss *sessions) mac(parts ...string) []byte {
@@ -67,54 +96,96 @@ func (ss *sessions) mac(parts ...string) []byte {
 // issue sets a new session cookie for user (empty: signed out) and
 // returns the session.
 func (ss *sessions) issue(w http.ResponseWriter, r *http.Request, user string) *session {
+	return ss.issueAs(w, r, user, false)
+}
+
+// issueAs is issue, for a user a proxy names when proxy is set.
+func (ss *sessions) issueAs(w http.ResponseWriter, r *http.Request, user string, proxy bool) *session {
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
-	s := &session{User: user, Expires: ss.now().Add(ss.ttl).Unix(), Nonce: base64.RawURLEncoding.EncodeToString(nonce)}
-	payload, _ := json.Marshal(s) // three plain fields always encode
+	now := ss.now()
+	s := &session{User: user, Proxy: proxy, Issued: now.Unix(), Seen: now.Unix(), Expires: now.Add(ss.max).Unix(), Nonce: base64.RawURLEncoding.EncodeToString(nonce)}
+	ss.write(w, r, s)
+	return s
+}
+
+// write sets s as the request's session cookie.
+func (ss *sessions) write(w http.ResponseWriter, r *http.Request, s *session) {
+	payload, _ := json.Marshal(s) // plain fields always encode
 	p := base64.RawURLEncoding.EncodeToString(payload)
 	value := p + "." + base64.RawURLEncoding.EncodeToString(ss.mac("session", p))
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: secureRequest(r), Expires: time.Unix(s.Expires, 0),
 	})
-	return s
 }
 
-// read returns the request's valid session, or nil.
-func (ss *sessions) read(r *http.Request) *session {
+// touch marks a signed-in session as seen now, when it was last marked
+// over a minute ago (or a tenth of the idle time): its cookie is written
+// again with the same nonce, so its CSRF token stays.
+func (ss *sessions) touch(w http.ResponseWriter, r *http.Request, s *session) {
+	now := ss.now()
+	if !s.authed() || now.Sub(time.Unix(s.Seen, 0)) < min(time.Minute, ss.idle/10) {
+		return
+	}
+	t := *s
+	t.Seen = now.Unix()
+	ss.write(w, r, &t)
+}
+
+// errSessionCheck is a session that could not be checked against the
+// sign-outs.
+var errSessionCheck = errors.New("the sign-outs could not be read")
+
+// read returns the request's valid session, or nil: signed, not past its
+// absolute expiry nor idle longer than allowed, not signed out here or on
+// another replica. An error says the sign-outs could not be read.
+func (ss *sessions) read(r *http.Request) (*session, error) {
 	c, err := r.Cookie(cookieName)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	p, sig, ok := strings.Cut(c.Value, ".")
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	got, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil || !hmac.Equal(got, ss.mac("session", p)) {
-		return nil
+		return nil, nil
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(p)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var s session
-	if json.Unmarshal(payload, &s) != nil || s.Nonce == "" || ss.now().Unix() >= s.Expires {
-		return nil
+	now := ss.now()
+	if json.Unmarshal(payload, &s) != nil || s.Nonce == "" || now.Unix() >= s.Expires ||
+		now.Unix() >= time.Unix(s.Issued, 0).Add(ss.max).Unix() || now.Sub(time.Unix(s.Seen, 0)) >= ss.idle {
+		return nil, nil
 	}
 	ss.mu.Lock()
 	_, gone := ss.revoked[s.Nonce]
 	ss.mu.Unlock()
 	if gone {
-		return nil
+		return nil, nil
 	}
-	return &s
+	if ss.kv != nil && s.authed() {
+		_, err := ss.kv.Get(r.Context(), s.Nonce)
+		switch {
+		case err == nil:
+			return nil, nil
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return nil, fmt.Errorf("%w: %w", errSessionCheck, err)
+		}
+	}
+	return &s, nil
 }
 
-// revoke signs a session out for good, before its expiry.
-func (ss *sessions) revoke(s *session) {
+// revoke signs a session out for good, before its expiry: here at once,
+// and on every replica through the shared bucket, where the sign-out is
+// kept until the session's absolute expiry.
+func (ss *sessions) revoke(ctx context.Context, s *session) error {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
 	now := ss.now().Unix()
 	for n, exp := range ss.revoked {
 		if exp <= now {
@@ -122,6 +193,16 @@ func (ss *sessions) revoke(s *session) {
 		}
 	}
 	ss.revoked[s.Nonce] = s.Expires
+	ss.mu.Unlock()
+	if ss.kv == nil || !s.authed() {
+		return nil
+	}
+	ttl := max(time.Unix(s.Expires, 0).Sub(ss.now())+time.Minute, time.Minute)
+	_, err := ss.kv.Create(ctx, s.Nonce, []byte(s.User), jetstream.KeyTTL(ttl))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("record the sign-out in %s: %w", ss.kv.Bucket(), err)
+	}
+	return nil
 }
 
 // csrf returns the session's CSRF token.
@@ -154,13 +235,41 @@ func passwordOK(got, want string) bool {
 
 type sessionKey struct{}
 
-func withSession(ctx context.Context, s *session) context.Context {
-	return context.WithValue(ctx, sessionKey{}, s)
+// signedIn is a request's session and the role of its user.
+type signedIn struct {
+	s    *session
+	role Role
+}
+
+func withSession(ctx context.Context, s *session, role Role) context.Context {
+	return context.WithValue(ctx, sessionKey{}, signedIn{s, role})
 }
 
 func sessionOf(r *http.Request) *session {
-	s, _ := r.Context().Value(sessionKey{}).(*session)
-	return s
+	v, _ := r.Context().Value(sessionKey{}).(signedIn)
+	return v.s
+}
+
+// roleOf returns the role of the request's user ("" before signing in).
+func roleOf(r *http.Request) Role {
+	v, _ := r.Context().Value(sessionKey{}).(signedIn)
+	return v.role
+}
+
+// operatorOnly reports whether a request starts an action (or opens an
+// action's form), which only an operator may: every POST but signing in
+// and out, and the replay, discard and repair forms.
+func operatorOnly(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/login", "/logout":
+		return false
+	case "/replay", "/discard", "/failure/repair", "/repair-file":
+		return true
+	case "/failures.csv":
+		// The download is unmasked: like unmasking, an operator's.
+		return true
+	}
+	return r.Method != http.MethodGet && r.Method != http.MethodHead
 }
 
 // localPath returns next when it is a path on this site, else "/": a
@@ -214,36 +323,76 @@ func (srv *Server) guard(next http.Handler) http.Handler {
 				return
 			}
 		}
-		s := srv.sessions.read(r)
-		switch {
-		case srv.cfg.NoAuth && !s.authed():
-			if !safe && s == nil {
-				// A POST with no session at all cannot carry its token.
-				http.Error(w, "refused: no session, so no CSRF token; reload the page", http.StatusForbidden)
-				return
-			}
-			s = srv.sessions.issue(w, r, localUser)
-		case r.URL.Path == "/login":
-			if s == nil {
+		s, err := srv.sessions.read(r)
+		if err != nil {
+			srv.cfg.Log.Error("console: a session could not be checked", "err", err)
+			http.Error(w, "the console cannot check sessions now ("+err.Error()+"); try again shortly", http.StatusServiceUnavailable)
+			return
+		}
+		var role Role
+		if user, groups, ok := srv.accounts.proxied(r); ok {
+			// The proxy signed the user in: a session of that user
+			// carries the CSRF token.
+			if s == nil || !s.Proxy || s.User != user {
 				if !safe {
-					http.Error(w, "refused: no session, so no CSRF token; reload the sign-in page", http.StatusForbidden)
+					http.Error(w, "refused: no session of "+user+" yet, so no CSRF token; reload the page", http.StatusForbidden)
 					return
 				}
-				s = srv.sessions.issue(w, r, "")
+				s = srv.sessions.issueAs(w, r, user, true)
 			}
-		case !s.authed():
-			if safe {
-				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			role = srv.accounts.proxyRole(user, groups)
+		} else {
+			if s.authed() && !srv.cfg.NoAuth {
+				known := false
+				if !s.Proxy {
+					role, known = srv.accounts.role(s.User)
+				}
+				if !known { // a proxy's session off the proxy, or a user no longer in the file
+					s = &session{Nonce: s.Nonce, Expires: s.Expires}
+				}
+			}
+			switch {
+			case srv.cfg.NoAuth && !s.authed():
+				if !safe && s == nil {
+					// A POST with no session at all cannot carry its token.
+					http.Error(w, "refused: no session, so no CSRF token; reload the page", http.StatusForbidden)
+					return
+				}
+				s = srv.sessions.issue(w, r, localUser)
+			case r.URL.Path == "/login":
+				if s == nil {
+					if !safe {
+						http.Error(w, "refused: no session, so no CSRF token; reload the sign-in page", http.StatusForbidden)
+						return
+					}
+					s = srv.sessions.issue(w, r, "")
+				}
+			case !s.authed():
+				if !srv.accounts.passwords() {
+					http.Error(w, "refused: sign in through the authenticating proxy", http.StatusUnauthorized)
+					return
+				}
+				if safe {
+					http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+					return
+				}
+				http.Error(w, "refused: sign in first", http.StatusUnauthorized)
 				return
 			}
-			http.Error(w, "refused: sign in first", http.StatusUnauthorized)
-			return
+			if srv.cfg.NoAuth {
+				role = srv.accounts.cap(RoleOperator)
+			}
 		}
 		if !safe && !srv.sessions.checkCSRF(r, s) {
 			http.Error(w, "refused: the form's CSRF token is missing or wrong; reload the page and try again", http.StatusForbidden)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), s)))
+		if role != RoleOperator && s.authed() && operatorOnly(r) {
+			http.Error(w, "refused: "+s.User+" is a "+string(role)+"; only an operator may do this"+srv.readOnlyNote(), http.StatusForbidden)
+			return
+		}
+		srv.sessions.touch(w, r, s)
+		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), s, role)))
 	})
 }
 

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,43 +294,6 @@ func TestNoAuthConsoleRefusesAnotherHost(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusOK, resp.StatusCode, host)
 	}
-}
-
-// Sign-ins are checked one at a time, a wrong one holding its turn
-// through its pause: however many connections guess at once, they guess
-// one after the other. A sign-in that comes during another's turn is
-// answered 429 at once, the right password too.
-func TestSignInGuessesAreOneAtATime(t *testing.T) {
-	f := newFixture(t, Config{User: "ops", Password: "correct horse"})
-	paused, resume := make(chan struct{}), make(chan struct{})
-	var pauses atomic.Int32
-	f.srv.wrongPause = func() {
-		if pauses.Add(1) == 1 { // the first wrong guess waits for the test
-			paused <- struct{}{}
-			<-resume
-		}
-	}
-	signIn := func(password string) (*http.Response, string) {
-		c := f.client(t)
-		_, login := get(t, c, f.web.URL+"/login")
-		return post(t, c, f.web.URL+"/login", url.Values{"user": {"ops"}, "password": {password}, "csrf": {csrfOf(t, login)}})
-	}
-	wrong := make(chan int)
-	go func() {
-		resp, _ := signIn("wrong horse")
-		wrong <- resp.StatusCode
-	}()
-	<-paused // the wrong guess is in its pause
-	resp, body := signIn("another wrong horse")
-	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "a second guess meanwhile is not checked")
-	assert.Contains(t, body, "another sign-in is being checked")
-	resp, _ = signIn("correct horse")
-	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "nor is the right password")
-	close(resume)
-	assert.Equal(t, http.StatusUnauthorized, <-wrong)
-	resp, _ = signIn("correct horse")
-	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "after the pause, a sign-in is checked again")
-	assert.EqualValues(t, 1, pauses.Load(), "one guess was checked")
 }
 
 func TestHostileCommandRendersAsText(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
@@ -32,7 +33,17 @@ func (srv *Server) downloadCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	what := q.describe()
-	srv.record(r, "download", what, len(open), fmt.Sprintf("%d open failures downloaded as CSV, unmasked", len(open)), true)
+	var ids []string // a bulk download's filter and count say what
+	if len(open) <= 20 {
+		for _, f := range open {
+			ids = append(ids, f.CommandID)
+		}
+	}
+	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionCSVDownload, CommandIDs: ids, Filter: what, Count: len(open)})
+	if !ok {
+		return
+	}
+	srv.record(r, seq, "download", what, len(open), fmt.Sprintf("%d open failures downloaded as CSV, unmasked", len(open)), true)
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="open-failures.csv"`)
 	w.Header().Set("Cache-Control", "no-store")

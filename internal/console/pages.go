@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/record"
@@ -33,32 +35,46 @@ func (srv *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	select {
-	case srv.signIn <- struct{}{}:
-		defer func() { <-srv.signIn }()
-	default:
-		// Not queued: a queue would let many connections wait to
-		// guess, and answer the right password as late.
-		srv.cfg.Log.Warn("console: sign-in refused: another is being checked", "remote", r.RemoteAddr)
-		w.Header().Set("Retry-After", "1")
-		srv.render(w, r, http.StatusTooManyRequests, "login", "Sign in", "", map[string]string{"Next": next, "Error": "another sign-in is being checked; try again in a second"})
+	addr := srv.accounts.clientAddr(r)
+	if wait := srv.throttle.wait(user, addr); wait > 0 {
+		secs := int(wait.Seconds() + 0.999)
+		srv.cfg.Log.Warn("console: sign-in refused unchecked: too many wrong ones", "from", addr, "retryAfter", secs)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		srv.render(w, r, http.StatusTooManyRequests, "login", "Sign in", "", map[string]string{"Next": next,
+			"Error": fmt.Sprintf("too many wrong sign-ins from this address; try again in %d %s", secs, plural(secs, "second", "seconds"))})
 		return
 	}
-	userOK := passwordOK(user, srv.cfg.User) // both compared, in constant time
-	if !passwordOK(password, srv.cfg.Password) || !userOK {
-		srv.cfg.Log.Warn("console: sign-in refused", "remote", r.RemoteAddr)
-		srv.wrongPause()
+	// A bounded number of password checks at once (bcrypt costs CPU);
+	// the others wait their turn, or their request's end.
+	select {
+	case srv.checking <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
+	ok := srv.accounts.check(user, password)
+	<-srv.checking
+	if !ok {
+		srv.throttle.wrong(user, addr)
+		srv.cfg.Log.Warn("console: sign-in refused", "from", addr)
 		srv.render(w, r, http.StatusUnauthorized, "login", "Sign in", "", map[string]string{"Next": next, "Error": "wrong user or password"})
 		return
 	}
+	srv.throttle.right(user, addr)
 	srv.sessions.issue(w, r, user) // a new session: the signed-out one's token is no more
-	srv.cfg.Log.Info("console: signed in", "user", user, "remote", r.RemoteAddr)
+	srv.cfg.Log.Info("console: signed in", "user", user, "from", addr)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (srv *Server) logout(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
-	srv.sessions.revoke(s)
+	if err := srv.sessions.revoke(r.Context(), s); err != nil {
+		// Signed out here, not yet everywhere: say so rather than let
+		// the user believe the session is over on every replica.
+		srv.cfg.Log.Error("console: sign-out not shared", "user", s.User, "err", err)
+		srv.fail(w, r, http.StatusServiceUnavailable, "You are signed out of this console, but the sign-out could not be shared with the others ("+err.Error()+"): sign out again shortly.")
+		return
+	}
+	srv.cfg.Log.Info("console: signed out", "user", s.User, "remote", r.RemoteAddr)
 	srv.sessions.issue(w, r, "")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -206,6 +222,13 @@ type failureData struct {
 	Flash       string
 	// Refusal says why an action asked for on this page did not happen.
 	Refusal string
+	// History is the command's audited actions, newest first (Audited:
+	// there is an audit trail); HistoryPartial says older entries were
+	// not read; HistoryErr why it could not be read.
+	Audited        bool
+	History        []audit.Entry
+	HistoryPartial bool
+	HistoryErr     string
 }
 
 func (srv *Server) failurePage(w http.ResponseWriter, r *http.Request) {
@@ -238,6 +261,14 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 			if f.EventID == data.Generations[i].EventID {
 				data.Generations[i].Open = true
 			}
+		}
+	}
+	if srv.cfg.Audit != nil {
+		data.Audited = true
+		p, err := audit.List(r.Context(), srv.cfg.JS, audit.Query{CommandID: id, Limit: 20, MaxScan: auditScan})
+		data.History, data.HistoryPartial = p.Entries, p.Partial
+		if err != nil {
+			data.HistoryErr = err.Error()
 		}
 	}
 	status := http.StatusOK

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/importer"
 )
@@ -52,7 +54,17 @@ func (srv *Server) repairFile(w http.ResponseWriter, r *http.Request) {
 		}
 		data.CSV = string(b)
 	}
-	rows, err := importer.RepairFile(r.Context(), srv.cfg.JS, strings.NewReader(data.CSV), !data.Done)
+	// Each row is decided first, sending nothing; a confirmation then
+	// writes its audit entry (what will be sent) and only then sends.
+	rows, err := importer.RepairFile(r.Context(), srv.cfg.JS, strings.NewReader(data.CSV), true)
+	var seq uint64
+	if err == nil && data.Done {
+		var ok bool
+		if seq, ok = srv.audit(w, r, repairFileEntry(rows)); !ok {
+			return
+		}
+		rows, err = importer.RepairFile(r.Context(), srv.cfg.JS, strings.NewReader(data.CSV), false)
+	}
 	switch {
 	case errors.Is(err, failstore.ErrNoStore):
 		srv.fail(w, r, http.StatusServiceUnavailable, err.Error())
@@ -77,8 +89,35 @@ func (srv *Server) repairFile(w http.ResponseWriter, r *http.Request) {
 	}
 	if data.Done {
 		srv.Reload()
-		srv.record(r, "repair-file", fmt.Sprintf("%d rows of an uploaded failures CSV", len(rows)), data.Send,
+		srv.record(r, seq, "repair-file", fmt.Sprintf("%d rows of an uploaded failures CSV", len(rows)), data.Send,
 			fmt.Sprintf("%d repairs sent, %d refused, %d unchanged, %d no longer open", data.Send, data.Refused, data.Unchanged, data.NotOpen), true)
 	}
 	srv.render(w, r, http.StatusOK, "repairfile", "Repair from a spreadsheet", "failures", data)
+}
+
+// repairFileEntry is the audit entry of sending a spreadsheet's repairs:
+// the commandIds of the rows to send (at most 20) and the names of the
+// fields they change.
+func repairFileEntry(rows []importer.RepairSheetRow) audit.Entry {
+	e := audit.Entry{Action: audit.ActionRepairImport, Detail: "uploaded failures CSV"}
+	var ids []string
+	fields := map[string]bool{}
+	for _, row := range rows {
+		if row.Status != "pending" {
+			continue
+		}
+		e.Count++
+		ids = append(ids, row.CommandID)
+		for _, d := range row.Diffs {
+			if name, _, ok := strings.Cut(d, ":"); ok && !fields[name] {
+				fields[name] = true
+				e.Fields = append(e.Fields, name)
+			}
+		}
+	}
+	if len(ids) <= 20 {
+		e.CommandIDs = ids
+	}
+	slices.Sort(e.Fields)
+	return e
 }

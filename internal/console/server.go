@@ -26,6 +26,7 @@ var assetFiles embed.FS
 // figures fresh. It is safe for concurrent use.
 type Server struct {
 	cfg       Config
+	accounts  *accounts
 	sessions  *sessions
 	pages     map[string]*template.Template
 	validator *rules.Validator
@@ -43,11 +44,10 @@ type Server struct {
 	jobs     *jobs
 	activity *activity
 
-	// signIn is held while a sign-in is checked, and through wrongPause
-	// after a wrong one: guesses are checked one at a time, however many
-	// connections make them.
-	signIn     chan struct{}
-	wrongPause func()
+	// throttle counts wrong sign-ins per address and per account and
+	// address; checking bounds the password checks made at once.
+	throttle *throttle
+	checking chan struct{}
 
 	// runCtx is Run's context: replays started from a page belong to
 	// Run, not to the request that started them.
@@ -65,20 +65,37 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
+	accts, err := newAccounts(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := newSessions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{
 		cfg:       cfg,
-		sessions:  newSessions(cfg.SessionTTL, cfg.Now),
+		sessions:  ss,
 		pages:     pages,
 		validator: rules.NewValidator(),
 		reload:    make(chan struct{}, 1),
 		jobs:      newJobs(),
 		activity:  &activity{},
-		signIn:    make(chan struct{}, 1),
-		wrongPause: func() {
-			time.Sleep(time.Second) // a guess costs a second
-		},
-		runCtx: context.Background(),
-	}, nil
+		throttle:  newThrottle(cfg.Now),
+		checking:  make(chan struct{}, 4),
+		runCtx:    context.Background(),
+	}
+	accts.cfg = &srv.cfg
+	srv.accounts = accts
+	return srv, nil
+}
+
+// readOnlyNote says, in a refusal, that the console is read-only.
+func (srv *Server) readOnlyNote() string {
+	if srv.cfg.ReadOnly {
+		return " (the console is read-only: CONSOLE_READ_ONLY=true)"
+	}
+	return ""
 }
 
 // Run loads the open failures and the figures, then reloads them until ctx
@@ -161,6 +178,10 @@ type page struct {
 	Nav   string
 	User  string
 	CSRF  string
+	// Role is the user's role; Operator says it may act, and the
+	// pages show action buttons only then.
+	Role     Role
+	Operator bool
 	// NoAuth says the console runs without authentication.
 	NoAuth bool
 	// Stale says why the failures shown may be out of date.
@@ -176,6 +197,8 @@ func (srv *Server) render(w http.ResponseWriter, r *http.Request, status int, na
 	p := page{Title: title, Nav: nav, Data: data, NoAuth: srv.cfg.NoAuth}
 	if s := sessionOf(r); s != nil {
 		p.User, p.CSRF = s.User, srv.sessions.csrf(s)
+		p.Role = roleOf(r)
+		p.Operator = p.Role == RoleOperator
 	}
 	if v := srv.current(); v != nil {
 		p.Loaded = v.at

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/contactrelay/contactrelay/client"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/provision"
@@ -96,6 +97,10 @@ func Run(ctx context.Context, o Options, cfg config.Config, stdin io.Reader, std
 	c := client.New(js, client.Config{DefaultProvider: cfg.DefaultProvider})
 	if err := c.CheckStreams(ctx); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	// The audit trail says who imported what before anything is sent.
+	if _, err := audit.WriteFromCommandLine(ctx, js, audit.Entry{Action: audit.ActionImport, Detail: importDetail(opts)}); err != nil {
+		return err
 	}
 	sp, err := newSpool()
 	if err != nil {
@@ -529,4 +534,17 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// importDetail names an import for its audit entry: the file and the
+// batch.
+func importDetail(o importOptions) string {
+	d := "file " + o.file
+	if o.file == "-" {
+		d = "standard input"
+	}
+	if o.batch != "" {
+		d += ", batch " + o.batch
+	}
+	return d
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/client"
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
@@ -110,6 +111,18 @@ func RepairRun(ctx context.Context, o RepairOptions, cfg config.Config, stdin io
 			return &exitError{code: 2, err: err}
 		}
 		defer w.Stop()
+	}
+	if !o.DryRun {
+		// The audit trail says who repaired what before anything is sent.
+		e := audit.Entry{Action: audit.ActionRepairImport, Detail: "file " + o.File, Count: len(rows)}
+		if len(rows) <= 20 {
+			for _, r := range rows {
+				e.CommandIDs = append(e.CommandIDs, r.commandID)
+			}
+		}
+		if _, err := audit.WriteFromCommandLine(ctx, js, e); err != nil {
+			return err
+		}
 	}
 	v := rules.NewValidator()
 	expect := map[string]*repairRow{} // event id → row awaiting it

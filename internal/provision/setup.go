@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/record"
 )
@@ -61,6 +62,9 @@ type Topology struct {
 	// keeps records for ever. Records are written with it (Records.TTL);
 	// Setup lets the bucket take per-key TTLs.
 	RecordTTL time.Duration
+	// AuditMaxAge is how long the audit stream keeps entries; zero:
+	// audit.DefaultMaxAge.
+	AuditMaxAge time.Duration
 	// Note, when set, is told in a sentence of each change Setup made to
 	// an existing resource, and of each it could not make.
 	Note func(string)
@@ -139,6 +143,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			Replicas:    t.Replicas,
 		},
 		failstore.StreamConfig(t.Replicas),
+		audit.StreamConfig(t.Replicas, t.AuditMaxAge),
 	}
 	for _, cfg := range streams {
 		if err := ensureStream(ctx, js, cfg, &t); err != nil {
@@ -170,6 +175,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	}
 	if had != nil {
 		t.noteBucket(*had)
+	}
+	if _, err := EnsureConsoleSessions(ctx, js, t.Replicas, nil); err != nil {
+		return err
 	}
 	return markRebuilt(ctx, js)
 }
@@ -248,6 +256,11 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	}
 	if have.Replicas < want.Replicas {
 		have.Replicas = want.Replicas
+		changed = true
+	}
+	if want.Name == audit.Stream && have.MaxAge != want.MaxAge {
+		t.note("%s: keeps the audit trail for %s (was %s): AUDIT_MAX_AGE", want.Name, age(want.MaxAge), age(have.MaxAge))
+		have.MaxAge = want.MaxAge
 		changed = true
 	}
 	if want.Name == EventStream && have.MaxAge != want.MaxAge {

@@ -115,3 +115,21 @@ func TestSetupSaysWhatItChangedInTheBucket(t *testing.T) {
 	require.NoError(t, Setup(ctx, js, topo))
 	assert.Empty(t, notes, "a second setup changes nothing, and says nothing")
 }
+
+// Setup makes the console's sign-out bucket, with per-key TTLs, and
+// leaves it as it is the second time.
+func TestSetupMakesTheConsoleSessionBucket(t *testing.T) {
+	js := setup(t, Topology{})
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, ConsoleSessionBucket)
+	require.NoError(t, err, "the bucket exists")
+	st, err := kv.Status(ctx)
+	require.NoError(t, err)
+	info := st.(*jetstream.KeyValueBucketStatus).StreamInfo()
+	assert.True(t, info.Config.AllowMsgTTL, "a sign-out is kept for the rest of its session's life")
+	_, err = kv.Create(ctx, "nonce", []byte("x"), jetstream.KeyTTL(time.Hour))
+	require.NoError(t, err)
+	require.NoError(t, Setup(ctx, js, Topology{}))
+	_, err = kv.Get(ctx, "nonce")
+	assert.NoError(t, err, "a second setup keeps the bucket and its keys")
+}

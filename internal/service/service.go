@@ -217,7 +217,7 @@ type broker struct {
 // with replicas (0: one, or what an earlier setup made) and note told of
 // what setup changed or could not change.
 func Topology(cfg config.Config, replicas int, note func(string)) provision.Topology {
-	return provision.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, Note: note}
+	return provision.Topology{Replicas: replicas, AckWait: cfg.AckWait, EventMaxAge: cfg.EventMaxAge, RecordTTL: cfg.RecordTTL, AuditMaxAge: cfg.AuditMaxAge, Note: note}
 }
 
 // connectBroker connects to NATS, tells connected of the connection, and

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
@@ -50,8 +51,8 @@ func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, s
 			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
 			err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, failstore.Subjects)
 	}
-	fmt.Fprintf(stdout, "ready: streams %s, %s and %s, consumer %s, bucket %s (replicas %d)\n",
-		provision.CommandStream, provision.EventStream, failstore.Stream, provision.Durable, provision.RecordBucket, replicas)
+	fmt.Fprintf(stdout, "ready: streams %s, %s, %s and %s, consumer %s, buckets %s and %s (replicas %d)\n",
+		provision.CommandStream, provision.EventStream, failstore.Stream, audit.Stream, provision.Durable, provision.RecordBucket, provision.ConsoleSessionBucket, replicas)
 	return nil
 }
 
