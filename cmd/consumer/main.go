@@ -76,6 +76,8 @@ commands:
   import    publish a command for each row of a CSV or NDJSON file (--wait --results for outcomes)
   failures  list open failures, or show one whole (discard: remove them; --history: every failure)
   replay    re-publish failed commands (--dry-run first; --set repairs one)
+  pause     pause a provider on every instance: its commands are held, none exhausted
+  resume    resume a paused provider
   console   serve the web console for failures and replay (CONSOLE_ADDR, default 127.0.0.1:8081)
   bench     measure throughput and latency against a bare-loop floor
   version   print the version
@@ -122,7 +124,7 @@ func explainNoJetStream(err error) error {
 // oneShot are the commands that do a piece of work and exit: an interrupt
 // leaves it undone (exit 130). 'run' and 'dev' are stopped by a signal as
 // a matter of course (exit 0).
-var oneShot = map[string]bool{"setup": true, "publish": true, "import": true, "failures": true, "replay": true}
+var oneShot = map[string]bool{"setup": true, "publish": true, "import": true, "failures": true, "replay": true, "pause": true, "resume": true}
 
 func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
@@ -140,6 +142,8 @@ func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(s
 		return failuresCommand(ctx, args, getenv, stdout, stderr)
 	case "replay":
 		return replayCommand(ctx, args, getenv, stdout, stderr)
+	case "pause", "resume":
+		return pauseCommand(ctx, cmd == "resume", args, getenv, stdout, stderr)
 	case "console":
 		return consoleCommand(ctx, args, getenv, stdout, stderr)
 	case "bench":

@@ -104,6 +104,13 @@ type Config struct {
 	Tracer trace.Tracer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Paused reports a provider paused by an operator: its commands are
+	// held (Decision.Held), and no call to it starts, from the moment it
+	// reports true. Nil: none is ever paused.
+	Paused func(provider string) bool
+	// PauseDelay is how long a held command waits before its next
+	// delivery. Default 5s.
+	PauseDelay time.Duration
 }
 
 // DefaultStoreTimeout bounds one record read or write by default.
@@ -140,6 +147,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 10
+	}
+	if c.PauseDelay == 0 {
+		c.PauseDelay = 5 * time.Second
 	}
 	if c.RetryInitialInterval == 0 {
 		c.RetryInitialInterval = 500 * time.Millisecond
@@ -288,6 +298,9 @@ type Decision struct {
 	Provider  string
 	Reason    contact.Reason // empty for contact.created
 	Attempts  int
+	// Held is set, with Retry, when the command's provider is paused: the
+	// delivery counts toward no delivery limit.
+	Held bool
 	// FromRecord is set when the record answered without a provider call:
 	// the generation's outcome was recorded, or the contact existed.
 	FromRecord bool
@@ -320,6 +333,10 @@ type Write struct {
 func (h *Handler) Decide(ctx context.Context, m Message) Decision {
 	in := h.read(&m)
 	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: record.Record{CommandID: in.cmd.CommandID}}
+	if in.bad == nil && in.provider != nil && h.paused(d.cmd.Provider) {
+		// Held before the record is read: a pause costs no NATS work.
+		return h.holdPaused(d, errPaused{provider: d.cmd.Provider})
+	}
 	// A first delivery of an original command is almost always new: skip
 	// the read, and let the first write's compare-and-set tell otherwise.
 	if m.Delivery > 1 || m.Generation != "" {
