@@ -27,6 +27,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // seed stores n open failures, the i-th by make(i), asynchronously.
@@ -643,4 +644,69 @@ func TestGroupsAReplayWouldNotMendAndPlurals(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, page)
 	_, page = get(t, c, f.web.URL+"/activity")
 	assert.Contains(t, page, "refused: 1 rule broken, nothing sent")
+}
+
+// The screens that went stale (issue 28): a failure page after a repair
+// said "Open failure" beside "Contact … exists"; the replay page lit
+// Activity in the nav and its start time was text that never moved.
+func TestStaleScreens(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	seed(t, js, 2, exhausted) // cmd-000000, cmd-000001
+	require.Len(t, srv.load(ctx).snap.Failures, 2)
+	kv, err := js.KeyValue(ctx, provision.RecordBucket)
+	require.NoError(t, err)
+	outcome := func(typ, gen string) json.RawMessage {
+		ev, err := events.NewEvent("", typ, "cmd-000000", gen, time.Now(), map[string]string{"commandId": "cmd-000000"})
+		require.NoError(t, err)
+		b, err := json.Marshal(ev)
+		require.NoError(t, err)
+		return b
+	}
+	rec := record.Record{CommandID: "cmd-000000", Order: 1, Generations: map[string]*record.Generation{
+		"": {Attempts: 3, Order: 1, Outcome: outcome(contact.SubjectFailed, ""), Reason: contact.ReasonExhausted, Provider: "instantpay"},
+	}}
+	put := func() {
+		val, err := record.Encode(&rec, "")
+		require.NoError(t, err)
+		_, err = kv.Put(ctx, record.Key("cmd-000000"), val)
+		require.NoError(t, err)
+	}
+	put()
+	c := (&fixture{}).client(t)
+	_, page := get(t, c, web.URL+"/failure?id=cmd-000000")
+	assert.Contains(t, page, `<h2 id="f0">Open failure`, "the failure is open while its newest outcome is the failure")
+
+	// Repaired: a new generation created the contact; the open failures
+	// have not caught up yet.
+	rec.Order = 2
+	rec.Generations["r1"] = &record.Generation{Attempts: 1, Order: 2, Outcome: outcome(contact.SubjectCreated, "r1"), Provider: "instantpay"}
+	rec.Contact = &record.StoredContact{Provider: "instantpay", ID: "c-1", CreatedAt: time.Now()}
+	put()
+	_, page = get(t, c, web.URL+"/failure?id=cmd-000000")
+	assert.NotContains(t, page, `<h2 id="f0">`, "no open failure beside the contact that exists")
+	assert.NotContains(t, page, `id="replay-one"`, "nor its actions")
+	assert.Contains(t, page, `id="no-open"`)
+	assert.Contains(t, page, "its contact exists")
+
+	// A replay's page belongs to Failures, and says when it started in a
+	// time the page's script moves on.
+	resp, preview := get(t, c, web.URL+"/replay?q=cmd-000001")
+	require.Equal(t, http.StatusOK, resp.StatusCode, preview)
+	form := url.Values{"rate": {"50"}}
+	for _, m := range hiddenField.FindAllStringSubmatch(preview, -1) {
+		form.Set(m[1], m[2])
+	}
+	resp, body := post(t, c, web.URL+"/replay", form)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+	_, page = get(t, c, web.URL+resp.Header.Get("Location"))
+	assert.Regexp(t, `<a href="/failures" aria-current="page">Failures</a>`, page, "the nav lights Failures on a replay's page")
+	assert.NotContains(t, page, `aria-current="page">Activity`)
+	assert.Regexp(t, `<time id="job-started" datetime="[0-9T:.Z-]+"`, page)
 }

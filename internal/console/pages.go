@@ -203,7 +203,10 @@ type failureData struct {
 	Contact     *record.StoredContact
 	RecordErr   string
 	Unmasked    bool
-	Flash       string
+	// Resolved is set when open failures were left out because the
+	// record's newest outcome is a contact.created.
+	Resolved bool
+	Flash    string
 	// Refusal says why an action asked for on this page did not happen.
 	Refusal string
 }
@@ -226,12 +229,20 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 		srv.fail(w, r, http.StatusBadGateway, "the open failure could not be read: "+err.Error())
 		return
 	}
-	for _, f := range whole {
-		data.Failures = append(data.Failures, detailOf(f, unmasked))
-	}
 	data.Generations, data.Contact, err = srv.generations(r.Context(), id, unmasked)
 	if err != nil {
 		data.RecordErr = err.Error()
+	}
+	created := newestCreated(data.Generations)
+	for _, f := range whole {
+		if created && !f.Conflict {
+			// The record, read after the open failures, says a later
+			// generation created the contact: the store has yet to catch
+			// up (the service resolves it right after recording).
+			data.Resolved = true
+			continue
+		}
+		data.Failures = append(data.Failures, detailOf(f, unmasked))
 	}
 	for i := range data.Generations {
 		for _, f := range whole {
@@ -344,6 +355,18 @@ func nextSteps(f *failstore.Failure) []string {
 // generations reads a command's generations from its idempotency record,
 // the oldest first, and its contact if it exists; a failed generation's
 // message is masked (replay.MaskFailed) unless unmasked.
+// newestCreated reports whether the newest decided generation created the
+// contact.
+func newestCreated(gens []generation) bool {
+	newest := -1
+	for i, g := range gens {
+		if g.Type != "undecided" && (newest < 0 || g.Order > gens[newest].Order) {
+			newest = i
+		}
+	}
+	return newest >= 0 && gens[newest].Type == contact.SubjectCreated
+}
+
 func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *record.StoredContact, error) {
 	records, err := record.OpenReader(ctx, srv.cfg.JS)
 	if err != nil {
