@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contactrelay/contactrelay/internal/pause"
 )
 
 // DefaultAddr is where the console listens unless told otherwise: loopback
@@ -49,6 +51,10 @@ type Config struct {
 	PageSize int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// PauseAudit, when set, is told of each pause and resume made from
+	// the console before it is written (the audit trail's hook); an error
+	// stops the change. Default: none.
+	PauseAudit pause.Audit
 }
 
 // MaxRate is the fastest replay the console starts, commands per second.

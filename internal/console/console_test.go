@@ -26,6 +26,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/pause"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/record"
 )
@@ -709,4 +710,56 @@ func TestStaleScreens(t *testing.T) {
 	assert.Regexp(t, `<a href="/failures" aria-current="page">Failures</a>`, page, "the nav lights Failures on a replay's page")
 	assert.NotContains(t, page, `aria-current="page">Activity`)
 	assert.Regexp(t, `<time id="job-started" datetime="[0-9T:.Z-]+"`, page)
+}
+
+// The Providers page pauses and resumes a provider through the console's
+// action path: CSRF-checked, in Activity, told to the audit hook first,
+// and written where every instance watches (CONTACT_PAUSES).
+func TestPauseAndResumeFromTheConsole(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	var audited []string
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081", PauseAudit: func(_ context.Context, action string, s pause.State) error {
+		audited = append(audited, action+" "+s.Provider+" "+s.Reason)
+		return nil
+	}})
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	c := (&fixture{}).client(t)
+	resp, page := get(t, c, web.URL+"/pauses")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `<span id="state-pik">running</span>`)
+	assert.Contains(t, page, `<a href="/pauses" aria-current="page">Providers</a>`)
+	csrf := csrfOf(t, page)
+
+	resp, _ = post(t, c, web.URL+"/pauses", url.Values{"provider": {"pik"}, "action": {"pause"}, "reason": {"maintenance"}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "refused without the CSRF token")
+	resp, page = post(t, c, web.URL+"/pauses", url.Values{"csrf": {csrf}, "provider": {"pik"}, "action": {"pause"}, "reason": {"maintenance"}})
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `id="state-pik">paused<`)
+	assert.Contains(t, page, "maintenance")
+	assert.Contains(t, page, `id="resume-pik"`)
+	st, err := pause.Open(ctx, js)
+	require.NoError(t, err)
+	got, ok, err := st.Get(ctx, "pik")
+	require.NoError(t, err)
+	require.True(t, ok, "the pause is in CONTACT_PAUSES")
+	assert.Equal(t, "maintenance", got.Reason)
+
+	resp, page = post(t, c, web.URL+"/pauses", url.Values{"csrf": {csrf}, "provider": {"pik"}, "action": {"resume"}})
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `<span id="state-pik">running</span>`)
+	_, ok, err = st.Get(ctx, "pik")
+	require.NoError(t, err)
+	assert.False(t, ok, "resumed")
+	assert.Equal(t, []string{"pause pik maintenance", "resume pik maintenance"}, audited, "each change told to the audit hook, in order")
+	_, page = get(t, c, web.URL+"/activity")
+	assert.Contains(t, page, "pause")
+	assert.Contains(t, page, "resume")
+
+	resp, _ = post(t, c, web.URL+"/pauses", url.Values{"csrf": {csrf}, "provider": {"paypal"}, "action": {"pause"}})
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "an unknown provider is refused")
 }
