@@ -76,6 +76,7 @@ commands:
   import    publish a command for each row of a CSV or NDJSON file (--wait --results for outcomes)
   failures  list open failures, or show one whole (discard: remove them; --history: every failure)
   replay    re-publish failed commands (--dry-run first; --set repairs one)
+  status    what waits, what each instance has in flight, circuits and pauses
   pause     pause a provider on every instance: its commands are held, none exhausted
   resume    resume a paused provider
   console   serve the web console for failures and replay (CONSOLE_ADDR, default 127.0.0.1:8081)
@@ -142,6 +143,8 @@ func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(s
 		return failuresCommand(ctx, args, getenv, stdout, stderr)
 	case "replay":
 		return replayCommand(ctx, args, getenv, stdout, stderr)
+	case "status":
+		return statusCommand(ctx, args, getenv, stdout, stderr)
 	case "pause", "resume":
 		return pauseCommand(ctx, cmd == "resume", args, getenv, stdout, stderr)
 	case "console":

@@ -127,6 +127,9 @@ type Hooks struct {
 	// CircuitChange reports a provider's circuit breaker changing state
 	// ("closed", "half-open", "open").
 	CircuitChange func(provider, from, to string)
+	// Routed reports a delivery of a valid command about to be decided
+	// for its provider (not held by a pause).
+	Routed func(m Message, commandID, provider string)
 }
 
 func (hk Hooks) providerCall(provider, op string, took time.Duration, err error) {
@@ -336,6 +339,9 @@ func (h *Handler) Decide(ctx context.Context, m Message) Decision {
 	if in.bad == nil && in.provider != nil && h.paused(d.cmd.Provider) {
 		// Held before the record is read: a pause costs no NATS work.
 		return h.holdPaused(d, errPaused{provider: d.cmd.Provider})
+	}
+	if in.bad == nil && in.provider != nil && h.cfg.Hooks.Routed != nil {
+		h.cfg.Hooks.Routed(m, d.cmd.CommandID, d.cmd.Provider)
 	}
 	// A first delivery of an original command is almost always new: skip
 	// the read, and let the first write's compare-and-set tell otherwise.

@@ -37,6 +37,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/pause"
 	"github.com/contactrelay/contactrelay/internal/providers"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/internal/status"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -126,6 +127,13 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer pauses.Stop()
+	// What this instance is doing, for 'consumer status' and the console.
+	tel.status = status.NewTracker(keys(enabled), pauses.Pauses)
+	statusSub, err := status.Serve(b.nc, tel.status)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = statusSub.Unsubscribe() }()
 	h, err := newHandler(cfg, enabled, b.store, pauses.Paused, log, tel)
 	if err != nil {
 		return err
@@ -168,6 +176,7 @@ type telemetry struct {
 	propagator propagation.TextMapPropagator
 	met        *metrics.Metrics
 	tracker    *health.Providers
+	status     *status.Tracker
 }
 
 // newTelemetry returns the telemetry for tp; nil tp means no spans.
@@ -302,8 +311,14 @@ func newHandler(cfg config.Config, enabled map[string]handlers.Provider, store h
 				tel.tracker.ProviderCall(provider, op, took, err)
 				tel.met.ProviderCall(provider, op, took, err)
 			},
-			Retry:         tel.met.Retry,
-			CircuitChange: tel.met.CircuitChange,
+			Retry: tel.met.Retry,
+			CircuitChange: func(provider, from, to string) {
+				tel.met.CircuitChange(provider, from, to)
+				tel.status.CircuitChange(provider, from, to)
+			},
+			Routed: func(m handlers.Message, commandID, provider string) {
+				tel.status.Routed(m.Sequence, commandID, provider)
+			},
 		},
 		Tracer: tel.tp.Tracer("github.com/contactrelay/contactrelay/internal/handlers"),
 	})
@@ -323,16 +338,19 @@ func protection(cfg map[string]config.Protection) map[string]handlers.Protection
 // decisions out.
 func newRunner(cfg config.Config, b *broker, h *handlers.Handler, prefetch int, log *slog.Logger, tel *telemetry) *stream.Runner {
 	return stream.NewRunner(b.js, h, stream.RunnerConfig{
-		Records:        b.store,
-		Failures:       b.failures,
-		Holds:          &pause.Holds{KV: b.pauses},
-		Concurrency:    cfg.Concurrency,
-		Prefetch:       prefetch,
-		Permissions:    b.perms,
-		AckWait:        cfg.AckWait,
-		ShutdownGrace:  cfg.ShutdownGrace,
-		Logger:         log,
-		Hooks:          stream.Hooks{Received: tel.met.Received, Settled: tel.met.Settled},
+		Records:       b.store,
+		Failures:      b.failures,
+		Holds:         &pause.Holds{KV: b.pauses},
+		Concurrency:   cfg.Concurrency,
+		Prefetch:      prefetch,
+		Permissions:   b.perms,
+		AckWait:       cfg.AckWait,
+		ShutdownGrace: cfg.ShutdownGrace,
+		Logger:        log,
+		Hooks: stream.Hooks{Received: tel.met.Received, Settled: func(m handlers.Message, dec handlers.Decision, took time.Duration, err error) {
+			tel.status.Settled(m.Sequence)
+			tel.met.Settled(m, dec, took, err)
+		}},
 		TracerProvider: tel.tp,
 		Propagator:     tel.propagator,
 	})
