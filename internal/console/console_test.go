@@ -28,6 +28,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/pause"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/internal/status"
 	"github.com/contactrelay/contactrelay/record"
 )
 
@@ -762,4 +763,42 @@ func TestPauseAndResumeFromTheConsole(t *testing.T) {
 
 	resp, _ = post(t, c, web.URL+"/pauses", url.Values{"csrf": {csrf}, "provider": {"paypal"}, "action": {"pause"}})
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "an unknown provider is refused")
+}
+
+// The Status page shows what each instance answers on contactrelay.status:
+// its commands in flight with their commandIds, its circuits, the pauses.
+func TestStatusPageShowsTheInstances(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	nc, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	tr := status.NewTracker([]string{"instantpay", "pik"}, nil)
+	tr.Routed(7, "slow-7", "instantpay")
+	tr.Routed(8, "slow-8", "instantpay")
+	tr.Routed(9, "gone-9", "instantpay")
+	tr.Settled(9)
+	tr.CircuitChange("pik", "closed", "open")
+	sub, err := status.Serve(nc, tr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	st, err := pause.Open(ctx, js)
+	require.NoError(t, err)
+	_, err = st.Pause(ctx, "pik", "incident", "ana")
+	require.NoError(t, err)
+
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	resp, page := get(t, (&fixture{}).client(t), web.URL+"/status")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `<a href="/status" aria-current="page">Status</a>`)
+	assert.Contains(t, page, `id="instances">1<`, "one instance answered")
+	assert.Contains(t, page, `<td class="num in-flight">2</td>`, "two InstantPay commands in flight")
+	assert.Contains(t, page, `>slow-7</a>`)
+	assert.Contains(t, page, `>slow-8</a>`)
+	assert.NotContains(t, page, "gone-9", "a settled command is not in flight")
+	assert.Contains(t, page, `<td class="circuit-open">open</td>`, "PIK's circuit")
+	assert.Contains(t, page, "<strong>pik</strong> paused")
+	assert.Contains(t, page, "incident")
 }
