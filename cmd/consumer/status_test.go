@@ -89,4 +89,20 @@ func TestStatusAgreesWithMetrics(t *testing.T) {
 	assert.Regexp(t, `in flight\s+instantpay 5\n`, out.String())
 	assert.Contains(t, out.String(), "pik paused")
 	assert.Contains(t, out.String(), "slow-0")
+
+	// Once they are created, the outcomes per minute add up to what
+	// contactrelay_outcomes_total counted.
+	created := `contactrelay_outcomes_total{event="contact.created",provider="instantpay",reason=""}`
+	require.Eventually(t, func() bool { return metricValue(t, svc, created) == 5 }, 20*time.Second, 20*time.Millisecond)
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"status", "--json"}, e.getenv, nil, &out, &out))
+	s = status.Snapshot{}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &s), out.String())
+	var sum uint64
+	for _, m := range s.Minutes {
+		sum += m.Created
+	}
+	assert.EqualValues(t, metricValue(t, svc, created), sum, "created per minute over the hour, as outcomes_total says")
+	assert.Len(t, s.Minutes, 60)
+	assert.Zero(t, s.InFlight["instantpay"], "nothing in flight any more")
 }

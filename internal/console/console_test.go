@@ -778,6 +778,10 @@ func TestStatusPageShowsTheInstances(t *testing.T) {
 	tr.Routed(9, "gone-9", "instantpay")
 	tr.Settled(9)
 	tr.CircuitChange("pik", "closed", "open")
+	tr.Outcome(true)
+	tr.Outcome(true)
+	tr.Outcome(true)
+	tr.Outcome(false)
 	sub, err := status.Serve(nc, tr)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
@@ -801,4 +805,7 @@ func TestStatusPageShowsTheInstances(t *testing.T) {
 	assert.Contains(t, page, `<td class="circuit-open">open</td>`, "PIK's circuit")
 	assert.Contains(t, page, "<strong>pik</strong> paused")
 	assert.Contains(t, page, "incident")
+	assert.Contains(t, page, "3 contact.created events in 1 h", "the outcomes per minute, charted")
+	assert.Contains(t, page, "1 contact.failed event in 1 h")
+	assert.Contains(t, page, `aria-label="contact.created events per minute over the last hour: 3 in all`)
 }

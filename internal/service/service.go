@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
@@ -349,6 +350,9 @@ func newRunner(cfg config.Config, b *broker, h *handlers.Handler, prefetch int, 
 		Logger:        log,
 		Hooks: stream.Hooks{Received: tel.met.Received, Settled: func(m handlers.Message, dec handlers.Decision, took time.Duration, err error) {
 			tel.status.Settled(m.Sequence)
+			if dec.Event != nil && err == nil {
+				tel.status.Outcome(dec.Event.Type == contact.SubjectCreated)
+			}
 			tel.met.Settled(m, dec, took, err)
 		}},
 		TracerProvider: tel.tp,

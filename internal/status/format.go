@@ -42,6 +42,14 @@ func WriteText(w io.Writer, s Snapshot, ids int) error {
 	fmt.Fprintf(tw, "waiting\t%d (oldest not settled: %s ago)\n", s.Waiting, Age(s.At, s.OldestWaiting))
 	fmt.Fprintf(tw, "delivered, not settled\t%d\n", s.AckPending)
 	fmt.Fprintf(tw, "in flight\t%s\n", counts(s.InFlight))
+	var created, failed, lastC, lastF uint64
+	for i, m := range s.Minutes {
+		created, failed = created+m.Created, failed+m.Failed
+		if i == len(s.Minutes)-2 { // the last whole minute
+			lastC, lastF = m.Created, m.Failed
+		}
+	}
+	fmt.Fprintf(tw, "outcomes, last hour\t%d created, %d failed (last whole minute: %d created, %d failed; --json: per minute)\n", created, failed, lastC, lastF)
 	fmt.Fprintf(tw, "pauses\t%s\n", pauses(s.At, s.Pauses))
 	fmt.Fprintf(tw, "instances\t%d answered\n", len(s.Instances))
 	if err := tw.Flush(); err != nil {

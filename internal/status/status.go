@@ -47,6 +47,16 @@ type Circuit struct {
 	Since time.Time `json:"since"`
 }
 
+// Minute counts the outcomes an instance published in one minute.
+type Minute struct {
+	Start   time.Time `json:"start"`
+	Created uint64    `json:"created"`
+	Failed  uint64    `json:"failed"`
+}
+
+// minutes is how many minutes of outcomes an instance keeps.
+const minutes = 60
+
 // Instance is what one instance reports.
 type Instance struct {
 	ID string    `json:"id"`
@@ -57,6 +67,9 @@ type Instance struct {
 	Commands map[string][]Command `json:"commands,omitempty"`
 	Circuits map[string]Circuit   `json:"circuits"`
 	Pauses   []pause.State        `json:"pauses"`
+	// Minutes counts its outcomes per minute over the last hour (since
+	// it started, at most), oldest first, the current minute last.
+	Minutes []Minute `json:"minutes"`
 }
 
 // Tracker keeps one instance's commands in flight and circuits. Its
@@ -69,6 +82,7 @@ type Tracker struct {
 	mu       sync.Mutex
 	inFlight map[uint64]tracked // by stream sequence
 	circuits map[string]Circuit
+	ring     [minutes]Minute // by minute of the hour
 }
 
 type tracked struct {
@@ -103,6 +117,22 @@ func (t *Tracker) Settled(seq uint64) {
 	t.mu.Unlock()
 }
 
+// Outcome notes an outcome published: created, or failed.
+func (t *Tracker) Outcome(created bool) {
+	now := t.now().UTC().Truncate(time.Minute)
+	t.mu.Lock()
+	m := &t.ring[now.Minute()]
+	if !m.Start.Equal(now) {
+		*m = Minute{Start: now}
+	}
+	if created {
+		m.Created++
+	} else {
+		m.Failed++
+	}
+	t.mu.Unlock()
+}
+
 // CircuitChange notes a provider's circuit changing state.
 func (t *Tracker) CircuitChange(provider, _, to string) {
 	t.mu.Lock()
@@ -119,6 +149,15 @@ func (t *Tracker) Report() Instance {
 		in.Commands[c.provider] = append(in.Commands[c.provider], Command{CommandID: c.commandID, Since: c.since})
 	}
 	in.Circuits = maps.Clone(t.circuits)
+	now := in.At.Truncate(time.Minute)
+	for i := minutes - 1; i >= 0; i-- {
+		start := now.Add(-time.Duration(i) * time.Minute)
+		m := Minute{Start: start}
+		if r := t.ring[start.Minute()]; r.Start.Equal(start) {
+			m = r
+		}
+		in.Minutes = append(in.Minutes, m)
+	}
 	t.mu.Unlock()
 	for p, cs := range in.Commands {
 		slices.SortFunc(cs, func(a, b Command) int { return a.Since.Compare(b.Since) })
@@ -158,6 +197,8 @@ type Snapshot struct {
 	Instances  []Instance `json:"instances"`
 	// InFlight sums the instances' commands in flight per provider.
 	InFlight map[string]int `json:"inFlight"`
+	// Minutes sums the instances' outcomes per minute, oldest first.
+	Minutes []Minute `json:"minutes"`
 	// Pauses are the pauses in CONTACT_PAUSES.
 	Pauses []pause.State `json:"pauses"`
 	// Problems says what could not be read.
@@ -214,9 +255,19 @@ collect:
 		}
 	}
 	slices.SortFunc(s.Instances, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
+	now := s.At.Truncate(time.Minute)
+	for i := minutes - 1; i >= 0; i-- {
+		s.Minutes = append(s.Minutes, Minute{Start: now.Add(-time.Duration(i) * time.Minute)})
+	}
 	for _, in := range s.Instances {
 		for p, n := range in.InFlight {
 			s.InFlight[p] += n
+		}
+		for _, m := range in.Minutes {
+			if i := minutes - 1 - int(now.Sub(m.Start)/time.Minute); i >= 0 && i < minutes && s.Minutes[i].Start.Equal(m.Start) {
+				s.Minutes[i].Created += m.Created
+				s.Minutes[i].Failed += m.Failed
+			}
 		}
 	}
 	return s
