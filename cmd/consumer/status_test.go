@@ -43,10 +43,13 @@ func metricValue(t testing.TB, svc *instance, series string) float64 {
 // what /metrics does: the commands in flight (and which), the circuits,
 // the pauses.
 func TestStatusAgreesWithMetrics(t *testing.T) {
-	e := newTestEnv(t, func(c *sandbox.InstantPayConfig) { c.Latency = 3 * time.Second })
+	e := newTestEnv(t, func(c *sandbox.InstantPayConfig) { c.Latency = 2 * time.Second })
 	e.vars["PROVIDER_TIMEOUT"] = "10s"
+	e.vars["RETRY_MAX_ELAPSED"] = "10s" // a failed call is retried within its delivery
+	e.vars["CIRCUIT_FAILURES"] = "10"
 	e.vars["LOG_LEVEL"] = "info"
 	svc := e.start(t)
+	e.ipay.Inject(sandbox.Fault{Times: 5, Status: 503})
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"pause", "--reason", "test", "pik"}, e.getenv, nil, &out, &out), out.String())
 	var ids []string
@@ -89,6 +92,27 @@ func TestStatusAgreesWithMetrics(t *testing.T) {
 	assert.Regexp(t, `in flight\s+instantpay 5\n`, out.String())
 	assert.Contains(t, out.String(), "pik paused")
 	assert.Contains(t, out.String(), "slow-0")
+
+	// Each command's calls so far: the first answers were 503s.
+	require.Eventually(t, func() bool {
+		out.Reset()
+		require.NoError(t, run(context.Background(), []string{"status", "--json"}, e.getenv, nil, &out, &out))
+		s = status.Snapshot{}
+		require.NoError(t, json.Unmarshal(out.Bytes(), &s), out.String())
+		if len(s.Instances) != 1 || len(s.Instances[0].Commands["instantpay"]) != 5 {
+			return false
+		}
+		for _, c := range s.Instances[0].Commands["instantpay"] {
+			if len(c.Attempts) == 0 {
+				return false
+			}
+			a := c.Attempts[0]
+			if a.Op != "create" || a.Class != "transient" || a.At.IsZero() || c.NextTry.IsZero() {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond, "each command in flight shows its first call, transient, and its next try: %s", &out)
 
 	// Once they are created, the outcomes per minute add up to what
 	// contactrelay_outcomes_total counted.

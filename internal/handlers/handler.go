@@ -130,6 +130,12 @@ type Hooks struct {
 	// Routed reports a delivery of a valid command about to be decided
 	// for its provider (not held by a pause).
 	Routed func(m Message, commandID, provider string)
+	// Attempted reports one provider call of a delivery: op "create" or
+	// "lookup", when it started, and its answer's class ("ok",
+	// "transient", "permanent" or "ambiguous").
+	Attempted func(m Message, op string, at time.Time, class string)
+	// Retrying reports when a delivery's next try is due, after a failure.
+	Retrying func(m Message, next time.Time)
 }
 
 func (hk Hooks) providerCall(provider, op string, took time.Duration, err error) {

@@ -101,6 +101,9 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		if h.cfg.Hooks.Retry != nil {
 			h.cfg.Hooks.Retry(d.cmd.Provider)
 		}
+		if h.cfg.Hooks.Retrying != nil {
+			h.cfg.Hooks.Retrying(d.m, time.Now().Add(wait))
+		}
 		h.cfg.Logger.Info("retrying", "commandId", shortID(d.cmd.CommandID), "provider", d.cmd.Provider,
 			"delivery", d.m.Delivery, "attempts", d.attempts(), "wait", wait, "error", err)
 	}
@@ -395,6 +398,13 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 	start := time.Now()
 	contact, err := fn(callCtx)
 	h.cfg.Hooks.providerCall(d.cmd.Provider, op, time.Since(start), err)
+	if h.cfg.Hooks.Attempted != nil {
+		class := "ok"
+		if err != nil {
+			class = provider.ClassOf(err).String()
+		}
+		h.cfg.Hooks.Attempted(d.m, op, start, class)
+	}
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, provider.ClassOf(err).String())

@@ -320,6 +320,10 @@ func newHandler(cfg config.Config, enabled map[string]handlers.Provider, store h
 			Routed: func(m handlers.Message, commandID, provider string) {
 				tel.status.Routed(m.Sequence, commandID, provider)
 			},
+			Attempted: func(m handlers.Message, op string, at time.Time, class string) {
+				tel.status.Attempted(m.Sequence, op, at, class)
+			},
+			Retrying: func(m handlers.Message, next time.Time) { tel.status.Retrying(m.Sequence, next) },
 		},
 		Tracer: tel.tp.Tracer("github.com/contactrelay/contactrelay/internal/handlers"),
 	})

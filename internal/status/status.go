@@ -35,10 +35,25 @@ const DefaultWait = 500 * time.Millisecond
 // maxInFlightIDs bounds the commandIds an instance reports per provider.
 const maxInFlightIDs = 100
 
-// Command is one command in flight at an instance.
+// maxAttempts bounds the attempts an instance reports per command.
+const maxAttempts = 10
+
+// Command is one command in flight at an instance: since when, its
+// provider calls in this delivery so far (the last 10), and when its next
+// try is due after a failure.
 type Command struct {
 	CommandID string    `json:"commandId"`
 	Since     time.Time `json:"since"`
+	Attempts  []Attempt `json:"attempts,omitempty"`
+	NextTry   time.Time `json:"nextTry,omitzero"`
+}
+
+// Attempt is one provider call: "create" or "lookup", when it started,
+// and its answer's class ("ok", "transient", "permanent", "ambiguous").
+type Attempt struct {
+	Op    string    `json:"op"`
+	At    time.Time `json:"at"`
+	Class string    `json:"class"`
 }
 
 // Circuit is a provider's circuit at one instance, and since when.
@@ -87,7 +102,8 @@ type Tracker struct {
 
 type tracked struct {
 	provider, commandID string
-	since               time.Time
+	since, next         time.Time
+	attempts            []Attempt
 }
 
 // NewTracker returns a Tracker of an instance with the enabled providers'
@@ -107,6 +123,30 @@ func NewTracker(providers []string, pauses func() []pause.State) *Tracker {
 func (t *Tracker) Routed(seq uint64, commandID, provider string) {
 	t.mu.Lock()
 	t.inFlight[seq] = tracked{provider: provider, commandID: commandID, since: t.now().UTC()}
+	t.mu.Unlock()
+}
+
+// Attempted notes a provider call of the delivery at seq.
+func (t *Tracker) Attempted(seq uint64, op string, at time.Time, class string) {
+	t.mu.Lock()
+	if c, ok := t.inFlight[seq]; ok {
+		c.attempts = append(c.attempts, Attempt{Op: op, At: at.UTC(), Class: class})
+		if len(c.attempts) > maxAttempts {
+			c.attempts = c.attempts[len(c.attempts)-maxAttempts:]
+		}
+		c.next = time.Time{}
+		t.inFlight[seq] = c
+	}
+	t.mu.Unlock()
+}
+
+// Retrying notes when the next try of the delivery at seq is due.
+func (t *Tracker) Retrying(seq uint64, next time.Time) {
+	t.mu.Lock()
+	if c, ok := t.inFlight[seq]; ok {
+		c.next = next.UTC()
+		t.inFlight[seq] = c
+	}
 	t.mu.Unlock()
 }
 
@@ -146,7 +186,8 @@ func (t *Tracker) Report() Instance {
 	t.mu.Lock()
 	for _, c := range t.inFlight {
 		in.InFlight[c.provider]++
-		in.Commands[c.provider] = append(in.Commands[c.provider], Command{CommandID: c.commandID, Since: c.since})
+		in.Commands[c.provider] = append(in.Commands[c.provider], Command{CommandID: c.commandID, Since: c.since,
+			Attempts: slices.Clone(c.attempts), NextTry: c.next})
 	}
 	in.Circuits = maps.Clone(t.circuits)
 	now := in.At.Truncate(time.Minute)
