@@ -3,8 +3,12 @@ package record
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 func TestKeyIsBounded(t *testing.T) {
@@ -24,4 +28,18 @@ func TestContentFingerprint(t *testing.T) {
 	assert.NotEqual(t, ContentFingerprint([]byte("hello")), ContentFingerprint([]byte("hullo")), "a malformed body is digested as it is")
 	assert.Equal(t, ContentFingerprint([]byte(`{"name":1}`)), ContentFingerprint([]byte(`{ "name" : 1 }`)), "an invalid body is compacted first")
 	assert.True(t, strings.HasPrefix(a, "v1:") && len(a) == 3+32, a)
+}
+
+func TestAddAnswerKeepsTheLastTen(t *testing.T) {
+	var r Record
+	for i := range 13 {
+		r.AddAnswer(Answer{Class: "transient", Upstream: contact.Upstream{HTTPStatus: 500 + i}})
+	}
+	require.Len(t, r.Answers, MaxAnswers)
+	assert.Equal(t, 503, r.Answers[0].Upstream.HTTPStatus, "the oldest answers give way")
+	assert.Equal(t, 512, r.Answers[9].Upstream.HTTPStatus)
+	r.AddAnswer(Answer{Upstream: contact.Upstream{Message: strings.Repeat("é", 400)}})
+	m := r.Answers[9].Upstream.Message
+	assert.LessOrEqual(t, len(m), MaxAnswerMessage+len("…"), "a long message is cut")
+	assert.True(t, utf8.ValidString(m), "at a rune boundary")
 }

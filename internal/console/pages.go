@@ -14,6 +14,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/redact"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/record"
 )
@@ -201,8 +202,11 @@ type failureData struct {
 	Failures    []failureDetail
 	Generations []generation
 	Contact     *record.StoredContact
-	RecordErr   string
-	Unmasked    bool
+	// Answers are the provider's answers to the command's last failed
+	// calls (at most record.MaxAnswers), newest first.
+	Answers   []record.Answer
+	RecordErr string
+	Unmasked  bool
 	// Resolved is set when open failures were left out because the
 	// record's newest outcome is a contact.created.
 	Resolved bool
@@ -229,7 +233,7 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 		srv.fail(w, r, http.StatusBadGateway, "the open failure could not be read: "+err.Error())
 		return
 	}
-	data.Generations, data.Contact, err = srv.generations(r.Context(), id, unmasked)
+	data.Generations, data.Contact, data.Answers, err = srv.generations(r.Context(), id, unmasked)
 	if err != nil {
 		data.RecordErr = err.Error()
 	}
@@ -367,18 +371,18 @@ func newestCreated(gens []generation) bool {
 	return newest >= 0 && gens[newest].Type == contact.SubjectCreated
 }
 
-func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *record.StoredContact, error) {
+func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *record.StoredContact, []record.Answer, error) {
 	records, err := record.OpenReader(ctx, srv.cfg.JS)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	value, rev, err := records.Get(ctx, record.Key(id))
 	if err != nil || rev == 0 {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	rec, err := record.Decode(value)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var out []generation
 	for name, g := range rec.Generations {
@@ -397,5 +401,13 @@ func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([
 		out = append(out, gen)
 	}
 	slices.SortFunc(out, func(a, b generation) int { return a.Order - b.Order })
-	return out, rec.Contact, nil
+	answers := slices.Clone(rec.Answers)
+	slices.Reverse(answers) // newest first
+	if !unmasked {
+		// A provider's message may echo the contact's email or mobile.
+		for i := range answers {
+			answers[i].Upstream.Message = redact.String(answers[i].Upstream.Message)
+		}
+	}
+	return out, rec.Contact, answers, nil
 }

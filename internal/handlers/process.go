@@ -310,6 +310,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 			r.Unsettled, r.InFlight, r.HoldMillis = ambiguous, false, 0
 			if d.last != nil {
 				r.LastFailure = d.last.Upstream()
+				r.AddAnswer(record.Answer{At: h.cfg.Now().UTC(), Class: provider.ClassOf(err).String(), Upstream: *r.LastFailure})
 			}
 			return true
 		}); serr != nil {
