@@ -57,28 +57,24 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 		b = strconv.AppendInt(b, r.HoldMillis, 10)
 	}
 	if u := r.LastFailure; u != nil {
-		b = append(b, `,"lastFailure":{`...)
-		first := true
-		field := func(name string) {
-			if !first {
+		b = append(b, `,"lastFailure":`...)
+		b = appendUpstream(b, u)
+	}
+	if len(r.Answers) > 0 {
+		b = append(b, `,"answers":[`...)
+		for i, a := range r.Answers {
+			if i > 0 {
 				b = append(b, ',')
 			}
-			first = false
-			b = append(b, '"')
-			b = append(b, name...)
-			b = append(b, `":`...)
+			b = append(b, `{"at":`...)
+			b = appendTime(b, a.At)
+			b = append(b, `,"class":`...)
+			b = contact.AppendString(b, a.Class)
+			b = append(b, `,"upstream":`...)
+			b = appendUpstream(b, &a.Upstream)
+			b = append(b, '}')
 		}
-		if u.HTTPStatus != 0 {
-			field("httpStatus")
-			b = strconv.AppendInt(b, int64(u.HTTPStatus), 10)
-		}
-		for _, kv := range [...][2]string{{"code", u.Code}, {"message", u.Message}, {"requestId", u.RequestID}} {
-			if kv[1] != "" {
-				field(kv[0])
-				b = contact.AppendString(b, kv[1])
-			}
-		}
-		b = append(b, '}')
+		b = append(b, ']')
 	}
 	if len(r.Generations) > 0 {
 		b = append(b, `,"generations":{`...)
@@ -137,4 +133,31 @@ func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
+}
+
+// appendUpstream appends a provider's answer as json.Marshal writes
+// contact.Upstream.
+func appendUpstream(b []byte, u *contact.Upstream) []byte {
+	b = append(b, '{')
+	first := true
+	field := func(name string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":`...)
+	}
+	if u.HTTPStatus != 0 {
+		field("httpStatus")
+		b = strconv.AppendInt(b, int64(u.HTTPStatus), 10)
+	}
+	for _, kv := range [...][2]string{{"code", u.Code}, {"message", u.Message}, {"requestId", u.RequestID}} {
+		if kv[1] != "" {
+			field(kv[0])
+			b = contact.AppendString(b, kv[1])
+		}
+	}
+	return append(b, '}')
 }

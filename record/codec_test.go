@@ -20,8 +20,13 @@ func TestRecordAppendJSONMatchesEncodingJSON(t *testing.T) {
 			Upstream: map[string]any{"contactId": "ct", "userId": json.Number("12345678901234567890"), "reconciled": true, "n": 1.5}},
 			Generations: map[string]*Generation{"": {Attempts: 2, Outcome: json.RawMessage(`{"a":1}`), Provider: "instantpay"},
 				"gen-2": {Attempts: 0, Reason: contact.ReasonExhausted, OutcomeLine: 2, Fingerprint: "v1:cd", Sequence: 42}}},
-		"failed":      {CommandID: "c-3", LastFailure: &contact.Upstream{HTTPStatus: 503, Code: "ISE", Message: "try \n later", RequestID: "r"}},
-		"bare":        {CommandID: "c-4", LastFailure: &contact.Upstream{}},
+		"failed": {CommandID: "c-3", LastFailure: &contact.Upstream{HTTPStatus: 503, Code: "ISE", Message: "try \n later", RequestID: "r"}},
+		"bare":   {CommandID: "c-4", LastFailure: &contact.Upstream{}},
+		"answers": {CommandID: "c-6", LastFailure: &contact.Upstream{Code: "timeout"}, Answers: []Answer{
+			{At: at, Class: "transient", Upstream: contact.Upstream{HTTPStatus: 503, Code: "ISE", Message: "try <later>", RequestID: "r1"}},
+			{At: at.Add(time.Second), Class: "ambiguous", Upstream: contact.Upstream{Code: "timeout"}},
+			{At: at.Add(2 * time.Second), Class: "transient"},
+		}},
 		"no upstream": {CommandID: "c-5", Contact: &StoredContact{Provider: "pik", ID: "x"}},
 	}
 	for name, rec := range records {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/contactrelay/contactrelay/contact"
 )
@@ -46,6 +47,10 @@ type Record struct {
 	// LastFailure is the provider's answer to the last failed call, for
 	// the exhausted event of a delivery that made no call of its own.
 	LastFailure *contact.Upstream `json:"lastFailure,omitempty"`
+	// Answers are the provider's answers to the command's last failed
+	// calls, oldest first, at most MaxAnswers (AddAnswer keeps the bound),
+	// for a failure's page.
+	Answers []Answer `json:"answers,omitempty"`
 	// Generations holds per generation ("" for the original command, the
 	// Contact-Replay-Of value for a replay) its create attempts and its
 	// outcome once decided. At most MaxGenerations are kept (the oldest
@@ -63,6 +68,37 @@ type Record struct {
 // (no "v" member) is read too; a newer one is refused, so that an older
 // instance never rewrites what it does not understand.
 const Version = 2
+
+// MaxAnswers bounds Record.Answers, and MaxAnswerMessage each answer's
+// message, in bytes.
+const (
+	MaxAnswers       = 10
+	MaxAnswerMessage = 300
+)
+
+// Answer is one failed call's answer: when the call started, its class
+// ("transient", "permanent", "ambiguous") and what the provider said.
+type Answer struct {
+	At       time.Time        `json:"at"`
+	Class    string           `json:"class"`
+	Upstream contact.Upstream `json:"upstream"`
+}
+
+// AddAnswer appends a, its message cut to MaxAnswerMessage bytes (at a
+// rune boundary), keeping the last MaxAnswers.
+func (r *Record) AddAnswer(a Answer) {
+	if m := a.Upstream.Message; len(m) > MaxAnswerMessage {
+		cut := MaxAnswerMessage
+		for cut > 0 && !utf8.RuneStart(m[cut]) {
+			cut--
+		}
+		a.Upstream.Message = m[:cut] + "…"
+	}
+	r.Answers = append(r.Answers, a)
+	if n := len(r.Answers); n > MaxAnswers {
+		r.Answers = slices.Clone(r.Answers[n-MaxAnswers:])
+	}
+}
 
 // StoredContact is a created contact as recorded.
 type StoredContact struct {

@@ -3,8 +3,12 @@ package record
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/contact"
 )
 
 func TestKeyIsBounded(t *testing.T) {
@@ -42,4 +46,18 @@ func TestFingerprintIsTakenAfterNormalisation(t *testing.T) {
 	assert.NotEqual(t, ContentFingerprint([]byte(normal)),
 		ContentFingerprint([]byte(`{"provider":"pik","name":"Jane","email":"j@example.com","mobile":"+91 (98765) 10011","tagId":"t","companyName":"Acme","pik":{"b":1}}`)),
 		"parentheses are not normalised away")
+}
+
+func TestAddAnswerKeepsTheLastTen(t *testing.T) {
+	var r Record
+	for i := range 13 {
+		r.AddAnswer(Answer{Class: "transient", Upstream: contact.Upstream{HTTPStatus: 500 + i}})
+	}
+	require.Len(t, r.Answers, MaxAnswers)
+	assert.Equal(t, 503, r.Answers[0].Upstream.HTTPStatus, "the oldest answers give way")
+	assert.Equal(t, 512, r.Answers[9].Upstream.HTTPStatus)
+	r.AddAnswer(Answer{Upstream: contact.Upstream{Message: strings.Repeat("é", 400)}})
+	m := r.Answers[9].Upstream.Message
+	assert.LessOrEqual(t, len(m), MaxAnswerMessage+len("…"), "a long message is cut")
+	assert.True(t, utf8.ValidString(m), "at a rune boundary")
 }

@@ -297,6 +297,14 @@ func TestConsoleInABrowser(t *testing.T) {
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('job-phase').textContent === 'done'`, chromedp.WithPollingTimeout(30*time.Second)))
 	require.NoError(t, err, "the progress reaches done without a reload")
 	assert.Equal(t, groupSize, text(t, ctx, "#job-replayed"), "the group was sent")
+	// Over, the page offers no stop, lights Failures in the nav, and its
+	// start time moves on.
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('cancel-job') === null`, chromedp.WithPollingTimeout(5*time.Second)))
+	require.NoError(t, err, "a finished replay offers no \"Stop the replay\"")
+	assert.Equal(t, "Failures", text(t, ctx, `nav a[aria-current="page"]`), "the nav lights Failures on a replay's page")
+	started := text(t, ctx, "#job-started")
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`document.getElementById('job-started').textContent !== %q`, started), chromedp.WithPollingTimeout(5*time.Second)))
+	require.NoError(t, err, "the replay's start time (%s) moves on while the page is open", started)
 	// The rest of the outage (another message: the provider's own 503),
 	// by its filter.
 	n, err := strconv.Atoi(groupSize)

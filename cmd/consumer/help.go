@@ -38,6 +38,8 @@ func usageErr(fs *flag.FlagSet, err error) error {
 // synopses are the first line of the help of the commands that take more
 // than flags.
 var synopses = map[string]string{
+	"consumer pause":    "consumer pause [flags] PROVIDER   (instantpay or pik)",
+	"consumer resume":   "consumer resume [flags] PROVIDER",
 	"consumer import":   "consumer import [flags] FILE   (FILE: .csv, .ndjson or .jsonl; - for stdin, with --format)",
 	"consumer failures": "consumer failures [flags]\n       consumer failures discard [flags]   (see 'consumer failures discard -h')",
 }

@@ -77,6 +77,9 @@ commands:
   failures  list open failures, or show one whole (discard: remove them; --history: every failure)
   replay    re-publish failed commands (--dry-run first; --set repairs one)
   audit     list the audit trail: who replayed, repaired, discarded, unmasked or imported what
+  status    what waits, what each instance has in flight, circuits and pauses
+  pause     pause a provider on every instance: its commands are held, none exhausted
+  resume    resume a paused provider
   console   serve the web console for failures and replay (CONSOLE_ADDR, default 127.0.0.1:8081)
   bench     measure throughput and latency against a bare-loop floor
   version   print the version
@@ -123,7 +126,7 @@ func explainNoJetStream(err error) error {
 // oneShot are the commands that do a piece of work and exit: an interrupt
 // leaves it undone (exit 130). 'run' and 'dev' are stopped by a signal as
 // a matter of course (exit 0).
-var oneShot = map[string]bool{"setup": true, "publish": true, "import": true, "failures": true, "replay": true, "audit": true}
+var oneShot = map[string]bool{"setup": true, "publish": true, "import": true, "failures": true, "replay": true, "audit": true, "pause": true, "resume": true}
 
 func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
@@ -143,6 +146,10 @@ func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(s
 		return replayCommand(ctx, args, getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args, getenv, stdout, stderr)
+	case "status":
+		return statusCommand(ctx, args, getenv, stdout, stderr)
+	case "pause", "resume":
+		return pauseCommand(ctx, cmd == "resume", args, getenv, stdout, stderr)
 	case "console":
 		return consoleCommand(ctx, args, getenv, stdout, stderr)
 	case "bench":

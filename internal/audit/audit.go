@@ -42,10 +42,22 @@ const (
 	ActionCSVDownload  = "csv-download"
 	ActionImport       = "import"
 	ActionRepairImport = "repair-import"
+	ActionPause        = "pause"
+	ActionResume       = "resume"
 )
 
 // Actions lists every action, for checking a filter.
-var Actions = []string{ActionReplay, ActionRepair, ActionDiscard, ActionUnmask, ActionCancelReplay, ActionCSVDownload, ActionImport, ActionRepairImport}
+var Actions = []string{ActionReplay, ActionRepair, ActionDiscard, ActionUnmask, ActionCancelReplay, ActionCSVDownload, ActionImport, ActionRepairImport, ActionPause, ActionResume}
+
+// PauseEntry is the audit entry of pausing or resuming a provider (action
+// ActionPause or ActionResume): the provider, and a pause's reason.
+func PauseEntry(action, provider, reason string) Entry {
+	d := provider
+	if reason != "" {
+		d += ": " + reason
+	}
+	return Entry{Action: action, Count: 1, Detail: d}
+}
 
 // maxCommandIDs bounds the commandIds an entry lists: a bulk action says
 // its filter, count and range instead.

@@ -67,6 +67,7 @@ func ServiceSettings() []Setting {
 		{Env: "DEFAULT_PROVIDER", Flag: "default-provider", Usage: "provider for commands that name none (instantpay or pik)"},
 		{Env: "CIRCUIT_FAILURES", Flag: "circuit-failures", Default: "5", Usage: "consecutive transient failures that open a provider's circuit"},
 		{Env: "CIRCUIT_OPEN_FOR", Flag: "circuit-open-for", Default: "30s", Usage: "how long an open circuit holds calls back before testing the provider"},
+		{Env: "PAUSE_HOLD_DELAY", Flag: "pause-hold-delay", Default: "5s", Usage: "how long a command of a paused provider waits before it is delivered again (consumer pause)"},
 		{Env: "HTTP_ADDR", Flag: "http-addr", Default: ":8080", Usage: "address of /healthz, /readyz and /metrics (off: none)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Usage: "debug, info, warn or error"},
 		{Env: "LOG_FORMAT", Flag: "log-format", Default: "json", Usage: "json or text"},
@@ -105,6 +106,9 @@ type Config struct {
 	RetryMaxElapsed time.Duration
 	ProviderTimeout time.Duration
 	DefaultProvider string
+	// PauseHoldDelay is how long a held command (its provider paused)
+	// waits before its next delivery.
+	PauseHoldDelay time.Duration
 
 	// Providers holds each provider's own settings, by provider name and
 	// variable; the provider's spec reads them.
@@ -286,6 +290,7 @@ func parseConfig(v map[string]string, providers []Provider) (Config, []error) {
 		RetryMax:        dur("RETRY_MAX_INTERVAL", time.Millisecond, time.Hour),
 		RetryMaxElapsed: dur("RETRY_MAX_ELAPSED", time.Millisecond, 24*time.Hour),
 		ProviderTimeout: dur("PROVIDER_TIMEOUT", time.Millisecond, 10*time.Minute),
+		PauseHoldDelay:  dur("PAUSE_HOLD_DELAY", time.Millisecond, time.Hour),
 		DefaultProvider: v["DEFAULT_PROVIDER"],
 		HTTPAddr:        httpAddr(v["HTTP_ADDR"]),
 		LogFormat:       v["LOG_FORMAT"],

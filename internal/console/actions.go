@@ -198,7 +198,7 @@ func (srv *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 		srv.fail(w, r, http.StatusNotFound, "no such replay (the console keeps its last 100 finished replays until it restarts; its log has every action)")
 		return
 	}
-	srv.render(w, r, http.StatusOK, "job", "Replay", "activity", struct {
+	srv.render(w, r, http.StatusOK, "job", "Replay", "failures", struct {
 		Job   *job
 		State jobState
 	}{j, j.snapshot()})

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactrelay/contactrelay/internal/audit"
+	"github.com/contactrelay/contactrelay/internal/pause"
 )
 
 // DefaultAddr is where the console listens unless told otherwise: loopback
@@ -87,6 +88,10 @@ type Config struct {
 	PageSize int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// PauseAudit, when set, is told of each pause and resume made from
+	// the console before it is written (the audit trail's hook); an error
+	// stops the change. Default: none.
+	PauseAudit pause.Audit
 }
 
 // MaxRate is the fastest replay the console starts, commands per second.

@@ -25,7 +25,10 @@ import (
 	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/pause"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/internal/status"
+	"github.com/contactrelay/contactrelay/record"
 )
 
 // seed stores n open failures, the i-th by make(i), asynchronously.
@@ -605,4 +608,171 @@ func TestGroupsAReplayWouldNotMendAndPlurals(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, page)
 	_, page = get(t, c, f.web.URL+"/activity")
 	assert.Contains(t, page, "refused: 1 rule broken, nothing sent")
+}
+
+// The screens that went stale (issue 28): a failure page after a repair
+// said "Open failure" beside "Contact … exists"; the replay page lit
+// Activity in the nav and its start time was text that never moved.
+func TestStaleScreens(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	seed(t, js, 2, exhausted) // cmd-000000, cmd-000001
+	require.Len(t, srv.load(ctx).snap.Failures, 2)
+	kv, err := js.KeyValue(ctx, provision.RecordBucket)
+	require.NoError(t, err)
+	outcome := func(typ, gen string) json.RawMessage {
+		ev, err := events.NewEvent("", typ, "cmd-000000", gen, time.Now(), map[string]string{"commandId": "cmd-000000"})
+		require.NoError(t, err)
+		b, err := json.Marshal(ev)
+		require.NoError(t, err)
+		return b
+	}
+	rec := record.Record{CommandID: "cmd-000000", Order: 1, Generations: map[string]*record.Generation{
+		"": {Attempts: 3, Order: 1, Outcome: outcome(contact.SubjectFailed, ""), Reason: contact.ReasonExhausted, Provider: "instantpay"},
+	}}
+	put := func() {
+		val, err := record.Encode(&rec, "")
+		require.NoError(t, err)
+		_, err = kv.Put(ctx, record.Key("cmd-000000"), val)
+		require.NoError(t, err)
+	}
+	put()
+	c := (&fixture{}).client(t)
+	_, page := get(t, c, web.URL+"/failure?id=cmd-000000")
+	assert.Contains(t, page, `<h2 id="f0">Open failure`, "the failure is open while its newest outcome is the failure")
+
+	// Repaired: a new generation created the contact; the open failures
+	// have not caught up yet.
+	rec.Order = 2
+	rec.Generations["r1"] = &record.Generation{Attempts: 1, Order: 2, Outcome: outcome(contact.SubjectCreated, "r1"), Provider: "instantpay"}
+	rec.Contact = &record.StoredContact{Provider: "instantpay", ID: "c-1", CreatedAt: time.Now()}
+	put()
+	_, page = get(t, c, web.URL+"/failure?id=cmd-000000")
+	assert.NotContains(t, page, `<h2 id="f0">`, "no open failure beside the contact that exists")
+	assert.NotContains(t, page, `id="replay-one"`, "nor its actions")
+	assert.Contains(t, page, `id="no-open"`)
+	assert.Contains(t, page, "its contact exists")
+
+	// A replay's page belongs to Failures, and says when it started in a
+	// time the page's script moves on.
+	resp, preview := get(t, c, web.URL+"/replay?q=cmd-000001")
+	require.Equal(t, http.StatusOK, resp.StatusCode, preview)
+	form := url.Values{"rate": {"50"}}
+	for _, m := range hiddenField.FindAllStringSubmatch(preview, -1) {
+		form.Set(m[1], m[2])
+	}
+	resp, body := post(t, c, web.URL+"/replay", form)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+	_, page = get(t, c, web.URL+resp.Header.Get("Location"))
+	assert.Regexp(t, `<a href="/failures" aria-current="page">Failures</a>`, page, "the nav lights Failures on a replay's page")
+	assert.NotContains(t, page, `aria-current="page">Activity`)
+	assert.Regexp(t, `<time id="job-started" datetime="[0-9T:.Z-]+"`, page)
+}
+
+// The Providers page pauses and resumes a provider through the console's
+// action path: CSRF-checked, in Activity, told to the audit hook first,
+// and written where every instance watches (CONTACT_PAUSES).
+func TestPauseAndResumeFromTheConsole(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	var audited []string
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081", PauseAudit: func(_ context.Context, action string, s pause.State) error {
+		audited = append(audited, action+" "+s.Provider+" "+s.Reason)
+		return nil
+	}})
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	c := (&fixture{}).client(t)
+	resp, page := get(t, c, web.URL+"/pauses")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `<span id="state-pik">running</span>`)
+	assert.Contains(t, page, `<a href="/pauses" aria-current="page">Providers</a>`)
+	csrf := csrfOf(t, page)
+
+	resp, _ = post(t, c, web.URL+"/pauses", url.Values{"provider": {"pik"}, "action": {"pause"}, "reason": {"maintenance"}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "refused without the CSRF token")
+	resp, page = post(t, c, web.URL+"/pauses", url.Values{"csrf": {csrf}, "provider": {"pik"}, "action": {"pause"}, "reason": {"maintenance"}})
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `id="state-pik">paused<`)
+	assert.Contains(t, page, "maintenance")
+	assert.Contains(t, page, `id="resume-pik"`)
+	st, err := pause.Open(ctx, js)
+	require.NoError(t, err)
+	got, ok, err := st.Get(ctx, "pik")
+	require.NoError(t, err)
+	require.True(t, ok, "the pause is in CONTACT_PAUSES")
+	assert.Equal(t, "maintenance", got.Reason)
+
+	resp, page = post(t, c, web.URL+"/pauses", url.Values{"csrf": {csrf}, "provider": {"pik"}, "action": {"resume"}})
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `<span id="state-pik">running</span>`)
+	_, ok, err = st.Get(ctx, "pik")
+	require.NoError(t, err)
+	assert.False(t, ok, "resumed")
+	assert.Equal(t, []string{"pause pik maintenance", "resume pik maintenance"}, audited, "each change told to the audit hook, in order")
+	_, page = get(t, c, web.URL+"/activity")
+	assert.Contains(t, page, "pause")
+	assert.Contains(t, page, "resume")
+
+	resp, _ = post(t, c, web.URL+"/pauses", url.Values{"csrf": {csrf}, "provider": {"paypal"}, "action": {"pause"}})
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "an unknown provider is refused")
+}
+
+// The Status page shows what each instance answers on contactrelay.status:
+// its commands in flight with their commandIds, its circuits, the pauses.
+func TestStatusPageShowsTheInstances(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	nc, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	tr := status.NewTracker([]string{"instantpay", "pik"}, nil)
+	tr.Routed(7, "slow-7", "instantpay")
+	tr.Routed(8, "slow-8", "instantpay")
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	tr.Attempted(8, "create", t0, "transient")
+	tr.Retrying(8, t0.Add(2*time.Second))
+	tr.Routed(9, "gone-9", "instantpay")
+	tr.Settled(9)
+	tr.CircuitChange("pik", "closed", "open")
+	tr.Outcome(true)
+	tr.Outcome(true)
+	tr.Outcome(true)
+	tr.Outcome(false)
+	sub, err := status.Serve(nc, tr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	st, err := pause.Open(ctx, js)
+	require.NoError(t, err)
+	_, err = st.Pause(ctx, "pik", "incident", "ana")
+	require.NoError(t, err)
+
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	resp, page := get(t, (&fixture{}).client(t), web.URL+"/status")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `<a href="/status" aria-current="page">Status</a>`)
+	assert.Contains(t, page, `id="instances">1<`, "one instance answered")
+	assert.Contains(t, page, `<td class="num in-flight">2</td>`, "two InstantPay commands in flight")
+	assert.Contains(t, page, `>slow-7</a>`)
+	assert.Contains(t, page, `>slow-8</a>`)
+	assert.NotContains(t, page, "gone-9", "a settled command is not in flight")
+	assert.Contains(t, page, `<td class="circuit-open">open</td>`, "PIK's circuit")
+	assert.Contains(t, page, "<strong>pik</strong> paused")
+	assert.Contains(t, page, "incident")
+	assert.Contains(t, page, "1 call so far; next try due 2026-12-07 10:00:02Z", "a command's attempts so far and its next try")
+	assert.Contains(t, page, `2026-12-07 10:00:00Z: create, <span class="class-transient">transient</span>`)
+	assert.Contains(t, page, "3 contact.created events in 1 h", "the outcomes per minute, charted")
+	assert.Contains(t, page, "1 contact.failed event in 1 h")
+	assert.Contains(t, page, `aria-label="contact.created events per minute over the last hour: 3 in all`)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/redact"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/record"
 )
@@ -217,9 +218,15 @@ type failureData struct {
 	Failures    []failureDetail
 	Generations []generation
 	Contact     *record.StoredContact
-	RecordErr   string
-	Unmasked    bool
-	Flash       string
+	// Answers are the provider's answers to the command's last failed
+	// calls (at most record.MaxAnswers), newest first.
+	Answers   []record.Answer
+	RecordErr string
+	Unmasked  bool
+	// Resolved is set when open failures were left out because the
+	// record's newest outcome is a contact.created.
+	Resolved bool
+	Flash    string
 	// Refusal says why an action asked for on this page did not happen.
 	Refusal string
 	// History is the command's audited actions, newest first (Audited:
@@ -249,12 +256,20 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 		srv.fail(w, r, http.StatusBadGateway, "the open failure could not be read: "+err.Error())
 		return
 	}
-	for _, f := range whole {
-		data.Failures = append(data.Failures, detailOf(f, unmasked))
-	}
-	data.Generations, data.Contact, err = srv.generations(r.Context(), id, unmasked)
+	data.Generations, data.Contact, data.Answers, err = srv.generations(r.Context(), id, unmasked)
 	if err != nil {
 		data.RecordErr = err.Error()
+	}
+	created := newestCreated(data.Generations)
+	for _, f := range whole {
+		if created && !f.Conflict {
+			// The record, read after the open failures, says a later
+			// generation created the contact: the store has yet to catch
+			// up (the service resolves it right after recording).
+			data.Resolved = true
+			continue
+		}
+		data.Failures = append(data.Failures, detailOf(f, unmasked))
 	}
 	for i := range data.Generations {
 		for _, f := range whole {
@@ -375,18 +390,30 @@ func nextSteps(f *failstore.Failure) []string {
 // generations reads a command's generations from its idempotency record,
 // the oldest first, and its contact if it exists; a failed generation's
 // message is masked (replay.MaskFailed) unless unmasked.
-func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *record.StoredContact, error) {
+// newestCreated reports whether the newest decided generation created the
+// contact.
+func newestCreated(gens []generation) bool {
+	newest := -1
+	for i, g := range gens {
+		if g.Type != "undecided" && (newest < 0 || g.Order > gens[newest].Order) {
+			newest = i
+		}
+	}
+	return newest >= 0 && gens[newest].Type == contact.SubjectCreated
+}
+
+func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([]generation, *record.StoredContact, []record.Answer, error) {
 	records, err := record.OpenReader(ctx, srv.cfg.JS)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	value, rev, err := records.Get(ctx, record.Key(id))
 	if err != nil || rev == 0 {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	rec, err := record.Decode(value)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var out []generation
 	for name, g := range rec.Generations {
@@ -405,5 +432,13 @@ func (srv *Server) generations(ctx context.Context, id string, unmasked bool) ([
 		out = append(out, gen)
 	}
 	slices.SortFunc(out, func(a, b generation) int { return a.Order - b.Order })
-	return out, rec.Contact, nil
+	answers := slices.Clone(rec.Answers)
+	slices.Reverse(answers) // newest first
+	if !unmasked {
+		// A provider's message may echo the contact's email or mobile.
+		for i := range answers {
+			answers[i].Upstream.Message = redact.String(answers[i].Upstream.Message)
+		}
+	}
+	return out, rec.Contact, answers, nil
 }

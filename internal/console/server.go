@@ -169,6 +169,9 @@ func (srv *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /discard", srv.discardPreview)
 	mux.HandleFunc("POST /discard", srv.discard)
 	mux.HandleFunc("GET /activity", srv.activityPage)
+	mux.HandleFunc("GET /status", srv.statusPage)
+	mux.HandleFunc("GET /pauses", srv.pausesPage)
+	mux.HandleFunc("POST /pauses", srv.changePause)
 	return srv.guard(mux)
 }
 

@@ -113,6 +113,13 @@ type Config struct {
 	Tracer trace.Tracer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Paused reports a provider paused by an operator: its commands are
+	// held (Decision.Held), and no call to it starts, from the moment it
+	// reports true. Nil: none is ever paused.
+	Paused func(provider string) bool
+	// PauseDelay is how long a held command waits before its next
+	// delivery. Default 5s.
+	PauseDelay time.Duration
 }
 
 // DefaultStoreTimeout bounds one record read or write by default.
@@ -129,6 +136,15 @@ type Hooks struct {
 	// CircuitChange reports a provider's circuit breaker changing state
 	// ("closed", "half-open", "open").
 	CircuitChange func(provider, from, to string)
+	// Routed reports a delivery of a valid command about to be decided
+	// for its provider (not held by a pause).
+	Routed func(m Message, commandID, provider string)
+	// Attempted reports one provider call of a delivery: op "create" or
+	// "lookup", when it started, and its answer's class ("ok",
+	// "transient", "permanent" or "ambiguous").
+	Attempted func(m Message, op string, at time.Time, class string)
+	// Retrying reports when a delivery's next try is due, after a failure.
+	Retrying func(m Message, next time.Time)
 }
 
 func (hk Hooks) providerCall(provider, op string, took time.Duration, err error) {
@@ -149,6 +165,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 10
+	}
+	if c.PauseDelay == 0 {
+		c.PauseDelay = 5 * time.Second
 	}
 	if c.RetryInitialInterval == 0 {
 		c.RetryInitialInterval = 500 * time.Millisecond
@@ -303,6 +322,9 @@ type Decision struct {
 	Provider  string
 	Reason    contact.Reason // empty for contact.created
 	Attempts  int
+	// Held is set, with Retry, when the command's provider is paused: the
+	// delivery counts toward no delivery limit.
+	Held bool
 	// FromRecord is set when the record answered without a provider call:
 	// the generation's outcome was recorded, or the contact existed.
 	FromRecord bool
@@ -335,6 +357,13 @@ type Write struct {
 func (h *Handler) Decide(ctx context.Context, m Message) Decision {
 	in := h.read(&m)
 	d := &delivery{m: m, in: in, cmd: in.cmd, provider: in.provider, rec: record.Record{CommandID: in.cmd.CommandID}}
+	if in.bad == nil && in.provider != nil && h.paused(d.cmd.Provider) {
+		// Held before the record is read: a pause costs no NATS work.
+		return h.holdPaused(d, errPaused{provider: d.cmd.Provider})
+	}
+	if in.bad == nil && in.provider != nil && h.cfg.Hooks.Routed != nil {
+		h.cfg.Hooks.Routed(m, d.cmd.CommandID, d.cmd.Provider)
+	}
 	// A first delivery of an original command is almost always new: skip
 	// the read, and let the first write's compare-and-set tell otherwise.
 	if m.Delivery > 1 || m.Generation != "" {

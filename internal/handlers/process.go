@@ -63,6 +63,9 @@ func (h *Handler) hold() time.Duration { return h.cfg.CallTimeout + h.cfg.ClaimM
 
 // process runs the idempotent, retried creation of a valid, routed command.
 func (h *Handler) process(ctx context.Context, d *delivery) Decision {
+	if h.paused(d.cmd.Provider) {
+		return h.holdPaused(d, errPaused{provider: d.cmd.Provider})
+	}
 	if d.m.Delivery > h.cfg.MaxDeliver {
 		// The last allowed delivery ended without an outcome (the process
 		// died during it): settle with what is known, calling nothing but a
@@ -81,7 +84,7 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		b.hint = 0
 		switch {
 		case errors.As(err, new(errStore)), errors.As(err, new(errCircuitOpen)), errors.As(err, new(errBusy)),
-			errors.As(err, new(errIncomplete)):
+			errors.As(err, new(errIncomplete)), errors.As(err, new(errPaused)):
 			return backoff.Permanent(err)
 		case errors.As(err, &pe) && pe.Class == provider.Permanent:
 			return backoff.Permanent(err)
@@ -94,6 +97,9 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		if h.cfg.Hooks.Retry != nil {
 			h.cfg.Hooks.Retry(d.cmd.Provider)
 		}
+		if h.cfg.Hooks.Retrying != nil {
+			h.cfg.Hooks.Retrying(d.m, time.Now().Add(wait))
+		}
 		h.cfg.Logger.Info("retrying", "commandId", shortID(d.cmd.CommandID), "provider", d.cmd.Provider,
 			"delivery", d.m.Delivery, "attempts", d.attempts(), "wait", wait, "error", err)
 	}
@@ -105,6 +111,8 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 	switch {
 	case dec != nil:
 		return *dec
+	case errors.As(err, new(errPaused)):
+		return h.holdPaused(d, err)
 	case errors.As(err, new(errStore)):
 		return h.retryStore(d, err)
 	case errors.As(err, &busy):
@@ -136,6 +144,8 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 			switch {
 			case dec != nil:
 				return *dec
+			case errors.As(lerr, new(errPaused)):
+				return h.holdPaused(d, lerr)
 			case errors.As(lerr, new(errIncomplete)):
 				return h.finish(ctx, d, contact.ReasonAmbiguous, ambiguousMessage(lerr))
 			}
@@ -150,6 +160,21 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		delay = max(delay, min(d.last.RetryAfter, maxRetryAfter))
 	}
 	return h.retry(d, delay, err)
+}
+
+// errPaused reports that the command's provider is paused by an operator.
+type errPaused struct{ provider string }
+
+func (e errPaused) Error() string { return e.provider + " is paused" }
+
+func (h *Handler) paused(provider string) bool { return h.cfg.Paused != nil && h.cfg.Paused(provider) }
+
+// holdPaused hands a command of a paused provider back: a held delivery, which
+// counts toward no delivery limit.
+func (h *Handler) holdPaused(d *delivery, err error) Decision {
+	dec := h.retry(d, h.cfg.PauseDelay, err)
+	dec.Held = true
+	return dec
 }
 
 func (h *Handler) retry(d *delivery, delay time.Duration, err error) Decision {
@@ -204,6 +229,9 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		if dec, ok := h.fromRecord(d); ok {
 			return &dec, nil
 		}
+		if h.paused(d.cmd.Provider) {
+			return nil, errPaused{provider: d.cmd.Provider}
+		}
 		if err := h.waitOutClaim(d); err != nil {
 			return nil, err
 		}
@@ -252,6 +280,18 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		contact, err := h.call(ctx, d, "create", func(ctx context.Context) (provider.Contact, error) {
 			return d.provider.Create(ctx, d.cmd)
 		})
+		if errors.As(err, new(errPaused)) {
+			// Paused between the claim and the call: nothing was sent, so
+			// the claim is released as settled.
+			done(errNotCalled)
+			if _, serr := h.update(ctx, d, func(r *record.Record) bool {
+				r.Unsettled, r.InFlight, r.HoldMillis = false, false, 0
+				return true
+			}); serr != nil {
+				h.cfg.Logger.Warn("could not release claim", "commandId", shortID(d.cmd.CommandID), "error", serr)
+			}
+			return nil, err
+		}
 		done(err)
 		if err == nil {
 			dec := h.conclude(d, conclusion{contact: &contact})
@@ -266,6 +306,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 			r.Unsettled, r.InFlight, r.HoldMillis = ambiguous, false, 0
 			if d.last != nil {
 				r.LastFailure = d.last.Upstream()
+				r.AddAnswer(record.Answer{At: h.cfg.Now().UTC(), Class: provider.ClassOf(err).String(), Upstream: *r.LastFailure})
 			}
 			return true
 		}); serr != nil {
@@ -344,11 +385,23 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 		// A lookup may read many pages of a list; it holds no claim.
 		timeout *= lookupTimeoutFactor
 	}
+	if h.paused(d.cmd.Provider) {
+		// The last gate: a pause seen since the claim stops the call.
+		span.SetStatus(codes.Error, "paused")
+		return provider.Contact{}, errPaused{provider: d.cmd.Provider}
+	}
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	start := time.Now()
 	contact, err := fn(callCtx)
 	h.cfg.Hooks.providerCall(d.cmd.Provider, op, time.Since(start), err)
+	if h.cfg.Hooks.Attempted != nil {
+		class := "ok"
+		if err != nil {
+			class = provider.ClassOf(err).String()
+		}
+		h.cfg.Hooks.Attempted(d.m, op, start, class)
+	}
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, provider.ClassOf(err).String())
@@ -370,6 +423,8 @@ func (h *Handler) finalPass(ctx context.Context, d *delivery) Decision {
 		switch {
 		case dec != nil:
 			return *dec
+		case errors.As(err, new(errPaused)):
+			return h.holdPaused(d, err)
 		case errors.As(err, new(errStore)):
 			return h.retryStore(d, err)
 		case errors.As(err, new(errIncomplete)):

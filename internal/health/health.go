@@ -104,10 +104,17 @@ type Check struct {
 	Check func() error
 }
 
+// Detail is a member of /readyz's body that tells without deciding
+// readiness (the pauses, say): Value is called per request.
+type Detail struct {
+	Name  string
+	Value func() any
+}
+
 // Handler serves GET /healthz (the process answers) and GET /readyz: 200
 // when every check passes and no provider is failing, else 503, with a JSON
-// body saying what is wrong.
-func Handler(checks []Check, providers *Providers) http.Handler {
+// body saying what is wrong, and each detail.
+func Handler(checks []Check, providers *Providers, details ...Detail) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -134,6 +141,9 @@ func Handler(checks []Check, providers *Providers) http.Handler {
 		}
 		sort.Strings(problems)
 		body := map[string]any{"checks": results, "providers": ps}
+		for _, d := range details {
+			body[d.Name] = d.Value()
+		}
 		status := http.StatusOK
 		body["status"] = "ready"
 		if !ready {

@@ -47,6 +47,8 @@ type Metrics struct {
 	ackPending    prometheus.Gauge
 	failuresOpen  *prometheus.GaugeVec
 	lagReadErrors prometheus.Counter
+	paused        *prometheus.GaugeVec
+	held          *prometheus.CounterVec
 }
 
 // New returns the metrics, registered with the Go runtime's and the
@@ -98,7 +100,11 @@ func New(providers []string) *Metrics {
 		[]string{"reason", "provider"})
 	m.lagReadErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "consumer_info_errors_total",
 		Help: "Failures to read the durable consumer's state."})
-	for _, c := range []prometheus.Collector{m.received, m.redeliveries, m.replays, m.inFlight, m.outcomes, m.retryLater,
+	m.paused = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "provider_paused",
+		Help: "1 while an operator has paused the provider (consumer pause) and this instance has seen it, else 0."}, []string{"provider"})
+	m.held = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "deliveries_held_total",
+		Help: "Deliveries handed back unprocessed because their provider was paused, by provider; they count toward no delivery limit."}, []string{"provider"})
+	for _, c := range []prometheus.Collector{m.paused, m.held, m.received, m.redeliveries, m.replays, m.inFlight, m.outcomes, m.retryLater,
 		m.idempotent, m.settleErrors, m.duration, m.requests, m.latency, m.retries, m.circuit, m.lag, m.pending,
 		m.ackPending, m.lagReadErrors, m.failuresOpen} {
 		f(c)
@@ -110,6 +116,8 @@ func New(providers []string) *Metrics {
 	}
 	for _, p := range providers {
 		m.circuit.WithLabelValues(p).Set(0)
+		m.paused.WithLabelValues(p).Set(0)
+		m.held.WithLabelValues(p)
 		m.retries.WithLabelValues(p)
 		m.idempotent.WithLabelValues(p)
 		m.retryLater.WithLabelValues(p)
@@ -154,6 +162,8 @@ func (m *Metrics) Settled(_ handlers.Message, out handlers.Decision, took time.D
 		if out.FromRecord {
 			m.idempotent.WithLabelValues(out.Provider).Inc()
 		}
+	} else if out.Held {
+		m.held.WithLabelValues(out.Provider).Inc()
 	} else {
 		m.retryLater.WithLabelValues(out.Provider).Inc()
 	}
@@ -190,6 +200,15 @@ func (m *Metrics) ProviderCall(name, op string, took time.Duration, err error) {
 
 // Retry counts an in-process retry.
 func (m *Metrics) Retry(provider string) { m.retries.WithLabelValues(provider).Inc() }
+
+// Paused records whether a provider is paused.
+func (m *Metrics) Paused(provider string, paused bool) {
+	v := 0.0
+	if paused {
+		v = 1
+	}
+	m.paused.WithLabelValues(provider).Set(v)
+}
 
 // CircuitChange records a provider's circuit state.
 func (m *Metrics) CircuitChange(provider, _, to string) {

@@ -20,6 +20,7 @@ import (
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/pause"
 	"github.com/contactrelay/contactrelay/record"
 )
 
@@ -179,6 +180,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if _, err := EnsureConsoleSessions(ctx, js, t.Replicas, nil); err != nil {
 		return err
 	}
+	if err := ensurePauses(ctx, js, t.Replicas); err != nil {
+		return err
+	}
 	return markRebuilt(ctx, js)
 }
 
@@ -318,4 +322,16 @@ func readConsumerInfo(ctx context.Context, js jetstream.JetStream) (*jetstream.C
 		return nil, err
 	}
 	return c.Info(ctx)
+}
+
+// ensurePauses creates the bucket of pauses (package pause), keeping the
+// replicas of an existing one if it has more.
+func ensurePauses(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if s, err := js.Stream(ctx, "KV_"+pause.Bucket); err == nil {
+		replicas = max(replicas, s.CachedInfo().Config.Replicas)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, pause.BucketConfig(replicas)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", pause.Bucket, err)
+	}
+	return nil
 }

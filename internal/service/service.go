@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
@@ -34,8 +35,10 @@ import (
 	"github.com/contactrelay/contactrelay/internal/health"
 	"github.com/contactrelay/contactrelay/internal/metrics"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/pause"
 	"github.com/contactrelay/contactrelay/internal/providers"
 	"github.com/contactrelay/contactrelay/internal/provision"
+	"github.com/contactrelay/contactrelay/internal/status"
 	"github.com/contactrelay/contactrelay/internal/stream"
 )
 
@@ -119,7 +122,20 @@ func (s *Service) Run(ctx context.Context) error {
 	tel.met = metrics.New(keys(enabled))
 	// The token request a credentials check makes is counted as it is made.
 	checkCredentials(ctx, enabled, tel.tracker.ProviderCall, log)
-	h, err := newHandler(cfg, enabled, b.store, log, tel)
+	// Every pause is known before the first command is taken.
+	pauses, err := pause.Watch(ctx, b.pauses, log, func(st pause.State, paused bool) { tel.met.Paused(st.Provider, paused) })
+	if err != nil {
+		return err
+	}
+	defer pauses.Stop()
+	// What this instance is doing, for 'consumer status' and the console.
+	tel.status = status.NewTracker(keys(enabled), pauses.Pauses)
+	statusSub, err := status.Serve(b.nc, tel.status)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = statusSub.Unsubscribe() }()
+	h, err := newHandler(cfg, enabled, b.store, pauses.Paused, log, tel)
 	if err != nil {
 		return err
 	}
@@ -135,7 +151,8 @@ func (s *Service) Run(ctx context.Context) error {
 		tel.met.FailuresOpen(counts, providers.Names())
 	})
 
-	httpAddr, stopHTTP, err := serveOperations(cfg.HTTPAddr, b, runner, tel, log)
+	httpAddr, stopHTTP, err := serveOperations(cfg.HTTPAddr, b, runner, tel, log,
+		health.Detail{Name: "pauses", Value: func() any { return pauses.Pauses() }})
 	if err != nil {
 		return err
 	}
@@ -160,6 +177,7 @@ type telemetry struct {
 	propagator propagation.TextMapPropagator
 	met        *metrics.Metrics
 	tracker    *health.Providers
+	status     *status.Tracker
 }
 
 // newTelemetry returns the telemetry for tp; nil tp means no spans.
@@ -211,6 +229,7 @@ type broker struct {
 	failures *failstore.Writer
 	perms    *stream.Permissions
 	store    *stream.Records
+	pauses   jetstream.KeyValue // the bucket of pauses and held counts
 }
 
 // Topology returns the JetStream resources the configuration asks for,
@@ -250,6 +269,10 @@ func connectBroker(ctx context.Context, cfg config.Config, log *slog.Logger, con
 		return fail(err)
 	}
 	b.store.TTL = cfg.RecordTTL
+	if b.pauses, err = b.js.KeyValue(ctx, pause.Bucket); err != nil {
+		b.store.Close()
+		return fail(fmt.Errorf("bucket %s: %w", pause.Bucket, err))
+	}
 	if b.failures, err = failstore.OpenWriter(ctx, b.js); err != nil {
 		b.store.Close()
 		return fail(err)
@@ -268,8 +291,10 @@ func (b *broker) close() {
 
 // newHandler builds the handler that decides each command, reporting its
 // provider calls, retries and circuit changes to tel.
-func newHandler(cfg config.Config, enabled map[string]handlers.Provider, store handlers.Store, log *slog.Logger, tel *telemetry) (*handlers.Handler, error) {
+func newHandler(cfg config.Config, enabled map[string]handlers.Provider, store handlers.Store, paused func(string) bool, log *slog.Logger, tel *telemetry) (*handlers.Handler, error) {
 	return handlers.New(handlers.Config{
+		Paused:               paused,
+		PauseDelay:           cfg.PauseHoldDelay,
 		Providers:            enabled,
 		KnownProviders:       providers.Names(),
 		DefaultProvider:      cfg.DefaultProvider,
@@ -287,8 +312,18 @@ func newHandler(cfg config.Config, enabled map[string]handlers.Provider, store h
 				tel.tracker.ProviderCall(provider, op, took, err)
 				tel.met.ProviderCall(provider, op, took, err)
 			},
-			Retry:         tel.met.Retry,
-			CircuitChange: tel.met.CircuitChange,
+			Retry: tel.met.Retry,
+			CircuitChange: func(provider, from, to string) {
+				tel.met.CircuitChange(provider, from, to)
+				tel.status.CircuitChange(provider, from, to)
+			},
+			Routed: func(m handlers.Message, commandID, provider string) {
+				tel.status.Routed(m.Sequence, commandID, provider)
+			},
+			Attempted: func(m handlers.Message, op string, at time.Time, class string) {
+				tel.status.Attempted(m.Sequence, op, at, class)
+			},
+			Retrying: func(m handlers.Message, next time.Time) { tel.status.Retrying(m.Sequence, next) },
 		},
 		Tracer: tel.tp.Tracer("github.com/contactrelay/contactrelay/internal/handlers"),
 	})
@@ -308,15 +343,22 @@ func protection(cfg map[string]config.Protection) map[string]handlers.Protection
 // decisions out.
 func newRunner(cfg config.Config, b *broker, h *handlers.Handler, prefetch int, log *slog.Logger, tel *telemetry) *stream.Runner {
 	return stream.NewRunner(b.js, h, stream.RunnerConfig{
-		Records:        b.store,
-		Failures:       b.failures,
-		Concurrency:    cfg.Concurrency,
-		Prefetch:       prefetch,
-		Permissions:    b.perms,
-		AckWait:        cfg.AckWait,
-		ShutdownGrace:  cfg.ShutdownGrace,
-		Logger:         log,
-		Hooks:          stream.Hooks{Received: tel.met.Received, Settled: tel.met.Settled},
+		Records:       b.store,
+		Failures:      b.failures,
+		Holds:         &pause.Holds{KV: b.pauses},
+		Concurrency:   cfg.Concurrency,
+		Prefetch:      prefetch,
+		Permissions:   b.perms,
+		AckWait:       cfg.AckWait,
+		ShutdownGrace: cfg.ShutdownGrace,
+		Logger:        log,
+		Hooks: stream.Hooks{Received: tel.met.Received, Settled: func(m handlers.Message, dec handlers.Decision, took time.Duration, err error) {
+			tel.status.Settled(m.Sequence)
+			if dec.Event != nil && err == nil {
+				tel.status.Outcome(dec.Event.Type == contact.SubjectCreated)
+			}
+			tel.met.Settled(m, dec, took, err)
+		}},
 		TracerProvider: tel.tp,
 		Propagator:     tel.propagator,
 	})
@@ -325,7 +367,7 @@ func newRunner(cfg config.Config, b *broker, h *handlers.Handler, prefetch int, 
 // serveOperations serves the metrics and the health endpoints on addr,
 // unless addr is empty. It returns the address it listens on, or "", and
 // stop, which shuts the server down.
-func serveOperations(addr string, b *broker, runner *stream.Runner, tel *telemetry, log *slog.Logger) (httpAddr string, stop func(), err error) {
+func serveOperations(addr string, b *broker, runner *stream.Runner, tel *telemetry, log *slog.Logger, details ...health.Detail) (httpAddr string, stop func(), err error) {
 	if addr == "" {
 		return "", func() {}, nil
 	}
@@ -341,7 +383,7 @@ func serveOperations(addr string, b *broker, runner *stream.Runner, tel *telemet
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.met.Handler())
-	mux.Handle("/", health.Handler(checks, tel.tracker))
+	mux.Handle("/", health.Handler(checks, tel.tracker, details...))
 	srv, httpAddr, err := startHTTP(addr, mux, log)
 	if err != nil {
 		return "", nil, err

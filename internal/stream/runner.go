@@ -16,6 +16,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/handlers"
+	"github.com/contactrelay/contactrelay/internal/pause"
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
@@ -67,6 +68,10 @@ type RunnerConfig struct {
 	SettleRetryDelay time.Duration
 	// Logger receives one line per settled delivery. Default: discard.
 	Logger *slog.Logger
+	// Holds counts the deliveries held by a paused provider, which the
+	// runner takes off the server's delivery count before the handler
+	// sees it, and adds to when a Decision is Held. Nil: none is counted.
+	Holds *pause.Holds
 	// Hooks are told of each delivery, for metrics.
 	Hooks Hooks
 	// Permissions, when set, is told of publishes the server refused for

@@ -48,6 +48,7 @@ type command struct {
 	span        trace.Span
 	alive       *alive
 	inTail      bool // holds one of the tail's slots
+	held        int  // deliveries held by a pause before this one
 	redecisions int
 }
 
@@ -89,6 +90,20 @@ func (s *session) receive(ctx context.Context, f fetched) {
 		Generation: hdr.Get(contact.HeaderReplayOf),
 		Delivery:   int(meta.NumDelivered),
 	}
+	held := 0
+	if m.Delivery > 1 && s.cfg.Holds != nil {
+		// Deliveries held by a pause count toward no limit.
+		hctx, cancel := context.WithTimeout(ctx, handlers.DefaultStoreTimeout)
+		held, err = s.cfg.Holds.Count(hctx, m.Stream, m.Sequence)
+		cancel()
+		if err != nil {
+			f.alive.stop()
+			s.cfg.Logger.Warn("could not read held deliveries; handing back", "sequence", m.Sequence, "error", err)
+			_ = msg.NakWithDelay(s.storeDelay(1))
+			return
+		}
+		m.Delivery = max(m.Delivery-held, 1)
+	}
 	if s.cfg.Hooks.Received != nil {
 		s.cfg.Hooks.Received(m)
 	}
@@ -106,7 +121,7 @@ func (s *session) receive(ctx context.Context, f fetched) {
 			attribute.Int("messaging.nats.delivery", m.Delivery),
 		)
 	}
-	c := &command{ctx: ctx, msg: msg, m: m, start: f.at, span: span, alive: f.alive}
+	c := &command{ctx: ctx, msg: msg, m: m, start: f.at, span: span, alive: f.alive, held: held}
 	s.carryOut(c, s.handler.Decide(ctx, m))
 }
 
@@ -289,6 +304,14 @@ func (s *session) settle(c *command, pubErr error) {
 	} else {
 		err = c.msg.Ack()
 	}
+	if c.held > 0 && err == nil {
+		// Settled: its held count is of no more use.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), handlers.DefaultStoreTimeout)
+		if ferr := s.cfg.Holds.Forget(ctx, c.m.Stream, c.m.Sequence); ferr != nil {
+			s.cfg.Logger.Warn("could not forget held deliveries", "sequence", c.m.Sequence, "error", ferr)
+		}
+		cancel()
+	}
 	s.finish(c, err)
 }
 
@@ -298,6 +321,16 @@ func (s *session) handBack(c *command, delay time.Duration, cause error) {
 	c.alive.stop()
 	if c.span.IsRecording() && cause == nil {
 		c.span.SetAttributes(attribute.String("contactrelay.event", "retry"))
+	}
+	if c.dec.Held && cause == nil && s.cfg.Holds != nil {
+		// Counted before the message is handed back, so that its next
+		// delivery sees it; a count that fails leaves this delivery
+		// counting toward the limit, as any other.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), handlers.DefaultStoreTimeout)
+		if _, herr := s.cfg.Holds.Add(ctx, c.m.Stream, c.m.Sequence); herr != nil {
+			s.cfg.Logger.Warn("could not count a held delivery", "sequence", c.m.Sequence, "error", herr)
+		}
+		cancel()
 	}
 	var err error
 	if delay > 0 {

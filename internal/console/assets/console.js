@@ -3,6 +3,23 @@
 // page then reloads itself every two seconds).
 (function () {
   "use strict";
+  // Times written "12s ago" move on while the page is open.
+  function ago(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) { return s + "s ago"; }
+    if (s < 3600) { return Math.floor(s / 60) + "m ago"; }
+    if (s < 48 * 3600) { return Math.floor(s / 3600) + "h ago"; }
+    return Math.floor(s / 86400) + "d ago";
+  }
+  var times = document.querySelectorAll("time[datetime]");
+  if (times.length) {
+    setInterval(function () {
+      times.forEach(function (el) {
+        var t = Date.parse(el.getAttribute("datetime"));
+        if (!isNaN(t)) { el.textContent = ago(Date.now() - t); }
+      });
+    }, 1000);
+  }
   var job = document.getElementById("job");
   if (!job || job.getAttribute("data-over") === "true" || !window.EventSource) {
     return;
@@ -39,8 +56,9 @@
     if (s.over) {
       es.close();
       job.setAttribute("data-over", "true");
+      // Over: nothing left to stop.
       var cancel = document.getElementById("cancel-job");
-      if (cancel) { cancel.disabled = true; }
+      if (cancel && cancel.form) { cancel.form.parentNode.removeChild(cancel.form); }
     }
   };
   es.onerror = function () {
