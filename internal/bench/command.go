@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/contactrelay/contactrelay/internal/exit"
+)
+
+// Options are 'consumer bench''s: what to measure and how. Lists
+// (Concurrency, Instances, Modes) are comma lists, as the flags take them.
+type Options struct {
+	N           int
+	Latency     time.Duration
+	Concurrency string
+	Instances   string
+	Modes       string
+	Runs        int
+	Rate        float64
+	HalfRate    bool
+	// NATSURL is an external server; empty: an embedded one per run.
+	NATSURL string
+	// JSON, when set, is a file the results are also written to.
+	JSON string
+	// InProcess runs the consumers as goroutines; otherwise each is a
+	// process ('consumer bench-worker'), profiled into ProfileDir when
+	// set, pinned to WorkerCPUs when set, its logs appended to WorkerLog
+	// when set.
+	InProcess  bool
+	ProfileDir string
+	WorkerCPUs string
+	WorkerLog  string
+}
+
+// Measure is 'consumer bench': every scenario the options make, measured and
+// printed as a table on stdout, progress on stderr. A bad list exits 2.
+func Measure(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	concs, err := positiveInts("concurrency", o.Concurrency)
+	if err != nil {
+		return err
+	}
+	insts, err := positiveInts("instances", o.Instances)
+	if err != nil {
+		return err
+	}
+	ms, err := modes(o.Modes)
+	if err != nil {
+		return err
+	}
+	logs, err := openWorkerLog(o.WorkerLog)
+	if err != nil {
+		return err
+	}
+	if logs != nil {
+		defer logs.Close()
+	}
+	b := &Benchmark{Runs: o.Runs, NATSURL: o.NATSURL, Progress: stderr, NewWorker: func() Worker {
+		if o.InProcess {
+			return &GoroutineWorker{Logs: logs}
+		}
+		return &ProcessWorker{ProfileDir: o.ProfileDir, CPUs: o.WorkerCPUs, Logs: logs}
+	}}
+	var results []Result
+	for _, s := range Scenarios(concs, insts, ms, Scenario{Latency: o.Latency, N: o.N, Rate: o.Rate}) {
+		rs, err := b.MeasureAndHalf(ctx, s, o.HalfRate)
+		if err != nil {
+			return err
+		}
+		results = append(results, rs...)
+	}
+	WriteTable(stdout, results)
+	if o.JSON != "" {
+		out, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(o.JSON, append(out, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// positiveInts parses the comma list of positive numbers that flag name
+// was given.
+func positiveInts(name, list string) ([]int, error) {
+	var out []int
+	for _, c := range strings.Split(list, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || v < 1 {
+			return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--%s: %q is not a positive number", name, c)}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// modes parses --modes.
+func modes(list string) ([]string, error) {
+	var out []string
+	for _, m := range strings.Split(list, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case ModeFloor, ModeFloorRecords, ModeRelay:
+			out = append(out, m)
+		default:
+			return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--modes: %q is not floor, floor+records or contactrelay", m)}
+		}
+	}
+	return out, nil
+}
+
+// openWorkerLog opens --worker-log for appending; nil, for "", means the
+// consumers' logs are dropped.
+func openWorkerLog(path string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--worker-log: %w", err)}
+	}
+	return f, nil
+}
+
+// WorkerOptions are 'consumer bench-worker''s.
+type WorkerOptions struct {
+	Mode, NATSURL, ProviderURL string
+	Concurrency                int
+	// CPUProfile, when set, is a file the worker's CPU profile is
+	// written to.
+	CPUProfile string
+}
+
+// RunWorkerProcess is 'consumer bench-worker', the consumer side of a
+// benchmark run in a process of its own: it prints "ready" once it
+// consumes, runs until stdin closes, then prints its peak memory and CPU
+// time as JSON (WorkerStats).
+func RunWorkerProcess(ctx context.Context, o WorkerOptions, stdin io.Reader, stdout, stderr io.Writer) error {
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _, _ = io.Copy(io.Discard, stdin); cancel() }()
+	ready := func() { fmt.Fprintln(stdout, "ready") }
+	if err := RunWorker(ctx, o.Mode, o.NATSURL, o.ProviderURL, o.Concurrency, stderr, ready); err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(WorkerStats{PeakRSS: PeakRSS(), CPU: CPUTime()})
+}
