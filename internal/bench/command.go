@@ -14,7 +14,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/exit"
 )
 
-// Options are 'consumer bench''s: what to measure and how. Lists
+// Options are 'consumer bench”s: what to measure and how. Lists
 // (Concurrency, Instances, Modes) are comma lists, as the flags take them.
 type Options struct {
 	N           int
@@ -126,7 +126,7 @@ func openWorkerLog(path string) (*os.File, error) {
 	return f, nil
 }
 
-// WorkerOptions are 'consumer bench-worker''s.
+// WorkerOptions are 'consumer bench-worker”s.
 type WorkerOptions struct {
 	Mode, NATSURL, ProviderURL string
 	Concurrency                int
