@@ -170,7 +170,7 @@ func scanFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter
 	if history {
 		sel, err = replay.Scan(ctx, js, flt)
 	} else {
-		sel, _, err = replay.Open(ctx, js, flt)
+		sel, err = replay.Open(ctx, js, flt)
 	}
 	if errors.Is(err, replay.ErrNoStream) || errors.Is(err, failstore.ErrNoStore) {
 		return nil, &exit.Error{Code: 2, Err: errNoStreams}
