@@ -3,6 +3,8 @@ package failstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,4 +218,33 @@ func TestLoadPageSkipsRemovedEntries(t *testing.T) {
 	}
 	assert.Equal(t, want[120:140], got)
 	assert.LessOrEqual(t, page.Read, 20*2+16, "the removed entries were not read")
+}
+
+// Reading a page, counting and reading one command's failures make no
+// consumer but the counting ones (whose making has the server count what
+// is pending over the whole store: seconds at a million entries).
+func TestPagesAndCommandsMakeNoConsumer(t *testing.T) {
+	wd := newWorld(t)
+	ctx := context.Background()
+	fillWorld(t, wd, 40)
+	var creates atomic.Int32
+	js, err := jetstream.New(wd.js.Conn(), jetstream.WithClientTrace(&jetstream.ClientTrace{
+		RequestSent: func(subj string, _ []byte) {
+			if strings.Contains(subj, ".CONSUMER.CREATE.") {
+				creates.Add(1)
+			}
+		},
+	}))
+	require.NoError(t, err)
+	page, err := failstore.LoadPage(ctx, js, failstore.Select{}, 10, 0)
+	require.NoError(t, err)
+	require.Len(t, page.Failures, 10)
+	snap, err := failstore.Load(ctx, js, failstore.Select{CommandID: "p-0007"})
+	require.NoError(t, err)
+	require.Len(t, snap.Failures, 1)
+	assert.Equal(t, "p-0007", snap.Failures[0].CommandID)
+	assert.Zero(t, creates.Load(), "no consumer made")
+	_, err = failstore.Count(ctx, js, failstore.Select{Reasons: []contact.Reason{contact.ReasonInvalid}})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, creates.Load(), "one pending count")
 }
