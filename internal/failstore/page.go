@@ -22,7 +22,8 @@ type Page struct {
 	// Failures are the page's open failures, newest first.
 	Failures []Summary
 	// Next is the cursor of the page after this one (pass it as before),
-	// 0 when there is none.
+	// 0 when the page read down to the oldest entry; a full page whose
+	// read stopped short has one, which may turn out empty.
 	Next uint64
 	// Read counts the entries read for the page (their headers only).
 	Read int
@@ -43,6 +44,13 @@ const firstWindow = 2
 // reads further back. A command stored twice (a writer between storing
 // the newer and purging the older) is shown once, its newer entry.
 func LoadPage(ctx context.Context, js jetstream.JetStream, q Select, limit int, before uint64) (*Page, error) {
+	return loadPage(ctx, js, q, limit, before, nil, nil)
+}
+
+// loadPage is LoadPage, keeping only the entries keep (when set) keeps
+// too, and telling progress (when set) the entries read out of those
+// held after each window.
+func loadPage(ctx context.Context, js jetstream.JetStream, q Select, limit int, before uint64, keep func(*Summary, []byte) bool, progress func(read, held uint64)) (*Page, error) {
 	if limit <= 0 {
 		return nil, errors.New("load page: the limit must be positive")
 	}
@@ -73,7 +81,7 @@ func LoadPage(ctx context.Context, js jetstream.JetStream, q Select, limit int, 
 	small := uint64(limit*firstWindow + 16)
 	window := small
 	var chunk []Summary
-	for top >= first && len(page.Failures) <= limit {
+	for top >= first && len(page.Failures) < limit {
 		start := first
 		if top-first+1 > window {
 			start = top - window + 1
@@ -102,7 +110,7 @@ func LoadPage(ctx context.Context, js jetstream.JetStream, q Select, limit int, 
 			page.Read++
 			sum := summarize(m.seq, m.subject, m.header)
 			sum.Size = len(m.data)
-			if q.selects(&sum) {
+			if q.selects(&sum) && (keep == nil || keep(&sum, m.data)) {
 				chunk = append(chunk, sum)
 			}
 			if m, err = nextDirect(ctx, js, Stream, m.seq+1, filter); err != nil {
@@ -110,6 +118,9 @@ func LoadPage(ctx context.Context, js jetstream.JetStream, q Select, limit int, 
 			}
 		}
 		top, window = start-1, small
+		if progress != nil {
+			progress(uint64(page.Read), state.Msgs)
+		}
 		for i := len(chunk) - 1; i >= 0; i-- {
 			sum := chunk[i]
 			if !sum.Conflict {
@@ -123,6 +134,10 @@ func LoadPage(ctx context.Context, js jetstream.JetStream, q Select, limit int, 
 	}
 	if len(page.Failures) > limit {
 		page.Failures = page.Failures[:limit]
+	}
+	if len(page.Failures) == limit && (top >= first || page.Failures[limit-1].Seq > first) {
+		// Entries below the page are left unread: it has a next page,
+		// which may be empty.
 		page.Next = page.Failures[limit-1].Seq
 	}
 	return page, nil

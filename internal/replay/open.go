@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"math"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -81,5 +82,33 @@ func openPage(ctx context.Context, js jetstream.JetStream, q failstore.Select, l
 	// A failure stored between counting and reading is shown, and
 	// counted.
 	sel.Matched = max(sel.Matched, len(sel.Failures))
+	return sel, nil
+}
+
+// Search finds the open failures flt selects whose message or commandId,
+// or whose command's name, email, mobile, companyName or a metadata
+// value, contains text, ignoring case (failstore.Search): the newest
+// first, at most flt.Limit of them (0: all, held in memory), reading back
+// from the newest entry until it has them, and telling progress (when
+// set) the entries read out of those held. sel.More tells that it stopped
+// at the limit, so that more may match.
+func Search(ctx context.Context, js jetstream.JetStream, flt Filter, text string, progress func(read, held uint64)) (*Selection, error) {
+	limit := flt.Limit
+	if limit <= 0 {
+		limit = math.MaxInt32
+	}
+	page, err := failstore.Search(ctx, js, flt.Select(), text, limit, 0, progress)
+	if err != nil {
+		return nil, err
+	}
+	sel := &Selection{Open: true, Read: page.Read, Matched: len(page.Failures), More: page.Next != 0, ByReason: map[contact.Reason]int{}}
+	for _, f := range page.Failures {
+		sel.ByReason[f.Reason]++
+	}
+	whole, err := failstore.Get(ctx, js, page.Failures)
+	if err != nil {
+		return nil, err
+	}
+	sel.Failures = FromOpen(whole)
 	return sel, nil
 }
