@@ -20,6 +20,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
+	"github.com/contactrelay/contactrelay/internal/progress"
 	"github.com/contactrelay/contactrelay/internal/providers"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
@@ -37,6 +38,7 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 	asJSON := fs.Bool("json", false, "print JSON lines, one failure each, instead of a table")
 	unmask := fs.Bool("unmask", false, "show email addresses and mobile numbers in full")
 	asCSV := fs.Bool("csv", false, "write the open failures as CSV, unmasked, for a spreadsheet (import --repair reads it back)")
+	text := fs.String("text", "", "only the open failures whose name, email, mobile, companyName, a metadata value, commandId or message contains this text, ignoring case (a search reading back from the newest until --limit are found)")
 	history := historyFlag(fs)
 	load := toolFlags(fs, getenv)
 	flt, cfg, err := parseToolFlags(fs, args, filter, load)
@@ -46,12 +48,20 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 	if *asCSV && (*asJSON || *history) {
 		return usageErr(fs, errors.New("--csv writes the open failures: not with --json or --history"))
 	}
+	if *text != "" && *history {
+		return usageErr(fs, errors.New("--text searches the open failures: it does not go with --history"))
+	}
 	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-failures")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	sel, err := scanFailures(ctx, js, flt, *history)
+	var sel *replay.Selection
+	if *text != "" {
+		sel, err = searchFailures(ctx, js, flt, *text, stderr)
+	} else {
+		sel, err = scanFailures(ctx, js, flt, *history)
+	}
 	if err != nil {
 		return err
 	}
@@ -186,13 +196,30 @@ func scanFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter
 	if history {
 		sel, err = replay.Scan(ctx, js, flt)
 	} else {
-		sel, _, err = replay.Open(ctx, js, flt)
+		sel, err = replay.Open(ctx, js, flt)
 	}
 	if errors.Is(err, replay.ErrNoStream) || errors.Is(err, failstore.ErrNoStore) {
 		return nil, &exit.Error{Code: 2, Err: errNoStreams}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read failures: %w", err)
+	}
+	return sel, nil
+}
+
+// searchFailures finds the open failures that hold text, showing its
+// progress on a terminal. A missing store exits with 2.
+func searchFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter, text string, stderr io.Writer) (*replay.Selection, error) {
+	line := progress.NewLine(stderr)
+	sel, err := replay.Search(ctx, js, flt, text, func(read, held uint64) {
+		line.Show(fmt.Sprintf("searched %d of %d open failures", read, held))
+	})
+	line.Clear()
+	if errors.Is(err, failstore.ErrNoStore) {
+		return nil, &exit.Error{Code: 2, Err: errNoStreams}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("search failures: %w", err)
 	}
 	return sel, nil
 }

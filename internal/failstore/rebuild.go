@@ -1,10 +1,12 @@
 package failstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -92,13 +94,22 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, eventStream string, ch
 		st.Opened++
 		return nil
 	}
+	// Open them in the order of the history, so that the store's order
+	// is the order of time (LoadPage reads newest first by sequence).
+	type opening struct {
+		seq      uint64
+		conflict bool
+	}
+	order := make([]opening, 0, len(newest)+len(conflicts))
 	for _, seq := range newest {
-		if err := open(seq, false); err != nil {
-			return st, err
-		}
+		order = append(order, opening{seq, false})
 	}
 	for _, seq := range conflicts {
-		if err := open(seq, true); err != nil {
+		order = append(order, opening{seq, true})
+	}
+	slices.SortFunc(order, func(a, b opening) int { return cmp.Compare(a.seq, b.seq) })
+	for _, o := range order {
+		if err := open(o.seq, o.conflict); err != nil {
 			return st, err
 		}
 	}

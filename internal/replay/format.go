@@ -95,6 +95,9 @@ func MatchLine(sel *Selection) string {
 	if len(sel.Failures) < sel.Matched {
 		fmt.Fprintf(&b, "; the %d newest shown (--limit)", len(sel.Failures))
 	}
+	if sel.More {
+		b.WriteString("; the search stopped at --limit: older ones may match too")
+	}
 	return b.String()
 }
 

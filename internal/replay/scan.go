@@ -87,6 +87,9 @@ type Selection struct {
 	// Open is set for a selection of open failures (Open), where nothing
 	// is superseded and Read counts the entries read.
 	Open bool
+	// More is set for a search (Search) that stopped at the limit: more
+	// open failures may match than Matched counts.
+	More bool
 }
 
 // Scan reads the event stream from flt.Since (the start when zero) up to

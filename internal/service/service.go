@@ -143,7 +143,7 @@ func (s *Service) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go provision.WatchConsumer(watchCtx, b.js, 10*time.Second, tel.met.ConsumerState)
-	go failstore.Watch(watchCtx, b.js, 30*time.Second, func(counts map[[2]string]int, err error) {
+	go failstore.Watch(watchCtx, b.js, 30*time.Second, providers.Names(), func(counts map[[2]string]int, err error) {
 		if err != nil {
 			log.Warn("could not count the open failures", "error", err)
 			return
