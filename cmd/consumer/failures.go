@@ -6,23 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/user"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
-	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
-	"github.com/contactrelay/contactrelay/internal/progress"
 	"github.com/contactrelay/contactrelay/internal/providers"
-	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
 
@@ -56,62 +49,7 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	defer nc.Close()
-	var sel *replay.Selection
-	if *text != "" {
-		sel, err = searchFailures(ctx, js, flt, *text, stderr)
-	} else {
-		sel, err = scanFailures(ctx, js, flt, *history)
-	}
-	if err != nil {
-		return err
-	}
-
-	switch {
-	case *asCSV:
-		// Personal data, unmasked, leaves the system: audited first.
-		if _, err := audit.WriteFromCommandLine(ctx, js, replay.CSVAuditEntry(flt, sel)); err != nil {
-			return err
-		}
-		if err := replay.WriteCSV(stdout, sel.Failures); err != nil {
-			return err
-		}
-		slog.New(slog.NewTextHandler(stderr, nil)).Info("exported open failures as CSV, unmasked",
-			"user", osUser(), "filter", flt.Flags(), "failures", len(sel.Failures))
-		fmt.Fprintln(stderr, replay.MatchLine(sel))
-	case *asJSON:
-		if err := replay.WriteJSON(stdout, sel.Failures, *unmask); err != nil {
-			return err
-		}
-		fmt.Fprintln(stderr, replay.MatchLine(sel))
-	case flt.CommandID != "":
-		if len(sel.Failures) == 0 {
-			if sel.Open {
-				fmt.Fprintf(stderr, "commandId %s has no open failure that matches (its failures, if any, were resolved or discarded: --history lists them all)\n", flt.CommandID)
-			} else {
-				fmt.Fprintf(stderr, "no contact.failed event of commandId %s matches (%d events read)\n", flt.CommandID, sel.Read)
-			}
-			return &exit.Error{Code: 1, Err: exit.ErrQuiet}
-		}
-		if err := replay.WriteDetail(stdout, sel.Failures, *unmask); err != nil {
-			return err
-		}
-	default:
-		if len(sel.Failures) > 0 {
-			write := replay.WriteTable
-			if sel.Open {
-				write = replay.WriteOpenTable
-			}
-			if err := write(stdout, sel.Failures, *unmask); err != nil {
-				return err
-			}
-			fmt.Fprintln(stdout)
-		}
-		fmt.Fprintln(stdout, replay.MatchLine(sel))
-	}
-	if sel.Unreadable > 0 {
-		fmt.Fprintf(stderr, "warning: %d events in the stream were not readable contract events and were passed over\n", sel.Unreadable)
-	}
-	return nil
+	return replay.Show(ctx, js, replay.ShowOptions{Filter: flt, History: *history, Text: *text, CSV: *asCSV, JSON: *asJSON, Unmask: *unmask}, stdout, stderr)
 }
 
 // filterFlags registers the flags that select failures, which 'consumer
@@ -187,43 +125,6 @@ func historyFlag(fs *flag.FlagSet) *bool {
 	return fs.Bool("history", false, "read every contact.failed event of the event history (an audit; slow on a long history), each marked with what superseded it, instead of the open failures")
 }
 
-// scanFailures reads the failures flt selects: the open failures, or with
-// history every failure of the event history. A missing stream exits
-// with 2.
-func scanFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter, history bool) (*replay.Selection, error) {
-	var sel *replay.Selection
-	var err error
-	if history {
-		sel, err = replay.Scan(ctx, js, flt)
-	} else {
-		sel, err = replay.Open(ctx, js, flt)
-	}
-	if errors.Is(err, replay.ErrNoStream) || errors.Is(err, failstore.ErrNoStore) {
-		return nil, &exit.Error{Code: 2, Err: errNoStreams}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read failures: %w", err)
-	}
-	return sel, nil
-}
-
-// searchFailures finds the open failures that hold text, showing its
-// progress on a terminal. A missing store exits with 2.
-func searchFailures(ctx context.Context, js jetstream.JetStream, flt replay.Filter, text string, stderr io.Writer) (*replay.Selection, error) {
-	line := progress.NewLine(stderr)
-	sel, err := replay.Search(ctx, js, flt, text, func(read, held uint64) {
-		line.Show(fmt.Sprintf("searched %d of %d open failures", read, held))
-	})
-	line.Clear()
-	if errors.Is(err, failstore.ErrNoStore) {
-		return nil, &exit.Error{Code: 2, Err: errNoStreams}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("search failures: %w", err)
-	}
-	return sel, nil
-}
-
 // discardCommand is 'consumer failures discard': remove open failures that
 // will never be replayed. The failed events stay in the event history.
 func discardCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -249,39 +150,7 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer nc.Close()
-	snap, err := failstore.Load(ctx, js, flt.Select())
-	if errors.Is(err, failstore.ErrNoStore) {
-		return &exit.Error{Code: 2, Err: errNoStreams}
-	}
-	if err != nil {
-		return fmt.Errorf("read open failures: %w", err)
-	}
-	chosen := snap.Failures
-	if flt.Limit > 0 && len(chosen) > flt.Limit {
-		chosen = chosen[:flt.Limit]
-	}
-	if *dryRun {
-		fmt.Fprintf(stdout, "would discard %s (%s); nothing was discarded\n", replay.OpenFailures(len(chosen)), described)
-		return nil
-	}
-	ids := make([]string, 0, len(chosen))
-	for _, f := range chosen {
-		ids = append(ids, f.CommandID)
-	}
-	if len(ids) > 20 {
-		ids = nil
-	}
-	if _, err := audit.WriteFromCommandLine(ctx, js, audit.Entry{Action: audit.ActionDiscard, CommandIDs: ids, Filter: described, Count: len(chosen)}); err != nil {
-		return err
-	}
-	n, err := failstore.Discard(ctx, js, chosen)
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	log.Info("discarded open failures", "user", osUser(), "filter", described, "selected", len(chosen), "discarded", n)
-	if err != nil {
-		return fmt.Errorf("discard: %d of %d discarded: %w", n, len(chosen), err)
-	}
-	fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", replay.OpenFailures(n), described, provision.EventStream)
-	return nil
+	return replay.DiscardOpen(ctx, js, flt, described, *dryRun, stdout, stderr)
 }
 
 // osUser names who runs the command, for logs of what it changed.

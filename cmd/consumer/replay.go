@@ -63,7 +63,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 			return &exit.Error{Code: 2, Err: errNoStreams}
 		}
 	}
-	sel, err := scanFailures(ctx, js, flt, *history)
+	sel, err := replay.Select(ctx, js, flt, *history)
 	if err != nil {
 		return err
 	}
