@@ -39,7 +39,11 @@ func WriteJSON(w io.Writer, s Snapshot) error {
 // pauses.
 func WriteText(w io.Writer, s Snapshot, ids int) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "waiting\t%d (oldest not settled: %s ago)\n", s.Waiting, Age(s.At, s.OldestWaiting))
+	oldest := "none"
+	if !s.OldestWaiting.IsZero() {
+		oldest = "stored " + Age(s.At, s.OldestWaiting) + " ago"
+	}
+	fmt.Fprintf(tw, "waiting\t%d (oldest not settled: %s)\n", s.Waiting, oldest)
 	fmt.Fprintf(tw, "delivered, not settled\t%d\n", s.AckPending)
 	fmt.Fprintf(tw, "in flight\t%s\n", counts(s.InFlight))
 	var created, failed, lastC, lastF uint64
