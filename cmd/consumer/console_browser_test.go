@@ -194,9 +194,9 @@ func signIn(t *testing.T, ctx context.Context, url, user, password string) {
 // TestConsoleInABrowser uses the console as a person would, in a real
 // headless Chromium, against the service, its sandbox providers and
 // JetStream: sign in, see failures appear during a provider outage,
-// filter, open one, repair an invalid command (a rule error first), replay
-// a group and watch it leave the open set as contacts are created, and
-// discard one; a command carrying markup shows it as text and runs
+// pause and resume a provider and see the Status page, filter, open one,
+// repair an invalid command (a rule error first), replay a group and
+// watch it leave the open set as contacts are created, and discard one; a command carrying markup shows it as text and runs
 // nothing; a POST without the CSRF token and requests without a session
 // are refused.
 func TestConsoleInABrowser(t *testing.T) {
@@ -226,6 +226,26 @@ func TestConsoleInABrowser(t *testing.T) {
 	e.publish(t, `{"commandId":"xss","name":"<script>alert(1)</script>","email":"x@example.com","mobile":"+919876543219","tagId":"\"><img src=x onerror=alert(2)>","companyName":"<b>bold</b>","metadata":{"a":"x"},"provider":"<svg onload=alert(3)>"}`)
 	awaitText(t, ctx, base+"/failures", "#matched", "5 of 5", time.Minute)
 	screenshot(t, ctx, "failures")
+
+	// Pause PIK for maintenance from the Providers page; the Status page
+	// shows the instance that answered and the pause; then resume it.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/pauses"), chromedp.WaitVisible(chromedp.ID("providers"))))
+	assert.Equal(t, "running", text(t, ctx, "#state-pik"))
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("reason-pik"), "PIK maintenance window")))
+	clickAndLoad(t, ctx, "#pause-pik")
+	assert.Contains(t, text(t, ctx, "#flash"), "pik paused")
+	assert.Equal(t, "paused", text(t, ctx, "#state-pik"))
+	assert.Contains(t, text(t, ctx, "#provider-pik"), "PIK maintenance window")
+	assert.Equal(t, "running", text(t, ctx, "#state-instantpay"))
+	screenshot(t, ctx, "providers")
+	awaitText(t, ctx, base+"/status", "#instances", "1", 10*time.Second)
+	assert.Contains(t, text(t, ctx, "#pauses"), "pik paused")
+	assert.Contains(t, text(t, ctx, "main"), "instantpay", "the instance's providers, with their circuits")
+	screenshot(t, ctx, "status")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/pauses"), chromedp.WaitVisible(chromedp.ID("resume-pik"))))
+	clickAndLoad(t, ctx, "#resume-pik")
+	assert.Equal(t, "running", text(t, ctx, "#state-pik"), "resumed")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/failures"), chromedp.WaitVisible(chromedp.ID("matched"))))
 
 	// Filter.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`input[name=reason][value=exhausted]`))))
@@ -338,7 +358,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// Every action is on the activity page.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/activity"), chromedp.WaitVisible(chromedp.ID("activity"))))
 	activity := text(t, ctx, "#activity")
-	for _, want := range []string{"unmask", "repair", "replay", "discard", "replayed, 0 already sent, 0 refused, 0 skipped", "1 of 1 discarded"} {
+	for _, want := range []string{"pause", "resume", "unmask", "repair", "replay", "discard", "replayed, 0 already sent, 0 refused, 0 skipped", "1 of 1 discarded"} {
 		assert.Contains(t, activity, want)
 	}
 	assert.Zero(t, alerts.Load(), "no dialog opened: nothing from a command ran")

@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/internal/console"
 	"github.com/contactrelay/contactrelay/internal/sandbox"
 	"github.com/contactrelay/contactrelay/internal/status"
 )
@@ -39,9 +42,59 @@ func metricValue(t testing.TB, svc *instance, series string) float64 {
 	return 0
 }
 
-// With commands in flight at a slow provider, 'consumer status' reports
-// what /metrics does: the commands in flight (and which), the circuits,
-// the pauses.
+// statusRow is one provider of an instance on the console's Status page.
+type statusRow struct {
+	circuit  string
+	inFlight int
+	ids      []string // the commandIds listed in flight
+}
+
+var (
+	statusRowRE     = regexp.MustCompile(`(?s)<tr><td>([^<]+)</td><td class="circuit-[^"]*">([^<]*)</td><td>.*?</td><td class="num in-flight">(\d+)</td>\s*<td>(.*?)</td></tr>`)
+	statusCIDRE     = regexp.MustCompile(`<a class="cid" href="[^"]*">([^<]+)</a>`)
+	statusPausesRE  = regexp.MustCompile(`(?s)<ul id="pauses">(.*?)</ul>`)
+	statusPausedRE  = regexp.MustCompile(`<strong>([^<]+)</strong> paused`)
+	statusInstances = regexp.MustCompile(`id="instances">(\d+)<`)
+)
+
+// readStatusPage reads the console's Status page at base: the instances
+// that answered, each provider's row (of the one instance), and the
+// providers listed as paused.
+func readStatusPage(t testing.TB, base string) (instances int, rows map[string]statusRow, paused []string) {
+	t.Helper()
+	resp, err := http.Get(base + "/status")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	page := string(b)
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	m := statusInstances.FindStringSubmatch(page)
+	require.NotNil(t, m, "the page says how many instances answered: %s", page)
+	instances, err = strconv.Atoi(m[1])
+	require.NoError(t, err)
+	rows = map[string]statusRow{}
+	for _, m := range statusRowRE.FindAllStringSubmatch(page, -1) {
+		n, err := strconv.Atoi(m[3])
+		require.NoError(t, err)
+		r := statusRow{circuit: m[2], inFlight: n}
+		for _, c := range statusCIDRE.FindAllStringSubmatch(m[4], -1) {
+			r.ids = append(r.ids, c[1])
+		}
+		slices.Sort(r.ids)
+		rows[m[1]] = r
+	}
+	if m := statusPausesRE.FindStringSubmatch(page); m != nil {
+		for _, p := range statusPausedRE.FindAllStringSubmatch(m[1], -1) {
+			paused = append(paused, p[1])
+		}
+	}
+	return instances, rows, paused
+}
+
+// With commands in flight at a slow provider, 'consumer status' and the
+// console's Status page report what /metrics does: the commands in flight
+// (and which), the circuits, the pauses.
 func TestStatusAgreesWithMetrics(t *testing.T) {
 	e := newTestEnv(t, func(c *sandbox.InstantPayConfig) { c.Latency = 2 * time.Second })
 	e.vars["PROVIDER_TIMEOUT"] = "10s"
@@ -61,6 +114,37 @@ func TestStatusAgreesWithMetrics(t *testing.T) {
 		return metricValue(t, svc, "contactrelay_commands_in_flight") == 5 && metricValue(t, svc, `contactrelay_provider_paused{provider="pik"}`) == 1
 	}, 10*time.Second, 10*time.Millisecond, "five commands in flight at the slow InstantPay, and PIK's pause seen")
 
+	// The console's Status page, asked while they are in flight, shows
+	// the figures /metrics shows (read before and after the page, to be
+	// sure they held while it was made).
+	base, _ := startConsoleWith(t, e, console.Config{NoAuth: true, Addr: "127.0.0.1:8081"})
+	states := map[float64]string{0: "closed", 1: "half-open", 2: "open"}
+	providers := []string{"instantpay", "pik"}
+	metricsNow := func() map[string]float64 {
+		m := map[string]float64{"in flight": metricValue(t, svc, "contactrelay_commands_in_flight")}
+		for _, p := range providers {
+			m["circuit "+p] = metricValue(t, svc, `contactrelay_circuit_state{provider="`+p+`"}`)
+			m["paused "+p] = metricValue(t, svc, `contactrelay_provider_paused{provider="`+p+`"}`)
+		}
+		return m
+	}
+	before := metricsNow()
+	instances, rows, paused := readStatusPage(t, base)
+	require.Equal(t, before, metricsNow(), "the figures held while the page was made")
+	assert.Equal(t, 1, instances, "the one instance answered")
+	onPage := 0
+	for _, r := range rows {
+		onPage += r.inFlight
+	}
+	assert.EqualValues(t, before["in flight"], onPage, "in flight on the page, as contactrelay_commands_in_flight says")
+	assert.Equal(t, 5, rows["instantpay"].inFlight)
+	assert.Equal(t, ids, rows["instantpay"].ids, "the commandIds in flight on the page")
+	for _, p := range providers {
+		require.Contains(t, rows, p, "a row for %s", p)
+		assert.Equal(t, states[before["circuit "+p]], rows[p].circuit, "%s's circuit on the page as the metric says", p)
+		assert.Equal(t, before["paused "+p] == 1, slices.Contains(paused, p), "%s paused on the page as contactrelay_provider_paused says", p)
+	}
+
 	out.Reset()
 	require.NoError(t, run(context.Background(), []string{"status", "--json"}, e.getenv, nil, &out, &out))
 	var s status.Snapshot
@@ -75,8 +159,7 @@ func TestStatusAgreesWithMetrics(t *testing.T) {
 	}
 	slices.Sort(got)
 	assert.Equal(t, ids, got, "the commandIds in flight")
-	states := map[float64]string{0: "closed", 1: "half-open", 2: "open"}
-	for _, p := range []string{"instantpay", "pik"} {
+	for _, p := range providers {
 		assert.Equal(t, states[metricValue(t, svc, `contactrelay_circuit_state{provider="`+p+`"}`)], in.Circuits[p].State, "%s's circuit as the metric says", p)
 		assert.False(t, in.Circuits[p].Since.IsZero())
 	}
