@@ -34,7 +34,7 @@ import (
 const natsCLIPackage = "github.com/nats-io/natscli/nats@v0.5.1"
 
 // The streams deploy/backup/backup.sh backs up, as the contract names them.
-var backedUpStreams = []string{"CONTACT_COMMANDS", "CONTACT_EVENTS", "CONTACT_FAILURES", "KV_CONTACT_RECORDS", "CONTACT_AUDIT"}
+var backedUpStreams = []string{"CONTACT_COMMANDS", "CONTACT_EVENTS", "CONTACT_FAILURES", "KV_CONTACT_RECORDS", "CONTACT_AUDIT", "KV_CONTACT_PAUSES", "KV_CONTACT_CONSOLE_SESSIONS"}
 
 const (
 	backupScript  = "backup/backup.sh"
@@ -414,14 +414,16 @@ func streamCounts(t *testing.T, s *server.Server) map[string]string {
 			"msgs=" + strconv.FormatUint(info.State.Msgs, 10),
 			"last=" + strconv.FormatUint(info.State.LastSeq, 10),
 		}
-		names := st.ConsumerNames(ctx)
-		for n := range names.Name() {
-			c, err := st.Consumer(ctx, n)
-			require.NoError(t, err)
-			ci, err := c.Info(ctx)
-			require.NoError(t, err)
-			desc = append(desc, "consumer "+n+" ackfloor="+strconv.FormatUint(ci.AckFloor.Stream, 10)+" pending="+strconv.FormatUint(ci.NumPending, 10))
+		// Durable consumers only: a watcher's ephemeral consumer (a
+		// service instance watching the pauses) is not backed up.
+		infos := st.ListConsumers(ctx)
+		for ci := range infos.Info() {
+			if ci.Config.Durable == "" {
+				continue
+			}
+			desc = append(desc, "consumer "+ci.Name+" ackfloor="+strconv.FormatUint(ci.AckFloor.Stream, 10)+" pending="+strconv.FormatUint(ci.NumPending, 10))
 		}
+		require.NoError(t, infos.Err(), name)
 		slices.Sort(desc[2:])
 		out[name] = strings.Join(desc, " ")
 	}
