@@ -422,7 +422,7 @@ func TestConsoleReadableInDarkModeAndByKeyboard(t *testing.T) {
 	ctx, e, base, alerts := consoleUnderTest(t)
 	e.publish(t, `{"commandId":"dark-1","name":"Jane Doe","email":"not-an-email","mobile":"+919876543210","tagId":"65a1b2c3d4e5f6a7b8c9d0e1"}`)
 
-	pages := []string{"/", "/failures", "/failures?view=groups", "/failure?id=dark-1", "/failure/repair?id=dark-1", "/activity"}
+	pages := []string{"/", "/failures", "/failures?view=groups", "/failure?id=dark-1", "/failure/repair?id=dark-1", "/activity", "/status", "/pauses", "/repair-file"}
 	for _, scheme := range []string{"light", "dark"} {
 		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
