@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
@@ -139,18 +140,10 @@ func TestPublishAndWaitSeesAnAnswerTheStreamDrops(t *testing.T) {
 	ctx := wait(t)
 	// The command stream forgets message ids after 100ms; the event
 	// stream keeps its two minutes.
-	s, err := w.js.Stream(ctx, provision.CommandStream)
+	shortenDuplicateWindow(t, w.js)
+	_, err := c.PublishAndWait(ctx, jane("drop-1"))
 	require.NoError(t, err)
-	cfg := s.CachedInfo().Config
-	cfg.Duplicates = 100 * time.Millisecond
-	_, err = w.js.UpdateStream(ctx, cfg)
-	require.NoError(t, err)
-	_, err = c.PublishAndWait(ctx, jane("drop-1"))
-	require.NoError(t, err)
-	time.Sleep(200 * time.Millisecond) // the command's window passes: nothing to wait for but time
-	o, err := c.PublishAndWait(ctx, jane("drop-1"))
-	require.NoError(t, err)
-	assert.False(t, o.Ack.Duplicate, "stored again")
+	o := publishUntilStoredAgain(t, ctx, c, jane("drop-1"))
 	assert.Equal(t, client.EventID("drop-1", "", client.SubjectCreated), o.Event.ID)
 	assert.Equal(t, 1, w.ipay.CreateCalls(), "answered from the record")
 	assert.EqualValues(t, 1, eventsStored(t, w), "the stream dropped the repeated answer")
@@ -363,16 +356,8 @@ func TestPublishAndWaitFindsAnOutcomeDecidedBefore(t *testing.T) {
 		assert.Equal(t, replayed.Created.ContactID, o.Created.ContactID)
 	})
 	t.Run("stored again after the window", func(t *testing.T) {
-		s, err := w.js.Stream(ctx, provision.CommandStream)
-		require.NoError(t, err)
-		cfg := s.CachedInfo().Config
-		cfg.Duplicates = 100 * time.Millisecond
-		_, err = w.js.UpdateStream(ctx, cfg)
-		require.NoError(t, err)
-		time.Sleep(200 * time.Millisecond) // the command's window passes: nothing to wait for but time
-		o, err := c.PublishAndWait(ctx, cmd)
-		require.NoError(t, err)
-		assert.False(t, o.Ack.Duplicate, "stored again")
+		shortenDuplicateWindow(t, w.js)
+		o := publishUntilStoredAgain(t, ctx, c, cmd)
 		assert.Equal(t, newest, o.Event.ID)
 	})
 	assert.Equal(t, 2, w.ipay.CreateCalls(), "the rejected call and the replay's")
@@ -410,4 +395,38 @@ func TestPublishAndWaitDuplicatesAtOnce(t *testing.T) {
 	for range n {
 		assert.NoError(t, <-errs)
 	}
+}
+
+// shortenDuplicateWindow makes the command stream forget message ids
+// after 100ms (the event stream keeps its two minutes). It updates the
+// stream twice: the server lets its de-duplication timer fire at once on
+// an update, before it takes the new window, so a timer firing in between
+// would purge by the old two minutes and then wait that long; on the
+// second update the window it fires with is already the short one.
+func shortenDuplicateWindow(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx := wait(t)
+	s, err := js.Stream(ctx, provision.CommandStream)
+	require.NoError(t, err)
+	cfg := s.CachedInfo().Config
+	for _, d := range []time.Duration{100 * time.Millisecond, 101 * time.Millisecond} {
+		cfg.Duplicates = d
+		_, err = js.UpdateStream(ctx, cfg)
+		require.NoError(t, err)
+	}
+}
+
+// publishUntilStoredAgain publishes cmd and waits for its outcome until the
+// command stream stores it again rather than dropping it as a duplicate
+// (its duplicate window passed), and returns that outcome.
+func publishUntilStoredAgain(t *testing.T, ctx context.Context, c *client.Client, cmd client.Command) client.Outcome {
+	t.Helper()
+	var o client.Outcome
+	var err error
+	require.Eventually(t, func() bool {
+		o, err = c.PublishAndWait(ctx, cmd)
+		return err != nil || !o.Ack.Duplicate
+	}, 10*time.Second, 50*time.Millisecond, "the command stream forgets %s's message id", cmd.CommandID)
+	require.NoError(t, err)
+	return o
 }
