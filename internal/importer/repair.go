@@ -191,7 +191,11 @@ func readRepairFile(in io.Reader) ([]string, []repairRow, error) {
 	if b, _ := br.Peek(len(bom)); bytes.Equal(b, bom) {
 		_, _ = br.Discard(len(bom))
 	}
-	r := csv.NewReader(br)
+	// A record (or the header) past maxRecordBytes ends the read, as in
+	// an import: a quote never closed would otherwise read to the end.
+	budget := &recordBudget{r: br}
+	budget.reset()
+	r := csv.NewReader(budget)
 	header, err := r.Read()
 	if err != nil {
 		return nil, nil, fmt.Errorf("the header row: %w", err)
@@ -206,6 +210,7 @@ func readRepairFile(in io.Reader) ([]string, []repairRow, error) {
 	}
 	var rows []repairRow
 	for {
+		budget.reset()
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return header, rows, nil

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -93,7 +94,7 @@ func (st *Store) now() time.Time {
 // Pause pauses provider with reason, by who; pausing a paused provider
 // replaces its reason and keeps its start.
 func (st *Store) Pause(ctx context.Context, provider, reason, by string) (State, error) {
-	s := State{Provider: provider, Reason: reason, By: by, Since: st.now().UTC()}
+	s := State{Provider: provider, Reason: boundText(reason), By: boundText(by), Since: st.now().UTC()}
 	if old, ok, err := st.Get(ctx, provider); err != nil {
 		return State{}, err
 	} else if ok {
@@ -353,4 +354,17 @@ func (h *Holds) Add(ctx context.Context, stream string, seq uint64) (int, error)
 // Forget deletes the count of a settled message.
 func (h *Holds) Forget(ctx context.Context, stream string, seq uint64) error {
 	return h.KV.Purge(ctx, heldKey(stream, seq))
+}
+
+// maxReasonRunes bounds a pause's reason and who made it, so that the
+// state (and its audit entry) always fits a NATS message, whatever a form
+// or a flag was given.
+const maxReasonRunes = 500
+
+// boundText cuts s to maxReasonRunes runes, marking the cut with "…".
+func boundText(s string) string {
+	if utf8.RuneCountInString(s) <= maxReasonRunes {
+		return s
+	}
+	return string([]rune(s)[:maxReasonRunes]) + "…"
 }

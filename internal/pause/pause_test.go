@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -99,4 +101,22 @@ func TestHoldsCountPerMessage(t *testing.T) {
 	n, err = h.Add(ctx, "S", 7)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "counted afresh after being forgotten")
+}
+
+// TestPauseReasonIsBounded: a reason of any length (a form, a flag) is
+// cut so that the state always fits a message.
+func TestPauseReasonIsBounded(t *testing.T) {
+	ctx := context.Background()
+	srv := natstest.Start(t, nil)
+	_, js := srv.Connect(t)
+	kv, err := js.CreateOrUpdateKeyValue(ctx, pause.BucketConfig(1))
+	require.NoError(t, err)
+	st := &pause.Store{KV: kv}
+	_, err = st.Pause(ctx, "pik", strings.Repeat("é", 2<<20), "ana")
+	require.NoError(t, err, "a 2 MiB reason still pauses")
+	s, ok, err := st.Get(ctx, "pik")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, 501, utf8.RuneCountInString(s.Reason), "500 runes and the mark of the cut")
+	assert.True(t, strings.HasSuffix(s.Reason, "…"))
 }
