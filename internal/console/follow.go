@@ -18,21 +18,21 @@ import (
 )
 
 // view is the console's index of the open failures and how it follows the
-// store. Run loads it once, reading every openEntry's headers, and then keeps
+// store. Run loads it once, reading every entry's headers, and then keeps
 // it in step with what changes, never reading it all again unless it
 // finds it disagrees with the store:
 //
 //   - opens and replacements: the entries stored since the last sequence
 //     read (an ordered consumer on the store from there, headers only);
-//     a command's newer openEntry closes its older one;
+//     a command's newer entry closes its older one;
 //   - resolutions: the contact.created events published since the last
 //     one read (an ordered consumer on CONTACT_EVENTS, filtered to
-//     contact.created): each closes its command's own openEntry;
+//     contact.created): each closes its command's own entry;
 //   - the console's own discards, closed as they are made.
 //
-// What no feed tells (a discard by the CLI or another console, an openEntry
+// What no feed tells (a discard by the CLI or another console, an entry
 // its writer deleted again) shows as a count that disagrees with the
-// store's (its message count, once every openEntry up to its last sequence
+// store's (its message count, once every entry up to its last sequence
 // is read): the console then waits a moment for an event in flight and,
 // if the store still disagrees, reads it all again once, serving the
 // index it has meanwhile. So does a console whose event feed lost events
@@ -68,7 +68,7 @@ type view struct {
 var settleWait = 250 * time.Millisecond
 
 // load brings the view in step with the store: the first time, and when
-// the view disagrees with the store, by reading every openEntry; otherwise by
+// the view disagrees with the store, by reading every entry; otherwise by
 // what changed since (catchUp). Only Run's loop (and tests) call it.
 func (srv *Server) load(ctx context.Context) *view {
 	v := srv.view.Load()
@@ -112,7 +112,7 @@ func (srv *Server) loadAll(ctx context.Context) *view {
 	}
 	js := srv.cfg.JS
 	// The event feed starts where the store's read begins: a resolution
-	// of an openEntry read is then among the events read after.
+	// of an entry read is then among the events read after.
 	if es, err := js.Stream(ctx, provision.EventStream); err == nil {
 		nv.evNext = es.CachedInfo().State.LastSeq + 1
 	}
@@ -128,6 +128,7 @@ func (srv *Server) loadAll(ctx context.Context) *view {
 	nv.created, nv.lastSeq = info.Created, info.State.LastSeq
 	nv.mu.Unlock()
 	nv.loading.Store(int64(info.State.Msgs))
+	nv.idx.sized(int(info.State.Msgs))
 	if info.State.Msgs > 0 {
 		err = failstore.ReadUpTo(ctx, s, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{failstore.Subjects},

@@ -191,6 +191,9 @@ func TestIndexIsCompact(t *testing.T) {
 		require.True(t, x.closeSeq(uint64(i+1)))
 	}
 	assert.Equal(t, 3000, x.live)
+	byReason, byProvider := x.counts()
+	assert.Equal(t, map[string]int{"exhausted": 3000}, byReason, "counts kept as entries close")
+	assert.Equal(t, map[string]int{"pik": 3000}, byProvider)
 	assert.Equal(t, 3750, len(x.entries), "closed entries are dropped once they are a quarter")
 	assert.Equal(t, 3750*len("cmd-000000"), len(x.cmds))
 	for _, e := range x.entries[:10] {
@@ -244,4 +247,47 @@ func TestTextFilterSeam(t *testing.T) {
 	assert.Contains(t, body, "cmd-000003")
 	_, body = get(t, c, f.web.URL+"/failures?q=CMD-00000")
 	assert.Contains(t, body, "<strong>10</strong> of 10", "the index's own match, ignoring case")
+}
+
+// The index's table of own entries agrees with a map through random
+// opens, replacements, resolutions and discards, across its growth and
+// the compactions that move every entry.
+func TestIndexTableAgreesWithAMap(t *testing.T) {
+	x := newIndex()
+	want := map[string]uint64{} // commandId -> its open entry's sequence
+	rnd := uint64(1)
+	next := func(n int) int {
+		rnd ^= rnd << 13
+		rnd ^= rnd >> 7
+		rnd ^= rnd << 17
+		return int(rnd % uint64(n))
+	}
+	var seq uint64
+	for step := range 60000 {
+		id := fmt.Sprintf("c-%d", next(3000))
+		switch op := next(10); {
+		case op < 6: // opened, or failed again
+			seq++
+			s := failstore.Summary{Seq: seq, Subject: failstore.Subject(contact.ReasonExhausted, "pik", id), CommandID: id,
+				Reason: contact.ReasonExhausted, Provider: "pik", Message: "m"}
+			x.add(&s)
+			want[id] = seq
+		case op < 8: // resolved
+			_, open := want[id]
+			require.Equal(t, open, x.closeCommand(id), "step %d: resolving %s", step, id)
+			delete(want, id)
+		default: // discarded by sequence
+			if s, ok := want[id]; ok {
+				require.True(t, x.closeSeq(s), "step %d: discarding %s", step, id)
+				delete(want, id)
+			}
+		}
+	}
+	require.Equal(t, len(want), x.live)
+	require.Equal(t, len(want), x.own.n)
+	for id, s := range want {
+		i := x.own.find(x, id)
+		require.GreaterOrEqual(t, i, 0, "%s is found", id)
+		require.Equal(t, s, x.entries[x.own.pos[i]-1].seq, "%s: its newest entry", id)
+	}
 }

@@ -2,7 +2,6 @@ package console
 
 import (
 	"cmp"
-	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
@@ -29,12 +28,17 @@ type index struct {
 	// added.
 	live int
 	last uint64
-	// cmds holds the commandIds, openEntry by openEntry.
+	// byReason and byProvider count the open entries by reason and
+	// provider id, kept as entries open and close.
+	byReason, byProvider []int
+	// cmds holds the commandIds, entry by entry.
 	cmds []byte
-	// bySubject finds an openEntry's sequence by the hash of its subject's
-	// command tokens (failstore.Key, and a conflict's event token): a
-	// newer openEntry of a command closes its older one.
-	bySubject map[uint64]uint64
+	// own finds a command's own open entry by its commandId (a table of
+	// positions in entries, 4 bytes a slot); conflicts find a conflict's
+	// entry's sequence by the hash of its subject's last tokens. A newer
+	// entry of a command, or of a conflict's subject, closes the older.
+	own       slots
+	conflicts map[uint64]uint64
 
 	reasons   interner
 	providers interner
@@ -103,12 +107,18 @@ func (in *interner) lookup(s string) (uint32, bool) {
 }
 
 func newIndex() *index {
-	return &index{bySubject: map[uint64]uint64{}}
+	return &index{conflicts: map[uint64]uint64{}}
 }
 
-// subjectKey hashes the tokens of an openEntry's subject after its reason
-// and provider: a command's own entries share them, a conflict's has its
-// event's too.
+// sized makes room for n entries, so that a load does not grow them by
+// copies.
+func (x *index) sized(n int) {
+	x.entries = slices.Grow(x.entries, n)
+	x.own.resize(x, n)
+}
+
+// subjectKey hashes the tokens of an entry's subject after its reason
+// and provider.
 func subjectKey(subject string) uint64 {
 	rest := strings.TrimPrefix(subject, failstore.SubjectPrefix)
 	for range 2 {
@@ -116,29 +126,115 @@ func subjectKey(subject string) uint64 {
 			rest = rest[i+1:]
 		}
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(rest))
-	return h.Sum64()
+	return hashString(rest)
 }
 
-// commandKey is subjectKey of a command's own openEntry.
-func commandKey(commandID string) uint64 {
-	return subjectKey(failstore.Subject("r", "p", commandID))
+// hashString is FNV-1a, without an allocation.
+func hashString(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
-// add keeps a failure read from the store, closing the openEntry it replaces
-// (the command's older openEntry, or the older message of its subject). Sums
+func hashBytes(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// slots is an open-addressing table (linear probing) of the positions in
+// index.entries of the open own entries, by their commandId, which the
+// entries hold: 4 bytes a slot, at most half of them used.
+type slots struct {
+	pos []uint32 // position+1; 0: empty
+	n   int
+}
+
+func (t *slots) resize(x *index, want int) {
+	size := 1024
+	for size < 2*want {
+		size *= 2
+	}
+	t.pos, t.n = make([]uint32, size), 0
+	for i := range x.entries {
+		if e := &x.entries[i]; e.flags&(flagClosed|flagConflict) == 0 {
+			t.insert(x, i)
+		}
+	}
+}
+
+func (t *slots) home(x *index, p uint32) int {
+	e := &x.entries[p-1]
+	return int(hashBytes(x.cmds[e.cmd:e.cmd+uint32(e.cmdLen)]) & uint64(len(t.pos)-1))
+}
+
+// find returns the slot of the command's own open entry, -1 for none.
+func (t *slots) find(x *index, commandID string) int {
+	if t.n == 0 {
+		return -1
+	}
+	mask := len(t.pos) - 1
+	for i := int(hashString(commandID)) & mask; t.pos[i] != 0; i = (i + 1) & mask {
+		e := &x.entries[t.pos[i]-1]
+		if string(x.cmds[e.cmd:e.cmd+uint32(e.cmdLen)]) == commandID {
+			return i
+		}
+	}
+	return -1
+}
+
+func (t *slots) insert(x *index, position int) {
+	if 2*(t.n+1) > len(t.pos) {
+		t.resize(x, 2*(t.n+1)) // adds every open own entry, this one too
+		return
+	}
+	mask := len(t.pos) - 1
+	i := t.home(x, uint32(position+1))
+	for t.pos[i] != 0 {
+		i = (i + 1) & mask
+	}
+	t.pos[i] = uint32(position + 1)
+	t.n++
+}
+
+// remove empties slot i, moving later entries of its run back.
+func (t *slots) remove(x *index, i int) {
+	mask := len(t.pos) - 1
+	t.pos[i] = 0
+	t.n--
+	for j := (i + 1) & mask; t.pos[j] != 0; j = (j + 1) & mask {
+		k := t.home(x, t.pos[j])
+		// Move j to i when its home is not within (i, j].
+		if (i <= j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
+			t.pos[i], t.pos[j] = t.pos[j], 0
+			i = j
+		}
+	}
+}
+
+// add keeps a failure read from the store, closing the entry it replaces
+// (the command's older entry, or the older message of its subject). Sums
 // must come in the store's order.
 func (x *index) add(s *failstore.Summary) {
 	if s.Seq <= x.last {
 		return // read already
 	}
 	x.last = s.Seq
-	key := subjectKey(s.Subject)
-	if old, ok := x.bySubject[key]; ok {
-		x.closeSeq(old)
+	if s.Conflict {
+		key := subjectKey(s.Subject)
+		if old, ok := x.conflicts[key]; ok {
+			x.closeSeq(old)
+		}
+		x.conflicts[key] = s.Seq
+	} else if i := x.own.find(x, s.CommandID); i >= 0 {
+		x.closeSeq(x.entries[x.own.pos[i]-1].seq)
 	}
-	x.bySubject[key] = s.Seq
 	e := openEntry{seq: s.Seq, at: noTime, cmd: uint32(len(x.cmds)),
 		reason:   uint8(min(x.reasons.id(string(s.Reason)), math.MaxUint8)),
 		provider: uint16(min(x.providers.id(s.Provider), math.MaxUint16)),
@@ -166,9 +262,25 @@ func (x *index) add(s *failstore.Summary) {
 	}
 	x.entries = append(x.entries, e)
 	x.live++
+	x.count(&e, 1)
+	if !s.Conflict {
+		x.own.insert(x, len(x.entries)-1)
+	}
 }
 
-// find returns the position of the openEntry of sequence seq, -1 when there
+// count adds n to the counts of e's reason and provider.
+func (x *index) count(e *openEntry, n int) {
+	for int(e.reason) >= len(x.byReason) {
+		x.byReason = append(x.byReason, 0)
+	}
+	for int(e.provider) >= len(x.byProvider) {
+		x.byProvider = append(x.byProvider, 0)
+	}
+	x.byReason[e.reason] += n
+	x.byProvider[e.provider] += n
+}
+
+// find returns the position of the entry of sequence seq, -1 when there
 // is none.
 func (x *index) find(seq uint64) int {
 	i, ok := slices.BinarySearchFunc(x.entries, seq, func(e openEntry, seq uint64) int { return cmp.Compare(e.seq, seq) })
@@ -178,46 +290,40 @@ func (x *index) find(seq uint64) int {
 	return i
 }
 
-// closeSeq closes the openEntry of sequence seq, if it is open.
+// closeSeq closes the entry of sequence seq, if it is open.
 func (x *index) closeSeq(seq uint64) bool {
 	i := x.find(seq)
 	if i < 0 || x.entries[i].flags&flagClosed != 0 {
 		return false
 	}
 	e := &x.entries[i]
+	if e.flags&flagConflict == 0 {
+		if j := x.own.find(x, x.commandID(e)); j >= 0 && x.own.pos[j] == uint32(i+1) {
+			x.own.remove(x, j)
+		}
+	} else {
+		for k, seq := range x.conflicts {
+			if seq == e.seq {
+				delete(x.conflicts, k) // conflicts are few
+				break
+			}
+		}
+	}
 	e.flags |= flagClosed
 	x.live--
-	if key := x.keyOf(e); x.bySubject[key] == seq {
-		delete(x.bySubject, key)
-	}
+	x.count(e, -1)
 	x.maybeCompact()
 	return true
 }
 
-// closeCommand closes the command's own openEntry (a contact.created resolved
+// closeCommand closes the command's own entry (a contact.created resolved
 // it), if one is open.
 func (x *index) closeCommand(commandID string) bool {
-	seq, ok := x.bySubject[commandKey(commandID)]
-	if !ok {
+	i := x.own.find(x, commandID)
+	if i < 0 {
 		return false
 	}
-	return x.closeSeq(seq)
-}
-
-// keyOf is the subject key of an openEntry, from what it keeps.
-func (x *index) keyOf(e *openEntry) uint64 {
-	// Only an own openEntry is closed by key, and its key comes from its
-	// commandId; a conflict's is found by scanning bySubject, which its
-	// rarity allows.
-	if e.flags&flagConflict == 0 {
-		return commandKey(x.commandID(e))
-	}
-	for k, seq := range x.bySubject {
-		if seq == e.seq {
-			return k
-		}
-	}
-	return 0
+	return x.closeSeq(x.entries[x.own.pos[i]-1].seq)
 }
 
 // maybeCompact drops closed entries once they are a quarter of the index.
@@ -243,6 +349,7 @@ func (x *index) maybeCompact() {
 		x.entries = slices.Clone(x.entries)
 	}
 	x.cmds = cmds
+	x.own.resize(x, x.live) // the positions moved
 }
 
 func (x *index) commandID(e *openEntry) string {
@@ -256,7 +363,7 @@ func (x *index) time(e *openEntry) time.Time {
 	return time.Unix(0, e.at).UTC()
 }
 
-// summary is an openEntry as a listing shows it: its message masked.
+// summary is an entry as a listing shows it: its message masked.
 func (x *index) summary(e *openEntry) failstore.Summary {
 	return failstore.Summary{
 		Seq:       e.seq,
@@ -335,7 +442,7 @@ func (x *index) compile(q *query, text map[uint64]bool) *matcher {
 	return m
 }
 
-// match reports whether the open openEntry e passes m.
+// match reports whether the open entry e passes m.
 func (x *index) match(m *matcher, e *openEntry) bool {
 	q := m.q
 	switch {
@@ -401,23 +508,16 @@ func (x *index) each(m *matcher, fn func(e *openEntry) bool) {
 	}
 }
 
-// counts counts the open failures by reason and by provider.
+// counts returns the open failures' counts by reason and by provider,
+// which the index keeps as failures open and close.
 func (x *index) counts() (byReason, byProvider map[string]int) {
-	r := make([]int, len(x.reasons.strs))
-	p := make([]int, len(x.providers.strs))
-	for i := range x.entries {
-		if e := &x.entries[i]; e.flags&flagClosed == 0 {
-			r[e.reason]++
-			p[e.provider]++
-		}
-	}
 	byReason, byProvider = map[string]int{}, map[string]int{}
-	for id, n := range r {
+	for id, n := range x.byReason {
 		if n > 0 {
 			byReason[x.reasons.strs[id]] = n
 		}
 	}
-	for id, n := range p {
+	for id, n := range x.byProvider {
 		if n > 0 {
 			byProvider[x.providers.strs[id]] = n
 		}
@@ -487,7 +587,7 @@ func (x *index) hourly(start time.Time) (hours [24]int, older int) {
 
 // bytes estimates what the index holds, for the log.
 func (x *index) bytes() int {
-	n := cap(x.entries)*32 + cap(x.cmds) + len(x.bySubject)*24
+	n := cap(x.entries)*32 + cap(x.cmds) + len(x.own.pos)*4 + len(x.conflicts)*24
 	for _, m := range x.msgs {
 		n += len(m.lower) + len(m.masked) + 48
 	}
