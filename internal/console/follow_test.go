@@ -27,6 +27,8 @@ type follower struct {
 	js  jetstream.JetStream
 	w   *failstore.Writer
 	srv *Server
+	// opened are the commands opened, in order.
+	opened []string
 }
 
 func newFollower(t *testing.T) *follower {
@@ -48,9 +50,19 @@ func newServer(t *testing.T, js jetstream.JetStream) *Server {
 }
 
 // fail opens a failure of command i with reason r, as the service would.
-func (fl *follower) fail(t *testing.T, i int, r contact.Reason) {
+func (fl *follower) fail(t testing.TB, i int, r contact.Reason) {
 	t.Helper()
-	id := fmt.Sprintf("cmd-%06d", i)
+	fl.openAs(t, fmt.Sprintf("cmd-%06d", i), i, r)
+}
+
+// open opens a failure of the command id.
+func (fl *follower) open(t testing.TB, id string) {
+	t.Helper()
+	fl.openAs(t, id, len(fl.opened), contact.ReasonExhausted)
+}
+
+func (fl *follower) openAs(t testing.TB, id string, i int, r contact.Reason) {
+	t.Helper()
 	provider := "instantpay"
 	if i%3 == 0 {
 		provider = "pik"
@@ -62,13 +74,18 @@ func (fl *follower) fail(t *testing.T, i int, r contact.Reason) {
 	e, err := failstore.NewEntry(&ev, ev.AppendJSON(nil), false)
 	require.NoError(t, err)
 	require.NoError(t, fl.w.Open(context.Background(), e, nil))
+	fl.opened = append(fl.opened, id)
 }
 
 // resolve resolves command i's failure and publishes its contact.created.
-func (fl *follower) resolve(t *testing.T, i int) {
+func (fl *follower) resolve(t testing.TB, i int) {
+	t.Helper()
+	fl.resolveID(t, fmt.Sprintf("cmd-%06d", i))
+}
+
+func (fl *follower) resolveID(t testing.TB, id string) {
 	t.Helper()
 	ctx := context.Background()
-	id := fmt.Sprintf("cmd-%06d", i)
 	require.NoError(t, fl.w.Resolve(ctx, id, nil))
 	ev, err := events.NewEvent("", contact.SubjectCreated, id, "", time.Now(), contact.Created{CommandID: id, Provider: "pik", ContactID: "c"})
 	require.NoError(t, err)
@@ -104,6 +121,15 @@ func agree(t *testing.T, js jetstream.JetStream, srv *Server, step string) *view
 // no feed tells (the CLI's) is found by the count check, which reads the
 // store again once.
 func TestIndexFollowsTheStore(t *testing.T) {
+	t.Run("by gets", testIndexFollowsTheStore)
+	t.Run("by consumers", func(t *testing.T) {
+		defer func(n uint64) { fewGets = n }(fewGets)
+		fewGets = 0
+		testIndexFollowsTheStore(t)
+	})
+}
+
+func testIndexFollowsTheStore(t *testing.T) {
 	fl := newFollower(t)
 	ctx := context.Background()
 	for i := range 30 {
@@ -158,6 +184,15 @@ func TestIndexFollowsTheStore(t *testing.T) {
 // A console that fell behind the event stream (the events after its last
 // read are gone) reads the store again once, and agrees.
 func TestIndexThatFellBehindReadsAgain(t *testing.T) {
+	t.Run("by gets", testIndexThatFellBehindReadsAgain)
+	t.Run("by consumers", func(t *testing.T) {
+		defer func(n uint64) { fewGets = n }(fewGets)
+		fewGets = 0
+		testIndexThatFellBehindReadsAgain(t)
+	})
+}
+
+func testIndexThatFellBehindReadsAgain(t *testing.T) {
 	fl := newFollower(t)
 	ctx := context.Background()
 	for i := range 10 {

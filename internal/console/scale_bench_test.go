@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
 // BenchmarkConsoleAtScale reads the open failures into the console's
@@ -34,9 +39,9 @@ func BenchmarkConsoleAtScale(b *testing.B) {
 		js, err = jetstream.New(nc)
 		require.NoError(b, err)
 	} else {
-		f := newFixture(b, Config{NoAuth: true})
-		seed(b, f.js, 100_000, exhausted)
-		js = f.js
+		_, js = natstest.Start(b, nil).Connect(b)
+		require.NoError(b, provision.Setup(context.Background(), js, provision.Topology{}))
+		seed(b, js, 100_000, exhausted)
 	}
 	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:0"})
 	require.NoError(b, err)
@@ -51,6 +56,37 @@ func BenchmarkConsoleAtScale(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.Logf("read %d open failures into the index in %s; heap %.1f MB after a collection (%.1f MB before the read), index about %.1f MB",
 		v.open(), took.Round(time.Millisecond), float64(after.HeapAlloc)/1e6, float64(before.HeapAlloc)/1e6, float64(v.idx.bytes())/1e6)
+
+	// Following: ten failures opened and five resolved (their
+	// contact.created published) between two catch-ups, as the service
+	// would; the view is kept, not read again.
+	b.Run("follow", func(b *testing.B) {
+		ctx := context.Background()
+		w, err := failstore.OpenWriter(ctx, js)
+		require.NoError(b, err)
+		fl := &follower{js: js, w: w}
+		n := 0
+		for b.Loop() {
+			b.StopTimer()
+			for range 10 {
+				fl.open(b, fmt.Sprintf("follow-%d-%d", time.Now().UnixNano(), n))
+				n++
+			}
+			for range 5 {
+				fl.resolveID(b, fl.opened[0])
+				fl.opened = fl.opened[1:]
+			}
+			b.StartTimer()
+			if got := srv.load(ctx); got != v {
+				b.Fatal("the store was read again")
+			}
+		}
+		b.StopTimer()
+		for _, id := range fl.opened {
+			fl.resolveID(b, id)
+		}
+		require.Same(b, v, srv.load(ctx))
+	})
 
 	web := httptest.NewServer(srv.Handler())
 	b.Cleanup(web.Close)
