@@ -35,8 +35,10 @@ import (
 // store's (its message count, once every entry up to its last sequence
 // is read): the console then waits a moment for an event in flight and,
 // if the store still disagrees, reads it all again once, serving the
-// index it has meanwhile. So does a console whose event feed lost events
-// it had not read yet (the stream's age limit).
+// index it has meanwhile (not sooner than twice a read's time after the
+// last read: a store that keeps disagreeing is not read without end).
+// So does a console whose event feed lost events it had not read yet
+// (the stream's age limit), at once.
 //
 // Handlers read it under mu's read lock; only Run's loop changes it.
 type view struct {
@@ -74,6 +76,11 @@ func (srv *Server) load(ctx context.Context) *view {
 	v := srv.view.Load()
 	if v != nil && v.ready {
 		err := srv.catchUp(ctx, v)
+		if errors.Is(err, errCountsDiffer) && time.Since(v.at) < 3*v.took {
+			// Read less than twice a read's time ago: read again later,
+			// following meanwhile, rather than read without end.
+			err = nil
+		}
 		if err == nil || !errors.Is(err, errOutOfStep) {
 			v.mu.Lock()
 			v.err = err
@@ -88,8 +95,12 @@ func (srv *Server) load(ctx context.Context) *view {
 	return srv.loadAll(ctx)
 }
 
-// errOutOfStep says the view disagrees with the store.
-var errOutOfStep = errors.New("the console's index disagrees with the store")
+// errOutOfStep says the view disagrees with the store; errCountsDiffer
+// that its count differs from the store's.
+var (
+	errOutOfStep    = errors.New("the console's index disagrees with the store")
+	errCountsDiffer = fmt.Errorf("%w: the counts differ", errOutOfStep)
+)
 
 // loadAll reads every open failure into a new view, and swaps it in once
 // read; on an error it keeps the last good view and says why.
@@ -198,7 +209,7 @@ func (srv *Server) catchUp(ctx context.Context, v *view) error {
 			return nil
 		}
 		if mismatched {
-			return fmt.Errorf("%w: it holds %d open failures, the store %d", errOutOfStep, live, info.State.Msgs)
+			return fmt.Errorf("%w: it holds %d open failures, the store %d", errCountsDiffer, live, info.State.Msgs)
 		}
 		// A resolution's event may be on its way: wait a moment for it.
 		mismatched = true

@@ -326,3 +326,30 @@ func TestIndexTableAgreesWithAMap(t *testing.T) {
 		require.Equal(t, s, x.entries[x.own.pos[i]-1].seq, "%s: its newest entry", id)
 	}
 }
+
+// A store that disagrees with the index is read again no sooner than
+// twice a read's time after the last read.
+func TestIndexReadsAgainNoSoonerThanTwiceAReadsTime(t *testing.T) {
+	fl := newFollower(t)
+	ctx := context.Background()
+	for i := range 5 {
+		fl.fail(t, i, contact.ReasonExhausted)
+	}
+	first := agree(t, fl.js, fl.srv, "opened 5")
+	n, err := failstore.Discard(ctx, fl.js, first.selected(&query{}, nil)[:1])
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	first.mu.Lock()
+	first.took = time.Hour // as if a read took an hour
+	first.mu.Unlock()
+	v := fl.srv.load(ctx)
+	assert.Same(t, first, v, "not read again so soon")
+	assert.NoError(t, v.err)
+	assert.Equal(t, 5, v.open(), "the discard elsewhere is not seen yet")
+
+	first.mu.Lock()
+	first.took = 0
+	first.mu.Unlock()
+	agree(t, fl.js, fl.srv, "read again")
+}
