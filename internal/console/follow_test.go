@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,4 +353,27 @@ func TestIndexReadsAgainNoSoonerThanTwiceAReadsTime(t *testing.T) {
 	first.took = 0
 	first.mu.Unlock()
 	agree(t, fl.js, fl.srv, "read again")
+}
+
+// Without a store the pages say so once, and the console reads it once it
+// is made.
+func TestNoStoreYet(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	srv := newServer(t, js)
+	v := srv.load(context.Background())
+	require.ErrorIs(t, v.err, failstore.ErrNoStore)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	resp, body := get(t, (&fixture{}).client(t), web.URL+"/failures")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, 1, strings.Count(body, "does not exist yet"), "said once: %s", body)
+	assert.NotContains(t, body, `class="error"`)
+
+	_, err := js.CreateOrUpdateStream(context.Background(), failstore.StreamConfig(1))
+	require.NoError(t, err)
+	seed(t, js, 2, exhausted)
+	v = srv.load(context.Background())
+	require.NoError(t, v.err)
+	assert.Equal(t, 2, v.open())
 }

@@ -198,8 +198,8 @@ func (srv *Server) failuresPage(w http.ResponseWriter, r *http.Request) {
 	} else if v != nil && !data.GroupView && data.Page == 1 {
 		// While the first load reads the store, the first page of what
 		// the server can select comes from the store itself.
-		if err := srv.storePage(r.Context(), &q, &data); err != nil {
-			data.Errors = append(data.Errors, err.Error())
+		if err := srv.storePage(r.Context(), &q, &data); err != nil && !errors.Is(err, failstore.ErrNoStore) {
+			data.Errors = append(data.Errors, err.Error()) // no store: the banner says so
 		}
 	}
 	data.Took = strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 1, 64)
