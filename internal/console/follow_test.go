@@ -152,6 +152,23 @@ func testIndexFollowsTheStore(t *testing.T) {
 	assert.Same(t, first, v, "followed, not read again")
 	assert.Equal(t, 21, v.open())
 
+	// A conflict beside cmd-000020's own failure, stored twice (its
+	// subject keeps the newer); the command's resolution leaves it open.
+	cf := contact.Failed{CommandID: "cmd-000020", Provider: "pik", Reason: contact.ReasonConflict, Message: "other content"}
+	ev, err := events.NewEvent("", contact.SubjectFailed, "cmd-000020", "", time.Now(), cf)
+	require.NoError(t, err)
+	for range 2 {
+		e, err := failstore.NewEntry(&ev, ev.AppendJSON(nil), true)
+		require.NoError(t, err)
+		require.NoError(t, fl.w.Open(ctx, e, nil))
+	}
+	v = agree(t, fl.js, fl.srv, "a conflict stored twice")
+	assert.Equal(t, 22, v.open())
+	fl.resolve(t, 20)
+	v = agree(t, fl.js, fl.srv, "the command of the conflict resolved")
+	assert.Same(t, first, v, "followed, not read again")
+	assert.Equal(t, 1, len(v.selected(&query{Reasons: []string{"conflict"}}, nil)), "the conflict stays")
+
 	// A discard from the console's own page.
 	c := (&fixture{}).client(t)
 	web := httptest.NewServer(fl.srv.Handler())
