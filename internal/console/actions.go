@@ -26,13 +26,13 @@ func (srv *Server) resolve(r *http.Request) (query, []failstore.Summary, []strin
 	}
 	q, errs := parseQuery(form, srv.cfg.Now())
 	v := srv.current()
-	if v == nil || v.snap == nil {
+	if _, _, ready := viewState(v); !ready {
 		return q, nil, append(errs, "the open failures have not been read yet")
 	}
 	if q.empty() && form.Get("everything") != "1" {
 		return q, nil, append(errs, "nothing was selected: pick failures, a filter or a group")
 	}
-	return q, v.summaries(v.selectIdx(&q)), errs
+	return q, v.selected(&q, srv.textSeqs(r.Context(), &q)), errs
 }
 
 // skipped is a failure a replay leaves out, and why.
@@ -80,8 +80,8 @@ func hidden(q query) [][2]string {
 func (srv *Server) replayPreview(w http.ResponseWriter, r *http.Request) {
 	q, sums, errs := srv.resolve(r)
 	all := r.URL.Query().Get("all") == "1"
-	if v := srv.current(); v != nil && v.snap != nil && q.UpTo == 0 {
-		q.UpTo = v.snap.LastSeq
+	if v := srv.current(); v != nil && q.UpTo == 0 {
+		q.UpTo = v.upTo()
 	}
 	data := replayPreview{Q: q, What: q.describe(), Selected: len(sums), All: all, Rate: srv.cfg.Rate, MaxRate: MaxRate, Errors: errs}
 	if len(sums) > 0 {
@@ -265,8 +265,8 @@ type discardData struct {
 
 func (srv *Server) discardPreview(w http.ResponseWriter, r *http.Request) {
 	q, sums, errs := srv.resolve(r)
-	if v := srv.current(); v != nil && v.snap != nil && q.UpTo == 0 {
-		q.UpTo = v.snap.LastSeq
+	if v := srv.current(); v != nil && q.UpTo == 0 {
+		q.UpTo = v.upTo()
 	}
 	by := map[string]int{}
 	for _, s := range sums {
@@ -287,6 +287,7 @@ func (srv *Server) discard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := failstore.Discard(r.Context(), srv.cfg.JS, sums)
+	srv.forget(sums)
 	srv.Reload()
 	result := fmt.Sprintf("%d of %d discarded", n, len(sums))
 	if err != nil {

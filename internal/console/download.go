@@ -23,11 +23,11 @@ func (srv *Server) downloadCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := srv.current()
-	if v == nil || v.snap == nil {
+	if _, _, ready := viewState(v); !ready {
 		srv.fail(w, r, http.StatusServiceUnavailable, "the open failures have not been read yet")
 		return
 	}
-	open, err := failstore.Get(r.Context(), srv.cfg.JS, v.summaries(v.selectIdx(&q)))
+	open, err := failstore.Get(r.Context(), srv.cfg.JS, v.selected(&q, srv.textSeqs(r.Context(), &q)))
 	if err != nil {
 		srv.fail(w, r, http.StatusBadGateway, "read the open failures: "+err.Error())
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -111,29 +112,39 @@ type overview struct {
 func (srv *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 	v := srv.current()
 	data := overview{Stats: srv.stats.Load()}
-	if v != nil && v.snap != nil {
-		data.Open = len(v.snap.Failures)
-		data.ByReason = breakdown(v.byReason, "reason")
-		data.ByProvider = breakdown(v.byProvider, "provider")
-		all := make([]int, len(v.snap.Failures))
-		for i := range all {
-			all[i] = i
-		}
-		data.Groups = v.groups(all)
+	if _, _, ready := viewState(v); ready {
+		v.mu.RLock()
+		x := v.idx
+		data.Open = x.live
+		byReason, byProvider := x.counts()
+		data.ByReason = breakdown(byReason, "reason")
+		data.ByProvider = breakdown(byProvider, "provider")
+		data.Groups = x.groupsOf(x.compile(&query{}, nil))
 		if len(data.Groups) > 5 {
 			data.Groups = data.Groups[:5]
 		}
+		start := srv.cfg.Now().Truncate(time.Hour).Add(-23 * time.Hour)
+		hours, older := x.hourly(start)
+		v.mu.RUnlock()
 		var hourly [24]uint64
-		for i, n := range v.hourly {
+		for i, n := range hours {
 			hourly[i] = uint64(n)
 		}
-		data.OpenTrend = barChart(hourly, v.at.Truncate(time.Hour).Add(-23*time.Hour), "open failure", "open failures")
-		data.Older = v.olderThanADay
+		data.OpenTrend = barChart(hourly, start, "open failure", "open failures")
+		data.Older = older
 	}
 	if data.Stats != nil {
 		data.Trend = barChart(data.Stats.FailedHourly, data.Stats.HourStart, "contact.failed event", "contact.failed events")
 	}
 	srv.render(w, r, http.StatusOK, "overview", "Overview", "overview", data)
+}
+
+// viewState is v.state, for a view that may not be there yet.
+func viewState(v *view) (time.Time, error, bool) {
+	if v == nil {
+		return time.Time{}, nil, false
+	}
+	return v.state()
 }
 
 type failuresData struct {
@@ -163,31 +174,76 @@ func (srv *Server) failuresPage(w http.ResponseWriter, r *http.Request) {
 	v := srv.current()
 	data := failuresData{Q: q, Values: q.values(), Errors: errs, Reasons: reasons, GroupView: form.Get("view") == "groups"}
 	data.Providers = []string{"instantpay", "pik"}
-	if v != nil && v.snap != nil {
-		data.Total = len(v.snap.Failures)
-		data.UpTo = v.snap.LastSeq
-		for p := range v.byProvider {
-			if p != "" && !slices.Contains(data.Providers, p) {
-				data.Providers = append(data.Providers, p)
-			}
-		}
-		idx := v.selectIdx(&q)
-		data.Matched = len(idx)
+	size := srv.cfg.PageSize
+	data.Page, _ = strconv.Atoi(form.Get("page"))
+	data.Page = max(data.Page, 1)
+	if _, _, ready := viewState(v); ready {
+		data.Total = v.open()
+		data.UpTo = v.upTo()
+		data.Providers = v.providers(data.Providers)
+		text := srv.textSeqs(r.Context(), &q)
 		if data.GroupView {
-			data.Groups = v.groups(idx)
+			data.Groups, data.Matched = v.groups(&q, text)
 		} else {
-			size := srv.cfg.PageSize
-			data.Pages = max(1, (len(idx)+size-1)/size)
-			data.Page, _ = strconv.Atoi(form.Get("page"))
-			data.Page = min(max(data.Page, 1), data.Pages)
 			lo := (data.Page - 1) * size
-			hi := min(lo+size, len(idx))
-			data.Rows = v.summaries(idx[lo:hi])
-			data.From, data.To = lo+1, hi
+			data.Rows, data.Matched = v.page(&q, text, lo, lo+size)
+			data.Pages = max(1, (data.Matched+size-1)/size)
+			if data.Page > data.Pages {
+				data.Page = data.Pages
+				lo = (data.Page - 1) * size
+				data.Rows, data.Matched = v.page(&q, text, lo, lo+size)
+			}
+			data.From, data.To = lo+1, lo+len(data.Rows)
+		}
+	} else if v != nil && !data.GroupView && data.Page == 1 {
+		// While the first load reads the store, the first page of what
+		// the server can select comes from the store itself.
+		if err := srv.storePage(r.Context(), &q, &data); err != nil && !errors.Is(err, failstore.ErrNoStore) {
+			data.Errors = append(data.Errors, err.Error()) // no store: the banner says so
 		}
 	}
 	data.Took = strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 1, 64)
 	srv.render(w, r, http.StatusOK, "failures", "Failures", "failures", data)
+}
+
+// storePage fills the failures page's first page from the store
+// (failstore.LoadPage, and its counts from the server), for a filter the
+// server selects by, while the console's index is being read.
+func (srv *Server) storePage(ctx context.Context, q *query, data *failuresData) error {
+	sel := failstore.Select{Providers: q.Providers}
+	for _, r := range q.Reasons {
+		sel.Reasons = append(sel.Reasons, contact.Reason(r))
+	}
+	if !sel.Paged() || !q.empty() && (q.Group != nil || q.Text != "" || q.CommandID != "" || !q.Since.IsZero() || !q.Until.IsZero()) {
+		return errors.New("this filter answers once the open failures are read; the first page of every failure, or of a reason or a provider, answers now")
+	}
+	page, err := failstore.LoadPage(ctx, srv.cfg.JS, sel, srv.cfg.PageSize, 0)
+	if err != nil {
+		return err
+	}
+	total, err := failstore.Count(ctx, srv.cfg.JS, failstore.Select{})
+	if err != nil {
+		return err
+	}
+	matched := total
+	if len(sel.Reasons) > 0 || len(sel.Providers) > 0 {
+		if matched, err = failstore.Count(ctx, srv.cfg.JS, sel); err != nil {
+			return err
+		}
+	}
+	for _, n := range total {
+		data.Total += n
+	}
+	for _, n := range matched {
+		data.Matched += n
+	}
+	for _, f := range page.Failures {
+		f.Message = redact.String(f.Message)
+		data.Rows = append(data.Rows, f)
+	}
+	data.Page, data.Pages = 1, 1
+	data.From, data.To = 1, len(data.Rows)
+	return nil
 }
 
 // generation is one generation of a command, as its record tells it.
@@ -299,22 +355,24 @@ func (srv *Server) showFailure(w http.ResponseWriter, r *http.Request, id string
 // openOf reads a command's open failures whole: its own first, then its
 // conflicts'.
 func (srv *Server) openOf(ctx context.Context, id string) ([]*failstore.Failure, error) {
-	v := srv.current()
-	if v == nil || v.snap == nil {
+	snap, err := failstore.Load(ctx, srv.cfg.JS, failstore.Select{CommandID: id})
+	if errors.Is(err, failstore.ErrNoStore) {
 		return nil, nil
 	}
-	idx := slices.Clone(v.byCommand[id])
-	slices.SortStableFunc(idx, func(a, b int) int {
-		ca, cb := v.snap.Failures[a].Conflict, v.snap.Failures[b].Conflict
+	if err != nil {
+		return nil, err
+	}
+	sums := snap.Failures
+	slices.SortStableFunc(sums, func(a, b failstore.Summary) int {
 		switch {
-		case ca == cb:
+		case a.Conflict == b.Conflict:
 			return 0
-		case cb:
+		case b.Conflict:
 			return -1
 		}
 		return 1
 	})
-	return failstore.Get(ctx, srv.cfg.JS, v.summaries(idx))
+	return failstore.Get(ctx, srv.cfg.JS, sums)
 }
 
 // detailOf is a failure as its page shows it: everything from its data

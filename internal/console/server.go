@@ -31,8 +31,13 @@ type Server struct {
 	pages     map[string]*template.Template
 	validator *rules.Validator
 
-	view  atomic.Pointer[view]
-	stats atomic.Pointer[stats]
+	view atomic.Pointer[view]
+	// search, when set, answers a text filter in place of the index's
+	// own match (the message and commandId holding the text): the
+	// sequences of the open failures it found, and whether it could
+	// answer for that text.
+	search func(ctx context.Context, text string) (map[uint64]bool, bool)
+	stats  atomic.Pointer[stats]
 	// endedHours are the contact.failed counts of the hours that had ended
 	// at the last load of the stats, by their start; countCalls counts the
 	// counting consumers made. Only loadStats uses them.
@@ -119,8 +124,8 @@ func (srv *Server) Run(ctx context.Context) error {
 		}
 	})
 	for {
-		v := srv.load(ctx)
-		wait := max(srv.cfg.Refresh, 2*v.took)
+		srv.load(ctx)
+		wait := srv.cfg.Refresh
 		select {
 		case <-ctx.Done():
 			wg.Wait()
@@ -138,6 +143,19 @@ func (srv *Server) Reload() {
 	case srv.reload <- struct{}{}:
 	default:
 	}
+}
+
+// textSeqs returns what srv.search found for q's text, nil when the
+// index matches the text itself.
+func (srv *Server) textSeqs(ctx context.Context, q *query) map[uint64]bool {
+	if q.Text == "" || srv.search == nil {
+		return nil
+	}
+	seqs, ok := srv.search(ctx, q.Text)
+	if !ok {
+		return nil
+	}
+	return seqs
 }
 
 // current returns the latest view of the open failures, nil before the
@@ -204,12 +222,14 @@ func (srv *Server) render(w http.ResponseWriter, r *http.Request, status int, na
 		p.Operator = p.Role == RoleOperator
 	}
 	if v := srv.current(); v != nil {
-		p.Loaded = v.at
-		if v.checked.After(v.at) {
-			p.Loaded = v.checked
-		}
-		if v.err != nil {
-			p.Stale = staleText(v.err)
+		var err error
+		var ready bool
+		p.Loaded, err, ready = v.state()
+		switch {
+		case err != nil:
+			p.Stale = staleText(err)
+		case !ready:
+			p.Stale = fmt.Sprintf("the open failures are being read for the first time (%d of %d so far)", v.loaded.Load(), v.loading.Load())
 		}
 	} else {
 		p.Stale = "the open failures are being read for the first time"

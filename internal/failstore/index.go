@@ -438,3 +438,9 @@ func Watch(ctx context.Context, js jetstream.JetStream, period time.Duration, kn
 		}
 	}
 }
+
+// Summarize reads an entry's headers, as Load does: for a reader that
+// follows the store with a consumer of its own.
+func Summarize(seq uint64, subject string, h nats.Header) Summary {
+	return summarize(seq, subject, h)
+}

@@ -1,0 +1,396 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/events"
+	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
+)
+
+// follower is a console over a store written as the service writes it:
+// through failstore.Writer, with contact.created events published after a
+// resolution.
+type follower struct {
+	js  jetstream.JetStream
+	w   *failstore.Writer
+	srv *Server
+	// opened are the commands opened, in order.
+	opened []string
+}
+
+func newFollower(t *testing.T) *follower {
+	t.Helper()
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	w, err := failstore.OpenWriter(ctx, js)
+	require.NoError(t, err)
+	return &follower{js: js, w: w, srv: newServer(t, js)}
+}
+
+func newServer(t *testing.T, js jetstream.JetStream) *Server {
+	t.Helper()
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
+	require.NoError(t, err)
+	return srv
+}
+
+// fail opens a failure of command i with reason r, as the service would.
+func (fl *follower) fail(t testing.TB, i int, r contact.Reason) {
+	t.Helper()
+	fl.openAs(t, fmt.Sprintf("cmd-%06d", i), i, r)
+}
+
+// open opens a failure of the command id.
+func (fl *follower) open(t testing.TB, id string) {
+	t.Helper()
+	fl.openAs(t, id, len(fl.opened), contact.ReasonExhausted)
+}
+
+func (fl *follower) openAs(t testing.TB, id string, i int, r contact.Reason) {
+	t.Helper()
+	provider := "instantpay"
+	if i%3 == 0 {
+		provider = "pik"
+	}
+	f := contact.Failed{CommandID: id, Provider: provider, Reason: r, Retryable: r.Retryable(), Attempts: 2,
+		Message: provider + " said no to p" + fmt.Sprint(i) + "@example.com", Command: json.RawMessage(`{"name":"x"}`)}
+	ev, err := events.NewEvent("", contact.SubjectFailed, id, "", time.Now(), f)
+	require.NoError(t, err)
+	e, err := failstore.NewEntry(&ev, ev.AppendJSON(nil), false)
+	require.NoError(t, err)
+	require.NoError(t, fl.w.Open(context.Background(), e, nil))
+	fl.opened = append(fl.opened, id)
+}
+
+// resolve resolves command i's failure and publishes its contact.created.
+func (fl *follower) resolve(t testing.TB, i int) {
+	t.Helper()
+	fl.resolveID(t, fmt.Sprintf("cmd-%06d", i))
+}
+
+func (fl *follower) resolveID(t testing.TB, id string) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, fl.w.Resolve(ctx, id, nil))
+	ev, err := events.NewEvent("", contact.SubjectCreated, id, "", time.Now(), contact.Created{CommandID: id, Provider: "pik", ContactID: "c"})
+	require.NoError(t, err)
+	_, err = fl.js.PublishMsg(ctx, &nats.Msg{Subject: contact.SubjectCreated, Data: ev.AppendJSON(nil)})
+	require.NoError(t, err)
+}
+
+// agree brings srv's view in step and checks its counts by reason equal
+// the server's (failstore.Count), and returns the view.
+func agree(t *testing.T, js jetstream.JetStream, srv *Server, step string) *view {
+	t.Helper()
+	v := srv.load(context.Background())
+	require.NoError(t, v.err, step)
+	want, err := failstore.Count(context.Background(), js, failstore.Select{})
+	require.NoError(t, err, step)
+	v.mu.RLock()
+	got, _ := v.idx.counts()
+	v.mu.RUnlock()
+	wantByName := map[string]int{}
+	total := 0
+	for r, n := range want {
+		wantByName[string(r)] = n
+		total += n
+	}
+	assert.Equal(t, wantByName, got, "%s: the counts by reason are the store's", step)
+	assert.Equal(t, total, v.open(), "%s: as many open as the store holds", step)
+	return v
+}
+
+// The console's counts stay exact as failures open, are replaced, resolve
+// and are discarded, without reading the store again: each step is read
+// from the store's new entries and the contact.created events. A discard
+// no feed tells (the CLI's) is found by the count check, which reads the
+// store again once.
+func TestIndexFollowsTheStore(t *testing.T) {
+	t.Run("by gets", testIndexFollowsTheStore)
+	t.Run("by consumers", func(t *testing.T) {
+		defer func(n uint64) { fewGets = n }(fewGets)
+		fewGets = 0
+		testIndexFollowsTheStore(t)
+	})
+}
+
+func testIndexFollowsTheStore(t *testing.T) {
+	fl := newFollower(t)
+	ctx := context.Background()
+	for i := range 30 {
+		fl.fail(t, i, contact.ReasonExhausted)
+	}
+	first := agree(t, fl.js, fl.srv, "opened 30")
+
+	for i := range 5 {
+		fl.fail(t, i, contact.ReasonRejected) // failed again: replaces
+	}
+	fl.fail(t, 30, contact.ReasonInvalid)
+	v := agree(t, fl.js, fl.srv, "replaced 5, opened 1")
+	assert.Same(t, first, v, "followed, not read again")
+
+	for i := 5; i < 15; i++ {
+		fl.resolve(t, i)
+	}
+	v = agree(t, fl.js, fl.srv, "resolved 10")
+	assert.Same(t, first, v, "followed, not read again")
+	assert.Equal(t, 21, v.open())
+
+	// A conflict beside cmd-000020's own failure, stored twice (its
+	// subject keeps the newer); the command's resolution leaves it open.
+	cf := contact.Failed{CommandID: "cmd-000020", Provider: "pik", Reason: contact.ReasonConflict, Message: "other content"}
+	ev, err := events.NewEvent("", contact.SubjectFailed, "cmd-000020", "", time.Now(), cf)
+	require.NoError(t, err)
+	for range 2 {
+		e, err := failstore.NewEntry(&ev, ev.AppendJSON(nil), true)
+		require.NoError(t, err)
+		require.NoError(t, fl.w.Open(ctx, e, nil))
+	}
+	v = agree(t, fl.js, fl.srv, "a conflict stored twice")
+	assert.Equal(t, 22, v.open())
+	fl.resolve(t, 20)
+	v = agree(t, fl.js, fl.srv, "the command of the conflict resolved")
+	assert.Same(t, first, v, "followed, not read again")
+	assert.Equal(t, 1, len(v.selected(&query{Reasons: []string{"conflict"}}, nil)), "the conflict stays")
+
+	// A discard from the console's own page.
+	c := (&fixture{}).client(t)
+	web := httptest.NewServer(fl.srv.Handler())
+	t.Cleanup(web.Close)
+	resp, preview := get(t, c, web.URL+"/discard?reason=rejected")
+	require.Equal(t, 200, resp.StatusCode, preview)
+	form := map[string][]string{}
+	for _, m := range hiddenField.FindAllStringSubmatch(preview, -1) {
+		form[m[1]] = append(form[m[1]], m[2])
+	}
+	resp, body := post(t, c, web.URL+"/discard", form)
+	require.Equal(t, 200, resp.StatusCode, body)
+	assert.Contains(t, body, "5 of 5 discarded")
+	v = agree(t, fl.js, fl.srv, "the console discarded 5")
+	assert.Same(t, first, v, "its own discards are not read again")
+
+	// A discard elsewhere (the CLI): no feed tells it.
+	sums := fl.srv.current().selected(&query{Reasons: []string{"invalid"}}, nil)
+	require.Len(t, sums, 1)
+	n, err := failstore.Discard(ctx, fl.js, sums)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	v = agree(t, fl.js, fl.srv, "the CLI discarded 1")
+	assert.NotSame(t, first, v, "the count check found it, and the store was read again")
+	assert.Equal(t, 15, v.open())
+
+	// A console that starts now agrees too.
+	agree(t, fl.js, newServer(t, fl.js), "a restarted console")
+}
+
+// A console that fell behind the event stream (the events after its last
+// read are gone) reads the store again once, and agrees.
+func TestIndexThatFellBehindReadsAgain(t *testing.T) {
+	t.Run("by gets", testIndexThatFellBehindReadsAgain)
+	t.Run("by consumers", func(t *testing.T) {
+		defer func(n uint64) { fewGets = n }(fewGets)
+		fewGets = 0
+		testIndexThatFellBehindReadsAgain(t)
+	})
+}
+
+func testIndexThatFellBehindReadsAgain(t *testing.T) {
+	fl := newFollower(t)
+	ctx := context.Background()
+	for i := range 10 {
+		fl.fail(t, i, contact.ReasonExhausted)
+	}
+	first := agree(t, fl.js, fl.srv, "opened 10")
+	for i := range 4 {
+		fl.resolve(t, i)
+	}
+	es, err := fl.js.Stream(ctx, provision.EventStream)
+	require.NoError(t, err)
+	require.NoError(t, es.Purge(ctx), "the events are gone before the console read them")
+	v := agree(t, fl.js, fl.srv, "resolved 4, events lost")
+	assert.NotSame(t, first, v, "read again")
+	assert.Equal(t, 6, v.open())
+}
+
+// The index keeps no string per failure beyond its commandId, and its
+// entries are 32 bytes.
+func TestIndexIsCompact(t *testing.T) {
+	x := newIndex()
+	for i := range 5000 {
+		s := failstore.Summary{Seq: uint64(i + 1), Subject: failstore.Subject(contact.ReasonExhausted, "pik", fmt.Sprintf("cmd-%06d", i)),
+			CommandID: fmt.Sprintf("cmd-%06d", i), Reason: contact.ReasonExhausted, Provider: "pik", Time: time.Now(),
+			Message: "PIK kept failing: 503 Service Unavailable"}
+		x.add(&s)
+	}
+	assert.Equal(t, 1, len(x.messages.strs), "one message, interned")
+	assert.Equal(t, 5000*len("cmd-000000"), len(x.cmds), "the commandIds, packed")
+	for i := range 2000 {
+		require.True(t, x.closeSeq(uint64(i+1)))
+	}
+	assert.Equal(t, 3000, x.live)
+	byReason, byProvider := x.counts()
+	assert.Equal(t, map[string]int{"exhausted": 3000}, byReason, "counts kept as entries close")
+	assert.Equal(t, map[string]int{"pik": 3000}, byProvider)
+	assert.Equal(t, 3750, len(x.entries), "closed entries are dropped once they are a quarter")
+	assert.Equal(t, 3750*len("cmd-000000"), len(x.cmds))
+	for _, e := range x.entries[:10] {
+		assert.Equal(t, fmt.Sprintf("cmd-%06d", e.seq-1), x.commandID(&e), "the commandIds follow the compaction")
+	}
+}
+
+// While the first read is under way, the failures page's first page comes
+// from the store, newest first, with the store's counts; a filter the
+// server does not select by says it answers later.
+func TestFirstPageWhileLoading(t *testing.T) {
+	f := newFixture(t, Config{NoAuth: true, Addr: "127.0.0.1:0"})
+	seed(t, f.js, 120, exhausted)
+	f.srv.view.Store(&view{idx: newIndex()}) // a load under way
+	c := f.client(t)
+	resp, body := get(t, c, f.web.URL+"/failures")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, body, "<strong>120</strong> of 120 open failures", "the store's count")
+	assert.Contains(t, body, "cmd-000119", "the newest stored is on the first page")
+	assert.NotContains(t, body, "cmd-000069", "only a page is read")
+	assert.Contains(t, body, "being read for the first time")
+
+	_, body = get(t, c, f.web.URL+"/failures?provider=pik")
+	assert.Contains(t, body, "<strong>12</strong> of 120 open failures", "a provider's count, from the server")
+	assert.Contains(t, body, "cmd-000110")
+	assert.NotContains(t, body, "cmd-000119", "not pik's")
+
+	_, body = get(t, c, f.web.URL+"/failures?since=2h")
+	assert.Contains(t, body, "this filter answers once the open failures are read")
+}
+
+// A text filter is answered by the search hook when it answers for the
+// text, and by the index's own match otherwise.
+func TestTextFilterSeam(t *testing.T) {
+	f := newFixture(t, Config{NoAuth: true, Addr: "127.0.0.1:0"})
+	seed(t, f.js, 10, exhausted)
+	v := f.srv.load(context.Background())
+	seqOf := map[string]uint64{}
+	for _, s := range v.selected(&query{}, nil) {
+		seqOf[s.CommandID] = s.Seq
+	}
+	f.srv.search = func(_ context.Context, text string) (map[uint64]bool, bool) {
+		if text != "p3@example.com" {
+			return nil, false
+		}
+		return map[uint64]bool{seqOf["cmd-000003"]: true}, true
+	}
+	c := f.client(t)
+	_, body := get(t, c, f.web.URL+"/failures?q=p3@example.com")
+	assert.Contains(t, body, "<strong>1</strong> of 10", "the hook's answer")
+	assert.Contains(t, body, "cmd-000003")
+	_, body = get(t, c, f.web.URL+"/failures?q=CMD-00000")
+	assert.Contains(t, body, "<strong>10</strong> of 10", "the index's own match, ignoring case")
+}
+
+// The index's table of own entries agrees with a map through random
+// opens, replacements, resolutions and discards, across its growth and
+// the compactions that move every entry.
+func TestIndexTableAgreesWithAMap(t *testing.T) {
+	x := newIndex()
+	want := map[string]uint64{} // commandId -> its open entry's sequence
+	rnd := uint64(1)
+	next := func(n int) int {
+		rnd ^= rnd << 13
+		rnd ^= rnd >> 7
+		rnd ^= rnd << 17
+		return int(rnd % uint64(n))
+	}
+	var seq uint64
+	for step := range 60000 {
+		id := fmt.Sprintf("c-%d", next(3000))
+		switch op := next(10); {
+		case op < 6: // opened, or failed again
+			seq++
+			s := failstore.Summary{Seq: seq, Subject: failstore.Subject(contact.ReasonExhausted, "pik", id), CommandID: id,
+				Reason: contact.ReasonExhausted, Provider: "pik", Message: "m"}
+			x.add(&s)
+			want[id] = seq
+		case op < 8: // resolved
+			_, open := want[id]
+			require.Equal(t, open, x.closeCommand(id), "step %d: resolving %s", step, id)
+			delete(want, id)
+		default: // discarded by sequence
+			if s, ok := want[id]; ok {
+				require.True(t, x.closeSeq(s), "step %d: discarding %s", step, id)
+				delete(want, id)
+			}
+		}
+	}
+	require.Equal(t, len(want), x.live)
+	require.Equal(t, len(want), x.own.n)
+	for id, s := range want {
+		i := x.own.find(x, id)
+		require.GreaterOrEqual(t, i, 0, "%s is found", id)
+		require.Equal(t, s, x.entries[x.own.pos[i]-1].seq, "%s: its newest entry", id)
+	}
+}
+
+// A store that disagrees with the index is read again no sooner than
+// twice a read's time after the last read.
+func TestIndexReadsAgainNoSoonerThanTwiceAReadsTime(t *testing.T) {
+	fl := newFollower(t)
+	ctx := context.Background()
+	for i := range 5 {
+		fl.fail(t, i, contact.ReasonExhausted)
+	}
+	first := agree(t, fl.js, fl.srv, "opened 5")
+	n, err := failstore.Discard(ctx, fl.js, first.selected(&query{}, nil)[:1])
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	first.mu.Lock()
+	first.took = time.Hour // as if a read took an hour
+	first.mu.Unlock()
+	v := fl.srv.load(ctx)
+	assert.Same(t, first, v, "not read again so soon")
+	assert.NoError(t, v.err)
+	assert.Equal(t, 5, v.open(), "the discard elsewhere is not seen yet")
+
+	first.mu.Lock()
+	first.took = 0
+	first.mu.Unlock()
+	agree(t, fl.js, fl.srv, "read again")
+}
+
+// Without a store the pages say so once, and the console reads it once it
+// is made.
+func TestNoStoreYet(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	srv := newServer(t, js)
+	v := srv.load(context.Background())
+	require.ErrorIs(t, v.err, failstore.ErrNoStore)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	resp, body := get(t, (&fixture{}).client(t), web.URL+"/failures")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, 1, strings.Count(body, "does not exist yet"), "said once: %s", body)
+	assert.NotContains(t, body, `class="error"`)
+
+	_, err := js.CreateOrUpdateStream(context.Background(), failstore.StreamConfig(1))
+	require.NoError(t, err)
+	seed(t, js, 2, exhausted)
+	v = srv.load(context.Background())
+	require.NoError(t, v.err)
+	assert.Equal(t, 2, v.open())
+}
