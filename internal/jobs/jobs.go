@@ -65,6 +65,9 @@ const (
 	Failed  State = "failed"
 )
 
+// MaxProblems bounds Job.Problems.
+const MaxProblems = 20
+
 // Keep is how long a finished job's entry is kept before it is pruned.
 const Keep = 7 * 24 * time.Hour
 
@@ -124,6 +127,10 @@ type Job struct {
 	// --until).
 	Total  int    `json:"total,omitempty"`
 	Counts Counts `json:"counts"`
+	// Problems are the first MaxProblems failures a replay did not send
+	// for a problem, each "<commandId>: <why>": a publish that failed, or
+	// a refusal (another command was sent for the failure first).
+	Problems []string `json:"problems,omitempty"`
 	// User is who started it, From where from ("cli@host", "console").
 	User  string `json:"user"`
 	From  string `json:"from,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -51,6 +52,11 @@ type Runner struct {
 	// Progress, if set, is told the job as it goes: after each failure
 	// and each save.
 	Progress func(Job)
+	// Handoff, when set, leaves a job whose Run ctx is cancelled running
+	// and let go (no owner), for another process to take over at once,
+	// instead of stopped: a console replica shutting down hands its jobs
+	// to the others.
+	Handoff bool
 
 	once sync.Once
 }
@@ -86,6 +92,9 @@ type Spec struct {
 	// discard of 0 goes as fast as the server answers.
 	Rate       float64
 	User, From string
+	// UpTo, when set and below the store's last sequence, is the newest
+	// sequence the job covers (what a preview showed).
+	UpTo uint64
 }
 
 // Create writes a new job, held by this runner, covering the open
@@ -111,10 +120,14 @@ func (r *Runner) Create(ctx context.Context, spec Spec) (*Job, error) {
 	now := r.Store.now()
 	j := &Job{
 		ID: NewID(), Kind: spec.Kind, Filter: spec.Filter, Described: spec.Described, All: spec.All, Rate: spec.Rate,
-		StartSeq: info.State.LastSeq, Cursor: info.State.LastSeq + 1,
-		User: spec.User, From: spec.From, State: Running, Owner: r.Owner, LeaseUntil: now.Add(r.Lease),
+		StartSeq: info.State.LastSeq, User: spec.User, From: spec.From,
+		State: Running, Owner: r.Owner, LeaseUntil: now.Add(r.Lease),
 		Created: now, Updated: now,
 	}
+	if spec.UpTo > 0 && spec.UpTo < j.StartSeq {
+		j.StartSeq = spec.UpTo
+	}
+	j.Cursor = j.StartSeq + 1
 	if q := spec.Filter.Select(); q.ServerCounted() {
 		counts, err := failstore.Count(ctx, r.JS, q)
 		if err != nil {
@@ -215,6 +228,9 @@ func (r *Runner) Run(ctx context.Context, j *Job) (*Job, error) {
 	switch {
 	case err == nil:
 		j.State, j.Finished, j.Owner, j.LeaseUntil = Done, now, "", time.Time{}
+	case ctx.Err() != nil && r.Handoff:
+		j.Owner, j.LeaseUntil = "", time.Time{}
+		err = ctx.Err()
 	case ctx.Err() != nil:
 		j.State, j.Owner, j.LeaseUntil = Stopped, "", time.Time{}
 		err = ctx.Err()
@@ -238,6 +254,7 @@ func (r *Runner) Run(ctx context.Context, j *Job) (*Job, error) {
 func (x *run) snapshot() *Job {
 	c := *x.j
 	c.Counts.Skipped = maps.Clone(x.j.Counts.Skipped)
+	c.Problems = slices.Clone(x.j.Problems)
 	return &c
 }
 
@@ -379,6 +396,12 @@ func (x *run) replayPage(ctx context.Context, page []failstore.Summary, limiter 
 	_, err = replay.Replay(ctx, r.JS, replay.FromOpen(whole), replay.Options{
 		All: j.All, Limiter: limiter, Validator: r.Validator,
 		OnItem: func(it replay.Item) {
+			if it.Err != nil && ctx.Err() != nil {
+				// Cut short by the run ending: not done, and not passed,
+				// so that a resume sends it (the stream drops it if this
+				// publish was stored after all).
+				return
+			}
 			x.mu.Lock()
 			c := &j.Counts
 			c.Selected++
@@ -387,8 +410,10 @@ func (x *run) replayPage(ctx context.Context, page []failstore.Summary, limiter 
 				c.Skipped[string(it.Skip)]++
 			case it.Err != nil:
 				c.PublishFailed++
+				x.problem(it.Failure.CommandID() + ": " + it.Err.Error())
 			case it.Refused:
 				c.Refused++
+				x.problem(it.Failure.CommandID() + ": not sent: it " + it.Earlier.What() + ", and that command's outcome stands")
 			case it.Earlier != nil:
 				c.AlreadySent++
 			default:
@@ -403,6 +428,14 @@ func (x *run) replayPage(ctx context.Context, page []failstore.Summary, limiter 
 		},
 	})
 	return err
+}
+
+// problem notes a failure not sent, up to MaxProblems. The caller holds
+// mu.
+func (x *run) problem(p string) {
+	if len(x.j.Problems) < MaxProblems {
+		x.j.Problems = append(x.j.Problems, p)
+	}
 }
 
 // discardPage removes a page's failures, each by its sequence (a newer
