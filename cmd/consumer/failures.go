@@ -163,10 +163,11 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	return replay.DiscardOpen(ctx, js, flt, described, *dryRun, stdout, stderr)
 }
 
-// flagsGiven counts the flags given on fs's command line.
+// flagsGiven counts the flags given on fs's command line, the
+// connection flags (--nats-…) aside.
 func flagsGiven(fs *flag.FlagSet) int {
 	n := 0
-	fs.Visit(func(*flag.Flag) { n++ })
+	fs.Visit(func(f *flag.Flag) { n += map[bool]int{false: 1}[strings.HasPrefix(f.Name, "nats-")] })
 	return n
 }
 

@@ -168,7 +168,7 @@ func TestReplayJobKilledHalfWay(t *testing.T) {
 	assert.Equal(t, jobs.Running, j.State)
 	assert.Contains(t, first.out.String(), "job "+j.ID+": replay of 10000 open failures")
 
-	code, out := startCLI(t, srv.ClientURL(), "replay", "--resume", j.ID).wait(t, 30*time.Second)
+	code, out := startCLI(t, srv.ClientURL(), "replay", "--resume", j.ID, "--nats-url", srv.ClientURL()).wait(t, 30*time.Second)
 	assert.Equal(t, 1, code, "a second process cannot take the job while the dead one's lease lasts:\n%s", tail(out, 5))
 	assert.Contains(t, out, "is running in "+j.Owner)
 
@@ -224,4 +224,26 @@ func TestReplayJobKilledHalfWay(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Regexp(t, j.ID+` +replay +done +\[#+\] 100% 10000/10000`, out, "consumer jobs lists it")
 	assert.False(t, errors.Is(err, jobs.ErrNotFound))
+}
+
+// --resume continues a job with its own filter: another selection flag
+// with it is a usage error, a connection flag is not.
+func TestResumeTakesNoSelection(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"replay", "--resume", "abc", "--reason", "invalid"},
+		{"replay", "--resume", "abc", "--all"},
+		{"failures", "discard", "--resume", "abc", "--limit", "3"},
+	} {
+		err := run(t.Context(), args, func(string) string { return "" }, nil, &strings.Builder{}, &strings.Builder{})
+		assert.Equal(t, 2, exitCode(err), "%v: %v", args, err)
+		assert.ErrorContains(t, err, "--resume", "%v", args)
+	}
+	srv := natstest.Start(t, nil)
+	_, js := srv.Connect(t)
+	require.NoError(t, provision.Setup(t.Context(), js, provision.Topology{}))
+	var out strings.Builder
+	err := run(t.Context(), []string{"replay", "--resume", "0123456789abcdef", "--nats-url", srv.ClientURL()}, func(string) string { return "" }, nil, &out, &out)
+	assert.Equal(t, 2, exitCode(err), "an unknown job: %v", err)
+	assert.ErrorIs(t, err, jobs.ErrNotFound)
 }
