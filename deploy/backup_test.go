@@ -34,7 +34,7 @@ import (
 const natsCLIPackage = "github.com/nats-io/natscli/nats@v0.5.1"
 
 // The streams deploy/backup/backup.sh backs up, as the contract names them.
-var backedUpStreams = []string{"CONTACT_COMMANDS", "CONTACT_EVENTS", "CONTACT_FAILURES", "KV_CONTACT_RECORDS", "CONTACT_AUDIT", "KV_CONTACT_PAUSES", "KV_CONTACT_CONSOLE_SESSIONS"}
+var backedUpStreams = []string{"CONTACT_COMMANDS", "CONTACT_EVENTS", "CONTACT_FAILURES", "KV_CONTACT_RECORDS", "CONTACT_AUDIT", "KV_CONTACT_PAUSES", "KV_CONTACT_CONSOLE_SESSIONS", "KV_CONTACT_JOBS"}
 
 const (
 	backupScript  = "backup/backup.sh"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/jobs"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/providers"
 	"github.com/contactrelay/contactrelay/internal/replay"
@@ -133,13 +134,18 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 	filter := filterFlags(fs, 0)
 	dryRun := fs.Bool("dry-run", false, "say how many open failures would be discarded, and discard none")
 	all := fs.Bool("all", false, "allow a discard without a filter: every open failure")
+	rate := fs.Float64("rate", 0, "the most open failures discarded per second (0: as fast as the server answers)")
+	resume := fs.String("resume", "", "resume the stopped or interrupted discard job of this ID (its own filter and rate; no other flag)")
 	load := toolFlags(fs, getenv)
 	flt, cfg, err := parseToolFlags(fs, args, filter, load)
 	if err != nil {
 		return err
 	}
+	if *resume != "" && flagsGiven(fs) > 1 || *rate < 0 {
+		return usageErr(fs, errors.New("--resume takes no other flag, and --rate is 0 or more"))
+	}
 	described := flt.Flags()
-	if described == "" && !*all {
+	if described == "" && !*all && *resume == "" {
 		return &exit.Error{Code: 2, Err: errors.New("discard needs a filter (--command-id, --reason, --provider, --since, --until), or --all to discard every open failure")}
 	}
 	if described == "" {
@@ -150,7 +156,19 @@ func discardCommand(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer nc.Close()
+	if *resume != "" || !*dryRun && flt.CommandID == "" {
+		return jobs.RunFromCommandLine(ctx, js, jobs.CommandLine{Resume: *resume, Spec: jobs.Spec{
+			Kind: jobs.KindDiscard, Filter: flt, Described: described, Rate: *rate}}, stdout, stderr)
+	}
 	return replay.DiscardOpen(ctx, js, flt, described, *dryRun, stdout, stderr)
+}
+
+// flagsGiven counts the flags given on fs's command line, the
+// connection flags (--nats-…) aside.
+func flagsGiven(fs *flag.FlagSet) int {
+	n := 0
+	fs.Visit(func(f *flag.Flag) { n += map[bool]int{false: 1}[strings.HasPrefix(f.Name, "nats-")] })
+	return n
 }
 
 // osUser names who runs the command, for logs of what it changed.

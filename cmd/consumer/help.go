@@ -42,6 +42,7 @@ var synopses = map[string]string{
 	"consumer resume":   "consumer resume [flags] PROVIDER",
 	"consumer import":   "consumer import [flags] FILE   (FILE: .csv, .ndjson or .jsonl; - for stdin, with --format)",
 	"consumer failures": "consumer failures [flags]\n       consumer failures discard [flags]   (see 'consumer failures discard -h')",
+	"consumer jobs":     "consumer jobs [flags]\n       consumer jobs stop [flags] ID",
 }
 
 // parseFlags parses a command's flags. On -h it prints the command's help

@@ -75,7 +75,8 @@ commands:
   publish   publish one contact.create command (--wait for its outcome)
   import    publish a command for each row of a CSV or NDJSON file (--wait --results for outcomes)
   failures  list open failures, or show one whole (discard: remove them; --history: every failure)
-  replay    re-publish failed commands (--dry-run first; --set repairs one)
+  replay    re-publish failed commands (--dry-run first; --set repairs one; a bulk replay runs as a job)
+  jobs      list the bulk replay and discard jobs (stop: stop one; --resume ID resumes it)
   audit     list the audit trail: who replayed, repaired, discarded, unmasked or imported what
   status    what waits, what each instance has in flight, circuits and pauses
   pause     pause a provider on every instance: its commands are held, none exhausted
@@ -126,7 +127,7 @@ func explainNoJetStream(err error) error {
 // oneShot are the commands that do a piece of work and exit: an interrupt
 // leaves it undone (exit 130). 'run' and 'dev' are stopped by a signal as
 // a matter of course (exit 0).
-var oneShot = map[string]bool{"setup": true, "publish": true, "import": true, "failures": true, "replay": true, "audit": true, "pause": true, "resume": true}
+var oneShot = map[string]bool{"setup": true, "publish": true, "import": true, "failures": true, "replay": true, "audit": true, "pause": true, "resume": true, "jobs": true}
 
 func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
@@ -144,6 +145,8 @@ func runSubcommand(ctx context.Context, cmd string, args []string, getenv func(s
 		return failuresCommand(ctx, args, getenv, stdout, stderr)
 	case "replay":
 		return replayCommand(ctx, args, getenv, stdout, stderr)
+	case "jobs":
+		return jobsCommand(ctx, args, getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args, getenv, stdout, stderr)
 	case "status":

@@ -11,6 +11,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/exit"
+	"github.com/contactrelay/contactrelay/internal/jobs"
 	"github.com/contactrelay/contactrelay/internal/natsconn"
 	"github.com/contactrelay/contactrelay/internal/progress"
 	"github.com/contactrelay/contactrelay/internal/provision"
@@ -31,6 +32,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		unmask     = fs.Bool("unmask", false, "show email addresses and mobile numbers in full in --dry-run output")
 		sets       []replay.Set
 		history    = historyFlag(fs)
+		resume     = fs.String("resume", "", "resume the stopped or interrupted replay job of this ID (its own filter and rate; no other flag)")
 	)
 	fs.Func("set", "with --command-id: change a field of the command before replaying it, field=value (pik.firstName=Jane for nested fields; repeatable)",
 		func(v string) error {
@@ -51,6 +53,8 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return usageErr(fs, errors.New("--set repairs one command: give its --command-id"))
 	case *ratePerSec <= 0:
 		return usageErr(fs, fmt.Errorf("--rate must be more than 0, not %g", *ratePerSec))
+	case *resume != "" && flagsGiven(fs) > 1:
+		return usageErr(fs, errors.New("--resume continues the job with its own filter and rate: give no other flag"))
 	}
 
 	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-replay")
@@ -58,6 +62,10 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer nc.Close()
+	if *resume != "" || !*dryRun && !*history && flt.CommandID == "" && len(sets) == 0 {
+		return jobs.RunFromCommandLine(ctx, js, jobs.CommandLine{Resume: *resume, Unmask: *unmask, Spec: jobs.Spec{
+			Kind: jobs.KindReplay, Filter: flt, Described: flt.Flags(), All: *all, Rate: *ratePerSec}}, stdout, stderr)
+	}
 	if !*dryRun {
 		if _, err := js.Stream(ctx, provision.CommandStream); errors.Is(err, jetstream.ErrStreamNotFound) {
 			return &exit.Error{Code: 2, Err: errNoStreams}

@@ -4,8 +4,9 @@
 # contact-consumer), the events (CONTACT_EVENTS), the open failures
 # (CONTACT_FAILURES), the idempotency records (KV_CONTACT_RECORDS, the
 # stream of the bucket CONTACT_RECORDS), the audit (CONTACT_AUDIT), the
-# pauses (KV_CONTACT_PAUSES) and the console's sign-outs
-# (KV_CONTACT_CONSOLE_SESSIONS). A stream that does not exist is skipped,
+# pauses (KV_CONTACT_PAUSES), the console's sign-outs
+# (KV_CONTACT_CONSOLE_SESSIONS) and the bulk replay and discard jobs
+# (KV_CONTACT_JOBS). A stream that does not exist is skipped,
 # and said so.
 #
 #   deploy/backup/backup.sh [DIR]
@@ -21,7 +22,7 @@
 # stream was backed up, 1 otherwise. The runbook is docs/BACKUP.md.
 set -euo pipefail
 
-streams=(CONTACT_COMMANDS CONTACT_EVENTS CONTACT_FAILURES KV_CONTACT_RECORDS CONTACT_AUDIT KV_CONTACT_PAUSES KV_CONTACT_CONSOLE_SESSIONS)
+streams=(CONTACT_COMMANDS CONTACT_EVENTS CONTACT_FAILURES KV_CONTACT_RECORDS CONTACT_AUDIT KV_CONTACT_PAUSES KV_CONTACT_CONSOLE_SESSIONS KV_CONTACT_JOBS)
 
 nats_cli=${NATS_CLI:-nats}
 dir=${1:-contactrelay-backup-$(date -u +%Y%m%dT%H%M%SZ)}

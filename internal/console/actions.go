@@ -14,6 +14,7 @@ import (
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	jobrun "github.com/contactrelay/contactrelay/internal/jobs"
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
 
@@ -143,6 +144,17 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 	srv.runMu.Lock()
 	parent := srv.runCtx
 	srv.runMu.Unlock()
+	if flt, ok := jobFilter(q); ok {
+		id, err := srv.startShared(r.Context(), parent, jobrun.Spec{Kind: jobrun.KindReplay, Filter: flt, Described: q.describe(),
+			All: all, Rate: rate, User: j.User, From: "console", UpTo: q.UpTo}, seq)
+		if err != nil {
+			srv.recordAs(j.User, seq, "replay", j.What, len(sums), "not started: "+err.Error(), false)
+			srv.fail(w, r, http.StatusBadGateway, "the replay could not be started: "+err.Error())
+			return
+		}
+		http.Redirect(w, r, "/jobs/"+id, http.StatusSeeOther)
+		return
+	}
 	srv.jobs.start(parent, j, func(ctx context.Context, j *job) {
 		j.update(func(st *jobState) { st.Total = len(sums) })
 		whole, err := failstore.Get(ctx, srv.cfg.JS, sums)
@@ -193,21 +205,21 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 }
 
 func (srv *Server) jobPage(w http.ResponseWriter, r *http.Request) {
-	j := srv.jobs.get(r.PathValue("id"))
+	j, snap := srv.jobSnapshot(r.Context(), r.PathValue("id"))
 	if j == nil {
-		srv.fail(w, r, http.StatusNotFound, "no such replay (the console keeps its last 100 finished replays until it restarts; its log has every action)")
+		srv.fail(w, r, http.StatusNotFound, "no such replay (the console keeps its last 100 finished replays of picked failures until it restarts, and a replay by filter a week after it finished; its log has every action)")
 		return
 	}
 	srv.render(w, r, http.StatusOK, "job", "Replay", "failures", struct {
 		Job   *job
 		State jobState
-	}{j, j.snapshot()})
+	}{j, snap()})
 }
 
 // jobEvents streams a job's progress as server-sent events, one a quarter
 // second while it changes, until it is over.
 func (srv *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
-	j := srv.jobs.get(r.PathValue("id"))
+	j, snap := srv.jobSnapshot(r.Context(), r.PathValue("id"))
 	if j == nil {
 		http.Error(w, "no such replay", http.StatusNotFound)
 		return
@@ -218,7 +230,7 @@ func (srv *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		st := j.snapshot()
+		st := snap()
 		b, _ := json.Marshal(st)
 		if string(b) != string(last) {
 			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
@@ -241,7 +253,7 @@ func (srv *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (srv *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	j := srv.jobs.get(r.PathValue("id"))
+	j, _ := srv.jobSnapshot(r.Context(), r.PathValue("id"))
 	if j == nil {
 		srv.fail(w, r, http.StatusNotFound, "no such replay")
 		return
@@ -250,7 +262,17 @@ func (srv *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	j.cancel()
+	if j.cancel != nil {
+		j.cancel()
+	} else if rn, err := srv.jobRunner(r.Context(), false); err == nil {
+		// A shared job: its owner, on whichever replica, stops at its
+		// next save.
+		if _, err := rn.Store.Stop(r.Context(), j.ID); err != nil && !errors.Is(err, jobrun.ErrFinished) {
+			srv.record(r, seq, "cancel replay", j.What, 0, "not stopped: "+err.Error(), false)
+			srv.fail(w, r, http.StatusBadGateway, "the replay could not be stopped: "+err.Error())
+			return
+		}
+	}
 	srv.record(r, seq, "cancel replay", j.What, 0, "cancelled", true)
 	http.Redirect(w, r, "/jobs/"+j.ID, http.StatusSeeOther)
 }

@@ -63,6 +63,10 @@ type Config struct {
 	// StatsRefresh is how often the figures of the event stream and the
 	// durable consumer are reloaded. Default 10s.
 	StatsRefresh time.Duration
+	// JobLease is how long the console's hold on a shared bulk job lasts
+	// unless renewed (package jobs); a replica takes over a job let go or
+	// whose lease ran out within half of it. Default jobs.DefaultLease.
+	JobLease time.Duration
 	// Rate is the default pace of a replay, commands per second; a replay
 	// may ask for another up to MaxRate. Default 20.
 	Rate float64

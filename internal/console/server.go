@@ -113,6 +113,7 @@ func (srv *Server) Run(ctx context.Context) error {
 	srv.runMu.Unlock()
 
 	var wg sync.WaitGroup
+	wg.Go(func() { srv.adoptJobs(ctx) })
 	wg.Go(func() {
 		for {
 			srv.stats.Store(srv.loadStats(ctx))

@@ -183,6 +183,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := ensurePauses(ctx, js, t.Replicas); err != nil {
 		return err
 	}
+	if err := EnsureJobs(ctx, js, t.Replicas, nil); err != nil {
+		return err
+	}
 	return markRebuilt(ctx, js)
 }
 

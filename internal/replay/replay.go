@@ -33,6 +33,9 @@ type Options struct {
 	Validator *rules.Validator
 	// Rate is the most commands sent per second. Default 20.
 	Rate float64
+	// Limiter, when set, paces the sends instead of a limiter of Rate:
+	// a job that replays page after page shares one across its calls.
+	Limiter *rate.Limiter
 	// DryRun sends nothing; Item.Msg still says what would be sent.
 	DryRun bool
 	// PublishTimeout bounds one publish. Default 10s.
@@ -207,7 +210,10 @@ func Replay(ctx context.Context, js jetstream.JetStream, failures []*Failure, op
 		}
 	}
 
-	limiter := rate.NewLimiter(rate.Limit(opts.Rate), 1)
+	limiter := opts.Limiter
+	if limiter == nil {
+		limiter = rate.NewLimiter(rate.Limit(opts.Rate), 1)
+	}
 	held := heldCommands{js: js, timeout: opts.PublishTimeout}
 	for i := range items {
 		it := &items[i]

@@ -52,8 +52,8 @@ func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, s
 			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
 			err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, failstore.Subjects)
 	}
-	fmt.Fprintf(stdout, "ready: streams %s, %s, %s and %s, consumer %s, buckets %s, %s and %s (replicas %d)\n",
-		provision.CommandStream, provision.EventStream, failstore.Stream, audit.Stream, provision.Durable, provision.RecordBucket, provision.ConsoleSessionBucket, pause.Bucket, replicas)
+	fmt.Fprintf(stdout, "ready: streams %s, %s, %s and %s, consumer %s, buckets %s, %s, %s and %s (replicas %d)\n",
+		provision.CommandStream, provision.EventStream, failstore.Stream, audit.Stream, provision.Durable, provision.RecordBucket, provision.ConsoleSessionBucket, pause.Bucket, provision.JobBucket, replicas)
 	return nil
 }
 

@@ -1,0 +1,104 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	jobrun "github.com/contactrelay/contactrelay/internal/jobs"
+	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/provision"
+)
+
+// A replay by filter started on one console replica is a shared job: its
+// progress shows on another replica, and when the first stops it hands
+// the job over; the other takes it over and finishes it, each failure
+// sent once.
+func TestReplayByFilterSurvivesAConsoleRestart(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	const n = 300
+	seed(t, js, n, exhausted)
+
+	replica := func() (*Server, *httptest.Server, context.CancelFunc, chan struct{}) {
+		srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081", JobLease: time.Second})
+		require.NoError(t, err)
+		web := httptest.NewServer(srv.Handler())
+		t.Cleanup(web.Close)
+		rctx, cancel := context.WithCancel(ctx)
+		ran := make(chan struct{})
+		go func() {
+			_ = srv.Run(rctx)
+			close(ran)
+		}()
+		t.Cleanup(func() { cancel(); <-ran })
+		return srv, web, cancel, ran
+	}
+	a, webA, stopA, ranA := replica()
+	_, webB, _, _ := replica()
+	require.Eventually(t, func() bool {
+		v := a.current()
+		return v != nil && v.snap != nil && len(v.snap.Failures) == n
+	}, 20*time.Second, 10*time.Millisecond, "replica A has read the open failures")
+
+	c := (&fixture{}).client(t)
+	resp, preview := get(t, c, webA.URL+"/replay?reason=exhausted")
+	require.Equal(t, http.StatusOK, resp.StatusCode, preview)
+	form := url.Values{"rate": {"100"}}
+	for _, m := range hiddenField.FindAllStringSubmatch(preview, -1) {
+		form.Set(m[1], m[2])
+	}
+	resp, _ = post(t, c, webA.URL+"/replay", form)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	id := strings.TrimPrefix(resp.Header.Get("Location"), "/jobs/")
+	st, err := jobrun.OpenStore(ctx, js)
+	require.NoError(t, err)
+	kj, err := st.Get(ctx, id)
+	require.NoError(t, err, "the replay is a job in %s", provision.JobBucket)
+	assert.Equal(t, "console", kj.From)
+	assert.Equal(t, n, kj.Total)
+
+	require.Eventually(t, func() bool {
+		kj, err = st.Get(ctx, id)
+		return err == nil && kj.Counts.Selected >= 30
+	}, 30*time.Second, 10*time.Millisecond)
+	resp, page := get(t, c, webB.URL+"/jobs/"+id)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "replica B shows the job")
+	assert.Contains(t, page, `id="job-phase">sending<`)
+
+	stopA()
+	<-ranA
+	kj, err = st.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, jobrun.Running, kj.State, "handed over, not stopped")
+	assert.Empty(t, kj.Owner, "let go")
+	require.Less(t, kj.Counts.Selected, n, "replica A stopped it half-way")
+	handed := kj.Counts.Selected
+
+	require.Eventually(t, func() bool {
+		kj, err = st.Get(ctx, id)
+		return err == nil && kj.State == jobrun.Done
+	}, 30*time.Second, 20*time.Millisecond, "replica B takes the job over and finishes it")
+	assert.Equal(t, n, kj.Counts.Selected)
+	assert.Equal(t, n, kj.Counts.Sent+kj.Counts.AlreadySent)
+	t.Logf("handed over at %d of %d; finished: %d sent, %d already sent", handed, n, kj.Counts.Sent, kj.Counts.AlreadySent)
+	cs, err := js.Stream(ctx, provision.CommandStream)
+	require.NoError(t, err)
+	info, err := cs.Info(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, n, info.State.Msgs, "one command per failure")
+	assert.EqualValues(t, n, info.State.LastSeq, "none stored twice")
+
+	resp, page = get(t, c, webB.URL+"/jobs/"+id)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, `id="job-phase">done<`)
+}
