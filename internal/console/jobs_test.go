@@ -47,7 +47,11 @@ func TestReplayByFilterSurvivesAConsoleRestart(t *testing.T) {
 	_, webB, _, _ := replica()
 	require.Eventually(t, func() bool {
 		v := a.current()
-		return v != nil && v.snap != nil && len(v.snap.Failures) == n
+		if v == nil {
+			return false
+		}
+		_, _, ready := v.state()
+		return ready && v.open() == n
 	}, 20*time.Second, 10*time.Millisecond, "replica A has read the open failures")
 
 	c := (&fixture{}).client(t)
