@@ -6,7 +6,9 @@
 # stream of the bucket CONTACT_RECORDS), the audit (CONTACT_AUDIT), the
 # pauses (KV_CONTACT_PAUSES) and the console's sign-outs
 # (KV_CONTACT_CONSOLE_SESSIONS). A stream that does not exist is skipped,
-# and said so.
+# and said so. The exact-value index of the open failures
+# (CONTACT_FAILURE_INDEX) is not backed up: it is derived from
+# CONTACT_FAILURES, and 'consumer setup' after a restore builds it again.
 #
 #   deploy/backup/backup.sh [DIR]
 #
