@@ -19,16 +19,40 @@ func TestFailuresTextFindsACustomer(t *testing.T) {
 		e.publish(t, invalidCommand(id))
 	}
 	e.publish(t, fmt.Sprintf(`{"commandId":"crm-row-9","name":"Chen Sharma","email":"chen@","mobile":"+91 98765 1","tagId":%q,"metadata":{"crmId":"CRM-10395"}}`, tagID))
-	e.awaitEvents(t, 4, 20*time.Second)
+	e.publish(t, `{"commandId":"crm-row-10","name":"Asha Verma","email":"Asha.Verma@Example.com","mobile":"+91 98765 10011","tagId":"not-a-tag","metadata":{"owner":"Priya Nair"}}`)
+	e.awaitEvents(t, 5, 20*time.Second)
 
-	for _, text := range []string{"chen sharma", "CRM-10395", "crm-row"} {
-		out, _, err := e.cli(t, "failures", "--text", text)
+	for _, text := range []string{"chen sharma", "CRM-10395", "crm-row-9"} {
+		out, errOut, err := e.cli(t, "failures", "--text", text)
 		require.NoError(t, err, text)
 		assert.Contains(t, out, "crm-row-9", text)
 		assert.NotContains(t, out, "bad-1", text)
 		assert.Contains(t, out, "1 open failure matches: invalid 1", text)
+		assert.Contains(t, errOut, "answered by the exact-value index (CONTACT_FAILURE_INDEX)", "%s: an exact value", text)
 	}
-	out, _, err := e.cli(t, "failures", "--text", "ravi kumar", "--limit", "2")
+	// By email, by a mobile typed with spaces, by a name in metadata:
+	// exact values, from the index.
+	for _, text := range []string{"asha.verma@example.com", "+91 98765 10011", "priya nair"} {
+		out, errOut, err := e.cli(t, "failures", "--text", text)
+		require.NoError(t, err, text)
+		assert.Contains(t, out, "crm-row-10", text)
+		assert.Contains(t, out, "1 open failure matches: invalid 1", text)
+		assert.Contains(t, errOut, "answered by the exact-value index", text)
+	}
+	// A part of a value is no exact value: the substring search answers.
+	out, errOut, err := e.cli(t, "failures", "--text", "crm-row")
+	require.NoError(t, err)
+	assert.Contains(t, out, "2 open failures match: invalid 2")
+	assert.Contains(t, errOut, "answered by a substring search of the open failures")
+	assert.Contains(t, errOut, "no open failure holds it as an exact value")
+	// --contains asks the substring search at once.
+	out, errOut, err = e.cli(t, "failures", "--text", "priya nair", "--contains")
+	require.NoError(t, err)
+	assert.Contains(t, out, "crm-row-10")
+	assert.Contains(t, errOut, "(--contains)")
+	_, _, err = e.cli(t, "failures", "--contains")
+	assert.Equal(t, 2, exitCode(err), "--contains needs --text")
+	out, _, err = e.cli(t, "failures", "--text", "ravi kumar", "--limit", "2")
 	require.NoError(t, err)
 	assert.Contains(t, out, "2 open failures match: invalid 2; the search stopped at --limit: older ones may match too")
 
