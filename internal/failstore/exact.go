@@ -26,12 +26,14 @@ import (
 // form (IndexForm), in hex, and key the command's record key (two
 // tokens), with at most one message per subject. A subject is therefore
 // bounded whatever the value (5,000 characters, control characters): 23 +
-// 32 + 1 + the key's bytes. Its header HeaderFailureSeq holds the store
-// sequence of the failure it was written for.
+// 32 + 1 + the key's bytes. Its headers hold the store sequence of the
+// failure it was written for (HeaderFailureSeq) and that failure's
+// reason and provider tokens (HeaderFailureAt).
 //
-// A lookup reads the entries of a digest (a literal prefix: one direct
-// get each) and verifies every hit against the store: the key's open
-// failure is read, and kept only when its command really holds the value.
+// A lookup asks the server for a digest's subjects (a literal prefix, the
+// server's subject index) and verifies every hit against the store: the
+// failure the entry names is read by its exact subject, and kept only
+// when its command really holds the value.
 // A stale entry (a crash between the writer's steps, a race between
 // writers) is therefore never answered, only read; the command's next
 // write (its redelivery, a replay, a resolution) removes it.
@@ -70,6 +72,10 @@ const (
 	// HeaderFailureSeq is the header of an index entry holding the store
 	// sequence of the failure it was written for.
 	HeaderFailureSeq = "Contact-Failure-Seq"
+	// HeaderFailureAt is the header of an index entry holding the
+	// reason and provider tokens of that failure's subject in the store,
+	// so that a lookup reads the failure by its exact subject.
+	HeaderFailureAt = "Contact-Failure-At"
 	// MetadataIndexBuilt is the index stream's metadata key that records
 	// that every open failure stored before it was set has been indexed
 	// (IndexAll), or that there was none.
@@ -237,12 +243,26 @@ func manifestSubject(key string) string {
 	return IndexSubjectPrefix + manifestToken + "." + key
 }
 
-// indexMsg is an index entry for the failure stored at seq.
-func indexMsg(subject string, seq uint64, body []byte) *nats.Msg {
+// indexMsg is an index entry for the failure stored at seq, whose store
+// subject has the reason and provider tokens at (none for a manifest).
+func indexMsg(subject string, seq uint64, at string, body []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Header.Set(HeaderFailureSeq, strconv.FormatUint(seq, 10))
+	if at != "" {
+		m.Header.Set(HeaderFailureAt, at)
+	}
 	m.Data = body
 	return m
+}
+
+// subjectAt returns the reason and provider tokens of a store entry's
+// subject ("<reason>.<provider>").
+func subjectAt(subject string) string {
+	parts := strings.SplitN(strings.TrimPrefix(subject, SubjectPrefix), ".", 3)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[0] + "." + parts[1]
 }
 
 // manifestBody lists the digests of forms.
@@ -255,11 +275,12 @@ func manifestBody(forms []string) []byte {
 }
 
 // writeIndex writes the index entries of the failure stored at seq under
-// key, one per form, and waits for the server to store them all.
-func writeIndex(ctx context.Context, js jetstream.JetStream, key string, forms []string, seq uint64) error {
+// key (at: its subject's reason and provider), one per form, and waits
+// for the server to store them all.
+func writeIndex(ctx context.Context, js jetstream.JetStream, key, at string, forms []string, seq uint64) error {
 	acks := make([]jetstream.PubAckFuture, 0, len(forms))
 	for _, f := range forms {
-		ack, err := js.PublishMsgAsync(indexMsg(indexSubject(f, key), seq, nil), jetstream.WithExpectStream(IndexStream))
+		ack, err := js.PublishMsgAsync(indexMsg(indexSubject(f, key), seq, at, nil), jetstream.WithExpectStream(IndexStream))
 		if err != nil {
 			return fmt.Errorf("index open failure: %w", err)
 		}
@@ -324,8 +345,8 @@ func unindexDigests(ctx context.Context, idx jetstream.Stream, key string, diges
 // the manifest. A write that dies half-way leaves the older manifest,
 // so that its redelivery removes what it lists; a manifest a newer
 // failure wrote meanwhile is left as it is.
-func reindex(ctx context.Context, js jetstream.JetStream, idx jetstream.Stream, key string, forms []string, seq uint64, step func()) error {
-	if err := writeIndex(ctx, js, key, forms, seq); err != nil {
+func reindex(ctx context.Context, js jetstream.JetStream, idx jetstream.Stream, key, at string, forms []string, seq uint64, step func()) error {
+	if err := writeIndex(ctx, js, key, at, forms, seq); err != nil {
 		return err
 	}
 	step()
@@ -351,7 +372,7 @@ func reindex(ctx context.Context, js jetstream.JetStream, idx jetstream.Stream, 
 			}
 			oldSeq = old.Sequence
 		}
-		_, err = js.PublishMsg(ctx, indexMsg(manifestSubject(key), seq, manifestBody(forms)),
+		_, err = js.PublishMsg(ctx, indexMsg(manifestSubject(key), seq, "", manifestBody(forms)),
 			jetstream.WithExpectStream(IndexStream), jetstream.WithExpectLastSequencePerSubject(oldSeq))
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {

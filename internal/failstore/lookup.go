@@ -41,9 +41,10 @@ type Found struct {
 // ignoring case, surrounding and repeated white space (a mobile also
 // ignoring spaces, dashes and dots) as its name, email, mobile,
 // companyName or one of its indexed metadata values, or whose commandId
-// is value: through the exact-value index, a direct get per hit, each hit
-// verified against the store (a stale index entry is read, never
-// answered). It returns at most limit failures (0: all it found), newest
+// is value: through the exact-value index (the subjects of the value's
+// digest, from the server's subject index, then two direct gets per hit),
+// each hit verified against the store (a stale index entry is read,
+// never answered). It returns at most limit failures (0: all it found), newest
 // first; ErrNoIndex when the index is missing or not built yet, and
 // ErrNoStore when the store is. Conflicts' entries are not indexed.
 func Lookup(ctx context.Context, js jetstream.JetStream, value string, q Select, limit int) (*Found, error) {
@@ -68,56 +69,65 @@ func Lookup(ctx context.Context, js jetstream.JetStream, value string, q Select,
 	}
 	last := s.CachedInfo().State.LastSeq
 	found := &Found{}
-	var keys []string
+	type hit struct{ key, entry string }
+	var hits []hit
 	for _, f := range forms {
+		// The subjects a digest has, from the server's subject index (a
+		// literal prefix): no message read, and no read past the last.
 		prefix := IndexSubjectPrefix + indexDigest(f) + "."
-		read := 0
-		for seq := uint64(1); ; {
-			m, err := nextDirect(ctx, js, IndexStream, seq, prefix+">")
-			if err != nil {
-				return nil, err
+		info, err := idx.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+		if err != nil {
+			return nil, fmt.Errorf("look up stream %s: %w", IndexStream, err)
+		}
+		keys := make([]string, 0, len(info.State.Subjects))
+		for subject := range info.State.Subjects {
+			keys = append(keys, strings.TrimPrefix(subject, prefix))
+		}
+		slices.Sort(keys)
+		if len(keys) > MaxLookupHits {
+			keys, found.More = keys[:MaxLookupHits], true
+		}
+		found.Hits += len(keys)
+		for _, key := range keys {
+			if !slices.ContainsFunc(hits, func(h hit) bool { return h.key == key }) {
+				hits = append(hits, hit{key: key, entry: prefix + key})
 			}
-			if m == nil {
-				break
-			}
-			found.Hits++
-			if key := strings.TrimPrefix(m.subject, prefix); !slices.Contains(keys, key) {
-				keys = append(keys, key)
-			}
-			if read++; read >= MaxLookupHits {
-				found.More = true
-				break
-			}
-			seq = m.seq + 1
 		}
 	}
-	// A commandId is found by the store's own key.
-	byID := ""
-	if id := strings.TrimSpace(value); id != "" {
-		byID = Key(id)
-		if !slices.Contains(keys, byID) {
-			keys = append(keys, byID)
+	id := strings.TrimSpace(value)
+	verifyAll := func(hits []hit) ([]*Summary, error) {
+		got := make([]*Summary, len(hits))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(verifyInFlight)
+		for i, h := range hits {
+			g.Go(func() error {
+				sum, err := verify(gctx, js, s, idx, h.key, h.entry, last, forms, id, q)
+				got[i] = sum
+				return err
+			})
 		}
+		return got, g.Wait()
 	}
-	got := make([]*Summary, len(keys))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(verifyInFlight)
-	for i, key := range keys {
-		g.Go(func() error {
-			sum, err := verify(gctx, js, key, last, forms, strings.TrimSpace(value), q)
-			got[i] = sum
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	got, err := verifyAll(hits)
+	if err != nil {
 		return nil, err
 	}
-	for i, sum := range got {
-		switch {
-		case sum != nil:
+	for _, sum := range got {
+		if sum != nil {
 			found.Failures = append(found.Failures, *sum)
-		case keys[i] != byID:
+		} else {
 			found.Stale++
+		}
+	}
+	if len(found.Failures) == 0 && id != "" {
+		// No value matched: the value may be a commandId, which the
+		// store is keyed by.
+		got, err := verifyAll([]hit{{key: Key(id)}})
+		if err != nil {
+			return nil, err
+		}
+		if got[0] != nil && got[0].CommandID == id {
+			found.Failures = append(found.Failures, *got[0])
 		}
 	}
 	sortNewestFirst(found.Failures)
@@ -129,22 +139,49 @@ func Lookup(ctx context.Context, js jetstream.JetStream, value string, q Select,
 	return found, nil
 }
 
-// verify reads the open failure of the command under key (its newest
-// own entry stored up to last) and returns its summary when q selects it
-// and its command holds one of forms, or its commandId is id; else nil.
-func verify(ctx context.Context, js jetstream.JetStream, key string, last uint64, forms []string, id string, q Select) (*Summary, error) {
+// verify reads the open failure of the command under key and returns its
+// summary when q selects it and its command holds one of forms, or its
+// commandId is id; else nil. It reads the index entry on entry (when set)
+// for the store subject of the failure it was written for, and the entry
+// there: two exact direct gets. When that is gone (the failure was
+// replaced under another reason, or closed), or no entry is given, it
+// reads the command's newest own entry stored up to last, by the key.
+func verify(ctx context.Context, js jetstream.JetStream, s, idx jetstream.Stream, key, entry string, last uint64, forms []string, id string, q Select) (*Summary, error) {
 	var newest *directMsg
+	at := ""
+	if entry != "" {
+		m, err := idx.GetLastMsgForSubject(ctx, entry)
+		switch {
+		case err == nil:
+			at = m.Header.Get(HeaderFailureAt)
+		case errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err):
+			return nil, nil // removed meanwhile
+		default:
+			return nil, fmt.Errorf("read index entry: %w", err)
+		}
+	}
+	if at != "" {
+		raw, err := s.GetLastMsgForSubject(ctx, SubjectPrefix+at+"."+key)
+		switch {
+		case err == nil:
+			newest = &directMsg{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}
+		case errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err):
+		default:
+			return nil, fmt.Errorf("read open failure: %w", err)
+		}
+	}
 	filter := SubjectPrefix + "*.*." + key
-	for seq := uint64(1); seq <= last; {
-		m, err := nextDirect(ctx, js, Stream, seq, filter)
-		if err != nil {
-			return nil, err
+	if newest == nil {
+		for seq := uint64(1); seq <= last; {
+			m, err := nextDirect(ctx, js, Stream, seq, filter)
+			if err != nil {
+				return nil, err
+			}
+			if m == nil || m.seq > last {
+				break
+			}
+			newest, seq = m, m.seq+1
 		}
-		if m == nil || m.seq > last {
-			break
-		}
-		newest = m
-		seq = m.seq + 1
 	}
 	if newest == nil {
 		return nil, nil
@@ -233,9 +270,9 @@ func IndexAll(ctx context.Context, js jetstream.JetStream, progress func(done, t
 				forms := entryForms(msg.Data())
 				msgs := make([]*nats.Msg, 0, len(forms)+1)
 				for _, f := range forms {
-					msgs = append(msgs, indexMsg(indexSubject(f, key), seq, nil))
+					msgs = append(msgs, indexMsg(indexSubject(f, key), seq, subjectAt(msg.Subject()), nil))
 				}
-				msgs = append(msgs, indexMsg(manifestSubject(key), seq, manifestBody(forms)))
+				msgs = append(msgs, indexMsg(manifestSubject(key), seq, "", manifestBody(forms)))
 				for _, m := range msgs {
 					ack, err := js.PublishMsgAsync(m, jetstream.WithExpectStream(IndexStream))
 					if err != nil {
