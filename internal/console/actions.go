@@ -32,6 +32,7 @@ func (srv *Server) resolve(r *http.Request) (query, []failstore.Summary, []strin
 	if q.empty() && form.Get("everything") != "1" {
 		return q, nil, append(errs, "nothing was selected: pick failures, a filter or a group")
 	}
+	srv.findText(r.Context(), &q)
 	return q, v.summaries(v.selectIdx(&q)), errs
 }
 

@@ -153,6 +153,8 @@ type failuresData struct {
 	Providers []string
 	// Took is how long the page took to select, in milliseconds.
 	Took string
+	// TextNote says how the text filter looked the text up (findText).
+	TextNote string
 }
 
 func (srv *Server) failuresPage(w http.ResponseWriter, r *http.Request) {
@@ -160,8 +162,9 @@ func (srv *Server) failuresPage(w http.ResponseWriter, r *http.Request) {
 	form := r.URL.Query()
 	q, errs := parseQuery(form, srv.cfg.Now())
 	q.Seqs = nil
+	textNote := srv.findText(r.Context(), &q)
 	v := srv.current()
-	data := failuresData{Q: q, Values: q.values(), Errors: errs, Reasons: reasons, GroupView: form.Get("view") == "groups"}
+	data := failuresData{Q: q, Values: q.values(), Errors: errs, Reasons: reasons, GroupView: form.Get("view") == "groups", TextNote: textNote}
 	data.Providers = []string{"instantpay", "pik"}
 	if v != nil && v.snap != nil {
 		data.Total = len(v.snap.Failures)

@@ -95,6 +95,9 @@ type query struct {
 	// UpTo, when not zero, leaves out failures stored after the preview
 	// that showed what an action would do: an action does what it showed.
 	UpTo uint64
+	// hits are the failures whose command holds Text (findText), which
+	// the text filter takes besides its matches in the view.
+	hits map[uint64]bool
 }
 
 type groupKey struct {
@@ -122,7 +125,7 @@ func (v *view) match(q *query, lowerText string, i int) bool {
 		return false
 	case q.CommandID != "" && f.CommandID != q.CommandID:
 		return false
-	case lowerText != "" && !strings.Contains(v.lowerMsg[i], lowerText) && !strings.Contains(v.lowerID[i], lowerText):
+	case lowerText != "" && !strings.Contains(v.lowerMsg[i], lowerText) && !strings.Contains(v.lowerID[i], lowerText) && !q.hits[f.Seq]:
 		return false
 	case q.Group != nil && (string(f.Reason) != q.Group.Reason || f.Provider != q.Group.Provider || v.groupMsg[i] != q.Group.Message):
 		return false
