@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/contactrelay/contactrelay/internal/failstore"
 )
 
 // 'failures --text' finds a customer's failure by who they are, not only
@@ -62,4 +65,37 @@ func TestFailuresTextFindsACustomer(t *testing.T) {
 
 	_, _, err = e.cli(t, "failures", "--text", "x", "--history")
 	assert.Equal(t, 2, exitCode(err))
+}
+
+// A store older than the exact-value index (an upgrade) is indexed once by
+// 'consumer setup'; until then 'failures --text' says so and scans.
+func TestSetupIndexesAnOlderStore(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	svc := e.start(t)
+	for i := range 3 {
+		e.publish(t, fmt.Sprintf(`{"commandId":"old-%d","name":"Old %d","email":"old%d@example.com","mobile":"+9198765000%02d","tagId":"not-a-tag"}`, i, i, i, i))
+	}
+	e.awaitEvents(t, 3, 20*time.Second)
+	svc.stop()
+	// The streams as a release before the index left them.
+	require.NoError(t, e.js.DeleteStream(context.Background(), failstore.IndexStream))
+
+	out, errOut, err := e.cli(t, "failures", "--text", "OLD1@example.com")
+	require.NoError(t, err)
+	assert.Contains(t, out, "old-1")
+	assert.Contains(t, errOut, "the exact-value index is not built yet: run 'consumer setup'")
+
+	out, _, err = e.cli(t, "setup")
+	require.NoError(t, err)
+	assert.Contains(t, out, "indexed the open failures in CONTACT_FAILURE_INDEX: 3 failures, 12 index entries", "name, email, mobile and the manifest of each")
+	assert.Contains(t, out, "streams CONTACT_COMMANDS, CONTACT_EVENTS, CONTACT_FAILURES, CONTACT_FAILURE_INDEX and CONTACT_AUDIT")
+	out, errOut, err = e.cli(t, "failures", "--text", "OLD1@example.com")
+	require.NoError(t, err)
+	assert.Contains(t, out, "1 open failure matches: invalid 1")
+	assert.Contains(t, errOut, "answered by the exact-value index")
+
+	out, _, err = e.cli(t, "setup")
+	require.NoError(t, err)
+	assert.NotContains(t, out, "indexed the open failures", "once only")
 }
