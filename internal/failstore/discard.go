@@ -37,7 +37,7 @@ func Discard(ctx context.Context, js jetstream.JetStream, sums []Summary) (int, 
 			return n, fmt.Errorf("discard open failure of %s: %w", sum.CommandID, err)
 		}
 		if idx != nil && !sum.Conflict {
-			if err := unindexCommand(ctx, idx, subjectKey(sum.Subject), sum.Seq); err != nil {
+			if err := unindexCommand(ctx, idx, subjectKey(sum.Subject), sum.Seq); err != nil && !indexGone(err) {
 				return n, err
 			}
 		}

@@ -413,6 +413,16 @@ func subjectKey(subject string) string {
 	return parts[2] + "." + parts[3]
 }
 
+// indexGone reports an error of a write to the index because its stream
+// is gone (deleted while a writer runs): the index is derived, so the
+// store's own change goes on without it. Lookups then answer ErrNoIndex
+// (a scan searches), and 'consumer setup' creates the index again and
+// builds it from the store.
+func indexGone(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, nats.ErrNoResponders)
+}
+
 // indexStream returns the index's stream, nil when it does not exist (a
 // store set up by a release before the index: nothing is indexed).
 func indexStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {

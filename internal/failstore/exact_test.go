@@ -281,3 +281,30 @@ func TestIndexMigration(t *testing.T) {
 	assert.Equal(t, 90, indexCount(t, js))
 	assert.Equal(t, 30, manifests(t, js))
 }
+
+// The index is derived: a writer whose index stream was deleted while it
+// runs keeps the store (lookups then say the index is not built), and
+// setup builds it again.
+func TestWriterOutlivesItsIndex(t *testing.T) {
+	wd := newWorld(t)
+	ctx := context.Background()
+	require.NoError(t, wd.w.Open(ctx, failureEntry(t, "cmd-1", "", contact.ReasonInvalid, `{"name":"Ada"}`), nil))
+	require.NoError(t, wd.js.DeleteStream(ctx, failstore.IndexStream))
+	require.NoError(t, wd.w.Open(ctx, failureEntry(t, "cmd-2", "", contact.ReasonInvalid, `{"name":"Bo"}`), nil), "opened without the index")
+	require.NoError(t, wd.w.Resolve(ctx, "cmd-1", nil), "resolved without the index")
+	snap, err := failstore.Load(ctx, wd.js, failstore.Select{})
+	require.NoError(t, err)
+	require.Len(t, snap.Failures, 1)
+	_, err = failstore.Lookup(ctx, wd.js, "bo", failstore.Select{}, 0)
+	require.ErrorIs(t, err, failstore.ErrNoIndex)
+
+	require.NoError(t, provision.Setup(ctx, wd.js, provision.Topology{}))
+	_, ran, err := provision.IndexFailures(ctx, wd.js, nil)
+	require.NoError(t, err)
+	assert.True(t, ran)
+	assert.Equal(t, []string{"cmd-2"}, lookupIDs(t, wd.js, "BO"))
+	n, err := failstore.Discard(ctx, wd.js, snap.Failures)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Empty(t, allIndexSubjects(t, wd.js))
+}

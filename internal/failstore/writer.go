@@ -158,7 +158,7 @@ func (w *Writer) Open(ctx context.Context, e *Entry, check Check) error {
 		return w.delete(ctx, ack.Sequence)
 	}
 	if w.idx != nil {
-		if err := reindex(ctx, w.js, w.idx, Key(e.CommandID), subjectAt(e.Msg.Subject), entryForms(e.Msg.Data), ack.Sequence, w.step); err != nil {
+		if err := reindex(ctx, w.js, w.idx, Key(e.CommandID), subjectAt(e.Msg.Subject), entryForms(e.Msg.Data), ack.Sequence, w.step); err != nil && !indexGone(err) {
 			return err
 		}
 	}
@@ -189,7 +189,7 @@ func (w *Writer) Resolve(ctx context.Context, commandID string, check Check) err
 	}
 	w.step()
 	if w.idx != nil {
-		if err := unindexCommand(ctx, w.idx, Key(commandID), last); err != nil {
+		if err := unindexCommand(ctx, w.idx, Key(commandID), last); err != nil && !indexGone(err) {
 			return err
 		}
 	}
