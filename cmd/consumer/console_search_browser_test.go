@@ -44,8 +44,12 @@ func TestConsoleFindsACustomer(t *testing.T) {
 	assert.Contains(t, matched, "1 of 4", "a part of a name: the substring search")
 	assert.Contains(t, rows, "crm-row-7")
 	assert.Contains(t, note, "No open failure holds it as an exact value")
-	matched, _, _ = search("row-1")
+	matched, _, note = search("row-1")
+	assert.Contains(t, matched, "1 of 4", "a commandId")
+	assert.Contains(t, note, "exact value by the index", "a commandId is an exact value")
+	matched, _, note = search("ow-2")
 	assert.Contains(t, matched, "1 of 4", "a commandId's part, as before")
+	assert.Contains(t, note, "found in messages and commandIds", "no scan when the view has matches")
 
 	// The filter travels to the CSV download: the one failure found.
 	resp, err := chromedpGet(ctx, base+"/failures.csv?"+url.Values{"q": {"Priya Nair"}}.Encode())

@@ -20,9 +20,9 @@ const searchLimit = 500
 // finds: besides the message and commandId (matched in the view), the
 // open failures whose name, email, mobile, companyName or a metadata value
 // is the text as an exact value (failstore.Lookup, the exact-value index:
-// milliseconds); when none is, those whose fields contain it (a substring
-// search of whole entries, newest first, at most searchLimit found within
-// searchBudget). It records them in q (hits) and returns a sentence that
+// milliseconds); when none is and no message or commandId holds it
+// either, those whose fields contain it (a substring search of whole
+// entries, newest first, at most searchLimit found within searchBudget). It records them in q (hits) and returns a sentence that
 // says how the text was looked up.
 func (srv *Server) findText(ctx context.Context, q *query) string {
 	if q.Text == "" || len(q.Seqs) > 0 {
@@ -39,6 +39,10 @@ func (srv *Server) findText(ctx context.Context, q *query) string {
 		return fmt.Sprintf("Found as an exact value by the index in %d ms, and in messages and commandIds.", time.Since(start).Milliseconds())
 	case err != nil && !errors.Is(err, failstore.ErrNoIndex):
 		return "The exact-value index could not be read (" + err.Error() + "): messages and commandIds only."
+	}
+	if v := srv.current(); v != nil && len(v.selectIdx(q)) > 0 {
+		// The text is in messages or commandIds: no scan for it as well.
+		return "No open failure holds it as an exact value: found in messages and commandIds."
 	}
 	sctx, cancel := context.WithTimeout(ctx, searchBudget)
 	defer cancel()

@@ -71,6 +71,7 @@ func Lookup(ctx context.Context, js jetstream.JetStream, value string, q Select,
 	found := &Found{}
 	type hit struct{ key, entry string }
 	var hits []hit
+	seen := map[string]bool{}
 	for _, f := range forms {
 		// The subjects a digest has, from the server's subject index (a
 		// literal prefix): no message read, and no read past the last.
@@ -89,7 +90,8 @@ func Lookup(ctx context.Context, js jetstream.JetStream, value string, q Select,
 		}
 		found.Hits += len(keys)
 		for _, key := range keys {
-			if !slices.ContainsFunc(hits, func(h hit) bool { return h.key == key }) {
+			if !seen[key] {
+				seen[key] = true
 				hits = append(hits, hit{key: key, entry: prefix + key})
 			}
 		}
