@@ -11,9 +11,9 @@ import (
 // Discard removes the given open failures, each by its sequence, so that
 // a failure stored since its summary was read (a newer one of the same
 // command) stays, and then their entries in the exact-value index (those
-// written for them, by the command's manifest). It returns how many it removed; one gone already is not
-// counted, and is no error. The failed events stay in the event history
-// while it keeps them.
+// written for them, by the command's manifest). It returns how many it
+// removed; one gone already is not counted, and is no error. The failed
+// events stay in the event history while it keeps them.
 func Discard(ctx context.Context, js jetstream.JetStream, sums []Summary) (int, error) {
 	s, err := js.Stream(ctx, Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -45,8 +45,8 @@ type RebuildStats struct {
 // checked against the command's record as the service's writes are (check
 // returns the Check for a failure; nil trusts the history). It is
 // idempotent: run again it stores the same set. It then builds the
-// exact-value index again from the store (IndexAll). Progress, if set, is told
-// the events read out of the total every so often. Once done it records
+// exact-value index again from the store (IndexAll). Progress, if set, is
+// told the events read out of the total every so often. Once done it records
 // the sequence it read through in the store's metadata.
 func Rebuild(ctx context.Context, js jetstream.JetStream, eventStream string, check func(commandID, eventID string) Check, progress func(read, total uint64)) (RebuildStats, error) {
 	start := time.Now()

@@ -133,10 +133,10 @@ func headerText(s string, limit int) string {
 // entry, asks check whether the failure is still the command's newest
 // outcome, and then indexes it (the exact-value index: its values'
 // entries, those of an older failure's values it does not hold removed,
-// and the command's manifest), and purges the command's older entries; or it
-// deletes its own entry when a newer outcome was recorded meanwhile
-// (whose writer settles the store and the index). A nil check trusts the entry (an outcome that is not recorded,
-// a conflict). Any error leaves the store to be repaired by the next
+// and the command's manifest), and purges the command's older entries;
+// or it deletes its own entry when a newer outcome was recorded meanwhile
+// (whose writer settles the store and the index). A nil check trusts the
+// entry (an outcome that is not recorded, a conflict). Any error leaves the store to be repaired by the next
 // Open or Resolve of the command: the caller hands the command back.
 func (w *Writer) Open(ctx context.Context, e *Entry, check Check) error {
 	ack, err := w.js.PublishMsg(ctx, e.Msg, jetstream.WithExpectStream(Stream))
