@@ -32,7 +32,8 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 	asJSON := fs.Bool("json", false, "print JSON lines, one failure each, instead of a table")
 	unmask := fs.Bool("unmask", false, "show email addresses and mobile numbers in full")
 	asCSV := fs.Bool("csv", false, "write the open failures as CSV, unmasked, for a spreadsheet (import --repair reads it back)")
-	text := fs.String("text", "", "only the open failures whose name, email, mobile, companyName, a metadata value, commandId or message contains this text, ignoring case (a search reading back from the newest until --limit are found)")
+	text := fs.String("text", "", "only the open failures whose name, email, mobile, companyName, a metadata value or commandId is this value (the exact-value index, ignoring case and spacing), or, when none is, whose fields or message contain it (a search reading back from the newest until --limit are found)")
+	contains := fs.Bool("contains", false, "with --text: search for the text as a substring at once, without asking the exact-value index first")
 	history := historyFlag(fs)
 	load := toolFlags(fs, getenv)
 	flt, cfg, err := parseToolFlags(fs, args, filter, load)
@@ -45,12 +46,15 @@ func failuresCommand(ctx context.Context, args []string, getenv func(string) str
 	if *text != "" && *history {
 		return usageErr(fs, errors.New("--text searches the open failures: it does not go with --history"))
 	}
+	if *contains && *text == "" {
+		return usageErr(fs, errors.New("--contains goes with --text"))
+	}
 	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-failures")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return replay.Show(ctx, js, replay.ShowOptions{Filter: flt, History: *history, Text: *text, CSV: *asCSV, JSON: *asJSON, Unmask: *unmask}, stdout, stderr)
+	return replay.Show(ctx, js, replay.ShowOptions{Filter: flt, History: *history, Text: *text, Contains: *contains, CSV: *asCSV, JSON: *asJSON, Unmask: *unmask}, stdout, stderr)
 }
 
 // filterFlags registers the flags that select failures, which 'consumer

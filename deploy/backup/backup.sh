@@ -7,7 +7,9 @@
 # pauses (KV_CONTACT_PAUSES), the console's sign-outs
 # (KV_CONTACT_CONSOLE_SESSIONS) and the bulk replay and discard jobs
 # (KV_CONTACT_JOBS). A stream that does not exist is skipped,
-# and said so.
+# and said so. The exact-value index of the open failures
+# (CONTACT_FAILURE_INDEX) is not backed up: it is derived from
+# CONTACT_FAILURES, and 'consumer setup' after a restore builds it again.
 #
 #   deploy/backup/backup.sh [DIR]
 #

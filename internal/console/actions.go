@@ -33,6 +33,7 @@ func (srv *Server) resolve(r *http.Request) (query, []failstore.Summary, []strin
 	if q.empty() && form.Get("everything") != "1" {
 		return q, nil, append(errs, "nothing was selected: pick failures, a filter or a group")
 	}
+	srv.findText(r.Context(), &q)
 	return q, v.selected(&q, srv.textSeqs(r.Context(), &q)), errs
 }
 

@@ -27,6 +27,7 @@ func (srv *Server) downloadCSV(w http.ResponseWriter, r *http.Request) {
 		srv.fail(w, r, http.StatusServiceUnavailable, "the open failures have not been read yet")
 		return
 	}
+	srv.findText(r.Context(), &q)
 	open, err := failstore.Get(r.Context(), srv.cfg.JS, v.selected(&q, srv.textSeqs(r.Context(), &q)))
 	if err != nil {
 		srv.fail(w, r, http.StatusBadGateway, "read the open failures: "+err.Error())

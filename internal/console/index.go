@@ -464,7 +464,7 @@ func (x *index) match(m *matcher, e *openEntry) bool {
 		return false
 	case m.textBySearchFunc:
 		return m.textSeqs[e.seq]
-	case m.lowerText != "" && !m.msgText[e.msg] && !containsFold(x.cmds[e.cmd:e.cmd+uint32(e.cmdLen)], m.lowerText):
+	case m.lowerText != "" && !m.msgText[e.msg] && !containsFold(x.cmds[e.cmd:e.cmd+uint32(e.cmdLen)], m.lowerText) && !q.hits[e.seq]:
 		return false
 	}
 	return true

@@ -164,6 +164,8 @@ type failuresData struct {
 	Providers []string
 	// Took is how long the page took to select, in milliseconds.
 	Took string
+	// TextNote says how the text filter looked the text up (findText).
+	TextNote string
 }
 
 func (srv *Server) failuresPage(w http.ResponseWriter, r *http.Request) {
@@ -171,8 +173,9 @@ func (srv *Server) failuresPage(w http.ResponseWriter, r *http.Request) {
 	form := r.URL.Query()
 	q, errs := parseQuery(form, srv.cfg.Now())
 	q.Seqs = nil
+	textNote := srv.findText(r.Context(), &q)
 	v := srv.current()
-	data := failuresData{Q: q, Values: q.values(), Errors: errs, Reasons: reasons, GroupView: form.Get("view") == "groups"}
+	data := failuresData{Q: q, Values: q.values(), Errors: errs, Reasons: reasons, GroupView: form.Get("view") == "groups", TextNote: textNote}
 	data.Providers = []string{"instantpay", "pik"}
 	size := srv.cfg.PageSize
 	data.Page, _ = strconv.Atoi(form.Get("page"))

@@ -25,6 +25,9 @@ type query struct {
 	// UpTo, when not zero, leaves out failures stored after the preview
 	// that showed what an action would do: an action does what it showed.
 	UpTo uint64
+	// hits are the failures whose command holds Text (findText), which
+	// the text filter takes besides its matches in the view.
+	hits map[uint64]bool
 }
 
 type groupKey struct {

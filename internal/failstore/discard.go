@@ -10,9 +10,10 @@ import (
 
 // Discard removes the given open failures, each by its sequence, so that
 // a failure stored since its summary was read (a newer one of the same
-// command) stays. It returns how many it removed; one gone already is not
-// counted, and is no error. The failed events stay in the event history
-// while it keeps them.
+// command) stays, and then their entries in the exact-value index (those
+// written for them, by the command's manifest). It returns how many it
+// removed; one gone already is not counted, and is no error. The failed
+// events stay in the event history while it keeps them.
 func Discard(ctx context.Context, js jetstream.JetStream, sums []Summary) (int, error) {
 	s, err := js.Stream(ctx, Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -20,6 +21,10 @@ func Discard(ctx context.Context, js jetstream.JetStream, sums []Summary) (int, 
 	}
 	if err != nil {
 		return 0, fmt.Errorf("look up stream %s: %w", Stream, err)
+	}
+	idx, err := indexStream(ctx, js)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for _, sum := range sums {
@@ -30,6 +35,11 @@ func Discard(ctx context.Context, js jetstream.JetStream, sums []Summary) (int, 
 		case errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err):
 		default:
 			return n, fmt.Errorf("discard open failure of %s: %w", sum.CommandID, err)
+		}
+		if idx != nil && !sum.Conflict {
+			if err := unindexCommand(ctx, idx, subjectKey(sum.Subject), sum.Seq); err != nil && !indexGone(err) {
+				return n, err
+			}
 		}
 	}
 	return n, nil

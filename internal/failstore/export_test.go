@@ -10,3 +10,7 @@ func SetGetInFlight(n int) (restore func()) {
 	getInFlight = n
 	return func() { getInFlight = old }
 }
+
+// IndexSubject returns the index subject of a folded value's entry for the
+// command under key.
+func IndexSubject(form, key string) string { return indexSubject(form, key) }

@@ -168,6 +168,15 @@ func (wd *world) assertOpenSet(t *testing.T, commands []string) {
 	snap, err := failstore.Load(ctx, wd.js, failstore.Select{})
 	require.NoError(t, err)
 	assert.Len(t, snap.Failures, len(want), "Load lists them all")
+	// Every open failure's command holds the name "A": the exact-value
+	// index finds each of them, and nothing else.
+	found, err := failstore.Lookup(ctx, wd.js, " a ", failstore.Select{}, 0)
+	require.NoError(t, err)
+	byIndex := map[string]string{}
+	for _, f := range found.Failures {
+		byIndex[f.CommandID] = f.EventID
+	}
+	assert.Equal(t, want, byIndex, "the index finds exactly the open failures")
 }
 
 // Instances racing on the same commands, pausing between every step of

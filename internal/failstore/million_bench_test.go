@@ -54,12 +54,40 @@ func BenchmarkOpenFailuresAtScale(b *testing.B) {
 	ctx := context.Background()
 	s, err := js.CreateOrUpdateStream(ctx, failstore.StreamConfig(1))
 	require.NoError(b, err)
+	indexed := os.Getenv("FAILSTORE_BENCH_NOINDEX") == ""
+	if indexed {
+		// Created, not updated: an update without it would drop the
+		// index's metadata (built).
+		idx, err := js.Stream(ctx, failstore.IndexStream)
+		if err != nil {
+			idx, err = js.CreateStream(ctx, failstore.IndexStreamConfig(1))
+		}
+		require.NoError(b, err)
+		if s.CachedInfo().State.Msgs == 0 && !failstore.IndexBuilt(idx.CachedInfo()) {
+			require.NoError(b, failstore.MarkIndexBuilt(ctx, js))
+		}
+	}
 	if held := s.CachedInfo().State.Msgs; held < uint64(n) {
 		fillStore(b, js, n)
+	}
+	if idx, err := js.Stream(ctx, failstore.IndexStream); indexed && err == nil && !failstore.IndexBuilt(idx.CachedInfo()) {
+		// A store filled without the index: the migration indexes it.
+		st, err := failstore.IndexAll(ctx, js, nil)
+		require.NoError(b, err)
+		b.Logf("indexed %d open failures (%d index writes) in %s", st.Failures, st.Writes, st.Took.Round(time.Millisecond))
 	}
 	info, err := s.Info(ctx)
 	require.NoError(b, err)
 	b.Logf("store: %d open failures, %d bytes, sequences %d..%d", info.State.Msgs, info.State.Bytes, info.State.FirstSeq, info.State.LastSeq)
+	if indexed {
+		idx, err := js.Stream(ctx, failstore.IndexStream)
+		require.NoError(b, err)
+		ii, err := idx.Info(ctx)
+		require.NoError(b, err)
+		open := float64(info.State.Msgs)
+		b.Logf("index: %d entries, %d bytes (%.0f bytes and %.2f entries per open failure), %d writes in all",
+			ii.State.Msgs, ii.State.Bytes, float64(ii.State.Bytes)/open, float64(ii.State.Msgs)/open, ii.State.LastSeq)
+	}
 
 	b.Run("page-20", func(b *testing.B) {
 		for b.Loop() {
@@ -96,6 +124,28 @@ func BenchmarkOpenFailuresAtScale(b *testing.B) {
 			require.NoError(b, err)
 		}
 	})
+	if indexed {
+		lookup := func(b *testing.B, value func(i int) string, want int) {
+			k := 0
+			for b.Loop() {
+				k++
+				i := (k * 7919) % n // spread over the store, resolved commands aside
+				found, err := failstore.Lookup(ctx, js, value(i), failstore.Select{}, 20)
+				require.NoError(b, err)
+				require.Len(b, found.Failures, min(want, 20), "lookup of %q", value(i))
+			}
+		}
+		b.Run("lookup-email", func(b *testing.B) {
+			lookup(b, func(i int) string { return fmt.Sprintf("Customer%d@Example.com", i) }, 1)
+		})
+		b.Run("lookup-metadata", func(b *testing.B) {
+			lookup(b, func(i int) string { return fmt.Sprintf("crm-%d", i) }, 1)
+		})
+		b.Run("lookup-mobile-spaced", func(b *testing.B) {
+			// A mobile is shared by the commands n/100,000 apart.
+			lookup(b, func(i int) string { return fmt.Sprintf("+91 98765 %05d", i%100000) }, max(1, n/100000))
+		})
+	}
 	b.Run("count-provider", func(b *testing.B) {
 		for b.Loop() {
 			_, err := failstore.Count(ctx, js, failstore.Select{Providers: []string{"pik"}})

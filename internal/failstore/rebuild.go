@@ -44,8 +44,9 @@ type RebuildStats struct {
 // outcome (and every conflict), and opens each failure that is newest,
 // checked against the command's record as the service's writes are (check
 // returns the Check for a failure; nil trusts the history). It is
-// idempotent: run again it stores the same set. Progress, if set, is told
-// the events read out of the total every so often. Once done it records
+// idempotent: run again it stores the same set. It then builds the
+// exact-value index again from the store (IndexAll). Progress, if set, is
+// told the events read out of the total every so often. Once done it records
 // the sequence it read through in the store's metadata.
 func Rebuild(ctx context.Context, js jetstream.JetStream, eventStream string, check func(commandID, eventID string) Check, progress func(read, total uint64)) (RebuildStats, error) {
 	start := time.Now()
@@ -54,6 +55,10 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, eventStream string, ch
 	if err != nil {
 		return st, err
 	}
+	// The index is built whole once the store is (IndexAll), rather than
+	// kept in step through every rewrite.
+	idx := w.idx
+	w.idx = nil
 	es, err := js.Stream(ctx, eventStream)
 	if err != nil {
 		return st, fmt.Errorf("look up stream %s: %w", eventStream, err)
@@ -129,6 +134,11 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, eventStream string, ch
 	cfg.Metadata[MetadataRebuilt] = strconv.FormatUint(last, 10)
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		return st, fmt.Errorf("record the rebuild in %s: %w", Stream, err)
+	}
+	if idx != nil {
+		if _, err := IndexAll(ctx, js, nil); err != nil {
+			return st, fmt.Errorf("index the rebuilt open failures: %w", err)
+		}
 	}
 	st.Took = time.Since(start)
 	return st, nil

@@ -25,6 +25,8 @@ var ErrNoStore = errors.New("the stream " + Stream + " does not exist: run 'cons
 type Writer struct {
 	js jetstream.JetStream
 	s  jetstream.Stream
+	// idx is the exact-value index, nil when it does not exist.
+	idx jetstream.Stream
 	// pause, when set (tests), is called between the steps of Open and
 	// Resolve, so that other writers can run there.
 	pause func()
@@ -36,7 +38,9 @@ func (w *Writer) step() {
 	}
 }
 
-// OpenWriter binds to the store, which setup creates.
+// OpenWriter binds to the store and its exact-value index, which setup
+// creates. Without the index stream (a release before it) the writer
+// keeps the store alone.
 func OpenWriter(ctx context.Context, js jetstream.JetStream) (*Writer, error) {
 	s, err := js.Stream(ctx, Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -45,7 +49,11 @@ func OpenWriter(ctx context.Context, js jetstream.JetStream) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", Stream, err)
 	}
-	return &Writer{js: js, s: s}, nil
+	idx, err := indexStream(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{js: js, s: s, idx: idx}, nil
 }
 
 // Check reads the command's record back and reports whether the change
@@ -123,10 +131,12 @@ func headerText(s string, limit int) string {
 
 // Open makes a failed event its command's open failure: it stores the
 // entry, asks check whether the failure is still the command's newest
-// outcome, and then purges the command's older entries, or deletes its own
-// when a newer outcome was recorded meanwhile (whose writer settles the
-// store). A nil check trusts the entry (an outcome that is not recorded,
-// a conflict). Any error leaves the store to be repaired by the next
+// outcome, and then indexes it (the exact-value index: its values'
+// entries, those of an older failure's values it does not hold removed,
+// and the command's manifest), and purges the command's older entries;
+// or it deletes its own entry when a newer outcome was recorded meanwhile
+// (whose writer settles the store and the index). A nil check trusts the
+// entry (an outcome that is not recorded, a conflict). Any error leaves the store to be repaired by the next
 // Open or Resolve of the command: the caller hands the command back.
 func (w *Writer) Open(ctx context.Context, e *Entry, check Check) error {
 	ack, err := w.js.PublishMsg(ctx, e.Msg, jetstream.WithExpectStream(Stream))
@@ -147,14 +157,20 @@ func (w *Writer) Open(ctx context.Context, e *Entry, check Check) error {
 	if !stands {
 		return w.delete(ctx, ack.Sequence)
 	}
+	if w.idx != nil {
+		if err := reindex(ctx, w.js, w.idx, Key(e.CommandID), subjectAt(e.Msg.Subject), entryForms(e.Msg.Data), ack.Sequence, w.step); err != nil && !indexGone(err) {
+			return err
+		}
+	}
 	return w.purge(ctx, e.CommandID, ack.Sequence)
 }
 
 // Resolve removes the open failure of a command whose newest outcome is a
 // contact.created: it notes the store's last sequence, asks check whether
 // the newest recorded outcome is still the contact.created, and then
-// purges the command's entries up to that sequence. An entry stored after
-// it is a newer outcome's, or one its own writer deletes again.
+// purges the command's entries up to that sequence, their index entries
+// first. An entry stored after it is a newer outcome's, or one its own
+// writer deletes again.
 func (w *Writer) Resolve(ctx context.Context, commandID string, check Check) error {
 	info, err := w.s.Info(ctx)
 	if err != nil {
@@ -172,6 +188,11 @@ func (w *Writer) Resolve(ctx context.Context, commandID string, check Check) err
 		}
 	}
 	w.step()
+	if w.idx != nil {
+		if err := unindexCommand(ctx, w.idx, Key(commandID), last); err != nil && !indexGone(err) {
+			return err
+		}
+	}
 	return w.purge(ctx, commandID, last+1)
 }
 

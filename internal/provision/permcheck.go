@@ -25,11 +25,12 @@ const ProbeStream = "contactrelay.permission-probe"
 const probeTimeout = 2 * time.Second
 
 // PublishSubjects returns the subjects the service publishes to: the two
-// event subjects and its record bucket's, with a key of the kind it
-// writes (the key-value API publishes a put to "$KV.<bucket>.<key>").
+// event subjects, its record bucket's, the open failures' and their
+// index's, each with a key of the kind it writes (the key-value API publishes a put to "$KV.<bucket>.<key>").
 func PublishSubjects() []string {
 	return []string{contact.SubjectCreated, contact.SubjectFailed, recordSubject(record.Key("contactrelay-permission-check")),
-		failstore.Subject(contact.ReasonExhausted, "", "contactrelay-permission-check")}
+		failstore.Subject(contact.ReasonExhausted, "", "contactrelay-permission-check"),
+		failstore.IndexSubjectPrefix + "permission-check." + record.Key("contactrelay-permission-check")}
 }
 
 // recordSubject is the subject a write of the record under key is

@@ -144,6 +144,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			Replicas:    t.Replicas,
 		},
 		failstore.StreamConfig(t.Replicas),
+		failstore.IndexStreamConfig(t.Replicas),
 		audit.StreamConfig(t.Replicas, t.AuditMaxAge),
 	}
 	for _, cfg := range streams {
@@ -186,7 +187,10 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := EnsureJobs(ctx, js, t.Replicas, nil); err != nil {
 		return err
 	}
-	return markRebuilt(ctx, js)
+	if err := markRebuilt(ctx, js); err != nil {
+		return err
+	}
+	return markIndexed(ctx, js)
 }
 
 // noteBucket says what Setup changed in an existing record bucket, whose

@@ -25,6 +25,9 @@ type ShowOptions struct {
 	// open ones; Text searches the open ones (see Search).
 	History bool
 	Text    string
+	// Contains searches Text as a substring at once, without asking the
+	// exact-value index first (see Find).
+	Contains bool
 	// CSV writes the open failures as a spreadsheet, unmasked and
 	// audited first; JSON one object a line; otherwise a table, or one
 	// command's failures whole. Unmask shows personal data in full.
@@ -39,7 +42,7 @@ func Show(ctx context.Context, js jetstream.JetStream, o ShowOptions, stdout, st
 	var sel *Selection
 	var err error
 	if o.Text != "" {
-		sel, err = searchWithProgress(ctx, js, flt, o.Text, stderr)
+		sel, err = searchWithProgress(ctx, js, flt, o.Text, o.Contains, stderr)
 	} else {
 		sel, err = Select(ctx, js, flt, o.History)
 	}
@@ -115,11 +118,12 @@ func Select(ctx context.Context, js jetstream.JetStream, flt Filter, history boo
 	return sel, nil
 }
 
-// searchWithProgress finds the open failures that hold text, showing its
-// progress on a terminal. A missing store exits with 2.
-func searchWithProgress(ctx context.Context, js jetstream.JetStream, flt Filter, text string, stderr io.Writer) (*Selection, error) {
+// searchWithProgress finds the open failures that hold text (Find),
+// showing a scan's progress on a terminal and saying on stderr which way
+// it was answered. A missing store exits with 2.
+func searchWithProgress(ctx context.Context, js jetstream.JetStream, flt Filter, text string, contains bool, stderr io.Writer) (*Selection, error) {
 	line := progress.NewLine(stderr)
-	sel, err := Search(ctx, js, flt, text, func(read, held uint64) {
+	found, err := Find(ctx, js, flt, text, contains, func(read, held uint64) {
 		line.Show(fmt.Sprintf("searched %d of %d open failures", read, held))
 	})
 	line.Clear()
@@ -129,7 +133,8 @@ func searchWithProgress(ctx context.Context, js jetstream.JetStream, flt Filter,
 	if err != nil {
 		return nil, fmt.Errorf("search failures: %w", err)
 	}
-	return sel, nil
+	fmt.Fprintln(stderr, found.Note())
+	return found.Selection, nil
 }
 
 // DiscardOpen is 'consumer failures discard' once its filter is checked:

@@ -281,6 +281,10 @@ func connectBroker(ctx context.Context, cfg config.Config, log *slog.Logger, con
 		log.Warn("the open failures have not been built from the event history yet: run 'consumer setup' once; " +
 			"until then 'consumer failures' lists only failures decided by this version")
 	}
+	if s, err := b.js.Stream(ctx, failstore.IndexStream); err == nil && !failstore.IndexBuilt(s.CachedInfo()) {
+		log.Warn("the open failures are not all in the exact-value index " + failstore.IndexStream + " yet: run 'consumer setup' once; " +
+			"until then 'consumer failures --text' and the console's text filter search by scanning")
+	}
 	return b, nil
 }
 

@@ -45,15 +45,18 @@ func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, s
 	if err := rebuildFailures(ctx, js, rebuild, stdout, stderr); err != nil {
 		return err
 	}
+	if err := indexFailures(ctx, js, stdout, stderr); err != nil {
+		return err
+	}
 	// The service publishes with the same credentials: say now what the
 	// server will refuse it, rather than when commands cannot settle.
 	if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
 		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
-			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
-			err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, failstore.Subjects)
+			"(grant these credentials publish permission to %s, %s, $KV.%s.>, %s and %s)",
+			err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, failstore.Subjects, failstore.IndexSubjects)
 	}
-	fmt.Fprintf(stdout, "ready: streams %s, %s, %s and %s, consumer %s, buckets %s, %s, %s and %s (replicas %d)\n",
-		provision.CommandStream, provision.EventStream, failstore.Stream, audit.Stream, provision.Durable, provision.RecordBucket, provision.ConsoleSessionBucket, pause.Bucket, provision.JobBucket, replicas)
+	fmt.Fprintf(stdout, "ready: streams %s, %s, %s, %s and %s, consumer %s, buckets %s, %s, %s and %s (replicas %d)\n",
+		provision.CommandStream, provision.EventStream, failstore.Stream, failstore.IndexStream, audit.Stream, provision.Durable, provision.RecordBucket, provision.ConsoleSessionBucket, pause.Bucket, provision.JobBucket, replicas)
 	return nil
 }
 
@@ -88,5 +91,24 @@ func rebuildFailures(ctx context.Context, js jetstream.JetStream, force bool, st
 	}
 	fmt.Fprintf(stdout, "open failures: %d events read in %s; %d commands and conflicts failed last, %d open (the others' records hold a newer outcome)\n",
 		st.Read, st.Took.Round(time.Millisecond), st.Open, st.Opened)
+	return nil
+}
+
+// indexFailures builds the exact-value index of the open failures once: a
+// store older than the index has its failures unindexed (the migration,
+// provision.IndexFailures). It says what it did, and shows its progress.
+func indexFailures(ctx context.Context, js jetstream.JetStream, stdout, stderr io.Writer) error {
+	line := progress.NewLine(stderr)
+	st, ran, err := provision.IndexFailures(ctx, js, func(done, total uint64) {
+		line.Show(fmt.Sprintf("indexed the open failures up to sequence %d of %d", done, total))
+	})
+	line.Clear()
+	if err != nil {
+		return err
+	}
+	if ran {
+		fmt.Fprintf(stdout, "indexed the open failures in %s: %d failures, %d index entries (%s)\n",
+			failstore.IndexStream, st.Failures, st.Writes, st.Took.Round(time.Millisecond))
+	}
 	return nil
 }
