@@ -227,6 +227,13 @@ func TestSetupChecksPublishPermissions(t *testing.T) {
 	assert.NotContains(t, err.Error(), "to: contact.created", "contact.created is allowed")
 	assert.Empty(t, stdout.String(), "no \"ready\" line")
 
+	// Run as an operator, whose credentials are not the service's.
+	require.NoError(t, run(t.Context(), []string{"setup", "--no-publish-check"}, e.getenv, nil, &stdout, io.Discard),
+		"--no-publish-check: the same credentials pass")
+	assert.Contains(t, stdout.String(), "note: not checked whether these credentials may publish")
+	assert.Contains(t, stdout.String(), "ready:")
+
+	stdout.Reset()
 	e.vars["NATS_URL"] = e.nats.URL("admin", "pw")
 	require.NoError(t, run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard), "setup passes with every permission")
 	assert.Contains(t, stdout.String(), "ready:")
