@@ -217,13 +217,14 @@ func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 // service's subjects the credentials may not publish to, and fails; it
 // stores nothing in checking.
 func TestSetupChecksPublishPermissions(t *testing.T) {
-	e := permissionsEnv(t, contact.SubjectFailed, "$KV."+provision.RecordBucket+".>")
+	e := permissionsEnv(t, contact.SubjectFailed, "$KV."+provision.RecordBucket+".>", "$KV.CONTACT_PAUSES.>")
 	var stdout strings.Builder
 	err := run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard)
 	require.Error(t, err, "setup fails when the service could not publish")
 	assert.Equal(t, 1, exitCode(err), "exit code 1")
 	assert.ErrorIs(t, err, provision.ErrPublishRefused)
 	assert.Contains(t, err.Error(), "refuses these credentials' publishes (permissions violation) to: contact.failed, $KV.CONTACT_RECORDS.c.")
+	assert.Contains(t, err.Error(), ", $KV.CONTACT_PAUSES.held.CONTACT_COMMANDS.0", "a held command's count (the pauses' bucket)")
 	assert.NotContains(t, err.Error(), "to: contact.created", "contact.created is allowed")
 	assert.Empty(t, stdout.String(), "no \"ready\" line")
 
@@ -244,4 +245,26 @@ func TestSetupChecksPublishPermissions(t *testing.T) {
 		require.NoError(t, err)
 		assert.Zero(t, info.State.Msgs, "the checks stored nothing in %s", name)
 	}
+}
+
+// TestSetupChecksStatusSubscription: 'consumer setup' fails, saying so,
+// when the service's credentials may not subscribe to the status
+// requests it answers.
+func TestSetupChecksStatusSubscription(t *testing.T) {
+	e := permissionsEnv(t)
+	require.NoError(t, e.nats.Reload(func(o *server.Options) {
+		for _, u := range o.Users {
+			if u.Username == "svc" {
+				u.Permissions = &server.Permissions{Subscribe: &server.SubjectPermission{Deny: []string{"contactrelay.status"}}}
+			}
+		}
+	}))
+	var stdout strings.Builder
+	err := run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard)
+	require.Error(t, err, "setup fails when the service could not answer status requests")
+	assert.Equal(t, 1, exitCode(err), "exit code 1")
+	assert.ErrorIs(t, err, provision.ErrSubscribeRefused)
+	assert.Contains(t, err.Error(), "subscriptions (permissions violation) to: contactrelay.status")
+	assert.Contains(t, err.Error(), "grant these credentials subscribe permission to contactrelay.status")
+	assert.NotContains(t, stdout.String(), "ready:")
 }

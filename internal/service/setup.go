@@ -50,11 +50,17 @@ func Setup(ctx context.Context, cfg config.Config, opts SetupOptions, stdout, st
 	// The service publishes with the same credentials: say now what the
 	// server will refuse it, rather than when commands cannot settle.
 	if opts.NoPublishCheck {
-		fmt.Fprintln(stdout, "note: not checked whether these credentials may publish what the service publishes (--no-publish-check); the service checks its own at start")
-	} else if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
-		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
-			"(grant these credentials publish permission to %s, %s, $KV.%s.> and %s)",
-			err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, failstore.Subjects)
+		fmt.Fprintln(stdout, "note: not checked whether these credentials may publish and subscribe to what the service does (--no-publish-check); the service checks its publishes at start")
+	} else {
+		if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
+			return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
+				"(grant these credentials publish permission to %s, %s, $KV.%s.>, $KV.%s.> and %s)",
+				err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, pause.Bucket, failstore.Subjects)
+		}
+		if err := provision.CheckSubscribe(ctx, nc, provision.SubscribeSubjects()); err != nil {
+			return fmt.Errorf("streams, consumer and bucket are ready, but the service could not answer status requests: %w "+
+				"(grant these credentials subscribe permission to %s, and allow_responses)", err, provision.StatusSubject)
+		}
 	}
 	fmt.Fprintf(stdout, "ready: streams %s, %s, %s and %s, consumer %s, buckets %s, %s and %s (replicas %d)\n",
 		provision.CommandStream, provision.EventStream, failstore.Stream, audit.Stream, provision.Durable, provision.RecordBucket, provision.ConsoleSessionBucket, pause.Bucket, replicas)
