@@ -273,11 +273,30 @@ func TestNATSRoles(t *testing.T) {
 		require.Eventually(t, func() bool { return len(openFailures()) == 0 },
 			20*time.Second, 100*time.Millisecond, "the console's replay created the contact and closed its failure")
 	})
+	t.Run("the operator pauses, reads the status and the audit trail, resumes", func(t *testing.T) {
+		runConsumer(t, consumer, operator, 0, "pause", "--reason", "roles test", "instantpay")
+		require.Eventually(t, func() bool {
+			return strings.Contains(runConsumer(t, consumer, operator, 0, "status", "--json"), "roles test")
+		}, 10*time.Second, 100*time.Millisecond, "the service answers the status request with the pause")
+		runConsumer(t, consumer, operator, 0, "resume", "instantpay")
+		audit := runConsumer(t, consumer, operator, 0, "audit", "--json")
+		for _, action := range []string{"replay", "pause", "resume"} {
+			assert.Contains(t, audit, `"`+action+`"`, "the audit trail has the %s", action)
+		}
+	})
+
+	t.Run("the operator imports (an audited action)", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "contacts.csv")
+		require.NoError(t, os.WriteFile(file, []byte("commandId,name,email,mobile,tagId\n"+
+			"roles-import-1,Meera Das,meera@example.com,9876543216,65a1f0c2b3d4e5f6a7b8c9d6\n"), 0o600))
+		runConsumer(t, consumer, operator, 0, "import", "--wait", file)
+	})
+
 	var emails []string
 	for _, c := range ipay.Contacts() {
 		emails = append(emails, c.Email)
 	}
-	assert.ElementsMatch(t, []string{"asha@example.com", "later@example.com", "later2@example.com"}, emails, "one contact per command")
+	assert.ElementsMatch(t, []string{"asha@example.com", "later@example.com", "later2@example.com", "meera@example.com"}, emails, "one contact per command")
 
 	t.Run("the operator backs up and restores", func(t *testing.T) {
 		bin := t.TempDir()
@@ -318,7 +337,7 @@ func TestNATSRoles(t *testing.T) {
 			publishTo("$KV.CONTACT_RECORDS.c-roles-created"),
 			listKeys("CONTACT_RECORDS"), getBySequence("KV_CONTACT_RECORDS"),
 			subscribeTo("$KV.CONTACT_RECORDS.>"),
-			readStream("CONTACT_AUDIT"), subscribeTo("contactrelay.audit.>"),
+			readStream("CONTACT_AUDIT"), subscribeTo("contactrelay.audit.>"), publishTo("contactrelay.audit.import"),
 			readStream("CONTACT_FAILURES"),
 			subscribeTo("_INBOX_service.>"), subscribeTo("_INBOX_console.>"), subscribeTo("_INBOX_operator.>"),
 			subscribeTo("contact.create"),
@@ -340,7 +359,7 @@ func TestNATSRoles(t *testing.T) {
 			publishTo("contact.created"), publishTo("contact.failed"),
 			publishTo("$KV.CONTACT_RECORDS.c-roles-created"),
 			publishTo("$KV.CONTACT_CONSOLE_SESSIONS.x"),
-			subscribeTo("_INBOX.>"), subscribeTo("_INBOX_service.>"), subscribeTo("contact.created"),
+			subscribeTo("_INBOX.>"), subscribeTo("_INBOX_service.>"), subscribeTo("contact.create"),
 		}},
 	} {
 		t.Run(tc.role+" is refused", func(t *testing.T) {
