@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -738,4 +739,59 @@ func TestNATSHelmValuesAgree(t *testing.T) {
 	m := loadManifests(t)
 	require.Len(t, m.scaledObject.Spec.Triggers, 1)
 	assert.Equal(t, account, m.scaledObject.Spec.Triggers[0].Metadata["account"], "KEDA reads the consumer of the account the users are in")
+}
+
+// TestNATSNetworkPolicy: deploy/nats/networkpolicy.yaml lets clients reach
+// NATS from any namespace (TLS and the users decide the rest), the routes
+// only from the servers, and the monitoring port, which has no sign-in,
+// only from KEDA's and Prometheus's namespaces.
+func TestNATSNetworkPolicy(t *testing.T) {
+	var p networkPolicy
+	decodeFile(t, "nats/networkpolicy.yaml", &p)
+	var values helmValuesConfig
+	decodeFile(t, helmValues, &values)
+	require.Equal(t, "NetworkPolicy", p.Kind)
+	assert.Equal(t, "nats", p.Metadata.Namespace, "the namespace of the release nats")
+	assert.Equal(t, natsPods, p.Spec.PodSelector.MatchLabels, "the NATS servers' pods")
+	assert.Contains(t, p.Spec.PolicyTypes, "Ingress")
+
+	byPort := map[int][]policyPeer{}
+	for _, r := range p.Spec.Ingress {
+		require.NotEmpty(t, r.Ports, "a rule without ports opens every port")
+		require.NotEmpty(t, r.From, "a rule without peers lets everyone in")
+		for _, port := range r.Ports {
+			n, ok := port.Port.(int)
+			require.True(t, ok, "port %v is a number", port.Port)
+			byPort[n] = append(byPort[n], r.From...)
+		}
+	}
+	monitor := values.Config.Monitor.Port
+	assert.ElementsMatch(t, []int{4222, 6222, monitor}, slices.Collect(maps.Keys(byPort)), "clients, routes and monitoring only")
+
+	t.Run("clients from every namespace", func(t *testing.T) {
+		require.Len(t, byPort[4222], 1)
+		peer := byPort[4222][0]
+		require.NotNil(t, peer.NamespaceSelector)
+		assert.Empty(t, peer.NamespaceSelector.MatchLabels, "every namespace")
+		assert.Nil(t, peer.PodSelector)
+	})
+	t.Run("routes from the servers only", func(t *testing.T) {
+		for _, peer := range byPort[6222] {
+			assert.Nil(t, peer.NamespaceSelector, "the policy's own namespace")
+			require.NotNil(t, peer.PodSelector)
+			assert.Equal(t, natsPods, peer.PodSelector.MatchLabels)
+		}
+	})
+	t.Run("monitoring from KEDA and Prometheus only", func(t *testing.T) {
+		var namespaces []string
+		for _, peer := range byPort[monitor] {
+			assert.Nil(t, peer.PodSelector)
+			assert.Nil(t, peer.IPBlock)
+			require.NotNil(t, peer.NamespaceSelector, "a namespace, never every pod")
+			name := peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]
+			require.NotEmpty(t, name, "a namespace by name, never every namespace")
+			namespaces = append(namespaces, name)
+		}
+		assert.ElementsMatch(t, []string{"keda", "monitoring"}, namespaces)
+	})
 }
