@@ -795,3 +795,60 @@ func TestNATSNetworkPolicy(t *testing.T) {
 		assert.ElementsMatch(t, []string{"keda", "monitoring"}, namespaces)
 	})
 }
+
+// TestNATSRolesOfThePods: each pod of deploy/kubernetes connects as its
+// role of deploy/nats: over TLS (tls:// and the CA), with a seed from its
+// own Secret, and the inbox prefix its user may subscribe to; the
+// configuration lets each role read its own prefix's replies and no other
+// role's.
+func TestNATSRolesOfThePods(t *testing.T) {
+	opts := loadNATSConf(t, prepareSecuredNATS(t))
+	subscribe := map[string][]string{} // role → subscribe allow
+	for role, env := range natsRoleKeys {
+		for _, u := range opts.Nkeys {
+			if u.Nkey == os.Getenv(env) && u.Permissions != nil && u.Permissions.Subscribe != nil {
+				subscribe[role] = u.Permissions.Subscribe.Allow
+			}
+		}
+	}
+	for role, prefix := range natsInboxPrefixes {
+		assert.Contains(t, subscribe[role], prefix+".>", "%s may read its replies", role)
+		for other, theirs := range natsInboxPrefixes {
+			if other != role {
+				assert.NotContains(t, subscribe[role], theirs+".>", "%s may not read %s's replies", role, other)
+			}
+		}
+	}
+
+	m := loadManifests(t)
+	envOf := func(c container, name string) (string, bool) {
+		for _, e := range c.Env {
+			if e.Name == name {
+				return e.Value, e.ValueFrom != nil
+			}
+		}
+		return "", false
+	}
+	assert.True(t, strings.HasPrefix(m.configMap.Data["NATS_URL"], "tls://"), "NATS_URL says TLS")
+	assert.NotEmpty(t, m.configMap.Data["NATS_TLS_CA"], "the CA the servers' certificate is checked with")
+	assert.Equal(t, natsInboxPrefixes["service"], m.configMap.Data["NATS_INBOX_PREFIX"], "the service's (and the setup Job's) prefix")
+
+	for _, tc := range []struct {
+		name   string
+		c      container
+		prefix string // "" for the ConfigMap's
+	}{
+		{"service", m.deployment.Spec.Template.Spec.Containers[0], ""},
+		{"setup Job", m.job.Spec.Template.Spec.Containers[0], ""},
+		{"console", m.console.Spec.Template.Spec.Containers[0], natsInboxPrefixes["console"]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seed, _ := envOf(tc.c, "NATS_NKEY_FILE")
+			assert.NotEmpty(t, seed, "its user's seed, from its Secret")
+			if tc.prefix != "" {
+				got, _ := envOf(tc.c, "NATS_INBOX_PREFIX")
+				assert.Equal(t, tc.prefix, got)
+			}
+		})
+	}
+}
