@@ -254,7 +254,7 @@ func TestNATSRoles(t *testing.T) {
 			20*time.Second, 100*time.Millisecond, "the replay created the contact and closed its failure")
 	})
 
-	t.Run("the console shows and replays", func(t *testing.T) {
+	t.Run("the console shows, replays, pauses and resumes, and shows the status and the activity", func(t *testing.T) {
 		web := startConsole(t, consumer, env("console", "CONSOLE_ADDR=127.0.0.1:0", "CONSOLE_USER=ops", "CONSOLE_PASSWORD=correct horse"))
 		jar, err := cookiejar.New(nil)
 		require.NoError(t, err)
@@ -273,6 +273,25 @@ func TestNATSRoles(t *testing.T) {
 		require.Less(t, resp.StatusCode, 400, "the replay starts: %s", body)
 		require.Eventually(t, func() bool { return len(openFailures()) == 0 },
 			20*time.Second, 100*time.Millisecond, "the console's replay created the contact and closed its failure")
+
+		// Pause and resume (the pauses' bucket, the audit trail), the
+		// service's status (a request the service answers) and the
+		// activity (the audit trail read back).
+		resp, page = httpGet(t, c, web+"pauses")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		for _, action := range []string{"pause", "resume"} {
+			resp, body := httpPost(t, c, web+"pauses", url.Values{"csrf": {csrfFrom(t, page)}, "provider": {"instantpay"},
+				"action": {action}, "reason": {"console roles test"}})
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", action, body)
+			assert.Contains(t, body, "instantpay "+action+"d", action)
+		}
+		require.Eventually(t, func() bool {
+			resp, page := httpGet(t, c, web+"status")
+			return resp.StatusCode == http.StatusOK && strings.Contains(page, `<section aria-label="instance `)
+		}, 10*time.Second, 100*time.Millisecond, "the status page shows the service instance's answer")
+		resp, page = httpGet(t, c, web+"activity")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Contains(t, page, "console roles test", "the activity shows the console's pause")
 	})
 	t.Run("the operator pauses, reads the status and the audit trail, resumes", func(t *testing.T) {
 		runConsumer(t, consumer, operator, 0, "pause", "--reason", "roles test", "instantpay")
