@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -105,7 +106,8 @@ func prepareSecuredNATS(t *testing.T) natsFiles {
 	b, err := os.ReadFile(natsConf)
 	require.NoError(t, err)
 	conf := string(b)
-	require.Equal(t, 2, strings.Count(conf, natsCertDir), "nats-server.conf names the certificate and its key under %s", natsCertDir)
+	require.Equal(t, 5, strings.Count(conf, natsCertDir),
+		"nats-server.conf names the certificate and its key (clients), and them and the CA (routes) under %s", natsCertDir)
 	require.Equal(t, 1, strings.Count(conf, natsStoreDir), "nats-server.conf stores JetStream in %s", natsStoreDir)
 	conf = strings.ReplaceAll(conf, natsCertDir, dir+"/")
 	conf = strings.ReplaceAll(conf, natsStoreDir, filepath.Join(dir, "jetstream"))
@@ -179,9 +181,10 @@ func writeCertificates(t *testing.T, dir string) {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		// Routes: each server is the other's client too.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:    []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	require.NoError(t, err)
@@ -664,6 +667,16 @@ type helmNATSAccounts struct {
 				SecretName string `yaml:"secretName"`
 			} `yaml:"tls"`
 		} `yaml:"nats"`
+		Cluster struct {
+			TLS struct {
+				Enabled    bool   `yaml:"enabled"`
+				SecretName string `yaml:"secretName"`
+				Merge      struct {
+					Verify bool   `yaml:"verify"`
+					CAFile string `yaml:"ca_file"`
+				} `yaml:"merge"`
+			} `yaml:"tls"`
+		} `yaml:"cluster"`
 		Merge struct {
 			SystemAccount string `yaml:"system_account"`
 			Accounts      map[string]struct {
@@ -754,6 +767,12 @@ func TestNATSHelmValuesAgree(t *testing.T) {
 	assert.NotNil(t, opts.TLSConfig, "nats-server.conf requires TLS")
 	assert.True(t, v.Config.Nats.TLS.Enabled, "values.yaml requires TLS")
 	assert.NotEmpty(t, v.Config.Nats.TLS.SecretName, "values.yaml names the TLS Secret")
+	require.NotNil(t, opts.Cluster.TLSConfig, "nats-server.conf: routes speak TLS")
+	assert.Equal(t, tls.RequireAndVerifyClientCert, opts.Cluster.TLSConfig.ClientAuth, "nats-server.conf: a route proves itself (verify)")
+	assert.True(t, v.Config.Cluster.TLS.Enabled, "values.yaml: routes speak TLS")
+	assert.Equal(t, v.Config.Nats.TLS.SecretName, v.Config.Cluster.TLS.SecretName, "values.yaml: the routes' certificate is the servers'")
+	assert.True(t, v.Config.Cluster.TLS.Merge.Verify, "values.yaml: a route proves itself (verify)")
+	assert.NotEmpty(t, v.Config.Cluster.TLS.Merge.CAFile, "values.yaml: the CA routes are checked with")
 
 	m := loadManifests(t)
 	require.Len(t, m.scaledObject.Spec.Triggers, 1)
@@ -871,3 +890,81 @@ func TestNATSRolesOfThePods(t *testing.T) {
 		})
 	}
 }
+
+// TestNATSRoutes: two servers of nats-server.conf (the same certificates)
+// form a route over TLS; a server whose certificate the CA did not sign is
+// refused, the refusal logged by the cluster's server.
+func TestNATSRoutes(t *testing.T) {
+	f := prepareSecuredNATS(t)
+	start := func(name string, routes []*url.URL, log server.Logger, trustAnyone bool) *server.Server {
+		t.Helper()
+		opts := loadNATSConf(t, f)
+		require.NotNil(t, opts.Cluster.TLSConfig, "routes speak TLS")
+		// A stranger that trusts any server: only the cluster's own check
+		// of the stranger's certificate (verify) keeps it out.
+		opts.Cluster.TLSConfig.InsecureSkipVerify = trustAnyone
+		opts.ServerName, opts.Host, opts.Port, opts.HTTPPort = name, "127.0.0.1", -1, 0
+		opts.Cluster.Host, opts.Cluster.Port, opts.Routes = "127.0.0.1", -1, routes
+		// Routes only: a JetStream cluster of two would wait for its
+		// third server's vote.
+		opts.JetStream = false
+		opts.NoSigs = true
+		s, err := server.NewServer(opts)
+		require.NoError(t, err)
+		if log != nil {
+			s.SetLoggerV2(log, false, false, false)
+		}
+		s.Start()
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		require.True(t, s.ReadyForConnections(10*time.Second), "%s did not start", name)
+		return s
+	}
+	seen := &lineLog{want: "TLS route handshake error"}
+	a := start("nats-a", nil, seen, false)
+	routeURL, err := url.Parse(fmt.Sprintf("nats-route://127.0.0.1:%d", a.ClusterAddr().Port))
+	require.NoError(t, err)
+	b := start("nats-b", []*url.URL{routeURL}, nil, false)
+	require.Eventually(t, func() bool { return a.NumRoutes() > 0 && b.NumRoutes() > 0 }, 10*time.Second, 20*time.Millisecond,
+		"the two servers form a route over TLS")
+
+	// A stranger: its own CA's certificate, in the same configuration.
+	stranger := t.TempDir()
+	writeCertificates(t, stranger)
+	for _, name := range []string{"tls.crt", "tls.key", "ca.crt"} {
+		b, err := os.ReadFile(filepath.Join(stranger, name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(f.Dir, name), b, 0o600))
+	}
+	routes := a.NumRoutes()
+	start("nats-stranger", []*url.URL{routeURL}, nil, true)
+	require.Eventually(t, seen.found, 10*time.Second, 20*time.Millisecond, "nats-a refuses the stranger's route (TLS)")
+	assert.Equal(t, routes, a.NumRoutes(), "no route to the stranger")
+}
+
+// lineLog notes whether a server logged a line holding want.
+type lineLog struct {
+	want string
+	mu   sync.Mutex
+	seen bool
+}
+
+func (l *lineLog) keep(format string, v ...any) {
+	if strings.Contains(fmt.Sprintf(format, v...), l.want) {
+		l.mu.Lock()
+		l.seen = true
+		l.mu.Unlock()
+	}
+}
+
+func (l *lineLog) found() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen
+}
+
+func (l *lineLog) Noticef(format string, v ...any) { l.keep(format, v...) }
+func (l *lineLog) Warnf(format string, v ...any)   { l.keep(format, v...) }
+func (l *lineLog) Fatalf(format string, v ...any)  { l.keep(format, v...) }
+func (l *lineLog) Errorf(format string, v ...any)  { l.keep(format, v...) }
+func (l *lineLog) Debugf(format string, v ...any)  { l.keep(format, v...) }
+func (l *lineLog) Tracef(format string, v ...any)  { l.keep(format, v...) }
