@@ -186,12 +186,7 @@ func buildTools(t *testing.T, dir string) (natsCLI, consumer string) {
 	var wg sync.WaitGroup
 	var installOut, buildOut []byte
 	var installErr, buildErr error
-	wg.Go(func() {
-		cmd := exec.Command("go", "install", natsCLIPackage)
-		cmd.Dir = dir // outside this module: the CLI's own go.mod decides
-		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
-		installOut, installErr = cmd.CombinedOutput()
-	})
+	wg.Go(func() { installOut, installErr = goInstallNATSCLI(dir) })
 	wg.Go(func() {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "consumer"), "./cmd/consumer")
 		cmd.Dir = ".."
@@ -199,18 +194,34 @@ func buildTools(t *testing.T, dir string) (natsCLI, consumer string) {
 	})
 	wg.Wait()
 	require.NoError(t, buildErr, "go build ./cmd/consumer: %s", buildOut)
-	if installErr != nil {
-		msg := "go install " + natsCLIPackage + ": " + string(installOut)
-		if os.Getenv("CI") == "" && unreachableProxy(string(installOut)) {
+	return natsCLIBuilt(t, dir, installOut, installErr), filepath.Join(dir, "consumer")
+}
+
+// goInstallNATSCLI installs the pinned nats CLI into dir.
+func goInstallNATSCLI(dir string) ([]byte, error) {
+	cmd := exec.Command("go", "install", natsCLIPackage)
+	cmd.Dir = dir // outside this module: the CLI's own go.mod decides
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
+	return cmd.CombinedOutput()
+}
+
+// natsCLIBuilt returns the path of the nats CLI goInstallNATSCLI built in
+// dir, or skips the test when the module proxy could not be reached
+// (except in CI, where it fails).
+func natsCLIBuilt(t *testing.T, dir string, out []byte, err error) string {
+	t.Helper()
+	if err != nil {
+		msg := "go install " + natsCLIPackage + ": " + string(out)
+		if os.Getenv("CI") == "" && unreachableProxy(string(out)) {
 			t.Skipf("the module proxy cannot be reached, so the nats CLI cannot be built (CI fails here instead): %s", msg)
 		}
 		t.Fatal(msg)
 	}
-	natsCLI = filepath.Join(dir, "nats")
+	natsCLI := filepath.Join(dir, "nats")
 	if runtime.GOOS == "windows" {
 		natsCLI += ".exe"
 	}
-	return natsCLI, filepath.Join(dir, "consumer")
+	return natsCLI
 }
 
 // unreachableProxy tells go command output that failed for want of the
@@ -280,12 +291,19 @@ func runConsumer(t *testing.T, consumer string, env []string, want int, args ...
 // built CLI, requiring the exit code want, and returns its output.
 func runScript(t *testing.T, natsCLI, natsURL string, want int, script string, args ...string) string {
 	t.Helper()
+	return runScriptEnv(t, natsCLI, natsURL, nil, want, script, args...)
+}
+
+// runScriptEnv is runScript with more variables in the script's
+// environment (a NATS user's, say).
+func runScriptEnv(t *testing.T, natsCLI, natsURL string, env []string, want int, script string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
 	home := t.TempDir() // no nats context of the caller's
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + home,
-		"NATS_URL=" + natsURL, "NATS_CLI=" + natsCLI}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + home,
+		"NATS_URL=" + natsURL, "NATS_CLI=" + natsCLI}, env...)
 	out, err := cmd.CombinedOutput()
 	require.Equal(t, want, exitCode(t, err), "%s %s: exit code\n%s", script, strings.Join(args, " "), out)
 	return string(out)

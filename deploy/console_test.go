@@ -287,9 +287,14 @@ func TestConsoleDeployment(t *testing.T) {
 			ref := c.Env[i].ValueFrom
 			require.True(t, ref != nil && ref.ConfigMapKeyRef != nil, "NATS_URL from the service's ConfigMap, so the two cannot differ")
 		}},
-		{"secret keys are console settings", func(t *testing.T) {
+		{"secret keys are console settings or its NATS user's secret", func(t *testing.T) {
 			require.NotEmpty(t, m.consoleSecret.StringData)
+			service := serviceSettings(t)
 			for k := range m.consoleSecret.StringData {
+				if strings.HasPrefix(k, "NATS_") {
+					assert.True(t, service[k].secret, "%s in console-secret.yaml is not a secret NATS setting", k)
+					continue
+				}
 				assert.Contains(t, consoleSettings(t), k)
 			}
 		}},

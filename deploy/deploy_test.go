@@ -941,7 +941,7 @@ func TestScaledObject(t *testing.T) {
 			assert.Equal(t, "nats-jetstream", trig.Type)
 			assert.Equal(t, commandStream, trig.Metadata["stream"])
 			assert.Equal(t, durable, trig.Metadata["consumer"])
-			assert.Equal(t, "$G", trig.Metadata["account"])
+			assert.Equal(t, "CONTACTRELAY", trig.Metadata["account"], "the account of deploy/nats's users, not the default $G")
 		}},
 		{"lag threshold is a positive number", func(t *testing.T) {
 			n, err := strconv.Atoi(trig.Metadata["lagThreshold"])
@@ -966,8 +966,12 @@ func natsHosts(t *testing.T, urls string) []string {
 	t.Helper()
 	var hosts []string
 	for _, u := range strings.Split(urls, ",") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(u), "nats://")
-		require.True(t, ok, "NATS URL %q: want nats://host:port", u)
+		// tls:// where the server wants TLS (deploy/nats).
+		rest, ok := strings.CutPrefix(strings.TrimSpace(u), "tls://")
+		if !ok {
+			rest, ok = strings.CutPrefix(strings.TrimSpace(u), "nats://")
+		}
+		require.True(t, ok, "NATS URL %q: want tls://host:port or nats://host:port", u)
 		host, port, err := net.SplitHostPort(rest)
 		require.NoError(t, err, u)
 		assert.Equal(t, "4222", port, u)
@@ -1031,8 +1035,7 @@ func TestNATSHelmValues(t *testing.T) {
 }
 
 func TestNATSServerConf(t *testing.T) {
-	opts, err := server.ProcessConfigFile(natsConf)
-	require.NoError(t, err, "nats-server rejects %s", natsConf)
+	opts := loadNATSConf(t, prepareSecuredNATS(t))
 	tests := []struct {
 		name  string
 		check func(t *testing.T)

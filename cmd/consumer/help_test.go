@@ -47,7 +47,7 @@ const (
 )
 
 func TestHelpShowsOwnFlagsThenConnection(t *testing.T) {
-	connection := []string{"nats-url", "nats-creds", "nats-nkey", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "nats-js-domain"}
+	connection := []string{"nats-url", "nats-creds", "nats-nkey", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "nats-js-domain", "nats-inbox-prefix"}
 	for _, tc := range []struct {
 		args    []string
 		own     string   // one of its own flags

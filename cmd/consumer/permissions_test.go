@@ -217,16 +217,24 @@ func TestForbiddenPublishDoesNotLoop(t *testing.T) {
 // service's subjects the credentials may not publish to, and fails; it
 // stores nothing in checking.
 func TestSetupChecksPublishPermissions(t *testing.T) {
-	e := permissionsEnv(t, contact.SubjectFailed, "$KV."+provision.RecordBucket+".>")
+	e := permissionsEnv(t, contact.SubjectFailed, "$KV."+provision.RecordBucket+".>", "$KV.CONTACT_PAUSES.>")
 	var stdout strings.Builder
 	err := run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard)
 	require.Error(t, err, "setup fails when the service could not publish")
 	assert.Equal(t, 1, exitCode(err), "exit code 1")
 	assert.ErrorIs(t, err, provision.ErrPublishRefused)
 	assert.Contains(t, err.Error(), "refuses these credentials' publishes (permissions violation) to: contact.failed, $KV.CONTACT_RECORDS.c.")
+	assert.Contains(t, err.Error(), ", $KV.CONTACT_PAUSES.held.CONTACT_COMMANDS.0", "a held command's count (the pauses' bucket)")
 	assert.NotContains(t, err.Error(), "to: contact.created", "contact.created is allowed")
 	assert.Empty(t, stdout.String(), "no \"ready\" line")
 
+	// Run as an operator, whose credentials are not the service's.
+	require.NoError(t, run(t.Context(), []string{"setup", "--no-publish-check"}, e.getenv, nil, &stdout, io.Discard),
+		"--no-publish-check: the same credentials pass")
+	assert.Contains(t, stdout.String(), "note: not checked whether these credentials may publish")
+	assert.Contains(t, stdout.String(), "ready:")
+
+	stdout.Reset()
 	e.vars["NATS_URL"] = e.nats.URL("admin", "pw")
 	require.NoError(t, run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard), "setup passes with every permission")
 	assert.Contains(t, stdout.String(), "ready:")
@@ -237,4 +245,26 @@ func TestSetupChecksPublishPermissions(t *testing.T) {
 		require.NoError(t, err)
 		assert.Zero(t, info.State.Msgs, "the checks stored nothing in %s", name)
 	}
+}
+
+// TestSetupChecksStatusSubscription: 'consumer setup' fails, saying so,
+// when the service's credentials may not subscribe to the status
+// requests it answers.
+func TestSetupChecksStatusSubscription(t *testing.T) {
+	e := permissionsEnv(t)
+	require.NoError(t, e.nats.Reload(func(o *server.Options) {
+		for _, u := range o.Users {
+			if u.Username == "svc" {
+				u.Permissions = &server.Permissions{Subscribe: &server.SubjectPermission{Deny: []string{"contactrelay.status"}}}
+			}
+		}
+	}))
+	var stdout strings.Builder
+	err := run(t.Context(), []string{"setup"}, e.getenv, nil, &stdout, io.Discard)
+	require.Error(t, err, "setup fails when the service could not answer status requests")
+	assert.Equal(t, 1, exitCode(err), "exit code 1")
+	assert.ErrorIs(t, err, provision.ErrSubscribeRefused)
+	assert.Contains(t, err.Error(), "subscriptions (permissions violation) to: contactrelay.status")
+	assert.Contains(t, err.Error(), "grant these credentials subscribe permission to contactrelay.status")
+	assert.NotContains(t, stdout.String(), "ready:")
 }

@@ -20,6 +20,7 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	fs.SetOutput(stderr)
 	replicas := fs.Int("replicas", 1, fmt.Sprintf("replicas of the streams and the record bucket, 1 to %d", maxReplicas))
 	rebuild := fs.Bool("rebuild-failures", false, "build the open failures from the event history again, even if done before (failures discarded since come back)")
+	noCheck := fs.Bool("no-publish-check", false, "do not check that these credentials may publish and subscribe to what the service does (setup run as an operator, not as the service)")
 	load := toolFlags(fs, getenv, "ACK_WAIT", "EVENT_MAX_AGE", "RECORD_TTL", "AUDIT_MAX_AGE")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -39,5 +40,5 @@ func setupCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	return service.Setup(ctx, cfg, *replicas, *rebuild, stdout, stderr)
+	return service.Setup(ctx, cfg, service.SetupOptions{Replicas: *replicas, RebuildFailures: *rebuild, NoPublishCheck: *noCheck}, stdout, stderr)
 }

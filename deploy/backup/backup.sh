@@ -15,7 +15,7 @@
 #
 # DIR must not exist yet, or be empty; default ./contactrelay-backup-<UTC
 # time>. The connection is the service's: NATS_URL, NATS_CREDS, NATS_NKEY,
-# NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY, NATS_JS_DOMAIN (docs/CLI.md).
+# NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY, NATS_JS_DOMAIN, NATS_INBOX_PREFIX (docs/CLI.md).
 # NATS_CLI names the nats binary (default: nats on PATH; the pinned
 # version is in docs/BACKUP.md). Each stream's backup is checked with
 # `nats backup validate` once written (which reads only backups of NATS
@@ -39,6 +39,7 @@ conn=(--no-context)
 [[ -n ${NATS_TLS_CERT:-} ]] && conn+=(--tlscert "$NATS_TLS_CERT")
 [[ -n ${NATS_TLS_KEY:-} ]] && conn+=(--tlskey "$NATS_TLS_KEY")
 [[ -n ${NATS_JS_DOMAIN:-} ]] && conn+=(--js-domain "$NATS_JS_DOMAIN")
+[[ -n ${NATS_INBOX_PREFIX:-} ]] && conn+=(--inbox-prefix "$NATS_INBOX_PREFIX")
 
 if [[ -e $dir && -n $(ls -A "$dir") ]]; then
 	echo "backup: $dir is not empty: give a new directory" >&2

@@ -10,7 +10,7 @@
 # --replicas sets the restored streams' replicas (default: as backed up;
 # a backup of an R3 cluster restored into one server needs --replicas 1).
 # The connection is the service's: NATS_URL, NATS_CREDS, NATS_NKEY,
-# NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY, NATS_JS_DOMAIN; NATS_CLI names
+# NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY, NATS_JS_DOMAIN, NATS_INBOX_PREFIX; NATS_CLI names
 # the nats binary (default: nats on PATH). A stream that exists already is
 # not touched, and makes the script fail (exit 1) after restoring the
 # others. The runbook is docs/BACKUP.md.
@@ -51,6 +51,7 @@ conn=(--no-context)
 [[ -n ${NATS_TLS_CERT:-} ]] && conn+=(--tlscert "$NATS_TLS_CERT")
 [[ -n ${NATS_TLS_KEY:-} ]] && conn+=(--tlskey "$NATS_TLS_KEY")
 [[ -n ${NATS_JS_DOMAIN:-} ]] && conn+=(--js-domain "$NATS_JS_DOMAIN")
+[[ -n ${NATS_INBOX_PREFIX:-} ]] && conn+=(--inbox-prefix "$NATS_INBOX_PREFIX")
 
 existing=$("$nats_cli" "${conn[@]}" stream ls --names)
 

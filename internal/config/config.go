@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,7 @@ func ServiceSettings() []Setting {
 		{Env: "NATS_TLS_CERT", Flag: "nats-tls-cert", Usage: "client certificate file for NATS TLS"},
 		{Env: "NATS_TLS_KEY", Flag: "nats-tls-key", Usage: "client key file for NATS TLS", SecretFile: true},
 		{Env: "NATS_JS_DOMAIN", Flag: "nats-js-domain", Usage: "JetStream domain of the streams (a leaf node's hub); unset: the server's own"},
+		{Env: "NATS_INBOX_PREFIX", Flag: "nats-inbox-prefix", Default: "_INBOX", Usage: "subject prefix of this connection's replies (the role's own, such as _INBOX_service, where the server lets each role read only its own)"},
 		{Env: "CONCURRENCY", Flag: "concurrency", Default: "64", Usage: "commands processed at once"},
 		{Env: "MAX_DELIVER", Flag: "max-deliver", Default: "10", Usage: "deliveries before a command fails as exhausted"},
 		{Env: "ACK_WAIT", Flag: "ack-wait", Default: "30s", Usage: "JetStream ack wait"},
@@ -90,6 +92,10 @@ type Config struct {
 	// NATSJSDomain is the JetStream domain the streams live in; empty
 	// means the connected server's own.
 	NATSJSDomain string
+	// NATSInboxPrefix starts the subjects of the connection's replies
+	// (nats.go's "_INBOX" by default): a role's own prefix lets the
+	// server keep other users from reading its replies.
+	NATSInboxPrefix string
 
 	Concurrency int
 	MaxDeliver  int
@@ -283,6 +289,7 @@ func parseConfig(v map[string]string, providers []Provider) (Config, []error) {
 		NATSTLSCert:     v["NATS_TLS_CERT"],
 		NATSTLSKey:      v["NATS_TLS_KEY"],
 		NATSJSDomain:    v["NATS_JS_DOMAIN"],
+		NATSInboxPrefix: v["NATS_INBOX_PREFIX"],
 		Concurrency:     num("CONCURRENCY", 1, maxConcurrency),
 		MaxDeliver:      num("MAX_DELIVER", 1, maxDeliverLimit),
 		AckWait:         dur("ACK_WAIT", time.Second, time.Hour),
@@ -362,6 +369,9 @@ func parseConfig(v map[string]string, providers []Provider) (Config, []error) {
 	if err := checkNATSURLs(cfg.NATSURL); err != nil {
 		fail("NATS_URL", "%v", err)
 	}
+	if !inboxPrefix.MatchString(cfg.NATSInboxPrefix) {
+		fail("NATS_INBOX_PREFIX", "must be subject tokens of letters, digits, '_' and '-' separated by '.', such as _INBOX_service, not %q", cfg.NATSInboxPrefix)
+	}
 	if cfg.HTTPAddr != "" {
 		if err := checkListenAddr(cfg.HTTPAddr); err != nil {
 			fail("HTTP_ADDR", "must be host:port, :port or off, not %q: %v", cfg.HTTPAddr, err)
@@ -432,6 +442,10 @@ func checkListenAddr(addr string) error {
 	}
 	return nil
 }
+
+// inboxPrefix matches a valid NATS_INBOX_PREFIX: literal subject tokens
+// (no wildcards), since nats.go appends ".<id>" to it.
+var inboxPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
 // checkNATSFiles checks that the NATS credential and TLS files exist, and
 // that a client certificate comes with its key. It does not read them.

@@ -160,6 +160,7 @@ func TestConfigChecksSyntaxAndRangesAtOnce(t *testing.T) {
 		"NATS_TLS_CERT":              cert,
 		"NATS_CREDS":                 filepath.Join(dir, "missing.creds"),
 		"INSTANTPAY_MAX_CONCURRENCY": "5000",
+		"NATS_INBOX_PREFIX":          "_INBOX.>",
 	}
 	_, err := loadConfig(t, bad)
 	require.Error(t, err)
@@ -189,6 +190,7 @@ func TestConfigChecksSyntaxAndRangesAtOnce(t *testing.T) {
 		"RETRY_INITIAL_INTERVAL": "1ms", "RETRY_MAX_INTERVAL": "1h", "RETRY_MAX_ELAPSED": "24h",
 		"PROVIDER_TIMEOUT": "10m", "SHUTDOWN_GRACE": "1h", "CIRCUIT_FAILURES": "1000",
 		"INSTANTPAY_RATE_LIMIT": "0.5", "PIK_MAX_CONCURRENCY": "4096",
+		"NATS_INBOX_PREFIX": "_INBOX_service.pod-1",
 	}
 	_, err = loadConfig(t, good)
 	assert.NoError(t, err, "the ends of each range are accepted")
@@ -196,6 +198,7 @@ func TestConfigChecksSyntaxAndRangesAtOnce(t *testing.T) {
 	for env, v := range map[string]string{
 		"CONCURRENCY": "4097", "MAX_DELIVER": "101", "ACK_WAIT": "999ms", "RETRY_MAX_ELAPSED": "25h",
 		"PROVIDER_TIMEOUT": "11m", "NATS_URL": "http://a:4222", "HTTP_ADDR": ":99999",
+		"NATS_INBOX_PREFIX": "_INBOX_service.",
 	} {
 		_, err := loadConfig(t, map[string]string{env: v})
 		if assert.Error(t, err, "%s=%s is out of range", env, v) {

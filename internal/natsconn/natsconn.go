@@ -48,6 +48,9 @@ func Connect(cfg config.Config, name string, log *slog.Logger) (*nats.Conn, erro
 			log.Warn("NATS error", "error", redact.Error(err, cfg.NATSURL))
 		}),
 	}
+	if cfg.NATSInboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.NATSInboxPrefix))
+	}
 	if cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
 	}

@@ -301,6 +301,14 @@ type Holds struct {
 	KV jetstream.KeyValue
 }
 
+// HeldSubject is the subject a write of the hold count of the message at
+// seq in stream is published to (the key-value API publishes a put to
+// "$KV.<bucket>.<key>"): the service publishes there while a provider is
+// paused, so its NATS user needs it.
+func HeldSubject(stream string, seq uint64) string {
+	return "$KV." + Bucket + "." + heldKey(stream, seq)
+}
+
 func heldKey(stream string, seq uint64) string {
 	return heldPrefix + stream + "." + strconv.FormatUint(seq, 10)
 }

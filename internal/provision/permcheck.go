@@ -12,6 +12,7 @@ import (
 
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/pause"
 	"github.com/contactrelay/contactrelay/record"
 )
 
@@ -24,14 +25,25 @@ const ProbeStream = "contactrelay.permission-probe"
 // probeTimeout bounds one permission probe.
 const probeTimeout = 2 * time.Second
 
+// StatusSubject is where service instances answer status requests
+// (package status, which names it Subject).
+const StatusSubject = "contactrelay.status"
+
 // PublishSubjects returns the subjects the service publishes to: the two
 // event subjects, its record bucket's, the open failures' and their
-// index's, each with a key of the kind it writes (the key-value API publishes a put to "$KV.<bucket>.<key>").
+// index's, and the pauses' (a held command's count), each with a key of
+// the kind it writes (the key-value API publishes a put to
+// "$KV.<bucket>.<key>").
 func PublishSubjects() []string {
 	return []string{contact.SubjectCreated, contact.SubjectFailed, recordSubject(record.Key("contactrelay-permission-check")),
 		failstore.Subject(contact.ReasonExhausted, "", "contactrelay-permission-check"),
-		failstore.IndexSubjectPrefix + "permission-check." + record.Key("contactrelay-permission-check")}
+		failstore.IndexSubjectPrefix + "permission-check." + record.Key("contactrelay-permission-check"),
+		pause.HeldSubject(CommandStream, 0)}
 }
+
+// SubscribeSubjects returns the subjects the service subscribes to beyond
+// its replies: the status requests it answers.
+func SubscribeSubjects() []string { return []string{StatusSubject} }
 
 // recordSubject is the subject a write of the record under key is
 // published to.
@@ -53,6 +65,70 @@ func (e *PublishRefusedError) Is(target error) bool { return target == ErrPublis
 // ErrPublishRefused reports a publish to a subject the server refuses to
 // this service's credentials.
 var ErrPublishRefused = errors.New("the server refuses this service's publishes to the subject (permissions violation)")
+
+// SubscribeRefusedError lists the subjects the server refuses this
+// connection's subscriptions to. It is ErrSubscribeRefused.
+type SubscribeRefusedError struct {
+	Subjects []string
+}
+
+func (e *SubscribeRefusedError) Error() string {
+	return "the NATS server refuses these credentials' subscriptions (permissions violation) to: " + strings.Join(e.Subjects, ", ")
+}
+
+// Is reports ErrSubscribeRefused.
+func (e *SubscribeRefusedError) Is(target error) bool { return target == ErrSubscribeRefused }
+
+// ErrSubscribeRefused reports a subscription the server refuses to this
+// service's credentials.
+var ErrSubscribeRefused = errors.New("the server refuses this service's subscription to the subject (permissions violation)")
+
+// CheckSubscribe asks the server, for each subject, whether nc may
+// subscribe to it: it subscribes, flushes (the server answers in order,
+// so a refusal is known when the flush returns) and unsubscribes. It
+// returns a *SubscribeRefusedError listing the refused subjects, in
+// order, or an error naming the subjects it could not check. As
+// CheckPublish, it reads the violation from the connection's last error,
+// one subject at a time, leaving the caller's error handler as it is.
+func CheckSubscribe(ctx context.Context, nc *nats.Conn, subjects []string) error {
+	var refused []string
+	var other []error
+	for _, subject := range subjects {
+		switch err := probeSubscribe(ctx, nc, subject); {
+		case err == nil:
+		case errors.Is(err, ErrSubscribeRefused):
+			refused = append(refused, subject)
+		default:
+			other = append(other, fmt.Errorf("check subscribe to %s: %w", subject, err))
+		}
+	}
+	if len(refused) > 0 {
+		other = append([]error{&SubscribeRefusedError{Subjects: refused}}, other...)
+	}
+	return errors.Join(other...)
+}
+
+// probeSubscribe subscribes to subject and back: nil when the server let
+// the subscription be, ErrSubscribeRefused when it reported a permissions
+// violation for it.
+func probeSubscribe(ctx context.Context, nc *nats.Conn, subject string) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	before := nc.LastError()
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.FlushWithContext(ctx); err != nil {
+		return err
+	}
+	if last := nc.LastError(); last != before && errors.Is(last, nats.ErrPermissionViolation) &&
+		strings.Contains(last.Error(), "Subscription to "+strconv.Quote(subject)) {
+		return ErrSubscribeRefused
+	}
+	return nil
+}
 
 // RefusedSubject returns the subject of a publish permissions violation
 // that nats.go reported (on the connection's error callback, or as its

@@ -13,17 +13,21 @@ import (
 
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/natstest"
+	"github.com/contactrelay/contactrelay/internal/pause"
 )
 
 // permsServer starts a server with an admin, a user denied contact.failed
-// and the record bucket's subjects, and one denied nothing; the streams
-// are set up.
+// and the record and pause buckets' subjects, and one ("nostatus") who may
+// not subscribe to the status requests; the streams are set up.
 func permsServer(t *testing.T) (*natstest.Server, jetstream.JetStream) {
 	t.Helper()
 	srv := natstest.Start(t, func(o *server.Options) {
 		o.Users = []*server.User{
 			natstest.User("admin", "pw"),
-			natstest.User("denied", "pw", contact.SubjectFailed, "$KV."+RecordBucket+".>"),
+			natstest.User("denied", "pw", contact.SubjectFailed, "$KV."+RecordBucket+".>", "$KV."+pause.Bucket+".>"),
+			{Username: "nostatus", Password: "pw", Permissions: &server.Permissions{
+				Subscribe: &server.SubjectPermission{Deny: []string{StatusSubject}},
+			}},
 		}
 	})
 	nc, err := nats.Connect(srv.URL("admin", "pw"))
@@ -74,8 +78,9 @@ func TestCheckPublishAgainstTheServer(t *testing.T) {
 		require.ErrorIs(t, err, ErrPublishRefused)
 		var refused *PublishRefusedError
 		require.ErrorAs(t, err, &refused)
-		assert.Equal(t, []string{contact.SubjectFailed, PublishSubjects()[2]}, refused.Subjects,
-			"the refused subjects, in order, and not contact.created")
+		assert.Equal(t, []string{contact.SubjectFailed, PublishSubjects()[2], PublishSubjects()[4]}, refused.Subjects,
+			"the refused subjects, in order (the pauses' too), and not contact.created")
+		assert.Equal(t, "$KV.CONTACT_PAUSES.held.CONTACT_COMMANDS.0", PublishSubjects()[4], "a held command's count")
 		assert.Contains(t, err.Error(), "contact.failed")
 		require.NoError(t, nc.Flush())
 		assert.Eventually(t, func() bool { return handled.Load() > 0 }, time.Second, 10*time.Millisecond,
@@ -97,5 +102,34 @@ func TestCheckPublishAgainstTheServer(t *testing.T) {
 		err := CheckPublish(ctx, nc, []string{contact.SubjectFailed})
 		require.Error(t, err)
 		assert.NotErrorIs(t, err, ErrPublishRefused)
+	})
+}
+
+func TestCheckSubscribeAgainstTheServer(t *testing.T) {
+	srv, _ := permsServer(t)
+	ctx := t.Context()
+	assert.Equal(t, []string{"contactrelay.status"}, SubscribeSubjects())
+
+	t.Run("allowed", func(t *testing.T) {
+		nc := connectAs(t, srv, "admin")
+		assert.NoError(t, CheckSubscribe(ctx, nc, SubscribeSubjects()))
+	})
+	t.Run("denied", func(t *testing.T) {
+		var handled atomic.Int32
+		nc := connectAs(t, srv, "nostatus", nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { handled.Add(1) }))
+		err := CheckSubscribe(ctx, nc, append([]string{"contactrelay.other"}, SubscribeSubjects()...))
+		require.ErrorIs(t, err, ErrSubscribeRefused)
+		var refused *SubscribeRefusedError
+		require.ErrorAs(t, err, &refused)
+		assert.Equal(t, []string{StatusSubject}, refused.Subjects, "only the refused subject")
+		assert.Eventually(t, func() bool { return handled.Load() > 0 }, time.Second, 10*time.Millisecond,
+			"the caller's error handler still hears of the violation")
+	})
+	t.Run("a closed connection is no refusal", func(t *testing.T) {
+		nc := connectAs(t, srv, "admin")
+		nc.Close()
+		err := CheckSubscribe(ctx, nc, SubscribeSubjects())
+		require.Error(t, err)
+		assert.NotErrorIs(t, err, ErrSubscribeRefused)
 	})
 }

@@ -23,13 +23,15 @@ import (
 )
 
 // Setup creates or updates the JetStream resources the service needs (the
-// streams, the consumer and the record bucket, with replicas), builds the
-// open failures from the event history if that was never done (or again,
-// with rebuild), and checks that the credentials may publish all the
-// service publishes. It says what it did on stdout, and shows its
-// progress on stderr when that is a terminal. It connects as
-// "contactrelay-setup" and closes its connection before it returns.
-func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, stdout, stderr io.Writer) error {
+// streams, the consumer and the record bucket, with opts.Replicas), builds
+// the open failures from the event history if that was never done (or
+// again, with opts.RebuildFailures), and checks that the credentials may
+// publish all the service publishes (unless opts.NoPublishCheck). It says
+// what it did on stdout, and shows its progress on stderr when that is a
+// terminal. It connects as "contactrelay-setup" and closes its connection
+// before it returns.
+func Setup(ctx context.Context, cfg config.Config, opts SetupOptions, stdout, stderr io.Writer) error {
+	replicas := max(opts.Replicas, 1)
 	nc, err := natsconn.Connect(cfg, "contactrelay-setup", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
@@ -42,7 +44,7 @@ func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, s
 	if err := provision.Setup(ctx, js, Topology(cfg, replicas, func(note string) { fmt.Fprintln(stdout, "note: "+note) })); err != nil {
 		return err
 	}
-	if err := rebuildFailures(ctx, js, rebuild, stdout, stderr); err != nil {
+	if err := rebuildFailures(ctx, js, opts.RebuildFailures, stdout, stderr); err != nil {
 		return err
 	}
 	if err := indexFailures(ctx, js, stdout, stderr); err != nil {
@@ -50,14 +52,37 @@ func Setup(ctx context.Context, cfg config.Config, replicas int, rebuild bool, s
 	}
 	// The service publishes with the same credentials: say now what the
 	// server will refuse it, rather than when commands cannot settle.
-	if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
-		return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
-			"(grant these credentials publish permission to %s, %s, $KV.%s.>, %s and %s)",
-			err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, failstore.Subjects, failstore.IndexSubjects)
+	if opts.NoPublishCheck {
+		fmt.Fprintln(stdout, "note: not checked whether these credentials may publish and subscribe to what the service does (--no-publish-check); the service checks its publishes at start")
+	} else {
+		if err := provision.CheckPublish(ctx, nc, provision.PublishSubjects()); err != nil {
+			return fmt.Errorf("streams, consumer and bucket are ready, but the service could not publish all it must: %w "+
+				"(grant these credentials publish permission to %s, %s, $KV.%s.>, $KV.%s.>, %s and %s)",
+				err, contact.SubjectCreated, contact.SubjectFailed, provision.RecordBucket, pause.Bucket, failstore.Subjects, failstore.IndexSubjects)
+		}
+		if err := provision.CheckSubscribe(ctx, nc, provision.SubscribeSubjects()); err != nil {
+			return fmt.Errorf("streams, consumer and bucket are ready, but the service could not answer status requests: %w "+
+				"(grant these credentials subscribe permission to %s, and allow_responses)", err, provision.StatusSubject)
+		}
 	}
 	fmt.Fprintf(stdout, "ready: streams %s, %s, %s, %s and %s, consumer %s, buckets %s, %s, %s and %s (replicas %d)\n",
 		provision.CommandStream, provision.EventStream, failstore.Stream, failstore.IndexStream, audit.Stream, provision.Durable, provision.RecordBucket, provision.ConsoleSessionBucket, pause.Bucket, provision.JobBucket, replicas)
 	return nil
+}
+
+// SetupOptions are what Setup is asked for beyond the configuration. The
+// zero value asks for one replica, no forced rebuild, and the publish
+// check.
+type SetupOptions struct {
+	// Replicas of the streams and buckets; 0 is 1.
+	Replicas int
+	// RebuildFailures builds the open failures from the event history
+	// again, even if that was done before.
+	RebuildFailures bool
+	// NoPublishCheck skips checking that the credentials may publish what
+	// the service publishes: for a setup run with credentials that are
+	// not the service's (an operator's, where NATS users have roles).
+	NoPublishCheck bool
 }
 
 // rebuildFailures builds the open failures from the event history, once:

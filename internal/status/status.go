@@ -26,7 +26,7 @@ import (
 
 // Subject is where instances answer status requests (core NATS, no
 // stream): every instance answers each request.
-const Subject = "contactrelay.status"
+const Subject = provision.StatusSubject
 
 // DefaultWait is how long Gather waits for the instances' answers by
 // default: they answer within milliseconds, on one core NATS round trip.
