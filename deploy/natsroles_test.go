@@ -79,6 +79,11 @@ func TestNATSRoles(t *testing.T) {
 		failureKeys(t, runConsumer(t, consumer, operator, 0, "failures", "--json")), "the operator lists the open failures")
 	openFailures := func() []string { return failureKeys(t, runConsumer(t, consumer, operator, 0, "failures", "--json")) }
 
+	t.Run("the operator finds a failure by its email (the exact-value index)", func(t *testing.T) {
+		require.Equal(t, []string{"roles-later:exhausted"},
+			failureKeys(t, runConsumer(t, consumer, operator, 0, "failures", "--json", "--text", "LATER@example.com")))
+	})
+
 	t.Run("the operator replays", func(t *testing.T) {
 		out := runConsumer(t, consumer, operator, 0, "replay", "--command-id", "roles-later")
 		assert.Contains(t, out, "1 replayed")
@@ -101,6 +106,10 @@ func TestNATSRoles(t *testing.T) {
 			resp, page = httpGet(t, c, web+"failures")
 			return resp.StatusCode == http.StatusOK && strings.Contains(page, "roles-later-2")
 		}, 20*time.Second, 100*time.Millisecond, "the failures page lists the open failure, once read")
+		resp, found := httpGet(t, c, web+"failures?q=later2%40example.com")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Contains(t, found, "roles-later-2", "the console finds the failure by its email")
+		assert.Contains(t, found, "exact value by the index", "through the exact-value index")
 		resp, body := httpPost(t, c, web+"replay", url.Values{"csrf": {csrfFrom(t, page)}, "command": {"roles-later-2"}, "rate": {"10"}})
 		require.Less(t, resp.StatusCode, 400, "the replay starts: %s", body)
 		require.Eventually(t, func() bool { return len(openFailures()) == 0 },
