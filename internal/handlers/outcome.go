@@ -119,7 +119,8 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		}
 		r.Unsettled, r.InFlight, r.HoldMillis = false, false, 0
 		created := h.createdData(d, r.Contact, g)
-		data, stored, prov = created, created, created.Provider
+		data, prov = created, created.Provider
+		stored = data // one box for both
 	} else {
 		typ, prov = contact.SubjectFailed, c.provider
 		failed := contact.Failed{

@@ -9,7 +9,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
@@ -413,7 +412,7 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Decision, error)
 // timeout but not by ctx's cancellation: a call under way when shutdown
 // begins finishes, so that its answer is recorded.
 func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(context.Context) (provider.Contact, error)) (provider.Contact, error) {
-	ctx, span := h.cfg.Tracer.Start(ctx, d.cmd.Provider+" "+op, trace.WithSpanKind(trace.SpanKindInternal))
+	ctx, span := h.cfg.Tracer.Start(ctx, h.spanName(d.cmd.Provider, op), h.spanOpts...)
 	defer span.End()
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -449,6 +448,19 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 		span.SetStatus(codes.Error, provider.ClassOf(err).String())
 	}
 	return contact, err
+}
+
+// spanName is the name of a provider call's span: "<provider> <op>".
+func (h *Handler) spanName(provider, op string) string {
+	if names := h.spans[provider]; names != nil {
+		switch op {
+		case "create":
+			return names[0]
+		case "lookup":
+			return names[1]
+		}
+	}
+	return provider + " " + op
 }
 
 // finalPass settles a command past its last delivery without creating.
