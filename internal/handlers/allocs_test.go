@@ -15,8 +15,9 @@ import (
 // attempt was made outside the retry machinery, 105 before identifiers
 // within bounds were kept without encoding each one, 96 before the
 // fingerprint and the key were built in place, 81 before the span names
-// were made once and the event time checked without encoding it.
-const maxDecideAllocs = 76
+// were made once and the event time checked without encoding it, 75
+// before metadata of plain strings was decoded without encoding/json.
+const maxDecideAllocs = 72
 
 // TestDecideCreatedAllocations holds the handler's hot path to its
 // allocations, so that a change that adds some per command is seen.
