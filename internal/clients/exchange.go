@@ -102,7 +102,7 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 	if limit <= 0 {
 		limit = MaxReplyBytes
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	body, err := readBody(resp.Body, resp.ContentLength, limit)
 	tooLarge := int64(len(body)) > limit
 	if tooLarge {
 		body = body[:limit]
@@ -278,4 +278,30 @@ func EncodeJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// readBody reads r as io.ReadAll(io.LimitReader(r, limit+1)) does, but
+// into one buffer of the announced length (plus one byte, to see a longer
+// body) when the reply announces one within limit: no reader to allocate,
+// no buffer grown and copied. announced < 0 means unknown.
+func readBody(r io.Reader, announced, limit int64) ([]byte, error) {
+	if announced < 0 || announced > limit {
+		return io.ReadAll(io.LimitReader(r, limit+1))
+	}
+	buf := make([]byte, announced+1)
+	n := 0
+	for {
+		m, err := r.Read(buf[n:])
+		n += m
+		switch {
+		case err == io.EOF:
+			return buf[:n], nil
+		case err != nil:
+			return buf[:n], err
+		case n == len(buf):
+			// Longer than announced: read on, to the same bound.
+			rest, err := io.ReadAll(io.LimitReader(r, limit+1-int64(n)))
+			return append(buf, rest...), err
+		}
+	}
 }
