@@ -82,18 +82,13 @@ func (r Reply) RequestID() string {
 // reply cannot be read whole, Do returns what it read: the status is the
 // answer. The request's context bounds the whole exchange, body included.
 func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
-	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				wrote.Store(true)
-			}
-		},
-	}
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	// The flag and its trace in one allocation.
+	w := &writeTrace{}
+	w.trace.WroteRequest = w.wroteRequest
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &w.trace))
 	resp, err := client.Do(req)
 	if err != nil {
-		return Reply{}, c.TransportError(err, wrote.Load())
+		return Reply{}, c.TransportError(err, w.wrote.Load())
 	}
 	defer resp.Body.Close()
 
@@ -121,6 +116,18 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 		return Reply{}, pe
 	}
 	return reply, nil
+}
+
+// writeTrace notes whether a request was written to its connection.
+type writeTrace struct {
+	wrote atomic.Bool
+	trace httptrace.ClientTrace
+}
+
+func (w *writeTrace) wroteRequest(info httptrace.WroteRequestInfo) {
+	if info.Err == nil {
+		w.wrote.Store(true)
+	}
 }
 
 // TransportError classifies err, the failure of a call that got no complete
