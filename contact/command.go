@@ -195,7 +195,36 @@ func unmarshalField(v json.RawMessage, dst any) error {
 		*p = string(v[1 : len(v)-1])
 		return nil
 	}
+	if p, ok := dst.(*map[string]string); ok && *p == nil {
+		if m, ok := plainStrings(v); ok {
+			*p = m
+			return nil
+		}
+	}
 	return json.Unmarshal(v, dst)
+}
+
+// plainStrings decodes v, a valid JSON value, when it is an object whose
+// values are all strings without escapes (a command's metadata, as a
+// rule), as encoding/json would; it reports false for anything else, which
+// is left to encoding/json.
+func plainStrings(v []byte) (map[string]string, bool) {
+	if len(v) == 0 || v[0] != '{' || bytes.IndexByte(v, '\\') >= 0 {
+		return nil, false // not an object, or escapes in a key or value
+	}
+	m := make(map[string]string)
+	plain := true
+	eachMember(v, func(key, val []byte) {
+		if !plain {
+			return
+		}
+		if len(val) < 2 || val[0] != '"' {
+			plain = false
+			return
+		}
+		m[string(key)] = string(val[1 : len(val)-1])
+	})
+	return m, plain
 }
 
 // sortFieldErrors sorts errs by field, keeping the order of one field's.

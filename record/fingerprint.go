@@ -44,9 +44,13 @@ func ContentFingerprint(body []byte) string {
 // already normalised has the fingerprint it always had.
 func Fingerprint(cmd contact.Command) string {
 	cmd, _ = rules.Normalize(cmd)
-	h := sha256.New()
+	// The fields are framed into one buffer (on the stack for a typical
+	// command) and digested at once: the same bytes, and so the same
+	// digest, as writing them one by one.
+	var arr [512]byte
+	buf := arr[:0]
 	for _, f := range [...]string{cmd.Provider, cmd.Name, cmd.Email, cmd.Mobile, cmd.TagID, cmd.CompanyName} {
-		writeField(h, []byte(f))
+		buf = appendField(buf, f)
 	}
 	if len(cmd.PIK) > 0 {
 		keys := make([]string, 0, len(cmd.PIK))
@@ -55,11 +59,11 @@ func Fingerprint(cmd contact.Command) string {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			writeField(h, []byte(k))
-			writeField(h, canonicalJSON(cmd.PIK[k]))
+			buf = appendField(buf, k)
+			buf = appendField(buf, canonicalJSON(cmd.PIK[k]))
 		}
 	}
-	return "v1:" + hex.EncodeToString(h.Sum(nil)[:16])
+	return digest(buf)
 }
 
 // RawFingerprint digests bytes that did not decode into a command, named
@@ -67,17 +71,23 @@ func Fingerprint(cmd contact.Command) string {
 // fields of the wrong type (compacted, as ContentFingerprint does), or
 // "generation" for a Contact-Replay-Of value that cannot name one.
 func RawFingerprint(kind string, body []byte) string {
-	h := sha256.New()
-	writeField(h, []byte(kind))
-	writeField(h, body)
-	return "v1:" + hex.EncodeToString(h.Sum(nil)[:16])
+	buf := appendField(nil, kind)
+	return digest(appendField(buf, body))
 }
 
-func writeField(h interface{ Write([]byte) (int, error) }, b []byte) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-	_, _ = h.Write(n[:])
-	_, _ = h.Write(b)
+// appendField appends b framed by its length (8 bytes, big-endian).
+func appendField[T string | []byte](buf []byte, b T) []byte {
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(b)))
+	return append(buf, b...)
+}
+
+// digest returns "v1:" and the hex of the first 16 bytes of buf's SHA-256.
+func digest(buf []byte) string {
+	sum := sha256.Sum256(buf)
+	var out [3 + 32]byte
+	copy(out[:], "v1:")
+	hex.Encode(out[3:], sum[:16])
+	return string(out[:])
 }
 
 // canonicalJSON returns v with its objects' members sorted and no white

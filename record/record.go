@@ -203,7 +203,14 @@ func Key(commandID string) string {
 		sum := sha256.Sum256([]byte(commandID))
 		return "d." + base64.RawURLEncoding.EncodeToString(sum[:])
 	}
-	return "c." + base64.RawURLEncoding.EncodeToString([]byte(commandID))
+	// Built in place: one allocation, the key itself.
+	var src [MaxPlainKey]byte
+	n := copy(src[:], commandID)
+	var dst [2 + (MaxPlainKey*4+2)/3]byte
+	copy(dst[:], "c.")
+	m := base64.RawURLEncoding.EncodedLen(n)
+	base64.RawURLEncoding.Encode(dst[2:2+m], src[:n])
+	return string(dst[:2+m])
 }
 
 // ErrVersion refuses a record written by a newer version: an older reader

@@ -29,7 +29,7 @@ import (
 
 // NormalizeMobile returns the mobile number s normalised, or s.
 func NormalizeMobile(s string) string {
-	if mobilePattern.MatchString(s) {
+	if isMobile(s) {
 		return s
 	}
 	n := strings.Map(func(r rune) rune {
@@ -38,7 +38,7 @@ func NormalizeMobile(s string) string {
 		}
 		return r
 	}, s)
-	if mobilePattern.MatchString(n) {
+	if isMobile(n) {
 		return n
 	}
 	return s

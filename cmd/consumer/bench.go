@@ -24,7 +24,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&o.NATSURL, "nats", "", "an external NATS server (default: embedded, on a fresh store per run)")
 	fs.StringVar(&o.JSON, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&o.InProcess, "in-process", false, "run the consumers as goroutines (no memory figure)")
-	fs.StringVar(&o.ProfileDir, "profile", "", "write each worker's CPU profile into this folder")
+	fs.StringVar(&o.ProfileDir, "profile", "", "write each worker's CPU profile and heap allocation profile into this folder")
 	fs.StringVar(&o.Instances, "instances", "1", "consumer instances sharing the durable; a comma list (1,2,3) measures each")
 	fs.StringVar(&o.WorkerCPUs, "worker-cpus", "", "run the consumers on these CPUs (taskset list, e.g. 1), to keep them apart from the server")
 	fs.StringVar(&o.WorkerLog, "worker-log", "", "append the consumers' logs to this file (default: dropped)")
@@ -45,6 +45,7 @@ func benchWorkerCommand(ctx context.Context, args []string, stdin io.Reader, std
 	fs.StringVar(&o.ProviderURL, "provider", "", "provider stand-in URL")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "CONCURRENCY")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.StringVar(&o.AllocProfile, "allocprofile", "", "write a heap allocation profile to this file when stopped")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -72,6 +72,12 @@ type Result struct {
 	// machine disturbs less than throughput.
 	WorkerCPUus float64 `json:"workerCpuMicrosPerCommand"`
 	EnvCPUus    float64 `json:"envCpuMicrosPerCommand"`
+	// WorkerAllocs and WorkerBytes are the consumer's heap allocations
+	// per command (runtime.MemStats Mallocs and TotalAlloc, from the
+	// moment it consumes to the moment it is stopped), where known: zero
+	// for a worker run as a goroutine.
+	WorkerAllocs float64 `json:"workerAllocsPerCommand"`
+	WorkerBytes  float64 `json:"workerBytesPerCommand"`
 }
 
 // Env is the world a scenario runs in: a NATS server (embedded unless a URL
@@ -241,6 +247,11 @@ type Worker interface {
 type WorkerStats struct {
 	PeakRSS uint64        `json:"peakRssBytes"`
 	CPU     time.Duration `json:"cpuNanos"`
+	// Mallocs and AllocBytes are the heap allocations (count and bytes)
+	// the worker made from the moment it consumed to the moment it was
+	// stopped.
+	Mallocs    uint64 `json:"mallocs"`
+	AllocBytes uint64 `json:"allocBytes"`
 }
 
 // Run measures one scenario with s.Instances workers made by newWorker.
@@ -306,15 +317,17 @@ func Run(ctx context.Context, env *Env, s Scenario, newWorker func() Worker) (Re
 	}
 	slices.Sort(lat)
 	return Result{
-		Scenario:    s,
-		Seconds:     elapsed.Seconds(),
-		Throughput:  float64(s.N) / elapsed.Seconds(),
-		P50Ms:       float64(percentile(lat, 0.50)) / 1e6,
-		P99Ms:       float64(percentile(lat, 0.99)) / 1e6,
-		PeakRSS:     ws.PeakRSS,
-		Failed:      failed,
-		WorkerCPUus: float64(ws.CPU.Microseconds()) / float64(s.N),
-		EnvCPUus:    float64(envCPU.Microseconds()) / float64(s.N),
+		Scenario:     s,
+		Seconds:      elapsed.Seconds(),
+		Throughput:   float64(s.N) / elapsed.Seconds(),
+		P50Ms:        float64(percentile(lat, 0.50)) / 1e6,
+		P99Ms:        float64(percentile(lat, 0.99)) / 1e6,
+		PeakRSS:      ws.PeakRSS,
+		Failed:       failed,
+		WorkerCPUus:  float64(ws.CPU.Microseconds()) / float64(s.N),
+		EnvCPUus:     float64(envCPU.Microseconds()) / float64(s.N),
+		WorkerAllocs: float64(ws.Mallocs) / float64(s.N),
+		WorkerBytes:  float64(ws.AllocBytes) / float64(s.N),
 	}, nil
 }
 
@@ -372,6 +385,8 @@ func (g workerGroup) Stop() (WorkerStats, error) {
 		st, err := w.Stop()
 		errs = append(errs, err)
 		total.CPU += st.CPU
+		total.Mallocs += st.Mallocs
+		total.AllocBytes += st.AllocBytes
 		total.PeakRSS = max(total.PeakRSS, st.PeakRSS)
 	}
 	return total, errors.Join(errs...)

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/exit"
@@ -131,14 +133,17 @@ type WorkerOptions struct {
 	Mode, NATSURL, ProviderURL string
 	Concurrency                int
 	// CPUProfile, when set, is a file the worker's CPU profile is
-	// written to.
-	CPUProfile string
+	// written to; AllocProfile one its heap allocation profile (every
+	// allocation since it started, sampled) is written to when it stops.
+	CPUProfile   string
+	AllocProfile string
 }
 
 // RunWorkerProcess is 'consumer bench-worker', the consumer side of a
 // benchmark run in a process of its own: it prints "ready" once it
 // consumes, runs until stdin closes, then prints its peak memory and CPU
-// time as JSON (WorkerStats).
+// time, and the heap allocations it made while consuming, as JSON
+// (WorkerStats).
 func RunWorkerProcess(ctx context.Context, o WorkerOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
@@ -153,10 +158,55 @@ func RunWorkerProcess(ctx context.Context, o WorkerOptions, stdin io.Reader, std
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() { _, _ = io.Copy(io.Discard, stdin); cancel() }()
-	ready := func() { fmt.Fprintln(stdout, "ready") }
+	// The allocations counted are those made between "ready" and the
+	// close of stdin: the measured commands, not the start or the stop.
+	var (
+		mu            sync.Mutex
+		first, last   runtime.MemStats
+		started, done bool
+	)
+	go func() {
+		_, _ = io.Copy(io.Discard, stdin)
+		mu.Lock()
+		runtime.ReadMemStats(&last)
+		done = true
+		mu.Unlock()
+		cancel()
+	}()
+	ready := func() {
+		mu.Lock()
+		runtime.ReadMemStats(&first)
+		started = true
+		mu.Unlock()
+		fmt.Fprintln(stdout, "ready")
+	}
 	if err := RunWorker(ctx, o.Mode, o.NATSURL, o.ProviderURL, o.Concurrency, stderr, ready); err != nil {
 		return err
 	}
-	return json.NewEncoder(stdout).Encode(WorkerStats{PeakRSS: PeakRSS(), CPU: CPUTime()})
+	if o.AllocProfile != "" {
+		if err := writeAllocProfile(o.AllocProfile); err != nil {
+			return err
+		}
+	}
+	st := WorkerStats{PeakRSS: PeakRSS(), CPU: CPUTime()}
+	mu.Lock()
+	if started && done {
+		st.Mallocs, st.AllocBytes = last.Mallocs-first.Mallocs, last.TotalAlloc-first.TotalAlloc
+	}
+	mu.Unlock()
+	return json.NewEncoder(stdout).Encode(st)
+}
+
+// writeAllocProfile writes the heap profile of every allocation since the
+// process started ('go tool pprof -sample_index=alloc_space').
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

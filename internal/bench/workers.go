@@ -77,8 +77,8 @@ func (b *Benchmark) measure(ctx context.Context, s Scenario) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("%s c=%d: %w", s.Mode, s.Concurrency, err)
 		}
-		fmt.Fprintf(b.Progress, "  %s x%d c=%d n=%d: %.0f/s p50 %.1fms p99 %.1fms rss %.0fMiB cpu/cmd worker %.0fµs env %.0fµs\n",
-			s.Mode, max(s.Instances, 1), s.Concurrency, s.N, r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus)
+		fmt.Fprintf(b.Progress, "  %s x%d c=%d n=%d: %.0f/s p50 %.1fms p99 %.1fms rss %.0fMiB cpu/cmd worker %.0fµs env %.0fµs worker allocs/cmd %.0f (%.0f B)\n",
+			s.Mode, max(s.Instances, 1), s.Concurrency, s.N, r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus, r.WorkerAllocs, r.WorkerBytes)
 		rs = append(rs, r)
 	}
 	return Median(rs), nil
@@ -88,7 +88,7 @@ func (b *Benchmark) measure(ctx context.Context, s Scenario) (Result, error) {
 // floor's.
 func WriteTable(w io.Writer, rs []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tinstances\tlatency\tconcurrency\tn\trate\tcmd/s\tp50 ms\tp99 ms\tpeak RSS MiB\tworker µs/cmd\tenv µs/cmd\tvs floor\t")
+	fmt.Fprintln(tw, "mode\tinstances\tlatency\tconcurrency\tn\trate\tcmd/s\tp50 ms\tp99 ms\tpeak RSS MiB\tworker µs/cmd\tenv µs/cmd\tworker allocs/cmd\tworker B/cmd\tvs floor\t")
 	floor := map[string]float64{}
 	for _, r := range rs {
 		if r.Mode == ModeFloor && r.Rate == 0 {
@@ -104,8 +104,8 @@ func WriteTable(w io.Writer, rs []Result) {
 		if r.Rate > 0 {
 			rate = fmt.Sprintf("%.0f/s", r.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.Mode, max(r.Instances, 1), r.Latency, r.Concurrency, r.N, rate,
-			r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus, ratio)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.Mode, max(r.Instances, 1), r.Latency, r.Concurrency, r.N, rate,
+			r.Throughput, r.P50Ms, r.P99Ms, float64(r.PeakRSS)/(1<<20), r.WorkerCPUus, r.EnvCPUus, r.WorkerAllocs, r.WorkerBytes, ratio)
 	}
 	tw.Flush()
 }
@@ -144,10 +144,15 @@ func RunWorker(ctx context.Context, mode, natsURL, providerURL string, concurren
 // ProcessWorker runs the consumer as 'consumer bench-worker' (this
 // executable) in a child process, so that its peak memory is its own.
 type ProcessWorker struct {
-	// ProfileDir, if set, gets each worker's CPU profile.
+	// ProfileDir, if set, gets each worker's CPU profile and its heap
+	// allocation profile.
 	ProfileDir string
 	CPUs       string   // taskset CPU list, or "" for any
 	Logs       *os.File // where its logs go; nil drops them
+	// Executable runs 'bench-worker'; empty means this executable.
+	// Env is added to the child's environment.
+	Executable string
+	Env        []string
 	cmd        *exec.Cmd
 	stdin      io.WriteCloser
 	stdout     *bufio.Reader
@@ -155,23 +160,31 @@ type ProcessWorker struct {
 
 // Start starts the child process and waits until it consumes.
 func (w *ProcessWorker) Start(ctx context.Context, s Scenario, env *Env) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
+	self := w.Executable
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return err
+		}
 	}
 	args := []string{"bench-worker", "--mode", s.Mode, "--nats", env.NATSURL,
 		"--provider", env.ProviderURL, "--concurrency", strconv.Itoa(s.Concurrency)}
 	if w.ProfileDir != "" {
-		args = append(args, "--cpuprofile", filepath.Join(w.ProfileDir, fmt.Sprintf("%s-c%d-l%s.prof", s.Mode, s.Concurrency, s.Latency)))
+		name := filepath.Join(w.ProfileDir, fmt.Sprintf("%s-c%d-l%s", s.Mode, s.Concurrency, s.Latency))
+		args = append(args, "--cpuprofile", name+".prof", "--allocprofile", name+"-allocs.prof")
 	}
 	if w.CPUs != "" {
 		args = append([]string{"-c", w.CPUs, self}, args...)
 		self = "taskset"
 	}
 	w.cmd = exec.CommandContext(ctx, self, args...)
+	if len(w.Env) > 0 {
+		w.cmd.Env = append(os.Environ(), w.Env...)
+	}
 	if w.Logs != nil {
 		w.cmd.Stderr = w.Logs
 	}
+	var err error
 	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
 		return err
 	}

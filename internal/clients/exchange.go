@@ -82,18 +82,13 @@ func (r Reply) RequestID() string {
 // reply cannot be read whole, Do returns what it read: the status is the
 // answer. The request's context bounds the whole exchange, body included.
 func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
-	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				wrote.Store(true)
-			}
-		},
-	}
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	// The flag and its trace in one allocation.
+	w := &writeTrace{}
+	w.trace.WroteRequest = w.wroteRequest
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &w.trace))
 	resp, err := client.Do(req)
 	if err != nil {
-		return Reply{}, c.TransportError(err, wrote.Load())
+		return Reply{}, c.TransportError(err, w.wrote.Load())
 	}
 	defer resp.Body.Close()
 
@@ -102,7 +97,7 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 	if limit <= 0 {
 		limit = MaxReplyBytes
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	body, err := readBody(resp.Body, resp.ContentLength, limit)
 	tooLarge := int64(len(body)) > limit
 	if tooLarge {
 		body = body[:limit]
@@ -121,6 +116,18 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 		return Reply{}, pe
 	}
 	return reply, nil
+}
+
+// writeTrace notes whether a request was written to its connection.
+type writeTrace struct {
+	wrote atomic.Bool
+	trace httptrace.ClientTrace
+}
+
+func (w *writeTrace) wroteRequest(info httptrace.WroteRequestInfo) {
+	if info.Err == nil {
+		w.wrote.Store(true)
+	}
 }
 
 // TransportError classifies err, the failure of a call that got no complete
@@ -278,4 +285,30 @@ func EncodeJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// readBody reads r as io.ReadAll(io.LimitReader(r, limit+1)) does, but
+// into one buffer of the announced length (plus one byte, to see a longer
+// body) when the reply announces one within limit: no reader to allocate,
+// no buffer grown and copied. announced < 0 means unknown.
+func readBody(r io.Reader, announced, limit int64) ([]byte, error) {
+	if announced < 0 || announced > limit {
+		return io.ReadAll(io.LimitReader(r, limit+1))
+	}
+	buf := make([]byte, announced+1)
+	n := 0
+	for {
+		m, err := r.Read(buf[n:])
+		n += m
+		switch {
+		case err == io.EOF:
+			return buf[:n], nil
+		case err != nil:
+			return buf[:n], err
+		case n == len(buf):
+			// Longer than announced: read on, to the same bound.
+			rest, err := io.ReadAll(io.LimitReader(r, limit+1-int64(n)))
+			return append(buf, rest...), err
+		}
+	}
 }

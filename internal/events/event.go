@@ -32,8 +32,9 @@ func NewEvent(source, eventType, commandID, generation string, at time.Time, dat
 	case len(source) > MaxSourceBytes:
 		return contact.Event{}, fmt.Errorf("event source of %d bytes: more than %d", len(source), MaxSourceBytes)
 	}
-	if _, err := at.UTC().MarshalJSON(); err != nil {
-		return contact.Event{}, fmt.Errorf("event time: %w", err) // a year outside 0-9999
+	if y := at.UTC().Year(); y < 0 || y > 9999 {
+		// What time.Time's MarshalJSON refuses, found without encoding.
+		return contact.Event{}, fmt.Errorf("event time: year %d outside of range [0,9999]", y)
 	}
 	if f, ok := data.(*contact.Failed); ok && f != nil {
 		data = *f

@@ -145,3 +145,15 @@ func manyErrors() contact.Failed {
 	f.Message = InvalidMessage(f.Errors)
 	return f
 }
+
+// TestNewEventRefusesWhatTimeCannotEncode: an event's time is refused
+// exactly where time.Time's JSON encoding is (a year outside 0-9999),
+// though it is no longer encoded to find out.
+func TestNewEventRefusesWhatTimeCannotEncode(t *testing.T) {
+	for _, year := range []int{-1, 0, 1, 2026, 9999, 10000} {
+		at := time.Date(year, 12, 31, 23, 59, 59, 0, time.FixedZone("east", 3600))
+		_, err := NewEvent("", "contact.created", "c-1", "", at, contact.Created{CommandID: "c-1"})
+		_, jerr := at.UTC().MarshalJSON()
+		assert.Equal(t, jerr != nil, err != nil, "year %d: NewEvent's error %v, MarshalJSON's %v", year, err, jerr)
+	}
+}

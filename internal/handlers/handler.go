@@ -228,6 +228,10 @@ type Handler struct {
 	names   string            // enabled provider names, for messages
 	guards  map[string]*guard // by provider name
 	holds   *holds            // claims seen, timed on this instance's clock
+	// spans names each provider's create and lookup spans, and spanOpts
+	// starts them: made once, not per call.
+	spans    map[string]*[2]string
+	spanOpts []trace.SpanStartOption
 }
 
 // New returns a Handler, or an error when the configuration cannot work.
@@ -237,14 +241,17 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("handler config: %w", err)
 	}
 	h := &Handler{
-		cfg:     cfg,
-		records: records{store: cfg.Store},
-		names:   strings.Join(providerNames(cfg.Providers), ", "),
-		guards:  map[string]*guard{},
-		holds:   newHolds(cfg.Now),
+		cfg:      cfg,
+		records:  records{store: cfg.Store},
+		names:    strings.Join(providerNames(cfg.Providers), ", "),
+		guards:   map[string]*guard{},
+		holds:    newHolds(cfg.Now),
+		spans:    map[string]*[2]string{},
+		spanOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
 	}
 	for name := range cfg.Providers {
 		h.guards[name] = newGuard(name, cfg.Protection[name], cfg.Hooks, cfg.Now)
+		h.spans[name] = &[2]string{name + " create", name + " lookup"}
 	}
 	return h, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/contactrelay/contactrelay/contact"
@@ -118,7 +119,8 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		}
 		r.Unsettled, r.InFlight, r.HoldMillis = false, false, 0
 		created := h.createdData(d, r.Contact, g)
-		data, stored, prov = created, created, created.Provider
+		data, prov = created, created.Provider
+		stored = data // one box for both
 	} else {
 		typ, prov = contact.SubjectFailed, c.provider
 		failed := contact.Failed{
@@ -301,8 +303,8 @@ func attachCommand(f *contact.Failed, body []byte) {
 // 1 KiB (a longer one is dropped, and the drop noted).
 func boundUpstream(up map[string]any) map[string]any {
 	const maxKeys, maxValue = 64, 1 << 10
-	if len(up) == 0 {
-		return up
+	if len(up) == 0 || withinBounds(up, maxKeys, maxValue) {
+		return up // the common case: nothing to drop, nothing to copy
 	}
 	out := make(map[string]any, min(len(up), maxKeys))
 	dropped := 0
@@ -319,6 +321,52 @@ func boundUpstream(up map[string]any) map[string]any {
 		out["droppedIdentifiers"] = dropped
 	}
 	return out
+}
+
+// withinBounds reports, without encoding anything, whether every member
+// of up is certainly kept by boundUpstream: at most maxKeys of them, each
+// key at most maxValue bytes and each value a string, json.Number or bool
+// whose encoding cannot pass maxValue bytes (a string's byte escapes at
+// most as \u00XX: six bytes, and two quotes), a number only when it is a
+// plain integer (encoded as written).
+func withinBounds(up map[string]any, maxKeys, maxValue int) bool {
+	if len(up) > maxKeys {
+		return false
+	}
+	for k, v := range up {
+		if len(k) > maxValue {
+			return false
+		}
+		switch v := v.(type) {
+		case string:
+			if 6*len(v)+2 > maxValue {
+				return false
+			}
+		case json.Number:
+			if len(v) > maxValue || !plainInteger(string(v)) {
+				return false // others are left to the encoder to judge
+			}
+		case bool:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// plainInteger reports whether s is -?(0|[1-9][0-9]*), a number
+// encoding/json writes as it is.
+func plainInteger(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" || (s[0] == '0' && len(s) > 1) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func sortedKeys(m map[string]any) []string {

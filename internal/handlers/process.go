@@ -9,7 +9,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/clients/provider"
@@ -72,10 +71,26 @@ func (h *Handler) process(ctx context.Context, d *delivery) Decision {
 		// lookup.
 		return h.finalPass(ctx, d)
 	}
+	// The first attempt is made before the retry machinery is built: most
+	// commands need no second one. Its error is the loop's first.
+	start := time.Now()
+	first, firstErr := h.attempt(ctx, d)
+	if firstErr == nil {
+		return *first
+	}
 	var dec *Decision
-	b := h.newBackOff()
+	b := h.newBackOff(start)
+	tried := false
 	op := func() error {
-		o, err := h.attempt(ctx, d)
+		var (
+			o   *Decision
+			err error
+		)
+		if !tried {
+			tried, err = true, firstErr // the attempt made above
+		} else {
+			o, err = h.attempt(ctx, d)
+		}
 		if err == nil {
 			dec = o
 			return nil
@@ -191,7 +206,8 @@ func ambiguousMessage(err error) string {
 // when that wait would outlast the delivery's budget.
 type hintedBackOff struct {
 	*backoff.ExponentialBackOff
-	hint time.Duration
+	hint  time.Duration
+	clock startClock
 }
 
 func (b *hintedBackOff) NextBackOff() time.Duration {
@@ -205,14 +221,39 @@ func (b *hintedBackOff) NextBackOff() time.Duration {
 	return d
 }
 
-// newBackOff returns a fresh backoff for one delivery.
-func (h *Handler) newBackOff() *hintedBackOff {
+// Reset restarts the backoff; its elapsed time counts from the first
+// attempt's start, which is made before the backoff is built.
+func (b *hintedBackOff) Reset() {
+	b.clock.pinned = true
+	b.ExponentialBackOff.Reset()
+	b.clock.pinned = false
+}
+
+// startClock is the system clock, but for a Reset, which it tells the
+// start of the first attempt.
+type startClock struct {
+	start  time.Time
+	pinned bool
+}
+
+func (c *startClock) Now() time.Time {
+	if c.pinned {
+		return c.start
+	}
+	return time.Now()
+}
+
+// newBackOff returns a fresh backoff for one delivery whose first attempt
+// started at start.
+func (h *Handler) newBackOff(start time.Time) *hintedBackOff {
 	eb := backoff.NewExponentialBackOff()
 	eb.InitialInterval = h.cfg.RetryInitialInterval
 	eb.MaxInterval = h.cfg.RetryMaxInterval
 	eb.MaxElapsedTime = h.cfg.RetryMaxElapsed
-	eb.Reset()
-	return &hintedBackOff{ExponentialBackOff: eb}
+	b := &hintedBackOff{ExponentialBackOff: eb, clock: startClock{start: start}}
+	eb.Clock = &b.clock
+	b.Reset()
+	return b
 }
 
 // attempt makes one try: it returns a decision when the command is
@@ -371,7 +412,7 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Decision, error)
 // timeout but not by ctx's cancellation: a call under way when shutdown
 // begins finishes, so that its answer is recorded.
 func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(context.Context) (provider.Contact, error)) (provider.Contact, error) {
-	ctx, span := h.cfg.Tracer.Start(ctx, d.cmd.Provider+" "+op, trace.WithSpanKind(trace.SpanKindInternal))
+	ctx, span := h.cfg.Tracer.Start(ctx, h.spanName(d.cmd.Provider, op), h.spanOpts...)
 	defer span.End()
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -407,6 +448,19 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 		span.SetStatus(codes.Error, provider.ClassOf(err).String())
 	}
 	return contact, err
+}
+
+// spanName is the name of a provider call's span: "<provider> <op>".
+func (h *Handler) spanName(provider, op string) string {
+	if names := h.spans[provider]; names != nil {
+		switch op {
+		case "create":
+			return names[0]
+		case "lookup":
+			return names[1]
+		}
+	}
+	return provider + " " + op
 }
 
 // finalPass settles a command past its last delivery without creating.

@@ -26,40 +26,41 @@ func (r *Runner) log(m handlers.Message, dec handlers.Decision, took time.Durati
 	if !r.cfg.Logger.Enabled(context.Background(), level) {
 		return // build no line that would be dropped
 	}
-	id := dec.CommandID
-	id = clipID(id)
-	attrs := []any{
-		"commandId", id,
-		"provider", dec.Provider,
-		"delivery", m.Delivery,
-		"attempts", dec.Attempts,
-		"duration", took,
-	}
+	// Attributes, not key-value pairs: nothing is boxed, and the array
+	// holds them all without a slice grown per line.
+	var buf [12]slog.Attr
+	attrs := append(buf[:0],
+		slog.String("commandId", clipID(dec.CommandID)),
+		slog.String("provider", dec.Provider),
+		slog.Int("delivery", m.Delivery),
+		slog.Int("attempts", dec.Attempts),
+		slog.Duration("duration", took),
+	)
 	if m.Generation != "" {
-		attrs = append(attrs, "replayOf", clipID(m.Generation))
+		attrs = append(attrs, slog.String("replayOf", clipID(m.Generation)))
 	}
 	if dec.FromRecord {
-		attrs = append(attrs, "fromRecord", true)
+		attrs = append(attrs, slog.Bool("fromRecord", true))
 	}
 	text := "contact created"
 	switch {
 	case dec.Action == handlers.Retry:
 		text = "will retry"
-		attrs = append(attrs, "delay", dec.Delay)
+		attrs = append(attrs, slog.Duration("delay", dec.Delay))
 	case dec.Reason != "":
 		text = "contact failed"
-		attrs = append(attrs, "reason", dec.Reason)
+		attrs = append(attrs, slog.String("reason", string(dec.Reason)))
 	}
 	if dec.Event != nil {
-		attrs = append(attrs, "eventId", dec.Event.ID)
+		attrs = append(attrs, slog.String("eventId", dec.Event.ID))
 	}
 	if dec.Err != nil {
-		attrs = append(attrs, "error", dec.Err.Error())
+		attrs = append(attrs, slog.String("error", dec.Err.Error()))
 	}
 	if settleErr != nil {
-		attrs = append(attrs, "settleError", settleErr.Error())
+		attrs = append(attrs, slog.String("settleError", settleErr.Error()))
 	}
-	r.cfg.Logger.Log(context.Background(), level, text, attrs...)
+	r.cfg.Logger.LogAttrs(context.Background(), level, text, attrs...)
 }
 
 // clipID returns a commandId fit for a log line: at most maxLoggedID bytes,

@@ -279,7 +279,10 @@ func (s *session) publish(c *command) {
 		s.handBack(c, s.publishDelay(c.m.Delivery), fmt.Errorf("encode %s: %w", ev.Type, err))
 		return
 	}
-	s.pub.publish(msg, c, jetstream.WithMsgID(ev.ID))
+	// The header jetstream.WithMsgID would set, set here: no option, no
+	// options struct, the library's path without options.
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	s.pub.publish(msg, c)
 }
 
 // settle acks a command whose event the stream stored, terminates it for

@@ -153,8 +153,13 @@ func (c *Client) Validate(cmd contact.Command) []contact.FieldError {
 // scrubbed of the client secret, as is any error.
 func (c *Client) send(ctx context.Context, call clients.Call, method, target string, body []byte) (clients.Reply, error) {
 	call.Secrets = c.secrets
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+		// A caller's earlier deadline (the handler's call timeout) bounds
+		// the request already: no second timer.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -166,11 +171,13 @@ func (c *Client) send(ctx context.Context, call clients.Call, method, target str
 			Message: "cannot build the request", Err: fmt.Errorf("build request: %w", err),
 		}
 	}
-	// One copy of headers made once, rather than six Sets per request.
+	// One set of headers made once, shared read-only by every request
+	// (the transport and the client only read them; a RoundTripper that
+	// adds some, as tracing's, clones the request first).
 	if body != nil {
-		req.Header = c.postHeaders.Clone()
+		req.Header = c.postHeaders
 	} else {
-		req.Header = c.getHeaders.Clone()
+		req.Header = c.getHeaders
 	}
 	return call.Do(c.hc, req)
 }

@@ -102,7 +102,9 @@ func parseContact(raw json.RawMessage) (contactData, error) {
 		case "mobile":
 			c.Mobile, err = clients.TextOf(v)
 		}
-		errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, err)
+		}
 	})
 	return c, errors.Join(errs...)
 }

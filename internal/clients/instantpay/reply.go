@@ -54,7 +54,9 @@ func parseEnvelope(body []byte) (envelope, error) {
 	text := func(dst *clients.Text, v []byte) {
 		t, err := clients.TextOf(v)
 		*dst = t
-		errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	jsonscan.EachMember(body, func(k, v []byte) {
 		switch string(k) {
