@@ -78,9 +78,9 @@ func TestCheckPublishAgainstTheServer(t *testing.T) {
 		require.ErrorIs(t, err, ErrPublishRefused)
 		var refused *PublishRefusedError
 		require.ErrorAs(t, err, &refused)
-		assert.Equal(t, []string{contact.SubjectFailed, PublishSubjects()[2], PublishSubjects()[4]}, refused.Subjects,
+		assert.Equal(t, []string{contact.SubjectFailed, PublishSubjects()[2], PublishSubjects()[5]}, refused.Subjects,
 			"the refused subjects, in order (the pauses' too), and not contact.created")
-		assert.Equal(t, "$KV.CONTACT_PAUSES.held.CONTACT_COMMANDS.0", PublishSubjects()[4], "a held command's count")
+		assert.Equal(t, "$KV.CONTACT_PAUSES.held.CONTACT_COMMANDS.0", PublishSubjects()[5], "a held command's count")
 		assert.Contains(t, err.Error(), "contact.failed")
 		require.NoError(t, nc.Flush())
 		assert.Eventually(t, func() bool { return handled.Load() > 0 }, time.Second, 10*time.Millisecond,
