@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 
 	"github.com/contactrelay/contactrelay/internal/config"
 	"github.com/contactrelay/contactrelay/internal/console"
@@ -31,12 +30,6 @@ func consoleCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	if cfg.ConsoleAddr == "" {
 		return &exit.Error{Code: 2, Err: errors.New("CONSOLE_ADDR is off: the console needs an address to serve on")}
-	}
-	if getenv("GOGC") == "" {
-		// The console's heap is mostly long-lived (its index of the open
-		// failures): the service's GOGC=200 would let it grow to three
-		// times that (215 MB peak at a million open, 150 MB with 100).
-		defer debug.SetGCPercent(debug.SetGCPercent(100))
 	}
 	log := config.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	c, err := console.Start(ctx, cfg, log)

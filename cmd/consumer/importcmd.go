@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -24,12 +23,6 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	opts, cfg, err := parseImportFlags(args, getenv, stderr)
 	if err != nil {
 		return err
-	}
-	if getenv("GOGC") == "" {
-		// The importer's heap is mostly long-lived (a slot per row, an
-		// entry per command): the service's GOGC=200 would let it grow to
-		// three times that.
-		defer debug.SetGCPercent(debug.SetGCPercent(100))
 	}
 	return importer.Run(ctx, opts, cfg, stdin, stdout, stderr)
 }

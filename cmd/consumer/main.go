@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	defaultGC()
+	defaultGC(os.Args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -40,12 +40,18 @@ func main() {
 	}
 }
 
-// defaultGC sets the collector's target for the service's heap, unless
-// GOGC does. The heap is small and made of short-lived garbage: collecting
-// it half as often costs a few MiB and saves about a tenth of the CPU per
-// command (docs/PERFORMANCE.md).
-func defaultGC() {
-	if os.Getenv("GOGC") == "" {
+// defaultGC sets the collector's target for the command's heap, unless
+// GOGC does. The service's is small and made of short-lived garbage:
+// collecting it half as often (200) costs a few MiB and saves about a
+// tenth of the CPU per command (docs/PERFORMANCE.md). The console's (its
+// index of the open failures) and the importer's (a slot per row) are
+// mostly long-lived, and 200 would let them grow to three times that.
+func defaultGC(args []string) {
+	switch {
+	case os.Getenv("GOGC") != "":
+	case len(args) > 0 && (args[0] == "console" || args[0] == "import"):
+		debug.SetGCPercent(100)
+	default:
 		debug.SetGCPercent(200)
 	}
 }

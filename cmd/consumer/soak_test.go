@@ -372,7 +372,7 @@ func TestSoakServiceProcess(t *testing.T) {
 	if os.Getenv(soakServiceEnv) != "1" {
 		t.Skip("an instance of TestSoakPoisonMix's service, run only by it, in a process of its own")
 	}
-	defaultGC()
+	defaultGC([]string{"run"})
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithCancel(sig)
