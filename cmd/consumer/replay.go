@@ -114,19 +114,5 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintln(stderr, rerr.Error())
 		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
-	if ferr := sum.Format(stdout); ferr != nil && err == nil {
-		err = ferr
-	}
-	if err != nil {
-		return err
-	}
-	if sum.PublishFailed > 0 {
-		return fmt.Errorf("%d of %d replays failed to publish", sum.PublishFailed, sum.Replayed+sum.AlreadySent+sum.Refused+sum.PublishFailed)
-	}
-	if sum.Refused > 0 {
-		// What was asked for did not happen: another command holds the
-		// failure's generation. Each refusal was said on stderr.
-		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
-	}
-	return nil
+	return sum.Conclude(stdout, err)
 }

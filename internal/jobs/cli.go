@@ -117,20 +117,7 @@ func RunFromCommandLine(ctx context.Context, js jetstream.JetStream, c CommandLi
 		fmt.Fprintf(stdout, "discarded %s (%s); their contact.failed events stay in %s\n", replay.OpenFailures(done.Counts.Discarded), done.Described, provision.EventStream)
 		return nil
 	}
-	sum := Summary(done)
-	if ferr := sum.Format(stdout); ferr != nil && err == nil {
-		err = ferr
-	}
-	if err != nil {
-		return err
-	}
-	if sum.PublishFailed > 0 {
-		return fmt.Errorf("%d of %d replays failed to publish", sum.PublishFailed, sum.Replayed+sum.AlreadySent+sum.Refused+sum.PublishFailed)
-	}
-	if sum.Refused > 0 {
-		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
-	}
-	return nil
+	return Summary(done).Conclude(stdout, err)
 }
 
 // resumeError gives a refused resume its exit status: 1 for a job that

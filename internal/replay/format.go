@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/exit"
 )
 
 // The text below is written for the consumer command line (consumer
@@ -215,6 +216,26 @@ func WriteJSON(w io.Writer, failures []*Failure, unmask bool) error {
 		if _, err := fmt.Fprintf(w, "%s\n", line); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Conclude writes the summary of a replay that ended with err (Format)
+// and returns what the command line answers: err, else an error when a
+// replay failed to publish, else exit 1 without a word when one was
+// refused (another command holds the failure's generation; each refusal
+// was said on stderr), else nil.
+func (s Summary) Conclude(w io.Writer, err error) error {
+	if ferr := s.Format(w); ferr != nil && err == nil {
+		err = ferr
+	}
+	switch {
+	case err != nil:
+		return err
+	case s.PublishFailed > 0:
+		return fmt.Errorf("%d of %d replays failed to publish", s.PublishFailed, s.Replayed+s.AlreadySent+s.Refused+s.PublishFailed)
+	case s.Refused > 0:
+		return &exit.Error{Code: 1, Err: exit.ErrQuiet}
 	}
 	return nil
 }
