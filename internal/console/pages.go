@@ -270,7 +270,25 @@ type failureDetail struct {
 	Command  string
 	Upstream *contact.Upstream
 	Next     []string
+	// Broken are the broken rules, each with the value that broke it.
+	Broken []brokenRule
 }
+
+// brokenRule is a broken rule and the value of its field in the command,
+// shown whole even when the page masks the command: it is what a repair
+// needs, so showing it is not an unmask action (the other fields stay
+// masked).
+type brokenRule struct {
+	contact.FieldError
+	// Value is the field's value (a string as it is, anything else as
+	// JSON, at most maxBrokenValue runes); Missing that the command has
+	// no such field.
+	Value   string
+	Missing bool
+}
+
+// maxBrokenValue bounds the value shown for a broken rule.
+const maxBrokenValue = 200
 
 type failureData struct {
 	CommandID   string
@@ -386,6 +404,7 @@ func detailOf(f *failstore.Failure, unmasked bool) failureDetail {
 		data = replay.MaskFailed(data)
 	}
 	d := failureDetail{Summary: f.Summary, Data: data, Upstream: data.Upstream, Next: nextSteps(f)}
+	d.Broken = brokenRules(data.Errors, f.Data.Command)
 	d.Summary.Message = data.Message
 	switch {
 	case len(data.Command) == 0 && len(data.CommandRaw) > 0:
@@ -399,6 +418,65 @@ func detailOf(f *failstore.Failure, unmasked bool) failureDetail {
 	env.Data, _ = json.Marshal(shown)
 	d.Event = indentJSON(mustJSON(env))
 	return d
+}
+
+// brokenRules pairs each broken rule with its field's value in command
+// (the command as sent, unmasked). A field path is "email",
+// "pik.firstName" or "metadata[key]".
+func brokenRules(errs []contact.FieldError, command json.RawMessage) []brokenRule {
+	if len(errs) == 0 {
+		return nil
+	}
+	var doc map[string]any
+	d := json.NewDecoder(bytes.NewReader(command))
+	d.UseNumber()
+	_ = d.Decode(&doc) // a command that is no object has no values to show
+	out := make([]brokenRule, len(errs))
+	for i, fe := range errs {
+		out[i].FieldError = fe
+		v, ok := fieldValue(doc, fe.Field)
+		switch {
+		case !ok:
+			out[i].Missing = true
+		default:
+			s, isString := v.(string)
+			if !isString {
+				s = string(mustJSON(v))
+			}
+			if r := []rune(s); len(r) > maxBrokenValue {
+				s = string(r[:maxBrokenValue]) + "…"
+			}
+			out[i].Value = s
+		}
+	}
+	return out
+}
+
+// fieldValue finds a field's value by its path in a decoded command.
+func fieldValue(doc map[string]any, path string) (any, bool) {
+	var cur any = doc
+	for _, part := range strings.Split(path, ".") {
+		key := ""
+		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
+			part, key = part[:i], part[i+1:len(part)-1]
+		}
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+		if key != "" {
+			if m, ok = cur.(map[string]any); !ok {
+				return nil, false
+			}
+			if cur, ok = m[key]; !ok {
+				return nil, false
+			}
+		}
+	}
+	return cur, true
 }
 
 func mustJSON(v any) []byte {
