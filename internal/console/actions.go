@@ -309,6 +309,23 @@ func (srv *Server) discard(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if flt, ok := jobFilter(q); ok {
+		// A discard by filter is a shared job, as a replay is: a page at
+		// a time, resumed by another replica if this one stops.
+		srv.runMu.Lock()
+		parent := srv.runCtx
+		srv.runMu.Unlock()
+		user := sessionOf(r).User
+		id, err := srv.startShared(r.Context(), parent, jobrun.Spec{Kind: jobrun.KindDiscard, Filter: flt, Described: q.describe(),
+			User: user, From: "console", UpTo: q.UpTo}, seq)
+		if err != nil {
+			srv.recordAs(user, seq, "discard", q.describe(), len(sums), "not started: "+err.Error(), false)
+			srv.fail(w, r, http.StatusBadGateway, "the discard could not be started: "+err.Error())
+			return
+		}
+		http.Redirect(w, r, "/jobs/"+id, http.StatusSeeOther)
+		return
+	}
 	n, err := failstore.Discard(r.Context(), srv.cfg.JS, sums)
 	srv.forget(sums)
 	srv.Reload()

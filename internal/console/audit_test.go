@@ -43,7 +43,7 @@ func TestActionsAreAuditedBeforeTheyAreDone(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	f.srv.load(ctx) // as Run would, after an action
 	resp, body = post(t, c, f.web.URL+"/discard", url.Values{"reason": {"exhausted"}, "csrf": {token}})
-	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "a discard by filter is a job: %s", body)
 
 	p, err := audit.List(ctx, f.js, audit.Query{})
 	require.NoError(t, err)

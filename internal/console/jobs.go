@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	jobrun "github.com/contactrelay/contactrelay/internal/jobs"
 	"github.com/contactrelay/contactrelay/internal/provision"
 	"github.com/contactrelay/contactrelay/internal/replay"
@@ -18,10 +19,12 @@ import (
 
 // job is a replay under way or done, shown on its page as it goes.
 type job struct {
-	ID     string
-	User   string
-	What   string
-	Rate   float64
+	ID   string
+	User string
+	What string
+	Rate float64
+	// Kind is "discard" for a discard, else a replay.
+	Kind   string
 	cancel context.CancelFunc
 
 	mu    sync.Mutex
@@ -178,7 +181,10 @@ func (srv *Server) jobRunner(ctx context.Context, create bool) (*jobrun.Runner, 
 		return nil, err
 	}
 	st.Now = srv.cfg.Now
-	srv.jobs.runner = &jobrun.Runner{JS: srv.cfg.JS, Store: st, Lease: srv.cfg.JobLease, Validator: srv.validator, Handoff: true}
+	srv.jobs.runner = &jobrun.Runner{JS: srv.cfg.JS, Store: st, Lease: srv.cfg.JobLease, Validator: srv.validator, Handoff: true,
+		// The index closes what its own discards remove, as a discard of
+		// picked failures does, instead of reading the store again.
+		OnDiscard: func(sum failstore.Summary) { srv.forget([]failstore.Summary{sum}) }}
 	return srv.jobs.runner, nil
 }
 
@@ -208,6 +214,9 @@ func (srv *Server) runShared(ctx context.Context, r *jobrun.Runner, j *jobrun.Jo
 	c := done.Counts
 	result := fmt.Sprintf("job %s %s: %d replayed, %d already sent, %d refused, %d skipped, %d failed to publish",
 		done.ID, done.State, c.Sent, c.AlreadySent, c.Refused, c.SkippedTotal(), c.PublishFailed)
+	if done.Kind == jobrun.KindDiscard {
+		result = fmt.Sprintf("job %s %s: %d of %d discarded", done.ID, done.State, c.Discarded, c.Selected)
+	}
 	if err != nil {
 		result += ": " + err.Error()
 	}
@@ -266,7 +275,7 @@ func (srv *Server) sharedJob(ctx context.Context, id string) (*job, jobState, bo
 	if kj.All {
 		what += ", not retryable too"
 	}
-	return &job{ID: kj.ID, User: kj.User, What: what, Rate: kj.Rate}, stateOf(kj), true
+	return &job{ID: kj.ID, User: kj.User, What: what, Rate: kj.Rate, Kind: string(kj.Kind)}, stateOf(kj), true
 }
 
 // stateOf is a shared job's state as a job's page shows it.

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/failstore"
 	jobrun "github.com/contactrelay/contactrelay/internal/jobs"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
@@ -105,4 +107,58 @@ func TestReplayByFilterSurvivesAConsoleRestart(t *testing.T) {
 	resp, page = get(t, c, webB.URL+"/jobs/"+id)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, page, `id="job-phase">done<`)
+}
+
+// A discard by filter is a shared job too: it runs a page at a time, its
+// page says what it discarded, and the open set empties.
+func TestDiscardByFilterIsAJob(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
+	const n = 250
+	seed(t, js, n, exhausted)
+	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081", JobLease: time.Second})
+	require.NoError(t, err)
+	web := httptest.NewServer(srv.Handler())
+	t.Cleanup(web.Close)
+	rctx, cancel := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { _ = srv.Run(rctx); close(ran) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	require.Eventually(t, func() bool {
+		v := srv.current()
+		if v == nil {
+			return false
+		}
+		_, _, ready := v.state()
+		return ready && v.open() == n
+	}, 20*time.Second, 10*time.Millisecond)
+
+	c := (&fixture{}).client(t)
+	resp, preview := get(t, c, web.URL+"/discard?reason=exhausted&provider=instantpay")
+	require.Equal(t, http.StatusOK, resp.StatusCode, preview)
+	form := url.Values{}
+	for _, m := range hiddenField.FindAllStringSubmatch(preview, -1) {
+		form.Set(m[1], m[2])
+	}
+	resp, body := post(t, c, web.URL+"/discard", form)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+	id := strings.TrimPrefix(resp.Header.Get("Location"), "/jobs/")
+	st, err := jobrun.OpenStore(ctx, js)
+	require.NoError(t, err)
+	var kj *jobrun.Job
+	require.Eventually(t, func() bool {
+		kj, err = st.Get(ctx, id)
+		return err == nil && kj.State == jobrun.Done
+	}, 30*time.Second, 20*time.Millisecond, "the discard is a job in %s, and it finishes", provision.JobBucket)
+	assert.Equal(t, jobrun.KindDiscard, kj.Kind)
+	assert.Equal(t, 225, kj.Counts.Discarded, "every InstantPay failure (one in ten is PIK's)")
+	left, err := failstore.Count(ctx, js, failstore.Select{})
+	require.NoError(t, err)
+	assert.Equal(t, map[contact.Reason]int{contact.ReasonExhausted: 25}, left, "PIK's stay open")
+	resp, page := get(t, c, web.URL+"/jobs/"+id)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, "<h1>Discard</h1>")
+	assert.Contains(t, page, `<span id="job-replayed">225</span> discarded`)
 }

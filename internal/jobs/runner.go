@@ -49,6 +49,8 @@ type Runner struct {
 	Validator *rules.Validator
 	// OnItem, if set, is told the fate of each replayed failure.
 	OnItem func(replay.Item)
+	// OnDiscard, if set, is told each failure a discard removed.
+	OnDiscard func(failstore.Summary)
 	// Progress, if set, is told the job as it goes: after each failure
 	// and each save.
 	Progress func(Job)
@@ -461,6 +463,9 @@ func (x *run) discardPage(ctx context.Context, page []failstore.Summary, limiter
 		}
 		j.Cursor = min(j.Cursor, sum.Seq)
 		x.mu.Unlock()
+		if n == 1 && r.OnDiscard != nil {
+			r.OnDiscard(sum)
+		}
 		x.maybeSave(ctx)
 	}
 	return nil
