@@ -153,6 +153,17 @@ func TestNATSRoles(t *testing.T) {
 		runConsumer(t, consumer, operator, 0, "import", "--wait", file)
 	})
 
+	t.Run("the operator discards by filter, as a job, and lists the jobs", func(t *testing.T) {
+		ipay.Inject(sandbox.Fault{Email: "later3@example.com", Status: 503})
+		publishWait(t, consumer, publisher, 1, "--command-id", "roles-later-3", "--name", "Kiran Rao",
+			"--email", "later3@example.com", "--mobile", "9876543217", "--tag-id", "65a1f0c2b3d4e5f6a7b8c9d7")
+		ipay.ClearFaults()
+		out := runConsumer(t, consumer, operator, 0, "failures", "discard", "--reason", "exhausted")
+		assert.Contains(t, out, "discarded 1 open failure", "a discard by filter runs as a job: %s", out)
+		assert.Empty(t, openFailures())
+		assert.Contains(t, runConsumer(t, consumer, operator, 0, "jobs"), "discard", "the operator lists the jobs")
+	})
+
 	var emails []string
 	for _, c := range ipay.Contacts() {
 		emails = append(emails, c.Email)
