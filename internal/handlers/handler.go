@@ -232,6 +232,9 @@ type Handler struct {
 	// starts them: made once, not per call.
 	spans    map[string]*[2]string
 	spanOpts []trace.SpanStartOption
+	// storeBound, callBound and lookupBound bound a record read or write,
+	// a create call and a lookup.
+	storeBound, callBound, lookupBound *deadlines
 }
 
 // New returns a Handler, or an error when the configuration cannot work.
@@ -248,6 +251,10 @@ func New(cfg Config) (*Handler, error) {
 		holds:    newHolds(cfg.Now),
 		spans:    map[string]*[2]string{},
 		spanOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
+
+		storeBound:  newDeadlines(cfg.StoreTimeout),
+		callBound:   newDeadlines(cfg.CallTimeout),
+		lookupBound: newDeadlines(lookupTimeoutFactor * cfg.CallTimeout),
 	}
 	for name := range cfg.Providers {
 		h.guards[name] = newGuard(name, cfg.Protection[name], cfg.Hooks, cfg.Now)

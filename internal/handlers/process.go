@@ -421,17 +421,17 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 			attribute.String("contactrelay.command_id", d.cmd.CommandID),
 		)
 	}
-	timeout := h.cfg.CallTimeout
+	bound := h.callBound
 	if op == "lookup" {
 		// A lookup may read many pages of a list; it holds no claim.
-		timeout *= lookupTimeoutFactor
+		bound = h.lookupBound
 	}
 	if h.paused(d.cmd.Provider) {
 		// The last gate: a pause seen since the claim stops the call.
 		span.SetStatus(codes.Error, "paused")
 		return provider.Contact{}, errPaused{provider: d.cmd.Provider}
 	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	callCtx, cancel := bound.context(ctx)
 	defer cancel()
 	start := time.Now()
 	contact, err := fn(callCtx)
@@ -537,7 +537,7 @@ func (d *delivery) attempts() int {
 // storeContext bounds one record read or write; it outlives ctx's
 // cancellation so that a claim's bookkeeping is written during shutdown.
 func (h *Handler) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), h.cfg.StoreTimeout)
+	return h.storeBound.context(ctx)
 }
 
 // reload reads the delivery's record afresh.
