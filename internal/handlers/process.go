@@ -33,6 +33,16 @@ type delivery struct {
 	rev      uint64
 	last     *provider.Error // the provider's last failure, if any
 	stale    bool            // rec may be out of date: read it before the next try
+	key      string          // record.Key(cmd.CommandID), once asked for
+}
+
+// recordKey returns the key of the command's record, digested once per
+// delivery (the claim and the outcome both need it).
+func (d *delivery) recordKey() string {
+	if d.key == "" {
+		d.key = record.Key(d.cmd.CommandID)
+	}
+	return d.key
 }
 
 // errBusy reports that another delivery of the same commandId has a create
@@ -305,7 +315,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		if d.m.Generation != "" && cg.Fingerprint == "" {
 			cg.Fingerprint = d.in.fingerprint
 		}
-		rev, err := h.save(ctx, &claim, d.rev)
+		rev, err := h.save(ctx, d.recordKey(), &claim, d.rev)
 		if err != nil {
 			done(errNotCalled)
 			if !errors.Is(err, errConflict) {
@@ -367,7 +377,7 @@ func (h *Handler) waitOutClaim(d *delivery) error {
 		return nil
 	}
 	hold := max(h.hold(), time.Duration(d.rec.HoldMillis)*time.Millisecond)
-	if wait := h.holds.remaining(record.Key(d.cmd.CommandID), d.rev, hold); wait > 0 {
+	if wait := h.holds.remaining(d.recordKey(), d.rev, hold); wait > 0 {
 		return errBusy{wait: wait}
 	}
 	d.rec.InFlight = false // Unsettled stays: look the contact up
@@ -552,11 +562,11 @@ func (h *Handler) reload(ctx context.Context, d *delivery) error {
 	return nil
 }
 
-// save writes rec over revision rev.
-func (h *Handler) save(ctx context.Context, rec *record.Record, rev uint64) (uint64, error) {
+// save writes rec under key over revision rev.
+func (h *Handler) save(ctx context.Context, key string, rec *record.Record, rev uint64) (uint64, error) {
 	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
-	return h.records.save(sctx, *rec, rev)
+	return h.records.saveAt(sctx, key, *rec, rev)
 }
 
 // update changes the delivery's record with a compare-and-set, reading and
