@@ -22,8 +22,9 @@ import (
 // the record writes and the call were bounded by shared deadlines, 48
 // before the outcome changed the claim's generations in place and the
 // record key was digested once per delivery, 44 before reading a command
-// declared errors.As's target only for a command that did not decode.
-const maxDecideAllocs = 43
+// declared errors.As's target only for a command that did not decode, 43
+// before a call's span was left unstarted with the no-op tracer.
+const maxDecideAllocs = 42
 
 // TestDecideCreatedAllocations holds the handler's hot path to its
 // allocations, so that a change that adds some per command is seen.

@@ -422,7 +422,10 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Decision, error)
 // timeout but not by ctx's cancellation: a call under way when shutdown
 // begins finishes, so that its answer is recorded.
 func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(context.Context) (provider.Contact, error)) (provider.Contact, error) {
-	ctx, span := h.cfg.Tracer.Start(ctx, h.spanName(d.cmd.Provider, op), h.spanOpts...)
+	span := h.noSpan
+	if !h.untraced {
+		ctx, span = h.cfg.Tracer.Start(ctx, h.spanName(d.cmd.Provider, op), h.spanOpts...)
+	}
 	defer span.End()
 	if span.IsRecording() {
 		span.SetAttributes(
