@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +38,24 @@ type Records struct {
 	kv      jetstream.KeyValue
 	pub     *publisher[func(uint64, bool, error)] // PutAsync's writes
 	subject string                                // the bucket's put subject, without the key
+	ttlText atomic.Pointer[ttlText]               // the TTL header of the last TTL written
+}
+
+// ttlText is a TTL and its header value.
+type ttlText struct {
+	ttl  time.Duration
+	text string
+}
+
+// ttlHeader returns the Nats-TTL header value of ttl, written once, not
+// per write.
+func (r *Records) ttlHeader(ttl time.Duration) string {
+	if t := r.ttlText.Load(); t != nil && t.ttl == ttl {
+		return t.text
+	}
+	t := &ttlText{ttl: ttl, text: ttl.String()}
+	r.ttlText.Store(t)
+	return t.text
 }
 
 // OpenRecords binds to the record bucket, which provision.Setup creates.
@@ -146,7 +165,7 @@ func (r *Records) PutAsync(key string, value []byte, revision uint64, expires bo
 	m.Data = value
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(revision, 10))
 	if ttl := r.ttl(expires); ttl > 0 {
-		m.Header.Set(jetstream.MsgTTLHeader, ttl.String())
+		m.Header.Set(jetstream.MsgTTLHeader, r.ttlHeader(ttl))
 	}
 	r.pub.publish(m, done)
 }
