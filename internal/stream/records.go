@@ -116,7 +116,7 @@ func (r *Records) Put(ctx context.Context, key string, value []byte, revision ui
 	case revision == 0 && ttl > 0:
 		rev, err = r.kv.Create(ctx, key, value, jetstream.KeyTTL(ttl))
 	case revision == 0:
-		rev, err = r.kv.Create(ctx, key, value)
+		rev, err = r.create(ctx, key, value)
 	case ttl > 0:
 		// The key-value API updates without a TTL: publish as it does.
 		var ack *jetstream.PubAck
@@ -136,6 +136,49 @@ func (r *Records) Put(ctx context.Context, key string, value []byte, revision ui
 		return 0, false, err
 	}
 	return rev, true, nil
+}
+
+// create writes value under key if the key has no value: kv.Create's
+// first publish, made here as PutAsync publishes (no option closure,
+// slice or struct per write). A conflict (the key exists, or holds a
+// delete marker) is left to kv.Create, which tells the two apart, as is a
+// key the key-value API would refuse.
+func (r *Records) create(ctx context.Context, key string, value []byte) (uint64, error) {
+	if !plainKey(key) {
+		return r.kv.Create(ctx, key, value)
+	}
+	m := nats.NewMsg(r.subject + key)
+	m.Data = value
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	ack, err := r.js.PublishMsg(ctx, m)
+	switch {
+	case err == nil:
+		return ack.Sequence, nil
+	case isConflict(err):
+		return r.kv.Create(ctx, key, value)
+	}
+	return 0, err
+}
+
+// plainKey reports whether key is one the key-value API takes as it is:
+// letters, digits and -/_=. only, no dot first, last or after another
+// (as record.Key's are; nats.go's keyValid without its regular
+// expression).
+func plainKey(key string) bool {
+	if key == "" || key[0] == '.' || key[len(key)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '/', c == '_', c == '=':
+		case c == '.' && key[i-1] != '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ttl returns the TTL a write carries: TTL when the record may expire,
