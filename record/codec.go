@@ -78,7 +78,8 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 	}
 	if len(r.Generations) > 0 {
 		b = append(b, `,"generations":{`...)
-		for i, k := range sortedGenerations(r.Generations) {
+		var names [MaxGenerations]string
+		for i, k := range sortedGenerations(names[:0], r.Generations) {
 			g := r.Generations[k]
 			if i > 0 {
 				b = append(b, ',')

@@ -281,9 +281,10 @@ func Encode(rec *Record, keep string) ([]byte, error) {
 	}
 }
 
-// sortedGenerations returns the names of gs, sorted.
-func sortedGenerations(gs map[string]*Generation) []string {
-	keys := make([]string, 0, len(gs))
+// sortedGenerations appends the names of gs to keys, and sorts them
+// (keys may be a caller's stack array: no allocation for a record of at
+// most MaxGenerations).
+func sortedGenerations(keys []string, gs map[string]*Generation) []string {
 	for k := range gs {
 		keys = append(keys, k)
 	}

@@ -68,6 +68,15 @@ func NewValidator() *Validator {
 // Validate returns every rule the command breaks, sorted by field, or nil.
 // Provider-specific rules are not applied here: see Provider.
 func (val *Validator) Validate(cmd contact.Command) []contact.FieldError {
+	if quickValid(&cmd) {
+		// The common case, certain without the validator's walk.
+		return nil
+	}
+	return val.validate(cmd)
+}
+
+// validate is Validate by the validator alone.
+func (val *Validator) validate(cmd contact.Command) []contact.FieldError {
 	err := val.v.Struct(cmd)
 	if err == nil {
 		return nil

@@ -82,10 +82,24 @@ func (r Reply) RequestID() string {
 // reply cannot be read whole, Do returns what it read: the status is the
 // answer. The request's context bounds the whole exchange, body included.
 func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
+	ctx, w := TraceWrites(req.Context())
+	return c.DoTraced(client, req.WithContext(ctx), w)
+}
+
+// TraceWrites returns ctx with a trace that notes whether a request made
+// with it is written to its connection, for DoTraced: a request built
+// with that context from the start need not be copied to carry it, as Do
+// copies one.
+func TraceWrites(ctx context.Context) (context.Context, *WriteTrace) {
 	// The flag and its trace in one allocation.
-	w := &writeTrace{}
+	w := &WriteTrace{}
 	w.trace.WroteRequest = w.wroteRequest
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &w.trace))
+	return httptrace.WithClientTrace(ctx, &w.trace), w
+}
+
+// DoTraced is Do for a request whose context came from TraceWrites, with
+// the WriteTrace it returned.
+func (c Call) DoTraced(client *http.Client, req *http.Request, w *WriteTrace) (Reply, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		return Reply{}, c.TransportError(err, w.wrote.Load())
@@ -118,13 +132,14 @@ func (c Call) Do(client *http.Client, req *http.Request) (Reply, error) {
 	return reply, nil
 }
 
-// writeTrace notes whether a request was written to its connection.
-type writeTrace struct {
+// WriteTrace notes whether a request was written to its connection (see
+// TraceWrites).
+type WriteTrace struct {
 	wrote atomic.Bool
 	trace httptrace.ClientTrace
 }
 
-func (w *writeTrace) wroteRequest(info httptrace.WroteRequestInfo) {
+func (w *WriteTrace) wroteRequest(info httptrace.WroteRequestInfo) {
 	if info.Err == nil {
 		w.wrote.Store(true)
 	}

@@ -232,6 +232,14 @@ type Handler struct {
 	// starts them: made once, not per call.
 	spans    map[string]*[2]string
 	spanOpts []trace.SpanStartOption
+	// untraced is set when the tracer is OpenTelemetry's no-op: a call's
+	// span is not started (what its Start returns carries nothing the
+	// delivery's context did not), and is noSpan.
+	untraced bool
+	noSpan   trace.Span
+	// storeBound, callBound and lookupBound bound a record read or write,
+	// a create call and a lookup.
+	storeBound, callBound, lookupBound *deadlines
 }
 
 // New returns a Handler, or an error when the configuration cannot work.
@@ -248,7 +256,13 @@ func New(cfg Config) (*Handler, error) {
 		holds:    newHolds(cfg.Now),
 		spans:    map[string]*[2]string{},
 		spanOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
+
+		storeBound:  newDeadlines(cfg.StoreTimeout),
+		callBound:   newDeadlines(cfg.CallTimeout),
+		lookupBound: newDeadlines(lookupTimeoutFactor * cfg.CallTimeout),
+		noSpan:      noop.Span{},
 	}
+	_, h.untraced = cfg.Tracer.(noop.Tracer)
 	for name := range cfg.Providers {
 		h.guards[name] = newGuard(name, cfg.Protection[name], cfg.Hooks, cfg.Now)
 		h.spans[name] = &[2]string{name + " create", name + " lookup"}

@@ -66,8 +66,8 @@ func (h *Handler) read(m *Message) input {
 		}
 	}
 	cmd, err := contact.DecodeCommand(m.Body)
-	var derr *contact.DecodeError
-	if errors.As(err, &derr) && derr.Reason == contact.ReasonMalformed {
+	derr := decodeError(err)
+	if derr != nil && derr.Reason == contact.ReasonMalformed {
 		return input{
 			cmd:         contact.Command{CommandID: m.fallbackID()},
 			fingerprint: record.RawFingerprint("malformed", m.Body),
@@ -102,11 +102,11 @@ func (h *Handler) read(m *Message) input {
 	idValid := !slices.ContainsFunc(fieldErrs, func(fe contact.FieldError) bool { return fe.Field == "commandId" })
 	if cmd.CommandID == "" || !idValid {
 		// The header names the command; one that cannot is malformed.
-		if _, err := rules.CommandIDFromHeader(m.MsgID); errors.As(err, &derr) {
+		if _, err := rules.CommandIDFromHeader(m.MsgID); decodeError(err) != nil {
 			return input{
 				cmd:         contact.Command{CommandID: m.fallbackID()},
 				fingerprint: record.RawFingerprint("malformed", m.Body),
-				bad:         &conclusion{reason: contact.ReasonMalformed, message: derr.Message},
+				bad:         &conclusion{reason: contact.ReasonMalformed, message: decodeError(err).Message},
 			}
 		}
 		cmd.CommandID = m.fallbackID()
@@ -136,4 +136,19 @@ func (h *Handler) read(m *Message) input {
 	}
 	in.cmd = cmd
 	return in
+}
+
+// decodeError returns err as a *contact.DecodeError, or nil. The target
+// errors.As needs is declared only when there is an error: its address
+// taken, it is allocated where it is declared, and read declared it for
+// every command.
+func decodeError(err error) *contact.DecodeError {
+	if err == nil {
+		return nil
+	}
+	var derr *contact.DecodeError
+	if errors.As(err, &derr) {
+		return derr
+	}
+	return nil
 }

@@ -89,9 +89,12 @@ func (h *Handler) fromRecord(d *delivery) (Decision, bool) {
 // record, and returns the Decision that records and publishes it. A
 // failure of a command whose contact exists meanwhile is contact.created
 // instead; a generation with an outcome keeps it.
+//
+// conclude is the last use of the delivery's record, whose generations are
+// the delivery's own (decoded from the store, or the copy its claim
+// made): it changes them in place, copying nothing.
 func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 	r := d.rec
-	r.Generations = cloneGenerations(d.rec.Generations)
 	if d.m.Generation == "" && r.Fingerprint == "" {
 		r.Fingerprint, r.FirstUsed = d.in.fingerprint, h.cfg.Now().UTC()
 	}
@@ -177,7 +180,7 @@ func (h *Handler) conclude(d *delivery, c conclusion) Decision {
 		}
 		return dec
 	}
-	key := record.Key(d.cmd.CommandID)
+	key := d.recordKey()
 	dec.Write = &Write{Key: key, Value: val, Revision: d.rev, Expires: r.Expires()}
 	dec.Failure = failureChange(&r, d.m.Generation, key, c.reason)
 	return dec
@@ -203,7 +206,7 @@ func (h *Handler) unencodable(d *delivery, err error) Decision {
 func (h *Handler) repeat(d *delivery, gen string, g *record.Generation) Decision {
 	dec := Decision{Action: Ack, CommandID: d.cmd.CommandID, Provider: g.Provider, Reason: g.Reason,
 		Attempts: g.Attempts, FromRecord: true, EventJSON: g.Outcome,
-		Failure: failureChange(&d.rec, gen, record.Key(d.cmd.CommandID), g.Reason)}
+		Failure: failureChange(&d.rec, gen, d.recordKey(), g.Reason)}
 	if terminal(g.Reason) {
 		dec.Action = Term
 	}

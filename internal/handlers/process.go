@@ -33,6 +33,16 @@ type delivery struct {
 	rev      uint64
 	last     *provider.Error // the provider's last failure, if any
 	stale    bool            // rec may be out of date: read it before the next try
+	key      string          // record.Key(cmd.CommandID), once asked for
+}
+
+// recordKey returns the key of the command's record, digested once per
+// delivery (the claim and the outcome both need it).
+func (d *delivery) recordKey() string {
+	if d.key == "" {
+		d.key = record.Key(d.cmd.CommandID)
+	}
+	return d.key
 }
 
 // errBusy reports that another delivery of the same commandId has a create
@@ -305,7 +315,7 @@ func (h *Handler) attempt(ctx context.Context, d *delivery) (dec *Decision, err 
 		if d.m.Generation != "" && cg.Fingerprint == "" {
 			cg.Fingerprint = d.in.fingerprint
 		}
-		rev, err := h.save(ctx, &claim, d.rev)
+		rev, err := h.save(ctx, d.recordKey(), &claim, d.rev)
 		if err != nil {
 			done(errNotCalled)
 			if !errors.Is(err, errConflict) {
@@ -367,7 +377,7 @@ func (h *Handler) waitOutClaim(d *delivery) error {
 		return nil
 	}
 	hold := max(h.hold(), time.Duration(d.rec.HoldMillis)*time.Millisecond)
-	if wait := h.holds.remaining(record.Key(d.cmd.CommandID), d.rev, hold); wait > 0 {
+	if wait := h.holds.remaining(d.recordKey(), d.rev, hold); wait > 0 {
 		return errBusy{wait: wait}
 	}
 	d.rec.InFlight = false // Unsettled stays: look the contact up
@@ -412,7 +422,10 @@ func (h *Handler) reconcile(ctx context.Context, d *delivery) (*Decision, error)
 // timeout but not by ctx's cancellation: a call under way when shutdown
 // begins finishes, so that its answer is recorded.
 func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(context.Context) (provider.Contact, error)) (provider.Contact, error) {
-	ctx, span := h.cfg.Tracer.Start(ctx, h.spanName(d.cmd.Provider, op), h.spanOpts...)
+	span := h.noSpan
+	if !h.untraced {
+		ctx, span = h.cfg.Tracer.Start(ctx, h.spanName(d.cmd.Provider, op), h.spanOpts...)
+	}
 	defer span.End()
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -421,17 +434,17 @@ func (h *Handler) call(ctx context.Context, d *delivery, op string, fn func(cont
 			attribute.String("contactrelay.command_id", d.cmd.CommandID),
 		)
 	}
-	timeout := h.cfg.CallTimeout
+	bound := h.callBound
 	if op == "lookup" {
 		// A lookup may read many pages of a list; it holds no claim.
-		timeout *= lookupTimeoutFactor
+		bound = h.lookupBound
 	}
 	if h.paused(d.cmd.Provider) {
 		// The last gate: a pause seen since the claim stops the call.
 		span.SetStatus(codes.Error, "paused")
 		return provider.Contact{}, errPaused{provider: d.cmd.Provider}
 	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	callCtx, cancel := bound.context(ctx)
 	defer cancel()
 	start := time.Now()
 	contact, err := fn(callCtx)
@@ -537,7 +550,7 @@ func (d *delivery) attempts() int {
 // storeContext bounds one record read or write; it outlives ctx's
 // cancellation so that a claim's bookkeeping is written during shutdown.
 func (h *Handler) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), h.cfg.StoreTimeout)
+	return h.storeBound.context(ctx)
 }
 
 // reload reads the delivery's record afresh.
@@ -552,11 +565,11 @@ func (h *Handler) reload(ctx context.Context, d *delivery) error {
 	return nil
 }
 
-// save writes rec over revision rev.
-func (h *Handler) save(ctx context.Context, rec *record.Record, rev uint64) (uint64, error) {
+// save writes rec under key over revision rev.
+func (h *Handler) save(ctx context.Context, key string, rec *record.Record, rev uint64) (uint64, error) {
 	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
-	return h.records.save(sctx, *rec, rev)
+	return h.records.saveAt(sctx, key, *rec, rev)
 }
 
 // update changes the delivery's record with a compare-and-set, reading and

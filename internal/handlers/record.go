@@ -53,11 +53,16 @@ var errConflict = errors.New("record changed concurrently")
 
 // save writes rec if its revision is still rev.
 func (rs records) save(ctx context.Context, rec record.Record, rev uint64) (uint64, error) {
+	return rs.saveAt(ctx, record.Key(rec.CommandID), rec, rev)
+}
+
+// saveAt is save with the record's key, record.Key(rec.CommandID), known.
+func (rs records) saveAt(ctx context.Context, key string, rec record.Record, rev uint64) (uint64, error) {
 	val, err := encode(&rec, "")
 	if err != nil {
 		return 0, err
 	}
-	newRev, ok, err := rs.store.Put(ctx, record.Key(rec.CommandID), val, rev, rec.Expires())
+	newRev, ok, err := rs.store.Put(ctx, key, val, rev, rec.Expires())
 	if err != nil {
 		return 0, fmt.Errorf("write record of %s: %w", shortID(rec.CommandID), err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +38,24 @@ type Records struct {
 	kv      jetstream.KeyValue
 	pub     *publisher[func(uint64, bool, error)] // PutAsync's writes
 	subject string                                // the bucket's put subject, without the key
+	ttlText atomic.Pointer[ttlText]               // the TTL header of the last TTL written
+}
+
+// ttlText is a TTL and its header value.
+type ttlText struct {
+	ttl  time.Duration
+	text string
+}
+
+// ttlHeader returns the Nats-TTL header value of ttl, written once, not
+// per write.
+func (r *Records) ttlHeader(ttl time.Duration) string {
+	if t := r.ttlText.Load(); t != nil && t.ttl == ttl {
+		return t.text
+	}
+	t := &ttlText{ttl: ttl, text: ttl.String()}
+	r.ttlText.Store(t)
+	return t.text
 }
 
 // OpenRecords binds to the record bucket, which provision.Setup creates.
@@ -97,7 +116,7 @@ func (r *Records) Put(ctx context.Context, key string, value []byte, revision ui
 	case revision == 0 && ttl > 0:
 		rev, err = r.kv.Create(ctx, key, value, jetstream.KeyTTL(ttl))
 	case revision == 0:
-		rev, err = r.kv.Create(ctx, key, value)
+		rev, err = r.create(ctx, key, value)
 	case ttl > 0:
 		// The key-value API updates without a TTL: publish as it does.
 		var ack *jetstream.PubAck
@@ -117,6 +136,49 @@ func (r *Records) Put(ctx context.Context, key string, value []byte, revision ui
 		return 0, false, err
 	}
 	return rev, true, nil
+}
+
+// create writes value under key if the key has no value: kv.Create's
+// first publish, made here as PutAsync publishes (no option closure,
+// slice or struct per write). A conflict (the key exists, or holds a
+// delete marker) is left to kv.Create, which tells the two apart, as is a
+// key the key-value API would refuse.
+func (r *Records) create(ctx context.Context, key string, value []byte) (uint64, error) {
+	if !plainKey(key) {
+		return r.kv.Create(ctx, key, value)
+	}
+	m := nats.NewMsg(r.subject + key)
+	m.Data = value
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	ack, err := r.js.PublishMsg(ctx, m)
+	switch {
+	case err == nil:
+		return ack.Sequence, nil
+	case isConflict(err):
+		return r.kv.Create(ctx, key, value)
+	}
+	return 0, err
+}
+
+// plainKey reports whether key is one the key-value API takes as it is:
+// letters, digits and -/_=. only, no dot first, last or after another
+// (as record.Key's are; nats.go's keyValid without its regular
+// expression).
+func plainKey(key string) bool {
+	if key == "" || key[0] == '.' || key[len(key)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '/', c == '_', c == '=':
+		case c == '.' && key[i-1] != '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ttl returns the TTL a write carries: TTL when the record may expire,
@@ -146,7 +208,7 @@ func (r *Records) PutAsync(key string, value []byte, revision uint64, expires bo
 	m.Data = value
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(revision, 10))
 	if ttl := r.ttl(expires); ttl > 0 {
-		m.Header.Set(jetstream.MsgTTLHeader, ttl.String())
+		m.Header.Set(jetstream.MsgTTLHeader, r.ttlHeader(ttl))
 	}
 	r.pub.publish(m, done)
 }

@@ -140,6 +140,11 @@ type Runner struct {
 	cfg       RunnerConfig
 	tracer    trace.Tracer
 	consuming atomic.Bool
+	// untraced is set when tracer is OpenTelemetry's no-op: its spans are
+	// not started at all (what its Start returns carries nothing a
+	// context did not), and a command's span is noSpan.
+	untraced bool
+	noSpan   trace.Span
 }
 
 // Consuming reports nil while Run is bound to the consumer and pulling.
@@ -154,7 +159,10 @@ func (r *Runner) Consuming() error {
 // (provision.Setup), and cfg.Records must be set.
 func NewRunner(js jetstream.JetStream, h Handler, cfg RunnerConfig) *Runner {
 	cfg.setDefaults()
-	return &Runner{js: js, handler: h, cfg: cfg, tracer: cfg.TracerProvider.Tracer("github.com/contactrelay/contactrelay/internal/stream")}
+	r := &Runner{js: js, handler: h, cfg: cfg, tracer: cfg.TracerProvider.Tracer("github.com/contactrelay/contactrelay/internal/stream"),
+		noSpan: noop.Span{}}
+	_, r.untraced = r.tracer.(noop.Tracer)
+	return r
 }
 
 // Run consumes until ctx is cancelled, then stops fetching, lets in-flight

@@ -108,7 +108,10 @@ func (s *session) receive(ctx context.Context, f fetched) {
 		s.cfg.Hooks.Received(m)
 	}
 	ctx = s.cfg.Propagator.Extract(ctx, headerCarrier(hdr))
-	ctx, span := s.tracer.Start(ctx, contact.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	span := s.noSpan
+	if !s.untraced {
+		ctx, span = s.tracer.Start(ctx, contact.SubjectCreate+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	}
 	if span.IsRecording() { // attributes cost allocations: only for a real span
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),

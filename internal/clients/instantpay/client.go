@@ -75,6 +75,7 @@ type Config struct {
 // use.
 type Client struct {
 	baseURL      string
+	profileURL   string // baseURL + profilePath, made once: every create posts to it
 	clientID     string
 	clientSecret string
 	endpointIP   string
@@ -114,6 +115,7 @@ func New(cfg Config) (*Client, error) {
 		lookupTime:   cfg.LookupTimeout,
 		secrets:      redact.NewSecrets(cfg.ClientSecret),
 	}
+	c.profileURL = c.baseURL + profilePath
 	if c.authCode == "" {
 		c.authCode = DefaultAuthCode
 	}
@@ -164,7 +166,14 @@ func (c *Client) send(ctx context.Context, call clients.Call, method, target str
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+target, rd)
+	// The request carries the write trace from the start: not copied to
+	// carry it.
+	ctx, traced := clients.TraceWrites(ctx)
+	u := c.profileURL
+	if target != profilePath {
+		u = c.baseURL + target
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return clients.Reply{}, &provider.Error{
 			Provider: Name, Op: call.Op, Class: provider.Permanent,
@@ -179,5 +188,5 @@ func (c *Client) send(ctx context.Context, call clients.Call, method, target str
 	} else {
 		req.Header = c.getHeaders
 	}
-	return call.Do(c.hc, req)
+	return call.DoTraced(c.hc, req, traced)
 }
