@@ -56,6 +56,13 @@ func Measure(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.ProfileDir != "" {
+		// The worker writes its profiles there: a folder that does not
+		// exist would make it die at start with nothing to say why.
+		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+			return fmt.Errorf("--profile: %w", err)
+		}
+	}
 	logs, err := openWorkerLog(o.WorkerLog)
 	if err != nil {
 		return err
