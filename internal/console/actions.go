@@ -18,23 +18,39 @@ import (
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
 
+// maxWhole is the most open failures an action lists, and its replay
+// preview reads whole, to say what it would do; a larger selection of a
+// filter a job runs (jobFilter) is counted from the console's index
+// instead, and the job walks the store a page at a time: no request holds
+// a million.
+const maxWhole = 1000
+
 // resolve returns the open failures a selection names, from the current
 // view: nothing for an empty selection, which no action takes as "all".
-func (srv *Server) resolve(r *http.Request) (query, []failstore.Summary, []string) {
+// When the selection is a filter a job runs and holds more than maxWhole,
+// it lists none of them: sums is nil, and t counts them (counted).
+func (srv *Server) resolve(r *http.Request) (q query, sums []failstore.Summary, t tally, counted bool, errs []string) {
 	form := r.URL.Query()
 	if r.Method == http.MethodPost {
 		form = r.PostForm
 	}
-	q, errs := parseQuery(form, srv.cfg.Now())
+	q, errs = parseQuery(form, srv.cfg.Now())
 	v := srv.current()
 	if _, _, ready := viewState(v); !ready {
-		return q, nil, append(errs, "the open failures have not been read yet")
+		return q, nil, t, false, append(errs, "the open failures have not been read yet")
 	}
 	if q.empty() && form.Get("everything") != "1" {
-		return q, nil, append(errs, "nothing was selected: pick failures, a filter or a group")
+		return q, nil, t, false, append(errs, "nothing was selected: pick failures, a filter or a group")
 	}
 	srv.findText(r.Context(), &q)
-	return q, v.selected(&q, srv.textSeqs(r.Context(), &q)), errs
+	text := srv.textSeqs(r.Context(), &q)
+	if _, ok := jobFilter(q); ok {
+		if t = v.tally(&q, text, 0); t.N > maxWhole {
+			return q, nil, t, true, errs
+		}
+	}
+	sums = v.selected(&q, text)
+	return q, sums, tally{N: len(sums)}, false, errs
 }
 
 // skipped is a failure a replay leaves out, and why.
@@ -54,6 +70,9 @@ type replayPreview struct {
 	All      bool
 	Rate     float64
 	MaxRate  int
+	// Counted says the selection was counted from the index, not read
+	// whole (more than maxWhole: a job replays it).
+	Counted bool
 	// AllHref previews the selection with not retryable failures too.
 	AllHref string
 	Errors  []string
@@ -80,12 +99,29 @@ func hidden(q query) [][2]string {
 // replayPreview shows what a replay of the selection would do, by a dry
 // run of the one replay implementation, and asks for confirmation.
 func (srv *Server) replayPreview(w http.ResponseWriter, r *http.Request) {
-	q, sums, errs := srv.resolve(r)
+	q, sums, t, counted, errs := srv.resolve(r)
 	all := r.URL.Query().Get("all") == "1"
 	if v := srv.current(); v != nil && q.UpTo == 0 {
 		q.UpTo = v.upTo()
 	}
-	data := replayPreview{Q: q, What: q.describe(), Selected: len(sums), All: all, Rate: srv.cfg.Rate, MaxRate: MaxRate, Errors: errs}
+	data := replayPreview{Q: q, What: q.describe(), Selected: t.N, All: all, Rate: srv.cfg.Rate, MaxRate: MaxRate, Errors: errs, Counted: counted}
+	if counted {
+		// Counted from the index: what the job will skip, by the same
+		// rules (a malformed failure has no command; a failure that is
+		// not retryable waits for --all or a repair).
+		reasons := map[string]int{}
+		if t.Malformed > 0 {
+			reasons[string(replay.SkipMalformed)] = t.Malformed
+		}
+		if t.NotRetryable > 0 && !all {
+			reasons[string(replay.SkipNotRetryable)] = t.NotRetryable
+		}
+		data.Send = t.N - t.Malformed
+		if !all {
+			data.Send -= t.NotRetryable
+		}
+		data.Skipped = breakdown(reasons, "")
+	}
 	if len(sums) > 0 {
 		whole, err := failstore.Get(r.Context(), srv.cfg.JS, sums)
 		if err != nil {
@@ -122,8 +158,8 @@ func (srv *Server) replayPreview(w http.ResponseWriter, r *http.Request) {
 // startReplay starts the replay the preview showed, and sends the browser
 // to its progress page.
 func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
-	q, sums, errs := srv.resolve(r)
-	if len(sums) == 0 {
+	q, sums, t, _, errs := srv.resolve(r)
+	if t.N == 0 {
 		srv.fail(w, r, http.StatusBadRequest, "nothing to replay: "+strings.Join(append(errs, "the selection holds no open failure (any longer)"), "; "))
 		return
 	}
@@ -137,7 +173,7 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 	if all {
 		j.What += ", not retryable too"
 	}
-	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionReplay, CommandIDs: commandIDs(sums), Filter: j.What, Count: len(sums),
+	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionReplay, CommandIDs: commandIDs(sums), Filter: j.What, Count: t.N,
 		Range: selectionRange(q), Detail: fmt.Sprintf("%g a second", rate)})
 	if !ok {
 		return
@@ -149,7 +185,7 @@ func (srv *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 		id, err := srv.startShared(r.Context(), parent, jobrun.Spec{Kind: jobrun.KindReplay, Filter: flt, Described: q.describe(),
 			All: all, Rate: rate, User: j.User, From: "console", UpTo: q.UpTo}, seq)
 		if err != nil {
-			srv.recordAs(j.User, seq, "replay", j.What, len(sums), "not started: "+err.Error(), false)
+			srv.recordAs(j.User, seq, "replay", j.What, t.N, "not started: "+err.Error(), false)
 			srv.fail(w, r, http.StatusBadGateway, "the replay could not be started: "+err.Error())
 			return
 		}
@@ -287,25 +323,28 @@ type discardData struct {
 }
 
 func (srv *Server) discardPreview(w http.ResponseWriter, r *http.Request) {
-	q, sums, errs := srv.resolve(r)
+	q, sums, t, counted, errs := srv.resolve(r)
 	if v := srv.current(); v != nil && q.UpTo == 0 {
 		q.UpTo = v.upTo()
 	}
-	by := map[string]int{}
-	for _, s := range sums {
-		by[string(s.Reason)]++
+	by := t.ByReason
+	if !counted {
+		by = map[string]int{}
+		for _, s := range sums {
+			by[string(s.Reason)]++
+		}
 	}
 	srv.render(w, r, http.StatusOK, "discard", "Discard", "failures", discardData{
-		What: q.describe(), Selected: len(sums), Hidden: hidden(q), Errors: errs, ByReason: breakdown(by, "reason")})
+		What: q.describe(), Selected: t.N, Hidden: hidden(q), Errors: errs, ByReason: breakdown(by, "reason")})
 }
 
 func (srv *Server) discard(w http.ResponseWriter, r *http.Request) {
-	q, sums, errs := srv.resolve(r)
-	if len(sums) == 0 {
+	q, sums, t, _, errs := srv.resolve(r)
+	if t.N == 0 {
 		srv.fail(w, r, http.StatusBadRequest, "nothing to discard: "+strings.Join(append(errs, "the selection holds no open failure (any longer)"), "; "))
 		return
 	}
-	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionDiscard, CommandIDs: commandIDs(sums), Filter: q.describe(), Count: len(sums), Range: selectionRange(q)})
+	seq, ok := srv.audit(w, r, audit.Entry{Action: audit.ActionDiscard, CommandIDs: commandIDs(sums), Filter: q.describe(), Count: t.N, Range: selectionRange(q)})
 	if !ok {
 		return
 	}
@@ -319,7 +358,7 @@ func (srv *Server) discard(w http.ResponseWriter, r *http.Request) {
 		id, err := srv.startShared(r.Context(), parent, jobrun.Spec{Kind: jobrun.KindDiscard, Filter: flt, Described: q.describe(),
 			User: user, From: "console", UpTo: q.UpTo}, seq)
 		if err != nil {
-			srv.recordAs(user, seq, "discard", q.describe(), len(sums), "not started: "+err.Error(), false)
+			srv.recordAs(user, seq, "discard", q.describe(), t.N, "not started: "+err.Error(), false)
 			srv.fail(w, r, http.StatusBadGateway, "the discard could not be started: "+err.Error())
 			return
 		}

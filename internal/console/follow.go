@@ -447,6 +447,42 @@ func (v *view) page(q *query, text map[uint64]bool, lo, hi int) (rows []failstor
 	return rows, matched
 }
 
+// tally counts the open failures q selects without listing them: in
+// all, by reason, and those a replay would leave out as not retryable;
+// first holds the newest of them, at most n.
+func (v *view) tally(q *query, text map[uint64]bool, n int) (t tally) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	x := v.idx
+	t.ByReason = map[string]int{}
+	x.each(x.compile(q, text), func(e *openEntry) bool {
+		if len(t.First) < n {
+			t.First = append(t.First, x.summary(e))
+		}
+		t.N++
+		reason := x.reasons.strs[e.reason]
+		t.ByReason[reason]++
+		switch {
+		case reason == string(contact.ReasonMalformed):
+			t.Malformed++
+		case e.flags&flagRetryable == 0:
+			t.NotRetryable++
+		}
+		return true
+	})
+	return t
+}
+
+// tally is what view.tally counts: Malformed those a replay cannot send,
+// NotRetryable the others it leaves out unless asked to send them too.
+type tally struct {
+	N            int
+	ByReason     map[string]int
+	Malformed    int
+	NotRetryable int
+	First        []failstore.Summary
+}
+
 // groups folds the open failures q selects into groups.
 func (v *view) groups(q *query, text map[uint64]bool) ([]failstore.Group, int) {
 	v.mu.RLock()

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -161,4 +162,42 @@ func TestDiscardByFilterIsAJob(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, page, "<h1>Discard</h1>")
 	assert.Contains(t, page, `<span id="job-replayed">225</span> discarded`)
+}
+
+// A selection of a filter larger than maxWhole is counted from the
+// index, not listed nor read whole: the previews say so, and the counts
+// are the store's.
+func TestLargeSelectionsAreCounted(t *testing.T) {
+	f := newFixture(t, Config{NoAuth: true, Addr: "127.0.0.1:8081"})
+	n := maxWhole + 200
+	seed(t, f.js, n, func(i int) (contact.Failed, time.Time) {
+		fl, at := exhausted(i)
+		if i%4 == 0 {
+			fl.Reason, fl.Retryable = contact.ReasonRejected, false
+		}
+		return fl, at
+	})
+	f.srv.load(context.Background())
+	c := f.client(t)
+
+	resp, page := get(t, c, f.web.URL+"/replay?reason=exhausted&reason=rejected")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, `id="counted"`, "counted from the index")
+	assert.Contains(t, page, fmt.Sprintf(`<strong id="will-send">%d</strong> of %d selected`, n-n/4, n))
+	assert.Contains(t, page, fmt.Sprintf("<li>%d not retryable</li>", n/4))
+
+	resp, page = get(t, c, f.web.URL+"/replay?reason=exhausted&reason=rejected&all=1")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, fmt.Sprintf(`<strong id="will-send">%d</strong> of %d selected`, n, n), "with --all, every one")
+
+	resp, page = get(t, c, f.web.URL+"/discard?reason=rejected")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.NotContains(t, page, `id="counted"`, "a selection of at most maxWhole is listed as before")
+	resp, page = get(t, c, f.web.URL+"/discard?provider=instantpay")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.Contains(t, page, fmt.Sprint(n-n/10), "the discard preview counts the filter's failures")
+
+	resp, page = get(t, c, f.web.URL+"/replay?command=cmd-000001")
+	require.Equal(t, http.StatusOK, resp.StatusCode, page)
+	assert.NotContains(t, page, `id="counted"`, "picked failures are read whole")
 }
