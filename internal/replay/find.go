@@ -12,6 +12,9 @@ import (
 	"github.com/contactrelay/contactrelay/internal/failstore"
 )
 
+// lookup is failstore.Lookup; a test replaces it.
+var lookup = failstore.Lookup
+
 // How a text search was answered.
 const (
 	// ByIndex: exact values, from the exact-value index.
@@ -49,12 +52,16 @@ func Find(ctx context.Context, js jetstream.JetStream, flt Filter, text string, 
 	start := time.Now()
 	why := "--contains"
 	if !contains {
-		found, err := failstore.Lookup(ctx, js, text, flt.Select(), flt.Limit)
+		found, err := lookup(ctx, js, text, flt.Select(), flt.Limit)
 		switch {
 		case errors.Is(err, failstore.ErrNoIndex):
 			why = "the exact-value index is not built yet: run 'consumer setup'"
-		case err != nil:
+		case err != nil && ctx.Err() != nil:
 			return nil, err
+		case err != nil:
+			// A user the server does not let read the index, a stream
+			// being restored: the scan still answers, slowly.
+			why = "the exact-value index could not be read: " + err.Error()
 		case len(found.Failures) == 0:
 			why = "no open failure holds it as an exact value"
 		default:
