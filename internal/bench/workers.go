@@ -159,14 +159,21 @@ type ProcessWorker struct {
 	// Env is added to the child's environment.
 	Executable string
 	Env        []string
-	cmd        *exec.Cmd
-	stdin      io.WriteCloser
-	stdout     *bufio.Reader
+	// Peers maps a mode to the executable run instead for that mode
+	// (Options.Peers), given the same arguments.
+	Peers map[string]string
+
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
 }
 
 // Start starts the child process and waits until it consumes.
 func (w *ProcessWorker) Start(ctx context.Context, s Scenario, env *Env) error {
 	self := w.Executable
+	if exe, ok := w.Peers[s.Mode]; ok {
+		self = exe
+	}
 	if self == "" {
 		var err error
 		if self, err = os.Executable(); err != nil {
