@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/bench"
 	"github.com/contactrelay/contactrelay/internal/exit"
 	"github.com/contactrelay/contactrelay/internal/provision"
@@ -261,4 +262,49 @@ func TestPeerFlags(t *testing.T) {
 			assert.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// lateWorker is a worker that says it is ready only once it has turned
+// the whole backlog into events.
+type lateWorker struct {
+	bench.GoroutineWorker
+	n int
+}
+
+func (w *lateWorker) Start(ctx context.Context, s bench.Scenario, env *bench.Env) error {
+	nc, err := nats.Connect(env.NATSURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	events := make(chan *nats.Msg, w.n)
+	if _, err := nc.ChanSubscribe(contact.SubjectCreated, events); err != nil {
+		return err
+	}
+	if err := nc.Flush(); err != nil {
+		return err
+	}
+	if err := w.GoroutineWorker.Start(ctx, s, env); err != nil {
+		return err
+	}
+	for range w.n {
+		select {
+		case <-events:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// TestWorkerReadyTooLate: a worker that says it is ready only after it
+// has answered every command makes the run fail with the reason, not a
+// throughput below zero.
+func TestWorkerReadyTooLate(t *testing.T) {
+	const n = 100
+	env, err := bench.StartEnv(t.Context(), "", 0)
+	require.NoError(t, err)
+	defer env.Close()
+	_, err = bench.Run(t.Context(), env, bench.Scenario{Mode: bench.ModeFloor, Concurrency: 8, N: n}, func() bench.Worker { return &lateWorker{n: n} })
+	require.ErrorContains(t, err, "every event came before the workers said ready")
 }
