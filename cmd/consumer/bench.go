@@ -17,7 +17,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.N, "n", 20000, "commands per run")
 	fs.DurationVar(&o.Latency, "latency", 0, "provider stand-in latency")
 	fs.StringVar(&o.Concurrency, "concurrency", "256", "CONCURRENCY; a comma list (16,32,...) measures a curve")
-	fs.StringVar(&o.Modes, "modes", "floor,contactrelay", "what to measure, a comma list of floor, floor+records (the floor with the two record writes the guarantees take) and contactrelay")
+	fs.StringVar(&o.Modes, "modes", "floor,contactrelay", "what to measure, a comma list of floor, floor+records (the floor with the two record writes the guarantees take), contactrelay and the names of --peers")
 	fs.IntVar(&o.Runs, "runs", 1, "runs of each measurement; medians are reported")
 	fs.Float64Var(&o.Rate, "rate", 0, "publish at this rate (commands/s) while consuming, instead of a backlog; 'half' finds the maximum first")
 	fs.BoolVar(&o.HalfRate, "half-rate", false, "measure latency at half of each mode's maximum throughput (runs the backlog first)")
@@ -28,6 +28,10 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&o.Instances, "instances", "1", "consumer instances sharing the durable; a comma list (1,2,3) measures each")
 	fs.StringVar(&o.WorkerCPUs, "worker-cpus", "", "run the consumers on these CPUs (taskset list, e.g. 1), to keep them apart from the server")
 	fs.StringVar(&o.WorkerLog, "worker-log", "", "append the consumers' logs to this file (default: dropped)")
+	fs.Func("peer", "also measure `NAME=EXECUTABLE`, another consumer, as mode NAME: 'EXECUTABLE bench-worker --mode NAME ...' (the worker protocol in docs/PERFORMANCE.md); repeatable, NAME usable in --modes", func(v string) error {
+		o.Peers = append(o.Peers, v)
+		return nil
+	})
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

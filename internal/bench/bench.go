@@ -315,6 +315,12 @@ func Run(ctx context.Context, env *Env, s Scenario, newWorker func() Worker) (Re
 	if err != nil {
 		return Result{}, fmt.Errorf("stop worker: %w", err)
 	}
+	if elapsed <= 0 {
+		// A worker (a peer, say) that says it is ready only after its
+		// start, having consumed meanwhile, would get a throughput below
+		// zero or beyond any.
+		return Result{}, errors.New("every event came before the workers said ready: a worker says ready once it consumes, not later")
+	}
 	slices.Sort(lat)
 	return Result{
 		Scenario:     s,

@@ -3,11 +3,14 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +42,12 @@ type Options struct {
 	ProfileDir string
 	WorkerCPUs string
 	WorkerLog  string
+	// Peers are other consumers measured beside the modes, each
+	// "NAME=EXECUTABLE": mode NAME is EXECUTABLE run as a worker process
+	// ('EXECUTABLE bench-worker --mode NAME ...', the protocol of
+	// RunWorkerProcess). A peer that Modes does not name is measured
+	// after the modes it names.
+	Peers []string
 }
 
 // Measure is 'consumer bench': every scenario the options make, measured and
@@ -52,7 +61,14 @@ func Measure(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ms, err := modes(o.Modes)
+	peers, peerNames, err := parsePeers(o.Peers)
+	if err != nil {
+		return err
+	}
+	if len(peers) > 0 && o.InProcess {
+		return &exit.Error{Code: 2, Err: errors.New("--in-process runs no peer: a peer is a process of its own")}
+	}
+	ms, err := modes(o.Modes, peers, peerNames)
 	if err != nil {
 		return err
 	}
@@ -74,7 +90,7 @@ func Measure(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		if o.InProcess {
 			return &GoroutineWorker{Logs: logs}
 		}
-		return &ProcessWorker{ProfileDir: o.ProfileDir, CPUs: o.WorkerCPUs, Logs: logs}
+		return &ProcessWorker{ProfileDir: o.ProfileDir, CPUs: o.WorkerCPUs, Logs: logs, Peers: peers}
 	}}
 	var results []Result
 	for _, s := range Scenarios(concs, insts, ms, Scenario{Latency: o.Latency, N: o.N, Rate: o.Rate}) {
@@ -108,18 +124,61 @@ func positiveInts(name, list string) ([]int, error) {
 	return out, nil
 }
 
-// modes parses --modes.
-func modes(list string) ([]string, error) {
+// modes parses --modes: the built-in modes and the peers' names, in the
+// order given, then the peers it does not name, in the order of --peer.
+func modes(list string, peers map[string]string, peerNames []string) ([]string, error) {
 	var out []string
 	for _, m := range strings.Split(list, ",") {
-		switch m = strings.TrimSpace(m); m {
-		case ModeFloor, ModeFloorRecords, ModeRelay:
+		m = strings.TrimSpace(m)
+		switch _, peer := peers[m]; {
+		case m == ModeFloor, m == ModeFloorRecords, m == ModeRelay, peer:
 			out = append(out, m)
 		default:
-			return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--modes: %q is not floor, floor+records or contactrelay", m)}
+			known := "floor, floor+records or contactrelay"
+			if len(peerNames) > 0 {
+				known = "floor, floor+records, contactrelay or a --peer (" + strings.Join(peerNames, ", ") + ")"
+			}
+			return nil, &exit.Error{Code: 2, Err: fmt.Errorf("--modes: %q is not %s", m, known)}
+		}
+	}
+	for _, name := range peerNames {
+		if !slices.Contains(out, name) {
+			out = append(out, name)
 		}
 	}
 	return out, nil
+}
+
+// parsePeers parses the --peer values, NAME=EXECUTABLE each: the
+// executable of each name, and the names in the order given. A name is
+// new, not a built-in mode, and fit for --modes and a file name; the
+// executable is found (a path, or a name on PATH).
+func parsePeers(vals []string) (map[string]string, []string, error) {
+	peers := map[string]string{}
+	var names []string
+	for _, v := range vals {
+		name, exe, ok := strings.Cut(v, "=")
+		name = strings.TrimSpace(name)
+		bad := func(why string) error {
+			return &exit.Error{Code: 2, Err: fmt.Errorf("--peer %q: %s", v, why)}
+		}
+		switch {
+		case !ok || name == "" || exe == "":
+			return nil, nil, bad("want NAME=EXECUTABLE")
+		case name == ModeFloor || name == ModeFloorRecords || name == ModeRelay:
+			return nil, nil, bad("the name of a built-in mode")
+		case strings.ContainsAny(name, ",/\\ \t"):
+			return nil, nil, bad("a name has no comma, slash or space")
+		case peers[name] != "":
+			return nil, nil, bad("a second peer of that name")
+		}
+		if _, err := exec.LookPath(exe); err != nil {
+			return nil, nil, bad(err.Error())
+		}
+		peers[name] = exe
+		names = append(names, name)
+	}
+	return peers, names, nil
 }
 
 // openWorkerLog opens --worker-log for appending; nil, for "", means the

@@ -115,9 +115,15 @@ func WriteTable(w io.Writer, rs []Result) {
 // concurrency, on natsURL and the provider stand-in at providerURL), its
 // logs on logTo; ready is called once it consumes.
 func RunWorker(ctx context.Context, mode, natsURL, providerURL string, concurrency int, logTo io.Writer, ready func()) error {
-	if mode == ModeFloor || mode == ModeFloorRecords {
+	switch mode {
+	case ModeFloor, ModeFloorRecords:
 		ready()
 		return Floor(ctx, natsURL, providerURL, concurrency, mode == ModeFloorRecords)
+	case ModeRelay:
+	default:
+		// A peer's name, say, given to this executable: running
+		// contactrelay under another name would measure the wrong consumer.
+		return fmt.Errorf("mode %q is not floor, floor+records or contactrelay", mode)
 	}
 	env := map[string]string{
 		"NATS_URL":                 natsURL,
@@ -153,14 +159,21 @@ type ProcessWorker struct {
 	// Env is added to the child's environment.
 	Executable string
 	Env        []string
-	cmd        *exec.Cmd
-	stdin      io.WriteCloser
-	stdout     *bufio.Reader
+	// Peers maps a mode to the executable run instead for that mode
+	// (Options.Peers), given the same arguments.
+	Peers map[string]string
+
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
 }
 
 // Start starts the child process and waits until it consumes.
 func (w *ProcessWorker) Start(ctx context.Context, s Scenario, env *Env) error {
 	self := w.Executable
+	if exe, ok := w.Peers[s.Mode]; ok {
+		self = exe
+	}
 	if self == "" {
 		var err error
 		if self, err = os.Executable(); err != nil {
