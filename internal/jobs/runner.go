@@ -398,13 +398,15 @@ func (x *run) replayPage(ctx context.Context, page []failstore.Summary, limiter 
 	_, err = replay.Replay(ctx, r.JS, replay.FromOpen(whole), replay.Options{
 		All: j.All, Limiter: limiter, Validator: r.Validator,
 		OnItem: func(it replay.Item) {
-			if it.Err != nil && ctx.Err() != nil {
-				// Cut short by the run ending: not done, and not passed,
-				// so that a resume sends it (the stream drops it if this
-				// publish was stored after all).
+			x.mu.Lock()
+			if x.err != nil || (it.Err != nil && ctx.Err() != nil) {
+				// Cut short by the run ending (stopped, taken over, or
+				// this publish interrupted): not counted, and not passed,
+				// so that what was saved stands and a resume sends it
+				// again (the stream drops it if it was stored).
+				x.mu.Unlock()
 				return
 			}
-			x.mu.Lock()
 			c := &j.Counts
 			c.Selected++
 			switch {

@@ -38,8 +38,12 @@ type Options struct {
 	Limiter *rate.Limiter
 	// DryRun sends nothing; Item.Msg still says what would be sent.
 	DryRun bool
-	// PublishTimeout bounds one publish. Default 10s.
+	// PublishTimeout bounds one publish, from its sending to the stream's
+	// answer. Default 10s.
 	PublishTimeout time.Duration
+	// Window is how many publishes may await the stream's answer at once.
+	// Default 64; 1 sends each after the previous one's answer.
+	Window int
 	// OnItem, if set, is told the fate of each selected failure, in order.
 	OnItem func(Item)
 	// Progress, if set, is called after each selected failure with how
@@ -56,6 +60,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = 10 * time.Second
+	}
+	if o.Window <= 0 {
+		o.Window = 64
 	}
 }
 
@@ -214,46 +221,159 @@ func Replay(ctx context.Context, js jetstream.JetStream, failures []*Failure, op
 	if limiter == nil {
 		limiter = rate.NewLimiter(rate.Limit(opts.Rate), 1)
 	}
-	held := heldCommands{js: js, timeout: opts.PublishTimeout}
+	// Up to Window publishes are in flight at once; each is reported, in
+	// the selection's order, once the stream has answered it.
+	r := replayer{js: js, opts: &opts, items: items, sum: &sum, held: heldCommands{js: js, timeout: opts.PublishTimeout}}
 	for i := range items {
 		it := &items[i]
 		if it.Skip == "" && !opts.DryRun {
 			if err := limiter.Wait(ctx); err != nil {
+				r.settle(ctx, 0)
 				sum.NotAttempted = len(items) - i
 				return sum, fmt.Errorf("replay interrupted: %w", err)
 			}
-			pctx, cancel := context.WithTimeout(ctx, opts.PublishTimeout)
-			it.Ack, it.Err = js.PublishMsg(pctx, it.Msg)
-			cancel()
-			if it.Err == nil && it.Ack.Duplicate {
-				it.Earlier = held.earlier(ctx, it.Ack, it.Msg)
-				it.Refused = !it.Earlier.Same && (it.Earlier.Held || len(opts.Repair) > 0)
-			}
+			r.send(i)
 		}
-		switch {
-		case it.Skip != "":
-			sum.Skipped[it.Skip]++
-		case it.Err != nil:
-			sum.PublishFailed++
-		case it.Refused:
-			sum.Refused++
-		case it.Earlier != nil:
-			sum.AlreadySent++
-		default:
-			sum.Replayed++
-		}
-		if opts.OnItem != nil {
-			opts.OnItem(*it)
-		}
-		if opts.Progress != nil {
-			opts.Progress(i+1, sum)
-		}
+		r.queue = append(r.queue, i)
+		r.settle(ctx, opts.Window-1)
 		if ctx.Err() != nil && i+1 < len(items) {
+			r.settle(ctx, 0)
 			sum.NotAttempted = len(items) - i - 1
 			return sum, fmt.Errorf("replay interrupted: %w", ctx.Err())
 		}
 	}
+	r.settle(ctx, 0)
 	return sum, nil
+}
+
+// replayer publishes a replay's items asynchronously and reports them in
+// order.
+type replayer struct {
+	js    jetstream.JetStream
+	opts  *Options
+	items []Item
+	sum   *Summary
+	held  heldCommands
+	// queue holds the indexes of the items not reported yet, in order;
+	// inFlight counts those among them whose publish awaits its answer.
+	queue    []int
+	inFlight int
+	futures  map[int]flight
+}
+
+// flight is a publish in flight.
+type flight struct {
+	ack jetstream.PubAckFuture
+	at  time.Time
+}
+
+// send publishes item i without waiting for the stream's answer.
+func (r *replayer) send(i int) {
+	it := &r.items[i]
+	f, err := r.js.PublishMsgAsync(it.Msg)
+	if err != nil {
+		it.Err = err
+		return
+	}
+	if r.futures == nil {
+		r.futures = map[int]flight{}
+	}
+	r.futures[i] = flight{ack: f, at: time.Now()}
+	r.inFlight++
+}
+
+// settle reports the queue's items from its front: those answered
+// already, and, while more than keep publishes are in flight (every
+// one, with keep 0), those whose answer it waits for in turn.
+func (r *replayer) settle(ctx context.Context, keep int) {
+	for len(r.queue) > 0 {
+		i := r.queue[0]
+		if f, flying := r.futures[i]; flying && !r.await(ctx, i, f, r.inFlight > keep) {
+			return
+		}
+		r.queue = r.queue[1:]
+		r.report(i)
+	}
+}
+
+// drainGrace bounds how long an interrupted replay waits for the answers
+// to its publishes in flight.
+const drainGrace = 2 * time.Second
+
+// await notes the stream's answer to item i's publish, waiting for it
+// when wait is set (at most PublishTimeout from the sending), and reports
+// whether it has it.
+func (r *replayer) await(ctx context.Context, i int, f flight, wait bool) bool {
+	it := &r.items[i]
+	if !wait {
+		select {
+		case it.Ack = <-f.ack.Ok():
+		case it.Err = <-f.ack.Err():
+		default:
+			return false
+		}
+	} else {
+		it.Ack, it.Err = r.answer(ctx, f)
+	}
+	delete(r.futures, i)
+	r.inFlight--
+	if it.Err == nil && it.Ack.Duplicate {
+		it.Earlier = r.held.earlier(ctx, it.Ack, it.Msg)
+		it.Refused = !it.Earlier.Same && (it.Earlier.Held || len(r.opts.Repair) > 0)
+	}
+	return true
+}
+
+// answer waits for the stream's answer to a publish, at most
+// PublishTimeout from its sending. Interrupted, it waits a little more:
+// what the stream stored is then reported sent, not failed; without an
+// answer by then, the error is ctx's.
+func (r *replayer) answer(ctx context.Context, f flight) (*jetstream.PubAck, error) {
+	timer := time.NewTimer(max(time.Until(f.at.Add(r.opts.PublishTimeout)), 0))
+	defer timer.Stop()
+	done, interrupted := ctx.Done(), false
+	for {
+		select {
+		case a := <-f.ack.Ok():
+			return a, nil
+		case err := <-f.ack.Err():
+			if interrupted {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		case <-timer.C:
+			if interrupted {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("publish: no answer within %s: %w", r.opts.PublishTimeout, context.DeadlineExceeded)
+		case <-done:
+			done, interrupted = nil, true
+			timer.Reset(min(time.Until(f.at.Add(r.opts.PublishTimeout)), drainGrace))
+		}
+	}
+}
+
+// report counts item i and tells the caller.
+func (r *replayer) report(i int) {
+	it, sum := r.items[i], r.sum
+	switch {
+	case it.Skip != "":
+		sum.Skipped[it.Skip]++
+	case it.Err != nil:
+		sum.PublishFailed++
+	case it.Refused:
+		sum.Refused++
+	case it.Earlier != nil:
+		sum.AlreadySent++
+	default:
+		sum.Replayed++
+	}
+	if r.opts.OnItem != nil {
+		r.opts.OnItem(it)
+	}
+	if r.opts.Progress != nil {
+		r.opts.Progress(i+1, *sum)
+	}
 }
 
 // heldCommands reads, for replays the command stream dropped as

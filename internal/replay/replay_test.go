@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -137,7 +139,8 @@ func TestReplayInterrupted(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	sum, err := Replay(ctx, l.js, l.scan(t, Filter{}).Failures, Options{Rate: 1000, OnItem: func(Item) {
+	// One publish at a time: nothing is sent after the third is answered.
+	sum, err := Replay(ctx, l.js, l.scan(t, Filter{}).Failures, Options{Rate: 1000, Window: 1, OnItem: func(Item) {
 		if n++; n == 3 {
 			cancel()
 		}
@@ -145,6 +148,107 @@ func TestReplayInterrupted(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, 3, sum.Replayed)
 	assert.Equal(t, 7, sum.NotAttempted)
+}
+
+// gatedJS holds back the stream's answers to the publishes made through
+// it until open of them have been made.
+type gatedJS struct {
+	jetstream.JetStream
+	open int
+	mu   sync.Mutex
+	sent int
+	gate chan struct{}
+}
+
+func (g *gatedJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	f, err := g.JetStream.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	if g.sent++; g.sent == g.open {
+		close(g.gate)
+	}
+	g.mu.Unlock()
+	h := &heldFuture{PubAckFuture: f, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	go func() {
+		<-g.gate
+		select {
+		case a := <-f.Ok():
+			h.ok <- a
+		case e := <-f.Err():
+			h.err <- e
+		}
+	}()
+	return h, nil
+}
+
+func (g *gatedJS) published() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sent
+}
+
+type heldFuture struct {
+	jetstream.PubAckFuture
+	ok  chan *jetstream.PubAck
+	err chan error
+}
+
+func (h *heldFuture) Ok() <-chan *jetstream.PubAck { return h.ok }
+func (h *heldFuture) Err() <-chan error            { return h.err }
+
+func TestReplayPipelinesPublishes(t *testing.T) {
+	l := newEventLog(t, true)
+	for i := range 10 {
+		l.failed(t, string(rune('a'+i)), "", contact.ReasonExhausted)
+	}
+	got := sent(t, l)
+	// No answer comes before the fourth publish: a replay that waited
+	// for each answer before the next send would time out on the first.
+	g := &gatedJS{JetStream: l.js, open: 4, gate: make(chan struct{})}
+	var items []Item
+	sum, err := Replay(context.Background(), g, l.scan(t, Filter{}).Failures, Options{
+		Rate: 1e6, Window: 4, PublishTimeout: 5 * time.Second,
+		OnItem: func(it Item) {
+			assert.LessOrEqual(t, g.published()-len(items), 4, "at most Window publishes await their answer")
+			items = append(items, it)
+		},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 10, sum.Replayed)
+	assert.Zero(t, sum.PublishFailed)
+	assert.Len(t, got(), 10)
+	require.Len(t, items, 10)
+	fs := l.scan(t, Filter{}).Failures
+	for i, it := range items {
+		assert.Equal(t, fs[i].CommandID(), it.Failure.CommandID(), "reported in the selection's order")
+		require.NotNil(t, it.Ack)
+	}
+}
+
+func TestReplayInterruptedWithPublishesInFlight(t *testing.T) {
+	l := newEventLog(t, true)
+	for i := range 10 {
+		l.failed(t, string(rune('a'+i)), "", contact.ReasonExhausted)
+	}
+	got := sent(t, l)
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	// Window 4: when the third is reported, up to four more are sent;
+	// those are reported by the stream's answer, the rest not attempted.
+	sum, err := Replay(ctx, l.js, l.scan(t, Filter{}).Failures, Options{Rate: 1000, Window: 4, OnItem: func(it Item) {
+		assert.NoError(t, it.Err, "a publish in flight when interrupted is reported by its answer")
+		if n++; n == 3 {
+			cancel()
+		}
+	}})
+	require.ErrorIs(t, err, context.Canceled)
+	stored := len(got())
+	assert.Equal(t, stored, sum.Replayed, "every command stored is reported sent")
+	assert.GreaterOrEqual(t, sum.Replayed, 3)
+	assert.LessOrEqual(t, sum.Replayed, 7)
+	assert.Equal(t, 10, sum.Replayed+sum.NotAttempted)
 }
 
 func TestReplayRepair(t *testing.T) {
