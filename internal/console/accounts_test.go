@@ -63,7 +63,7 @@ func TestViewersReadAndOperatorsAct(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, Config{UsersFile: file, Operators: []string{"ana"}, User: "ops", Password: "correct horse", ReadOnly: tc.readOnly})
 			seed(t, f.js, 3, exhausted)
-			f.srv.load(context.Background())
+			f.srv.follow.Load(context.Background())
 
 			viewers := []string{"vic"}
 			if tc.readOnly {
@@ -187,7 +187,7 @@ func TestProxyHeadersFromTrustedProxiesOnly(t *testing.T) {
 		f := newFixture(t, Config{ProxyUserHeader: "X-Forwarded-User", ProxyGroupsHeader: "X-Forwarded-Groups",
 			TrustedProxies: []netip.Prefix{netip.MustParsePrefix(trusted)}, OperatorGroups: []string{"payments-ops"}})
 		seed(t, f.js, 2, exhausted)
-		f.srv.load(context.Background())
+		f.srv.follow.Load(context.Background())
 		return f
 	}
 	req := func(t *testing.T, c *http.Client, method, u string, form url.Values, user, groups string) (*http.Response, string) {

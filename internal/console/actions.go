@@ -15,6 +15,7 @@ import (
 	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	jobrun "github.com/contactrelay/contactrelay/internal/jobs"
+	"github.com/contactrelay/contactrelay/internal/openfailures"
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
 
@@ -29,7 +30,7 @@ const maxWhole = 1000
 // view: nothing for an empty selection, which no action takes as "all".
 // When the selection is a filter a job runs and holds more than maxWhole,
 // it lists none of them: sums is nil, and t counts them (counted).
-func (srv *Server) resolve(r *http.Request) (q query, sums []failstore.Summary, t tally, counted bool, errs []string) {
+func (srv *Server) resolve(r *http.Request) (q query, sums []failstore.Summary, t openfailures.Tally, counted bool, errs []string) {
 	form := r.URL.Query()
 	if r.Method == http.MethodPost {
 		form = r.PostForm
@@ -45,12 +46,12 @@ func (srv *Server) resolve(r *http.Request) (q query, sums []failstore.Summary, 
 	srv.findText(r.Context(), &q)
 	text := srv.textSeqs(r.Context(), &q)
 	if _, ok := jobFilter(q); ok {
-		if t = v.tally(&q, text, 0); t.N > maxWhole {
+		if t = v.Tally(&q.Query, text, 0); t.N > maxWhole {
 			return q, nil, t, true, errs
 		}
 	}
-	sums = v.selected(&q, text)
-	return q, sums, tally{N: len(sums)}, false, errs
+	sums = v.Selected(&q.Query, text)
+	return q, sums, openfailures.Tally{N: len(sums)}, false, errs
 }
 
 // skipped is a failure a replay leaves out, and why.
@@ -102,7 +103,7 @@ func (srv *Server) replayPreview(w http.ResponseWriter, r *http.Request) {
 	q, sums, t, counted, errs := srv.resolve(r)
 	all := r.URL.Query().Get("all") == "1"
 	if v := srv.current(); v != nil && q.UpTo == 0 {
-		q.UpTo = v.upTo()
+		q.UpTo = v.UpTo()
 	}
 	data := replayPreview{Q: q, What: q.describe(), Selected: t.N, All: all, Rate: srv.cfg.Rate, MaxRate: MaxRate, Errors: errs, Counted: counted}
 	if counted {
@@ -325,7 +326,7 @@ type discardData struct {
 func (srv *Server) discardPreview(w http.ResponseWriter, r *http.Request) {
 	q, sums, t, counted, errs := srv.resolve(r)
 	if v := srv.current(); v != nil && q.UpTo == 0 {
-		q.UpTo = v.upTo()
+		q.UpTo = v.UpTo()
 	}
 	by := t.ByReason
 	if !counted {
@@ -366,7 +367,7 @@ func (srv *Server) discard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := failstore.Discard(r.Context(), srv.cfg.JS, sums)
-	srv.forget(sums)
+	srv.follow.Forget(sums)
 	srv.Reload()
 	result := fmt.Sprintf("%d of %d discarded", n, len(sums))
 	if err != nil {

@@ -21,7 +21,7 @@ func TestActionsAreAuditedBeforeTheyAreDone(t *testing.T) {
 	f := newFixture(t, Config{UsersFile: users, Operators: []string{"ana"}})
 	ctx := context.Background()
 	seed(t, f.js, 3, exhausted)
-	f.srv.load(ctx)
+	f.srv.follow.Load(ctx)
 	f.srv.cfg.Audit = &audit.Writer{JS: f.js}
 
 	c := f.client(t)
@@ -31,7 +31,7 @@ func TestActionsAreAuditedBeforeTheyAreDone(t *testing.T) {
 	resp, body := post(t, c, f.web.URL+"/discard", url.Values{"command": {"cmd-000001"}, "csrf": {token}})
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
 	assert.Contains(t, body, "Nothing was done")
-	f.srv.load(ctx)
+	f.srv.follow.Load(ctx)
 	_, page := get(t, c, f.web.URL+"/failure?id=cmd-000001")
 	assert.Contains(t, page, `id="discard-one"`, "the failure is still open")
 
@@ -41,7 +41,7 @@ func TestActionsAreAuditedBeforeTheyAreDone(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	resp, body = post(t, c, f.web.URL+"/discard", url.Values{"command": {"cmd-000001"}, "csrf": {token}})
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	f.srv.load(ctx) // as Run would, after an action
+	f.srv.follow.Load(ctx) // as Run would, after an action
 	resp, body = post(t, c, f.web.URL+"/discard", url.Values{"reason": {"exhausted"}, "csrf": {token}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "a discard by filter is a job: %s", body)
 
@@ -110,7 +110,7 @@ func TestFailurePageShowsItsActions(t *testing.T) {
 	f := newFixture(t, Config{User: "ops", Password: "correct horse"})
 	ctx := context.Background()
 	seed(t, f.js, 2, exhausted)
-	f.srv.load(ctx)
+	f.srv.follow.Load(ctx)
 	_, err := f.js.CreateStream(ctx, audit.StreamConfig(1, 0))
 	require.NoError(t, err)
 	f.srv.cfg.Audit = &audit.Writer{JS: f.js}

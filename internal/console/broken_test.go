@@ -30,7 +30,7 @@ func TestFailurePageShowsTheValuesThatBrokeARule(t *testing.T) {
 				{Field: "companyName", Rule: "required", Message: "companyName is required"},
 			}}, time.Now()
 	})
-	f.srv.load(context.Background())
+	f.srv.follow.Load(context.Background())
 	resp, page := get(t, f.client(t), f.web.URL+"/failure?id=broken-1")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	page = html.UnescapeString(page)

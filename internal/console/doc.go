@@ -4,10 +4,10 @@
 // and discard them through the same code as 'consumer replay' and
 // 'consumer failures discard' (package replay, package failstore).
 //
-// A Server keeps a small index of the open failures (index.go: 32 bytes a
-// failure and its commandId; reasons, providers and messages stored once),
-// read once when it starts and then kept in step with what changes
-// (follow.go: the store's new entries, the contact.created events, its own
+// A Server keeps a small index of the open failures (package openfailures:
+// 32 bytes a failure and its commandId; reasons, providers and messages
+// stored once), read once when it starts and then kept in step with what
+// changes (the store's new entries, the contact.created events, its own
 // discards), checked every Config.Refresh and after every action; it
 // answers every listing from it. Only the page of one failure and the
 // actions read whole entries. Its figures of the event stream and of the

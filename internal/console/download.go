@@ -28,7 +28,7 @@ func (srv *Server) downloadCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	srv.findText(r.Context(), &q)
-	open, err := failstore.Get(r.Context(), srv.cfg.JS, v.selected(&q, srv.textSeqs(r.Context(), &q)))
+	open, err := failstore.Get(r.Context(), srv.cfg.JS, v.Selected(&q.Query, srv.textSeqs(r.Context(), &q)))
 	if err != nil {
 		srv.fail(w, r, http.StatusBadGateway, "read the open failures: "+err.Error())
 		return

@@ -18,7 +18,7 @@ var downloadLink = regexp.MustCompile(`<a href="([^"]+)" id="download-csv"`)
 func TestDownloadCSVOfTheFilter(t *testing.T) {
 	f := newFixture(t, Config{NoAuth: true})
 	seed(t, f.js, 20, exhausted)
-	f.srv.load(context.Background())
+	f.srv.follow.Load(context.Background())
 	c := f.client(t)
 
 	_, page := get(t, c, f.web.URL+"/failures?provider=pik")

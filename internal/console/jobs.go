@@ -184,7 +184,7 @@ func (srv *Server) jobRunner(ctx context.Context, create bool) (*jobrun.Runner, 
 	srv.jobs.runner = &jobrun.Runner{JS: srv.cfg.JS, Store: st, Lease: srv.cfg.JobLease, Validator: srv.validator, Handoff: true,
 		// The index closes what its own discards remove, as a discard of
 		// picked failures does, instead of reading the store again.
-		OnDiscard: func(sum failstore.Summary) { srv.forget([]failstore.Summary{sum}) }}
+		OnDiscard: func(sum failstore.Summary) { srv.follow.Forget([]failstore.Summary{sum}) }}
 	return srv.jobs.runner, nil
 }
 

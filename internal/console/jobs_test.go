@@ -53,8 +53,8 @@ func TestReplayByFilterSurvivesAConsoleRestart(t *testing.T) {
 		if v == nil {
 			return false
 		}
-		_, _, ready := v.state()
-		return ready && v.open() == n
+		_, _, ready := v.State()
+		return ready && v.Open() == n
 	}, 20*time.Second, 10*time.Millisecond, "replica A has read the open failures")
 
 	c := (&fixture{}).client(t)
@@ -132,8 +132,8 @@ func TestDiscardByFilterIsAJob(t *testing.T) {
 		if v == nil {
 			return false
 		}
-		_, _, ready := v.state()
-		return ready && v.open() == n
+		_, _, ready := v.State()
+		return ready && v.Open() == n
 	}, 20*time.Second, 10*time.Millisecond)
 
 	c := (&fixture{}).client(t)
@@ -177,7 +177,7 @@ func TestLargeSelectionsAreCounted(t *testing.T) {
 		}
 		return fl, at
 	})
-	f.srv.load(context.Background())
+	f.srv.follow.Load(context.Background())
 	c := f.client(t)
 
 	resp, page := get(t, c, f.web.URL+"/replay?reason=exhausted&reason=rejected")

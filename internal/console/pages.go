@@ -17,6 +17,7 @@ import (
 	"github.com/contactrelay/contactrelay/contact"
 	"github.com/contactrelay/contactrelay/internal/audit"
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/openfailures"
 	"github.com/contactrelay/contactrelay/internal/redact"
 	"github.com/contactrelay/contactrelay/internal/replay"
 	"github.com/contactrelay/contactrelay/record"
@@ -113,25 +114,21 @@ func (srv *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 	v := srv.current()
 	data := overview{Stats: srv.stats.Load()}
 	if _, _, ready := viewState(v); ready {
-		v.mu.RLock()
-		x := v.idx
-		data.Open = x.live
-		byReason, byProvider := x.counts()
-		data.ByReason = breakdown(byReason, "reason")
-		data.ByProvider = breakdown(byProvider, "provider")
-		data.Groups = x.groupsOf(x.compile(&query{}, nil))
+		start := srv.cfg.Now().Truncate(time.Hour).Add(-23 * time.Hour)
+		o := v.Overview(start)
+		data.Open = o.Open
+		data.ByReason = breakdown(o.ByReason, "reason")
+		data.ByProvider = breakdown(o.ByProvider, "provider")
+		data.Groups = o.Groups
 		if len(data.Groups) > 5 {
 			data.Groups = data.Groups[:5]
 		}
-		start := srv.cfg.Now().Truncate(time.Hour).Add(-23 * time.Hour)
-		hours, older := x.hourly(start)
-		v.mu.RUnlock()
 		var hourly [24]uint64
-		for i, n := range hours {
+		for i, n := range o.Hours {
 			hourly[i] = uint64(n)
 		}
 		data.OpenTrend = barChart(hourly, start, "open failure", "open failures")
-		data.Older = older
+		data.Older = o.Older
 	}
 	if data.Stats != nil {
 		data.Trend = barChart(data.Stats.FailedHourly, data.Stats.HourStart, "contact.failed event", "contact.failed events")
@@ -139,12 +136,12 @@ func (srv *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 	srv.render(w, r, http.StatusOK, "overview", "Overview", "overview", data)
 }
 
-// viewState is v.state, for a view that may not be there yet.
-func viewState(v *view) (time.Time, error, bool) {
+// viewState is v.State, for a view that may not be there yet.
+func viewState(v *openfailures.View) (time.Time, error, bool) {
 	if v == nil {
 		return time.Time{}, nil, false
 	}
-	return v.state()
+	return v.State()
 }
 
 type failuresData struct {
@@ -181,20 +178,20 @@ func (srv *Server) failuresPage(w http.ResponseWriter, r *http.Request) {
 	data.Page, _ = strconv.Atoi(form.Get("page"))
 	data.Page = max(data.Page, 1)
 	if _, _, ready := viewState(v); ready {
-		data.Total = v.open()
-		data.UpTo = v.upTo()
-		data.Providers = v.providers(data.Providers)
+		data.Total = v.Open()
+		data.UpTo = v.UpTo()
+		data.Providers = v.Providers(data.Providers)
 		text := srv.textSeqs(r.Context(), &q)
 		if data.GroupView {
-			data.Groups, data.Matched = v.groups(&q, text)
+			data.Groups, data.Matched = v.Groups(&q.Query, text)
 		} else {
 			lo := (data.Page - 1) * size
-			data.Rows, data.Matched = v.page(&q, text, lo, lo+size)
+			data.Rows, data.Matched = v.Page(&q.Query, text, lo, lo+size)
 			data.Pages = max(1, (data.Matched+size-1)/size)
 			if data.Page > data.Pages {
 				data.Page = data.Pages
 				lo = (data.Page - 1) * size
-				data.Rows, data.Matched = v.page(&q, text, lo, lo+size)
+				data.Rows, data.Matched = v.Page(&q.Query, text, lo, lo+size)
 			}
 			data.From, data.To = lo+1, lo+len(data.Rows)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/openfailures"
 	"github.com/contactrelay/contactrelay/internal/replay"
 )
 
@@ -62,7 +63,7 @@ func parseQuery(v url.Values, now time.Time) (query, []string) {
 	q.Text = strings.TrimSpace(v.Get("q"))
 	q.CommandID = strings.TrimSpace(v.Get("command"))
 	if v.Has("g_reason") {
-		q.Group = &groupKey{Reason: v.Get("g_reason"), Provider: v.Get("g_provider"), Message: v.Get("g_message")}
+		q.Group = &openfailures.GroupKey{Reason: v.Get("g_reason"), Provider: v.Get("g_provider"), Message: v.Get("g_message")}
 	}
 	for _, s := range v["seq"] {
 		n, err := strconv.ParseUint(s, 10, 64)

@@ -42,7 +42,7 @@ func TestRepairFromASpreadsheet(t *testing.T) {
 	web := httptest.NewServer(srv.Handler())
 	t.Cleanup(web.Close)
 	seed(t, js, 2, invalidEmail)
-	srv.load(ctx)
+	srv.follow.Load(ctx)
 	c := (&fixture{}).client(t)
 
 	_, body := get(t, c, web.URL+"/failures.csv")

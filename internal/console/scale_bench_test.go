@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contactrelay/contactrelay/contact"
+	"github.com/contactrelay/contactrelay/internal/events"
 	"github.com/contactrelay/contactrelay/internal/failstore"
 	"github.com/contactrelay/contactrelay/internal/natstest"
 	"github.com/contactrelay/contactrelay/internal/provision"
@@ -49,13 +52,14 @@ func BenchmarkConsoleAtScale(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	v := srv.load(context.Background())
+	v := srv.follow.Load(context.Background())
 	took := time.Since(start)
-	require.NoError(b, v.err)
+	_, err, _ = v.State()
+	require.NoError(b, err)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	b.Logf("read %d open failures into the index in %s; heap %.1f MB after a collection (%.1f MB before the read), index about %.1f MB",
-		v.open(), took.Round(time.Millisecond), float64(after.HeapAlloc)/1e6, float64(before.HeapAlloc)/1e6, float64(v.idx.bytes())/1e6)
+		v.Open(), took.Round(time.Millisecond), float64(after.HeapAlloc)/1e6, float64(before.HeapAlloc)/1e6, float64(v.Bytes())/1e6)
 
 	// Following: ten failures opened and five resolved (their
 	// contact.created published) between two catch-ups, as the service
@@ -64,28 +68,30 @@ func BenchmarkConsoleAtScale(b *testing.B) {
 		ctx := context.Background()
 		w, err := failstore.OpenWriter(ctx, js)
 		require.NoError(b, err)
-		fl := &follower{js: js, w: w}
+		var opened []string
 		n := 0
 		for b.Loop() {
 			b.StopTimer()
 			for range 10 {
-				fl.open(b, fmt.Sprintf("follow-%d-%d", time.Now().UnixNano(), n))
+				id := fmt.Sprintf("follow-%d-%d", time.Now().UnixNano(), n)
+				openFailure(b, w, id, n)
+				opened = append(opened, id)
 				n++
 			}
 			for range 5 {
-				fl.resolveID(b, fl.opened[0])
-				fl.opened = fl.opened[1:]
+				resolveFailure(b, js, w, opened[0])
+				opened = opened[1:]
 			}
 			b.StartTimer()
-			if got := srv.load(ctx); got != v {
+			if got := srv.follow.Load(ctx); got != v {
 				b.Fatal("the store was read again")
 			}
 		}
 		b.StopTimer()
-		for _, id := range fl.opened {
-			fl.resolveID(b, id)
+		for _, id := range opened {
+			resolveFailure(b, js, w, id)
 		}
-		require.Same(b, v, srv.load(ctx))
+		require.Same(b, v, srv.follow.Load(ctx))
 	})
 
 	web := httptest.NewServer(srv.Handler())
@@ -108,4 +114,33 @@ func BenchmarkConsoleAtScale(b *testing.B) {
 			}
 		})
 	}
+}
+
+// openFailure opens a failure of the command id, as the service would
+// (through failstore.Writer).
+func openFailure(tb testing.TB, w *failstore.Writer, id string, i int) {
+	tb.Helper()
+	provider := "instantpay"
+	if i%3 == 0 {
+		provider = "pik"
+	}
+	f := contact.Failed{CommandID: id, Provider: provider, Reason: contact.ReasonExhausted, Retryable: true, Attempts: 2,
+		Message: provider + " said no to p" + fmt.Sprint(i) + "@example.com", Command: json.RawMessage(`{"name":"x"}`)}
+	ev, err := events.NewEvent("", contact.SubjectFailed, id, "", time.Now(), f)
+	require.NoError(tb, err)
+	e, err := failstore.NewEntry(&ev, ev.AppendJSON(nil), false)
+	require.NoError(tb, err)
+	require.NoError(tb, w.Open(context.Background(), e, nil))
+}
+
+// resolveFailure resolves the command id's failure and publishes its
+// contact.created, as the service would.
+func resolveFailure(tb testing.TB, js jetstream.JetStream, w *failstore.Writer, id string) {
+	tb.Helper()
+	ctx := context.Background()
+	require.NoError(tb, w.Resolve(ctx, id, nil))
+	ev, err := events.NewEvent("", contact.SubjectCreated, id, "", time.Now(), contact.Created{CommandID: id, Provider: "pik", ContactID: "c"})
+	require.NoError(tb, err)
+	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: contact.SubjectCreated, Data: ev.AppendJSON(nil)})
+	require.NoError(tb, err)
 }

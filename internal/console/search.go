@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/contactrelay/contactrelay/internal/failstore"
+	"github.com/contactrelay/contactrelay/internal/openfailures"
 )
 
 // searchBudget bounds the substring search a text filter runs when no
@@ -22,7 +23,7 @@ const searchLimit = 500
 // is the text as an exact value (failstore.Lookup, the exact-value index:
 // milliseconds); when none is and no message or commandId holds it
 // either, those whose fields contain it (a substring search of whole
-// entries, newest first, at most searchLimit found within searchBudget). It records them in q (hits) and returns a sentence that
+// entries, newest first, at most searchLimit found within searchBudget). It records them in q (Hits) and returns a sentence that
 // says how the text was looked up.
 func (srv *Server) findText(ctx context.Context, q *query) string {
 	if q.Text == "" || len(q.Seqs) > 0 {
@@ -32,9 +33,9 @@ func (srv *Server) findText(ctx context.Context, q *query) string {
 	found, err := failstore.Lookup(ctx, srv.cfg.JS, q.Text, failstore.Select{}, 0)
 	switch {
 	case err == nil && len(found.Failures) > 0:
-		q.hits = map[uint64]bool{}
+		q.Hits = map[uint64]bool{}
 		for _, f := range found.Failures {
-			q.hits[f.Seq] = true
+			q.Hits[f.Seq] = true
 		}
 		return fmt.Sprintf("Found as an exact value by the index in %d ms, and in messages and commandIds.", time.Since(start).Milliseconds())
 	case err != nil && !errors.Is(err, failstore.ErrNoIndex):
@@ -51,9 +52,9 @@ func (srv *Server) findText(ctx context.Context, q *query) string {
 		return fmt.Sprintf("No open failure holds it as an exact value; the search of names, emails, mobiles and metadata stopped after %s: "+
 			"messages and commandIds only (consumer failures --text … --contains searches them all).", searchBudget)
 	}
-	q.hits = map[uint64]bool{}
+	q.Hits = map[uint64]bool{}
 	for _, f := range page.Failures {
-		q.hits[f.Seq] = true
+		q.Hits[f.Seq] = true
 	}
 	more := ""
 	if page.Next != 0 {
@@ -64,10 +65,10 @@ func (srv *Server) findText(ctx context.Context, q *query) string {
 
 // matches reports whether the view holds a failure q selects by its
 // message or commandId alone.
-func matches(v *view, q *query) bool {
-	if _, _, ready := v.state(); !ready {
+func matches(v *openfailures.View, q *query) bool {
+	if _, _, ready := v.State(); !ready {
 		return false
 	}
-	_, n := v.page(q, nil, 0, 0)
+	_, n := v.Page(&q.Query, nil, 0, 0)
 	return n > 0
 }

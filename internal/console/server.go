@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/contactrelay/contactrelay/internal/openfailures"
 	"github.com/contactrelay/contactrelay/rules"
 )
 
@@ -31,7 +32,9 @@ type Server struct {
 	pages     map[string]*template.Template
 	validator *rules.Validator
 
-	view atomic.Pointer[view]
+	// follow keeps the view of the open failures that every listing is
+	// answered from.
+	follow *openfailures.Follower
 	// search, when set, answers a text filter in place of the index's
 	// own match (the message and commandId holding the text): the
 	// sequences of the open failures it found, and whether it could
@@ -89,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 		throttle:  newThrottle(cfg.Now),
 		checking:  make(chan struct{}, 4),
 		runCtx:    context.Background(),
+		follow:    openfailures.NewFollower(cfg.JS, cfg.Log),
 	}
 	accts.cfg = &srv.cfg
 	srv.accounts = accts
@@ -125,7 +129,7 @@ func (srv *Server) Run(ctx context.Context) error {
 		}
 	})
 	for {
-		srv.load(ctx)
+		srv.follow.Load(ctx)
 		wait := srv.cfg.Refresh
 		select {
 		case <-ctx.Done():
@@ -161,7 +165,7 @@ func (srv *Server) textSeqs(ctx context.Context, q *query) map[uint64]bool {
 
 // current returns the latest view of the open failures, nil before the
 // first load.
-func (srv *Server) current() *view { return srv.view.Load() }
+func (srv *Server) current() *openfailures.View { return srv.follow.Current() }
 
 // Handler returns the console's HTTP handler.
 func (srv *Server) Handler() http.Handler {
@@ -225,12 +229,13 @@ func (srv *Server) render(w http.ResponseWriter, r *http.Request, status int, na
 	if v := srv.current(); v != nil {
 		var err error
 		var ready bool
-		p.Loaded, err, ready = v.state()
+		p.Loaded, err, ready = v.State()
 		switch {
 		case err != nil:
 			p.Stale = staleText(err)
 		case !ready:
-			p.Stale = fmt.Sprintf("the open failures are being read for the first time (%d of %d so far)", v.loaded.Load(), v.loading.Load())
+			read, of := v.Progress()
+			p.Stale = fmt.Sprintf("the open failures are being read for the first time (%d of %d so far)", read, of)
 		}
 	} else {
 		p.Stale = "the open failures are being read for the first time"

@@ -1,10 +1,11 @@
-package console
+package openfailures
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,10 +18,10 @@ import (
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
-// view is the console's index of the open failures and how it follows the
-// store. Run loads it once, reading every entry's headers, and then keeps
-// it in step with what changes, never reading it all again unless it
-// finds it disagrees with the store:
+// View is the console's index of the open failures and how it follows the
+// store. A Follower loads it once, reading every entry's headers, and then
+// keeps it in step with what changes, never reading it all again unless
+// it finds it disagrees with the store:
 //
 //   - opens and replacements: the entries stored since the last sequence
 //     read (an ordered consumer on the store from there, headers only);
@@ -40,8 +41,9 @@ import (
 // So does a console whose event feed lost events it had not read yet
 // (the stream's age limit), at once.
 //
-// Handlers read it under mu's read lock; only Run's loop changes it.
-type view struct {
+// Its methods are safe for concurrent use: they read it under mu's read
+// lock; only the Follower's Load changes it.
+type View struct {
 	mu  sync.RWMutex
 	idx *index
 	// ready says the first load ended: before, pages are answered from
@@ -55,7 +57,7 @@ type view struct {
 	took        time.Duration
 	at, checked time.Time
 
-	// Only Run's loop uses these.
+	// Only the Follower's Load uses these.
 	created time.Time // the store's creation
 	lastSeq uint64    // the store's entries are read up to here
 	evNext  uint64    // the next CONTACT_EVENTS sequence to read; 0: none
@@ -65,17 +67,38 @@ type view struct {
 	loading atomic.Int64
 }
 
+// Follower keeps a View of the open failures in step with the store
+// (failstore) and the contact.created events. Build it with NewFollower
+// and call Load from one loop (the console's Run): each call brings the
+// view in step; Current and Forget are safe for concurrent use.
+type Follower struct {
+	js   jetstream.JetStream
+	log  *slog.Logger
+	view atomic.Pointer[View]
+}
+
+// NewFollower returns a Follower that reads the store through js and logs
+// its full reads to log (not nil).
+func NewFollower(js jetstream.JetStream, log *slog.Logger) *Follower {
+	return &Follower{js: js, log: log}
+}
+
+// Current returns the latest view of the open failures, nil before the
+// first Load.
+func (f *Follower) Current() *View { return f.view.Load() }
+
 // settleWait is how long a catch-up waits, when the counts disagree, for
 // the contact.created event of a resolution it saw the store make.
 var settleWait = 250 * time.Millisecond
 
-// load brings the view in step with the store: the first time, and when
+// Load brings the view in step with the store: the first time, and when
 // the view disagrees with the store, by reading every entry; otherwise by
-// what changed since (catchUp). Only Run's loop (and tests) call it.
-func (srv *Server) load(ctx context.Context) *view {
-	v := srv.view.Load()
+// what changed since (catchUp). It returns the view, which says in State
+// why it may be out of date. Only one loop (and tests) call it.
+func (f *Follower) Load(ctx context.Context) *View {
+	v := f.view.Load()
 	if v != nil && v.ready {
-		err := srv.catchUp(ctx, v)
+		err := f.catchUp(ctx, v)
 		if errors.Is(err, errCountsDiffer) && time.Since(v.at) < 3*v.took {
 			// Read less than twice a read's time ago: read again later,
 			// following meanwhile, rather than read without end.
@@ -90,9 +113,9 @@ func (srv *Server) load(ctx context.Context) *view {
 			v.mu.Unlock()
 			return v
 		}
-		srv.cfg.Log.Info("console: reading the open failures again", "why", err)
+		f.log.Info("console: reading the open failures again", "why", err)
 	}
-	return srv.loadAll(ctx)
+	return f.loadAll(ctx)
 }
 
 // errOutOfStep says the view disagrees with the store; errCountsDiffer
@@ -104,24 +127,24 @@ var (
 
 // loadAll reads every open failure into a new view, and swaps it in once
 // read; on an error it keeps the last good view and says why.
-func (srv *Server) loadAll(ctx context.Context) *view {
+func (f *Follower) loadAll(ctx context.Context) *View {
 	start := time.Now()
-	old := srv.view.Load()
-	nv := &view{idx: newIndex(), at: start}
+	old := f.view.Load()
+	nv := &View{idx: newIndex(), at: start}
 	if old == nil {
-		srv.view.Store(nv) // pages say it is loading, and how far
+		f.view.Store(nv) // pages say it is loading, and how far
 	}
-	fail := func(err error) *view {
+	fail := func(err error) *View {
 		if errors.Is(err, context.Canceled) {
 			return nv
 		}
-		cur := srv.view.Load()
+		cur := f.view.Load()
 		cur.mu.Lock()
 		cur.err = err
 		cur.mu.Unlock()
 		return cur
 	}
-	js := srv.cfg.JS
+	js := f.js
 	// The event feed starts where the store's read begins: a resolution
 	// of an entry read is then among the events read after.
 	if es, err := js.Stream(ctx, provision.EventStream); err == nil {
@@ -157,7 +180,7 @@ func (srv *Server) loadAll(ctx context.Context) *view {
 	nv.mu.Lock()
 	nv.ready = true
 	nv.mu.Unlock()
-	if err := srv.catchUp(ctx, nv); err != nil && !errors.Is(err, errOutOfStep) {
+	if err := f.catchUp(ctx, nv); err != nil && !errors.Is(err, errOutOfStep) {
 		return fail(err)
 	}
 	nv.mu.Lock()
@@ -165,16 +188,16 @@ func (srv *Server) loadAll(ctx context.Context) *view {
 	nv.checked = time.Now()
 	open, size, took := nv.idx.live, nv.idx.bytes(), nv.took
 	nv.mu.Unlock()
-	srv.view.Store(nv)
-	srv.cfg.Log.Info("console: open failures read", "open", open, "took", took.Round(time.Millisecond).String(), "indexBytes", size)
+	f.view.Store(nv)
+	f.log.Info("console: open failures read", "open", open, "took", took.Round(time.Millisecond).String(), "indexBytes", size)
 	return nv
 }
 
 // catchUp applies what changed in the store since the view last read it,
 // and checks the view's count against the store's: errOutOfStep when
 // they still disagree after a moment's wait for events in flight.
-func (srv *Server) catchUp(ctx context.Context, v *view) error {
-	js := srv.cfg.JS
+func (f *Follower) catchUp(ctx context.Context, v *View) error {
+	js := f.js
 	s, err := js.Stream(ctx, failstore.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return failstore.ErrNoStore
@@ -189,11 +212,11 @@ func (srv *Server) catchUp(ctx context.Context, v *view) error {
 	mismatched := false
 	for range 4 {
 		if last := info.State.LastSeq; last > v.lastSeq {
-			if err := srv.readNew(ctx, s, v, last); err != nil {
+			if err := f.readNew(ctx, s, v, last); err != nil {
 				return err
 			}
 		}
-		if err := srv.readResolved(ctx, v); err != nil {
+		if err := f.readResolved(ctx, v); err != nil {
 			return err
 		}
 		if info, err = s.Info(ctx); err != nil {
@@ -224,7 +247,7 @@ func (srv *Server) catchUp(ctx context.Context, v *view) error {
 
 // readNew reads the entries stored after the view's last sequence, up to
 // last, headers only, into the view.
-func (srv *Server) readNew(ctx context.Context, s jetstream.Stream, v *view, last uint64) error {
+func (f *Follower) readNew(ctx context.Context, s jetstream.Stream, v *View, last uint64) error {
 	var batch []failstore.Summary
 	flush := func() {
 		v.mu.Lock()
@@ -240,7 +263,7 @@ func (srv *Server) readNew(ctx context.Context, s jetstream.Stream, v *view, las
 		// 0.2 s at a million entries).
 		for seq := v.lastSeq + 1; seq <= last; {
 			var sum *failstore.Summary
-			if sum, err = failstore.NextEntry(ctx, srv.cfg.JS, seq); err != nil || sum == nil || sum.Seq > last {
+			if sum, err = failstore.NextEntry(ctx, f.js, seq); err != nil || sum == nil || sum.Seq > last {
 				break
 			}
 			batch = append(batch, *sum)
@@ -278,16 +301,16 @@ func (srv *Server) readNew(ctx context.Context, s jetstream.Stream, v *view, las
 
 // readResolved reads the contact.created events published since the
 // view's last one and closes their commands' own entries.
-func (srv *Server) readResolved(ctx context.Context, v *view) error {
+func (f *Follower) readResolved(ctx context.Context, v *View) error {
 	if v.evNext == 0 {
-		es, err := srv.cfg.JS.Stream(ctx, provision.EventStream)
+		es, err := f.js.Stream(ctx, provision.EventStream)
 		if err != nil {
 			return nil // no event stream (yet): the count check catches up
 		}
 		v.evNext = es.CachedInfo().State.LastSeq + 1
 		return nil
 	}
-	es, err := srv.cfg.JS.Stream(ctx, provision.EventStream)
+	es, err := f.js.Stream(ctx, provision.EventStream)
 	if err != nil {
 		return nil
 	}
@@ -318,7 +341,7 @@ func (srv *Server) readResolved(ctx context.Context, v *view) error {
 			seq = m.Sequence + 1
 		}
 		v.evNext = state.LastSeq + 1
-		srv.closeCommands(v, ids)
+		f.closeCommands(v, ids)
 		return nil
 	}
 	err = failstore.ReadUpTo(ctx, es, jetstream.OrderedConsumerConfig{
@@ -334,7 +357,7 @@ func (srv *Server) readResolved(ctx context.Context, v *view) error {
 		return err
 	}
 	v.evNext = state.LastSeq + 1
-	srv.closeCommands(v, ids)
+	f.closeCommands(v, ids)
 	return nil
 }
 
@@ -356,7 +379,7 @@ func createdCommand(body []byte) string {
 }
 
 // closeCommands closes the own entries of commands resolved.
-func (srv *Server) closeCommands(v *view, ids []string) {
+func (f *Follower) closeCommands(v *View, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
@@ -367,9 +390,9 @@ func (srv *Server) closeCommands(v *view, ids []string) {
 	v.mu.Unlock()
 }
 
-// forget closes failures the console discarded.
-func (srv *Server) forget(sums []failstore.Summary) {
-	v := srv.view.Load()
+// Forget closes failures the console discarded.
+func (f *Follower) Forget(sums []failstore.Summary) {
+	v := f.view.Load()
 	if v == nil || !v.ready {
 		return
 	}
@@ -380,9 +403,10 @@ func (srv *Server) forget(sums []failstore.Summary) {
 	v.mu.Unlock()
 }
 
-// state is what every page says of the view: when it was read, and why
-// it may be out of date.
-func (v *view) state() (loaded time.Time, err error, ready bool) {
+// State is what every page says of the view: when it was read, why it
+// may be out of date, and whether the first load ended (before, it holds
+// nothing yet: Progress says how far the load got).
+func (v *View) State() (loaded time.Time, err error, ready bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	loaded = v.at
@@ -392,23 +416,30 @@ func (v *view) state() (loaded time.Time, err error, ready bool) {
 	return loaded, v.err, v.ready
 }
 
-// open is how many open failures the view holds.
-func (v *view) open() int {
+// Progress says how many entries the first load has read, out of how
+// many.
+func (v *View) Progress() (read, of int64) {
+	return v.loaded.Load(), v.loading.Load()
+}
+
+// Open is how many open failures the view holds.
+func (v *View) Open() int {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.idx.live
 }
 
-// upTo is the store's last sequence the view has read.
-func (v *view) upTo() uint64 {
+// UpTo is the store's last sequence the view has read.
+func (v *View) UpTo() uint64 {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.lastSeq
 }
 
-// selected returns the open failures q selects, newest first; text, when
-// not nil, is what a text search found for q.Text.
-func (v *view) selected(q *query, text map[uint64]bool) []failstore.Summary {
+// Selected returns the open failures q selects, newest first; text, when
+// not nil, is what a text search found for q.Text, in place of the view's
+// own match.
+func (v *View) Selected(q *Query, text map[uint64]bool) []failstore.Summary {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	x := v.idx
@@ -431,9 +462,9 @@ func (v *view) selected(q *query, text map[uint64]bool) []failstore.Summary {
 	return out
 }
 
-// page returns the open failures q selects from the lo-th to before the
+// Page returns the open failures q selects from the lo-th to before the
 // hi-th (newest first), and how many it selects in all.
-func (v *view) page(q *query, text map[uint64]bool, lo, hi int) (rows []failstore.Summary, matched int) {
+func (v *View) Page(q *Query, text map[uint64]bool, lo, hi int) (rows []failstore.Summary, matched int) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	x := v.idx
@@ -447,10 +478,10 @@ func (v *view) page(q *query, text map[uint64]bool, lo, hi int) (rows []failstor
 	return rows, matched
 }
 
-// tally counts the open failures q selects without listing them: in
+// Tally counts the open failures q selects without listing them: in
 // all, by reason, and those a replay would leave out as not retryable;
-// first holds the newest of them, at most n.
-func (v *view) tally(q *query, text map[uint64]bool, n int) (t tally) {
+// First holds the newest of them, at most n.
+func (v *View) Tally(q *Query, text map[uint64]bool, n int) (t Tally) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	x := v.idx
@@ -473,9 +504,9 @@ func (v *view) tally(q *query, text map[uint64]bool, n int) (t tally) {
 	return t
 }
 
-// tally is what view.tally counts: Malformed those a replay cannot send,
+// Tally is what View.Tally counts: Malformed those a replay cannot send,
 // NotRetryable the others it leaves out unless asked to send them too.
-type tally struct {
+type Tally struct {
 	N            int
 	ByReason     map[string]int
 	Malformed    int
@@ -483,8 +514,9 @@ type tally struct {
 	First        []failstore.Summary
 }
 
-// groups folds the open failures q selects into groups.
-func (v *view) groups(q *query, text map[uint64]bool) ([]failstore.Group, int) {
+// Groups folds the open failures q selects into groups, the largest
+// first, and says how many they hold.
+func (v *View) Groups(q *Query, text map[uint64]bool) ([]failstore.Group, int) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	gs := v.idx.groupsOf(v.idx.compile(q, text))
@@ -495,8 +527,8 @@ func (v *view) groups(q *query, text map[uint64]bool) ([]failstore.Group, int) {
 	return gs, n
 }
 
-// providers are the providers of open failures, besides known.
-func (v *view) providers(known []string) []string {
+// Providers are the providers of open failures, besides known.
+func (v *View) Providers(known []string) []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	_, byProvider := v.idx.counts()
@@ -507,4 +539,36 @@ func (v *view) providers(known []string) []string {
 		}
 	}
 	return out
+}
+
+// Overview is what View.Overview counts of every open failure, at one
+// moment.
+type Overview struct {
+	Open                 int
+	ByReason, ByProvider map[string]int
+	// Groups are every group, the largest first.
+	Groups []failstore.Group
+	// Hours counts the failures by the hour they failed in, over the 24
+	// hours from the start asked for; Older those that failed before.
+	Hours [24]int
+	Older int
+}
+
+// Overview counts the open failures in all, by reason, by provider, by
+// group and by the hour they failed in over the 24 hours from start.
+func (v *View) Overview(start time.Time) Overview {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	x := v.idx
+	o := Overview{Open: x.live, Groups: x.groupsOf(x.compile(&Query{}, nil))}
+	o.ByReason, o.ByProvider = x.counts()
+	o.Hours, o.Older = x.hourly(start)
+	return o
+}
+
+// Bytes estimates the memory the view's index holds.
+func (v *View) Bytes() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.idx.bytes()
 }

@@ -1,4 +1,4 @@
-package console
+package openfailures
 
 import (
 	"cmp"
@@ -380,7 +380,7 @@ func (x *index) summary(e *openEntry) failstore.Summary {
 
 // matcher is a query compiled against an index: ids in place of names.
 type matcher struct {
-	q                *query
+	q                *Query
 	reasons          []bool // by reason id; nil: any
 	providers        []bool // by provider id; nil: any
 	since, until     int64
@@ -397,7 +397,7 @@ type matcher struct {
 
 // compile reads q against the index; text, when not nil, is the set of
 // sequences a text search (other than the index's own) found for q.Text.
-func (x *index) compile(q *query, text map[uint64]bool) *matcher {
+func (x *index) compile(q *Query, text map[uint64]bool) *matcher {
 	m := &matcher{q: q, since: math.MinInt64, until: math.MaxInt64}
 	if len(q.Reasons) > 0 {
 		m.reasons = make([]bool, len(x.reasons.strs))
@@ -464,7 +464,7 @@ func (x *index) match(m *matcher, e *openEntry) bool {
 		return false
 	case m.textBySearchFunc:
 		return m.textSeqs[e.seq]
-	case m.lowerText != "" && !m.msgText[e.msg] && !containsFold(x.cmds[e.cmd:e.cmd+uint32(e.cmdLen)], m.lowerText) && !q.hits[e.seq]:
+	case m.lowerText != "" && !m.msgText[e.msg] && !containsFold(x.cmds[e.cmd:e.cmd+uint32(e.cmdLen)], m.lowerText) && !q.Hits[e.seq]:
 		return false
 	}
 	return true

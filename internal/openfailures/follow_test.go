@@ -1,12 +1,10 @@
-package console
+package openfailures
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strings"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -22,15 +20,13 @@ import (
 	"github.com/contactrelay/contactrelay/internal/provision"
 )
 
-// follower is a console over a store written as the service writes it:
+// follower is a Follower of a store written as the service writes it:
 // through failstore.Writer, with contact.created events published after a
 // resolution.
 type follower struct {
 	js  jetstream.JetStream
 	w   *failstore.Writer
-	srv *Server
-	// opened are the commands opened, in order.
-	opened []string
+	fol *Follower
 }
 
 func newFollower(t *testing.T) *follower {
@@ -41,26 +37,17 @@ func newFollower(t *testing.T) *follower {
 	require.NoError(t, provision.Setup(ctx, js, provision.Topology{}))
 	w, err := failstore.OpenWriter(ctx, js)
 	require.NoError(t, err)
-	return &follower{js: js, w: w, srv: newServer(t, js)}
+	return &follower{js: js, w: w, fol: newTestFollower(js)}
 }
 
-func newServer(t *testing.T, js jetstream.JetStream) *Server {
-	t.Helper()
-	srv, err := New(Config{JS: js, NoAuth: true, Addr: "127.0.0.1:8081"})
-	require.NoError(t, err)
-	return srv
+func newTestFollower(js jetstream.JetStream) *Follower {
+	return NewFollower(js, slog.New(slog.DiscardHandler))
 }
 
 // fail opens a failure of command i with reason r, as the service would.
 func (fl *follower) fail(t testing.TB, i int, r contact.Reason) {
 	t.Helper()
 	fl.openAs(t, fmt.Sprintf("cmd-%06d", i), i, r)
-}
-
-// open opens a failure of the command id.
-func (fl *follower) open(t testing.TB, id string) {
-	t.Helper()
-	fl.openAs(t, id, len(fl.opened), contact.ReasonExhausted)
 }
 
 func (fl *follower) openAs(t testing.TB, id string, i int, r contact.Reason) {
@@ -76,7 +63,6 @@ func (fl *follower) openAs(t testing.TB, id string, i int, r contact.Reason) {
 	e, err := failstore.NewEntry(&ev, ev.AppendJSON(nil), false)
 	require.NoError(t, err)
 	require.NoError(t, fl.w.Open(context.Background(), e, nil))
-	fl.opened = append(fl.opened, id)
 }
 
 // resolve resolves command i's failure and publishes its contact.created.
@@ -95,11 +81,11 @@ func (fl *follower) resolveID(t testing.TB, id string) {
 	require.NoError(t, err)
 }
 
-// agree brings srv's view in step and checks its counts by reason equal
+// agree brings fol's view in step and checks its counts by reason equal
 // the server's (failstore.Count), and returns the view.
-func agree(t *testing.T, js jetstream.JetStream, srv *Server, step string) *view {
+func agree(t *testing.T, js jetstream.JetStream, fol *Follower, step string) *View {
 	t.Helper()
-	v := srv.load(context.Background())
+	v := fol.Load(context.Background())
 	require.NoError(t, v.err, step)
 	want, err := failstore.Count(context.Background(), js, failstore.Select{})
 	require.NoError(t, err, step)
@@ -113,15 +99,15 @@ func agree(t *testing.T, js jetstream.JetStream, srv *Server, step string) *view
 		total += n
 	}
 	assert.Equal(t, wantByName, got, "%s: the counts by reason are the store's", step)
-	assert.Equal(t, total, v.open(), "%s: as many open as the store holds", step)
+	assert.Equal(t, total, v.Open(), "%s: as many open as the store holds", step)
 	return v
 }
 
-// The console's counts stay exact as failures open, are replaced, resolve
+// The view's counts stay exact as failures open, are replaced, resolve
 // and are discarded, without reading the store again: each step is read
-// from the store's new entries and the contact.created events. A discard
-// no feed tells (the CLI's) is found by the count check, which reads the
-// store again once.
+// from the store's new entries and the contact.created events, or told
+// (Forget). A discard no feed tells (the CLI's) is found by the count
+// check, which reads the store again once.
 func TestIndexFollowsTheStore(t *testing.T) {
 	t.Run("by gets", testIndexFollowsTheStore)
 	t.Run("by consumers", func(t *testing.T) {
@@ -137,21 +123,21 @@ func testIndexFollowsTheStore(t *testing.T) {
 	for i := range 30 {
 		fl.fail(t, i, contact.ReasonExhausted)
 	}
-	first := agree(t, fl.js, fl.srv, "opened 30")
+	first := agree(t, fl.js, fl.fol, "opened 30")
 
 	for i := range 5 {
 		fl.fail(t, i, contact.ReasonRejected) // failed again: replaces
 	}
 	fl.fail(t, 30, contact.ReasonInvalid)
-	v := agree(t, fl.js, fl.srv, "replaced 5, opened 1")
+	v := agree(t, fl.js, fl.fol, "replaced 5, opened 1")
 	assert.Same(t, first, v, "followed, not read again")
 
 	for i := 5; i < 15; i++ {
 		fl.resolve(t, i)
 	}
-	v = agree(t, fl.js, fl.srv, "resolved 10")
+	v = agree(t, fl.js, fl.fol, "resolved 10")
 	assert.Same(t, first, v, "followed, not read again")
-	assert.Equal(t, 21, v.open())
+	assert.Equal(t, 21, v.Open())
 
 	// A conflict beside cmd-000020's own failure, stored twice (its
 	// subject keeps the newer); the command's resolution leaves it open.
@@ -163,44 +149,36 @@ func testIndexFollowsTheStore(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, fl.w.Open(ctx, e, nil))
 	}
-	v = agree(t, fl.js, fl.srv, "a conflict stored twice")
-	assert.Equal(t, 22, v.open())
+	v = agree(t, fl.js, fl.fol, "a conflict stored twice")
+	assert.Equal(t, 22, v.Open())
 	fl.resolve(t, 20)
-	v = agree(t, fl.js, fl.srv, "the command of the conflict resolved")
+	v = agree(t, fl.js, fl.fol, "the command of the conflict resolved")
 	assert.Same(t, first, v, "followed, not read again")
-	assert.Equal(t, 1, len(v.selected(&query{Reasons: []string{"conflict"}}, nil)), "the conflict stays")
+	assert.Equal(t, 1, len(v.Selected(&Query{Reasons: []string{"conflict"}}, nil)), "the conflict stays")
 
-	// A discard from the console's own page.
-	c := (&fixture{}).client(t)
-	web := httptest.NewServer(fl.srv.Handler())
-	t.Cleanup(web.Close)
-	resp, preview := get(t, c, web.URL+"/discard?reason=rejected")
-	require.Equal(t, 200, resp.StatusCode, preview)
-	form := map[string][]string{}
-	for _, m := range hiddenField.FindAllStringSubmatch(preview, -1) {
-		form[m[1]] = append(form[m[1]], m[2])
-	}
-	resp, body := post(t, c, web.URL+"/discard", form)
-	require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
-	require.Eventually(t, func() bool {
-		_, page := get(t, c, web.URL+resp.Header.Get("Location"))
-		return strings.Contains(page, `<span id="job-replayed">5</span> discarded`)
-	}, 20*time.Second, 10*time.Millisecond, "the discard job removes the 5")
-	v = agree(t, fl.js, fl.srv, "the console discarded 5")
+	// A discard the view is told of, as the console tells it of its own
+	// (TestConsoleDiscardIsFollowed in package console).
+	sums := v.Selected(&Query{Reasons: []string{"rejected"}}, nil)
+	require.Len(t, sums, 5)
+	n, err := failstore.Discard(ctx, fl.js, sums)
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	fl.fol.Forget(sums)
+	v = agree(t, fl.js, fl.fol, "the console discarded 5")
 	assert.Same(t, first, v, "its own discards are not read again")
 
 	// A discard elsewhere (the CLI): no feed tells it.
-	sums := fl.srv.current().selected(&query{Reasons: []string{"invalid"}}, nil)
+	sums = fl.fol.Current().Selected(&Query{Reasons: []string{"invalid"}}, nil)
 	require.Len(t, sums, 1)
-	n, err := failstore.Discard(ctx, fl.js, sums)
+	n, err = failstore.Discard(ctx, fl.js, sums)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	v = agree(t, fl.js, fl.srv, "the CLI discarded 1")
+	v = agree(t, fl.js, fl.fol, "the CLI discarded 1")
 	assert.NotSame(t, first, v, "the count check found it, and the store was read again")
-	assert.Equal(t, 15, v.open())
+	assert.Equal(t, 15, v.Open())
 
 	// A console that starts now agrees too.
-	agree(t, fl.js, newServer(t, fl.js), "a restarted console")
+	agree(t, fl.js, newTestFollower(fl.js), "a restarted console")
 }
 
 // A console that fell behind the event stream (the events after its last
@@ -220,16 +198,16 @@ func testIndexThatFellBehindReadsAgain(t *testing.T) {
 	for i := range 10 {
 		fl.fail(t, i, contact.ReasonExhausted)
 	}
-	first := agree(t, fl.js, fl.srv, "opened 10")
+	first := agree(t, fl.js, fl.fol, "opened 10")
 	for i := range 4 {
 		fl.resolve(t, i)
 	}
 	es, err := fl.js.Stream(ctx, provision.EventStream)
 	require.NoError(t, err)
 	require.NoError(t, es.Purge(ctx), "the events are gone before the console read them")
-	v := agree(t, fl.js, fl.srv, "resolved 4, events lost")
+	v := agree(t, fl.js, fl.fol, "resolved 4, events lost")
 	assert.NotSame(t, first, v, "read again")
-	assert.Equal(t, 6, v.open())
+	assert.Equal(t, 6, v.Open())
 }
 
 // The index keeps no string per failure beyond its commandId, and its
@@ -256,54 +234,6 @@ func TestIndexIsCompact(t *testing.T) {
 	for _, e := range x.entries[:10] {
 		assert.Equal(t, fmt.Sprintf("cmd-%06d", e.seq-1), x.commandID(&e), "the commandIds follow the compaction")
 	}
-}
-
-// While the first read is under way, the failures page's first page comes
-// from the store, newest first, with the store's counts; a filter the
-// server does not select by says it answers later.
-func TestFirstPageWhileLoading(t *testing.T) {
-	f := newFixture(t, Config{NoAuth: true, Addr: "127.0.0.1:0"})
-	seed(t, f.js, 120, exhausted)
-	f.srv.view.Store(&view{idx: newIndex()}) // a load under way
-	c := f.client(t)
-	resp, body := get(t, c, f.web.URL+"/failures")
-	require.Equal(t, 200, resp.StatusCode)
-	assert.Contains(t, body, "<strong>120</strong> of 120 open failures", "the store's count")
-	assert.Contains(t, body, "cmd-000119", "the newest stored is on the first page")
-	assert.NotContains(t, body, "cmd-000069", "only a page is read")
-	assert.Contains(t, body, "being read for the first time")
-
-	_, body = get(t, c, f.web.URL+"/failures?provider=pik")
-	assert.Contains(t, body, "<strong>12</strong> of 120 open failures", "a provider's count, from the server")
-	assert.Contains(t, body, "cmd-000110")
-	assert.NotContains(t, body, "cmd-000119", "not pik's")
-
-	_, body = get(t, c, f.web.URL+"/failures?since=2h")
-	assert.Contains(t, body, "this filter answers once the open failures are read")
-}
-
-// A text filter is answered by the search hook when it answers for the
-// text, and by the index's own match otherwise.
-func TestTextFilterSeam(t *testing.T) {
-	f := newFixture(t, Config{NoAuth: true, Addr: "127.0.0.1:0"})
-	seed(t, f.js, 10, exhausted)
-	v := f.srv.load(context.Background())
-	seqOf := map[string]uint64{}
-	for _, s := range v.selected(&query{}, nil) {
-		seqOf[s.CommandID] = s.Seq
-	}
-	f.srv.search = func(_ context.Context, text string) (map[uint64]bool, bool) {
-		if text != "p3@example.com" {
-			return nil, false
-		}
-		return map[uint64]bool{seqOf["cmd-000003"]: true}, true
-	}
-	c := f.client(t)
-	_, body := get(t, c, f.web.URL+"/failures?q=p3@example.com")
-	assert.Contains(t, body, "<strong>1</strong> of 10", "the hook's answer")
-	assert.Contains(t, body, "cmd-000003")
-	_, body = get(t, c, f.web.URL+"/failures?q=CMD-00000")
-	assert.Contains(t, body, "<strong>10</strong> of 10", "the index's own match, ignoring case")
 }
 
 // The index's table of own entries agrees with a map through random
@@ -357,44 +287,21 @@ func TestIndexReadsAgainNoSoonerThanTwiceAReadsTime(t *testing.T) {
 	for i := range 5 {
 		fl.fail(t, i, contact.ReasonExhausted)
 	}
-	first := agree(t, fl.js, fl.srv, "opened 5")
-	n, err := failstore.Discard(ctx, fl.js, first.selected(&query{}, nil)[:1])
+	first := agree(t, fl.js, fl.fol, "opened 5")
+	n, err := failstore.Discard(ctx, fl.js, first.Selected(&Query{}, nil)[:1])
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 
 	first.mu.Lock()
 	first.took = time.Hour // as if a read took an hour
 	first.mu.Unlock()
-	v := fl.srv.load(ctx)
+	v := fl.fol.Load(ctx)
 	assert.Same(t, first, v, "not read again so soon")
 	assert.NoError(t, v.err)
-	assert.Equal(t, 5, v.open(), "the discard elsewhere is not seen yet")
+	assert.Equal(t, 5, v.Open(), "the discard elsewhere is not seen yet")
 
 	first.mu.Lock()
 	first.took = 0
 	first.mu.Unlock()
-	agree(t, fl.js, fl.srv, "read again")
-}
-
-// Without a store the pages say so once, and the console reads it once it
-// is made.
-func TestNoStoreYet(t *testing.T) {
-	ns := natstest.Start(t, nil)
-	_, js := ns.Connect(t)
-	srv := newServer(t, js)
-	v := srv.load(context.Background())
-	require.ErrorIs(t, v.err, failstore.ErrNoStore)
-	web := httptest.NewServer(srv.Handler())
-	t.Cleanup(web.Close)
-	resp, body := get(t, (&fixture{}).client(t), web.URL+"/failures")
-	require.Equal(t, 200, resp.StatusCode)
-	assert.Equal(t, 1, strings.Count(body, "does not exist yet"), "said once: %s", body)
-	assert.NotContains(t, body, `class="error"`)
-
-	_, err := js.CreateOrUpdateStream(context.Background(), failstore.StreamConfig(1))
-	require.NoError(t, err)
-	seed(t, js, 2, exhausted)
-	v = srv.load(context.Background())
-	require.NoError(t, v.err)
-	assert.Equal(t, 2, v.open())
+	agree(t, fl.js, fl.fol, "read again")
 }
