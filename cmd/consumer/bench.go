@@ -43,15 +43,9 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func benchWorkerCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consumer bench-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o bench.WorkerOptions
-	fs.StringVar(&o.Mode, "mode", bench.ModeRelay, "floor, floor+records or contactrelay")
-	fs.StringVar(&o.NATSURL, "nats", "", "NATS URL")
-	fs.StringVar(&o.ProviderURL, "provider", "", "provider stand-in URL")
-	fs.IntVar(&o.Concurrency, "concurrency", 64, "CONCURRENCY")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile to this file")
-	fs.StringVar(&o.AllocProfile, "allocprofile", "", "write a heap allocation profile to this file when stopped")
+	o := bench.WorkerFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	return bench.RunWorkerProcess(ctx, o, stdin, stdout, stderr)
+	return bench.RunWorkerProcess(ctx, *o, stdin, stdout, stderr)
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,15 +67,9 @@ func TestMain(m *testing.M) {
 // consumer's does.
 func parseWorkerFlags(args []string) bench.WorkerOptions {
 	fs := flag.NewFlagSet("bench-worker", flag.ExitOnError)
-	var o bench.WorkerOptions
-	fs.StringVar(&o.Mode, "mode", bench.ModeRelay, "")
-	fs.StringVar(&o.NATSURL, "nats", "", "")
-	fs.StringVar(&o.ProviderURL, "provider", "", "")
-	fs.IntVar(&o.Concurrency, "concurrency", 64, "")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "")
-	fs.StringVar(&o.AllocProfile, "allocprofile", "", "")
+	o := bench.WorkerFlags(fs)
 	_ = fs.Parse(args)
-	return o
+	return *o
 }
 
 // BenchmarkPipeline is the short variant of 'consumer bench', for
@@ -265,7 +260,8 @@ func TestPeerFlags(t *testing.T) {
 }
 
 // lateWorker is a worker that says it is ready only once it has turned
-// the whole backlog into events.
+// the whole backlog into events, and a while after: the bench's own
+// subscription, on another connection, has seen them all by then.
 type lateWorker struct {
 	bench.GoroutineWorker
 	n int
@@ -294,7 +290,12 @@ func (w *lateWorker) Start(ctx context.Context, s bench.Scenario, env *bench.Env
 			return ctx.Err()
 		}
 	}
-	return nil
+	select {
+	case <-time.After(200 * time.Millisecond):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // TestWorkerReadyTooLate: a worker that says it is ready only after it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -203,6 +204,20 @@ type WorkerOptions struct {
 	// allocation since it started, sampled) is written to when it stops.
 	CPUProfile   string
 	AllocProfile string
+}
+
+// WorkerFlags defines the flags of 'bench-worker' on fs, which the bench
+// passes to every worker process (its own and a peer's); the options are
+// filled as fs parses.
+func WorkerFlags(fs *flag.FlagSet) *WorkerOptions {
+	o := &WorkerOptions{}
+	fs.StringVar(&o.Mode, "mode", ModeRelay, "floor, floor+records or contactrelay")
+	fs.StringVar(&o.NATSURL, "nats", "", "NATS URL")
+	fs.StringVar(&o.ProviderURL, "provider", "", "provider stand-in URL")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "CONCURRENCY")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.StringVar(&o.AllocProfile, "allocprofile", "", "write a heap allocation profile to this file when stopped")
+	return o
 }
 
 // RunWorkerProcess is 'consumer bench-worker', the consumer side of a
