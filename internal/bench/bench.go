@@ -165,11 +165,36 @@ func command(run string, i int) []byte {
 	return b
 }
 
-// publish publishes commands lo..hi-1 asynchronously and waits for the
+// publishWindow is how many of the backlog's publishes may await the
+// stream's acknowledgement at once: well under the client's limit of
+// pending asynchronous publishes (4,000), at which a publish stalls and,
+// on a loaded machine, fails.
+const publishWindow = 1024
+
+// publish publishes commands lo..hi-1 asynchronously, at most
+// publishWindow awaiting their acknowledgement at once, and waits for the
 // stream to have them all.
 func (e *Env) publish(ctx context.Context, run string, lo, hi int) error {
 	futures := make([]jetstream.PubAckFuture, 0, hi-lo)
+	acked := 0
+	wait := func() error {
+		f := futures[acked]
+		acked++
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for i := lo; i < hi; i++ {
+		if len(futures)-acked >= publishWindow {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
 		msg := nats.NewMsg(contact.SubjectCreate)
 		msg.Data = command(run, i)
 		f, err := e.js.PublishMsgAsync(msg)
@@ -178,13 +203,9 @@ func (e *Env) publish(ctx context.Context, run string, lo, hi int) error {
 		}
 		futures = append(futures, f)
 	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
+	for acked < len(futures) {
+		if err := wait(); err != nil {
 			return err
-		case <-ctx.Done():
-			return ctx.Err()
 		}
 	}
 	return nil
