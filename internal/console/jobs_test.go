@@ -78,6 +78,8 @@ func TestReplayByFilterSurvivesAConsoleRestart(t *testing.T) {
 		kj, err = st.Get(ctx, id)
 		return err == nil && kj.Counts.Selected >= 30
 	}, 30*time.Second, 10*time.Millisecond)
+	ownerA := kj.Owner
+	require.NotEmpty(t, ownerA, "replica A runs it")
 	resp, page := get(t, c, webB.URL+"/jobs/"+id)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "replica B shows the job")
 	assert.Contains(t, page, `id="job-phase">sending<`)
@@ -87,7 +89,9 @@ func TestReplayByFilterSurvivesAConsoleRestart(t *testing.T) {
 	kj, err = st.Get(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, jobrun.Running, kj.State, "handed over, not stopped")
-	assert.Empty(t, kj.Owner, "let go")
+	// Let go: no owner, or replica B's already (it looks every half
+	// lease, and A's other parts may take that long to stop).
+	assert.NotEqual(t, ownerA, kj.Owner, "let go")
 	require.Less(t, kj.Counts.Selected, n, "replica A stopped it half-way")
 	handed := kj.Counts.Selected
 
