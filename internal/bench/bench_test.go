@@ -309,3 +309,16 @@ func TestWorkerReadyTooLate(t *testing.T) {
 	_, err = bench.Run(t.Context(), env, bench.Scenario{Mode: bench.ModeFloor, Concurrency: 8, N: n}, func() bench.Worker { return &lateWorker{n: n} })
 	require.ErrorContains(t, err, "every event came before the workers said ready")
 }
+
+// TestWorkerThatNeverSaysReady: a worker process (a peer, say) that never
+// prints its ready line is killed after StartTimeout, and the run fails
+// with the reason instead of waiting for ever.
+func TestWorkerThatNeverSaysReady(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "silent-peer")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755))
+	w := &bench.ProcessWorker{Executable: script, StartTimeout: 300 * time.Millisecond}
+	start := time.Now()
+	err := w.Start(t.Context(), bench.Scenario{Mode: "silent", Concurrency: 1, N: 1}, &bench.Env{})
+	require.ErrorContains(t, err, "worker did not say ready within 300ms")
+	assert.Less(t, time.Since(start), 10*time.Second, "killed, not waited for")
+}

@@ -159,6 +159,9 @@ type ProcessWorker struct {
 	// Env is added to the child's environment.
 	Executable string
 	Env        []string
+	// StartTimeout bounds the wait for the worker's "ready" line;
+	// default DefaultStartTimeout.
+	StartTimeout time.Duration
 	// Peers maps a mode to the executable run instead for that mode
 	// (Options.Peers), given the same arguments.
 	Peers map[string]string
@@ -209,13 +212,39 @@ func (w *ProcessWorker) Start(ctx context.Context, s Scenario, env *Env) error {
 	if err := w.cmd.Start(); err != nil {
 		return err
 	}
-	line, err := w.stdout.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		_ = w.cmd.Process.Kill()
-		return fmt.Errorf("worker did not start: %q %v", line, err)
+	type readLine struct {
+		line string
+		err  error
 	}
-	return nil
+	read := make(chan readLine, 1)
+	go func() {
+		line, err := w.stdout.ReadString('\n')
+		read <- readLine{line, err}
+	}()
+	timeout := w.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-read:
+		if r.err != nil || strings.TrimSpace(r.line) != "ready" {
+			_ = w.cmd.Process.Kill()
+			_ = w.cmd.Wait()
+			return fmt.Errorf("worker did not start: %q %v", r.line, r.err)
+		}
+		return nil
+	case <-t.C:
+		_ = w.cmd.Process.Kill()
+		_ = w.cmd.Wait()
+		return fmt.Errorf("worker did not say ready within %s", timeout)
+	}
 }
+
+// DefaultStartTimeout is how long a worker process has to say it is
+// ready.
+const DefaultStartTimeout = time.Minute
 
 // Stop closes the child's standard input and returns what it measured.
 func (w *ProcessWorker) Stop() (WorkerStats, error) {
