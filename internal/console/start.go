@@ -68,7 +68,8 @@ func (c *Running) Wait() error { return <-c.done }
 // when. A configuration the console refuses (no authentication off
 // loopback) or a taken address is a usage error (exit 2).
 func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (c *Running, err error) {
-	nc, js, err := natsconn.ConnectJetStream(cfg, "contactrelay-console")
+	// Its NATS connection's news (disconnections, refusals) in its log.
+	nc, err := natsconn.Connect(cfg, "contactrelay-console", log)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +78,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (c *Running
 			nc.Close()
 		}
 	}()
+	js, err := natsconn.JetStream(nc, cfg)
+	if err != nil {
+		return nil, err
+	}
 	ccfg := ConfigFrom(cfg, js, log)
 	if !ccfg.NoAuth {
 		ccfg.Revocations, err = provision.EnsureConsoleSessions(ctx, js, 1, func(note string) { log.Info("console: " + note) })

@@ -10,9 +10,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,8 +33,9 @@ import (
 // the connection to the server, and log hears of disconnections,
 // reconnections and asynchronous errors. The caller closes the
 // connection. A failure to connect is an *exit.Error with code 2 whose message names NATS_URL (its
-// user information redacted) and says what to check.
-func Connect(cfg config.Config, name string, log *slog.Logger) (*nats.Conn, error) {
+// user information redacted) and says what to check. Options in extra
+// come last: an ErrorHandler there replaces the one that logs.
+func Connect(cfg config.Config, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -79,6 +83,7 @@ func Connect(cfg config.Config, name string, log *slog.Logger) (*nats.Conn, erro
 		}
 		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
 	}
+	opts = append(opts, extra...)
 	nc, err := nats.Connect(cfg.NATSURL, opts...)
 	if err != nil {
 		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("connect to NATS at %s (NATS_URL): %w%s",
@@ -86,6 +91,41 @@ func Connect(cfg config.Config, name string, log *slog.Logger) (*nats.Conn, erro
 	}
 	return nc, nil
 }
+
+// refusals says on w, once per subject, what the server refused the
+// connection's user (a permissions violation): the server answers a
+// refused publish or request with an error on the connection only, and
+// the request waits out its timeout, which on its own says nothing of why.
+func refusals(w io.Writer) nats.Option {
+	var (
+		mu   sync.Mutex
+		seen = map[string]bool{}
+	)
+	return nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			return
+		}
+		// nats.go's text, then the server's: "nats: permissions
+		// violation: Permissions Violation for Publish to ..."
+		what := err.Error()
+		if _, server, ok := strings.Cut(what, "permissions violation: "); ok {
+			what = server
+		}
+		mu.Lock()
+		said := seen[what]
+		if len(seen) < maxRefusalsSaid {
+			seen[what] = true
+		}
+		mu.Unlock()
+		if !said {
+			fmt.Fprintf(w, "consumer: the NATS server refused this user: %s (what it refuses waits out its timeout; docs/OPERATIONS.md lists each role's subjects)\n", what)
+		}
+	})
+}
+
+// maxRefusalsSaid bounds the refusals remembered, so that a connection
+// refused ever new subjects holds a bounded set.
+const maxRefusalsSaid = 64
 
 // connectHint says what to check after a failure to connect: the server
 // answered and refused, TLS failed, a name did not resolve, or no server
@@ -128,9 +168,11 @@ func JetStream(nc *nats.Conn, cfg config.Config) (jetstream.JetStream, error) {
 
 // ConnectJetStream connects a command-line tool to NATS and returns its
 // JetStream context; the caller closes the connection. A failure to
-// connect exits with 2.
+// connect exits with 2. Each subject the server refuses the user is said
+// on standard error at once (a refused request is not answered: it waits
+// out its timeout).
 func ConnectJetStream(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := Connect(cfg, name, slog.New(slog.DiscardHandler))
+	nc, err := Connect(cfg, name, slog.New(slog.DiscardHandler), refusals(os.Stderr))
 	if err != nil {
 		return nil, nil, &exit.Error{Code: 2, Err: err}
 	}
@@ -146,7 +188,7 @@ func ConnectJetStream(cfg config.Config, name string) (*nats.Conn, jetstream.Jet
 // command stream exists; either failing is exit 2, the streams missing
 // with client.ErrNoStreams. The caller closes the connection.
 func ConnectCommands(ctx context.Context, cfg config.Config) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := Connect(cfg, "contactrelay-publish", slog.New(slog.DiscardHandler))
+	nc, err := Connect(cfg, "contactrelay-publish", slog.New(slog.DiscardHandler), refusals(os.Stderr))
 	if err != nil {
 		return nil, nil, &exit.Error{Code: 2, Err: err}
 	}

@@ -1,9 +1,11 @@
 package natsconn
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,4 +53,52 @@ func TestInboxPrefix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRefusalsAreSaid: what the server refuses a tool's user is said at
+// once, once per subject, while the refused request itself only times
+// out.
+func TestRefusalsAreSaid(t *testing.T) {
+	s := natstest.Start(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "viewer", Password: "viewer-password", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.STREAM.INFO.>"}},
+		}}}
+	})
+	var said syncBuffer
+	nc, err := Connect(config.Config{NATSURL: s.URL("viewer", "viewer-password")}, "test", slog.New(slog.DiscardHandler), refusals(&said))
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := JetStream(nc, config.Config{})
+	require.NoError(t, err)
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err = js.Stream(ctx, "CONTACT_FAILURES")
+		cancel()
+		require.Error(t, err, "a refused request is not answered")
+	}
+	_, err = js.AccountInfo(context.Background())
+	require.NoError(t, err, "what the user may do still works")
+	require.Eventually(t, func() bool { return strings.Contains(said.String(), "CONTACT_FAILURES") }, 5*time.Second, 10*time.Millisecond)
+	out := said.String()
+	assert.Equal(t, 1, strings.Count(out, "\n"), "said once: %s", out)
+	assert.Contains(t, out, `consumer: the NATS server refused this user: Permissions Violation for Publish to "$JS.API.STREAM.INFO.CONTACT_FAILURES" (`)
+	assert.Contains(t, out, "docs/OPERATIONS.md")
+}
+
+// syncBuffer is a bytes.Buffer safe for the connection's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
