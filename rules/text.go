@@ -51,6 +51,11 @@ func unprintable(s string) (rune, bool) {
 
 // refusedRune reports whether the printable rule refuses r.
 func refusedRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		// In ASCII the classes refused are the controls alone
+		// (TestASCIIFastPaths checks every character).
+		return r < 0x20 || r == 0x7f
+	}
 	if r == '\u200c' || r == '\u200d' {
 		return false
 	}
@@ -60,6 +65,14 @@ func refusedRune(r rune) bool {
 // visible reports whether s has a character the visible rule counts.
 func visible(s string) bool {
 	for _, r := range s {
+		if r < utf8.RuneSelf {
+			// In ASCII only the space and the controls are not seen
+			// (TestASCIIFastPaths checks every character).
+			if r > 0x20 && r != 0x7f {
+				return true
+			}
+			continue
+		}
 		switch r {
 		case '\u115f', '\u1160', '\u3164', '\uffa0', '\u2800':
 			continue

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 
@@ -64,5 +65,16 @@ func TestValidateTextRules(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got)
 		})
+	}
+}
+
+// TestASCIIFastPaths: the ASCII shortcuts of refusedRune and visible
+// agree with the Unicode classes they stand for, character by character.
+func TestASCIIFastPaths(t *testing.T) {
+	for r := rune(0); r < utf8.RuneSelf; r++ {
+		refused := unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
+		assert.Equal(t, refused, refusedRune(r), "refusedRune(%U)", r)
+		seen := !unicode.In(r, unicode.Z, unicode.C, unicode.M)
+		assert.Equal(t, seen, visible(string(r)), "visible(%U)", r)
 	}
 }
