@@ -313,6 +313,7 @@ func Run(ctx context.Context, env *Env, s Scenario, newWorker func() Worker) (Re
 		workers = append(workers, one)
 	}
 	start := time.Now()
+	early := o.n.Load() // events that came before the workers said ready
 	if s.Rate > 0 {
 		go paced(ctx, env, run, s)
 	}
@@ -336,11 +337,11 @@ func Run(ctx context.Context, env *Env, s Scenario, newWorker func() Worker) (Re
 	if err != nil {
 		return Result{}, fmt.Errorf("stop worker: %w", err)
 	}
-	if elapsed <= 0 {
+	if elapsed <= 0 || 2*early > int64(s.N) {
 		// A worker (a peer, say) that says it is ready only after its
-		// start, having consumed meanwhile, would get a throughput below
-		// zero or beyond any.
-		return Result{}, errors.New("every event came before the workers said ready: a worker says ready once it consumes, not later")
+		// start, having consumed meanwhile, would get a throughput it did
+		// not earn, below zero or beyond any.
+		return Result{}, fmt.Errorf("%d of %d events came before the workers said ready: a worker says ready once it consumes, not later", early, s.N)
 	}
 	slices.Sort(lat)
 	return Result{
